@@ -1,0 +1,109 @@
+# corio — thin wrapper around CMake/CTest. The real build lives in CMakeLists.txt.
+#
+#   make deps        install missing Debian packages (no apt at all when none is missing)
+#   make build       Release build in build/
+#   make run         run the tasks demo
+#   make test        ctest on the Release build
+#   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
+#   make valgrind    every test binary under valgrind memcheck
+#   make bench       micro-benchmarks
+#   make clean       remove the build directories
+#   make format      clang-format the sources
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+BUILD_DIR := build
+ASAN_DIR  := build-asan
+JOBS      := $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages needed to build and test (override to install others: make deps PKGS=...).
+PKGS := build-essential cmake pkg-config libuv1-dev libssl-dev libcmocka-dev node-llhttp \
+        valgrind python3 curl clang
+
+# -Werror in CI only; explicit OFF otherwise so a CI run does not stick in the CMake cache.
+WERROR := $(if $(filter true,$(CI)),ON,OFF)
+
+VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite --track-fds=no
+
+SOURCE_DIRS := framework include tests examples bench
+
+.PHONY: deps build run test test-asan valgrind bench clean format
+
+# Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
+deps:
+	@missing=""; \
+	for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all packages installed"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "deps: missing$$missing, and not root with no sudo: install them as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+
+# Configure and build the Release tree in build/.
+build: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DCORIO_WERROR=$(WERROR)
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# Run the main demo.
+run: build
+	./$(BUILD_DIR)/examples/tasks/tasks
+
+# Run the test suite on the Release build; print (and log) a one-line summary.
+test: build
+	@rc=0; ctest --test-dir $(BUILD_DIR) --output-on-failure --no-tests=error -j2 \
+	  | tee $(BUILD_DIR)/ctest.log || rc=$$?; \
+	line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
+	  $(BUILD_DIR)/ctest.log || true); \
+	if [ -n "$$line" ]; then \
+	  failed=$$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$$line"); \
+	  total=$$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$$line"); \
+	  echo "ctest: $$((total - failed)) passed, $$failed failed" | tee -a $(BUILD_DIR)/ctest.log; \
+	fi; \
+	exit $$rc
+
+# Debug build with AddressSanitizer + UBSan in build-asan/, then the test suite.
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=address,undefined \
+	  -DCORIO_WERROR=ON -DCORIO_BUILD_BENCH=OFF
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure --no-tests=error -j2
+
+# Every build/tests/test_* binary under valgrind memcheck (logs in build/valgrind/).
+# CORIO_TEST_UNDER_VALGRIND=1 makes the tests skip what valgrind cannot run (stack overflow).
+valgrind: build
+	@mkdir -p $(BUILD_DIR)/valgrind; pass=0; fail=0; \
+	for t in $(BUILD_DIR)/tests/test_*; do \
+	  [ -f "$$t" ] && [ -x "$$t" ] || continue; \
+	  name=$$(basename "$$t"); log=$(CURDIR)/$(BUILD_DIR)/valgrind/$$name.log; \
+	  if (cd $(BUILD_DIR)/tests && CORIO_TEST_UNDER_VALGRIND=1 \
+	        timeout 900 $(VALGRIND) ./$$name) >"$$log" 2>&1; then \
+	    echo "valgrind: PASS $$name"; pass=$$((pass + 1)); \
+	  else \
+	    echo "valgrind: FAIL $$name (exit $$?), log $$log:"; cat "$$log"; fail=$$((fail + 1)); \
+	  fi; \
+	done; \
+	echo "valgrind: $$pass passed, $$fail failed"; \
+	if [ $$((pass + fail)) -eq 0 ]; then echo "valgrind: no test binaries in $(BUILD_DIR)/tests" >&2; exit 1; fi; \
+	[ $$fail -eq 0 ]
+
+# Micro-benchmarks (built with the project, never run by ctest).
+bench: build
+	bash bench/run_micro.sh $(BUILD_DIR)
+
+# Remove the build directories.
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+# Reformat every C source and header with .clang-format (installs clang-format if needed).
+format:
+	@command -v clang-format >/dev/null 2>&1 || $(MAKE) --no-print-directory deps PKGS=clang-format
+	find $(SOURCE_DIRS) -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i

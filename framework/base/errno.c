@@ -1,0 +1,51 @@
+/* Error names and messages, all from the one table in corio/errno.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/report.h"
+#include "corio/errno.h"
+
+const char *corio_strerror(int code) {
+    switch (code) {
+    case CORIO_OK:
+        return "success";
+#define CORIO__ERRNO_MSG(name, value, msg)                                                         \
+    case (value):                                                                                  \
+        return msg;
+        CORIO_ERRNO_MAP(CORIO__ERRNO_MSG)
+#undef CORIO__ERRNO_MSG
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096)
+        return strerror(-code); /* glibc: static strings for known codes */
+    return "unknown error";
+}
+
+const char *corio_err_name(int code) {
+    switch (code) {
+    case CORIO_OK:
+        return "OK";
+#define CORIO__ERRNO_NAME(name, value, msg)                                                        \
+    case (value):                                                                                  \
+        return #name;
+        CORIO_ERRNO_MAP(CORIO__ERRNO_NAME)
+#undef CORIO__ERRNO_NAME
+    default:
+        return "UNKNOWN";
+    }
+}
+
+void corio__report(const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line)
+        n = sizeof line - 1;
+    fprintf(stderr, "corio: %.*s\n", n, line);
+}

@@ -1,0 +1,49 @@
+/* Context switch for x86-64 System V.
+ *
+ * void corio__ctx_switch(corio__ctx *from, corio__ctx *to)
+ *
+ * Pushes the callee-saved registers (rbp, rbx, r12-r15) and the MXCSR and
+ * x87 control words onto the current stack, stores rsp in from->sp, loads
+ * to->sp and pops the same frame from there.  `ret` then continues wherever
+ * `to` last called corio__ctx_switch, or in corio__ctx_trampoline for a new
+ * context (see ctx_asm.c for the frame a new context starts with).
+ */
+    .text
+    .globl  corio__ctx_switch
+    .type   corio__ctx_switch, @function
+    .p2align 4
+corio__ctx_switch:
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)
+    movq    (%rsi), %rsp
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .size   corio__ctx_switch, .-corio__ctx_switch
+
+/* First code a new context runs: r12 = entry, r13 = arg, rsp 16-byte aligned. */
+    .globl  corio__ctx_trampoline
+    .type   corio__ctx_trampoline, @function
+    .p2align 4
+corio__ctx_trampoline:
+    movq    %r13, %rdi
+    callq   *%r12
+    ud2                         /* entry never returns */
+    .size   corio__ctx_trampoline, .-corio__ctx_trampoline
+
+    .section .note.GNU-stack, "", @progbits

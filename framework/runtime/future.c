@@ -1,0 +1,261 @@
+/* Futures: completion, await, done callbacks and thread-safe completion
+ * (see future.h).  Reference counts are atomic because a foreign thread may
+ * hold and drop a reference around a thread-safe completion; everything else
+ * happens on the loop thread. */
+#include <stdlib.h>
+
+#include "runtime/internal.h"
+
+void corio__future_init(corio_future *f, corio_loop *L, bool is_task) {
+    f->loop = L;
+    corio__list_init(&f->waiters);
+    f->callbacks = NULL;
+    corio__list_init(&f->soon_link);
+    f->value = NULL;
+    f->cancel_hook = NULL;
+    f->cancel_data = NULL;
+    f->ts_next = NULL;
+    f->ts_value = NULL;
+    f->ts_result = 0;
+    f->result = CORIO_EAGAIN;
+    atomic_init(&f->refs, 1);
+    atomic_init(&f->ts_claimed, false);
+    f->done = false;
+    f->is_task = is_task;
+}
+
+int corio_future_new(corio_future **out) {
+    *out = NULL;
+    corio_loop *L = corio__tls_loop;
+    if (!L) {
+        corio__report("corio_future_new called outside corio_run()");
+        return CORIO_ENOTASK;
+    }
+    corio_future *f = malloc(sizeof *f);
+    if (!f)
+        return CORIO_ENOMEM;
+    corio__future_init(f, L, false);
+    *out = f;
+    return 0;
+}
+
+corio_future *corio_future_retain(corio_future *f) {
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+static void free_callbacks(corio_future *f) {
+    while (f->callbacks) {
+        corio__done_cb_node *n = f->callbacks;
+        f->callbacks = n->next;
+        free(n);
+    }
+}
+
+void corio_future_release(corio_future *f) {
+    if (!f)
+        return;
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Last reference.  Nobody awaits (an awaiting task holds a reference)
+     * and no callback is due (a due callback holds one too). */
+    free_callbacks(f);
+    free(f); /* a task's future is its first member: this frees the task */
+}
+
+static void schedule_callbacks(corio_future *f) {
+    if (!f->callbacks || corio__list_linked(&f->soon_link))
+        return;
+    corio_future_retain(f);
+    corio__list_push_back(&f->loop->soon, &f->soon_link);
+    corio__loop_kick(f->loop);
+}
+
+int corio__future_finish(corio_future *f, int result, void *value) {
+    if (f->done)
+        return CORIO_EALREADY;
+    f->done = true;
+    f->result = result;
+    f->value = value;
+    f->cancel_hook = NULL;
+    corio__link *n;
+    while ((n = corio__list_pop_front(&f->waiters))) {
+        corio__waiter *w = corio__container_of(n, corio__waiter, link);
+        if (w->fire)
+            w->fire(w, f);
+        else
+            corio__wake(w->task, 0);
+    }
+    schedule_callbacks(f);
+    return 0;
+}
+
+int corio_future_complete(corio_future *f, int result, void *value) {
+    if (!f)
+        return CORIO_EINVAL;
+    if (f->is_task) {
+        corio__report("corio_future_complete called on a task (a task completes by returning)");
+        return CORIO_EINVAL;
+    }
+    return corio__future_finish(f, result, value);
+}
+
+int corio_future_resolve(corio_future *f, void *value) {
+    return corio_future_complete(f, 0, value);
+}
+
+int corio_future_fail(corio_future *f, int err) {
+    if (err >= 0)
+        return CORIO_EINVAL;
+    return corio_future_complete(f, err, NULL);
+}
+
+int corio_future_cancel(corio_future *f) {
+    if (!f)
+        return CORIO_EINVAL;
+    if (f->is_task)
+        return corio_cancel((corio_task *)f);
+    if (f->done)
+        return CORIO_EALREADY;
+    void (*hook)(corio_future *, void *) = f->cancel_hook;
+    f->cancel_hook = NULL;
+    if (hook) {
+        corio_future_retain(f);
+        hook(f, f->cancel_data);
+        int rc = corio__future_finish(f, CORIO_ECANCELED, NULL);
+        corio_future_release(f);
+        (void)rc; /* the hook may have completed it already */
+        return 0;
+    }
+    return corio__future_finish(f, CORIO_ECANCELED, NULL);
+}
+
+void corio_future_on_cancel(corio_future *f, void (*hook)(corio_future *f, void *data),
+                            void *data) {
+    f->cancel_hook = hook;
+    f->cancel_data = data;
+}
+
+bool corio_future_done(const corio_future *f) {
+    return f && f->done;
+}
+
+int corio_future_result(const corio_future *f) {
+    return f && f->done ? f->result : CORIO_EAGAIN;
+}
+
+void *corio_future_value(const corio_future *f) {
+    return f && f->done ? f->value : NULL;
+}
+
+int corio_future_add_done_cb(corio_future *f, corio_done_cb cb, void *data) {
+    if (!f || !cb)
+        return CORIO_EINVAL;
+    corio__done_cb_node *n = malloc(sizeof *n);
+    if (!n)
+        return CORIO_ENOMEM;
+    n->cb = cb;
+    n->data = data;
+    /* Append, so callbacks run in registration order. */
+    n->next = NULL;
+    corio__done_cb_node **tail = &f->callbacks;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = n;
+    if (f->done)
+        schedule_callbacks(f);
+    return 0;
+}
+
+void corio__run_soon(corio_loop *L) {
+    corio__link *n;
+    while ((n = corio__list_pop_front(&L->soon))) {
+        corio_future *f = corio__container_of(n, corio_future, soon_link);
+        while (f->callbacks) {
+            corio__done_cb_node *cb = f->callbacks;
+            f->callbacks = cb->next;
+            cb->cb(f, cb->data);
+            free(cb);
+        }
+        corio_future_release(f);
+    }
+}
+
+int corio_future_await(corio_future *f) {
+    corio_task *t = corio__task_require("corio_await");
+    if (!t)
+        return CORIO_ENOTASK;
+    if (!f)
+        return CORIO_EINVAL;
+    if (f == &t->fut) {
+        corio__report("task '%s' awaited itself", t->name);
+        return CORIO_EINVAL;
+    }
+    int rc = corio__await_status(t);
+    if (rc)
+        return rc;
+    if (f->done)
+        return f->result;
+    corio__waiter w = {.task = t, .fire = NULL, .item = NULL, .data = NULL};
+    corio__list_init(&w.link);
+    corio__list_push_back(&f->waiters, &w.link);
+    corio_future_retain(f);
+    rc = corio__park(t, CORIO__NO_DEADLINE, f->is_task ? "task" : "future");
+    corio__list_remove(&w.link);
+    if (rc == 0)
+        rc = f->result;
+    corio_future_release(f);
+    return rc;
+}
+
+/* ---- thread-safe completion ----------------------------------------------------------- */
+
+int corio_future_complete_threadsafe(corio_future *f, int result, void *value) {
+    if (!f || f->is_task)
+        return CORIO_EINVAL;
+    if (atomic_exchange(&f->ts_claimed, true))
+        return CORIO_EALREADY;
+    corio_loop *L = f->loop;
+    corio_future_retain(f); /* dropped by corio__run_threadsafe */
+    f->ts_result = result;
+    f->ts_value = value;
+    uv_mutex_lock(&L->ts_mutex);
+    f->ts_next = L->ts_head;
+    L->ts_head = f;
+    uv_mutex_unlock(&L->ts_mutex);
+    uv_async_send(&L->async);
+    return 0;
+}
+
+int corio_future_resolve_threadsafe(corio_future *f, void *value) {
+    return corio_future_complete_threadsafe(f, 0, value);
+}
+
+int corio_future_fail_threadsafe(corio_future *f, int err) {
+    if (err >= 0)
+        return CORIO_EINVAL;
+    return corio_future_complete_threadsafe(f, err, NULL);
+}
+
+void corio__run_threadsafe(corio_loop *L) {
+    uv_mutex_lock(&L->ts_mutex);
+    corio_future *list = L->ts_head;
+    L->ts_head = NULL;
+    uv_mutex_unlock(&L->ts_mutex);
+    /* The list is newest first; reverse it so completions keep their order. */
+    corio_future *ordered = NULL;
+    while (list) {
+        corio_future *next = list->ts_next;
+        list->ts_next = ordered;
+        ordered = list;
+        list = next;
+    }
+    while (ordered) {
+        corio_future *f = ordered;
+        ordered = f->ts_next;
+        f->ts_next = NULL;
+        corio__future_finish(f, f->ts_result, f->ts_value);
+        corio_future_release(f);
+    }
+}

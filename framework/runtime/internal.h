@@ -1,0 +1,216 @@
+/* The runtime's private structures: loop, task, future, waiter, timer.
+ *
+ * Waking.  A task that waits parks: it records why, arms its timer when a
+ * deadline or a sleep applies, and switches to the loop.  Whatever it waits
+ * for wakes it with corio__wake(), which succeeds only for a parked task and
+ * puts it on the ready queue with a result; the first wake wins, later ones
+ * return false.  Primitives that hand something over (a lock, a permit, an
+ * item) do so only when their wake succeeds, so a waiter that has already
+ * been woken by a cancel or a deadline is never handed anything.  The parked
+ * code cleans up its own waiter nodes after it resumes.
+ *
+ * Scopes.  A task keeps a stack of entered scopes (scope.h), innermost first,
+ * ending in the task's root scope.  Each may carry a deadline, a cancelled
+ * flag or a shield; an await looks from the innermost scope outward and stops
+ * after the first shield.
+ */
+#ifndef CORIO_RUNTIME_INTERNAL_H
+#define CORIO_RUNTIME_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/list.h"
+#include "base/report.h"
+#include "coro/coro.h"
+#include "coro/overflow.h"
+#include "coro/stack.h"
+#include "corio/corio.h"
+
+#define CORIO__NO_DEADLINE UINT64_MAX
+
+/* ---- timers: a min-heap per loop, driven by one uv_timer_t ------------------ */
+
+typedef struct corio__timer corio__timer;
+typedef void (*corio__timer_cb)(corio__timer *t);
+struct corio__timer {
+    uint64_t when;
+    size_t index; /* in the heap; SIZE_MAX when not armed */
+    corio__timer_cb cb;
+};
+
+typedef struct corio__timer_heap {
+    corio__timer **items;
+    size_t len, cap;
+} corio__timer_heap;
+
+typedef struct corio_loop corio_loop;
+
+void corio__timer_init(corio__timer *t, corio__timer_cb cb);
+/* Arms (or re-arms) t at absolute loop time `when`.  Returns 0 or ENOMEM. */
+int corio__timer_start(corio_loop *L, corio__timer *t, uint64_t when);
+void corio__timer_stop(corio_loop *L, corio__timer *t);
+static inline bool corio__timer_armed(const corio__timer *t) {
+    return t->index != SIZE_MAX;
+}
+/* Fires every due timer and re-arms the uv timer; the uv callback. */
+void corio__timers_run(corio_loop *L);
+
+/* ---- futures -------------------------------------------------------------------- */
+
+typedef struct corio__waiter corio__waiter;
+typedef void (*corio__waiter_fire)(corio__waiter *w, corio_future *f);
+
+/* One task waiting on one thing; lives on the waiting task's stack. */
+struct corio__waiter {
+    corio__link link;
+    corio_task *task;
+    corio__waiter_fire fire; /* futures: called instead of a plain wake */
+    void *item;              /* queues: the item handed over */
+    void *data;
+};
+
+typedef struct corio__done_cb_node {
+    struct corio__done_cb_node *next;
+    corio_done_cb cb;
+    void *data;
+} corio__done_cb_node;
+
+struct corio_future {
+    corio_loop *loop;
+    corio__link waiters; /* corio__waiter.link */
+    corio__done_cb_node *callbacks;
+    corio__link soon_link; /* in loop->soon while callbacks are due */
+    void *value;
+    void (*cancel_hook)(corio_future *f, void *data);
+    void *cancel_data;
+    struct corio_future *ts_next; /* thread-safe completion queue */
+    void *ts_value;
+    int ts_result;
+    int result;
+    atomic_uint refs;
+    atomic_bool ts_claimed;
+    bool done;
+    bool is_task;
+};
+
+void corio__future_init(corio_future *f, corio_loop *L, bool is_task);
+/* Completes a future (any kind, tasks included); wakes waiters, schedules
+ * callbacks.  Returns CORIO_EALREADY if done. */
+int corio__future_finish(corio_future *f, int result, void *value);
+/* Runs due done callbacks; the loop calls it. */
+void corio__run_soon(corio_loop *L);
+/* Runs thread-safe completions; the async callback. */
+void corio__run_threadsafe(corio_loop *L);
+
+/* ---- tasks ---------------------------------------------------------------------- */
+
+enum corio__task_state {
+    CORIO__READY = 1, /* on the ready queue */
+    CORIO__RUNNING,
+    CORIO__PARKED,
+    CORIO__DONE,
+};
+
+struct corio_task {
+    corio_future fut; /* first: a task is a future */
+    corio__coro coro;
+    corio__stack *stack;
+    corio_task_fn fn;
+    void *arg;
+    corio__link ready_link; /* loop->ready */
+    corio__link all_link;   /* loop->tasks */
+    corio__link group_link; /* group->tasks */
+    corio_task_group *group;
+    corio_scope root;     /* root.cancelled: the task is cancelled */
+    corio_scope *scopes;  /* innermost entered scope */
+    corio__timer timer;   /* deadline / sleep while parked */
+    uint64_t wake_at;     /* own timer (sleep) while parked */
+    uint64_t parked_since;
+    const char *waiting_on;
+    corio__overflow_info ovf;
+    uint64_t id;
+    int wake_result;
+    uint8_t state;
+    uint8_t cancel_reason;
+    char name[48];
+};
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+struct corio_loop {
+    uv_loop_t uv;
+    uv_prepare_t prepare;
+    uv_check_t check;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    uv_async_t async;
+    corio__link ready; /* corio_task.ready_link */
+    corio__link soon;  /* corio_future.soon_link */
+    corio__link tasks; /* every live task */
+    corio__timer_heap heap;
+    uint64_t timer_armed_at;
+    corio__stack_pool pool;
+    corio__coro main_coro; /* the loop's own stack */
+    corio_task *current;
+    corio_task *main_task;
+    size_t stack_size;
+    size_t live_tasks;
+    size_t blocking_pending;
+    uv_mutex_t ts_mutex;
+    corio_future *ts_head;
+    bool idle_active;
+    bool stopping;
+};
+
+extern __thread corio_loop *corio__tls_loop;
+
+/* Makes the loop poll without blocking while tasks or callbacks are due. */
+void corio__loop_kick(corio_loop *L);
+
+/* Runs ready tasks and due callbacks (bounded per call). */
+void corio__loop_run_ready(corio_loop *L);
+
+/* The current task, or NULL after reporting that `what` was called outside a
+ * task. */
+corio_task *corio__task_require(const char *what);
+
+/* Puts a parked task on the ready queue with `result`; false if it was not
+ * parked (already woken, running, done). */
+bool corio__wake(corio_task *t, int result);
+
+/* Before an await: CORIO_ECANCELED, CORIO_ETIMEDOUT or 0, from the scopes
+ * visible to the task (cancel wins). */
+int corio__await_status(corio_task *t);
+
+/* Parks the current task until woken, its deadline passes (ETIMEDOUT), it
+ * is cancelled (ECANCELED), or, with wake_at != CORIO__NO_DEADLINE, loop time
+ * reaches wake_at (0).  `what` shows in task dumps.  Call only after
+ * corio__await_status() said 0. */
+int corio__park(corio_task *t, uint64_t wake_at, const char *what);
+
+/* Resumes t from the loop's stack; the loop calls it. */
+void corio__task_resume(corio_loop *L, corio_task *t);
+
+/* Cancels scope `s` of task t (a task group's scope); wakes t if parked and
+ * the scope is visible to its current await. */
+void corio__scope_cancel(corio_task *t, corio_scope *s);
+
+/* Task-group hook, called when a member ends (task_group.c). */
+void corio__group_member_done(corio_task *t);
+
+/* Frees a task whose function will never finish (shutdown after grace). */
+void corio__task_abandon(corio_loop *L, corio_task *t);
+
+static inline corio_task *corio__current(void) {
+    corio_loop *L = corio__tls_loop;
+    return L ? L->current : NULL;
+}
+
+static inline uint64_t corio__now(corio_loop *L) {
+    return uv_now(&L->uv);
+}
+
+#endif

@@ -1,0 +1,336 @@
+/* Tasks: spawn, the switch in and out of a task, parking and waking,
+ * cancellation, sleep and yield (see task.h for the contract and
+ * runtime/internal.h for the waking rules). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+
+static atomic_uint_fast64_t next_task_id = 1;
+
+/* ---- scope visibility ------------------------------------------------------------- */
+
+int corio__await_status(corio_task *t) {
+    uint64_t now = corio__now(t->fut.loop);
+    int status = 0;
+    for (corio_scope *s = t->scopes; s; s = s->outer) {
+        if (s->cancelled)
+            return CORIO_ECANCELED;
+        if (s->deadline <= now)
+            status = CORIO_ETIMEDOUT; /* keep looking: a cancel further out wins */
+        if (s->shield)
+            break;
+    }
+    return status;
+}
+
+static uint64_t visible_deadline(corio_task *t) {
+    uint64_t d = CORIO__NO_DEADLINE;
+    for (corio_scope *s = t->scopes; s; s = s->outer) {
+        if (s->deadline < d)
+            d = s->deadline;
+        if (s->shield)
+            break;
+    }
+    return d;
+}
+
+/* Whether scope `target` of t is seen by an await at t's innermost scope. */
+static bool scope_visible(corio_task *t, corio_scope *target) {
+    for (corio_scope *s = t->scopes; s; s = s->outer) {
+        if (s == target)
+            return true;
+        if (s->shield)
+            return false;
+    }
+    return false;
+}
+
+/* ---- waking and parking ----------------------------------------------------------- */
+
+bool corio__wake(corio_task *t, int result) {
+    if (t->state != CORIO__PARKED)
+        return false;
+    t->state = CORIO__READY;
+    t->wake_result = result;
+    corio_loop *L = t->fut.loop;
+    corio__list_push_back(&L->ready, &t->ready_link);
+    corio__loop_kick(L);
+    return true;
+}
+
+static void on_task_timer(corio__timer *timer) {
+    corio_task *t = corio__container_of(timer, corio_task, timer);
+    int status = corio__await_status(t);
+    if (status == 0 && t->wake_at > corio__now(t->fut.loop))
+        return; /* spurious: neither the deadline nor the sleep is due */
+    corio__wake(t, status);
+}
+
+int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
+    corio_loop *L = t->fut.loop;
+    uint64_t when = visible_deadline(t);
+    if (wake_at < when)
+        when = wake_at;
+    t->wake_at = wake_at;
+    if (when != CORIO__NO_DEADLINE) {
+        int rc = corio__timer_start(L, &t->timer, when);
+        if (rc < 0)
+            return rc;
+    }
+    t->state = CORIO__PARKED;
+    t->waiting_on = what;
+    t->parked_since = corio__now(L);
+    corio__coro_switch(&t->coro, &L->main_coro, false);
+    /* Running again, switched in by corio__task_resume(). */
+    corio__timer_stop(L, &t->timer);
+    t->waiting_on = NULL;
+    int rc = t->wake_result;
+    if (rc == CORIO_ETIMEDOUT && corio__await_status(t) == CORIO_ECANCELED)
+        rc = CORIO_ECANCELED; /* a cancel wins over a timeout */
+    return rc;
+}
+
+void corio__task_resume(corio_loop *L, corio_task *t) {
+    t->state = CORIO__RUNNING;
+    L->current = t;
+    corio__overflow_current = &t->ovf;
+    corio__coro_switch(&L->main_coro, &t->coro, false);
+    corio__overflow_current = NULL;
+    L->current = NULL;
+    if (t->state != CORIO__DONE)
+        return;
+    /* The task's function returned: its stack is free to reuse. */
+    corio__stack_put(&L->pool, t->stack);
+    t->stack = NULL;
+    corio__list_remove(&t->all_link);
+    corio_task_release(t); /* the loop's reference */
+}
+
+corio_task *corio__task_require(const char *what) {
+    corio_task *t = corio__current();
+    if (!t)
+        corio__report("%s called outside a corio task (it is an await: call it from a task)",
+                      what);
+    return t;
+}
+
+/* ---- the task's own stack ------------------------------------------------------------ */
+
+static void task_entry(void *arg) {
+    corio_task *t = arg;
+    corio__coro_started();
+    int rc = t->fn(t->arg);
+    corio_loop *L = t->fut.loop;
+    if (t->scopes != &t->root)
+        corio__report("task '%s' ended with a scope still entered (longjmp out of CORIO_WITH?)",
+                      t->name);
+    t->state = CORIO__DONE;
+    L->live_tasks--;
+    corio__future_finish(&t->fut, rc, NULL);
+    if (t->group)
+        corio__group_member_done(t);
+    if (t == L->main_task)
+        uv_stop(&L->uv);
+    else if (L->stopping && L->live_tasks == 0)
+        uv_stop(&L->uv);
+    corio__coro_switch(&t->coro, &L->main_coro, true);
+    abort(); /* never resumed */
+}
+
+/* ---- public API -------------------------------------------------------------------- */
+
+int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn fn, void *arg) {
+    if (out)
+        *out = NULL;
+    corio_loop *L = corio__tls_loop;
+    if (!L) {
+        corio__report("corio_spawn called outside corio_run()");
+        return CORIO_ENOTASK;
+    }
+    if (!fn)
+        return CORIO_EINVAL;
+    corio_task *t = malloc(sizeof *t);
+    if (!t)
+        return CORIO_ENOMEM;
+    size_t want = opts && opts->stack_size ? opts->stack_size : 0;
+    t->stack = corio__stack_get(&L->pool, want);
+    if (!t->stack) {
+        free(t);
+        return CORIO_ENOMEM;
+    }
+    corio__future_init(&t->fut, L, true);
+    atomic_store_explicit(&t->fut.refs, out ? 2 : 1, memory_order_relaxed);
+    t->fn = fn;
+    t->arg = arg;
+    corio__list_init(&t->group_link);
+    t->group = NULL;
+    memset(&t->root, 0, sizeof t->root);
+    t->root.deadline = CORIO__NO_DEADLINE;
+    t->root.task = t;
+    t->root.entered = 1;
+    t->scopes = &t->root;
+    corio__timer_init(&t->timer, on_task_timer);
+    t->wake_at = CORIO__NO_DEADLINE;
+    t->parked_since = 0;
+    t->waiting_on = NULL;
+    t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+    t->wake_result = 0;
+    t->cancel_reason = CORIO_CANCEL_NONE;
+    if (opts && opts->name)
+        snprintf(t->name, sizeof t->name, "%s", opts->name);
+    else
+        snprintf(t->name, sizeof t->name, "task-%llu", (unsigned long long)t->id);
+    t->ovf.name = t->name;
+    t->ovf.id = t->id;
+    t->ovf.stack = t->stack;
+    corio__coro_make(&t->coro, t->stack, task_entry, t);
+    corio__list_push_back(&L->tasks, &t->all_link);
+    L->live_tasks++;
+    if (L->stopping) {
+        t->root.cancelled = 1;
+        t->cancel_reason = CORIO_CANCEL_SHUTDOWN;
+    }
+    t->state = CORIO__READY;
+    corio__list_push_back(&L->ready, &t->ready_link);
+    corio__loop_kick(L);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int corio_spawn(corio_task **out, const char *name, corio_task_fn fn, void *arg) {
+    corio_spawn_opts opts = {.name = name, .stack_size = 0};
+    return corio_spawn_ex(out, &opts, fn, arg);
+}
+
+corio_future *corio_task_future(corio_task *t) {
+    return t ? &t->fut : NULL;
+}
+
+corio_task *corio_task_retain(corio_task *t) {
+    if (t)
+        corio_future_retain(&t->fut);
+    return t;
+}
+
+void corio_task_release(corio_task *t) {
+    if (t)
+        corio_future_release(&t->fut);
+}
+
+corio_task *corio_current(void) {
+    return corio__current();
+}
+
+const char *corio_task_name(const corio_task *t) {
+    return t ? t->name : "?";
+}
+
+uint64_t corio_task_id(const corio_task *t) {
+    return t ? t->id : 0;
+}
+
+bool corio_task_done(const corio_task *t) {
+    return t && t->state == CORIO__DONE;
+}
+
+int corio_cancel_with(corio_task *t, corio_cancel_reason reason) {
+    if (!t)
+        return CORIO_EINVAL;
+    if (t->state == CORIO__DONE)
+        return CORIO_EALREADY;
+    if (!t->root.cancelled) {
+        t->root.cancelled = 1;
+        t->cancel_reason = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
+    }
+    if (t->state == CORIO__PARKED && scope_visible(t, &t->root))
+        corio__wake(t, CORIO_ECANCELED);
+    return 0;
+}
+
+int corio_cancel(corio_task *t) {
+    return corio_cancel_with(t, CORIO_CANCEL_USER);
+}
+
+void corio__scope_cancel(corio_task *t, corio_scope *s) {
+    s->cancelled = 1;
+    if (t->state == CORIO__PARKED && scope_visible(t, s))
+        corio__wake(t, CORIO_ECANCELED);
+}
+
+corio_cancel_reason corio_task_cancel_reason(const corio_task *t) {
+    return t ? (corio_cancel_reason)t->cancel_reason : CORIO_CANCEL_NONE;
+}
+
+bool corio_cancelled(void) {
+    corio_task *t = corio__current();
+    return t && t->root.cancelled;
+}
+
+const char *corio_cancel_reason_name(corio_cancel_reason reason) {
+    switch (reason) {
+    case CORIO_CANCEL_NONE:
+        return "none";
+    case CORIO_CANCEL_USER:
+        return "user";
+    case CORIO_CANCEL_TIMEOUT:
+        return "timeout";
+    case CORIO_CANCEL_SHUTDOWN:
+        return "shutdown";
+    case CORIO_CANCEL_PEER_GONE:
+        return "peer gone";
+    case CORIO_CANCEL_SIBLING:
+        return "sibling failed";
+    }
+    return "unknown";
+}
+
+int corio_yield(void) {
+    corio_task *t = corio__task_require("corio_yield");
+    if (!t)
+        return CORIO_ENOTASK;
+    int rc = corio__await_status(t);
+    if (rc)
+        return rc;
+    corio_loop *L = t->fut.loop;
+    t->state = CORIO__READY;
+    t->waiting_on = "yield";
+    corio__list_push_back(&L->ready, &t->ready_link);
+    corio__loop_kick(L);
+    corio__coro_switch(&t->coro, &L->main_coro, false);
+    t->waiting_on = NULL;
+    return corio__await_status(t);
+}
+
+int corio_sleep(uint64_t ms) {
+    corio_task *t = corio__task_require("corio_sleep");
+    if (!t)
+        return CORIO_ENOTASK;
+    if (ms == 0)
+        return corio_yield();
+    int rc = corio__await_status(t);
+    if (rc)
+        return rc;
+    uint64_t now = corio__now(t->fut.loop);
+    uint64_t at = ms > CORIO__NO_DEADLINE - 1 - now ? CORIO__NO_DEADLINE - 1 : now + ms;
+    return corio__park(t, at, "sleep");
+}
+
+void corio__task_abandon(corio_loop *L, corio_task *t) {
+    corio__timer_stop(L, &t->timer);
+    if (corio__list_linked(&t->ready_link))
+        corio__list_remove(&t->ready_link);
+    corio__list_remove(&t->all_link);
+    if (t->group) {
+        corio__list_remove(&t->group_link);
+        t->group = NULL;
+    }
+    corio__stack_put(&L->pool, t->stack);
+    t->stack = NULL;
+    t->state = CORIO__DONE;
+    L->live_tasks--;
+    corio__future_finish(&t->fut, CORIO_ECANCELED, NULL);
+    corio_task_release(t);
+}

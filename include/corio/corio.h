@@ -1,0 +1,23 @@
+/* corio.h — the umbrella header: everything corio offers.
+ *
+ * corio is an asynchronous HTTP/TCP server framework in C whose ideas are
+ * Python asyncio's: an event loop (libuv), coroutine tasks with stacks of
+ * their own, await, futures, gather/wait, async-with style scopes, locks and
+ * queues, cancellation and deadlines.
+ */
+#ifndef CORIO_H
+#define CORIO_H
+
+#define CORIO_VERSION_MAJOR 0
+#define CORIO_VERSION_MINOR 1
+#define CORIO_VERSION_PATCH 0
+#define CORIO_VERSION_STRING "0.1.0"
+
+#include "errno.h"
+#include "future.h"
+#include "loop.h"
+#include "scope.h"
+#include "sync.h"
+#include "task.h"
+
+#endif /* CORIO_H */

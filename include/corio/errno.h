@@ -1,0 +1,56 @@
+/* corio/errno.h — error codes.
+ *
+ * Every corio function that can fail returns 0 (CORIO_OK) or a negative
+ * CORIO_E* code.  Where an errno value fits, the code is the negated errno
+ * (the same numbers libuv's UV_E* use on Unix), so a code returned by libuv
+ * can be passed through unchanged.  corio_strerror() names any code.
+ */
+#ifndef CORIO_ERRNO_H
+#define CORIO_ERRNO_H
+
+#include <errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(name, value, message): the one table every code comes from. */
+#define CORIO_ERRNO_MAP(X)                                                      \
+    X(EPERM, -EPERM, "operation not permitted")                                 \
+    X(ENOENT, -ENOENT, "no such file or directory")                             \
+    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
+    X(ENOMEM, -ENOMEM, "out of memory")                                         \
+    X(EBUSY, -EBUSY, "resource busy")                                           \
+    X(EINVAL, -EINVAL, "invalid argument")                                      \
+    X(EMFILE, -EMFILE, "too many open files")                                   \
+    X(EPIPE, -EPIPE, "broken pipe")                                             \
+    X(ERANGE, -ERANGE, "result out of range")                                   \
+    X(EALREADY, -EALREADY, "operation already done")                            \
+    X(ECANCELED, -ECANCELED, "operation canceled")                              \
+    X(ETIMEDOUT, -ETIMEDOUT, "deadline expired")                                \
+    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                      \
+    X(ENOTSUP, -ENOTSUP, "operation not supported")                             \
+    X(EOF, -4095, "end of file")                                                \
+    X(ECLOSED, -30001, "object closed")                                         \
+    X(ENOTASK, -30002, "called outside a corio task")                           \
+    X(EFAILED, -30003, "failed (no more specific reason)")
+
+enum {
+    CORIO_OK = 0,
+#define CORIO__ERRNO_ENUM(name, value, msg) CORIO_##name = (value),
+    CORIO_ERRNO_MAP(CORIO__ERRNO_ENUM)
+#undef CORIO__ERRNO_ENUM
+};
+
+/* Returns a static, human-readable message for `code`; never NULL.
+ * Unknown negative codes are described as errno values when strerror knows
+ * them, otherwise as "unknown error". */
+const char *corio_strerror(int code);
+
+/* Returns the code's symbolic name ("ECANCELED"), or "UNKNOWN". */
+const char *corio_err_name(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORIO_ERRNO_H */
