@@ -6,6 +6,7 @@
 #   make test        ctest on the Release build
 #   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
 #   make valgrind    every test binary under valgrind memcheck
+#   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
 #   make clean       remove the build directories
 #   make format      clang-format the sources
@@ -30,7 +31,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run test test-asan valgrind bench clean format
+.PHONY: deps build run test test-asan test-ucontext valgrind bench clean format
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
 deps:
@@ -77,6 +78,13 @@ test-asan: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure --no-tests=error -j2
 
+# The test suite on the portable ucontext backend (what non-x86-64/aarch64 targets use).
+test-ucontext: deps
+	cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=ucontext \
+	  -DCORIO_WERROR=$(WERROR) -DCORIO_BUILD_BENCH=OFF
+	cmake --build build-ucontext -j$(JOBS)
+	ctest --test-dir build-ucontext --output-on-failure --no-tests=error -j2
+
 # Every build/tests/test_* binary under valgrind memcheck (logs in build/valgrind/).
 # CORIO_TEST_UNDER_VALGRIND=1 makes the tests skip what valgrind cannot run (stack overflow).
 valgrind: build
@@ -101,7 +109,7 @@ bench: build
 
 # Remove the build directories.
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-ucontext
 
 # Reformat every C source and header with .clang-format (installs clang-format if needed).
 format:
