@@ -17,6 +17,8 @@
 #include "future.h"
 #include "loop.h"
 #include "scope.h"
+#include "server.h"
+#include "stream.h"
 #include "sync.h"
 #include "task.h"
 

@@ -1,0 +1,332 @@
+/* Servers: listening sockets, accepting, one task per connection inside a
+ * connection scope (see corio/server.h).
+ *
+ * The listening socket is created here rather than by libuv so that
+ * SO_REUSEPORT can be set before bind (libuv 1.44 has no flag for it); libuv
+ * then adopts it (uv_tcp_open).  At the connection cap the connection
+ * callback does not accept: libuv then stops polling the socket until
+ * uv_accept() is called, which the server does as a connection ends.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/stream_internal.h"
+
+#define DEFAULT_BACKLOG 511
+#define CANCEL_GRACE_MS 10000
+
+typedef struct conn {
+    corio__link link;
+    corio_server *srv;
+    corio_stream *stream;
+    corio_task *task;
+} conn;
+
+struct corio_server {
+    corio_loop *loop;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } lis;
+    uint8_t kind;
+    corio_server_opts opts;
+    corio_conn_fn fn;
+    void *arg;
+    corio__link conns;
+    size_t nconns;
+    int port;
+    corio_task *waiter; /* corio_server_shutdown, waiting */
+    bool open;          /* the listening handle exists and is not closing */
+    bool closed;        /* its close callback ran */
+    bool backlogged;    /* a connection waits for uv_accept() */
+};
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void accept_one(corio_server *srv);
+
+static void conn_exit(void *self, int how) {
+    (void)how;
+    conn *c = self;
+    corio_server *srv = c->srv;
+    corio_stream_close(c->stream); /* shielded, bounded: we are an exit hook */
+    corio__list_remove(&c->link);
+    srv->nconns--;
+    if (srv->backlogged && srv->open)
+        accept_one(srv);
+    if (srv->waiter && srv->nconns == 0)
+        corio__wake(srv->waiter, 1);
+}
+
+static const corio_resource_type conn_type = {.name = "connection", .exit = conn_exit};
+
+static int conn_main(void *arg) {
+    conn *c = arg;
+    int rc = 0;
+    CORIO_WITH(((corio_resource){.type = &conn_type, .self = c})) {
+        rc = c->srv->fn(c->stream, c->srv->arg);
+    }
+    corio_task_release(c->task);
+    free(c);
+    return rc;
+}
+
+static void accept_one(corio_server *srv) {
+    srv->backlogged = false;
+    int rc;
+    corio_stream *s = corio__stream_new(srv->loop, srv->kind, &rc);
+    if (!s) {
+        srv->backlogged = true; /* try again when a connection ends */
+        return;
+    }
+    rc = uv_accept(&srv->lis.stream, &s->h.stream);
+    if (rc) {
+        corio__stream_close_nowait(s);
+        return;
+    }
+    corio_stream_configure(s, &srv->opts.stream);
+    if (srv->kind == CORIO__STREAM_TCP)
+        uv_tcp_nodelay(&s->h.tcp, 1);
+    conn *c = malloc(sizeof *c);
+    if (!c) {
+        corio__stream_close_nowait(s);
+        return;
+    }
+    c->srv = srv;
+    c->stream = s;
+    corio_spawn_opts so = {.name = "conn", .stack_size = srv->opts.conn_stack_size};
+    rc = corio_spawn_ex(&c->task, &so, conn_main, c);
+    if (rc) {
+        corio__stream_close_nowait(s);
+        free(c);
+        return;
+    }
+    corio__list_push_back(&srv->conns, &c->link);
+    srv->nconns++;
+}
+
+static void on_connection(uv_stream_t *lis, int status) {
+    corio_server *srv = lis->data;
+    if (status < 0) {
+        /* EMFILE/ENFILE: libuv has shed the connection with its reserve fd;
+         * nothing to do but go on. */
+        return;
+    }
+    if (srv->opts.max_conns && srv->nconns >= srv->opts.max_conns) {
+        srv->backlogged = true; /* libuv stops polling until uv_accept() */
+        return;
+    }
+    accept_one(srv);
+}
+
+/* ---- listening ---------------------------------------------------------------------- */
+
+static int tcp_socket(const corio_server_opts *o, int *fd_out, int *port_out) {
+    const char *host = o->host ? o->host : "127.0.0.1";
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (uv_ip4_addr(host, o->port, a4) == 0) {
+        len = sizeof *a4;
+    } else if (uv_ip6_addr(host, o->port, a6) == 0) {
+        len = sizeof *a6;
+    } else {
+        corio__report("server: host '%s' is not an IPv4 or IPv6 address", host);
+        return CORIO_EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        goto out_errno;
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+        goto out_errno;
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        goto out_errno;
+    *port_out = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    *fd_out = fd;
+    return 0;
+out_errno:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+static int open_listener(corio_server *srv) {
+    const corio_server_opts *o = &srv->opts;
+    int rc;
+    if (o->inherited_fd >= 3) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(o->inherited_fd, (struct sockaddr *)&ss, &len) != 0)
+            return -errno;
+        srv->kind = ss.ss_family == AF_UNIX ? CORIO__STREAM_PIPE : CORIO__STREAM_TCP;
+        rc = srv->kind == CORIO__STREAM_PIPE ? uv_pipe_init(&srv->loop->uv, &srv->lis.pipe, 0)
+                                             : uv_tcp_init(&srv->loop->uv, &srv->lis.tcp);
+        if (rc)
+            return rc;
+        srv->open = true;
+        rc = srv->kind == CORIO__STREAM_PIPE ? uv_pipe_open(&srv->lis.pipe, o->inherited_fd)
+                                             : uv_tcp_open(&srv->lis.tcp, o->inherited_fd);
+        if (rc == 0 && srv->kind == CORIO__STREAM_TCP && ss.ss_family == AF_INET)
+            srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (rc == 0 && srv->kind == CORIO__STREAM_TCP)
+            srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        return rc;
+    }
+    if (o->unix_path) {
+        srv->kind = CORIO__STREAM_PIPE;
+        rc = uv_pipe_init(&srv->loop->uv, &srv->lis.pipe, 0);
+        if (rc)
+            return rc;
+        srv->open = true;
+        srv->port = CORIO_ENOTSUP;
+        return uv_pipe_bind(&srv->lis.pipe, o->unix_path);
+    }
+    srv->kind = CORIO__STREAM_TCP;
+    int fd = -1;
+    rc = tcp_socket(o, &fd, &srv->port);
+    if (rc)
+        return rc;
+    rc = uv_tcp_init(&srv->loop->uv, &srv->lis.tcp);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    srv->open = true;
+    rc = uv_tcp_open(&srv->lis.tcp, fd);
+    if (rc)
+        close(fd);
+    return rc;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+    corio_server *srv = h->data;
+    srv->closed = true;
+    if (srv->waiter)
+        corio__wake(srv->waiter, 1);
+}
+
+static void free_on_close(uv_handle_t *h) {
+    free(h->data);
+}
+
+void corio_server_stop(corio_server *srv) {
+    if (!srv || !srv->open)
+        return;
+    srv->open = false;
+    srv->backlogged = false;
+    uv_close(&srv->lis.handle, on_listener_closed);
+}
+
+int corio_server_start(corio_server **out, const corio_server_opts *opts, corio_conn_fn handler,
+                       void *arg) {
+    if (!out || !opts || !handler)
+        return CORIO_EINVAL;
+    *out = NULL;
+    corio_loop *L = corio__tls_loop;
+    if (!L) {
+        corio__report("corio_server_start called outside corio_run()");
+        return CORIO_ENOTASK;
+    }
+    corio_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return CORIO_ENOMEM;
+    srv->loop = L;
+    srv->opts = *opts;
+    srv->fn = handler;
+    srv->arg = arg;
+    corio__list_init(&srv->conns);
+    srv->lis.handle.data = srv;
+    int rc = open_listener(srv);
+    srv->lis.handle.data = srv;
+    if (rc == 0)
+        rc = uv_listen(&srv->lis.stream, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG,
+                       on_connection);
+    if (rc) {
+        if (srv->open) {
+            /* The handle exists: it must be closed, and freed after. */
+            srv->open = false;
+            uv_close(&srv->lis.handle, free_on_close);
+        } else {
+            free(srv);
+        }
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+int corio_server_port(const corio_server *srv) {
+    return srv ? srv->port : CORIO_EINVAL;
+}
+
+size_t corio_server_conns(const corio_server *srv) {
+    return srv ? srv->nconns : 0;
+}
+
+/* Waits until `done(srv)` holds or loop time reaches `until`. */
+static int wait_for(corio_server *srv, corio_task *t, bool (*done)(corio_server *),
+                    uint64_t until) {
+    while (!done(srv)) {
+        int rc = corio__await_status(t);
+        if (rc)
+            return rc;
+        srv->waiter = t;
+        rc = corio__park(t, until, "server shutdown");
+        srv->waiter = NULL;
+        if (rc == 0 && !done(srv))
+            return CORIO_ETIMEDOUT;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool no_conns(corio_server *srv) {
+    return srv->nconns == 0;
+}
+
+static bool listener_closed(corio_server *srv) {
+    return srv->closed;
+}
+
+int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
+    if (!srv)
+        return CORIO_EINVAL;
+    corio_task *t = corio__task_require("corio_server_shutdown");
+    if (!t)
+        return CORIO_ENOTASK;
+    corio_server_stop(srv);
+    int result = 0;
+    CORIO_WITH(corio_shield_scope()) {
+        uint64_t now = corio__now(srv->loop);
+        if (wait_for(srv, t, no_conns, now + drain_ms) != 0) {
+            result = CORIO_ETIMEDOUT;
+            for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next)
+                corio_cancel_with(corio__container_of(n, conn, link)->task,
+                                  CORIO_CANCEL_SHUTDOWN);
+            if (wait_for(srv, t, no_conns, corio__now(srv->loop) + CANCEL_GRACE_MS) != 0)
+                corio__report("server: %zu connection(s) still open %d ms after cancellation",
+                              srv->nconns, CANCEL_GRACE_MS);
+        }
+        wait_for(srv, t, listener_closed, CORIO__NO_DEADLINE);
+    }
+    if (srv->nconns == 0 && srv->closed)
+        free(srv);
+    /* else: leaked on purpose; tasks that refuse to end still point at it */
+    return result;
+}

@@ -1,0 +1,555 @@
+#define _GNU_SOURCE /* memmem */
+/* Awaitable streams over libuv (see corio/stream.h).
+ *
+ * Reads: while a task waits in read() with nothing buffered, libuv's alloc
+ * callback hands it the task's own buffer, so the bytes land there with no
+ * copy and no stream buffer at all.  Otherwise bytes go into the stream's
+ * buffer, allocated when bytes arrive and freed once they are consumed.
+ * Reading continues ahead of the task while the buffer is below its limit,
+ * then pauses (uv_read_stop) until the task consumes.
+ *
+ * Writes: uv_try_write first; what the kernel does not take is copied into a
+ * heap request and queued; the writer waits only while the queue is above
+ * its high-water mark.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/stream_internal.h"
+
+#define READ_CHUNK (16 * 1024)
+#define DEFAULT_READ_MAX (64 * 1024)
+#define DEFAULT_WRITE_HIGH (64 * 1024)
+
+/* Wake results of a stream wait: a positive value means "the stream changed,
+ * look again"; 0 means the stream's own timer ran out. */
+#define WOKEN 1
+
+/* ---- request waits ------------------------------------------------------------------- */
+
+int corio__req_wait_park(corio__req_wait *w, const char *what) {
+    int rc = corio__park(w->task, CORIO__NO_DEADLINE, what);
+    if (w->done)
+        return w->status;
+    return rc == WOKEN ? CORIO_EFAILED : rc;
+}
+
+void corio__req_wait_done(corio__req_wait *w, int status) {
+    if (!w)
+        return;
+    w->status = status;
+    w->done = true;
+    corio__wake(w->task, WOKEN);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------- */
+
+corio_stream *corio__stream_new(corio_loop *L, uint8_t kind, int *rc) {
+    corio_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        *rc = CORIO_ENOMEM;
+        return NULL;
+    }
+    s->loop = L;
+    s->kind = kind;
+    s->rmax = DEFAULT_READ_MAX;
+    s->whigh = DEFAULT_WRITE_HIGH;
+    *rc = kind == CORIO__STREAM_TCP ? uv_tcp_init(&L->uv, &s->h.tcp)
+                                    : uv_pipe_init(&L->uv, &s->h.pipe, 0);
+    if (*rc) {
+        free(s);
+        return NULL;
+    }
+    s->h.handle.data = s;
+    return s;
+}
+
+void corio_stream_configure(corio_stream *s, const corio_stream_opts *o) {
+    s->rmax = o && o->read_buffer_max ? o->read_buffer_max : DEFAULT_READ_MAX;
+    s->whigh = o && o->write_high_water ? o->write_high_water : DEFAULT_WRITE_HIGH;
+    s->rtimeout = o ? o->read_timeout_ms : 0;
+    s->wtimeout = o ? o->write_timeout_ms : 0;
+}
+
+static void release_rbuf(corio_stream *s) {
+    free(s->rbuf);
+    s->rbuf = NULL;
+    s->rcap = s->rpos = 0;
+}
+
+static void on_close(uv_handle_t *h) {
+    corio_stream *s = h->data;
+    if (s->on_free)
+        s->on_free(s);
+    corio__req_wait_done(s->close_wait, 0);
+    free(s->rbuf);
+    free(s);
+}
+
+/* Marks the stream closing, wakes a waiting reader and writer with
+ * CORIO_ECLOSED, and starts libuv's close. */
+static void begin_close(corio_stream *s) {
+    s->closing = true;
+    s->reading = false;
+    if (s->reader)
+        corio__wake(s->reader, CORIO_ECLOSED);
+    if (s->writer)
+        corio__wake(s->writer, CORIO_ECLOSED);
+    s->reader = s->writer = NULL;
+    uv_close(&s->h.handle, on_close);
+}
+
+void corio__stream_close_nowait(corio_stream *s) {
+    if (!s->closing)
+        begin_close(s);
+}
+
+int corio_stream_close(corio_stream *s) {
+    if (!s)
+        return CORIO_EINVAL;
+    if (s->closing) {
+        corio__report("corio_stream_close called twice on one stream");
+        return CORIO_ECLOSED;
+    }
+    corio_task *t = corio__current();
+    begin_close(s);
+    if (!t)
+        return 0; /* freed by the close callback */
+    corio__req_wait w = {.task = t};
+    int rc = corio__await_status(t);
+    if (rc)
+        return rc; /* still freed by the close callback */
+    s->close_wait = &w;
+    rc = corio__req_wait_park(&w, "stream close");
+    if (!w.done)
+        s->close_wait = NULL; /* cut short: the callback frees s alone */
+    return rc;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    corio_stream *s = h->data;
+    if (s->direct_buf && s->rlen == 0) {
+        *buf = uv_buf_init(s->direct_buf, (unsigned)s->direct_len);
+        return;
+    }
+    if (!s->rbuf) {
+        s->rcap = s->rmax < READ_CHUNK ? s->rmax : READ_CHUNK;
+        s->rbuf = malloc(s->rcap);
+        s->rpos = 0;
+        if (!s->rbuf) {
+            s->rcap = 0;
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
+    }
+    if (s->rpos && s->rpos + s->rlen == s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    if (s->rpos + s->rlen == s->rcap && s->rcap < s->rmax) {
+        size_t cap = s->rcap * 2 < s->rmax ? s->rcap * 2 : s->rmax;
+        char *p = realloc(s->rbuf, cap);
+        if (p) {
+            s->rbuf = p;
+            s->rcap = cap;
+        }
+    }
+    size_t room = s->rcap - s->rpos - s->rlen;
+    if (room > s->rmax - s->rlen)
+        room = s->rmax - s->rlen;
+    *buf = uv_buf_init(s->rbuf + s->rpos + s->rlen, (unsigned)room);
+}
+
+static void stop_reading(corio_stream *s) {
+    if (s->reading) {
+        uv_read_stop(&s->h.stream);
+        s->reading = false;
+    }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+    corio_stream *s = st->data;
+    if (nread > 0) {
+        if (buf->base == s->direct_buf) {
+            s->direct_got = (size_t)nread;
+            s->direct_buf = NULL;
+        } else {
+            s->rlen += (size_t)nread;
+            if (s->rlen >= s->rmax)
+                stop_reading(s);
+        }
+        if (s->reader)
+            corio__wake(s->reader, WOKEN);
+        return;
+    }
+    if (nread == 0)
+        return; /* EAGAIN */
+    if (nread == UV_ENOBUFS) {
+        stop_reading(s); /* out of memory or at the limit: resume on consume */
+        if (!s->rbuf && s->reader)
+            s->rerr = CORIO_ENOMEM;
+    } else {
+        s->rerr = (int)nread; /* UV_EOF == CORIO_EOF */
+        stop_reading(s);
+    }
+    if (s->rlen == 0)
+        release_rbuf(s);
+    if (s->reader)
+        corio__wake(s->reader, WOKEN);
+}
+
+static void start_reading(corio_stream *s) {
+    if (s->reading || s->rerr || s->closing || s->rlen >= s->rmax)
+        return;
+    int rc = uv_read_start(&s->h.stream, on_alloc, on_read);
+    if (rc)
+        s->rerr = rc;
+    else
+        s->reading = true;
+}
+
+/* Waits until the stream has something new for the reader: bytes, an error,
+ * EOF.  Returns 0 to look again, or the await's error. */
+static int wait_readable(corio_stream *s, corio_task *t) {
+    if (s->reader)
+        return CORIO_EBUSY;
+    start_reading(s);
+    if (s->rerr && s->rlen == 0 && !s->direct_got)
+        return 0;
+    uint64_t at = s->rtimeout ? corio__now(s->loop) + s->rtimeout : CORIO__NO_DEADLINE;
+    s->reader = t;
+    int rc = corio__park(t, at, "stream read");
+    if (rc == CORIO_ECLOSED)
+        return rc; /* s may be gone: do not touch it */
+    s->reader = NULL;
+    if (rc == WOKEN)
+        return 0;
+    return rc == 0 ? CORIO_ETIMEDOUT : rc;
+}
+
+static corio_task *begin_io(corio_stream *s, const char *what, int *rc) {
+    corio_task *t = corio__task_require(what);
+    if (!t) {
+        *rc = CORIO_ENOTASK;
+        return NULL;
+    }
+    if (!s || s->closing) {
+        *rc = s ? CORIO_ECLOSED : CORIO_EINVAL;
+        return NULL;
+    }
+    *rc = corio__await_status(t);
+    return *rc ? NULL : t;
+}
+
+void corio_stream_consume(corio_stream *s, size_t n) {
+    if (n > s->rlen)
+        n = s->rlen;
+    s->rpos += n;
+    s->rlen -= n;
+    if (s->rlen == 0)
+        release_rbuf(s); /* an idle stream holds no read buffer */
+    start_reading(s);
+}
+
+const char *corio_stream_buffered(corio_stream *s, size_t *len) {
+    *len = s->rlen;
+    return s->rlen ? s->rbuf + s->rpos : NULL;
+}
+
+int corio_stream_fill(corio_stream *s) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_fill", &rc);
+    if (!t)
+        return rc;
+    if (s->rlen >= s->rmax)
+        return CORIO_ERANGE;
+    size_t before = s->rlen;
+    while (s->rlen == before) {
+        if (s->rerr)
+            return s->rerr;
+        rc = wait_readable(s, t);
+        if (rc)
+            return rc;
+    }
+    return (int)(s->rlen - before);
+}
+
+int corio_stream_read(corio_stream *s, void *buf, size_t len) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_read", &rc);
+    if (!t)
+        return rc;
+    if (len == 0)
+        return 0;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    for (;;) {
+        if (s->rlen) {
+            size_t n = s->rlen < len ? s->rlen : len;
+            memcpy(buf, s->rbuf + s->rpos, n);
+            corio_stream_consume(s, n);
+            return (int)n;
+        }
+        if (s->rerr)
+            return s->rerr;
+        s->direct_buf = buf;
+        s->direct_len = len;
+        s->direct_got = 0;
+        rc = wait_readable(s, t);
+        if (rc == CORIO_ECLOSED)
+            return rc;
+        s->direct_buf = NULL;
+        if (s->direct_got) {
+            size_t got = s->direct_got;
+            s->direct_got = 0;
+            return (int)got;
+        }
+        if (rc)
+            return rc;
+    }
+}
+
+int corio_stream_read_exactly(corio_stream *s, void *buf, size_t n) {
+    char *p = buf;
+    while (n > 0) {
+        int rc = corio_stream_read(s, p, n);
+        if (rc < 0)
+            return rc;
+        p += rc;
+        n -= (size_t)rc;
+    }
+    return 0;
+}
+
+static const char *find(const char *hay, size_t hlen, const char *needle, size_t nlen) {
+    if (nlen == 1)
+        return memchr(hay, needle[0], hlen);
+    return memmem(hay, hlen, needle, nlen);
+}
+
+int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf,
+                            size_t cap, size_t *out_len) {
+    if (!delim || dlen == 0 || !buf || !out_len)
+        return CORIO_EINVAL;
+    *out_len = 0;
+    size_t limit = cap < s->rmax ? cap : s->rmax;
+    size_t scanned = 0; /* bytes already searched, minus a delimiter's overlap */
+    for (;;) {
+        const char *hit = s->rlen > scanned
+                              ? find(s->rbuf + s->rpos + scanned, s->rlen - scanned, delim, dlen)
+                              : NULL;
+        if (hit) {
+            size_t n = (size_t)(hit - (s->rbuf + s->rpos)) + dlen;
+            if (n > limit)
+                return CORIO_ERANGE;
+            memcpy(buf, s->rbuf + s->rpos, n);
+            corio_stream_consume(s, n);
+            *out_len = n;
+            return 0;
+        }
+        if (s->rlen >= limit)
+            return CORIO_ERANGE;
+        scanned = s->rlen >= dlen ? s->rlen - dlen + 1 : 0;
+        int rc = corio_stream_fill(s);
+        if (rc < 0)
+            return rc == CORIO_ERANGE ? CORIO_ERANGE : rc;
+    }
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+typedef struct write_req {
+    uv_write_t req;
+    corio_stream *stream;
+    size_t len;
+    char data[];
+} write_req;
+
+static void on_write(uv_write_t *req, int status) {
+    write_req *w = (write_req *)req;
+    corio_stream *s = w->stream;
+    s->wqueued -= w->len;
+    s->pending--;
+    if (status < 0 && status != UV_ECANCELED && !s->werr)
+        s->werr = status;
+    free(w);
+    if (s->writer && (s->wqueued <= s->wlevel || s->werr))
+        corio__wake(s->writer, WOKEN);
+}
+
+/* Waits until at most `level` bytes are queued.  Each completed write counts
+ * as progress and restarts the write timeout. */
+static int wait_queue_below(corio_stream *s, corio_task *t, size_t level) {
+    while (s->wqueued > level && !s->werr) {
+        if (s->writer)
+            return CORIO_EBUSY;
+        uint64_t at = s->wtimeout ? corio__now(s->loop) + s->wtimeout : CORIO__NO_DEADLINE;
+        s->wlevel = level;
+        s->writer = t;
+        int rc = corio__park(t, at, "stream write");
+        if (rc == CORIO_ECLOSED)
+            return rc;
+        s->writer = NULL;
+        if (rc == 0)
+            return CORIO_ETIMEDOUT;
+        if (rc != WOKEN)
+            return rc;
+    }
+    return s->werr;
+}
+
+int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_write", &rc);
+    if (!t)
+        return rc;
+    if (s->werr)
+        return s->werr;
+    if (s->shut)
+        return CORIO_EPIPE;
+    uv_buf_t local[16];
+    size_t total = 0, skip = 0;
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    if (s->wqueued == 0 && n <= 16) {
+        for (size_t i = 0; i < n; i++)
+            local[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+        int w = uv_try_write(&s->h.stream, local, (unsigned)n);
+        if (w >= 0 && (size_t)w == total)
+            return 0;
+        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+            s->werr = w;
+            return w;
+        }
+        skip = w > 0 ? (size_t)w : 0;
+    }
+    /* Queue what the kernel did not take, as one copied request. */
+    size_t rest = total - skip;
+    write_req *w = malloc(sizeof *w + rest);
+    if (!w)
+        return CORIO_ENOMEM;
+    char *p = w->data;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        const char *base = iov[i].iov_base;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(p, base + skip, len - skip);
+        p += len - skip;
+        skip = 0;
+    }
+    w->stream = s;
+    w->len = rest;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+    rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+    if (rc) {
+        free(w);
+        s->werr = rc;
+        return rc;
+    }
+    s->wqueued += rest;
+    s->pending++;
+    return wait_queue_below(s, t, s->whigh);
+}
+
+int corio_stream_write(corio_stream *s, const void *buf, size_t len) {
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return corio_stream_writev(s, &iov, 1);
+}
+
+int corio_stream_drain(corio_stream *s) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_drain", &rc);
+    if (!t)
+        return rc;
+    return wait_queue_below(s, t, 0);
+}
+
+size_t corio_stream_write_queued(const corio_stream *s) {
+    return s->wqueued;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    corio_stream *s = req->data;
+    s->pending--;
+    corio__req_wait_done(s->shutdown_wait, status);
+    s->shutdown_wait = NULL;
+}
+
+int corio_stream_shutdown(corio_stream *s) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_shutdown", &rc);
+    if (!t)
+        return rc;
+    if (s->shut)
+        return 0;
+    s->sreq.data = s;
+    rc = uv_shutdown(&s->sreq, &s->h.stream, on_shutdown);
+    if (rc)
+        return rc;
+    s->shut = true;
+    s->pending++;
+    corio__req_wait w = {.task = t};
+    s->shutdown_wait = &w;
+    rc = corio__req_wait_park(&w, "stream shutdown");
+    if (!w.done && rc != CORIO_ECLOSED)
+        s->shutdown_wait = NULL;
+    return rc;
+}
+
+/* ---- addresses ------------------------------------------------------------------------- */
+
+static int format_addr(const struct sockaddr_storage *ss, char *buf, size_t len) {
+    char host[64];
+    int port;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, host, sizeof host);
+        port = ntohs(a->sin_port);
+        if ((size_t)snprintf(buf, len, "%s:%d", host, port) >= len)
+            return CORIO_ERANGE;
+        return 0;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        if ((size_t)snprintf(buf, len, "[%s]:%d", host, port) >= len)
+            return CORIO_ERANGE;
+        return 0;
+    }
+    return CORIO_ENOTSUP;
+}
+
+static int stream_name(corio_stream *s, char *buf, size_t len, bool peer) {
+    if (!s || !buf || !len)
+        return CORIO_EINVAL;
+    if (s->kind == CORIO__STREAM_PIPE) {
+        size_t n = len;
+        int rc = peer ? uv_pipe_getpeername(&s->h.pipe, buf, &n)
+                      : uv_pipe_getsockname(&s->h.pipe, buf, &n);
+        return rc == UV_ENOBUFS ? CORIO_ERANGE : rc;
+    }
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    int rc = peer ? uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &n)
+                  : uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&ss, &n);
+    if (rc)
+        return rc;
+    return format_addr(&ss, buf, len);
+}
+
+int corio_stream_peer_name(corio_stream *s, char *buf, size_t len) {
+    return stream_name(s, buf, len, true);
+}
+
+int corio_stream_local_name(corio_stream *s, char *buf, size_t len) {
+    return stream_name(s, buf, len, false);
+}

@@ -1,0 +1,129 @@
+/* corio/stream.h — awaitable byte streams over TCP and Unix sockets
+ * (asyncio's StreamReader/StreamWriter), and the TCP client.
+ *
+ * Reading.  A stream owns a read buffer that exists only while it holds
+ * bytes: an idle connection waiting for input holds none (it is allocated
+ * when bytes arrive and given back once they are consumed).  Bytes are read
+ * from the socket only while the buffer is below its limit
+ * (read_buffer_max); then reading pauses until the task consumes some, so a
+ * fast sender can never make the stream buffer without bound.
+ *
+ * Writing.  corio_stream_write() first tries to write directly to the socket
+ * (uv_try_write) and suspends only when the kernel buffer is full: what is
+ * left is copied and queued, and the call waits while more than
+ * write_high_water bytes are queued, so a slow reader can never make the
+ * server buffer without bound.  The caller's buffer may live on its stack.
+ *
+ * Every call marked "Await" honours the task's cancellation and deadlines
+ * (task.h), plus the stream's own read/write timeouts: a read or a write that
+ * makes no progress for that long fails with CORIO_ETIMEDOUT.
+ *
+ * A stream belongs to one task at a time.  One reader and one writer may wait
+ * at once (two tasks reading the same stream concurrently get CORIO_EBUSY).
+ */
+#ifndef CORIO_STREAM_H
+#define CORIO_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "errno.h"
+#include "task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct corio_stream corio_stream;
+
+/* Limits and timeouts of a stream; 0 in any field means the default. */
+typedef struct corio_stream_opts {
+    size_t read_buffer_max;   /* default 64 KiB */
+    size_t write_high_water;  /* default 64 KiB */
+    uint64_t read_timeout_ms; /* default: none */
+    uint64_t write_timeout_ms; /* default: none */
+} corio_stream_opts;
+
+/* Applies opts (NULL: defaults) to the stream. */
+void corio_stream_configure(corio_stream *s, const corio_stream_opts *opts);
+
+/* Await: reads at least one byte, at most `len`, into buf.  Returns the count,
+ * CORIO_EOF once the peer has closed its side and the buffer is empty,
+ * CORIO_ECONNRESET and other socket errors, CORIO_ETIMEDOUT,
+ * CORIO_ECANCELED, CORIO_ECLOSED after close, CORIO_EBUSY if another task is
+ * reading.  len is capped at INT_MAX. */
+int corio_stream_read(corio_stream *s, void *buf, size_t len);
+
+/* Await: reads exactly n bytes.  Returns 0, or CORIO_EOF if the stream ended
+ * first (the partial bytes were consumed), or read's errors. */
+int corio_stream_read_exactly(corio_stream *s, void *buf, size_t n);
+
+/* Await: reads up to and including the first occurrence of delim (dlen >= 1
+ * bytes) into buf (capacity cap), sets *out_len.  Returns 0; CORIO_ERANGE
+ * when no delimiter is found within min(cap, read_buffer_max) bytes (nothing
+ * is consumed); CORIO_EOF if the stream ended before a delimiter (nothing is
+ * consumed); read's errors. */
+int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf,
+                            size_t cap, size_t *out_len);
+
+/* Zero-copy reading, for parsers that work in place.
+ * corio_stream_buffered: the bytes buffered now (borrowed; valid until the
+ * next await or consume on this stream).  corio_stream_fill: Await until more
+ * bytes are buffered; returns the number added, CORIO_EOF, CORIO_ERANGE when
+ * the buffer is at read_buffer_max, or read's errors.  corio_stream_consume:
+ * drops n (<= buffered) bytes from the front. */
+const char *corio_stream_buffered(corio_stream *s, size_t *len);
+int corio_stream_fill(corio_stream *s);
+void corio_stream_consume(corio_stream *s, size_t n);
+
+/* Await: writes all len bytes (see the top of this file).  Returns 0,
+ * CORIO_EPIPE / CORIO_ECONNRESET and other socket errors (the stream is then
+ * unusable for writing), CORIO_ETIMEDOUT, CORIO_ECANCELED (bytes may have
+ * been queued; the stream should then be closed), CORIO_ECLOSED. */
+int corio_stream_write(corio_stream *s, const void *buf, size_t len);
+
+/* Await: writes the buffers in order, as one write where the kernel allows. */
+int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n);
+
+/* Await: waits until every queued byte has been handed to the kernel.  */
+int corio_stream_drain(corio_stream *s);
+
+/* Await: half-close: sends FIN after the queued bytes; reading goes on.
+ * Returns 0 or a socket error. */
+int corio_stream_shutdown(corio_stream *s);
+
+/* Await: closes the stream and frees it, after libuv's close callback and
+ * every pending request callback have run.  Queued bytes not yet written are
+ * dropped.  Always ends with s freed, also when the await is cancelled
+ * (the memory is then freed by the callback a little later); returns 0 or
+ * CORIO_ECANCELED/CORIO_ETIMEDOUT if the wait was cut short.  Do not use s
+ * afterwards.  Connections from a server are closed by the server: do not
+ * close those yourself. */
+int corio_stream_close(corio_stream *s);
+
+/* The peer's and our address as "1.2.3.4:80", "[::1]:80" or the socket path.
+ * Return 0, CORIO_ENOTSUP for a stream without addresses, CORIO_ERANGE when
+ * len is too small. */
+int corio_stream_peer_name(corio_stream *s, char *buf, size_t len);
+int corio_stream_local_name(corio_stream *s, char *buf, size_t len);
+
+/* Bytes queued for writing and not yet handed to the kernel. */
+size_t corio_stream_write_queued(const corio_stream *s);
+
+/* Await: connects to host:port over TCP (host may be a name: resolved with
+ * libuv's async getaddrinfo; each address is tried in order).  timeout_ms
+ * bounds the whole connect (0: no bound beyond the task's deadlines).  *out is
+ * a new stream to close with corio_stream_close().  Returns 0,
+ * CORIO_ECONNREFUSED-style socket errors of the last address tried,
+ * CORIO_ETIMEDOUT, CORIO_ECANCELED, CORIO_EINVAL, CORIO_ENOMEM. */
+int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t timeout_ms);
+
+/* Await: connects to a Unix domain socket at `path`. */
+int corio_connect_unix(corio_stream **out, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORIO_STREAM_H */

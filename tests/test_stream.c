@@ -1,0 +1,302 @@
+/* Streams, server and client on loopback: corio server, corio client. */
+#include "corio_test.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- an echo server shared by the tests ----------------------------------------------- */
+
+static int echo_handler(corio_stream *s, void *arg) {
+    (void)arg;
+    char buf[8192];
+    for (;;) {
+        int n = corio_stream_read(s, buf, sizeof buf);
+        if (n == CORIO_EOF)
+            return corio_stream_shutdown(s); /* half-close: flush, then FIN */
+        if (n < 0)
+            return n;
+        int rc = corio_stream_write(s, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int start_echo(corio_server **srv, size_t max_conns) {
+    corio_server_opts o = {.host = "127.0.0.1", .port = 0, .max_conns = max_conns};
+    return corio_server_start(srv, &o, echo_handler, NULL);
+}
+
+/* ---- 8 MiB echo with random write sizes -------------------------------------------------- */
+
+typedef struct bulk {
+    corio_stream *s;
+    const unsigned char *data;
+    size_t len;
+    unsigned seed;
+} bulk;
+
+static int bulk_writer(void *arg) {
+    bulk *b = arg;
+    size_t off = 0;
+    while (off < b->len) {
+        size_t n = 1 + (size_t)(rand_r(&b->seed) % 100000);
+        if (n > b->len - off)
+            n = b->len - off;
+        int rc = corio_stream_write(b->s, b->data + off, n);
+        if (rc < 0)
+            return rc;
+        off += n;
+    }
+    return corio_stream_shutdown(b->s);
+}
+
+static int echo_8mib_main(void *arg) {
+    (void)arg;
+    corio_server *srv;
+    int rc = start_echo(&srv, 0);
+    if (rc)
+        return rc;
+    enum { LEN = 8 << 20 };
+    unsigned char *data = malloc(LEN), *back = malloc(LEN);
+    unsigned seed = 12345;
+    for (size_t i = 0; i < LEN; i++)
+        data[i] = (unsigned char)rand_r(&seed);
+    corio_stream *c;
+    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    if (rc == 0) {
+        bulk b = {.s = c, .data = data, .len = LEN, .seed = 99};
+        corio_task *w;
+        rc = corio_spawn(&w, "writer", bulk_writer, &b);
+        size_t got = 0;
+        while (rc == 0 && got < LEN) {
+            size_t want = 1 + (size_t)(rand_r(&seed) % 70000);
+            int n = corio_stream_read(c, back + got, want < LEN - got ? want : LEN - got);
+            if (n < 0)
+                rc = n;
+            else
+                got += (size_t)n;
+        }
+        char extra;
+        if (rc == 0)
+            rc = corio_stream_read(c, &extra, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
+        if (rc == 0)
+            rc = corio_await(w);
+        corio_task_release(w);
+        if (rc == 0 && memcmp(data, back, LEN) != 0)
+            rc = CORIO_EFAILED;
+        corio_stream_close(c);
+    }
+    free(data);
+    free(back);
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return rc ? rc : rc2;
+}
+
+static void test_echo_8mib_random_write_sizes(void **state) {
+    (void)state;
+    corio_test_run(echo_8mib_main, NULL);
+}
+
+/* ---- read_until, read_exactly, addresses ----------------------------------------------------- */
+
+static int lines_main(void *arg) {
+    (void)arg;
+    corio_server *srv;
+    int rc = start_echo(&srv, 0);
+    if (rc)
+        return rc;
+    corio_stream *c;
+    rc = corio_connect(&c, "localhost", (uint16_t)corio_server_port(srv), 2000);
+    if (rc)
+        goto out;
+    const char msg[] = "hello\r\nworld\r\nrest";
+    rc = corio_stream_write(c, msg, sizeof msg - 1);
+    char line[64];
+    size_t n = 0;
+    if (rc == 0)
+        rc = corio_stream_read_until(c, "\r\n", 2, line, sizeof line, &n);
+    if (rc == 0 && (n != 7 || memcmp(line, "hello\r\n", 7) != 0))
+        rc = CORIO_EFAILED;
+    if (rc == 0)
+        rc = corio_stream_read_until(c, "\r\n", 2, line, sizeof line, &n);
+    if (rc == 0 && (n != 7 || memcmp(line, "world\r\n", 7) != 0))
+        rc = CORIO_EFAILED;
+    if (rc == 0)
+        rc = corio_stream_read_exactly(c, line, 4);
+    if (rc == 0 && memcmp(line, "rest", 4) != 0)
+        rc = CORIO_EFAILED;
+    /* A line longer than the caller's limit: ERANGE, nothing consumed. */
+    if (rc == 0)
+        rc = corio_stream_write(c, "0123456789\n", 11);
+    if (rc == 0)
+        rc = corio_stream_read_until(c, "\n", 1, line, 5, &n) == CORIO_ERANGE ? 0 : CORIO_EFAILED;
+    if (rc == 0)
+        rc = corio_stream_read_until(c, "\n", 1, line, sizeof line, &n);
+    if (rc == 0 && n != 11)
+        rc = CORIO_EFAILED;
+    char name[64];
+    if (rc == 0)
+        rc = corio_stream_peer_name(c, name, sizeof name);
+    if (rc == 0 && strncmp(name, "127.0.0.1:", 10) != 0 && strncmp(name, "[::1]:", 6) != 0)
+        rc = CORIO_EFAILED;
+    corio_stream_close(c);
+out:;
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return rc ? rc : rc2;
+}
+
+static void test_read_until_and_read_exactly(void **state) {
+    (void)state;
+    corio_test_run(lines_main, NULL);
+}
+
+/* ---- many concurrent clients ------------------------------------------------------------------ */
+
+typedef struct client_arg {
+    int port;
+    int id;
+} client_arg;
+
+static int one_client(void *arg) {
+    client_arg *a = arg;
+    corio_stream *c;
+    int rc = corio_connect(&c, "127.0.0.1", (uint16_t)a->port, 5000);
+    if (rc)
+        return rc;
+    char out[32], in[32];
+    int len = snprintf(out, sizeof out, "client %d\n", a->id);
+    rc = corio_stream_write(c, out, (size_t)len);
+    if (rc == 0)
+        rc = corio_stream_read_exactly(c, in, (size_t)len);
+    if (rc == 0 && memcmp(in, out, (size_t)len) != 0)
+        rc = CORIO_EFAILED;
+    corio_stream_close(c);
+    return rc;
+}
+
+static int many_clients_main(void *arg) {
+    size_t n = (size_t)(uintptr_t)arg;
+    corio_server *srv;
+    int rc = start_echo(&srv, 0);
+    if (rc)
+        return rc;
+    client_arg *args = calloc(n, sizeof *args);
+    int failures = 0;
+    corio_task_group g;
+    CORIO_WITH(corio_task_group_scope(&g)) {
+        for (size_t i = 0; i < n; i++) {
+            args[i] = (client_arg){.port = corio_server_port(srv), .id = (int)i};
+            if (corio_task_group_spawn(&g, NULL, "client", one_client, &args[i]) != 0)
+                failures++;
+        }
+    }
+    free(args);
+    rc = corio_task_group_result(&g);
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return failures ? CORIO_EFAILED : rc ? rc : rc2;
+}
+
+static void test_thousand_concurrent_clients(void **state) {
+    (void)state;
+    corio_test_run(many_clients_main, (void *)(uintptr_t)1000);
+}
+
+/* ---- max connections ----------------------------------------------------------------------------- */
+
+static int cap_main(void *arg) {
+    (void)arg;
+    corio_server *srv;
+    int rc = start_echo(&srv, 2);
+    if (rc)
+        return rc;
+    uint16_t port = (uint16_t)corio_server_port(srv);
+    corio_stream *c[3] = {0};
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = corio_connect(&c[i], "127.0.0.1", port, 2000); /* the kernel completes all three */
+    char b;
+    /* The first two are served. */
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        rc = corio_stream_write(c[i], "x", 1);
+        if (rc == 0)
+            rc = corio_stream_read_exactly(c[i], &b, 1);
+    }
+    /* The third waits in the backlog: nothing comes back while two are open. */
+    if (rc == 0)
+        rc = corio_stream_write(c[2], "y", 1);
+    if (rc == 0 && corio_server_conns(srv) != 2)
+        rc = CORIO_EFAILED;
+    if (rc == 0) {
+        CORIO_WITH(corio_timeout_scope(100)) {
+            rc = corio_stream_read_exactly(c[2], &b, 1) == CORIO_ETIMEDOUT ? 0 : CORIO_EFAILED;
+        }
+    }
+    /* Closing one lets the third in. */
+    if (rc == 0) {
+        corio_stream_close(c[0]);
+        c[0] = NULL;
+        rc = corio_stream_read_exactly(c[2], &b, 1);
+        if (rc == 0 && b != 'y')
+            rc = CORIO_EFAILED;
+    }
+    for (int i = 0; i < 3; i++)
+        if (c[i])
+            corio_stream_close(c[i]);
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return rc ? rc : rc2;
+}
+
+static void test_max_connections_cap_pauses_and_resumes_accepting(void **state) {
+    (void)state;
+    corio_test_run(cap_main, NULL);
+}
+
+/* ---- shutdown drains, then cancels ------------------------------------------------------------------ */
+
+static int slow_handler(corio_stream *s, void *arg) {
+    int *cancelled = arg;
+    char b;
+    int rc = corio_stream_read(s, &b, 1); /* the client never writes */
+    if (rc == CORIO_ECANCELED && corio_task_cancel_reason(corio_current()) == CORIO_CANCEL_SHUTDOWN)
+        (*cancelled)++;
+    return rc;
+}
+
+static int drain_main(void *arg) {
+    (void)arg;
+    int cancelled = 0;
+    corio_server *srv;
+    corio_server_opts o = {.host = "127.0.0.1"};
+    int rc = corio_server_start(&srv, &o, slow_handler, &cancelled);
+    if (rc)
+        return rc;
+    corio_stream *c;
+    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    if (rc)
+        return rc;
+    while (corio_server_conns(srv) == 0)
+        corio_yield();
+    rc = corio_server_shutdown(srv, 50) == CORIO_ETIMEDOUT ? 0 : CORIO_EFAILED;
+    if (rc == 0 && cancelled != 1)
+        rc = CORIO_EFAILED;
+    char b;
+    if (rc == 0) /* the server closed its side */
+        rc = corio_stream_read(c, &b, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
+    corio_stream_close(c);
+    return rc;
+}
+
+static void test_shutdown_cancels_connections_after_drain_deadline(void **state) {
+    (void)state;
+    corio_test_run(drain_main, NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_8mib_random_write_sizes),
+        cmocka_unit_test(test_read_until_and_read_exactly),
+        cmocka_unit_test(test_thousand_concurrent_clients),
+        cmocka_unit_test(test_max_connections_cap_pauses_and_resumes_accepting),
+        cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
