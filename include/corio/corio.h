@@ -13,8 +13,10 @@
 #define CORIO_VERSION_PATCH 0
 #define CORIO_VERSION_STRING "0.1.0"
 
+#include "app.h"
 #include "errno.h"
 #include "future.h"
+#include "log.h"
 #include "loop.h"
 #include "scope.h"
 #include "server.h"

@@ -1,0 +1,104 @@
+/* corio_app_main: the command line, then one worker or a supervisor (see
+ * corio/app.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "app/runner.h"
+#include "corio/corio.h"
+#include "corio/log.h"
+
+#define LISTEN_BACKLOG 511
+
+static int listen_unix(const char *path) {
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path)
+        return CORIO_EINVAL;
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
+    if (o->unix_path)
+        return listen_unix(o->unix_path);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (uv_ip4_addr(o->host, *port_inout, a4) == 0)
+        len = sizeof *a4;
+    else if (uv_ip6_addr(o->host, *port_inout, a6) == 0)
+        len = sizeof *a6;
+    else
+        return CORIO_EINVAL;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        (ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+        goto out_errno;
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        goto out_errno;
+    *port_inout = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    return fd;
+out_errno:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+static const char *real_getenv(const char *name) {
+    return getenv(name);
+}
+
+int corio_app_main(const corio_app *app, int argc, char **argv) {
+    if (!app || !app->handler) {
+        fprintf(stderr, "corio_app_main: the app needs a handler\n");
+        return 2;
+    }
+    const char *name = app->name ? app->name : (argc > 0 ? argv[0] : "corio-app");
+    corio__app_opts o;
+    char err[256];
+    if (corio__app_parse(&o, app, argc, argv, real_getenv, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", name, err);
+        return 2;
+    }
+    if (o.help) {
+        corio__app_usage(app, STDOUT_FILENO);
+        return 0;
+    }
+    if (o.version) {
+        printf("%s %s (corio %s)\n", name, app->version ? app->version : CORIO_VERSION_STRING,
+               CORIO_VERSION_STRING);
+        return 0;
+    }
+    corio_log_set_level(o.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (o.workers > 1)
+        return corio__supervise(app, &o);
+    return corio__worker_run(app, &o, -1, -1);
+}

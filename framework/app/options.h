@@ -1,0 +1,36 @@
+/* Command line and environment of the standalone runner (see corio/app.h). */
+#ifndef CORIO_APP_OPTIONS_H
+#define CORIO_APP_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corio/app.h"
+#include "corio/log.h"
+
+typedef struct corio__app_opts {
+    const char *host;
+    uint16_t port;
+    const char *unix_path;
+    unsigned workers;
+    const char *tls_cert, *tls_key;
+    size_t max_conns;
+    uint64_t read_timeout_ms, write_timeout_ms, drain_timeout_ms;
+    corio_log_level log_level;
+    bool help, version;
+} corio__app_opts;
+
+/* Fills *o from defaults, then `envp`-style getenv, then argv.  Strings point
+ * into argv or the environment.  Returns 0, or CORIO_EINVAL with a one-line
+ * message (no newline) in err. */
+int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **argv,
+                     const char *(*get_env)(const char *name), char *err, size_t errlen);
+
+/* Writes --help to fd. */
+void corio__app_usage(const corio_app *app, int fd);
+
+/* Parses a duration ("250ms", "10s", "2m", "1500").  Returns 0 or EINVAL. */
+int corio__parse_duration(const char *s, uint64_t *ms);
+
+#endif

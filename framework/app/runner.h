@@ -1,0 +1,23 @@
+/* The runner's processes: a worker (one loop serving connections) and the
+ * supervisor of several workers. */
+#ifndef CORIO_APP_RUNNER_H
+#define CORIO_APP_RUNNER_H
+
+#include "app/options.h"
+
+/* Runs one worker until a graceful shutdown.  listen_fd >= 0: serve that
+ * inherited listening socket; -1: open our own from the options.  ready_fd
+ * >= 0 gets one byte once the worker accepts connections, then is closed.
+ * Returns the process exit code. */
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd,
+                      int ready_fd);
+
+/* Runs the supervisor of o->workers workers.  Returns the exit code. */
+int corio__supervise(const corio_app *app, const corio__app_opts *o);
+
+/* Opens a listening TCP or Unix socket from the options (SO_REUSEPORT for
+ * TCP).  port_inout: the port to bind (0: any) and the one bound.  Returns
+ * the fd or a negative code. */
+int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
+
+#endif

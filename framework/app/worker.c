@@ -1,0 +1,127 @@
+/* A worker process: one corio loop, one server, signal handling through
+ * libuv (see corio/app.h for what each signal does). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/runner.h"
+#include "corio/corio.h"
+#include "corio/log.h"
+#include "runtime/internal.h"
+
+typedef struct worker {
+    const corio_app *app;
+    const corio__app_opts *opts;
+    int listen_fd;
+    int ready_fd;
+    corio_event stop;
+    int stop_signal;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
+} worker;
+
+static void on_signal(uv_signal_t *h, int signum) {
+    worker *w = h->data;
+    switch (signum) {
+    case SIGTERM:
+    case SIGINT:
+        if (!w->stop_signal)
+            w->stop_signal = signum;
+        corio_event_set(&w->stop);
+        break;
+    case SIGHUP:
+        corio_log(CORIO_LOG_INFO, "SIGHUP: nothing to reload (no TLS configured)");
+        break;
+    case SIGUSR1:
+        corio_tasks_dump(STDERR_FILENO);
+        break;
+    }
+}
+
+static int watch(worker *w, uv_signal_t *h, int signum) {
+    int rc = uv_signal_init(corio_uv_loop(), h);
+    if (rc)
+        return rc;
+    h->data = w;
+    return uv_signal_start(h, on_signal, signum);
+}
+
+static void unwatch(uv_signal_t *h) {
+    if (h->data)
+        uv_close((uv_handle_t *)h, NULL);
+}
+
+static int worker_main(void *arg) {
+    worker *w = arg;
+    const corio__app_opts *o = w->opts;
+    corio_event_init(&w->stop);
+    int rc = watch(w, &w->sig_term, SIGTERM);
+    if (rc == 0)
+        rc = watch(w, &w->sig_int, SIGINT);
+    if (rc == 0)
+        rc = watch(w, &w->sig_hup, SIGHUP);
+    if (rc == 0)
+        rc = watch(w, &w->sig_usr1, SIGUSR1);
+    corio_server *srv = NULL;
+    if (rc == 0) {
+        corio_server_opts so = {
+            .host = o->host,
+            .port = o->port,
+            .unix_path = o->unix_path,
+            .inherited_fd = w->listen_fd,
+            .reuseport = true,
+            .max_conns = o->max_conns,
+            .conn_stack_size = w->app->conn_stack_size,
+            .stream = {.read_timeout_ms = o->read_timeout_ms,
+                       .write_timeout_ms = o->write_timeout_ms},
+        };
+        rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
+        if (rc)
+            corio_log(CORIO_LOG_ERROR, "cannot listen on %s%s%s:%u: %s",
+                      o->unix_path ? "unix:" : "", o->unix_path ? o->unix_path : o->host,
+                      o->unix_path ? "" : "", o->unix_path ? 0 : o->port, corio_strerror(rc));
+    }
+    if (rc == 0) {
+        if (w->listen_fd < 0) {
+            if (o->unix_path)
+                corio_log(CORIO_LOG_INFO, "listening on unix:%s", o->unix_path);
+            else
+                corio_log(CORIO_LOG_INFO, "listening on %s:%d", o->host, corio_server_port(srv));
+        }
+        if (w->ready_fd >= 0) {
+            ssize_t n = write(w->ready_fd, "r", 1);
+            (void)n;
+            close(w->ready_fd);
+            w->ready_fd = -1;
+        }
+        rc = corio_event_wait(&w->stop);
+        corio_log(CORIO_LOG_INFO, "%s: draining %zu connection(s), up to %llu ms",
+                  w->stop_signal == SIGINT ? "SIGINT" : "SIGTERM", corio_server_conns(srv),
+                  (unsigned long long)o->drain_timeout_ms);
+        int drc = corio_server_shutdown(srv, o->drain_timeout_ms);
+        if (drc == CORIO_ETIMEDOUT)
+            corio_log(CORIO_LOG_WARN, "drain deadline passed: remaining connections cancelled");
+        rc = rc == CORIO_ECANCELED ? 0 : rc;
+    }
+    unwatch(&w->sig_term);
+    unwatch(&w->sig_int);
+    unwatch(&w->sig_hup);
+    unwatch(&w->sig_usr1);
+    return rc;
+}
+
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd,
+                      int ready_fd) {
+    worker w;
+    memset(&w, 0, sizeof w);
+    w.app = app;
+    w.opts = o;
+    w.listen_fd = listen_fd;
+    w.ready_fd = ready_fd;
+    int rc = corio_run(worker_main, &w);
+    if (rc < 0) {
+        corio_log(CORIO_LOG_ERROR, "worker failed: %s", corio_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

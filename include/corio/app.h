@@ -1,0 +1,70 @@
+/* corio/app.h — the standalone server runner.
+ *
+ * corio_app_main() gives every corio program the same command line and
+ * environment:
+ *
+ *   --host ADDR          IPv4/IPv6 address to bind        CORIO_HOST    (127.0.0.1)
+ *   --port N             TCP port, 0..65535                CORIO_PORT    (app default, 8080)
+ *   --unix PATH          listen on a Unix socket instead   CORIO_UNIX
+ *   --workers N|auto     worker processes, 1..256          CORIO_WORKERS (1)
+ *   --tls-cert FILE      PEM certificate chain             CORIO_TLS_CERT
+ *   --tls-key FILE       PEM private key                   CORIO_TLS_KEY
+ *   --max-conns N        open connections per worker       CORIO_MAX_CONNS (0: no cap)
+ *   --read-timeout T     per read without progress         CORIO_READ_TIMEOUT (0: none)
+ *   --write-timeout T    per write without progress        CORIO_WRITE_TIMEOUT (0: none)
+ *   --drain-timeout T    graceful drain on SIGTERM         CORIO_DRAIN_TIMEOUT (25s)
+ *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
+ *   --help, --version
+ *
+ * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.
+ * Flags win over environment variables.  A bad value is one line on stderr
+ * naming the flag (or variable) and what it accepts, and exit code 2.
+ *
+ * Processes.  With --workers 1 the program is the worker.  With more, a
+ * supervisor process opens one SO_REUSEPORT listening socket per worker
+ * (all on the same port), forks the workers, each with its own loop, and
+ * restarts a worker that dies, with backoff.  The supervisor keeps every
+ * listening socket open, so a restarted worker takes over its predecessor's
+ * socket and no queued connection is lost.
+ *
+ * Signals.  SIGTERM/SIGINT: graceful drain — stop accepting, let open
+ * connections finish up to the drain timeout, cancel the rest (reason
+ * shutdown), exit 0.  SIGHUP: with workers, restart them one at a time (a new
+ * worker is serving before the old one drains), which also reloads TLS
+ * certificates; with one process, reload the TLS certificates in place (a
+ * failed load keeps the old ones and is logged).  SIGUSR1: every worker
+ * prints its live tasks to stderr.
+ */
+#ifndef CORIO_APP_H
+#define CORIO_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct corio_app {
+    const char *name;        /* shown in --help, --version and logs */
+    const char *version;     /* --version; NULL: corio's version */
+    const char *description; /* one line for --help; may be NULL */
+    corio_conn_fn handler;   /* runs once per connection, in its own task */
+    void *arg;               /* passed to handler; borrowed */
+    uint16_t default_port;   /* 0: 8080 */
+    size_t conn_stack_size;  /* 0: the default task stack */
+} corio_app;
+
+/* Parses the command line and environment, then serves until a graceful
+ * shutdown.  Returns the process exit code: 0 after a graceful shutdown or
+ * --help/--version, 1 when the server could not start or failed, 2 for a bad
+ * command line.  Call it from main() (`return corio_app_main(&app, argc,
+ * argv);`), not from inside corio_run(). */
+int corio_app_main(const corio_app *app, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORIO_APP_H */
