@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "base/report.h"
 #include "corio/errno.h"
 
@@ -18,6 +20,8 @@ const char *corio_strerror(int code) {
     default:
         break;
     }
+    if (code <= -3000 && code > -3100)
+        return uv_strerror(code); /* libuv's getaddrinfo codes, UV_EAI_* */
     if (code < 0 && code > -4096)
         return strerror(-code); /* glibc: static strings for known codes */
     return "unknown error";

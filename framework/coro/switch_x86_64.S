@@ -33,10 +33,15 @@ corio__ctx_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp
-    ret
+    /* Return by an indirect jump, not `ret`: the return address belongs to
+     * the other stack, so `ret` would miss the return-stack predictor on
+     * every switch (Boost.Context does the same). */
+    popq    %rcx
+    jmpq    *%rcx
     .size   corio__ctx_switch, .-corio__ctx_switch
 
-/* First code a new context runs: r12 = entry, r13 = arg, rsp 16-byte aligned. */
+/* First code a new context runs: r12 = entry, r13 = arg, rsp 16-byte aligned
+ * (the switch popped the trampoline's address like a return address). */
     .globl  corio__ctx_trampoline
     .type   corio__ctx_trampoline, @function
     .p2align 4
