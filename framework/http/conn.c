@@ -1,0 +1,573 @@
+/* The HTTP/1.1 connection task: parse, route, call the handler, respond,
+ * repeat (see corio/http.h and http_internal.h).
+ *
+ * llhttp runs in strict mode and pauses twice per request: when the head is
+ * complete (so the handler can run before the body is read) and when the
+ * message is complete (so the next request starts from a clean state).
+ * Everything llhttp leaves to its caller is checked here: sizes of the
+ * request line and the head, the HTTP version, Host, Transfer-Encoding,
+ * Upgrade and CONNECT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "corio/log.h"
+#include "http/http_internal.h"
+#include "net/stream_internal.h"
+
+#define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
+#define DRAIN_BODY_MAX (64 * 1024) /* an unread body beyond this closes */
+
+static const corio_http_opts default_opts = {
+    .max_request_line = 8 * 1024,
+    .max_header_bytes = 16 * 1024,
+    .max_headers = 100,
+    .max_body = 1024 * 1024,
+    .max_requests = 0,
+    .header_timeout_ms = 10000,
+    .body_timeout_ms = 15000,
+    .keepalive_timeout_ms = 5000,
+    .send_timeout_ms = 30000,
+};
+
+/* ---- output queue ----------------------------------------------------------------------- */
+
+int corio__hconn_queue(corio__hconn *c, const void *p, size_t len) {
+    if (c->nout == c->cap_out) {
+        size_t cap = c->cap_out ? c->cap_out * 2 : 16;
+        struct iovec *out = corio__arena_alloc(&c->arena, cap * sizeof *out);
+        if (!out)
+            return CORIO_ENOMEM;
+        if (c->nout)
+            memcpy(out, c->out, c->nout * sizeof *out);
+        c->out = out;
+        c->cap_out = cap;
+    }
+    c->out[c->nout++] = (struct iovec){.iov_base = (void *)p, .iov_len = len};
+    c->out_bytes += len;
+    return 0;
+}
+
+int corio__hconn_flush(corio__hconn *c) {
+    if (c->nout == 0)
+        return 0;
+    int rc = corio_stream_writev(c->s, c->out, c->nout);
+    c->nout = 0;
+    c->out_bytes = 0;
+    c->out = NULL;
+    c->cap_out = 0;
+    return rc;
+}
+
+/* ---- llhttp callbacks --------------------------------------------------------------------- */
+
+static corio__hconn *conn_of(llhttp_t *p) {
+    return p->data;
+}
+
+/* Offsets are relative to the start of the head, which is where the stream's
+ * buffered bytes begin while the head is parsed. */
+static int extend(corio__hconn *c, corio__span *s, const char *at, size_t len) {
+    const char *base = corio__req_head(&c->req);
+    if (s->len == 0)
+        s->off = (uint32_t)(at - base);
+    s->len += (uint32_t)len;
+    return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    return extend(c, &c->req.method, at, len);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    return extend(c, &c->req.target, at, len);
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    return extend(c, &c->req.version, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    corio_req *r = &c->req;
+    if (c->line_end == 0)
+        c->line_end = (size_t)(at - corio__req_head(r));
+    if (c->in_value || r->nhdrs == 0) {
+        if (r->nhdrs >= c->opts.max_headers) {
+            c->reject = 431;
+            return -1;
+        }
+        if (r->nhdrs == r->cap_hdrs) {
+            size_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+            corio__hdr *h = corio__arena_alloc(&c->arena, cap * sizeof *h);
+            if (!h) {
+                c->reject = 503;
+                return -1;
+            }
+            if (r->nhdrs)
+                memcpy(h, r->hdrs, r->nhdrs * sizeof *h);
+            r->hdrs = h;
+            r->cap_hdrs = cap;
+        }
+        r->hdrs[r->nhdrs++] = (corio__hdr){{0, 0}, {0, 0}};
+        c->in_value = false;
+    }
+    return extend(c, &r->hdrs[r->nhdrs - 1].name, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    c->in_value = true;
+    return extend(c, &c->req.hdrs[c->req.nhdrs - 1].value, at, len);
+}
+
+/* With a body, pause here so the handler runs before the body is read;
+ * without one, go on to on_message_complete, which pauses (and leaves the
+ * parser ready for the next request). */
+static int on_headers_complete(llhttp_t *p) {
+    bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+    return body ? HPE_PAUSED : 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+    corio__hconn *c = conn_of(p);
+    corio_req *r = &c->req;
+    if (r->sink) { /* streaming into the handler's buffer, which fits it */
+        memcpy(r->sink, at, len);
+        r->sink += len;
+        r->sink_len -= len;
+    }
+    r->body_read += len;
+    if (r->body_read > c->opts.max_body) {
+        c->reject = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+    conn_of(p)->req.body_done = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_method = on_method,
+    .on_url = on_url,
+    .on_version = on_version,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- reading a request head ------------------------------------------------------------------ */
+
+static int status_for(corio__hconn *c, llhttp_errno_t err) {
+    if (c->reject)
+        return c->reject;
+    switch (err) {
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return 501;
+    case HPE_INVALID_VERSION:
+        return 505;
+    case HPE_INVALID_METHOD:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+static int fill_within(corio__hconn *c, uint64_t ms) {
+    int rc = CORIO_ETIMEDOUT;
+    if (ms == 0)
+        return rc;
+    CORIO_WITH(corio_timeout_scope(ms)) {
+        rc = corio_stream_fill(c->s);
+    }
+    return rc;
+}
+
+/* Parses bytes until a head is complete.  Returns 0, HEAD_ONLY_CLOSE when
+ * the client left (or idled out) between requests, a status (400...) to
+ * answer before closing, or a negative code for a socket error. */
+static int read_head(corio__hconn *c) {
+    uint64_t head_deadline = 0;
+    for (;;) {
+        size_t len;
+        const char *buf = corio_stream_buffered(c->s, &len);
+        if (len > c->parsed) {
+            if (!head_deadline)
+                head_deadline = corio_now() + c->opts.header_timeout_ms;
+            llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, len - c->parsed);
+            if (err == HPE_PAUSED) {
+                c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - buf);
+                llhttp_resume(&c->parser);
+                return c->reject ? c->reject : 0;
+            }
+            if (err != HPE_OK)
+                return status_for(c, err);
+            c->parsed = len;
+        }
+        if (c->line_end == 0 && c->parsed > c->opts.max_request_line)
+            return 414;
+        if (c->line_end && c->parsed - c->line_end > c->opts.max_header_bytes)
+            return 431;
+        if (c->line_end == 0 && c->parsed > c->opts.max_request_line + c->opts.max_header_bytes)
+            return 431;
+        int rc = corio__hconn_flush(c); /* answers to earlier pipelined requests */
+        if (rc)
+            return rc;
+        if (c->nout == 0 && c->parsed == 0)
+            corio__arena_reset(&c->arena); /* idle: hold no arena chunk */
+        uint64_t now = corio_now();
+        uint64_t wait = !head_deadline ? c->opts.keepalive_timeout_ms
+                        : head_deadline > now ? head_deadline - now
+                                              : 0;
+        rc = fill_within(c, wait);
+        if (rc >= 0)
+            continue;
+        if (rc == CORIO_ERANGE)
+            return c->line_end ? 431 : 414;
+        if (rc == CORIO_ETIMEDOUT)
+            return head_deadline ? 408 : HEAD_ONLY_CLOSE;
+        if (rc == CORIO_EOF)
+            return head_deadline ? 400 : HEAD_ONLY_CLOSE;
+        return rc;
+    }
+}
+
+/* ---- checking a head ---------------------------------------------------------------------------- */
+
+static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
+    size_t n = strlen(want);
+    return s.len == n && strncasecmp(corio__req_head(r) + s.off, want, n) == 0;
+}
+
+/* Validates what llhttp leaves to us and fills in the request.  Returns 0 or
+ * the status to answer with. */
+static int prepare(corio__hconn *c) {
+    corio_req *r = &c->req;
+    llhttp_t *p = &c->parser;
+    if (llhttp_get_http_major(p) != 1)
+        return 505;
+    r->minor = llhttp_get_http_minor(p);
+    if (llhttp_get_method(p) == HTTP_CONNECT)
+        return 501;
+    size_t hosts = 0, tes = 0;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        if (span_ieq(r, r->hdrs[i].name, "host"))
+            hosts++;
+        else if (span_ieq(r, r->hdrs[i].name, "transfer-encoding")) {
+            tes++;
+            if (!span_ieq(r, r->hdrs[i].value, "chunked"))
+                return 501;
+        } else if (span_ieq(r, r->hdrs[i].name, "expect")) {
+            if (!span_ieq(r, r->hdrs[i].value, "100-continue"))
+                return 417;
+            r->expect_continue = true;
+        }
+    }
+    if (hosts > 1 || (r->minor >= 1 && hosts == 0) || tes > 1)
+        return 400;
+    r->chunked = (p->flags & F_CHUNKED) != 0;
+    r->content_length = r->chunked ? 0 : p->content_length;
+    r->has_body = r->chunked || r->content_length > 0;
+    if (!r->chunked && r->content_length > c->opts.max_body)
+        return 413;
+    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    r->head_method = llhttp_get_method(p) == HTTP_HEAD;
+    r->head_len = c->parsed;
+    /* Target: origin-form only (or "*" for OPTIONS). */
+    corio_strv target = corio_req_target(r);
+    if (target.len == 0 || (target.ptr[0] != '/' && !(target.len == 1 && target.ptr[0] == '*')))
+        return 400;
+    const char *q = memchr(target.ptr, '?', target.len);
+    corio_strv raw_path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
+    r->query = q ? (corio_strv){q + 1, target.len - raw_path.len - 1} : (corio_strv){"", 0};
+    if (memchr(raw_path.ptr, '%', raw_path.len)) {
+        char *dec = corio__arena_alloc(&c->arena, raw_path.len + 1);
+        if (!dec)
+            return 503;
+        long n = corio__pct_decode(raw_path, dec, false);
+        if (n < 0)
+            return 400;
+        r->path = (corio_strv){dec, (size_t)n};
+    } else {
+        r->path = raw_path;
+    }
+    return 0;
+}
+
+/* ---- bodies ------------------------------------------------------------------------------------- */
+
+/* Moves the head into the arena so the read buffer can be consumed from the
+ * front while the body streams. */
+static int relocate_head(corio__hconn *c) {
+    corio_req *r = &c->req;
+    if (r->head_copy)
+        return 0;
+    size_t len;
+    const char *buf = corio_stream_buffered(c->s, &len);
+    char *copy = corio__arena_alloc(&c->arena, r->head_len);
+    if (!copy)
+        return CORIO_ENOMEM;
+    memcpy(copy, buf, r->head_len);
+    /* Slices handed out so far (path, query) pointed into the buffer. */
+    if (r->path.ptr >= buf && r->path.ptr < buf + r->head_len)
+        r->path.ptr = copy + (r->path.ptr - buf);
+    if (r->query.ptr >= buf && r->query.ptr < buf + r->head_len)
+        r->query.ptr = copy + (r->query.ptr - buf);
+    for (size_t i = 0; i < r->nparams; i++)
+        if (r->params[i].value.ptr >= buf && r->params[i].value.ptr < buf + r->head_len)
+            r->params[i].value.ptr = copy + (r->params[i].value.ptr - buf);
+    r->head_copy = copy;
+    corio_stream_consume(c->s, r->head_len);
+    c->parsed = 0;
+    return 0;
+}
+
+int corio_req_read(corio_req *r, void *buf, size_t len) {
+    corio__hconn *c = r->c;
+    if (!r->has_body || r->body_done || len == 0)
+        return 0;
+    int rc = relocate_head(c);
+    if (rc)
+        return rc;
+    if (r->expect_continue && !r->continue_sent) {
+        r->continue_sent = true;
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        rc = corio__hconn_queue(c, cont, sizeof cont - 1);
+        if (rc == 0)
+            rc = corio__hconn_flush(c);
+        if (rc)
+            return rc;
+    }
+    for (;;) {
+        size_t avail;
+        const char *data = corio_stream_buffered(c->s, &avail);
+        if (avail) {
+            /* Feed at most len bytes: the body they carry is never more. */
+            size_t feed = avail < len ? avail : len;
+            r->sink = buf;
+            r->sink_len = len;
+            llhttp_errno_t err = llhttp_execute(&c->parser, data, feed);
+            size_t used = feed;
+            if (err == HPE_PAUSED) {
+                used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+                llhttp_resume(&c->parser);
+            } else if (err != HPE_OK) {
+                r->sink = NULL;
+                c->close = true;
+                return c->reject == 413 ? CORIO_ERANGE : CORIO_EINVAL;
+            }
+            size_t got = len - r->sink_len;
+            r->sink = NULL;
+            corio_stream_consume(c->s, used);
+            if (got || r->body_done)
+                return (int)got;
+            continue;
+        }
+        rc = fill_within(c, c->opts.body_timeout_ms);
+        if (rc < 0) {
+            c->close = true;
+            return rc == CORIO_EOF ? CORIO_EOF : rc;
+        }
+    }
+}
+
+int corio_req_body(corio_req *r, corio_strv *body) {
+    corio__hconn *c = r->c;
+    *body = (corio_strv){"", 0};
+    if (!r->has_body)
+        return 0;
+    size_t avail;
+    const char *buf = corio_stream_buffered(c->s, &avail);
+    /* Already all here, in one piece: a slice of the read buffer. */
+    if (!r->chunked && !r->head_copy && avail - c->parsed >= r->content_length) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, r->content_length);
+        if (err == HPE_PAUSED)
+            llhttp_resume(&c->parser);
+        *body = (corio_strv){buf + c->parsed, r->content_length};
+        c->parsed += r->content_length;
+        r->body_done = true;
+        return 0;
+    }
+    size_t cap = r->chunked ? 4096 : r->content_length;
+    char *out = corio__arena_alloc(&c->arena, cap);
+    size_t used = 0;
+    if (!out)
+        return CORIO_ENOMEM;
+    for (;;) {
+        if (used == cap) {
+            if (cap >= c->opts.max_body) {
+                c->reject = 413;
+                c->close = true;
+                return CORIO_ERANGE;
+            }
+            size_t ncap = cap * 2 < c->opts.max_body ? cap * 2 : c->opts.max_body;
+            char *n = corio__arena_alloc(&c->arena, ncap);
+            if (!n)
+                return CORIO_ENOMEM;
+            memcpy(n, out, used);
+            out = n;
+            cap = ncap;
+        }
+        int got = corio_req_read(r, out + used, cap - used);
+        if (got < 0)
+            return got;
+        used += (size_t)got;
+        if (r->body_done)
+            break;
+    }
+    *body = (corio_strv){out, used};
+    return 0;
+}
+
+/* After the handler: reads and drops what is left of the body, if small. */
+static int skip_body(corio__hconn *c) {
+    corio_req *r = &c->req;
+    if (!r->has_body || r->body_done)
+        return 0;
+    if (!r->chunked && r->content_length - r->body_read > DRAIN_BODY_MAX) {
+        c->close = true;
+        return 0;
+    }
+    char scratch[4096];
+    size_t dropped = 0;
+    while (!r->body_done) {
+        int n = corio_req_read(r, scratch, sizeof scratch);
+        if (n < 0)
+            return n;
+        dropped += (size_t)n;
+        if (dropped > DRAIN_BODY_MAX) {
+            c->close = true;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- one request ---------------------------------------------------------------------------------- */
+
+static void log_request_error(corio__hconn *c, int rc) {
+    corio_strv m = corio_req_method(&c->req), t = corio_req_target(&c->req);
+    corio_log(CORIO_LOG_ERROR, "handler for \"%.*s %.*s\" failed: %s", (int)m.len, m.ptr,
+              (int)(t.len > 200 ? 200 : t.len), t.ptr, corio_strerror(rc));
+}
+
+static int dispatch(corio__hconn *c) {
+    corio_req *r = &c->req;
+    corio_res *res = &c->res;
+    corio__match m;
+    int found = corio__router_match(c->srv->router, corio_req_method(r), r->path, &m);
+    if (found == 404)
+        return corio__http_send_error(c, 404, false);
+    if (found == 405) {
+        corio_res_header(res, "Allow", m.allow);
+        return corio_res_text(res, 405, "Method Not Allowed\n");
+    }
+    memcpy(r->params, m.params, m.nparams * sizeof m.params[0]);
+    r->nparams = m.nparams;
+    int rc = m.fn(r, res, m.arg);
+    if (rc < 0)
+        log_request_error(c, rc);
+    if (!res->started) {
+        if (rc >= 0)
+            corio_log(CORIO_LOG_ERROR, "a handler returned without a response");
+        return corio__http_send_error(c, 500, false);
+    }
+    if (!res->ended) {
+        if (rc < 0)
+            c->close = true; /* a stream cut short cannot be repaired */
+        else
+            return corio_res_end(res);
+    }
+    return 0;
+}
+
+static void reset_request(corio__hconn *c) {
+    memset(&c->req, 0, sizeof c->req);
+    memset(&c->res, 0, sizeof c->res);
+    c->req.c = c;
+    c->res.c = c;
+    c->parsed = 0;
+    c->line_end = 0;
+    c->reject = 0;
+    c->in_value = false;
+}
+
+int corio_http_serve(corio_stream *s, void *arg) {
+    const corio_http_server *srv = arg;
+    if (!s || !srv || !srv->router)
+        return CORIO_EINVAL;
+    corio__hconn c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.srv = srv;
+    c.opts = srv->opts;
+    const size_t *defaults = (const size_t *)&default_opts;
+    size_t *mine = (size_t *)&c.opts;
+    for (size_t i = 0; i < 5; i++) /* the size_t limits, then the timeouts */
+        if (!mine[i])
+            mine[i] = defaults[i];
+    uint64_t *t = &c.opts.header_timeout_ms;
+    const uint64_t *dt = &default_opts.header_timeout_ms;
+    for (size_t i = 0; i < 4; i++)
+        if (!t[i])
+            t[i] = dt[i];
+    c.opts.max_requests = srv->opts.max_requests;
+    corio__arena_init(&c.arena);
+    llhttp_init(&c.parser, HTTP_REQUEST, &settings);
+    c.parser.data = &c;
+    corio_stream_opts so = {.read_buffer_max = c.opts.max_request_line + c.opts.max_header_bytes +
+                                               4096,
+                            .write_timeout_ms = c.opts.send_timeout_ms};
+    corio_stream_configure(s, &so);
+    int rc = 0;
+    for (;;) {
+        reset_request(&c);
+        int st = read_head(&c);
+        if (st == HEAD_ONLY_CLOSE || st < 0) {
+            rc = st < 0 ? st : 0;
+            break;
+        }
+        if (st == 0)
+            st = prepare(&c);
+        if (st) {
+            corio__http_send_error(&c, st, true);
+            break;
+        }
+        c.requests++;
+        if (!c.req.keep_alive || (c.opts.max_requests && c.requests >= c.opts.max_requests))
+            c.close = true;
+        rc = dispatch(&c);
+        if (rc == 0)
+            rc = skip_body(&c);
+        if (rc < 0)
+            break;
+        if (c.reject == 413) {
+            corio__http_send_error(&c, 413, true);
+            break;
+        }
+        if (c.close)
+            break;
+        /* The request's bytes (its head, and its body if read in place). */
+        if (!c.req.head_copy)
+            corio_stream_consume(s, c.parsed);
+        /* Keep going while more pipelined bytes are here; flush otherwise
+         * (read_head does, before it waits). */
+        if (c.out_bytes > 64 * 1024)
+            rc = corio__hconn_flush(&c);
+        if (rc < 0)
+            break;
+    }
+    int frc = corio__hconn_flush(&c);
+    corio__arena_reset(&c.arena);
+    return rc < 0 ? rc : frc;
+}

@@ -1,0 +1,96 @@
+/* Private structures of the HTTP/1.1 server.
+ *
+ * The request head stays where it was read: in the stream's read buffer,
+ * which is pinned (never moved) while a request holds slices of it.  Header
+ * names and values are recorded as offsets from the start of the head, and
+ * turned into pointers when asked for.  If the handler streams a body larger
+ * than what is buffered, the head is first copied into the arena so the
+ * buffer can be consumed from the front.
+ */
+#ifndef CORIO_HTTP_INTERNAL_H
+#define CORIO_HTTP_INTERNAL_H
+
+#include <llhttp.h>
+#include <sys/uio.h>
+
+#include "corio/http.h"
+#include "http/arena.h"
+#include "http/router.h"
+
+typedef struct corio__span {
+    uint32_t off, len;
+} corio__span;
+
+typedef struct corio__hdr {
+    corio__span name, value;
+} corio__hdr;
+
+struct corio_req {
+    struct corio__hconn *c;
+    corio__span method, target, version;
+    corio__hdr *hdrs;
+    size_t nhdrs, cap_hdrs;
+    size_t head_len;       /* bytes of the head (request line + fields + CRLF) */
+    const char *head_copy; /* set once the head moved into the arena */
+    corio_strv path, query;
+    corio__param params[CORIO__MAX_PARAMS];
+    size_t nparams;
+    uint64_t content_length; /* when not chunked */
+    bool chunked, has_body, body_done, expect_continue, continue_sent;
+    bool keep_alive, head_method;
+    uint8_t minor;
+    size_t body_read;
+    /* body delivery during llhttp_execute */
+    char *sink;
+    size_t sink_len;
+};
+
+struct corio_res {
+    struct corio__hconn *c;
+    char *extra; /* extra header lines, "Name: value\r\n" ... (arena) */
+    size_t extra_len, extra_cap;
+    bool started, ended, chunked, close_delimited;
+};
+
+typedef struct corio__hconn {
+    corio_stream *s;
+    const corio_http_server *srv;
+    corio_http_opts opts;
+    llhttp_t parser;
+    corio__arena arena;
+    corio_req req;
+    corio_res res;
+    size_t parsed;    /* bytes of the current request's head fed to llhttp */
+    size_t line_end;  /* offset just past the request line, 0 until known */
+    int reject;       /* status chosen while parsing (400, 431, 501, 505...) */
+    bool in_value;    /* llhttp callbacks: last data was a header value */
+    bool close;       /* close after the current response */
+    /* responses waiting for one write */
+    struct iovec *out;
+    size_t nout, cap_out, out_bytes;
+    size_t requests;
+} corio__hconn;
+
+/* Formats the Date header value (29 bytes), cached per second per thread. */
+const char *corio__http_date(void);
+
+/* Queues bytes (borrowed until the flush) for the next write. */
+int corio__hconn_queue(corio__hconn *c, const void *p, size_t len);
+/* Writes everything queued, then resets the queue (and the arena if `reset`). */
+int corio__hconn_flush(corio__hconn *c);
+
+/* The head's base pointer: the read buffer or the arena copy. */
+const char *corio__req_head(const corio_req *r);
+
+/* A reason phrase for a status code. */
+const char *corio__http_reason(int status);
+
+/* Sends a complete error response for a request rejected by the server. */
+int corio__http_send_error(corio__hconn *c, int status, bool close);
+
+/* Percent-decodes s into dst (capacity >= s.len); '+' becomes ' ' if
+ * plus_is_space.  Returns the decoded length, or -1 for a bad escape or a
+ * NUL byte. */
+long corio__pct_decode(corio_strv s, char *dst, bool plus_is_space);
+
+#endif

@@ -1,0 +1,253 @@
+/* Router: a tree of path segments.  Each node has literal children, at most
+ * one parameter child and an optional trailing-wildcard route; routes hang
+ * off nodes by method.  Matching tries literal children before the parameter
+ * child, and backtracks, so "/users/me" beats "/users/{id}". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/router.h"
+
+typedef struct route {
+    struct route *next;
+    char method[16];
+    corio_http_handler fn;
+    void *arg;
+} route;
+
+typedef struct node node;
+struct node {
+    char *segment;    /* literal text, or the parameter's name */
+    node *children;   /* literal children */
+    node *sibling;
+    node *param;      /* "{name}" child */
+    route *routes;    /* ending here */
+    route *wildcard;  /* "*" ending here */
+};
+
+struct corio_router {
+    node root;
+};
+
+bool corio_strv_eq(corio_strv v, const char *s) {
+    size_t n = strlen(s);
+    return v.len == n && memcmp(v.ptr, s, n) == 0;
+}
+
+int corio_router_new(corio_router **out) {
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : CORIO_ENOMEM;
+}
+
+static void free_routes(route *r) {
+    while (r) {
+        route *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+static void free_node(node *n) {
+    while (n->children) {
+        node *c = n->children;
+        n->children = c->sibling;
+        free_node(c);
+        free(c);
+    }
+    if (n->param) {
+        free_node(n->param);
+        free(n->param);
+    }
+    free_routes(n->routes);
+    free_routes(n->wildcard);
+    free(n->segment);
+}
+
+void corio_router_free(corio_router *r) {
+    if (!r)
+        return;
+    free_node(&r->root);
+    free(r);
+}
+
+static bool valid_method(const char *m) {
+    size_t n = strlen(m);
+    if (n == 0 || n >= sizeof(((route *)0)->method))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            return false;
+    return true;
+}
+
+static node *child(node *parent, const char *seg, size_t len, bool param) {
+    if (param) {
+        if (parent->param) {
+            if (strlen(parent->param->segment) != len ||
+                memcmp(parent->param->segment, seg, len) != 0)
+                return NULL; /* one parameter name per position */
+            return parent->param;
+        }
+    } else {
+        for (node *c = parent->children; c; c = c->sibling)
+            if (strlen(c->segment) == len && memcmp(c->segment, seg, len) == 0)
+                return c;
+    }
+    node *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->segment = strndup(seg, len);
+    if (!c->segment) {
+        free(c);
+        return NULL;
+    }
+    if (param) {
+        parent->param = c;
+    } else {
+        c->sibling = parent->children;
+        parent->children = c;
+    }
+    return c;
+}
+
+int corio_router_add(corio_router *r, const char *method, const char *pattern,
+                     corio_http_handler fn, void *arg) {
+    if (!r || !method || !pattern || !fn || pattern[0] != '/' || !valid_method(method))
+        return CORIO_EINVAL;
+    node *n = &r->root;
+    bool wildcard = false;
+    const char *p = pattern + 1;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 1 && p[0] == '*' && !slash) {
+            wildcard = true;
+            break;
+        }
+        bool param = len >= 2 && p[0] == '{' && p[len - 1] == '}';
+        if (param) {
+            p++;
+            len -= 2;
+        }
+        if (len == 0 || memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '*', len))
+            return CORIO_EINVAL;
+        n = child(n, p, len, param);
+        if (!n)
+            return CORIO_EINVAL;
+        p += len + (param ? 1 : 0);
+        if (*p == '/')
+            p++;
+        else
+            break;
+    }
+    route **list = wildcard ? &n->wildcard : &n->routes;
+    for (route *e = *list; e; e = e->next)
+        if (strcmp(e->method, method) == 0)
+            return CORIO_EALREADY;
+    route *e = calloc(1, sizeof *e);
+    if (!e)
+        return CORIO_ENOMEM;
+    strcpy(e->method, method);
+    e->fn = fn;
+    e->arg = arg;
+    e->next = *list;
+    *list = e;
+    return 0;
+}
+
+static const route *find_method(const route *list, corio_strv method) {
+    const route *get = NULL;
+    for (const route *e = list; e; e = e->next) {
+        if (corio_strv_eq(method, e->method))
+            return e;
+        if (strcmp(e->method, "GET") == 0)
+            get = e;
+    }
+    return corio_strv_eq(method, "HEAD") ? get : NULL;
+}
+
+static void add_allow(corio__match *m, const route *list) {
+    for (const route *e = list; e; e = e->next) {
+        size_t used = strlen(m->allow);
+        if (strstr(m->allow, e->method))
+            continue;
+        snprintf(m->allow + used, sizeof m->allow - used, "%s%s", used ? ", " : "", e->method);
+        if (strcmp(e->method, "GET") == 0 && !strstr(m->allow, "HEAD")) {
+            used = strlen(m->allow);
+            snprintf(m->allow + used, sizeof m->allow - used, ", HEAD");
+        }
+    }
+}
+
+/* Returns 200 (found), 405 (path found, method not) or 404. */
+static int match(const node *n, const char *p, const char *end, corio_strv method,
+                 corio__match *m) {
+    if (p == end) {
+        const route *e = find_method(n->routes, method);
+        if (e) {
+            m->fn = e->fn;
+            m->arg = e->arg;
+            return 200;
+        }
+        if (n->routes || n->wildcard) {
+            add_allow(m, n->routes);
+            add_allow(m, n->wildcard);
+            if (!n->wildcard)
+                return 405;
+        }
+    } else {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *seg_end = slash ? slash : end;
+        size_t len = (size_t)(seg_end - p);
+        const char *next = slash ? slash + 1 : end;
+        if (slash && next == end)
+            next = end; /* trailing slash: an empty last segment matches the node */
+        int best = 404;
+        for (const node *c = n->children; c; c = c->sibling) {
+            if (strlen(c->segment) == len && memcmp(c->segment, p, len) == 0) {
+                int rc = match(c, next, end, method, m);
+                if (rc == 200)
+                    return rc;
+                if (rc == 405)
+                    best = 405;
+            }
+        }
+        if (n->param && len > 0 && m->nparams < CORIO__MAX_PARAMS) {
+            m->params[m->nparams].name = n->param->segment;
+            m->params[m->nparams].value = (corio_strv){p, len};
+            m->nparams++;
+            int rc = match(n->param, next, end, method, m);
+            if (rc == 200)
+                return rc;
+            m->nparams--;
+            if (rc == 405)
+                best = 405;
+        }
+        if (best == 405 && !n->wildcard)
+            return 405;
+    }
+    if (n->wildcard) {
+        const route *e = find_method(n->wildcard, method);
+        if (e && m->nparams < CORIO__MAX_PARAMS) {
+            m->params[m->nparams].name = "*";
+            m->params[m->nparams].value = (corio_strv){p, (size_t)(end - p)};
+            m->nparams++;
+            m->fn = e->fn;
+            m->arg = e->arg;
+            return 200;
+        }
+        add_allow(m, n->wildcard);
+        return 405;
+    }
+    return 404;
+}
+
+int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
+                        corio__match *m) {
+    m->fn = NULL;
+    m->nparams = 0;
+    m->allow[0] = '\0';
+    if (path.len == 0 || path.ptr[0] != '/')
+        return 404;
+    return match(&r->root, path.ptr + 1, path.ptr + path.len, method, m);
+}

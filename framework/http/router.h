@@ -1,0 +1,27 @@
+/* Route matching (see corio/http.h for the pattern rules). */
+#ifndef CORIO_HTTP_ROUTER_H
+#define CORIO_HTTP_ROUTER_H
+
+#include "corio/http.h"
+
+#define CORIO__MAX_PARAMS 8
+
+typedef struct corio__param {
+    const char *name; /* owned by the router */
+    corio_strv value; /* slice of the matched path */
+} corio__param;
+
+typedef struct corio__match {
+    corio_http_handler fn;
+    void *arg;
+    corio__param params[CORIO__MAX_PARAMS];
+    size_t nparams;
+    char allow[128]; /* for 405: the methods the path answers */
+} corio__match;
+
+/* Matches method and (decoded) path.  Returns 200 with m->fn set, 404, or
+ * 405 with m->allow filled in. */
+int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
+                        corio__match *m);
+
+#endif

@@ -1,0 +1,173 @@
+/* corio/http.h — the HTTP/1.1 server: coroutine handlers and routing.
+ *
+ *     static int hello(corio_req *req, corio_res *res, void *arg) {
+ *         return corio_res_text(res, 200, "Hello, World!");
+ *     }
+ *     corio_router_add(router, "GET", "/plaintext", hello, NULL);
+ *
+ * One task per connection parses requests with llhttp in strict mode and
+ * calls each route's handler on that same task: while a handler awaits (a
+ * backend future, a sleep, a body chunk), every other connection goes on.
+ * Keep-alive follows HTTP/1.0 and 1.1 rules; pipelined requests are answered
+ * in order, and the responses to the requests of one read leave in one write.
+ *
+ * Strings.  Request strings are corio_strv slices (pointer + length, not NUL
+ * terminated) into the connection's read buffer or the request's arena; they
+ * stay valid until the handler returns.
+ *
+ * Errors.  A handler returns 0, or a negative CORIO_E* code: if it had not
+ * sent a response, the client gets a 500 with no internals in the body and the
+ * error is logged with the request line.  Bad input from a client is answered
+ * by the server (400, 408, 413, 414, 431, 501, 505) and, where HTTP requires
+ * it, the connection is closed; other connections never notice.
+ */
+#ifndef CORIO_HTTP_H
+#define CORIO_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errno.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A string slice; not NUL terminated. */
+typedef struct corio_strv {
+    const char *ptr;
+    size_t len;
+} corio_strv;
+
+/* True if the slice equals the C string s (case-sensitive). */
+bool corio_strv_eq(corio_strv v, const char *s);
+
+typedef struct corio_req corio_req;
+typedef struct corio_res corio_res;
+typedef struct corio_router corio_router;
+
+/* A route handler; see the top of this file for its return value. */
+typedef int (*corio_http_handler)(corio_req *req, corio_res *res, void *arg);
+
+/* ---- request ------------------------------------------------------------------------ */
+
+corio_strv corio_req_method(const corio_req *req);
+/* The request target as sent ("/a%20b?x=1"). */
+corio_strv corio_req_target(const corio_req *req);
+/* The path, percent-decoded ("/a b"); a path that decodes to a NUL byte or an
+ * invalid escape is answered 400 before any handler runs. */
+corio_strv corio_req_path(const corio_req *req);
+/* The raw query string after '?', or an empty slice. */
+corio_strv corio_req_query_string(const corio_req *req);
+/* HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
+int corio_req_version_minor(const corio_req *req);
+
+/* The first header field named `name` (case-insensitive).  Returns true and
+ * sets *value, or false. */
+bool corio_req_header(const corio_req *req, const char *name, corio_strv *value);
+/* Header fields in arrival order (repeated fields included).  Returns the
+ * count; corio_req_header_at returns false past the end. */
+size_t corio_req_header_count(const corio_req *req);
+bool corio_req_header_at(const corio_req *req, size_t i, corio_strv *name, corio_strv *value);
+
+/* A path parameter of the route ("/users/{id}" → "id"), percent-decoded. */
+bool corio_req_param(const corio_req *req, const char *name, corio_strv *value);
+/* A query parameter, percent-decoded ('+' is a space).  The first one named
+ * `name`.  Returns false if absent or not decodable. */
+bool corio_req_query(corio_req *req, const char *name, corio_strv *value);
+
+/* Await: the whole body, buffered in the request's arena (or as a slice of
+ * the read buffer when it is already there).  Returns 0, CORIO_ERANGE when
+ * it exceeds the body limit (the server answers 413 and closes), CORIO_EOF if
+ * the client went away, CORIO_ETIMEDOUT, CORIO_ECANCELED. */
+int corio_req_body(corio_req *req, corio_strv *body);
+
+/* Await: reads the next piece of a streamed body into buf.  Returns the
+ * count, 0 at the end of the body, or corio_req_body's errors.  The server
+ * reads from the socket only as fast as the handler consumes.  Answers
+ * "Expect: 100-continue" on the first call. */
+int corio_req_read(corio_req *req, void *buf, size_t len);
+
+/* The client's address ("127.0.0.1:5555"). */
+int corio_req_peer(const corio_req *req, char *buf, size_t len);
+
+/* Allocates n bytes from the request's arena, freed after the response.
+ * Returns NULL when out of memory. */
+void *corio_req_alloc(corio_req *req, size_t n);
+
+/* ---- response ----------------------------------------------------------------------- */
+
+/* Adds a header field.  Returns 0, CORIO_EINVAL if the name is not a token or
+ * the value holds CR, LF or NUL (no header injection), CORIO_EALREADY once the
+ * head has been sent, CORIO_ENOMEM.  Content-Length, Transfer-Encoding, Date
+ * and Connection are the server's: CORIO_EPERM. Strings are copied. */
+int corio_res_header(corio_res *res, const char *name, const char *value);
+
+/* Sends a complete response with a Content-Length.  `content_type` may be
+ * NULL (no Content-Type).  `body` is copied (or written before returning).
+ * For HEAD requests the body is not sent.  Returns 0, CORIO_EALREADY if a
+ * response was already started, CORIO_EINVAL for a status outside
+ * 100..999, write errors. */
+int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
+                   size_t len);
+/* Shorthands: text/plain; charset=utf-8 and application/json. */
+int corio_res_text(corio_res *res, int status, const char *text);
+int corio_res_json(corio_res *res, int status, const char *json);
+
+/* Streaming (chunked transfer coding on HTTP/1.1; close-delimited on 1.0).
+ * corio_res_start sends the head; corio_res_write sends one chunk and awaits
+ * backpressure; corio_res_end sends the last chunk.  Returns 0 or write
+ * errors (CORIO_EPIPE etc. when the client left). */
+int corio_res_start(corio_res *res, int status, const char *content_type);
+int corio_res_write(corio_res *res, const void *data, size_t len);
+int corio_res_end(corio_res *res);
+
+/* Whether a response has been started. */
+bool corio_res_started(const corio_res *res);
+
+/* ---- routing ------------------------------------------------------------------------- */
+
+/* Creates an empty router.  Returns 0, CORIO_ENOMEM. */
+int corio_router_new(corio_router **out);
+void corio_router_free(corio_router *r);
+
+/* Adds a route.  `method` is an upper-case token ("GET"; a GET route also
+ * answers HEAD).  `pattern` is a path of literal segments, `{name}`
+ * parameters (one segment each) and an optional trailing `*` (the rest of the
+ * path, readable as parameter "*").  Literal segments win over parameters.
+ * Returns 0, CORIO_EINVAL for a bad pattern or method, CORIO_EALREADY for a
+ * duplicate route, CORIO_ENOMEM.  Strings are copied; arg is borrowed. */
+int corio_router_add(corio_router *r, const char *method, const char *pattern,
+                     corio_http_handler fn, void *arg);
+
+/* ---- serving ------------------------------------------------------------------------- */
+
+/* Limits and timeouts; 0 in a field means its default. */
+typedef struct corio_http_opts {
+    size_t max_request_line; /* 8 KiB; beyond: 414 and close */
+    size_t max_header_bytes; /* 16 KiB; beyond: 431 and close */
+    size_t max_headers;      /* 100 fields; beyond: 431 and close */
+    size_t max_body;         /* 1 MiB; beyond: 413 and close */
+    size_t max_requests;     /* per connection; 0: no cap */
+    uint64_t header_timeout_ms;    /* 10 s for the whole head: 408 */
+    uint64_t body_timeout_ms;      /* 15 s without progress: 408 */
+    uint64_t keepalive_timeout_ms; /* 5 s idle between requests: close */
+    uint64_t send_timeout_ms;      /* 30 s without progress: abort */
+} corio_http_opts;
+
+typedef struct corio_http_server {
+    corio_router *router; /* borrowed */
+    corio_http_opts opts;
+} corio_http_server;
+
+/* A connection handler (corio_conn_fn) that serves HTTP/1.1 on `s` with the
+ * corio_http_server passed as arg.  Use it as the handler of a corio_app or a
+ * corio_server. */
+int corio_http_serve(corio_stream *s, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORIO_HTTP_H */
