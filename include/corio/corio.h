@@ -16,6 +16,7 @@
 #include "app.h"
 #include "errno.h"
 #include "future.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "scope.h"
