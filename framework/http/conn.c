@@ -71,8 +71,12 @@ static corio__hconn *conn_of(llhttp_t *p) {
  * buffered bytes begin while the head is parsed. */
 static int extend(corio__hconn *c, corio__span *s, const char *at, size_t len) {
     const char *base = corio__req_head(&c->req);
-    if (s->len == 0)
+    if (s->len == 0) {
         s->off = (uint32_t)(at - base);
+    } else if (at != base + s->off + s->len) {
+        c->reject = 400; /* not contiguous: a folded (obs-fold) line */
+        return -1;
+    }
     s->len += (uint32_t)len;
     return 0;
 }
@@ -168,6 +172,11 @@ static const llhttp_settings_t settings = {
 
 /* ---- reading a request head ------------------------------------------------------------------ */
 
+static bool is_tchar(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 static int status_for(corio__hconn *c, llhttp_errno_t err) {
     if (c->reject)
         return c->reject;
@@ -176,8 +185,16 @@ static int status_for(corio__hconn *c, llhttp_errno_t err) {
         return 501;
     case HPE_INVALID_VERSION:
         return 505;
-    case HPE_INVALID_METHOD:
-        return 501;
+    case HPE_INVALID_METHOD: {
+        /* A well-formed token llhttp does not know is a method we do not
+         * implement; anything else is not HTTP. */
+        size_t len;
+        const char *buf = corio_stream_buffered(c->s, &len);
+        size_t i = 0;
+        while (i < len && i < 32 && is_tchar((unsigned char)buf[i]))
+            i++;
+        return i > 0 && i < len && buf[i] == ' ' ? 501 : 400;
+    }
     default:
         return 400;
     }
@@ -259,7 +276,24 @@ static int prepare(corio__hconn *c) {
     r->minor = llhttp_get_http_minor(p);
     if (llhttp_get_method(p) == HTTP_CONNECT)
         return 501;
+    size_t line_len = r->version.off + r->version.len;
+    if (line_len > c->opts.max_request_line)
+        return 414;
+    if (c->parsed - line_len > c->opts.max_header_bytes)
+        return 431;
+    const char *head = corio__req_head(r);
     size_t hosts = 0, tes = 0;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        corio__hdr *h = &r->hdrs[i];
+        for (uint32_t k = 0; k < h->name.len; k++)
+            if (!is_tchar((unsigned char)head[h->name.off + k]))
+                return 400;
+        for (uint32_t k = 0; k < h->value.len; k++) {
+            unsigned char ch = (unsigned char)head[h->value.off + k];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return 400; /* CR, LF, NUL and other controls */
+        }
+    }
     for (size_t i = 0; i < r->nhdrs; i++) {
         if (span_ieq(r, r->hdrs[i].name, "host"))
             hosts++;
@@ -466,6 +500,13 @@ static int dispatch(corio__hconn *c) {
     corio_res *res = &c->res;
     corio__match m;
     int found = corio__router_match(c->srv->router, corio_req_method(r), r->path, &m);
+    if (found != 200 && r->has_body) {
+        /* Read the body first: it keeps the connection in step, and a
+         * malformed one is answered 400 rather than 404/405. */
+        int rc = skip_body(c);
+        if (rc < 0 || c->reject)
+            return corio__http_send_error(c, c->reject ? c->reject : 400, true);
+    }
     if (found == 404)
         return corio__http_send_error(c, 404, false);
     if (found == 405) {
