@@ -15,6 +15,17 @@ static void cancel_members(corio_task_group *g, corio_cancel_reason reason) {
         corio_cancel_with(corio__container_of(n, corio_task, group_link), reason);
 }
 
+/* Whether the group's own deadline has passed.  Members run under it
+ * (root.deadline) and see it themselves: their awaits fail with
+ * CORIO_ETIMEDOUT.  Cancelling them on top of that would turn their timeout
+ * into CORIO_ECANCELED (a cancel wins over a timeout) depending on who runs
+ * first, so the group's own deadline neither cancels the members nor counts
+ * as a sibling failure; only deadlines they do not see (an enclosing timeout
+ * scope, the grace period) cancel them. */
+static bool own_deadline_passed(const corio_task_group *g, corio_task *t) {
+    return g->deadline != CORIO__NO_DEADLINE && g->deadline <= corio__now(t->fut.loop);
+}
+
 static int group_enter(void *self, uint64_t ms) {
     corio_task_group *g = self;
     corio_task *t = corio__current();
@@ -49,7 +60,7 @@ static void group_exit(void *self, int how) {
     corio_task *t = s->task;
     g->closed = 1;
     s->cancelled = 0; /* that stopped the body; the wait below must go on */
-    if (how < 0)
+    if (how < 0 && !(how == CORIO_ETIMEDOUT && own_deadline_passed(g, t)))
         cancel_members(g, how == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
                           : t->root.cancelled    ? (corio_cancel_reason)t->cancel_reason
                                                  : CORIO_CANCEL_SIBLING);
@@ -71,8 +82,9 @@ static void group_exit(void *self, int how) {
          * for them shielded, for a bounded time. */
         if (how == 0)
             how = rc;
-        cancel_members(g, rc == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
-                                                : (corio_cancel_reason)t->cancel_reason);
+        if (!(rc == CORIO_ETIMEDOUT && own_deadline_passed(g, t)))
+            cancel_members(g, rc == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
+                                                    : (corio_cancel_reason)t->cancel_reason);
         s->shield = 1;
         s->deadline = corio__now(t->fut.loop) + GROUP_CANCEL_GRACE_MS;
         shielded = true;
@@ -127,9 +139,13 @@ void corio__group_member_done(corio_task *t) {
     int rc = t->fut.result;
     if (rc < 0 && rc != CORIO_ECANCELED && g->error == 0) {
         g->error = rc;
-        cancel_members(g, CORIO_CANCEL_SIBLING);
-        if (!g->closed)
-            corio__scope_cancel(g->scope->task, g->scope);
+        /* A member passing on the group's own timeout is not a failure of
+         * its own: the others time out by themselves (own_deadline_passed). */
+        if (!(rc == CORIO_ETIMEDOUT && own_deadline_passed(g, t))) {
+            cancel_members(g, CORIO_CANCEL_SIBLING);
+            if (!g->closed)
+                corio__scope_cancel(g->scope->task, g->scope);
+        }
     }
     if (g->live == 0 && g->waiter)
         corio__wake(g->waiter, 0);

@@ -152,8 +152,11 @@ corio_resource corio_task_group_scope_timeout(corio_task_group *g, uint64_t ms);
 int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *name,
                            corio_task_fn fn, void *arg);
 
-/* After the scope: the first member failure, or CORIO_ETIMEDOUT if the
- * group's deadline passed, or 0. */
+/* After the scope: the first member failure; else how the body ended
+ * (CORIO_ETIMEDOUT when the group's deadline passed, CORIO_ECANCELED when the
+ * task running the body was cancelled, the code given to corio_scope_fail()
+ * in the body); else 0.  A member that ends with CORIO_ECANCELED is not a
+ * failure. */
 int corio_task_group_result(const corio_task_group *g);
 
 #ifdef __cplusplus
