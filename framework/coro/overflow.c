@@ -22,7 +22,8 @@ static __thread stack_t old_altstack;
 
 #define ALTSTACK_SIZE (64 * 1024)
 /* A fault this far below a stack's lowest byte still counts as its overflow:
- * a large frame can step over the guard page. */
+ * a large frame can step over the first page below it.  The guard (stack.c)
+ * is this large, so such a fault lands in the stack's own guard. */
 #define OVERFLOW_SLACK (256 * 1024)
 
 static size_t put_str(char *buf, size_t at, size_t cap, const char *s) {
@@ -51,7 +52,11 @@ static void report_overflow(const corio__overflow_info *info) {
     n = put_str(msg, n, cap, "' (id ");
     n = put_u64(msg, n, cap, info->id);
     n = put_str(msg, n, cap, ", stack size ");
-    n = put_u64(msg, n, cap, info->stack->size);
+    /* The size as configured (corio_spawn_opts.stack_size, page-rounded), which
+     * the hint below refers to: `size` is that less the descriptor kept at the
+     * top of the mapping, a number the user never asked for.  The guard size
+     * was cached when the stack was mapped, so this stays signal-safe. */
+    n = put_u64(msg, n, cap, info->stack->map_size - corio__guard_size());
     n = put_str(msg, n, cap, " bytes): give it a larger stack (corio_spawn_opts.stack_size)\n");
     ssize_t w = write(STDERR_FILENO, msg, n);
     (void)w;

@@ -27,8 +27,16 @@ size_t corio__page_size(void) {
     return page;
 }
 
+/* The guard below each stack is PROT_NONE address space, never memory.  One
+ * page is not enough: a frame larger than the guard (a big local buffer)
+ * steps over it, and as pooled stacks are mapped next to each other, its
+ * writes then land silently in the neighbouring stack instead of faulting.
+ * So the guard spans what the overflow handler attributes to a stack
+ * (OVERFLOW_SLACK in overflow.c): frames up to that size fault in it. */
+#define GUARD_BYTES (256 * 1024)
+
 size_t corio__guard_size(void) {
-    return corio__page_size();
+    return corio__stack_round(GUARD_BYTES);
 }
 
 size_t corio__stack_round(size_t size) {
@@ -46,6 +54,11 @@ void corio__stack_pool_init(corio__stack_pool *p, size_t stack_size, size_t max,
 
 static corio__stack *stack_map(size_t size) {
     size_t guard = corio__guard_size();
+    /* An absurd size (SIZE_MAX wraps to 0 when rounded; near it, size + guard
+     * wraps) would map only the guard and put the descriptor in it: fail as
+     * out of memory instead. */
+    if (size < corio__page_size() || size > SIZE_MAX - guard)
+        return NULL;
     size_t map_size = size + guard;
     void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);

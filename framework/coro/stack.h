@@ -1,5 +1,5 @@
-/* Coroutine stacks: mmap'd, with a PROT_NONE guard page below, pooled per
- * loop.
+/* Coroutine stacks: mmap'd, with a PROT_NONE guard below (256 KiB of address
+ * space, see corio__guard_size), pooled per loop.
  *
  * The pool keeps up to `max` stacks of the loop's default size mapped for
  * reuse.  The first `hot` of them keep their pages; stacks pooled beyond that
@@ -36,8 +36,9 @@ void corio__stack_pool_init(corio__stack_pool *p, size_t stack_size, size_t max,
 /* Unmaps every pooled stack. */
 void corio__stack_pool_release(corio__stack_pool *p);
 
-/* Returns a stack of at least `size` usable bytes (0: the pool's size), or
- * NULL when memory is exhausted. */
+/* Returns a stack of `size` bytes rounded up to pages (0: the pool's size), or
+ * NULL when memory is exhausted.  Its usable part (`size` field) is that less
+ * the descriptor kept in its top bytes. */
 corio__stack *corio__stack_get(corio__stack_pool *p, size_t size);
 void corio__stack_put(corio__stack_pool *p, corio__stack *s);
 

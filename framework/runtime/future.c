@@ -197,11 +197,15 @@ int corio_future_await(corio_future *f) {
         return rc;
     if (f->done)
         return f->result;
-    corio__waiter w = {.task = t, .fire = NULL, .item = NULL, .data = NULL};
+    corio__waiter w = {.task = t, .fire = NULL, .item = NULL, .data = NULL,
+                       .ref = corio_future_retain(f)};
     corio__list_init(&w.link);
     corio__list_push_back(&f->waiters, &w.link);
-    corio_future_retain(f);
+    t->awaiting = &w; /* for corio__task_abandon */
+    t->awaiting_n = 1;
     rc = corio__park(t, CORIO__NO_DEADLINE, f->is_task ? "task" : "future");
+    t->awaiting = NULL;
+    t->awaiting_n = 0;
     corio__list_remove(&w.link);
     if (rc == 0)
         rc = f->result;

@@ -69,6 +69,7 @@ struct corio__waiter {
     corio_task *task;
     corio__waiter_fire fire; /* futures: called instead of a plain wake */
     void *item;              /* queues: the item handed over */
+    corio_future *ref;       /* futures: a reference held while waiting */
     void *data;
 };
 
@@ -130,6 +131,13 @@ struct corio_task {
     uint64_t wake_at;     /* own timer (sleep) while parked */
     uint64_t parked_since;
     const char *waiting_on;
+    /* While parked in an await: its waiter nodes, each linked in the list of
+     * what it waits on (and holding a reference in `ref` for futures).  Kept
+     * so that abandoning the task (shutdown after grace) can unlink them
+     * before its stack is recycled and drop those references. */
+    corio__waiter *awaiting;
+    size_t awaiting_n;
+    bool awaiting_heap; /* `awaiting` was malloc'd (gather of many) */
     corio__overflow_info ovf;
     uint64_t id;
     int wake_result;
@@ -201,7 +209,8 @@ void corio__scope_cancel(corio_task *t, corio_scope *s);
 /* Task-group hook, called when a member ends (task_group.c). */
 void corio__group_member_done(corio_task *t);
 
-/* Frees a task whose function will never finish (shutdown after grace). */
+/* Frees a task whose function will never finish (shutdown after grace);
+ * undoes its pending await on futures, if any. */
 void corio__task_abandon(corio_loop *L, corio_task *t);
 
 static inline corio_task *corio__current(void) {

@@ -124,9 +124,18 @@ static void on_grace_timer(uv_timer_t *h) {
 }
 
 /* Cancels what is still alive when main ends and waits for it, up to the
- * grace period.  Returns the number of tasks that would not end. */
+ * grace period.  Returns the number of tasks (and blocking calls) that would
+ * not end within it. */
 static size_t shutdown_tasks(corio_loop *L, uint64_t grace_ms) {
     L->stopping = true;
+    /* A thread-safe completion queued after the loop's last poll (main ended
+     * in the check phase, right after a thread completed a future) would
+     * otherwise never be read from the async handle, closed when no task is
+     * left: its future's reference would leak and its done callbacks never
+     * run.  Deliver it now, before deciding whether anything is still live
+     * (a done callback may spawn). */
+    corio__run_threadsafe(L);
+    corio__run_soon(L);
     if (L->live_tasks == 0 && L->blocking_pending == 0)
         return 0;
     for (corio__link *n = L->tasks.next; n != &L->tasks; n = n->next)
@@ -150,9 +159,20 @@ static size_t shutdown_tasks(corio_loop *L, uint64_t grace_ms) {
         corio__task_abandon(L, t);
         stuck++;
     }
-    if (L->blocking_pending)
-        corio__report("%zu blocking call(s) still running on the thread pool at shutdown",
+    if (L->blocking_pending) {
+        corio__report("%zu blocking call(s) still running on the thread pool at shutdown; "
+                      "waiting for them to end",
                       L->blocking_pending);
+        /* The pool will still post their completions to this loop: freeing it
+         * before they end would be a use after free in libuv.  Threads cannot
+         * be interrupted, so wait (and report the run as not clean). */
+        stuck += L->blocking_pending;
+        while (L->blocking_pending > 0)
+            uv_run(&L->uv, UV_RUN_ONCE);
+    }
+    /* Abandoned tasks' futures completed above: run their done callbacks
+     * (each holds a reference until it has run). */
+    corio__run_soon(L);
     return stuck;
 }
 

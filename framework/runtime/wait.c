@@ -14,11 +14,17 @@ typedef struct wait_state {
     corio_task *task;
     size_t pending;
     enum wait_mode mode;
+    corio__waiter *ws; /* waiter i is for fs[i] */
+    size_t failed;     /* the index of the first to fail while waiting */
 } wait_state;
 
 static void on_fire(corio__waiter *w, corio_future *f) {
     wait_state *st = w->data;
     st->pending--;
+    /* Gather reports the failure that happened first, not the lowest index
+     * among those that failed before it got to run. */
+    if (f->result < 0 && st->failed == SIZE_MAX)
+        st->failed = (size_t)(w - st->ws);
     if (st->mode == WAIT_ANY || st->pending == 0 ||
         (st->mode == WAIT_FIRST_FAILURE && f->result < 0))
         corio__wake(st->task, 0);
@@ -75,28 +81,35 @@ static int wait_many(const char *what, corio_future *const *fs, size_t n, enum w
     corio__waiter *ws = n <= 8 ? local : malloc(n * sizeof *ws);
     if (!ws)
         return CORIO_ENOMEM;
-    wait_state st = {.task = t, .pending = pending, .mode = mode};
+    wait_state st = {.task = t, .pending = pending, .mode = mode, .ws = ws, .failed = SIZE_MAX};
     for (size_t i = 0; i < n; i++) {
         corio__list_init(&ws[i].link);
         ws[i].task = t;
         ws[i].fire = on_fire;
         ws[i].data = &st;
-        ws[i].item = NULL; /* the future, once referenced */
+        ws[i].item = NULL;
+        ws[i].ref = NULL; /* the future, once referenced */
         if (!fs[i]->done) {
-            ws[i].item = corio_future_retain(fs[i]);
+            ws[i].ref = corio_future_retain(fs[i]);
             corio__list_push_back(&fs[i]->waiters, &ws[i].link);
         }
     }
+    t->awaiting = ws; /* for corio__task_abandon */
+    t->awaiting_n = n;
+    t->awaiting_heap = ws != local;
     rc = corio__park(t, CORIO__NO_DEADLINE, what);
+    t->awaiting = NULL;
+    t->awaiting_n = 0;
+    t->awaiting_heap = false;
     for (size_t i = 0; i < n; i++) {
         corio__list_remove(&ws[i].link);
-        corio_future_release(ws[i].item);
+        corio_future_release(ws[i].ref);
     }
     if (ws != local)
         free(ws);
     if (rc == 0 && index) {
         satisfied(fs, n, mode, &first, &pending);
-        *index = first;
+        *index = mode == WAIT_FIRST_FAILURE && st.failed != SIZE_MAX ? st.failed : first;
     }
     return rc;
 }
@@ -106,6 +119,8 @@ int corio_gather(corio_future *const *fs, size_t n) {
     int rc = wait_many("corio_gather", fs, n, WAIT_FIRST_FAILURE, &index);
     if (rc)
         return rc;
+    if (index < n && fs[index]->done && fs[index]->result < 0)
+        return fs[index]->result; /* the failure that ended the wait */
     for (size_t i = 0; i < n; i++)
         if (fs[i]->done && fs[i]->result < 0)
             return fs[i]->result;

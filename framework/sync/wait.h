@@ -13,9 +13,14 @@ static inline int corio__wait_in(corio_task *t, corio__link *queue, corio__waite
     w->task = t;
     w->fire = NULL;
     w->data = NULL;
+    w->ref = NULL;
     corio__list_init(&w->link);
     corio__list_push_back(queue, &w->link);
+    t->awaiting = w; /* so an abandoned task leaves the queue (task.c) */
+    t->awaiting_n = 1;
     int rc = corio__park(t, CORIO__NO_DEADLINE, what);
+    t->awaiting = NULL;
+    t->awaiting_n = 0;
     corio__list_remove(&w->link); /* still queued if woken by cancel/deadline */
     return rc;
 }

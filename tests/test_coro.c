@@ -1,0 +1,629 @@
+/* Layer 1: the raw context switch (coro/coro.h) and the stacks it runs on
+ * (coro/stack.h), below any loop or task; and the stack overflow report.
+ *
+ * Register checks go through a small asm probe, because C code cannot pin
+ * values in callee-saved registers across a call: the probe loads chosen
+ * values into every callee-saved register, calls corio__coro_switch, and
+ * stores what those registers hold when the switch returns.
+ */
+#define _GNU_SOURCE
+#include "corio_test.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "coro/coro.h"
+#include "coro/stack.h"
+
+#define KiB ((size_t)1024)
+
+/* ---- the register probe ------------------------------------------------------------ */
+
+#if defined(__x86_64__)
+#define PROBE_NREGS 6 /* rbx, rbp, r12, r13, r14, r15 */
+__asm__(".text\n"
+        ".globl corio_test_probe_switch\n"
+        ".type corio_test_probe_switch, @function\n"
+        ".p2align 4\n"
+        "corio_test_probe_switch:\n" /* rdi from, rsi to, rdx in, rcx out */
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    pushq %rcx\n" /* 7 pushes: rsp is 16-byte aligned for the call */
+        "    movq 0(%rdx), %rbx\n"
+        "    movq 8(%rdx), %rbp\n"
+        "    movq 16(%rdx), %r12\n"
+        "    movq 24(%rdx), %r13\n"
+        "    movq 32(%rdx), %r14\n"
+        "    movq 40(%rdx), %r15\n"
+        "    xorl %edx, %edx\n" /* from_ends = false */
+        "    call corio__coro_switch@PLT\n"
+        "    popq %rax\n"
+        "    movq %rbx, 0(%rax)\n"
+        "    movq %rbp, 8(%rax)\n"
+        "    movq %r12, 16(%rax)\n"
+        "    movq %r13, 24(%rax)\n"
+        "    movq %r14, 32(%rax)\n"
+        "    movq %r15, 40(%rax)\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        ".size corio_test_probe_switch, .-corio_test_probe_switch\n");
+#define HAVE_PROBE 1
+#elif defined(__aarch64__)
+#define PROBE_NREGS 18 /* x19..x28, then the bit patterns of d8..d15 */
+__asm__(".text\n"
+        ".globl corio_test_probe_switch\n"
+        ".type corio_test_probe_switch, %function\n"
+        ".p2align 4\n"
+        "corio_test_probe_switch:\n" /* x0 from, x1 to, x2 in, x3 out */
+        "    stp x29, x30, [sp, #-176]!\n"
+        "    mov x29, sp\n"
+        "    stp x19, x20, [sp, #16]\n"
+        "    stp x21, x22, [sp, #32]\n"
+        "    stp x23, x24, [sp, #48]\n"
+        "    stp x25, x26, [sp, #64]\n"
+        "    stp x27, x28, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    str x3, [sp, #160]\n"
+        "    ldp x19, x20, [x2, #0]\n"
+        "    ldp x21, x22, [x2, #16]\n"
+        "    ldp x23, x24, [x2, #32]\n"
+        "    ldp x25, x26, [x2, #48]\n"
+        "    ldp x27, x28, [x2, #64]\n"
+        "    ldp d8, d9, [x2, #80]\n"
+        "    ldp d10, d11, [x2, #96]\n"
+        "    ldp d12, d13, [x2, #112]\n"
+        "    ldp d14, d15, [x2, #128]\n"
+        "    mov w2, #0\n" /* from_ends = false */
+        "    bl corio__coro_switch\n"
+        "    ldr x3, [sp, #160]\n"
+        "    stp x19, x20, [x3, #0]\n"
+        "    stp x21, x22, [x3, #16]\n"
+        "    stp x23, x24, [x3, #32]\n"
+        "    stp x25, x26, [x3, #48]\n"
+        "    stp x27, x28, [x3, #64]\n"
+        "    stp d8, d9, [x3, #80]\n"
+        "    stp d10, d11, [x3, #96]\n"
+        "    stp d12, d13, [x3, #112]\n"
+        "    stp d14, d15, [x3, #128]\n"
+        "    ldp x19, x20, [sp, #16]\n"
+        "    ldp x21, x22, [sp, #32]\n"
+        "    ldp x23, x24, [sp, #48]\n"
+        "    ldp x25, x26, [sp, #64]\n"
+        "    ldp x27, x28, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    ldp x29, x30, [sp], #176\n"
+        "    ret\n"
+        ".size corio_test_probe_switch, .-corio_test_probe_switch\n");
+#define HAVE_PROBE 1
+#endif
+
+#if defined(HAVE_PROBE)
+/* Loads in[] into the callee-saved registers, switches from `from` to `to`,
+ * and once switched back stores those registers into out[]. */
+void corio_test_probe_switch(corio__coro *from, corio__coro *to, const uint64_t *in, uint64_t *out);
+
+typedef struct probe_state {
+    corio__coro main, co;
+    uint64_t main_in[PROBE_NREGS], main_out[PROBE_NREGS];
+    uint64_t co_in[PROBE_NREGS], co_out[PROBE_NREGS];
+} probe_state;
+
+static void probe_entry(void *arg) {
+    probe_state *st = arg;
+    corio__coro_started();
+    /* Leave with our own values in every callee-saved register. */
+    corio_test_probe_switch(&st->co, &st->main, st->co_in, st->co_out);
+    corio__coro_switch(&st->co, &st->main, true);
+    abort();
+}
+
+static void test_switch_preserves_callee_saved_registers(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 4, 4);
+    corio__stack *stack = corio__stack_get(&pool, 0);
+    assert_non_null(stack);
+    probe_state st;
+    memset(&st, 0, sizeof st);
+    for (int i = 0; i < PROBE_NREGS; i++) {
+        st.main_in[i] = 0x1111000000000000ull * (uint64_t)(i % 15 + 1) + 0xa0a0u + (uint64_t)i;
+        st.co_in[i] = 0x0000222200000000ull * (uint64_t)(i + 1) + 0x5b5bu + (uint64_t)i;
+    }
+    corio__coro_make(&st.co, stack, probe_entry, &st);
+    /* Runs the coroutine until it switches back carrying its own values. */
+    corio_test_probe_switch(&st.main, &st.co, st.main_in, st.main_out);
+    /* Resumes it: its probe returns and records what it got back. */
+    corio__coro_switch(&st.main, &st.co, false);
+    for (int i = 0; i < PROBE_NREGS; i++) {
+        assert_int_equal(st.main_out[i], st.main_in[i]);
+        assert_int_equal(st.co_out[i], st.co_in[i]);
+    }
+    corio__stack_put(&pool, stack);
+    corio__stack_pool_release(&pool);
+}
+#endif
+
+/* ---- floating-point control state ----------------------------------------------- */
+
+#if defined(__x86_64__)
+#define MXCSR_RC_MASK 0x6000u
+#define MXCSR_RC_DOWN 0x2000u
+#define MXCSR_RC_UP 0x4000u
+#define MXCSR_RC_ZERO 0x6000u
+#define FPUCW_RC_MASK 0x0c00u
+#define FPUCW_RC_DOWN 0x0400u
+#define FPUCW_RC_ZERO 0x0c00u
+
+static uint32_t get_mxcsr(void) {
+    uint32_t v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v;
+}
+static void set_mxcsr(uint32_t v) {
+    __asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+static uint16_t get_fpucw(void) {
+    uint16_t v;
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return v;
+}
+static void set_fpucw(uint16_t v) {
+    __asm__ volatile("fldcw %0" : : "m"(v));
+}
+
+typedef struct fp_state {
+    corio__coro main, co;
+    uint32_t mxcsr0, co_mxcsr_start, co_mxcsr_end;
+    uint16_t fpucw0, co_fpucw_start, co_fpucw_end;
+    double co_third;
+} fp_state;
+
+static double third(void) {
+    volatile double one = 1.0, three = 3.0;
+    return one / three; /* inexact: its last bit depends on the rounding mode */
+}
+
+static void fp_entry(void *arg) {
+    fp_state *st = arg;
+    corio__coro_started();
+    st->co_mxcsr_start = get_mxcsr();
+    st->co_fpucw_start = get_fpucw();
+    set_mxcsr((st->mxcsr0 & ~MXCSR_RC_MASK) | MXCSR_RC_ZERO);
+    set_fpucw((uint16_t)((st->fpucw0 & ~FPUCW_RC_MASK) | FPUCW_RC_DOWN));
+    st->co_third = third();
+    corio__coro_switch(&st->co, &st->main, false);
+    st->co_mxcsr_end = get_mxcsr();
+    st->co_fpucw_end = get_fpucw();
+    corio__coro_switch(&st->co, &st->main, true);
+    abort();
+}
+
+static void test_switch_preserves_fp_control_state(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 4, 4);
+    corio__stack *stack = corio__stack_get(&pool, 0);
+    assert_non_null(stack);
+    fp_state st;
+    memset(&st, 0, sizeof st);
+    st.mxcsr0 = get_mxcsr();
+    st.fpucw0 = get_fpucw();
+    corio__coro_make(&st.co, stack, fp_entry, &st);
+
+    /* Our modes: round up (SSE) and toward zero (x87); the coroutine picks
+     * toward zero (SSE) and down (x87). */
+    uint32_t main_mxcsr = (st.mxcsr0 & ~MXCSR_RC_MASK) | MXCSR_RC_UP;
+    uint16_t main_fpucw = (uint16_t)((st.fpucw0 & ~FPUCW_RC_MASK) | FPUCW_RC_ZERO);
+    set_mxcsr(main_mxcsr);
+    set_fpucw(main_fpucw);
+    corio__coro_switch(&st.main, &st.co, false);
+    uint32_t mxcsr_back = get_mxcsr();
+    uint16_t fpucw_back = get_fpucw();
+    double main_third = third();
+    corio__coro_switch(&st.main, &st.co, false);
+    uint32_t mxcsr_end = get_mxcsr();
+    uint16_t fpucw_end = get_fpucw();
+    set_mxcsr(st.mxcsr0);
+    set_fpucw(st.fpucw0);
+
+    /* A new coroutine starts with the modes current when it was made. */
+    assert_int_equal(st.co_mxcsr_start & MXCSR_RC_MASK, st.mxcsr0 & MXCSR_RC_MASK);
+    assert_int_equal(st.co_fpucw_start & FPUCW_RC_MASK, st.fpucw0 & FPUCW_RC_MASK);
+    /* Its changes stayed with it, and ours came back after each switch. */
+    assert_int_equal(mxcsr_back & MXCSR_RC_MASK, MXCSR_RC_UP);
+    assert_int_equal(fpucw_back & FPUCW_RC_MASK, FPUCW_RC_ZERO);
+    assert_int_equal(mxcsr_end & MXCSR_RC_MASK, MXCSR_RC_UP);
+    assert_int_equal(fpucw_end & FPUCW_RC_MASK, FPUCW_RC_ZERO);
+    assert_int_equal(st.co_mxcsr_end & MXCSR_RC_MASK, MXCSR_RC_ZERO);
+    assert_int_equal(st.co_fpucw_end & FPUCW_RC_MASK, FPUCW_RC_DOWN);
+    /* And the modes were in effect: 1/3 rounded up exceeds 1/3 truncated.
+     * (valgrind keeps the control bits but computes SSE in nearest mode.) */
+    if (!corio_test_under_valgrind())
+        assert_true(main_third > st.co_third);
+    corio__stack_put(&pool, stack);
+    corio__stack_pool_release(&pool);
+}
+#elif defined(__aarch64__)
+/* On aarch64 the callee-saved FP state is d8..d15: the probe carries them. */
+static void test_switch_preserves_fp_control_state(void **state) {
+    test_switch_preserves_callee_saved_registers(state);
+}
+#endif
+
+/* ---- many switches ------------------------------------------------------------------- */
+
+#define PINGPONG_SWITCHES 1000000
+
+typedef struct pingpong {
+    corio__coro main, co;
+    long in_co, in_main;
+    bool out_of_step;
+    void *local_addr;
+} pingpong;
+
+static void pingpong_entry(void *arg) {
+    pingpong *pp = arg;
+    corio__coro_started();
+    int here;
+    pp->local_addr = &here;
+    while (pp->in_co < PINGPONG_SWITCHES / 2) {
+        if (pp->in_co != pp->in_main)
+            pp->out_of_step = true;
+        pp->in_co++;
+        corio__coro_switch(&pp->co, &pp->main, false);
+    }
+    corio__coro_switch(&pp->co, &pp->main, true);
+    abort();
+}
+
+static void test_million_switches_keep_count(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 4, 4);
+    corio__stack *stack = corio__stack_get(&pool, 0);
+    assert_non_null(stack);
+    pingpong pp;
+    memset(&pp, 0, sizeof pp);
+    corio__coro_make(&pp.co, stack, pingpong_entry, &pp);
+    for (long i = 0; i < PINGPONG_SWITCHES / 2; i++) {
+        corio__coro_switch(&pp.main, &pp.co, false);
+        if (pp.in_co != pp.in_main + 1)
+            pp.out_of_step = true;
+        pp.in_main++;
+    }
+    corio__coro_switch(&pp.main, &pp.co, false); /* lets it end */
+    assert_false(pp.out_of_step);
+    assert_int_equal(pp.in_co + pp.in_main, PINGPONG_SWITCHES);
+    /* The coroutine ran on its own stack. */
+    assert_true((char *)pp.local_addr >= (char *)stack->lo);
+    assert_true((char *)pp.local_addr < (char *)stack->lo + stack->size);
+    corio__stack_put(&pool, stack);
+    corio__stack_pool_release(&pool);
+}
+
+/* ---- the stack pool -------------------------------------------------------------------- */
+
+static bool mapped(void *addr, size_t len) {
+    /* mincore fails with ENOMEM on a range that is not (entirely) mapped. */
+    static unsigned char vec[1024];
+    assert_true(len / corio__page_size() <= sizeof vec);
+    return mincore(addr, len, vec) == 0 || errno != ENOMEM;
+}
+
+static void test_stack_pool_reuses_stacks(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 8, 8);
+    corio__stack *a = corio__stack_get(&pool, 0);
+    assert_non_null(a);
+    void *a_map = a->map; /* the descriptor lives in the mapping */
+    assert_true(a->size >= 64 * KiB - 256 && a->size <= 64 * KiB);
+    assert_int_equal((uintptr_t)a->lo % corio__page_size(), 0);
+    memset(a->lo, 0xab, a->size);
+    corio__stack_put(&pool, a);
+    corio__stack *b = corio__stack_get(&pool, 0);
+    assert_ptr_equal(b, a);
+    /* A hot stack keeps its pages. */
+    assert_int_equal(((unsigned char *)b->lo)[0], 0xab);
+    /* A request for the pool's size in bytes is the same request. */
+    corio__stack_put(&pool, b);
+    corio__stack *c = corio__stack_get(&pool, 64 * KiB);
+    assert_ptr_equal(c, a);
+    corio__stack_put(&pool, c);
+    corio__stack_pool_release(&pool);
+    assert_false(mapped(a_map, corio__page_size()));
+}
+
+static void test_stack_pool_unmaps_beyond_bound(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 2, 1); /* two pooled, one of them hot */
+    corio__stack *s[3];
+    void *maps[3];
+    size_t sizes[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = corio__stack_get(&pool, 0);
+        assert_non_null(s[i]);
+        maps[i] = s[i]->map;
+        sizes[i] = s[i]->map_size;
+        memset(s[i]->lo, 0x5a, 4096);
+    }
+    for (int i = 0; i < 3; i++)
+        corio__stack_put(&pool, s[i]);
+    assert_int_equal(pool.nhot, 1);
+    assert_int_equal(pool.ncold, 1);
+    assert_true(mapped(maps[0], sizes[0]));
+    assert_true(mapped(maps[1], sizes[1]));
+    assert_false(mapped(maps[2], sizes[2])); /* the one beyond the bound */
+
+    /* Hot first, then cold; a cold stack gave its pages back (reads zero). */
+    corio__stack *hot = corio__stack_get(&pool, 0);
+    corio__stack *cold = corio__stack_get(&pool, 0);
+    assert_ptr_equal(hot, s[0]);
+    assert_ptr_equal(cold, s[1]);
+    assert_int_equal(((unsigned char *)hot->lo)[0], 0x5a);
+    assert_int_equal(((unsigned char *)cold->lo)[0], 0);
+    assert_false(cold->cold);
+    assert_int_equal(pool.nhot + pool.ncold, 0);
+
+    /* A stack of another size is never pooled. */
+    corio__stack *big = corio__stack_get(&pool, 128 * KiB);
+    assert_non_null(big);
+    assert_true(big->size > 64 * KiB);
+    void *big_map = big->map;
+    corio__stack_put(&pool, big);
+    assert_false(mapped(big_map, corio__page_size()));
+
+    corio__stack_put(&pool, hot);
+    corio__stack_put(&pool, cold);
+    corio__stack_pool_release(&pool);
+    assert_false(mapped(maps[0], sizes[0]));
+    assert_false(mapped(maps[1], sizes[1]));
+}
+
+/* ---- guard page and overflow report ------------------------------------------------------ */
+
+/* Forks; the child runs fn(arg) with its stderr going into a pipe whose
+ * contents the parent collects into buf.  Returns the child's wait status. */
+static int run_in_child(void (*fn)(void *), void *arg, char *buf, size_t cap) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        /* cmocka's own handlers would turn a fault into a test failure and
+         * carry on running tests in the child. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || len + (size_t)n >= cap - 1) {
+            if (n > 0)
+                len += (size_t)n;
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return status;
+}
+
+static void touch_below_lo(void *arg) {
+    corio__stack *s = arg;
+    ((volatile char *)s->lo)[0] = 1;  /* the lowest usable byte is writable */
+    ((volatile char *)s->lo)[-1] = 1; /* the byte below it is the guard */
+    _exit(3);
+}
+
+static void test_stack_guard_page_is_prot_none(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 4, 4);
+    corio__stack *s = corio__stack_get(&pool, 0);
+    assert_non_null(s);
+    assert_int_equal((char *)s->lo - (char *)s->map, (long)corio__guard_size());
+    char out[4096];
+    int status = run_in_child(touch_below_lo, s, out, sizeof out);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    corio__stack_put(&pool, s);
+    corio__stack_pool_release(&pool);
+}
+
+#define OVERFLOW_STACK (64 * KiB)
+
+static int __attribute__((noinline)) recurse(int depth) {
+    volatile char frame[1024]; /* < a page per frame: the guard page is hit */
+    for (size_t i = sizeof frame; i-- > 0;)
+        frame[i] = (char)depth;
+    if (depth >= 1000000)
+        return frame[0];
+    return recurse(depth + 1) + frame[depth % sizeof frame];
+}
+
+static int deep_task(void *arg) {
+    (void)arg;
+    return recurse(0);
+}
+
+static int overflow_main(void *arg) {
+    (void)arg;
+    corio_task *t;
+    corio_spawn_opts opts = {.name = "deep-recursion", .stack_size = OVERFLOW_STACK};
+    int rc = corio_spawn_ex(&t, &opts, deep_task, NULL);
+    if (rc == 0)
+        rc = corio_await(t);
+    corio_task_release(t);
+    return rc;
+}
+
+static void run_overflow(void *arg) {
+    (void)arg;
+    int rc = corio_run(overflow_main, NULL);
+    fprintf(stderr, "corio_run returned %d without an overflow\n", rc);
+    _exit(4);
+}
+
+static void test_stack_overflow_is_reported_and_aborts(void **state) {
+    (void)state;
+    if (corio_test_under_valgrind())
+        skip(); /* valgrind cannot deliver a fault on a guard page of its own stacks */
+    char out[8192];
+    int status = run_in_child(run_overflow, NULL, out, sizeof out);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("child status %#x, stderr:\n%s", status, out);
+    assert_non_null(strstr(out, "stack overflow in task 'deep-recursion'"));
+    char size[64];
+    snprintf(size, sizeof size, "stack size %zu bytes", OVERFLOW_STACK);
+    if (!strstr(out, size))
+        fail_msg("no '%s' in:\n%s", size, out);
+}
+
+/* A frame larger than a page (a big local buffer) steps over a one-page
+ * guard; pooled stacks are mapped next to each other, so without a guard
+ * that covers such frames the write lands silently in the neighbouring
+ * stack instead of faulting. */
+static int __attribute__((noinline)) big_frame(void) {
+    volatile char buf[128 * 1024];
+    for (size_t i = 0; i < 4096; i++) /* as a short read(2) into it would */
+        buf[i] = 1;
+    return buf[4095];
+}
+
+static int big_frame_task(void *arg) {
+    (void)arg;
+    return big_frame();
+}
+
+static int park_forever(void *arg) {
+    return corio_await((corio_future *)arg);
+}
+
+static int big_frame_main(void *arg) {
+    (void)arg;
+    corio_future *never;
+    corio_task *neighbour, *t;
+    corio_spawn_opts opts = {.name = "big-frame", .stack_size = OVERFLOW_STACK};
+    /* The big-frame task's stack is mapped first; the neighbour's, mapped
+     * next, lies just below it. */
+    if (corio_future_new(&never) || corio_spawn_ex(&t, &opts, big_frame_task, NULL))
+        return -1;
+    opts.name = "neighbour";
+    if (corio_spawn_ex(&neighbour, &opts, park_forever, never))
+        return -1;
+    int rc = corio_await(t);
+    corio_cancel(neighbour);
+    corio_await(neighbour);
+    corio_task_release(t);
+    corio_task_release(neighbour);
+    corio_future_release(never);
+    return rc;
+}
+
+static void run_big_frame(void *arg) {
+    (void)arg;
+    int rc = corio_run(big_frame_main, NULL);
+    fprintf(stderr, "corio_run returned %d: the big frame went unnoticed\n", rc);
+    _exit(4);
+}
+
+static void test_frame_larger_than_a_page_is_caught_by_the_guard(void **state) {
+    (void)state;
+    if (corio_test_under_valgrind())
+        skip();
+    char out[8192];
+    int status = run_in_child(run_big_frame, NULL, out, sizeof out);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("child status %#x, stderr:\n%s", status, out);
+    assert_non_null(strstr(out, "stack overflow in task 'big-frame'"));
+}
+
+/* Sizes no mapping can have (rounding wraps SIZE_MAX to 0; size + guard
+ * wraps near it) fail as out of memory instead of mapping a bare guard. */
+static int return_zero(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+typedef struct absurd_state {
+    int rc[3];
+} absurd_state;
+
+static int absurd_main(void *arg) {
+    absurd_state *st = arg;
+    const size_t sizes[3] = {SIZE_MAX, SIZE_MAX - 8 * KiB, (size_t)1 << 62};
+    for (int i = 0; i < 3; i++) {
+        corio_spawn_opts opts = {.name = "absurd", .stack_size = sizes[i]};
+        corio_task *t = (corio_task *)st; /* must be reset to NULL */
+        st->rc[i] = corio_spawn_ex(&t, &opts, return_zero, NULL);
+        if (t)
+            st->rc[i] = 1;
+    }
+    return 0;
+}
+
+static void test_absurd_stack_sizes_fail_with_enomem(void **state) {
+    (void)state;
+    absurd_state st = {0};
+    corio_test_run(absurd_main, &st);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(st.rc[i], CORIO_ENOMEM);
+    corio_run_opts opts = {.stack_size = SIZE_MAX};
+    assert_int_equal(corio_run_ex(&opts, return_zero, NULL), CORIO_ENOMEM);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+#if defined(HAVE_PROBE)
+        cmocka_unit_test(test_switch_preserves_callee_saved_registers),
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+        cmocka_unit_test(test_switch_preserves_fp_control_state),
+#endif
+        cmocka_unit_test(test_million_switches_keep_count),
+        cmocka_unit_test(test_stack_pool_reuses_stacks),
+        cmocka_unit_test(test_stack_pool_unmaps_beyond_bound),
+        cmocka_unit_test(test_stack_guard_page_is_prot_none),
+        cmocka_unit_test(test_stack_overflow_is_reported_and_aborts),
+        cmocka_unit_test(test_frame_larger_than_a_page_is_caught_by_the_guard),
+        cmocka_unit_test(test_absurd_stack_sizes_fail_with_enomem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
