@@ -495,11 +495,18 @@ static void log_request_error(corio__hconn *c, int rc) {
               (int)(t.len > 200 ? 200 : t.len), t.ptr, corio_strerror(rc));
 }
 
-static int dispatch(corio__hconn *c) {
+struct corio_next {
+    corio__hconn *c;
+    corio__match *m;
+    int found;
+    const corio__mw *global;
+    size_t nglobal, i;
+};
+
+/* The end of the chain: the route's handler, or the 404/405 answer. */
+static int run_endpoint(corio__hconn *c, corio__match *m, int found) {
     corio_req *r = &c->req;
     corio_res *res = &c->res;
-    corio__match m;
-    int found = corio__router_match(c->srv->router, corio_req_method(r), r->path, &m);
     if (found != 200 && r->has_body) {
         /* Read the body first: it keeps the connection in step, and a
          * malformed one is answered 400 rather than 404/405. */
@@ -510,12 +517,40 @@ static int dispatch(corio__hconn *c) {
     if (found == 404)
         return corio__http_send_error(c, 404, false);
     if (found == 405) {
-        corio_res_header(res, "Allow", m.allow);
+        corio_res_header(res, "Allow", m->allow);
         return corio_res_text(res, 405, "Method Not Allowed\n");
     }
-    memcpy(r->params, m.params, m.nparams * sizeof m.params[0]);
-    r->nparams = m.nparams;
-    int rc = m.fn(r, res, m.arg);
+    return m->fn(r, res, m->arg);
+}
+
+int corio_next_call(corio_next *n) {
+    if (!n)
+        return CORIO_EINVAL;
+    size_t i = n->i++;
+    corio_req *r = &n->c->req;
+    corio_res *res = &n->c->res;
+    if (i < n->nglobal)
+        return n->global[i].fn(r, res, n, n->global[i].arg);
+    i -= n->nglobal;
+    if (n->found == 200 && i < n->m->nmws)
+        return n->m->mws[i].fn(r, res, n, n->m->mws[i].arg);
+    if (n->i > n->nglobal + (n->found == 200 ? n->m->nmws : 0) + 1)
+        return CORIO_EALREADY; /* the handler already ran */
+    return run_endpoint(n->c, n->m, n->found);
+}
+
+static int dispatch(corio__hconn *c) {
+    corio_req *r = &c->req;
+    corio_res *res = &c->res;
+    corio__match m;
+    int found = corio__router_match(c->srv->router, corio_req_method(r), r->path, &m);
+    if (found == 200) {
+        memcpy(r->params, m.params, m.nparams * sizeof m.params[0]);
+        r->nparams = m.nparams;
+    }
+    corio_next next = {.c = c, .m = &m, .found = found};
+    next.global = corio__router_global(c->srv->router, &next.nglobal);
+    int rc = corio_next_call(&next);
     if (rc < 0)
         log_request_error(c, rc);
     if (!res->started) {

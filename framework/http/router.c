@@ -13,6 +13,8 @@ typedef struct route {
     char method[16];
     corio_http_handler fn;
     void *arg;
+    corio__mw *mws;
+    size_t nmws;
 } route;
 
 typedef struct node node;
@@ -27,7 +29,30 @@ struct node {
 
 struct corio_router {
     node root;
+    corio__mw *global;
+    size_t nglobal;
 };
+
+static int append_mw(corio__mw **list, size_t *n, corio_middleware fn, void *arg) {
+    if (!fn)
+        return CORIO_EINVAL;
+    corio__mw *l = realloc(*list, (*n + 1) * sizeof *l);
+    if (!l)
+        return CORIO_ENOMEM;
+    l[*n] = (corio__mw){fn, arg};
+    *list = l;
+    (*n)++;
+    return 0;
+}
+
+int corio_router_use(corio_router *r, corio_middleware mw, void *arg) {
+    return r ? append_mw(&r->global, &r->nglobal, mw, arg) : CORIO_EINVAL;
+}
+
+const corio__mw *corio__router_global(const corio_router *r, size_t *n) {
+    *n = r->nglobal;
+    return r->global;
+}
 
 bool corio_strv_eq(corio_strv v, const char *s) {
     size_t n = strlen(s);
@@ -42,6 +67,7 @@ int corio_router_new(corio_router **out) {
 static void free_routes(route *r) {
     while (r) {
         route *next = r->next;
+        free(r->mws);
         free(r);
         r = next;
     }
@@ -67,6 +93,7 @@ void corio_router_free(corio_router *r) {
     if (!r)
         return;
     free_node(&r->root);
+    free(r->global);
     free(r);
 }
 
@@ -78,6 +105,18 @@ static bool valid_method(const char *m) {
         if (m[i] < 'A' || m[i] > 'Z')
             return false;
     return true;
+}
+
+static node *find_child(node *parent, const char *seg, size_t len, bool param) {
+    if (param)
+        return parent->param && strlen(parent->param->segment) == len &&
+                       memcmp(parent->param->segment, seg, len) == 0
+                   ? parent->param
+                   : NULL;
+    for (node *c = parent->children; c; c = c->sibling)
+        if (strlen(c->segment) == len && memcmp(c->segment, seg, len) == 0)
+            return c;
+    return NULL;
 }
 
 static node *child(node *parent, const char *seg, size_t len, bool param) {
@@ -110,10 +149,12 @@ static node *child(node *parent, const char *seg, size_t len, bool param) {
     return c;
 }
 
-int corio_router_add(corio_router *r, const char *method, const char *pattern,
-                     corio_http_handler fn, void *arg) {
-    if (!r || !method || !pattern || !fn || pattern[0] != '/' || !valid_method(method))
-        return CORIO_EINVAL;
+/* Walks (and with `create`, builds) the tree for a pattern.  Returns the
+ * route list the pattern ends in, or NULL for a bad pattern (or, without
+ * `create`, an unknown one). */
+static route **route_list(corio_router *r, const char *pattern, bool create) {
+    if (!r || !pattern || pattern[0] != '/')
+        return NULL;
     node *n = &r->root;
     bool wildcard = false;
     const char *p = pattern + 1;
@@ -130,17 +171,26 @@ int corio_router_add(corio_router *r, const char *method, const char *pattern,
             len -= 2;
         }
         if (len == 0 || memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '*', len))
-            return CORIO_EINVAL;
-        n = child(n, p, len, param);
+            return NULL;
+        n = create ? child(n, p, len, param) : find_child(n, p, len, param);
         if (!n)
-            return CORIO_EINVAL;
+            return NULL;
         p += len + (param ? 1 : 0);
         if (*p == '/')
             p++;
         else
             break;
     }
-    route **list = wildcard ? &n->wildcard : &n->routes;
+    return wildcard ? &n->wildcard : &n->routes;
+}
+
+int corio_router_add(corio_router *r, const char *method, const char *pattern,
+                     corio_http_handler fn, void *arg) {
+    if (!method || !fn || !valid_method(method))
+        return CORIO_EINVAL;
+    route **list = route_list(r, pattern, true);
+    if (!list)
+        return CORIO_EINVAL;
     for (route *e = *list; e; e = e->next)
         if (strcmp(e->method, method) == 0)
             return CORIO_EALREADY;
@@ -153,6 +203,17 @@ int corio_router_add(corio_router *r, const char *method, const char *pattern,
     e->next = *list;
     *list = e;
     return 0;
+}
+
+int corio_route_use(corio_router *r, const char *method, const char *pattern, corio_middleware mw,
+                    void *arg) {
+    if (!method)
+        return CORIO_EINVAL;
+    route **list = route_list(r, pattern, false);
+    for (route *e = list ? *list : NULL; e; e = e->next)
+        if (strcmp(e->method, method) == 0)
+            return append_mw(&e->mws, &e->nmws, mw, arg);
+    return CORIO_ENOENT;
 }
 
 static const route *find_method(const route *list, corio_strv method) {
@@ -187,6 +248,8 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
         if (e) {
             m->fn = e->fn;
             m->arg = e->arg;
+            m->mws = e->mws;
+            m->nmws = e->nmws;
             return 200;
         }
         if (n->routes || n->wildcard) {
@@ -234,6 +297,8 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
             m->nparams++;
             m->fn = e->fn;
             m->arg = e->arg;
+            m->mws = e->mws;
+            m->nmws = e->nmws;
             return 200;
         }
         add_allow(m, n->wildcard);
@@ -245,6 +310,8 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
 int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
                         corio__match *m) {
     m->fn = NULL;
+    m->mws = NULL;
+    m->nmws = 0;
     m->nparams = 0;
     m->allow[0] = '\0';
     if (path.len == 0 || path.ptr[0] != '/')

@@ -11,9 +11,16 @@ typedef struct corio__param {
     corio_strv value; /* slice of the matched path */
 } corio__param;
 
+typedef struct corio__mw {
+    corio_middleware fn;
+    void *arg;
+} corio__mw;
+
 typedef struct corio__match {
     corio_http_handler fn;
     void *arg;
+    const corio__mw *mws; /* the route's middleware */
+    size_t nmws;
     corio__param params[CORIO__MAX_PARAMS];
     size_t nparams;
     char allow[128]; /* for 405: the methods the path answers */
@@ -23,5 +30,8 @@ typedef struct corio__match {
  * 405 with m->allow filled in. */
 int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
                         corio__match *m);
+
+/* The router's global middleware. */
+const corio__mw *corio__router_global(const corio_router *r, size_t *n);
 
 #endif

@@ -142,6 +142,27 @@ void corio_router_free(corio_router *r);
 int corio_router_add(corio_router *r, const char *method, const char *pattern,
                      corio_http_handler fn, void *arg);
 
+/* Middleware: runs around the handler (asyncio-web style).  It may answer
+ * itself and return (auth refusing a request), or call corio_next() to run
+ * the rest of the chain (the next middleware, then the handler) and act after
+ * it (logging, adding headers before it).  Returns like a handler.
+ * Global middleware (corio_router_use) wraps every request, 404 and 405
+ * answers included, in the order added; route middleware
+ * (corio_route_use) runs inside it, for that route only. */
+typedef struct corio_next corio_next;
+typedef int (*corio_middleware)(corio_req *req, corio_res *res, corio_next *next, void *arg);
+
+/* Runs the rest of the chain; returns its result. */
+int corio_next_call(corio_next *next);
+
+/* Adds global middleware.  Returns 0, CORIO_EINVAL, CORIO_ENOMEM. */
+int corio_router_use(corio_router *r, corio_middleware mw, void *arg);
+
+/* Adds middleware to the route added with this method and pattern.  Returns
+ * 0, CORIO_ENOENT if there is no such route, CORIO_EINVAL, CORIO_ENOMEM. */
+int corio_route_use(corio_router *r, const char *method, const char *pattern, corio_middleware mw,
+                    void *arg);
+
 /* ---- serving ------------------------------------------------------------------------- */
 
 /* Limits and timeouts; 0 in a field means its default. */
