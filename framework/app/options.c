@@ -3,11 +3,13 @@
  * One table lists every option with its flag, its environment variable, its
  * kind and what it accepts; the parser, the environment pass and --help all
  * read it, so they cannot drift apart. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -53,13 +55,15 @@ static const option options[] = {
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
+/* Numbers must start with a digit: strtoull() alone would also take leading
+ * blanks, a sign, and "-1" (as ULLONG_MAX). */
 int corio__parse_duration(const char *s, uint64_t *ms) {
-    if (!s || !*s)
+    if (!s || !isdigit((unsigned char)s[0]))
         return CORIO_EINVAL;
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno || s[0] == '-')
+    if (end == s || errno)
         return CORIO_EINVAL;
     uint64_t scale;
     if (*end == '\0' || strcmp(end, "ms") == 0)
@@ -77,7 +81,7 @@ int corio__parse_duration(const char *s, uint64_t *ms) {
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out) {
-    if (!s || !*s || s[0] == '-' || s[0] == '+')
+    if (!s || !isdigit((unsigned char)s[0]))
         return CORIO_EINVAL;
     errno = 0;
     char *end;
@@ -104,11 +108,14 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
             return CORIO_EINVAL;
         *(const char **)field = v;
         return 0;
-    case K_FILE:
-        if (!*v || access(v, R_OK) != 0)
+    case K_FILE: {
+        /* access() alone would take a directory (readable, never a PEM file). */
+        struct stat st;
+        if (!*v || access(v, R_OK) != 0 || stat(v, &st) != 0 || S_ISDIR(st.st_mode))
             return CORIO_EINVAL;
         *(const char **)field = v;
         return 0;
+    }
     case K_PORT:
         if (parse_uint(v, 65535, &n))
             return CORIO_EINVAL;
@@ -163,12 +170,10 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
     o->workers = 1;
     o->drain_timeout_ms = 25000;
     o->log_level = CORIO_LOG_INFO;
-    for (size_t i = 0; get_env && i < NOPTIONS; i++) {
-        const char *v = options[i].env ? get_env(options[i].env) : NULL;
-        if (v && set_value(o, &options[i], v) != 0)
-            return fail(err, errlen, "%s: expected %s, got '%s'", options[i].env,
-                        options[i].accepts, v);
-    }
+    /* Flags first, then the environment for what no flag gave: a flag wins
+     * over its variable even when the variable holds a bad value (a stale
+     * CORIO_PORT=x must not make `--port 80` fail). */
+    bool given[NOPTIONS] = {false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0)
@@ -193,6 +198,14 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
         }
         if (set_value(o, opt, v) != 0)
             return fail(err, errlen, "--%s: expected %s, got '%s'", opt->flag, opt->accepts, v);
+        given[opt - options] = true;
+    }
+    /* --help and --version answer even in a broken environment. */
+    for (size_t i = 0; get_env && !o->help && !o->version && i < NOPTIONS; i++) {
+        const char *v = options[i].env && !given[i] ? get_env(options[i].env) : NULL;
+        if (v && set_value(o, &options[i], v) != 0)
+            return fail(err, errlen, "%s: expected %s, got '%s'", options[i].env,
+                        options[i].accepts, v);
     }
     if (!o->help && !o->version && (!o->tls_cert) != (!o->tls_key))
         return fail(err, errlen, "--tls-cert and --tls-key: give both or neither");

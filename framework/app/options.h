@@ -21,16 +21,19 @@ typedef struct corio__app_opts {
     bool help, version;
 } corio__app_opts;
 
-/* Fills *o from defaults, then `envp`-style getenv, then argv.  Strings point
- * into argv or the environment.  Returns 0, or CORIO_EINVAL with a one-line
- * message (no newline) in err. */
+/* Fills *o from defaults, argv, and get_env (may be NULL) for the options no
+ * flag gave: a flag wins over its variable, even a bad one.  With --help or
+ * --version the environment is not read.  Strings point into argv or the
+ * environment.  Returns 0, or CORIO_EINVAL with a one-line message (no
+ * newline) naming the flag or variable and what it accepts in err. */
 int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **argv,
                      const char *(*get_env)(const char *name), char *err, size_t errlen);
 
 /* Writes --help to fd. */
 void corio__app_usage(const corio_app *app, int fd);
 
-/* Parses a duration ("250ms", "10s", "2m", "1500").  Returns 0 or EINVAL. */
+/* Parses a duration ("250ms", "10s", "2m", "1500": milliseconds).  Returns 0
+ * or CORIO_EINVAL (*ms untouched). */
 int corio__parse_duration(const char *s, uint64_t *ms);
 
 #endif

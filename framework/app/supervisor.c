@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,20 +94,37 @@ static int install_signals(void) {
     return 0;
 }
 
-/* In a new worker: undo the supervisor's signal set-up and close what
- * belongs to other slots. */
-static void child_reset(supervisor *sv, slot *mine) {
+static void block_signals(bool block) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+        sigaddset(&set, handled[i]);
+    sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+/* In a new worker (signals blocked since before the fork, so none reaches the
+ * supervisor's handler, which would write into the supervisor's pipe): undo
+ * the supervisor's signal set-up and close what belongs to other slots.
+ * SIGHUP and SIGUSR1 are ignored, not defaulted, until the worker's loop
+ * watches them: their default action would kill a worker that the supervisor
+ * forwards a SIGUSR1 to while it starts.  A worker whose supervisor dies gets
+ * SIGTERM and drains, rather than serving on unsupervised. */
+static void child_reset(supervisor *sv, slot *mine, pid_t parent) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++) {
+        sa.sa_handler = handled[i] == SIGHUP || handled[i] == SIGUSR1 ? SIG_IGN : SIG_DFL;
         sigaction(handled[i], &sa, NULL);
+    }
+    block_signals(false);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() != parent)
+        raise(SIGTERM); /* the supervisor died before prctl() */
     close(sig_pipe[0]);
     close(sig_pipe[1]);
     for (unsigned i = 0; i < sv->n; i++) {
         slot *s = &sv->slots[i];
-        if (s->fd != mine->fd)
+        if (s->fd >= 0 && s->fd != mine->fd)
             close(s->fd);
         if (s->ready_fd >= 0)
             close(s->ready_fd);
@@ -119,22 +137,35 @@ static pid_t spawn(supervisor *sv, slot *s, bool ready) {
     int rp[2] = {-1, -1};
     if (ready && make_pipe(rp, false) != 0)
         return -1;
+    pid_t parent = getpid();
+    block_signals(true);
     pid_t pid = fork();
     if (pid < 0) {
-        corio_log(CORIO_LOG_ERROR, "fork: %s", strerror(errno));
+        int err = errno;
+        block_signals(false);
+        corio_log(CORIO_LOG_ERROR, "fork: %s", strerror(err));
         if (ready) {
             close(rp[0]);
             close(rp[1]);
+        } else if (!sv->stopping) {
+            s->restart_at = now_ms() + BACKOFF_FIRST_MS; /* the slot must not stay empty */
         }
         return -1;
     }
     if (pid == 0) {
-        child_reset(sv, s);
+        child_reset(sv, s, parent);
         if (ready)
             close(rp[0]);
         _exit(corio__worker_run(sv->app, sv->opts, s->fd, ready ? rp[1] : -1));
     }
+    block_signals(false);
     sv->live++;
+    if (ready)
+        corio_log(CORIO_LOG_INFO, "worker %u started (pid %d), to replace pid %d",
+                  (unsigned)(s - sv->slots), (int)pid, (int)s->pid);
+    else
+        corio_log(CORIO_LOG_INFO, "worker %u started (pid %d)", (unsigned)(s - sv->slots),
+                  (int)pid);
     if (ready) {
         close(rp[1]);
         s->ready_fd = rp[0];
@@ -176,7 +207,8 @@ static void reap(supervisor *sv) {
             slot *s = &sv->slots[i];
             if (pid == s->next_pid) { /* a replacement died before serving */
                 corio_log(CORIO_LOG_ERROR, "replacement worker %u (pid %d) %s", i, (int)pid, how);
-                close(s->ready_fd);
+                if (s->ready_fd >= 0)
+                    close(s->ready_fd);
                 s->ready_fd = -1;
                 s->next_pid = 0;
                 if (sv->rolling == (int)i)
@@ -202,8 +234,14 @@ static void reap(supervisor *sv) {
     }
 }
 
-/* Rolling restart: start slot `rolling`'s replacement, or finish. */
+/* Rolling restart: start slot `rolling`'s replacement, or finish.  Never
+ * while stopping: a worker forked then would miss the SIGTERM already sent
+ * and hold the exit up until the kill deadline. */
 static void roll_next(supervisor *sv) {
+    if (sv->stopping) {
+        sv->rolling = -1;
+        return;
+    }
     while (++sv->rolling < (int)sv->n) {
         slot *s = &sv->slots[sv->rolling];
         if (spawn(sv, s, true) > 0)
@@ -216,9 +254,10 @@ static void roll_next(supervisor *sv) {
 static void on_ready(supervisor *sv, slot *s) {
     char b;
     ssize_t n = read(s->ready_fd, &b, 1);
-    (void)n;
     close(s->ready_fd);
     s->ready_fd = -1;
+    if (n != 1)
+        return; /* EOF: it failed before serving; reap() goes on with the next slot */
     if (s->pid > 0)
         kill(s->pid, SIGTERM); /* it drains while the new one serves */
     s->pid = s->next_pid;
@@ -226,6 +265,20 @@ static void on_ready(supervisor *sv, slot *s) {
     s->started_ms = now_ms();
     s->failures = 0;
     roll_next(sv);
+}
+
+/* Our copies of the listening sockets would keep them open while the workers
+ * drain: new connections would queue where nobody accepts them, to be reset
+ * at our exit, instead of being refused at once. */
+static void close_listeners(supervisor *sv) {
+    for (unsigned i = 0; i < sv->n; i++) {
+        int fd = sv->slots[i].fd;
+        for (unsigned k = i; k < sv->n; k++) /* Unix sockets: one fd in every slot */
+            if (sv->slots[k].fd == fd)
+                sv->slots[k].fd = -1;
+        if (fd >= 0)
+            close(fd);
+    }
 }
 
 static void handle_signal(supervisor *sv, int signum) {
@@ -242,6 +295,7 @@ static void handle_signal(supervisor *sv, int signum) {
         corio_log(CORIO_LOG_INFO, "%s: stopping %u worker(s)",
                   signum == SIGINT ? "SIGINT" : "SIGTERM", sv->live);
         signal_all(sv, SIGTERM);
+        close_listeners(sv);
         break;
     case SIGHUP:
         if (sv->stopping || sv->rolling >= 0)
@@ -266,7 +320,9 @@ static int loop(supervisor *sv) {
         uint64_t now = now_ms(), wake = UINT64_MAX;
         for (unsigned i = 0; i < sv->n; i++) {
             slot *s = &sv->slots[i];
-            if (s->restart_at && !sv->stopping && s->restart_at <= now) {
+            if (sv->stopping)
+                s->restart_at = 0; /* dropped: left due, it would make every poll return at once */
+            if (s->restart_at && s->restart_at <= now) {
                 s->restart_at = 0;
                 spawn(sv, s, false);
             }
@@ -301,6 +357,9 @@ static int loop(supervisor *sv) {
             while ((n = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
                 for (ssize_t k = 0; k < n; k++)
                     handle_signal(sv, sigs[k]);
+            /* Signals may have closed ready pipes and opened others under the
+             * same numbers: these revents are stale; poll again. */
+            continue;
         }
         for (nfds_t k = 1; k < nfds; k++) {
             if (!pfds[k].revents)
@@ -341,9 +400,7 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     for (unsigned i = 0; i < sv.n; i++)
         spawn(&sv, &sv.slots[i], false);
     int code = loop(&sv);
-    for (unsigned i = 0; i < sv.n; i++)
-        if (i == 0 || !o->unix_path)
-            close(sv.slots[i].fd);
+    close_listeners(&sv);
     if (o->unix_path)
         unlink(o->unix_path);
     free(sv.slots);

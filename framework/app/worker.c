@@ -76,10 +76,12 @@ static int worker_main(void *arg) {
                        .write_timeout_ms = o->write_timeout_ms},
         };
         rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
-        if (rc)
-            corio_log(CORIO_LOG_ERROR, "cannot listen on %s%s%s:%u: %s",
-                      o->unix_path ? "unix:" : "", o->unix_path ? o->unix_path : o->host,
-                      o->unix_path ? "" : "", o->unix_path ? 0 : o->port, corio_strerror(rc));
+        if (rc && o->unix_path)
+            corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path,
+                      corio_strerror(rc));
+        else if (rc)
+            corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s", o->host, o->port,
+                      corio_strerror(rc));
     }
     if (rc == 0) {
         if (w->listen_fd < 0) {

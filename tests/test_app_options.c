@@ -1,0 +1,536 @@
+/* The runner's command line and environment (framework/app/options.c): every
+ * flag in both spellings, every variable, flags over variables, every bad
+ * value rejected with a message naming the flag and what it accepts. */
+#include "corio_test.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/options.h"
+
+/* ---- a fake environment ------------------------------------------------------------ */
+
+static const char *fake_env[16][2];
+
+static void env_clear(void) {
+    memset(fake_env, 0, sizeof fake_env);
+}
+
+static void env_set(const char *name, const char *value) {
+    for (size_t i = 0; i < sizeof fake_env / sizeof fake_env[0]; i++) {
+        if (!fake_env[i][0] || strcmp(fake_env[i][0], name) == 0) {
+            fake_env[i][0] = name;
+            fake_env[i][1] = value;
+            return;
+        }
+    }
+    fail_msg("fake environment full");
+}
+
+static const char *get_fake_env(const char *name) {
+    for (size_t i = 0; i < sizeof fake_env / sizeof fake_env[0] && fake_env[i][0]; i++)
+        if (strcmp(fake_env[i][0], name) == 0)
+            return fake_env[i][1];
+    return NULL;
+}
+
+static const corio_app test_app = {.name = "t", .handler = NULL, .default_port = 7000};
+
+static char err[256];
+
+/* Parses a NULL-terminated argument list (argv[0] is supplied). */
+static int parse_v(corio__app_opts *o, const char *const *args) {
+    char *argv[32] = {"prog"};
+    int argc = 1;
+    for (; args[argc - 1]; argc++) {
+        assert_true(argc < 32);
+        argv[argc] = (char *)args[argc - 1];
+    }
+    err[0] = '\0';
+    return corio__app_parse(o, &test_app, argc, argv, get_fake_env, err, sizeof err);
+}
+
+#define PARSE(o, ...) parse_v((o), (const char *const[]){__VA_ARGS__, NULL})
+#define PARSE0(o) parse_v((o), (const char *const[]){NULL})
+
+/* Asserts that parsing failed with one line naming `who` and containing `what`. */
+static void expect_rejected(int rc, const char *who, const char *what) {
+    assert_int_equal(rc, CORIO_EINVAL);
+    if (!strstr(err, who) || (what && !strstr(err, what)))
+        fail_msg("message '%s' should name '%s' and say '%s'", err, who, what ? what : "");
+    assert_null(strchr(err, '\n'));
+}
+
+/* Two readable files for the TLS flags, made once. */
+static char cert_path[64], key_path[64];
+
+static int make_files(void **state) {
+    (void)state;
+    snprintf(cert_path, sizeof cert_path, "/tmp/corio_test_cert_%d.pem", (int)getpid());
+    snprintf(key_path, sizeof key_path, "/tmp/corio_test_key_%d.pem", (int)getpid());
+    FILE *f = fopen(cert_path, "w");
+    FILE *g = fopen(key_path, "w");
+    if (!f || !g)
+        return -1;
+    fputs("-----BEGIN CERTIFICATE-----\n", f);
+    fputs("-----BEGIN PRIVATE KEY-----\n", g);
+    fclose(f);
+    fclose(g);
+    return 0;
+}
+
+static int remove_files(void **state) {
+    (void)state;
+    unlink(cert_path);
+    unlink(key_path);
+    return 0;
+}
+
+static int reset_env(void **state) {
+    (void)state;
+    env_clear();
+    return 0;
+}
+
+/* ---- defaults ------------------------------------------------------------------------ */
+
+static void test_defaults_without_flags_or_env(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE0(&o), 0);
+    assert_string_equal(o.host, "127.0.0.1");
+    assert_int_equal(o.port, 7000); /* the app's default port */
+    assert_null(o.unix_path);
+    assert_int_equal(o.workers, 1);
+    assert_null(o.tls_cert);
+    assert_null(o.tls_key);
+    assert_int_equal(o.max_conns, 0);
+    assert_int_equal(o.read_timeout_ms, 0);
+    assert_int_equal(o.write_timeout_ms, 0);
+    assert_int_equal(o.drain_timeout_ms, 25000);
+    assert_int_equal(o.log_level, CORIO_LOG_INFO);
+    assert_false(o.help);
+    assert_false(o.version);
+}
+
+static void test_default_port_is_8080_when_app_has_none(void **state) {
+    (void)state;
+    corio_app app = {.name = "t"};
+    corio__app_opts o;
+    char *argv[] = {"prog"};
+    assert_int_equal(corio__app_parse(&o, &app, 1, argv, NULL, err, sizeof err), 0);
+    assert_int_equal(o.port, 8080);
+    assert_int_equal(corio__app_parse(&o, NULL, 1, argv, NULL, err, sizeof err), 0);
+    assert_int_equal(o.port, 8080);
+}
+
+/* ---- every flag, both spellings ------------------------------------------------------- */
+
+/* Checks every option set to the values of `every_flag_*` below. */
+static void assert_every_option(const corio__app_opts *o) {
+    assert_string_equal(o->host, "::1");
+    assert_int_equal(o->port, 9001);
+    assert_string_equal(o->unix_path, "/tmp/corio.sock");
+    assert_int_equal(o->workers, 3);
+    assert_string_equal(o->tls_cert, cert_path);
+    assert_string_equal(o->tls_key, key_path);
+    assert_int_equal(o->max_conns, 123);
+    assert_int_equal(o->read_timeout_ms, 250);
+    assert_int_equal(o->write_timeout_ms, 10000);
+    assert_int_equal(o->drain_timeout_ms, 120000);
+    assert_int_equal(o->log_level, CORIO_LOG_DEBUG);
+}
+
+static void test_every_flag_with_separate_value(void **state) {
+    (void)state;
+    corio__app_opts o;
+    int rc = PARSE(&o, "--host", "::1", "--port", "9001", "--unix", "/tmp/corio.sock", "--workers",
+                   "3", "--tls-cert", cert_path, "--tls-key", key_path, "--max-conns", "123",
+                   "--read-timeout", "250ms", "--write-timeout", "10s", "--drain-timeout", "2m",
+                   "--log-level", "debug");
+    assert_int_equal(rc, 0);
+    assert_every_option(&o);
+    assert_false(o.help);
+    assert_false(o.version);
+}
+
+static void test_every_flag_with_equals(void **state) {
+    (void)state;
+    corio__app_opts o;
+    char cert[96], key[96];
+    snprintf(cert, sizeof cert, "--tls-cert=%s", cert_path);
+    snprintf(key, sizeof key, "--tls-key=%s", key_path);
+    int rc = PARSE(&o, "--host=::1", "--port=9001", "--unix=/tmp/corio.sock", "--workers=3", cert,
+                   key, "--max-conns=123", "--read-timeout=250ms", "--write-timeout=10s",
+                   "--drain-timeout=2m", "--log-level=debug");
+    assert_int_equal(rc, 0);
+    assert_every_option(&o);
+}
+
+static void test_help_and_version_flags(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--help"), 0);
+    assert_true(o.help);
+    assert_false(o.version);
+    assert_int_equal(PARSE(&o, "--version"), 0);
+    assert_true(o.version);
+    expect_rejected(PARSE(&o, "--help=yes"), "--help", "takes no value");
+}
+
+static void test_ipv4_host_and_log_levels(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--host", "0.0.0.0"), 0);
+    assert_string_equal(o.host, "0.0.0.0");
+    const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(PARSE(&o, "--log-level", names[i]), 0);
+        assert_int_equal(o.log_level, i);
+    }
+}
+
+static void test_last_flag_wins(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--port", "1", "--port=2"), 0);
+    assert_int_equal(o.port, 2);
+}
+
+static void test_port_bounds(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--port", "0"), 0);
+    assert_int_equal(o.port, 0);
+    assert_int_equal(PARSE(&o, "--port", "65535"), 0);
+    assert_int_equal(o.port, 65535);
+}
+
+static void test_workers_bounds_and_auto(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--workers", "1"), 0);
+    assert_int_equal(o.workers, 1);
+    assert_int_equal(PARSE(&o, "--workers", "256"), 0);
+    assert_int_equal(o.workers, 256);
+    assert_int_equal(PARSE(&o, "--workers", "auto"), 0);
+    assert_true(o.workers >= 1);
+    assert_true(o.workers <= 256);
+    env_set("CORIO_WORKERS", "auto");
+    assert_int_equal(PARSE0(&o), 0);
+    assert_true(o.workers >= 1);
+}
+
+/* ---- environment ------------------------------------------------------------------------ */
+
+static void test_every_variable_used_without_flags(void **state) {
+    (void)state;
+    env_set("CORIO_HOST", "::1");
+    env_set("CORIO_PORT", "9001");
+    env_set("CORIO_UNIX", "/tmp/corio.sock");
+    env_set("CORIO_WORKERS", "3");
+    env_set("CORIO_TLS_CERT", cert_path);
+    env_set("CORIO_TLS_KEY", key_path);
+    env_set("CORIO_MAX_CONNS", "123");
+    env_set("CORIO_READ_TIMEOUT", "250ms");
+    env_set("CORIO_WRITE_TIMEOUT", "10s");
+    env_set("CORIO_DRAIN_TIMEOUT", "2m");
+    env_set("CORIO_LOG_LEVEL", "debug");
+    corio__app_opts o;
+    assert_int_equal(PARSE0(&o), 0);
+    assert_every_option(&o);
+}
+
+static void test_flags_win_over_variables(void **state) {
+    (void)state;
+    env_set("CORIO_PORT", "1111");
+    env_set("CORIO_WORKERS", "4");
+    env_set("CORIO_DRAIN_TIMEOUT", "1s");
+    env_set("CORIO_LOG_LEVEL", "error");
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--port", "2222", "--drain-timeout=3s"), 0);
+    assert_int_equal(o.port, 2222);
+    assert_int_equal(o.drain_timeout_ms, 3000);
+    assert_int_equal(o.workers, 4); /* no flag: the variable */
+    assert_int_equal(o.log_level, CORIO_LOG_ERROR);
+}
+
+static void test_flag_wins_over_bad_variable(void **state) {
+    (void)state;
+    env_set("CORIO_PORT", "x");
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--port", "2222"), 0);
+    assert_int_equal(o.port, 2222);
+    /* Without the flag the bad variable is an error naming the variable. */
+    expect_rejected(PARSE0(&o), "CORIO_PORT", "0..65535");
+    assert_non_null(strstr(err, "'x'"));
+}
+
+static void test_help_answers_in_a_bad_environment(void **state) {
+    (void)state;
+    env_set("CORIO_PORT", "x");
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--help"), 0);
+    assert_true(o.help);
+    assert_int_equal(PARSE(&o, "--version"), 0);
+    assert_true(o.version);
+}
+
+static void test_bad_variables_rejected(void **state) {
+    (void)state;
+    static const char *const cases[][3] = {
+        {"CORIO_HOST", "localhost", "IPv4 or IPv6"},
+        {"CORIO_WORKERS", "0", "1..256"},
+        {"CORIO_MAX_CONNS", "-5", "0..10000000"},
+        {"CORIO_READ_TIMEOUT", "5x", "duration"},
+        {"CORIO_WRITE_TIMEOUT", "-1", "duration"},
+        {"CORIO_DRAIN_TIMEOUT", "", "duration"},
+        {"CORIO_LOG_LEVEL", "loud", "debug"},
+        {"CORIO_TLS_CERT", "/nonexistent/cert.pem", "readable"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        env_clear();
+        env_set(cases[i][0], cases[i][1]);
+        corio__app_opts o;
+        expect_rejected(PARSE0(&o), cases[i][0], cases[i][2]);
+    }
+}
+
+/* ---- bad flags ------------------------------------------------------------------------- */
+
+typedef struct bad_case {
+    const char *flag, *value, *accepts;
+} bad_case;
+
+static const bad_case bad_values[] = {
+    {"port", "abc", "0..65535"},
+    {"port", "70000", "0..65535"},
+    {"port", "-1", "0..65535"},
+    {"port", "", "0..65535"},
+    {"port", " 80", "0..65535"},
+    {"port", "+80", "0..65535"},
+    {"port", "80x", "0..65535"},
+    {"port", "99999999999999999999999", "0..65535"},
+    {"workers", "0", "1..256"},
+    {"workers", "257", "1..256"},
+    {"workers", "x", "1..256"},
+    {"workers", "-2", "1..256"},
+    {"workers", "Auto", "'auto'"},
+    {"max-conns", "10000001", "0..10000000"},
+    {"max-conns", "many", "0..10000000"},
+    {"read-timeout", "5x", "duration"},
+    {"read-timeout", "-1", "duration"},
+    {"write-timeout", "1.5s", "duration"},
+    {"write-timeout", "ms", "duration"},
+    {"drain-timeout", "5 s", "duration"},
+    {"drain-timeout", "", "duration"},
+    {"host", "localhost", "IPv4 or IPv6"},
+    {"host", "1.2.3.4.5", "IPv4 or IPv6"},
+    {"host", "", "IPv4 or IPv6"},
+    {"unix", "", "107 bytes"},
+    {"log-level", "verbose", "error, warn, info or debug"},
+    {"tls-cert", "/nonexistent/cert.pem", "readable PEM file"},
+    {"tls-key", "/nonexistent/key.pem", "readable PEM file"},
+    {"tls-cert", "/tmp", "readable PEM file"}, /* a directory */
+};
+
+static void test_bad_values_rejected_naming_flag(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        const bad_case *c = &bad_values[i];
+        char flag[64], joined[128], quoted[96];
+        snprintf(flag, sizeof flag, "--%s", c->flag);
+        snprintf(joined, sizeof joined, "--%s=%s", c->flag, c->value);
+        snprintf(quoted, sizeof quoted, "'%s'", c->value);
+        corio__app_opts o;
+        expect_rejected(PARSE(&o, flag, c->value), flag, c->accepts);
+        assert_non_null(strstr(err, quoted)); /* and shows the bad value */
+        expect_rejected(PARSE(&o, joined), flag, c->accepts);
+    }
+}
+
+static void test_unix_path_too_long_rejected(void **state) {
+    (void)state;
+    char path[120];
+    memset(path, 'a', sizeof path - 1);
+    path[0] = '/';
+    path[108] = '\0'; /* 108 bytes: one too many for sun_path */
+    corio__app_opts o;
+    expect_rejected(PARSE(&o, "--unix", path), "--unix", "107 bytes");
+    path[107] = '\0';
+    assert_int_equal(PARSE(&o, "--unix", path), 0);
+}
+
+static void test_unknown_flag_rejected(void **state) {
+    (void)state;
+    corio__app_opts o;
+    expect_rejected(PARSE(&o, "--bogus", "1"), "--bogus", "unknown");
+    expect_rejected(PARSE(&o, "--bogus=1"), "--bogus", "unknown");
+    expect_rejected(PARSE(&o, "--por", "1"), "--por", "unknown"); /* no prefix matching */
+    expect_rejected(PARSE(&o, "-p", "1"), "-p", "unexpected argument");
+    expect_rejected(PARSE(&o, "extra"), "extra", "unexpected argument");
+}
+
+static void test_missing_value_rejected(void **state) {
+    (void)state;
+    static const char *const flags[] = {"--host",          "--port",         "--unix",
+                                        "--workers",       "--tls-cert",     "--tls-key",
+                                        "--max-conns",     "--read-timeout", "--write-timeout",
+                                        "--drain-timeout", "--log-level"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        corio__app_opts o;
+        expect_rejected(PARSE(&o, flags[i]), flags[i], "missing value");
+    }
+    /* The next flag is not taken as a value by accident: it is one. */
+    corio__app_opts o;
+    expect_rejected(PARSE(&o, "--port", "--workers", "2"), "--port", "'--workers'");
+}
+
+static void test_tls_cert_and_key_go_together(void **state) {
+    (void)state;
+    corio__app_opts o;
+    expect_rejected(PARSE(&o, "--tls-cert", cert_path), "--tls-cert", "--tls-key");
+    expect_rejected(PARSE(&o, "--tls-key", key_path), "--tls-key", "--tls-cert");
+    env_set("CORIO_TLS_KEY", key_path);
+    assert_int_equal(PARSE(&o, "--tls-cert", cert_path), 0); /* key from the environment */
+    assert_string_equal(o.tls_key, key_path);
+}
+
+static void test_unreadable_file_rejected(void **state) {
+    (void)state;
+    if (geteuid() == 0)
+        skip(); /* root reads a mode-000 file; the nonexistent case covers the check */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/corio_test_noread_%d.pem", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    chmod(path, 0);
+    corio__app_opts o;
+    int rc = PARSE(&o, "--tls-cert", path, "--tls-key", key_path);
+    unlink(path);
+    expect_rejected(rc, "--tls-cert", "readable PEM file");
+}
+
+static void test_message_truncated_to_buffer(void **state) {
+    (void)state;
+    char small[12];
+    memset(small, 'Z', sizeof small);
+    char *argv[] = {"prog", "--port", "abcdefghijklmnopqrstuvwxyz"};
+    corio__app_opts o;
+    assert_int_equal(corio__app_parse(&o, &test_app, 3, argv, NULL, small, 8), CORIO_EINVAL);
+    assert_int_equal(strlen(small), 7);
+    assert_int_equal(small[8], 'Z'); /* nothing written past errlen */
+}
+
+/* ---- durations ------------------------------------------------------------------------ */
+
+static void test_durations_parsed(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t ms;
+    } good[] = {{"250ms", 250}, {"10s", 10000}, {"2m", 120000}, {"1500", 1500},
+                {"0", 0},       {"0s", 0},      {"007s", 7000}, {"86400000", 86400000}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t ms = 42;
+        if (corio__parse_duration(good[i].text, &ms) != 0)
+            fail_msg("'%s' rejected", good[i].text);
+        assert_int_equal(ms, good[i].ms);
+    }
+}
+
+static void test_bad_durations_rejected(void **state) {
+    (void)state;
+    static const char *const bad[] = {"5x",
+                                      "-1",
+                                      "",
+                                      "ms",
+                                      "s",
+                                      " 5s",
+                                      "+5",
+                                      "5 s",
+                                      "5S",
+                                      "5sec",
+                                      "1.5s",
+                                      "5h",
+                                      "1e3",
+                                      "99999999999999999999",
+                                      "184467440737095516m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t ms = 42;
+        if (corio__parse_duration(bad[i], &ms) != CORIO_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(ms, 42); /* untouched */
+    }
+    uint64_t ms = 42;
+    assert_int_equal(corio__parse_duration(NULL, &ms), CORIO_EINVAL);
+}
+
+/* ---- --help -------------------------------------------------------------------------- */
+
+static void test_usage_lists_every_flag_and_variable(void **state) {
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/corio_test_usage_%d.txt", (int)getpid());
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    corio_app app = {.name = "myapp", .description = "does things"};
+    corio__app_usage(&app, fileno(f));
+    char text[8192];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    static const char *const want[] = {"usage: myapp",    "does things",
+                                       "--host",          "CORIO_HOST",
+                                       "--port",          "CORIO_PORT",
+                                       "--unix",          "CORIO_UNIX",
+                                       "--workers",       "CORIO_WORKERS",
+                                       "--tls-cert",      "CORIO_TLS_CERT",
+                                       "--tls-key",       "CORIO_TLS_KEY",
+                                       "--max-conns",     "CORIO_MAX_CONNS",
+                                       "--read-timeout",  "CORIO_READ_TIMEOUT",
+                                       "--write-timeout", "CORIO_WRITE_TIMEOUT",
+                                       "--drain-timeout", "CORIO_DRAIN_TIMEOUT",
+                                       "--log-level",     "CORIO_LOG_LEVEL",
+                                       "--help",          "--version"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i]))
+            fail_msg("--help lacks '%s':\n%s", want[i], text);
+}
+
+#define T(fn) cmocka_unit_test_setup(fn, reset_env)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        T(test_defaults_without_flags_or_env),
+        T(test_default_port_is_8080_when_app_has_none),
+        T(test_every_flag_with_separate_value),
+        T(test_every_flag_with_equals),
+        T(test_help_and_version_flags),
+        T(test_ipv4_host_and_log_levels),
+        T(test_last_flag_wins),
+        T(test_port_bounds),
+        T(test_workers_bounds_and_auto),
+        T(test_every_variable_used_without_flags),
+        T(test_flags_win_over_variables),
+        T(test_flag_wins_over_bad_variable),
+        T(test_help_answers_in_a_bad_environment),
+        T(test_bad_variables_rejected),
+        T(test_bad_values_rejected_naming_flag),
+        T(test_unix_path_too_long_rejected),
+        T(test_unknown_flag_rejected),
+        T(test_missing_value_rejected),
+        T(test_tls_cert_and_key_go_together),
+        T(test_unreadable_file_rejected),
+        T(test_message_truncated_to_buffer),
+        T(test_durations_parsed),
+        T(test_bad_durations_rejected),
+        T(test_usage_lists_every_flag_and_variable),
+    };
+    return cmocka_run_group_tests(tests, make_files, remove_files);
+}

@@ -1,0 +1,1104 @@
+#!/usr/bin/env python3
+"""Integration tests of corio's standalone runner (framework/app), driving the
+real echo and chat binaries over loopback.
+
+    test_runner.py --echo build/examples/echo/echo --chat build/examples/chat/chat [-k NAME]
+
+Every server starts on 127.0.0.1 with --port 0; the port is read from the
+"listening on 127.0.0.1:PORT" log line.  Every wait is a poll with a deadline;
+every process started is killed (its whole process group) when its case ends,
+pass or fail.  One function per case; the harness prints PASS/FAIL per case
+and exits non-zero if any failed.  Python standard library only.
+"""
+import argparse
+import os
+import re
+import resource
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HOST = "127.0.0.1"
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+ARGS = None  # parsed command line: .echo, .chat
+
+
+class CaseFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise CaseFailure(msg)
+
+
+def wait_until(pred, timeout, what, interval=0.01):
+    """Polls pred() until it returns a true value (returned) or the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- processes -------------------------------------------------------------------------
+
+LIVE_SERVERS = []  # every Server not yet stopped; the harness stops leftovers
+CASE_SERVERS = []  # every Server the running case started, for its logs on failure
+
+
+class Server:
+    """A runner binary started in its own process group, stderr collected by a
+    thread.  Use as a context manager; stop() kills the whole group."""
+
+    def __init__(self, binary, *args, env=None, nofile=None, port_arg=True):
+        argv = [binary] + (["--port", "0"] if port_arg else []) + list(args)
+        if nofile is not None:
+            # A shell sets the fd limit and execs the binary (same pid): safer
+            # than preexec_fn in a process that runs threads.
+            argv = ["/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % nofile] + argv
+        full_env = dict(os.environ)
+        for k in list(full_env):
+            if k.startswith("CORIO_"):
+                del full_env[k]
+        full_env.update(env or {})
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=full_env,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        LIVE_SERVERS.append(self)
+        CASE_SERVERS.append(self)
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+        self.port = None
+        if port_arg:
+            m = self.wait_log(LISTEN_RE, 5)
+            self.port = int(m.group(1))
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_log(self, pattern, timeout, start=0):
+        """Waits for a stderr line (from index `start`) matching pattern."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        return m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CaseFailure("no log line matching %r within %.1f s"
+                                      % (rx.pattern, timeout))
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    raise CaseFailure("server exited (%s) before logging %r"
+                                      % (self.proc.returncode, rx.pattern))
+                self.cond.wait(min(left, 0.1))
+
+    def count_log(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for l in self.lines[start:] if rx.search(l))
+
+    def log_count(self):
+        with self.cond:
+            return len(self.lines)
+
+    def log_text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def children(self):
+        """The supervisor's live children (its worker processes)."""
+        try:
+            with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+                return sorted(int(p) for p in f.read().split())
+        except OSError:
+            return []
+
+    def wait_children(self, n, timeout=5, exclude=()):
+        def ok():
+            kids = self.children()
+            return kids if len(kids) == n and not set(kids) & set(exclude) else None
+        return wait_until(ok, timeout, "%d worker processes" % n)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self in LIVE_SERVERS:
+            LIVE_SERVERS.remove(self)
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.reader.join(timeout=2)
+        self.proc.stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise CaseFailure("no VmRSS for pid %d" % pid)
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(int(link[8:-1]))
+    return inodes
+
+
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
+NLM_F_REQUEST, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE = 0x1, 0x300, 2, 3
+TCPF_ESTABLISHED = 1 << 1
+
+
+def established_tcp_sock_diag():
+    """(local port, remote port, inode) of every established TCP socket, from
+    the kernel's sock_diag netlink interface (what `ss` uses): the kernel
+    filters by state, so a table full of TIME_WAIT from earlier connections
+    costs nothing, unlike reading /proc/net/tcp."""
+    found = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(5)
+            # struct inet_diag_req_v2: family, protocol, ext, pad, states, and
+            # a zeroed struct inet_diag_sockid (48 bytes).
+            req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, TCPF_ESTABLISHED)
+            req += bytes(48)
+            nl.send(struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
+                                NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
+            done = False
+            while not done:
+                data = nl.recv(1 << 16)
+                off = 0
+                while off + 16 <= len(data):
+                    length, kind = struct.unpack_from("=IH", data, off)
+                    if kind == NLMSG_DONE:
+                        done = True
+                        break
+                    if kind == NLMSG_ERROR:
+                        raise OSError("sock_diag: netlink error")
+                    # struct inet_diag_msg: 4 bytes, sockid (ports first, 48
+                    # bytes), expires, rqueue, wqueue, uid, inode.
+                    sport, dport = struct.unpack_from("!HH", data, off + 16 + 4)
+                    (inode,) = struct.unpack_from("=I", data, off + 16 + 4 + 48 + 16)
+                    found.append((sport, dport, inode))
+                    off += (length + 3) & ~3
+    return found
+
+
+def established_tcp_proc():
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "01":
+                        found.append((int(parts[1].rsplit(":", 1)[1], 16),
+                                      int(parts[2].rsplit(":", 1)[1], 16), int(parts[9])))
+        except OSError:
+            pass
+    return found
+
+
+def established_tcp():
+    try:
+        return established_tcp_sock_diag()
+    except OSError:
+        return established_tcp_proc()
+
+
+def connections_by_worker(workers, port):
+    """How many established connections on `port` each worker holds (the
+    server side: local port == port, matched to the worker's fds by inode)."""
+    est = {inode for lport, _, inode in established_tcp() if lport == port}
+    return {pid: len(socket_inodes(pid) & est) for pid in workers}
+
+
+def owners(client_socks, workers):
+    """For each client socket, the worker pid holding its server side (or None)."""
+    port = client_socks[0].getpeername()[1]
+    by_peer = {rport: inode for lport, rport, inode in established_tcp() if lport == port}
+    held = {}
+    for pid in workers:
+        try:
+            for inode in socket_inodes(pid):
+                held[inode] = pid
+        except OSError:
+            pass
+    return [held.get(by_peer.get(s.getsockname()[1])) for s in client_socks]
+
+
+# ---- clients ---------------------------------------------------------------------------
+
+def connect(port, timeout=5):
+    return socket.create_connection((HOST, port), timeout=timeout)
+
+
+def recv_exactly(s, n):
+    chunks, got = [], 0
+    while got < n:
+        b = s.recv(min(n - got, 1 << 20))
+        if not b:
+            raise CaseFailure("EOF after %d of %d bytes" % (got, n))
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def recv_until_eof(s):
+    chunks = []
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def echo_on(s, payload):
+    s.sendall(payload)
+    back = recv_exactly(s, len(payload))
+    check(back == payload, "echo differs from what was sent")
+
+
+def echo_once(port, payload=b"ping\n", timeout=5):
+    with connect(port, timeout) as s:
+        echo_on(s, payload)
+
+
+def send_in_thread(s, data):
+    """sendall(data) from a thread (the echo comes back while we send); returns
+    the thread and a list that receives the exception, if any."""
+    errors = []
+
+    def run():
+        try:
+            s.sendall(data)
+        except OSError as e:
+            errors.append(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, errors
+
+
+class StallingSender:
+    """Sends `total` bytes on s from a thread, in short timed sends so that it
+    can be stopped even while the peer applies backpressure."""
+
+    def __init__(self, s, total, chunk=1 << 16):
+        self.s, self.total, self.sent = s, total, 0
+        self.stop = threading.Event()
+        self.error = None
+        self.buf = b"x" * chunk
+        s.settimeout(0.05)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.sent < self.total and not self.stop.is_set():
+            try:
+                self.sent += self.s.send(self.buf[: self.total - self.sent])
+            except socket.timeout:
+                continue
+            except OSError as e:
+                self.error = e
+                return
+
+    def wait_stalled(self, quiet=0.5, timeout=10):
+        """Waits until no byte went out for `quiet` seconds (or all did)."""
+        last, since = -1, time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sent >= self.total or not self.thread.is_alive():
+                return
+            if self.sent != last:
+                last, since = self.sent, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.02)
+        raise CaseFailure("sender neither stalled nor finished within %d s" % timeout)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def reset(s):
+    """Closes s with an RST (SO_LINGER 0)."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+class LineReader:
+    """Reads lines from a socket in a thread, timestamped."""
+
+    def __init__(self, s):
+        self.s = s
+        self.lines = []
+        self.cond = threading.Condition()
+        self.eof = False
+        s.settimeout(30)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        buf = b""
+        try:
+            while True:
+                b = self.s.recv(1 << 16)
+                if not b:
+                    break
+                buf += b
+                *done, buf = buf.split(b"\n")
+                if done:
+                    now = time.monotonic()
+                    with self.cond:
+                        self.lines.extend((now, l) for l in done)
+                        self.cond.notify_all()
+        except OSError:
+            pass
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, l in self.lines:
+                    if pred(l):
+                        return t, l
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise CaseFailure("no line %s within %.1f s (eof=%s)"
+                                      % (what, timeout, self.eof))
+                self.cond.wait(min(left, 0.1))
+
+    def count(self, pred):
+        with self.cond:
+            return sum(1 for _, l in self.lines if pred(l))
+
+
+# ---- cases: command line ---------------------------------------------------------------
+
+def run_cli(binary, args, env=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CORIO_")}
+    full_env.update(env or {})
+    return subprocess.run([binary] + args, capture_output=True, env=full_env, timeout=10)
+
+
+def case_bad_flag_values_exit_2_naming_the_flag():
+    """Each bad value: exit code 2, one line on stderr naming the flag (or
+    variable), nothing served."""
+    bad = [
+        (["--port", "abc"], None, "--port"),
+        (["--port=70000"], None, "--port"),
+        (["--port", "-1"], None, "--port"),
+        (["--workers", "0"], None, "--workers"),
+        (["--workers", "257"], None, "--workers"),
+        (["--workers=x"], None, "--workers"),
+        (["--drain-timeout", "5x"], None, "--drain-timeout"),
+        (["--read-timeout=-1"], None, "--read-timeout"),
+        (["--log-level", "loud"], None, "--log-level"),
+        (["--host", "localhost"], None, "--host"),
+        (["--bogus"], None, "--bogus"),
+        (["--port"], None, "--port"),
+        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.pem"], None, "--tls-cert"),
+        ([], {"CORIO_PORT": "x"}, "CORIO_PORT"),
+        ([], {"CORIO_WORKERS": "0"}, "CORIO_WORKERS"),
+    ]
+    for args, env, name in bad:
+        r = run_cli(ARGS.echo, args, env)
+        err = r.stderr.decode()
+        check(r.returncode == 2,
+              "%s %s: exit %d, expected 2 (stderr %r)" % (args, env, r.returncode, err))
+        lines = err.splitlines()
+        check(len(lines) == 1,
+              "%s %s: %d stderr lines, expected 1: %r" % (args, env, len(lines), err))
+        check(name in lines[0], "%s %s: message %r does not name %s" % (args, env, lines[0], name))
+        check(r.stdout == b"", "%s: unexpected stdout %r" % (args, r.stdout))
+    # A flag wins over a bad variable: the server starts.
+    with Server(ARGS.echo, env={"CORIO_PORT": "x"}) as srv:
+        echo_once(srv.port)
+
+
+def case_help_and_version_exit_0():
+    """--help lists every flag and exits 0 (even with a bad environment);
+    --version exits 0 and names the version."""
+    r = run_cli(ARGS.echo, ["--help"], {"CORIO_PORT": "x"})
+    out = r.stdout.decode()
+    check(r.returncode == 0, "--help exit %d" % r.returncode)
+    for flag in ("--host", "--port", "--unix", "--workers", "--tls-cert", "--tls-key",
+                 "--max-conns", "--read-timeout", "--write-timeout", "--drain-timeout",
+                 "--log-level", "--help", "--version", "CORIO_PORT"):
+        check(flag in out, "--help does not list %s" % flag)
+    r = run_cli(ARGS.echo, ["--version"])
+    check(r.returncode == 0, "--version exit %d" % r.returncode)
+    check(re.search(rb"\d+\.\d+\.\d+", r.stdout), "--version prints no version: %r" % r.stdout)
+
+
+# ---- cases: echo -----------------------------------------------------------------------
+
+def case_echo_round_trip_and_half_close():
+    """Bytes come back unchanged; after the client half-closes, the whole echo
+    (1 MiB, more than every buffer on the way) still arrives, then EOF."""
+    with Server(ARGS.echo) as srv:
+        echo_once(srv.port, b"hello corio\n")
+        data = os.urandom(1 << 20)
+        with connect(srv.port, timeout=10) as s:
+            t, errors = send_in_thread(s, data)
+            got = recv_exactly(s, len(data) // 2)  # echo flows while we send
+            t.join(timeout=10)
+            check(not errors and not t.is_alive(), "send failed: %s" % errors)
+            s.shutdown(socket.SHUT_WR)
+            got += recv_until_eof(s)
+        check(got == data, "echo after half-close: %d bytes back of %d, or corrupted"
+              % (len(got), len(data)))
+
+
+def case_reset_mid_write_spares_others():
+    """A client that resets while the server is blocked writing to it (it
+    never reads its echo) costs nobody else anything: another client's large
+    echo, in flight at the same time, completes intact; the server lives on."""
+    with Server(ARGS.echo) as srv:
+        x = connect(srv.port)
+        xs = StallingSender(x, 32 << 20)
+        y = connect(srv.port, timeout=10)
+        data = os.urandom(4 << 20)
+        t, errors = send_in_thread(y, data)
+        got = recv_exactly(y, 1 << 20)
+        xs.wait_stalled(quiet=0.3)  # the server now waits to write to x
+        check(xs.sent < xs.total, "x was never stalled: no backpressure")
+        xs.finish()
+        reset(x)
+        got += recv_exactly(y, len(data) - len(got))
+        t.join(timeout=10)
+        check(not errors, "y send failed: %s" % errors)
+        check(got == data, "y's echo corrupted")
+        echo_on(y, b"still here\n")
+        y.close()
+        echo_once(srv.port)
+        check(srv.alive(), "server died")
+
+
+def case_never_reading_client_bounded_rss():
+    """A client sends 64 MiB and never reads the echo: backpressure in both
+    directions stops the sender after a few MiB of kernel buffers, and the
+    server's RSS grows by less than 16 MiB."""
+    with Server(ARGS.echo) as srv:
+        echo_once(srv.port, b"x" * 100000)  # warm up buffers and stacks
+        before = rss_kib(srv.pid)
+        s = connect(srv.port)
+        sender = StallingSender(s, 64 << 20)
+        peak = before
+        deadline = time.monotonic() + 10
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:  # sample RSS until the sender stalls
+            peak = max(peak, rss_kib(srv.pid))
+            if sender.sent >= sender.total or sender.error:
+                break
+            if sender.sent != last:
+                last, since = sender.sent, time.monotonic()
+            elif time.monotonic() - since >= 0.5:
+                break
+            time.sleep(0.02)
+        peak = max(peak, rss_kib(srv.pid))
+        sent = sender.sent
+        sender.finish()
+        reset(s)
+        check(sender.error is None, "sender failed: %s" % sender.error)
+        check(sent < 32 << 20, "the server took %d MiB from a client that never reads: "
+              "no backpressure" % (sent >> 20))
+        growth = peak - before
+        check(growth < 16 << 10, "server RSS grew by %d KiB (sent %d KiB)" % (growth, sent >> 10))
+        echo_once(srv.port)
+
+
+def case_thousand_concurrent_clients_one_worker():
+    """1,000 clients connected at once to one worker each get their own echo
+    (all held open until every one has it)."""
+    n = 1000
+    with Server(ARGS.echo, "--workers", "1") as srv:
+        sel = selectors.DefaultSelector()
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex((HOST, srv.port))
+                socks.append(s)
+                msg = b"client %04d says hi\n" % i
+                sel.register(s, selectors.EVENT_WRITE, [i, msg, b""])
+            done = 0
+            deadline = time.monotonic() + 30
+            while done < n:
+                check(time.monotonic() < deadline, "only %d of %d echoes within 30 s" % (done, n))
+                for key, ev in sel.select(timeout=0.5):
+                    s, st = key.fileobj, key.data
+                    if ev & selectors.EVENT_WRITE:
+                        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        check(err == 0, "client %d: connect failed: %s" % (st[0], os.strerror(err)))
+                        s.send(st[1])  # tiny: the kernel takes it whole
+                        sel.modify(s, selectors.EVENT_READ, st)
+                    else:
+                        b = s.recv(4096)
+                        check(b, "client %d: EOF before its echo" % st[0])
+                        st[2] += b
+                        if len(st[2]) >= len(st[1]):
+                            check(st[2] == st[1], "client %d got %r" % (st[0], st[2]))
+                            sel.unregister(s)  # keep it open: all 1,000 at once
+                            done += 1
+        finally:
+            sel.close()
+            for s in socks:
+                s.close()
+        echo_once(srv.port)
+
+
+def case_max_conns_holds_third_connection():
+    """--max-conns 2: a third connection waits (no echo) while two are open,
+    and is served as soon as one of them closes."""
+    with Server(ARGS.echo, "--max-conns", "2") as srv:
+        a, b = connect(srv.port), connect(srv.port)
+        echo_on(a, b"a\n")
+        echo_on(b, b"b\n")
+        c = connect(srv.port)
+        c.sendall(b"third\n")
+        c.settimeout(0.5)
+        try:
+            got = c.recv(100)
+            raise CaseFailure("third connection served over the cap: %r" % got)
+        except socket.timeout:
+            pass
+        a.close()
+        c.settimeout(5)
+        check(recv_exactly(c, 6) == b"third\n", "third echo wrong")
+        echo_on(b, b"b again\n")
+        b.close()
+        c.close()
+
+
+def case_emfile_no_spin_and_recovery():
+    """At the fd limit (RLIMIT_NOFILE 64) with more clients than fds, the
+    server does not spin (< 0.5 s CPU per second while connections keep
+    arriving), and serves again by itself once clients close."""
+    with Server(ARGS.echo, nofile=64) as srv:
+        held = []
+        try:
+            for _ in range(100):
+                held.append(connect(srv.port))
+            wait_until(lambda: open_fds(srv.pid) >= 62, 5, "the server to reach its fd limit")
+            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
+            while time.monotonic() - t0 < 1.0:  # the measuring window, more clients arriving
+                try:
+                    held.append(connect(srv.port, timeout=1))
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            cpu1, t1 = cpu_seconds(srv.pid), time.monotonic()
+            rate = (cpu1 - cpu0) / (t1 - t0)
+            check(rate < 0.5, "server burns %.2f s of CPU per second at the fd limit" % rate)
+            check(srv.alive(), "server died at the fd limit")
+        finally:
+            for s in held:
+                s.close()
+
+        def served():
+            try:
+                echo_once(srv.port, b"back\n", timeout=1)
+                return True
+            except (OSError, CaseFailure):
+                return False
+        wait_until(served, 10, "a new client to be served after the fds freed up", 0.1)
+
+
+# ---- cases: workers and signals ---------------------------------------------------------
+
+def open_until_both_own(srv, workers, port, want=40, timeout=10):
+    """Opens `want` echoed connections (more if needed, within the deadline)
+    until every worker holds at least one; returns (sockets, counts)."""
+    socks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        s = connect(port)
+        socks.append(s)
+        echo_on(s, b"x")
+        if len(socks) >= want:
+            counts = connections_by_worker(workers, port)
+            if all(counts.values()):
+                return socks, counts
+        if time.monotonic() > deadline:
+            raise CaseFailure("workers never all held connections: %s"
+                              % connections_by_worker(workers, port))
+
+
+def case_two_workers_share_connections():
+    """--workers 2: two worker processes (the supervisor's children) both own
+    established connections on the one port."""
+    with Server(ARGS.echo, "--workers", "2") as srv:
+        workers = srv.wait_children(2)
+        socks, counts = open_until_both_own(srv, workers, srv.port)
+        try:
+            check(sum(counts.values()) == len(socks),
+                  "connections unaccounted for: %s of %d" % (counts, len(socks)))
+            check(srv.pid not in counts and all(c > 0 for c in counts.values()),
+                  "connections by worker: %s" % counts)
+        finally:
+            for s in socks:
+                s.close()
+
+
+def case_killed_worker_restarted_others_serve():
+    """kill -9 of one worker: the supervisor logs it and forks a new worker
+    (a new child pid) that serves; the other worker keeps echoing on its open
+    connection throughout, and new connections are served all along."""
+    with Server(ARGS.echo, "--workers", "2") as srv:
+        workers = srv.wait_children(2)
+        socks, _ = open_until_both_own(srv, workers, srv.port, want=8)
+        victim = workers[0]
+        keep = next(s for s, pid in zip(socks, owners(socks, workers)) if pid == workers[1])
+        stop = threading.Event()
+        errors, stats = [], {"kept": 0, "new": 0, "killed_at": None}
+
+        def on_kept():
+            while not stop.is_set():
+                try:
+                    echo_on(keep, b"survivor\n")
+                    stats["kept"] += 1
+                except Exception as e:  # noqa: BLE001 - recorded and asserted
+                    errors.append("kept connection: %r" % e)
+                    return
+                time.sleep(0.01)
+
+        def on_new():
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    echo_once(srv.port, b"newcomer\n", timeout=5)
+                    stats["new"] += 1
+                except Exception as e:  # noqa: BLE001
+                    killed_at = stats["killed_at"]
+                    if killed_at is not None and started <= killed_at and not stats.get("excused"):
+                        stats["excused"] = True  # in flight on the victim: lost with it
+                        continue
+                    errors.append("new connection: %r" % e)
+                    return
+                time.sleep(0.002)  # steady, without flooding the TCP table
+        threads = [threading.Thread(target=f, daemon=True) for f in (on_kept, on_new)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: stats["kept"] > 5 and stats["new"] > 5, 5, "echoes before the kill")
+            mark = srv.log_count()
+            kept0, new0 = stats["kept"], stats["new"]
+            os.kill(victim, signal.SIGKILL)
+            stats["killed_at"] = time.monotonic()
+            srv.wait_log(r"worker \d+ \(pid %d\) was killed by signal 9" % victim, 5, mark)
+            m = srv.wait_log(r"worker \d+ started \(pid (\d+)\)", 5, mark)
+            newpid = int(m.group(1))
+            kids = srv.wait_children(2, exclude=(victim,))
+            check(newpid in kids and workers[1] in kids, "children %s after restart" % kids)
+            more, _ = open_until_both_own(srv, kids, srv.port, want=8)
+            socks += more
+            wait_until(lambda: stats["kept"] > kept0 + 20 and stats["new"] > new0 + 20, 5,
+                       "echoes after the restart")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=6)
+            for s in socks:
+                s.close()
+        check(not errors, "echo failures around the kill: %s" % errors)
+
+
+def case_sigterm_during_restart_backoff_no_spin():
+    """SIGTERM while a killed worker's restart is pending (100 ms backoff): the
+    restart is dropped, and the supervisor sleeps (< 0.3 s CPU per second)
+    while the other worker drains its open connections; exit code 0."""
+    with Server(ARGS.echo, "--workers", "2", "--drain-timeout", "2s") as srv:
+        workers = srv.wait_children(2)
+        socks, _ = open_until_both_own(srv, workers, srv.port, want=8)
+        try:
+            mark = srv.log_count()
+            os.kill(workers[0], signal.SIGKILL)
+            srv.wait_log(r"killed by signal 9 .*restarting in", 2, mark)
+            os.kill(srv.pid, signal.SIGTERM)
+            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
+            wait_until(lambda: time.monotonic() - t0 >= 1.0, 2, "the measuring window")
+            check(srv.alive(), "exited before the drain deadline: the window measured nothing")
+            rate = (cpu_seconds(srv.pid) - cpu0) / (time.monotonic() - t0)
+            check(rate < 0.3, "supervisor burns %.2f s of CPU per second while draining" % rate)
+            code = srv.proc.wait(timeout=5)
+            check(code == 0, "exit code %s" % code)
+            check(srv.count_log(r"worker \d+ started", mark) == 0,
+                  "a worker was started while stopping")
+        finally:
+            for s in socks:
+                s.close()
+
+
+def process_gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def case_supervisor_killed_workers_exit():
+    """kill -9 of the supervisor: its workers do not serve on unsupervised
+    (they get SIGTERM and exit)."""
+    with Server(ARGS.echo, "--workers", "2") as srv:
+        workers = srv.wait_children(2)
+        socks, _ = open_until_both_own(srv, workers, srv.port, want=4)
+        for s in socks:
+            s.close()
+        os.kill(srv.pid, signal.SIGKILL)
+        wait_until(lambda: all(process_gone(w) for w in workers), 5,
+                   "the orphaned workers to exit")
+
+
+def drain_case(workers):
+    with Server(ARGS.echo, "--workers", str(workers), "--drain-timeout", "2s") as srv:
+        socks = [connect(srv.port), connect(srv.port)]
+        if workers > 1:  # every worker serving, so each will log its drain
+            socks, _ = open_until_both_own(srv, srv.wait_children(workers), srv.port, want=4)
+        inflight, idle = socks[0], socks[1]
+        for s in socks[2:]:
+            s.close()
+        echo_on(inflight, b"before\n")
+        echo_on(idle, b"idle\n")
+        mark = srv.log_count()
+        t0 = time.monotonic()
+        os.kill(srv.pid, signal.SIGTERM)
+        wait_until(lambda: srv.count_log(r"SIGTERM: draining", mark) == workers, 5,
+                   "every worker to start draining")
+        # The in-flight connection goes on after SIGTERM and completes.
+        data = os.urandom(256 << 10)
+        t, errors = send_in_thread(inflight, data)
+        got = recv_exactly(inflight, len(data))
+        t.join(timeout=5)
+        check(got == data and not errors, "in-flight echo after SIGTERM failed")
+        inflight.shutdown(socket.SHUT_WR)
+        check(recv_until_eof(inflight) == b"", "bytes after the echo")
+        inflight.close()
+
+        # New connections are refused while the server drains.
+        def refused():
+            try:
+                s = socket.create_connection((HOST, srv.port), timeout=1)
+            except (ConnectionRefusedError, ConnectionResetError):
+                return True
+            s.close()
+            return False
+        wait_until(refused, 1.0, "new connections to be refused during the drain", 0.05)
+        check(srv.alive() and time.monotonic() - t0 < 1.9,
+              "refused only after the drain ended: proves nothing")
+        # The idle connection is closed at the drain deadline (~2 s).
+        idle.settimeout(6)
+        try:
+            rest = recv_until_eof(idle)
+        except ConnectionResetError:
+            rest = b""
+        t_closed = time.monotonic() - t0
+        check(rest == b"", "idle connection got %r" % rest)
+        check(1.7 <= t_closed <= 4.0,
+              "idle connection closed after %.2f s, expected ~2 s" % t_closed)
+        idle.close()
+        try:
+            code = srv.proc.wait(timeout=4.5 - (time.monotonic() - t0))
+        except (subprocess.TimeoutExpired, ValueError):
+            raise CaseFailure("still running %.1f s after SIGTERM" % (time.monotonic() - t0))
+        t_exit = time.monotonic() - t0
+        check(code == 0, "exit code %s after SIGTERM" % code)
+        check(t_exit < 4.5, "exit %.2f s after SIGTERM" % t_exit)
+
+
+def case_sigterm_drain_one_process():
+    """SIGTERM, one process: an in-flight connection completes; new ones are
+    refused; an idle one is closed at the 2 s drain deadline; exit code 0."""
+    drain_case(1)
+
+
+def case_sigterm_drain_supervised():
+    """The same through the supervisor with --workers 2 (its copies of the
+    listening sockets must not keep accepting into a dead queue)."""
+    drain_case(2)
+
+
+def case_sighup_rolling_restart_refuses_nothing():
+    """SIGHUP with --workers 2: while a client connects and echoes in a loop,
+    every worker is replaced (new pids) and no connection attempt fails."""
+    with Server(ARGS.echo, "--workers", "2") as srv:
+        old = srv.wait_children(2)
+        stop = threading.Event()
+        errors, stats = [], {"ok": 0}
+
+        def loop():
+            end = time.monotonic() + 10  # bound, in case the main thread dies
+            while not stop.is_set() and time.monotonic() < end:
+                try:
+                    echo_once(srv.port, b"rolling\n", timeout=3)
+                    stats["ok"] += 1
+                except Exception as e:  # noqa: BLE001 - recorded and asserted
+                    errors.append(repr(e))
+                time.sleep(0.002)
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: stats["ok"] >= 20, 5, "echoes before SIGHUP")
+            mark = srv.log_count()
+            os.kill(srv.pid, signal.SIGHUP)
+            srv.wait_log(r"SIGHUP: every worker restarted", 5, mark)
+            new = srv.wait_children(2, exclude=old)
+            ok0 = stats["ok"]
+            wait_until(lambda: stats["ok"] >= ok0 + 20, 5, "echoes after SIGHUP")
+        finally:
+            stop.set()
+            t.join(timeout=5)
+        check(not errors, "%d failed connection(s) across SIGHUP: %s" % (len(errors), errors[:3]))
+        check(not set(new) & set(old), "worker pids did not change: %s -> %s" % (old, new))
+
+
+def case_sigusr1_dumps_live_tasks():
+    """SIGUSR1 makes a single process, and through the supervisor every worker,
+    print its live tasks (the open connection's task among them)."""
+    with Server(ARGS.echo) as srv:
+        s = connect(srv.port)
+        echo_on(s, b"x")
+        mark = srv.log_count()
+        os.kill(srv.pid, signal.SIGUSR1)
+        srv.wait_log(r"live task\(s\) on pid %d" % srv.pid, 5, mark)
+        srv.wait_log(r"conn\s.*waiting\s+on stream read", 5, mark)
+        s.close()
+        check(srv.alive(), "SIGUSR1 killed the server")
+    with Server(ARGS.echo, "--workers", "2") as srv:
+        # A burst while the workers start: one that has not set up its
+        # handlers yet must ignore SIGUSR1, not die of it.
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.3:
+            os.kill(srv.pid, signal.SIGUSR1)
+            time.sleep(0.0005)
+        workers = srv.wait_children(2)
+        socks, _ = open_until_both_own(srv, workers, srv.port, want=4)
+        mark = srv.log_count()
+        os.kill(srv.pid, signal.SIGUSR1)
+        for w in workers:
+            srv.wait_log(r"live task\(s\) on pid %d" % w, 5, mark)
+        check(srv.children() == workers, "workers changed: %s -> %s" % (workers, srv.children()))
+        check(srv.count_log(r"killed by signal") == 0, "SIGUSR1 killed a worker")
+        for s in socks:
+            s.close()
+
+
+# ---- cases: chat -----------------------------------------------------------------------
+
+def chat_join(port, n, extra=()):
+    """Connects n chat clients (plus the sockets in extra, already connected)
+    and waits until all are in the room: each sends a hello that the first
+    client must see.  Returns (sockets, readers)."""
+    socks = [connect(port) for _ in range(n)] + list(extra)
+    readers = [LineReader(socks[0])]
+    for i, s in enumerate(socks[1:], 1):
+        s.sendall(b"hello from %d\n" % i)
+        readers[0].wait_for(lambda l, i=i: l.endswith(b"hello from %d" % i), 5, "hello %d" % i)
+    readers += [LineReader(s) for s in socks[1:len(socks) - len(extra)]]
+    return socks, readers
+
+
+def case_chat_line_reaches_all_others():
+    """Three chat clients: a line from A reaches B and C, prefixed with A's
+    address; A does not get its own line back."""
+    with Server(ARGS.chat) as srv:
+        socks, (ra, rb, rc) = chat_join(srv.port, 3)
+        a = socks[0]
+        name = ("%s:%d: " % a.getsockname()).encode()
+        a.sendall(b"hi all\n")
+        for r in (rb, rc):
+            _, l = r.wait_for(lambda l: l.endswith(b"hi all"), 5, "from A")
+            check(l == name + b"hi all", "line %r lacks A's prefix %r" % (l, name))
+        socks[1].sendall(b"from B\n")
+        ra.wait_for(lambda l: l.endswith(b"from B"), 5, "B's line at A")
+        check(ra.count(lambda l: l.endswith(b"hi all")) == 0, "A got its own line back")
+        for s in socks:
+            s.close()
+
+
+def case_chat_slow_client_dropped_others_prompt():
+    """A client that never reads (tiny receive buffer) is disconnected once its
+    queue fills during a flood, while a client that reads receives every line,
+    promptly; a line longer than the limit disconnects its sender."""
+    with Server(ARGS.chat) as srv:
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(5)
+        slow.connect((HOST, srv.port))
+        socks, (ra, rb) = chat_join(srv.port, 2, extra=[slow])
+        a, flooder = socks[0], socks[1]  # ra reads a, rb reads the flooder
+        mark = srv.log_count()
+        # The slow client absorbs a few MiB of kernel buffers before its queue
+        # fills.  The flood is paced (~10 MB/s) so that a Python reader
+        # thread, not the server, is never the bottleneck for `a`.
+        payload, sent = b"y" * 500, 0
+        kicked_at = None
+        while kicked_at is None or sent < kicked_at + 200:
+            check(sent < 60000, "no slow client disconnected after %d lines" % sent)
+            flooder.sendall(b"".join(b"%06d %s\n" % (sent + i, payload) for i in range(20)))
+            sent += 20
+            if kicked_at is None and srv.count_log(r"disconnecting .*too slow", mark):
+                kicked_at = sent
+            time.sleep(0.001)
+        check(srv.count_log(r"disconnecting %s:%d: too slow" % slow.getsockname(), mark) == 1
+              and srv.count_log(r"too slow", mark) == 1, "not (only) the slow client was dropped:\n"
+              + "\n".join(srv.log_text().splitlines()[-5:]))
+        ra.wait_for(lambda l: b" %06d " % (sent - 1) in l, 5, "the last flood line at A")
+        got = ra.count(lambda l: l.endswith(payload))
+        check(got == sent, "A received %d of %d flood lines" % (got, sent))
+        t_probe = time.monotonic()
+        a.sendall(b"probe\n")
+        t_got, _ = rb.wait_for(lambda l: l.endswith(b"probe"), 2, "the probe at the flooder")
+        check(t_got - t_probe < 1.0, "the probe took %.2f s" % (t_got - t_probe))
+        # The slow client was cut off: EOF (or a reset) after fewer lines.
+        slow.settimeout(10)
+        try:
+            rest = recv_until_eof(slow)
+        except ConnectionResetError:
+            rest = b""
+        check(rest.count(b"\n") < sent, "the slow client got every line")
+        slow.close()
+        # Over-long line: its sender is disconnected, the others stay.
+        mark = srv.log_count()
+        a.sendall(b"z" * 2000 + b"\n")
+        srv.wait_log(r"line over \d+ bytes", 5, mark)
+        wait_until(lambda: ra.eof, 5, "A to be disconnected")
+        with connect(srv.port) as d:  # the flooder is still in the room, and the room works
+            def heard():
+                d.sendall(b"newcomer\n")
+                try:
+                    rb.wait_for(lambda l: l.endswith(b"newcomer"), 0.2, "")
+                    return True
+                except CaseFailure:
+                    return False
+            wait_until(heard, 5, "a newcomer's line at the flooder")
+        for s in socks:
+            s.close()
+
+
+# ---- harness -------------------------------------------------------------------------------
+
+CASES = [
+    case_bad_flag_values_exit_2_naming_the_flag,
+    case_help_and_version_exit_0,
+    case_echo_round_trip_and_half_close,
+    case_reset_mid_write_spares_others,
+    case_never_reading_client_bounded_rss,
+    case_thousand_concurrent_clients_one_worker,
+    case_max_conns_holds_third_connection,
+    case_emfile_no_spin_and_recovery,
+    case_two_workers_share_connections,
+    case_killed_worker_restarted_others_serve,
+    case_sigterm_during_restart_backoff_no_spin,
+    case_supervisor_killed_workers_exit,
+    case_sigterm_drain_one_process,
+    case_sigterm_drain_supervised,
+    case_sighup_rolling_restart_refuses_nothing,
+    case_sigusr1_dumps_live_tasks,
+    case_chat_line_reaches_all_others,
+    case_chat_slow_client_dropped_others_prompt,
+]
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--echo", required=True)
+    p.add_argument("--chat", required=True)
+    p.add_argument("-k", action="append", default=[], help="run only cases containing this")
+    p.add_argument("-v", action="store_true", help="print server logs of failed cases")
+    ARGS = p.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cases = [c for c in CASES if not ARGS.k or any(k in c.__name__ for k in ARGS.k)]
+    failed = []
+    t_all = time.monotonic()
+    for case in cases:
+        name = case.__name__[len("case_"):]
+        t0 = time.monotonic()
+        try:
+            case()
+            print("PASS %-50s %5.2f s" % (name, time.monotonic() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - a case fails, the run goes on
+            failed.append(name)
+            print("FAIL %-50s %5.2f s: %s" % (name, time.monotonic() - t0, e), flush=True)
+            if not isinstance(e, CaseFailure) or ARGS.v:
+                traceback.print_exc()
+            for srv in CASE_SERVERS:
+                tail = srv.log_text().splitlines()[-15:]
+                print("  server %d log tail:\n    %s" % (srv.pid, "\n    ".join(tail)), flush=True)
+        finally:
+            for srv in list(LIVE_SERVERS):
+                srv.stop()
+            CASE_SERVERS.clear()
+    print("%d/%d passed in %.1f s%s" % (len(cases) - len(failed), len(cases),
+                                        time.monotonic() - t_all,
+                                        "; failed: " + ", ".join(failed) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
