@@ -156,6 +156,7 @@ struct corio_loop {
     uv_timer_t timer;
     uv_async_t async;
     corio__link ready; /* corio_task.ready_link */
+    corio__link yielded; /* tasks in corio_yield: ready after the next poll */
     corio__link soon;  /* corio_future.soon_link */
     corio__link tasks; /* every live task */
     corio__timer_heap heap;

@@ -70,6 +70,10 @@ void corio__loop_run_ready(corio_loop *L) {
     }
     if (!corio__list_empty(&L->soon))
         corio__run_soon(L);
+    /* Tasks that yielded run again after libuv has polled once, as in
+     * asyncio: a yield lets I/O callbacks in, not just other tasks. */
+    while (!corio__list_empty(&L->yielded))
+        corio__list_push_back(&L->ready, corio__list_pop_front(&L->yielded));
     if (corio__list_empty(&L->ready) && corio__list_empty(&L->soon) && L->idle_active) {
         uv_idle_stop(&L->idle);
         L->idle_active = false;
@@ -93,6 +97,7 @@ static int loop_open(corio_loop *L, const corio_run_opts *opts) {
     if (rc)
         return rc;
     corio__list_init(&L->ready);
+    corio__list_init(&L->yielded);
     corio__list_init(&L->soon);
     corio__list_init(&L->tasks);
     L->timer_armed_at = CORIO__NO_DEADLINE;

@@ -320,7 +320,7 @@ int corio_yield(void) {
     corio_loop *L = t->fut.loop;
     t->state = CORIO__READY;
     t->waiting_on = "yield";
-    corio__list_push_back(&L->ready, &t->ready_link);
+    corio__list_push_back(&L->yielded, &t->ready_link);
     corio__loop_kick(L);
     corio__coro_switch(&t->coro, &L->main_coro, false);
     t->waiting_on = NULL;

@@ -111,8 +111,8 @@ bool corio_cancelled(void);
 /* A static name for a reason ("user", "timeout", "shutdown", "peer gone"...). */
 const char *corio_cancel_reason_name(corio_cancel_reason reason);
 
-/* Await: lets every other ready task run once, then continues
- * (asyncio.sleep(0)).  Returns 0, CORIO_ECANCELED, CORIO_ETIMEDOUT or
+/* Await: lets every other ready task run once and libuv poll for I/O once,
+ * then continues (asyncio.sleep(0)).  Returns 0, CORIO_ECANCELED, CORIO_ETIMEDOUT or
  * CORIO_ENOTASK. */
 int corio_yield(void);
 
