@@ -1038,6 +1038,38 @@ def case_chat_slow_client_dropped_others_prompt():
             s.close()
 
 
+def case_socket_activation_serves_fd_3():
+    """systemd-style LISTEN_PID/LISTEN_FDS: the socket on fd 3 is served, by
+    one process and by supervised workers, and --port is not needed."""
+    ls = socket.socket()
+    try:
+        ls.bind((HOST, 0))
+        ls.listen(64)
+        port = ls.getsockname()[1]
+        for workers in ("1", "2"):
+            argv = ["/bin/sh", "-c",
+                    'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&%d' % ls.fileno(),
+                    ARGS.echo, "--workers", workers]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, pass_fds=(ls.fileno(),),
+                                    start_new_session=True)
+            try:
+                line = proc.stderr.readline().decode(errors="replace")
+                check("listening on inherited fd 3 (port %d)" % port in line,
+                      "unexpected first log line: %r" % line)
+                for i in range(5):
+                    echo_once(port, b"activated %d\n" % i)  # raises unless echoed
+                proc.send_signal(signal.SIGTERM)
+                check(proc.wait(timeout=10) == 0, "exit code %s" % proc.returncode)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                proc.stderr.close()
+    finally:
+        ls.close()
+
+
 # ---- harness -------------------------------------------------------------------------------
 
 CASES = [
@@ -1057,6 +1089,7 @@ CASES = [
     case_sigterm_drain_supervised,
     case_sighup_rolling_restart_refuses_nothing,
     case_sigusr1_dumps_live_tasks,
+    case_socket_activation_serves_fd_3,
     case_chat_line_reaches_all_others,
     case_chat_slow_client_dropped_others_prompt,
 ]

@@ -2,6 +2,7 @@
  * corio/app.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,6 +72,42 @@ out_errno:;
     return err;
 }
 
+/* systemd socket activation: a listening socket passed as fd 3 when
+ * LISTEN_PID names this process and LISTEN_FDS >= 1.  The variables are
+ * removed so that children (workers) do not take them as their own. */
+static int activated_fd(void) {
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (!pid || !fds)
+        return -1;
+    char *end;
+    long p = strtol(pid, &end, 10);
+    long n = strtol(fds, &end, 10);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (p != (long)getpid() || n < 1)
+        return -1;
+    if (n > 1)
+        corio_log(CORIO_LOG_WARN, "LISTEN_FDS=%ld: serving the first socket (fd 3) only", n);
+    int fl = fcntl(3, F_GETFD);
+    if (fl < 0)
+        return -1;
+    fcntl(3, F_SETFD, fl | FD_CLOEXEC);
+    return 3;
+}
+
+int corio__socket_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
 static const char *real_getenv(const char *name) {
     return getenv(name);
 }
@@ -97,6 +134,7 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         return 0;
     }
     corio_log_set_level(o.log_level);
+    o.inherited_fd = activated_fd();
     if (o.tls_cert) {
         /* The worker does not wrap connections in TLS yet: refuse rather than
          * serve plaintext to clients that were promised TLS. */

@@ -165,6 +165,7 @@ static const option *find_flag(const char *name, size_t len) {
 int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **argv,
                      const char *(*get_env)(const char *name), char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
+    o->inherited_fd = -1;
     o->host = "127.0.0.1";
     o->port = app && app->default_port ? app->default_port : 8080;
     o->workers = 1;

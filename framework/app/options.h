@@ -13,6 +13,7 @@ typedef struct corio__app_opts {
     const char *host;
     uint16_t port;
     const char *unix_path;
+    int inherited_fd; /* systemd socket activation (LISTEN_FDS): 3; else -1 */
     unsigned workers;
     const char *tls_cert, *tls_key;
     size_t max_conns;

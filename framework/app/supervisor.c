@@ -383,7 +383,14 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     for (unsigned i = 0; i < sv.n && rc == 0; i++) {
         sv.slots[i].ready_fd = -1;
         /* Unix sockets cannot share a path: every slot serves the one socket. */
-        int fd = o->unix_path && i > 0 ? sv.slots[0].fd : corio__listen_socket(o, &port);
+        /* Unix sockets cannot share a path, and an inherited socket is one:
+         * every slot serves the same socket then. */
+        bool shared = o->unix_path || o->inherited_fd >= 0;
+        int fd = shared && i > 0           ? sv.slots[0].fd
+                 : o->inherited_fd >= 0 ? o->inherited_fd
+                                        : corio__listen_socket(o, &port);
+        if (fd >= 0 && o->inherited_fd >= 0)
+            port = (uint16_t)corio__socket_port(fd);
         if (fd < 0)
             rc = fd;
         sv.slots[i].fd = fd;
@@ -393,7 +400,10 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
                   o->unix_path ? o->unix_path : o->host, o->port, corio_strerror(rc));
         return 1;
     }
-    if (o->unix_path)
+    if (o->inherited_fd >= 0)
+        corio_log(CORIO_LOG_INFO, "listening on inherited fd %d (port %u) with %u workers",
+                  o->inherited_fd, port, sv.n);
+    else if (o->unix_path)
         corio_log(CORIO_LOG_INFO, "listening on unix:%s with %u workers", o->unix_path, sv.n);
     else
         corio_log(CORIO_LOG_INFO, "listening on %s:%u with %u workers", o->host, port, sv.n);

@@ -68,7 +68,7 @@ static int worker_main(void *arg) {
             .host = o->host,
             .port = o->port,
             .unix_path = o->unix_path,
-            .inherited_fd = w->listen_fd,
+            .inherited_fd = w->listen_fd >= 0 ? w->listen_fd : o->inherited_fd,
             .reuseport = true,
             .max_conns = o->max_conns,
             .conn_stack_size = w->app->conn_stack_size,
@@ -84,7 +84,10 @@ static int worker_main(void *arg) {
                       corio_strerror(rc));
     }
     if (rc == 0) {
-        if (w->listen_fd < 0) {
+        if (w->listen_fd < 0 && o->inherited_fd >= 0) {
+            corio_log(CORIO_LOG_INFO, "listening on inherited fd %d (port %d)", o->inherited_fd,
+                      corio_server_port(srv));
+        } else if (w->listen_fd < 0) {
             if (o->unix_path)
                 corio_log(CORIO_LOG_INFO, "listening on unix:%s", o->unix_path);
             else

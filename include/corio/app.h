@@ -16,6 +16,10 @@
  *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
  *   --help, --version
  *
+ * Socket activation: when LISTEN_PID names the process and LISTEN_FDS >= 1
+ * (systemd), the socket on fd 3 is served and --host/--port/--unix are
+ * ignored.
+ *
  * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.
  * Flags win over environment variables.  A bad value is one line on stderr
  * naming the flag (or variable) and what it accepts, and exit code 2.
