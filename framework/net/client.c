@@ -1,4 +1,5 @@
-/* TCP and Unix-socket clients: corio_connect with libuv's async DNS.
+/* TCP and Unix-socket clients: corio_connect with libuv's async DNS, and
+ * corio_tls_connect on top of it.
  *
  * libuv requests (getaddrinfo, connect) outlive a waiter that gives up (a
  * cancel, a deadline): each lives on the heap, and the callback either hands
@@ -147,5 +148,37 @@ int corio_connect_unix(corio_stream **out, const char *path) {
     rc = connect_stream(t, s, NULL, path);
     if (rc == 0)
         *out = s;
+    return rc;
+}
+
+int corio_tls_connect(corio_stream **out, const char *host, uint16_t port, corio_tls_ctx *ctx,
+                      uint64_t timeout_ms) {
+    if (!out || !host || !ctx)
+        return CORIO_EINVAL;
+    *out = NULL;
+    if (corio__tls_ctx_is_server(ctx)) {
+        corio__report("corio_tls_connect: ctx is a server TLS context");
+        return CORIO_EINVAL;
+    }
+    corio_task *t = corio__task_require("corio_tls_connect");
+    if (!t)
+        return CORIO_ENOTASK;
+    int rc = corio__await_status(t);
+    if (rc)
+        return rc;
+    CORIO_WITH(corio_timeout_scope(timeout_ms ? timeout_ms : CORIO__NO_DEADLINE - 1)) {
+        corio_stream *s;
+        rc = corio_connect(&s, host, port, 0);
+        if (rc)
+            break;
+        rc = corio_stream_start_tls(s, ctx, host);
+        if (rc == 0) {
+            *out = s;
+            break;
+        }
+        CORIO_WITH(corio_shield_scope()) {
+            corio_stream_close(s); /* no close_notify: the handshake did not finish */
+        }
+    }
     return rc;
 }

@@ -1,6 +1,14 @@
 /* Servers: listening sockets, accepting, one task per connection inside a
  * connection scope (see corio/server.h).
  *
+ * TLS.  With opts.tls, the connection's task completes the handshake before
+ * the handler runs, rather than lazily on the handler's first read or
+ * write: the handler then sees a finished handshake (the ALPN protocol is
+ * known before it writes a byte), the handshake deadline covers exactly the
+ * handshake, and a failure ends the connection without the handler ever
+ * running.  The task's stack is the connection's anyway, so an eager
+ * handshake costs nothing extra.
+ *
  * The listening socket is created here rather than by libuv so that
  * SO_REUSEPORT can be set before bind (libuv 1.44 has no flag for it); libuv
  * then adopts it (uv_tcp_open).  At the connection cap the connection
@@ -70,7 +78,10 @@ static int conn_main(void *arg) {
     conn *c = arg;
     int rc = 0;
     CORIO_WITH(((corio_resource){.type = &conn_type, .self = c})) {
-        rc = c->srv->fn(c->stream, c->srv->arg);
+        if (c->srv->opts.tls)
+            rc = corio__tls_accept(c->stream, c->srv->opts.tls); /* logs a failure */
+        if (rc == 0)
+            rc = c->srv->fn(c->stream, c->srv->arg);
     }
     corio_task_release(c->task);
     free(c);
@@ -237,6 +248,10 @@ int corio_server_start(corio_server **out, const corio_server_opts *opts, corio_
     if (!out || !opts || !handler)
         return CORIO_EINVAL;
     *out = NULL;
+    if (opts->tls && !corio__tls_ctx_is_server(opts->tls)) {
+        corio__report("corio_server_start: opts.tls is a client TLS context");
+        return CORIO_EINVAL;
+    }
     corio_loop *L = corio__tls_loop;
     if (!L) {
         corio__report("corio_server_start called outside corio_run()");
@@ -317,8 +332,7 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
         if (wait_for(srv, t, no_conns, now + drain_ms) != 0) {
             result = CORIO_ETIMEDOUT;
             for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next)
-                corio_cancel_with(corio__container_of(n, conn, link)->task,
-                                  CORIO_CANCEL_SHUTDOWN);
+                corio_cancel_with(corio__container_of(n, conn, link)->task, CORIO_CANCEL_SHUTDOWN);
             if (wait_for(srv, t, no_conns, corio__now(srv->loop) + CANCEL_GRACE_MS) != 0)
                 corio__report("server: %zu connection(s) still open %d ms after cancellation",
                               srv->nconns, CANCEL_GRACE_MS);

@@ -11,6 +11,11 @@
  * Writes: uv_try_write first; what the kernel does not take is copied into a
  * heap request and queued; the writer waits only while the queue is above
  * its high-water mark.
+ *
+ * TLS streams (s->tls) share all of this.  tls.c takes over the socket's
+ * read callbacks (ciphertext never touches the read buffer), fills the read
+ * buffer with plaintext from inside wait_readable(), and encrypts writes
+ * before handing them to the same raw write path (corio__stream_raw_write).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +28,7 @@
 
 /* Wake results of a stream wait: a positive value means "the stream changed,
  * look again"; 0 means the stream's own timer ran out. */
-#define WOKEN 1
+#define WOKEN CORIO__STREAM_WOKEN
 
 /* ---- request waits ------------------------------------------------------------------- */
 
@@ -81,6 +86,8 @@ static void on_close(uv_handle_t *h) {
     corio_stream *s = h->data;
     if (s->on_free)
         s->on_free(s);
+    if (s->tls)
+        corio__tls_free(s);
     corio__req_wait_done(s->close_wait, 0);
     free(s->rbuf);
     free(s);
@@ -112,6 +119,10 @@ int corio_stream_close(corio_stream *s) {
         return CORIO_ECLOSED;
     }
     corio_task *t = corio__current();
+    if (s->tls && corio__tls_close_notify(s, t) == CORIO_ECLOSED) {
+        corio__report("corio_stream_close called twice on one stream");
+        return CORIO_ECLOSED; /* closed by another task while close_notify went out */
+    }
     begin_close(s);
     if (!t)
         return 0; /* freed by the close callback */
@@ -128,21 +139,15 @@ int corio_stream_close(corio_stream *s) {
 
 /* ---- reading ----------------------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)suggested;
-    corio_stream *s = h->data;
-    if (s->direct_buf && s->rlen == 0) {
-        *buf = uv_buf_init(s->direct_buf, (unsigned)s->direct_len);
-        return;
-    }
+char *corio__stream_rbuf_room(corio_stream *s, size_t *room) {
+    *room = 0;
     if (!s->rbuf) {
         s->rcap = s->rmax < READ_CHUNK ? s->rmax : READ_CHUNK;
         s->rbuf = malloc(s->rcap);
         s->rpos = 0;
         if (!s->rbuf) {
             s->rcap = 0;
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-            return;
+            return NULL;
         }
     }
     if (s->rpos && s->rpos + s->rlen == s->rcap) {
@@ -157,13 +162,31 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
             s->rcap = cap;
         }
     }
-    size_t room = s->rcap - s->rpos - s->rlen;
-    if (room > s->rmax - s->rlen)
-        room = s->rmax - s->rlen;
-    *buf = uv_buf_init(s->rbuf + s->rpos + s->rlen, (unsigned)room);
+    size_t n = s->rcap - s->rpos - s->rlen;
+    if (n > s->rmax - s->rlen)
+        n = s->rlen < s->rmax ? s->rmax - s->rlen : 0;
+    *room = n;
+    return s->rbuf + s->rpos + s->rlen;
 }
 
-static void stop_reading(corio_stream *s) {
+void corio__stream_rbuf_trim(corio_stream *s) {
+    if (s->rlen == 0)
+        release_rbuf(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    corio_stream *s = h->data;
+    if (s->direct_buf && s->rlen == 0) {
+        *buf = uv_buf_init(s->direct_buf, (unsigned)s->direct_len);
+        return;
+    }
+    size_t room;
+    char *p = corio__stream_rbuf_room(s, &room);
+    *buf = uv_buf_init(p, (unsigned)room); /* NULL: libuv reports UV_ENOBUFS */
+}
+
+void corio__stream_stop_reading(corio_stream *s) {
     if (s->reading) {
         uv_read_stop(&s->h.stream);
         s->reading = false;
@@ -179,7 +202,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         } else {
             s->rlen += (size_t)nread;
             if (s->rlen >= s->rmax)
-                stop_reading(s);
+                corio__stream_stop_reading(s);
         }
         if (s->reader)
             corio__wake(s->reader, WOKEN);
@@ -188,12 +211,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     if (nread == 0)
         return; /* EAGAIN */
     if (nread == UV_ENOBUFS) {
-        stop_reading(s); /* out of memory or at the limit: resume on consume */
+        corio__stream_stop_reading(s); /* out of memory or at the limit: resume on consume */
         if (!s->rbuf && s->reader)
             s->rerr = CORIO_ENOMEM;
     } else {
         s->rerr = (int)nread; /* UV_EOF == CORIO_EOF */
-        stop_reading(s);
+        corio__stream_stop_reading(s);
     }
     if (s->rlen == 0)
         release_rbuf(s);
@@ -201,8 +224,20 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         corio__wake(s->reader, WOKEN);
 }
 
-static void start_reading(corio_stream *s) {
-    if (s->reading || s->rerr || s->closing || s->rlen >= s->rmax)
+void corio__stream_start_reading(corio_stream *s) {
+    if (s->reading || s->closing)
+        return;
+    if (s->tls) {
+        if (!corio__tls_input_open(s))
+            return;
+        int rc = uv_read_start(&s->h.stream, corio__tls_on_alloc, corio__tls_on_read);
+        if (rc)
+            corio__tls_input_fail(s, rc);
+        else
+            s->reading = true;
+        return;
+    }
+    if (s->rerr || s->rlen >= s->rmax)
         return;
     int rc = uv_read_start(&s->h.stream, on_alloc, on_read);
     if (rc)
@@ -211,14 +246,7 @@ static void start_reading(corio_stream *s) {
         s->reading = true;
 }
 
-/* Waits until the stream has something new for the reader: bytes, an error,
- * EOF.  Returns 0 to look again, or the await's error. */
-static int wait_readable(corio_stream *s, corio_task *t) {
-    if (s->reader)
-        return CORIO_EBUSY;
-    start_reading(s);
-    if (s->rerr && s->rlen == 0 && !s->direct_got)
-        return 0;
+int corio__stream_park_reader(corio_stream *s, corio_task *t) {
     uint64_t at = s->rtimeout ? corio__now(s->loop) + s->rtimeout : CORIO__NO_DEADLINE;
     s->reader = t;
     int rc = corio__park(t, at, "stream read");
@@ -228,6 +256,19 @@ static int wait_readable(corio_stream *s, corio_task *t) {
     if (rc == WOKEN)
         return 0;
     return rc == 0 ? CORIO_ETIMEDOUT : rc;
+}
+
+/* Waits until the stream has something new for the reader: bytes, an error,
+ * EOF.  Returns 0 to look again, or the await's error. */
+static int wait_readable(corio_stream *s, corio_task *t) {
+    if (s->reader)
+        return CORIO_EBUSY;
+    if (s->tls)
+        return corio__tls_fill(s, t);
+    corio__stream_start_reading(s);
+    if (s->rerr && s->rlen == 0 && !s->direct_got)
+        return 0;
+    return corio__stream_park_reader(s, t);
 }
 
 static corio_task *begin_io(corio_stream *s, const char *what, int *rc) {
@@ -251,7 +292,7 @@ void corio_stream_consume(corio_stream *s, size_t n) {
     s->rlen -= n;
     if (s->rlen == 0)
         release_rbuf(s); /* an idle stream holds no read buffer */
-    start_reading(s);
+    corio__stream_start_reading(s);
 }
 
 const char *corio_stream_buffered(corio_stream *s, size_t *len) {
@@ -330,8 +371,8 @@ static const char *find(const char *hay, size_t hlen, const char *needle, size_t
     return memmem(hay, hlen, needle, nlen);
 }
 
-int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf,
-                            size_t cap, size_t *out_len) {
+int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf, size_t cap,
+                            size_t *out_len) {
     if (!delim || dlen == 0 || !buf || !out_len)
         return CORIO_EINVAL;
     *out_len = 0;
@@ -382,7 +423,7 @@ static void on_write(uv_write_t *req, int status) {
 
 /* Waits until at most `level` bytes are queued.  Each completed write counts
  * as progress and restarts the write timeout. */
-static int wait_queue_below(corio_stream *s, corio_task *t, size_t level) {
+int corio__stream_wait_queue(corio_stream *s, corio_task *t, size_t level) {
     while (s->wqueued > level && !s->werr) {
         if (s->writer)
             return CORIO_EBUSY;
@@ -401,15 +442,9 @@ static int wait_queue_below(corio_stream *s, corio_task *t, size_t level) {
     return s->werr;
 }
 
-int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
-    int rc;
-    corio_task *t = begin_io(s, "corio_stream_write", &rc);
-    if (!t)
-        return rc;
+int corio__stream_raw_write(corio_stream *s, const struct iovec *iov, size_t n) {
     if (s->werr)
         return s->werr;
-    if (s->shut)
-        return CORIO_EPIPE;
     uv_buf_t local[16];
     size_t total = 0, skip = 0;
     for (size_t i = 0; i < n; i++)
@@ -448,7 +483,7 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
     w->stream = s;
     w->len = rest;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
-    rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+    int rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
     if (rc) {
         free(w);
         s->werr = rc;
@@ -456,7 +491,24 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
     }
     s->wqueued += rest;
     s->pending++;
-    return wait_queue_below(s, t, s->whigh);
+    return 0;
+}
+
+int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
+    int rc;
+    corio_task *t = begin_io(s, "corio_stream_write", &rc);
+    if (!t)
+        return rc;
+    if (s->werr)
+        return s->werr;
+    if (s->shut)
+        return CORIO_EPIPE;
+    if (s->tls)
+        return corio__tls_writev(s, t, iov, n);
+    rc = corio__stream_raw_write(s, iov, n);
+    if (rc)
+        return rc;
+    return corio__stream_wait_queue(s, t, s->whigh);
 }
 
 int corio_stream_write(corio_stream *s, const void *buf, size_t len) {
@@ -469,7 +521,7 @@ int corio_stream_drain(corio_stream *s) {
     corio_task *t = begin_io(s, "corio_stream_drain", &rc);
     if (!t)
         return rc;
-    return wait_queue_below(s, t, 0);
+    return corio__stream_wait_queue(s, t, 0);
 }
 
 size_t corio_stream_write_queued(const corio_stream *s) {
@@ -490,6 +542,8 @@ int corio_stream_shutdown(corio_stream *s) {
         return rc;
     if (s->shut)
         return 0;
+    if (s->tls)
+        corio__tls_close_notify(s, NULL); /* queued ahead of the FIN */
     s->sreq.data = s;
     rc = uv_shutdown(&s->sreq, &s->h.stream, on_shutdown);
     if (rc)

@@ -24,5 +24,6 @@
 #include "stream.h"
 #include "sync.h"
 #include "task.h"
+#include "tls.h"
 
 #endif /* CORIO_H */

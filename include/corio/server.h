@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "stream.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,10 +42,16 @@ typedef struct corio_server_opts {
     size_t max_conns;      /* 0: no cap */
     size_t conn_stack_size; /* 0: the loop's default */
     corio_stream_opts stream; /* limits and timeouts of each connection */
+    /* A server TLS context (tls.h): every connection completes a TLS
+     * handshake before the handler runs (a failed one is logged and closed
+     * without calling the handler).  Borrowed: it must outlive the server.
+     * NULL: plain TCP. */
+    corio_tls_ctx *tls;
 } corio_server_opts;
 
 /* Starts listening and accepting; handler(stream, arg) runs per connection.
- * Callable from a task.  Returns 0, CORIO_EINVAL for bad options, the bind
+ * Callable from a task.  Returns 0, CORIO_EINVAL for bad options (opts.tls a
+ * client context among them), the bind
  * or listen error (e.g. -EADDRINUSE), CORIO_ENOMEM, CORIO_ENOTASK.  `arg` is
  * borrowed; opts is copied. */
 int corio_server_start(corio_server **out, const corio_server_opts *opts, corio_conn_fn handler,

@@ -1,0 +1,256 @@
+/* Helpers for test_tls.c: a throwaway PKI made with the openssl command line
+ * in a mkdtemp directory, and real `openssl s_client` peers driven through
+ * pipes (run on the thread pool, so the loop under test keeps serving).
+ */
+#ifndef CORIO_TLS_HELPERS_H
+#define CORIO_TLS_HELPERS_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the PKI ------------------------------------------------------------------------ */
+
+/* Every file the tests use, under one temporary directory.  a and b are
+ * server certificates for localhost and 127.0.0.1 from the trusted CA
+ * (subjects CN=corio-a and CN=corio-b); rogue is one for the same names from
+ * a CA nobody trusts; bad is a file that is not PEM. */
+typedef struct tls_pki {
+    char dir[64];
+    char ca[128];
+    char a_cert[128], a_key[128];
+    char b_cert[128], b_key[128];
+    char rogue_cert[128], rogue_key[128];
+    char bad[128];
+} tls_pki;
+
+static const char pki_cnf[] = "[req]\n"
+                              "distinguished_name = dn\n"
+                              "prompt = no\n"
+                              "[dn]\n"
+                              "CN = unused\n"
+                              "[v3_ca]\n"
+                              "basicConstraints = critical,CA:TRUE\n"
+                              "keyUsage = critical,keyCertSign,cRLSign\n"
+                              "subjectKeyIdentifier = hash\n"
+                              "[v3_leaf]\n"
+                              "basicConstraints = critical,CA:FALSE\n"
+                              "keyUsage = critical,digitalSignature\n"
+                              "extendedKeyUsage = serverAuth\n"
+                              "subjectAltName = DNS:localhost,IP:127.0.0.1\n";
+
+/* Runs a shell command in the PKI directory, its output appended to
+ * openssl.log there.  Returns 0 on success. */
+static int pki_sh(const tls_pki *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int pki_sh(const tls_pki *p, const char *fmt, ...) {
+    char cmd[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "cd '%s' && (%s) >>openssl.log 2>&1", p->dir, cmd);
+    int st = system(line);
+    if (st != 0) {
+        fprintf(stderr, "pki: failed: %s\n", cmd);
+        snprintf(line, sizeof line, "cat '%s/openssl.log' >&2", p->dir);
+        if (system(line) != 0)
+            fprintf(stderr, "pki: no log\n");
+    }
+    return st;
+}
+
+static int pki_ca(const tls_pki *p, const char *name, const char *cn) {
+    return pki_sh(p,
+                  "openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                  "-keyout %s.key -out %s.pem -days 2 -config pki.cnf -extensions v3_ca "
+                  "-subj '/CN=%s'",
+                  name, name, cn);
+}
+
+static int pki_leaf(const tls_pki *p, const char *name, const char *ca, const char *serial) {
+    return pki_sh(p,
+                  "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                  "-keyout %s.key -out %s.csr -subj '/CN=%s' -config pki.cnf && "
+                  "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -set_serial %s -days 2 "
+                  "-extfile pki.cnf -extensions v3_leaf -out %s.pem",
+                  name, name, name, name, ca, ca, serial, name);
+}
+
+static int pki_make(tls_pki *p) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "/tmp/corio-tls-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    char path[160];
+    snprintf(path, sizeof path, "%s/pki.cnf", p->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(pki_cnf, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/bad.pem", p->dir);
+    f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    if (pki_ca(p, "ca", "corio test CA") || pki_ca(p, "rogue-ca", "corio rogue CA") ||
+        pki_leaf(p, "corio-a", "ca", "0xa1") || pki_leaf(p, "corio-b", "ca", "0xb2") ||
+        pki_leaf(p, "corio-rogue", "rogue-ca", "0xc3"))
+        return -1;
+    snprintf(p->ca, sizeof p->ca, "%s/ca.pem", p->dir);
+    snprintf(p->a_cert, sizeof p->a_cert, "%s/corio-a.pem", p->dir);
+    snprintf(p->a_key, sizeof p->a_key, "%s/corio-a.key", p->dir);
+    snprintf(p->b_cert, sizeof p->b_cert, "%s/corio-b.pem", p->dir);
+    snprintf(p->b_key, sizeof p->b_key, "%s/corio-b.key", p->dir);
+    snprintf(p->rogue_cert, sizeof p->rogue_cert, "%s/corio-rogue.pem", p->dir);
+    snprintf(p->rogue_key, sizeof p->rogue_key, "%s/corio-rogue.key", p->dir);
+    snprintf(p->bad, sizeof p->bad, "%s/bad.pem", p->dir);
+    return 0;
+}
+
+static void pki_remove(tls_pki *p) {
+    if (!p->dir[0] || strncmp(p->dir, "/tmp/corio-tls-", 15) != 0)
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "pki: could not remove %s\n", p->dir);
+    p->dir[0] = '\0';
+}
+
+/* ---- openssl s_client ------------------------------------------------------------------ */
+
+/* One step of a dialogue: wait until `wait` shows in the output (NULL: do
+ * not wait), then write `send` to s_client's stdin (NULL: nothing). */
+typedef struct sc_step {
+    const char *wait;
+    const char *send;
+} sc_step;
+
+#define SCLIENT_LIMIT_MS 20000 /* the whole run; a peer still running then is killed */
+
+typedef struct sclient {
+    int port;
+    const char *args[12]; /* after "s_client -connect 127.0.0.1:port"; NULL-terminated */
+    sc_step steps[6];     /* ends at the first all-NULL step */
+    char *out;            /* stdout and stderr, NUL-terminated (sc_out) */
+    size_t len;
+    int status;  /* exit status; -1 when it had to be killed */
+    bool waited; /* every step's wait was satisfied */
+} sclient;
+
+/* The transcript of the last run (one s_client runs at a time); static
+ * rather than in sclient so that sclient fits on a task's stack. */
+static char sc_out[1 << 16];
+
+static long long sc_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads output until `text` appears (text NULL: until EOF) or the deadline.
+ * Returns true if it was found (or EOF reached when text is NULL). */
+static bool sc_read_until(sclient *c, int fd, const char *text, long long deadline) {
+    for (;;) {
+        if (text && strstr(c->out, text))
+            return true;
+        long long left = deadline - sc_now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        size_t room = sizeof sc_out - 1 - c->len;
+        char sink[4096];
+        ssize_t n = room ? read(fd, c->out + c->len, room) : read(fd, sink, sizeof sink);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return text == NULL; /* EOF */
+        if (room) {
+            c->len += (size_t)n;
+            c->out[c->len] = '\0';
+        }
+    }
+}
+
+/* Runs the dialogue; a corio_task_fn for corio_run_blocking().  Returns 0
+ * when the process was started (its status is in c->status), -1 if not. */
+static int sclient_run(void *arg) {
+    sclient *c = arg;
+    int in[2], out[2];
+    c->out = sc_out;
+    c->len = 0;
+    c->out[0] = '\0';
+    c->status = -1;
+    c->waited = true;
+    if (pipe(in) != 0)
+        return -1;
+    if (pipe(out) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) { /* the child keeps only its dup2'ed copies */
+        fcntl(in[i], F_SETFD, FD_CLOEXEC);
+        fcntl(out[i], F_SETFD, FD_CLOEXEC);
+    }
+    char connect[32];
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", c->port);
+    const char *argv[20] = {"openssl", "s_client", "-connect", connect};
+    int argc = 4;
+    for (int i = 0; c->args[i] && argc < 19; i++)
+        argv[argc++] = c->args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        execvp("openssl", (char **)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    if (pid < 0) {
+        close(in[1]);
+        close(out[0]);
+        return -1;
+    }
+    long long deadline = sc_now_ms() + SCLIENT_LIMIT_MS;
+    for (int i = 0; i < 6 && (c->steps[i].wait || c->steps[i].send); i++) {
+        if (c->steps[i].wait && !sc_read_until(c, out[0], c->steps[i].wait, deadline)) {
+            c->waited = false;
+            break;
+        }
+        if (c->steps[i].send &&
+            write(in[1], c->steps[i].send, strlen(c->steps[i].send)) < 0) /* EPIPE: it left */
+            break;
+    }
+    close(in[1]); /* s_client ends on stdin EOF (no -ign_eof) */
+    bool ended = sc_read_until(c, out[0], NULL, deadline);
+    close(out[0]);
+    if (!ended)
+        kill(pid, SIGKILL); /* our own child, stuck: the test then fails */
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    c->status = ended && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return 0;
+}
+
+#endif
