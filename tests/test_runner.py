@@ -1070,6 +1070,68 @@ def case_socket_activation_serves_fd_3():
         ls.close()
 
 
+def make_cert(d, name):
+    """A self-signed EC certificate for 127.0.0.1 with CN=name in dir d."""
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=" + name, "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    return crt, key
+
+
+def tls_echo(port, cafile, payload=b"secret\n"):
+    """Echo over TLS, verifying the server against cafile; returns the
+    server certificate's CN."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection((HOST, port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOST) as s:
+            echo_on(s, payload)
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+def case_tls_flags_serve_tls_and_sighup_reloads():
+    """--tls-cert/--tls-key serve TLS (a plain client gets no echo); SIGHUP
+    in one process reloads the certificate; a bad one keeps the old."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="corio-runner-tls-")
+    try:
+        crt_a, key_a = make_cert(d, "corio-a")
+        crt_b, key_b = make_cert(d, "corio-b")
+        both = os.path.join(d, "both.pem")
+        with open(both, "w") as f:
+            f.write(open(crt_a).read() + open(crt_b).read())
+        live_crt, live_key = os.path.join(d, "live.crt"), os.path.join(d, "live.key")
+        shutil.copy(crt_a, live_crt)
+        shutil.copy(key_a, live_key)
+        with Server(ARGS.echo, "--tls-cert", live_crt, "--tls-key", live_key) as srv:
+            check(tls_echo(srv.port, both) == "corio-a", "first certificate not served")
+            with connect(srv.port) as s:  # plain bytes to a TLS port: closed, no echo
+                s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                try:
+                    back = recv_until_eof(s)
+                except ConnectionResetError:
+                    back = b""
+                check(b"GET /" not in back, "plain bytes were echoed by a TLS port")
+            shutil.copy(crt_b, live_crt)
+            shutil.copy(key_b, live_key)
+            mark = srv.log_count()
+            os.kill(srv.pid, signal.SIGHUP)
+            srv.wait_log(r"TLS certificate reloaded", 5, start=mark)
+            check(tls_echo(srv.port, both) == "corio-b", "reloaded certificate not served")
+            with open(live_crt, "w") as f:
+                f.write("not a certificate\n")
+            mark = srv.log_count()
+            os.kill(srv.pid, signal.SIGHUP)
+            srv.wait_log(r"keeping the old certificate", 5, start=mark)
+            check(tls_echo(srv.port, both) == "corio-b", "a failed reload changed the certificate")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---- harness -------------------------------------------------------------------------------
 
 CASES = [
@@ -1090,6 +1152,7 @@ CASES = [
     case_sighup_rolling_restart_refuses_nothing,
     case_sigusr1_dumps_live_tasks,
     case_socket_activation_serves_fd_3,
+    case_tls_flags_serve_tls_and_sighup_reloads,
     case_chat_line_reaches_all_others,
     case_chat_slow_client_dropped_others_prompt,
 ]

@@ -3,6 +3,8 @@
  * graceful drain on SIGTERM and the rest (see --help).
  *
  *     ./echo --port 7000 &      printf 'hello\n' | nc -q1 127.0.0.1 7000
+ *     ./echo --port 7443 --tls-cert cert.pem --tls-key key.pem &
+ *         openssl s_client -connect 127.0.0.1:7443 -quiet
  */
 #include <corio/corio.h>
 

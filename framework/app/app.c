@@ -135,13 +135,6 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
     }
     corio_log_set_level(o.log_level);
     o.inherited_fd = activated_fd();
-    if (o.tls_cert) {
-        /* The worker does not wrap connections in TLS yet: refuse rather than
-         * serve plaintext to clients that were promised TLS. */
-        corio_log(CORIO_LOG_ERROR, "--tls-cert/--tls-key: TLS serving is not available in "
-                                   "this runner yet; refusing to serve plaintext");
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     /* Until the worker's loop watches them, SIGHUP and SIGUSR1 must not
      * kill the process (their default action): a SIGUSR1 for a task dump

@@ -16,9 +16,25 @@ typedef struct worker {
     int listen_fd;
     int ready_fd;
     corio_event stop;
+    corio_tls_ctx *tls;
     int stop_signal;
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
 } worker;
+
+/* SIGHUP in a single process: new connections get the certificate now on
+ * disk; if it cannot be loaded the old one stays (tls_ctx_reload). */
+static void reload_tls(worker *w) {
+    if (!w->tls) {
+        corio_log(CORIO_LOG_INFO, "SIGHUP: nothing to reload (no TLS configured)");
+        return;
+    }
+    int rc = corio_tls_ctx_reload(w->tls, w->opts->tls_cert, w->opts->tls_key);
+    if (rc)
+        corio_log(CORIO_LOG_ERROR, "SIGHUP: cannot reload %s / %s (%s); keeping the old certificate",
+                  w->opts->tls_cert, w->opts->tls_key, corio_strerror(rc));
+    else
+        corio_log(CORIO_LOG_INFO, "SIGHUP: TLS certificate reloaded from %s", w->opts->tls_cert);
+}
 
 static void on_signal(uv_signal_t *h, int signum) {
     worker *w = h->data;
@@ -30,7 +46,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         corio_event_set(&w->stop);
         break;
     case SIGHUP:
-        corio_log(CORIO_LOG_INFO, "SIGHUP: nothing to reload (no TLS configured)");
+        reload_tls(w);
         break;
     case SIGUSR1:
         corio_tasks_dump(STDERR_FILENO);
@@ -62,9 +78,18 @@ static int worker_main(void *arg) {
         rc = watch(w, &w->sig_hup, SIGHUP);
     if (rc == 0)
         rc = watch(w, &w->sig_usr1, SIGUSR1);
+    if (rc == 0 && o->tls_cert) {
+        corio_tls_server_opts to = {.cert_file = o->tls_cert, .key_file = o->tls_key,
+                                    .alpn = w->app->tls_alpn};
+        rc = corio_tls_ctx_new_server(&w->tls, &to);
+        if (rc)
+            corio_log(CORIO_LOG_ERROR, "cannot load the TLS certificate %s / key %s: %s",
+                      o->tls_cert, o->tls_key, corio_strerror(rc));
+    }
     corio_server *srv = NULL;
     if (rc == 0) {
         corio_server_opts so = {
+            .tls = w->tls,
             .host = o->host,
             .port = o->port,
             .unix_path = o->unix_path,
@@ -108,6 +133,7 @@ static int worker_main(void *arg) {
             corio_log(CORIO_LOG_WARN, "drain deadline passed: remaining connections cancelled");
         rc = rc == CORIO_ECANCELED ? 0 : rc;
     }
+    corio_tls_ctx_free(w->tls); /* refcounted: connections keep theirs */
     unwatch(&w->sig_term);
     unwatch(&w->sig_int);
     unwatch(&w->sig_hup);

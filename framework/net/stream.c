@@ -247,7 +247,7 @@ void corio__stream_start_reading(corio_stream *s) {
 }
 
 int corio__stream_park_reader(corio_stream *s, corio_task *t) {
-    uint64_t at = s->rtimeout ? corio__now(s->loop) + s->rtimeout : CORIO__NO_DEADLINE;
+    uint64_t at = s->rtimeout ? corio__now_fresh(s->loop) + s->rtimeout : CORIO__NO_DEADLINE;
     s->reader = t;
     int rc = corio__park(t, at, "stream read");
     if (rc == CORIO_ECLOSED)
@@ -427,7 +427,7 @@ int corio__stream_wait_queue(corio_stream *s, corio_task *t, size_t level) {
     while (s->wqueued > level && !s->werr) {
         if (s->writer)
             return CORIO_EBUSY;
-        uint64_t at = s->wtimeout ? corio__now(s->loop) + s->wtimeout : CORIO__NO_DEADLINE;
+        uint64_t at = s->wtimeout ? corio__now_fresh(s->loop) + s->wtimeout : CORIO__NO_DEADLINE;
         s->wlevel = level;
         s->writer = t;
         int rc = corio__park(t, at, "stream write");

@@ -36,6 +36,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "corio/log.h"
 #include "net/tls_internal.h"
 
 #define IN_MAX (40 * 1024)     /* ciphertext held in the read BIO, at most */
@@ -215,7 +216,7 @@ static int flush_out(corio_stream *s, bool reading) {
         return 0;
     int rc;
     if (reading && s->wqueued > s->whigh + OUT_SLACK) {
-        corio__report("tls: peer keeps requesting replies without reading; dropping it");
+        corio_log(CORIO_LOG_WARN, "tls: peer keeps requesting replies without reading; dropping it");
         x->fatal = true;
         rc = CORIO_ETLS;
     } else {
@@ -459,7 +460,7 @@ static void report_handshake(corio_stream *s, const char *name, int rc) {
     } else {
         snprintf(why, sizeof why, "%s", corio_strerror(rc));
     }
-    corio__report("tls: handshake with %s%s%s%s failed: %s", peer, name ? " (" : "",
+    corio_log(CORIO_LOG_WARN, "tls: handshake with %s%s%s%s failed: %s", peer, name ? " (" : "",
                   name ? name : "", name ? ")" : "", why);
 }
 

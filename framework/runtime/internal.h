@@ -223,4 +223,12 @@ static inline uint64_t corio__now(corio_loop *L) {
     return uv_now(&L->uv);
 }
 
+/* The loop time refreshed first: for relative deadlines ("ms from now")
+ * taken by a task that may have run long since the iteration began, where
+ * the cached time would make them expire early. */
+static inline uint64_t corio__now_fresh(corio_loop *L) {
+    uv_update_time(&L->uv);
+    return uv_now(&L->uv);
+}
+
 #endif

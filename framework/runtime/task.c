@@ -336,7 +336,7 @@ int corio_sleep(uint64_t ms) {
     int rc = corio__await_status(t);
     if (rc)
         return rc;
-    uint64_t now = corio__now(t->fut.loop);
+    uint64_t now = corio__now_fresh(t->fut.loop);
     uint64_t at = ms > CORIO__NO_DEADLINE - 1 - now ? CORIO__NO_DEADLINE - 1 : now + ms;
     return corio__park(t, at, "sleep");
 }

@@ -40,7 +40,7 @@ corio_resource corio_semaphore_scope(corio_semaphore *s) {
 static int timeout_enter(void *self, uint64_t ms) {
     (void)self;
     corio_task *t = corio__current();
-    uint64_t now = corio__now(t->fut.loop);
+    uint64_t now = corio__now_fresh(t->fut.loop);
     t->scopes->deadline = ms >= CORIO__NO_DEADLINE - now ? CORIO__NO_DEADLINE - 1 : now + ms;
     return 0;
 }

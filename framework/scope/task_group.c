@@ -37,7 +37,7 @@ static int group_enter(void *self, uint64_t ms) {
     g->closed = 0;
     g->deadline = CORIO__NO_DEADLINE;
     if (ms != CORIO__NO_DEADLINE) {
-        uint64_t now = corio__now(t->fut.loop);
+        uint64_t now = corio__now_fresh(t->fut.loop);
         g->deadline = ms >= CORIO__NO_DEADLINE - now ? CORIO__NO_DEADLINE - 1 : now + ms;
         g->scope->deadline = g->deadline;
     }

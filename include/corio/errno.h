@@ -31,6 +31,8 @@ extern "C" {
     X(ECONNRESET, -ECONNRESET, "connection reset by peer")                      \
     X(ENOTSUP, -ENOTSUP, "operation not supported")                             \
     X(EOF, -4095, "end of file")                                                \
+    X(ETLS, -EPROTO, "TLS failure (handshake, alert or bad record)")            \
+    X(ETLS_VERIFY, -EKEYREJECTED, "TLS peer certificate did not verify")        \
     X(ECLOSED, -30001, "object closed")                                         \
     X(ENOTASK, -30002, "called outside a corio task")                           \
     X(EFAILED, -30003, "failed (no more specific reason)")

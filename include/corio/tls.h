@@ -58,16 +58,12 @@
 extern "C" {
 #endif
 
-/* TLS failures.  corio_strerror() describes them (as the errno values they
- * are); corio_err_name() does not know them yet. */
-enum {
-    /* The handshake failed (no common version or cipher, a fatal alert from
-     * the peer, bytes that are not TLS) or a record was bad or truncated. */
-    CORIO_ETLS = -EPROTO,
-    /* The peer's certificate did not verify: untrusted issuer, expired, or
-     * issued for another name.  The reason is logged on stderr. */
-    CORIO_ETLS_VERIFY = -EKEYREJECTED,
-};
+/* TLS failures (codes from corio/errno.h):
+ * CORIO_ETLS: the handshake failed (no common version or cipher, a fatal
+ * alert from the peer, bytes that are not TLS) or a record was bad or
+ * truncated.
+ * CORIO_ETLS_VERIFY: the peer's certificate did not verify (untrusted
+ * issuer, expired, issued for another name); the reason is logged. */
 
 typedef struct corio_tls_ctx corio_tls_ctx;
 
