@@ -40,7 +40,7 @@ int corio_stack_size_set_default(size_t bytes) {
 
 uint64_t corio_now(void) {
     corio_loop *L = corio__tls_loop;
-    return L ? uv_now(&L->uv) : 0;
+    return L ? corio__now_fresh(L) : 0;
 }
 
 struct uv_loop_s *corio_uv_loop(void) {

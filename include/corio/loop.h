@@ -52,8 +52,9 @@ int corio_run(corio_task_fn main, void *arg);
  * call. */
 int corio_run_ex(const corio_run_opts *opts, corio_task_fn main, void *arg);
 
-/* The loop's time in milliseconds (uv_now): cached at the start of each loop
- * iteration.  0 outside corio_run(). */
+/* The loop's clock in milliseconds (libuv's monotonic loop time, refreshed
+ * by this call: like asyncio's loop.time()).  Sleeps and deadlines are
+ * measured on it.  0 outside corio_run(). */
 uint64_t corio_now(void);
 
 /* The raw libuv loop of the running corio loop on this thread, or NULL.
