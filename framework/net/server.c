@@ -328,12 +328,12 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
     corio_server_stop(srv);
     int result = 0;
     CORIO_WITH(corio_shield_scope()) {
-        uint64_t now = corio__now(srv->loop);
+        uint64_t now = corio__now_fresh(srv->loop);
         if (wait_for(srv, t, no_conns, now + drain_ms) != 0) {
             result = CORIO_ETIMEDOUT;
             for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next)
                 corio_cancel_with(corio__container_of(n, conn, link)->task, CORIO_CANCEL_SHUTDOWN);
-            if (wait_for(srv, t, no_conns, corio__now(srv->loop) + CANCEL_GRACE_MS) != 0)
+            if (wait_for(srv, t, no_conns, corio__now_fresh(srv->loop) + CANCEL_GRACE_MS) != 0)
                 corio__report("server: %zu connection(s) still open %d ms after cancellation",
                               srv->nconns, CANCEL_GRACE_MS);
         }

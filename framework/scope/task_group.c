@@ -86,7 +86,7 @@ static void group_exit(void *self, int how) {
             cancel_members(g, rc == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
                                                     : (corio_cancel_reason)t->cancel_reason);
         s->shield = 1;
-        s->deadline = corio__now(t->fut.loop) + GROUP_CANCEL_GRACE_MS;
+        s->deadline = corio__now_fresh(t->fut.loop) + GROUP_CANCEL_GRACE_MS;
         shielded = true;
     }
     if (g->error == 0 && how < 0)
