@@ -246,7 +246,12 @@ static int read_head(corio__hconn *c) {
         uint64_t wait = !head_deadline ? c->opts.keepalive_timeout_ms
                         : head_deadline > now ? head_deadline - now
                                               : 0;
+        bool idle = !head_deadline;
+        if (idle && corio_stream_draining(c->s))
+            return HEAD_ONLY_CLOSE; /* shutting down: no new request */
+        corio_stream_set_idle(c->s, idle);
         rc = fill_within(c, wait);
+        corio_stream_set_idle(c->s, false);
         if (rc >= 0)
             continue;
         if (rc == CORIO_ERANGE)
@@ -361,6 +366,7 @@ static int relocate_head(corio__hconn *c) {
         if (r->params[i].value.ptr >= buf && r->params[i].value.ptr < buf + r->head_len)
             r->params[i].value.ptr = copy + (r->params[i].value.ptr - buf);
     r->head_copy = copy;
+    corio__stream_pin(c->s, false); /* nothing points into the buffer now */
     corio_stream_consume(c->s, r->head_len);
     c->parsed = 0;
     return 0;
@@ -495,6 +501,21 @@ static void log_request_error(corio__hconn *c, int rc) {
               (int)(t.len > 200 ? 200 : t.len), t.ptr, corio_strerror(rc));
 }
 
+/* The client closed or reset while its handler ran. */
+static void on_peer_gone(corio_stream *s, int err, void *data) {
+    (void)s;
+    (void)err;
+    corio__hconn *c = data;
+    c->close = true;
+    if (!c->req.finish_on_disconnect)
+        corio_cancel_with(c->task, CORIO_CANCEL_PEER_GONE);
+}
+
+void corio_req_finish_on_disconnect(corio_req *req) {
+    if (req)
+        req->finish_on_disconnect = true;
+}
+
 struct corio_next {
     corio__hconn *c;
     corio__match *m;
@@ -550,8 +571,16 @@ static int dispatch(corio__hconn *c) {
     }
     corio_next next = {.c = c, .m = &m, .found = found};
     next.global = corio__router_global(c->srv->router, &next.nglobal);
+    /* While the handler runs, the slices it holds stay put, and a client
+     * that goes away cancels it (reason "peer gone") unless it asked to
+     * finish. */
+    corio__stream_pin(c->s, true);
+    c->s->on_input_end = on_peer_gone;
+    c->s->on_input_end_data = c;
     int rc = corio_next_call(&next);
-    if (rc < 0)
+    c->s->on_input_end = NULL;
+    corio__stream_pin(c->s, false);
+    if (rc < 0 && corio_task_cancel_reason(corio_current()) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
     if (!res->started) {
         if (rc >= 0)
@@ -586,6 +615,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     memset(&c, 0, sizeof c);
     c.s = s;
     c.srv = srv;
+    c.task = corio_current();
     c.opts = srv->opts;
     const size_t *defaults = (const size_t *)&default_opts;
     size_t *mine = (size_t *)&c.opts;

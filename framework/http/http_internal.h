@@ -37,7 +37,7 @@ struct corio_req {
     size_t nparams;
     uint64_t content_length; /* when not chunked */
     bool chunked, has_body, body_done, expect_continue, continue_sent;
-    bool keep_alive, head_method;
+    bool keep_alive, head_method, finish_on_disconnect;
     uint8_t minor;
     size_t body_read;
     /* body delivery during llhttp_execute */
@@ -54,6 +54,7 @@ struct corio_res {
 
 typedef struct corio__hconn {
     corio_stream *s;
+    corio_task *task; /* the connection's task */
     const corio_http_server *srv;
     corio_http_opts opts;
     llhttp_t parser;

@@ -111,6 +111,8 @@ static bool bodiless_status(int status) {
 /* Serializes the head into the arena and queues it. */
 static int queue_head(corio_res *res, int status, const char *ctype, const char *framing) {
     corio__hconn *c = res->c;
+    if (corio_stream_draining(c->s))
+        c->close = true; /* the server is shutting down: this is the last response */
     bool keep = !c->close;
     size_t cap = 256 + res->extra_len + (ctype ? strlen(ctype) : 0);
     char *h = corio__arena_alloc(&c->arena, cap);

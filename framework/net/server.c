@@ -52,10 +52,21 @@ struct corio_server {
     corio_task *waiter; /* corio_server_shutdown, waiting */
     bool open;          /* the listening handle exists and is not closing */
     bool closed;        /* its close callback ran */
-    bool backlogged;    /* a connection waits for uv_accept() */
+    bool backlogged;
+    bool draining;    /* corio_server_shutdown has begun */    /* a connection waits for uv_accept() */
 };
 
 /* ---- connections ---------------------------------------------------------------------- */
+
+bool corio_stream_draining(const corio_stream *s) {
+    const conn *c = s ? s->owner : NULL; /* set for streams a server accepted */
+    return c && c->srv->draining;
+}
+
+void corio_stream_set_idle(corio_stream *s, bool idle) {
+    if (s)
+        s->idle = idle;
+}
 
 static void accept_one(corio_server *srv);
 
@@ -111,6 +122,7 @@ static void accept_one(corio_server *srv) {
     }
     c->srv = srv;
     c->stream = s;
+    s->owner = c;
     corio_spawn_opts so = {.name = "conn", .stack_size = srv->opts.conn_stack_size};
     rc = corio_spawn_ex(&c->task, &so, conn_main, c);
     if (rc) {
@@ -326,6 +338,14 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
     if (!t)
         return CORIO_ENOTASK;
     corio_server_stop(srv);
+    srv->draining = true;
+    /* Connections idle between requests have nothing to finish: end them
+     * now (their protocol marks them idle, see corio_stream_set_idle). */
+    for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next) {
+        conn *c = corio__container_of(n, conn, link);
+        if (c->stream->idle)
+            corio_cancel_with(c->task, CORIO_CANCEL_SHUTDOWN);
+    }
     int result = 0;
     CORIO_WITH(corio_shield_scope()) {
         uint64_t now = corio__now_fresh(srv->loop);

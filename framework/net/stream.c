@@ -150,6 +150,13 @@ char *corio__stream_rbuf_room(corio_stream *s, size_t *room) {
             return NULL;
         }
     }
+    if (s->pinned) {
+        size_t n = s->rcap - s->rpos - s->rlen;
+        if (s->rlen + n > s->rmax)
+            n = s->rlen < s->rmax ? s->rmax - s->rlen : 0;
+        *room = n;
+        return n ? s->rbuf + s->rpos + s->rlen : NULL; /* NULL: reading pauses */
+    }
     if (s->rpos && s->rpos + s->rlen == s->rcap) {
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
         s->rpos = 0;
@@ -167,6 +174,17 @@ char *corio__stream_rbuf_room(corio_stream *s, size_t *room) {
         n = s->rlen < s->rmax ? s->rmax - s->rlen : 0;
     *room = n;
     return s->rbuf + s->rpos + s->rlen;
+}
+
+void corio__stream_pin(corio_stream *s, bool pin) {
+    s->pinned = pin;
+    if (!pin)
+        corio__stream_start_reading(s);
+}
+
+void corio__stream_input_ended(corio_stream *s, int err) {
+    if (!s->reader && s->on_input_end)
+        s->on_input_end(s, err, s->on_input_end_data);
 }
 
 void corio__stream_rbuf_trim(corio_stream *s) {
@@ -217,8 +235,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     } else {
         s->rerr = (int)nread; /* UV_EOF == CORIO_EOF */
         corio__stream_stop_reading(s);
+        corio__stream_input_ended(s, s->rerr);
     }
-    if (s->rlen == 0)
+    if (s->rlen == 0 && !s->pinned)
         release_rbuf(s);
     if (s->reader)
         corio__wake(s->reader, WOKEN);

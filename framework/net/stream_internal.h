@@ -63,8 +63,13 @@ struct corio_stream {
     struct corio__tls *tls;           /* TLS state (tls.c); NULL for a plain stream */
     void (*on_free)(corio_stream *s); /* owner's hook, run before the free */
     void *owner;
+    /* Called (on the loop's stack) when the peer's end of input (EOF or an
+     * error) is seen while no task waits to read: how a protocol notices a
+     * client that went away while its request is being handled. */
+    void (*on_input_end)(corio_stream *s, int err, void *data);
+    void *on_input_end_data;
     uint8_t kind;
-    bool reading, closing, shut;
+    bool reading, closing, shut, pinned, idle;
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.
@@ -95,6 +100,17 @@ int corio__stream_park_reader(corio_stream *s, corio_task *t);
  * read_buffer_max.  Returns the space and sets *room (0 at the limit), or
  * NULL with *room 0 when out of memory. */
 char *corio__stream_rbuf_room(corio_stream *s, size_t *room);
+
+/* Pins the read buffer: while pinned, bytes already buffered never move
+ * (no compaction, no growth), so pointers into them stay valid across
+ * awaits; reading ahead stops when the space after them is full.  Unpinning
+ * resumes it. */
+void corio__stream_pin(corio_stream *s, bool pin);
+
+/* Tells the owner's on_input_end hook, if no reader is waiting. */
+void corio__stream_input_ended(corio_stream *s, int err);
+
+
 
 /* Frees the read buffer if it holds nothing. */
 void corio__stream_rbuf_trim(corio_stream *s);

@@ -198,6 +198,7 @@ void corio__tls_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     } else {
         x->in_err = (int)nread; /* UV_EOF == CORIO_EOF */
         corio__stream_stop_reading(s);
+        corio__stream_input_ended(s, x->in_err);
     }
     if (s->reader)
         corio__wake(s->reader, CORIO__STREAM_WOKEN);

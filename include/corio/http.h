@@ -90,6 +90,12 @@ int corio_req_body(corio_req *req, corio_strv *body);
  * "Expect: 100-continue" on the first call. */
 int corio_req_read(corio_req *req, void *buf, size_t len);
 
+/* By default a client that disconnects while its handler runs cancels the
+ * handler's task (reason CORIO_CANCEL_PEER_GONE: its awaits return
+ * CORIO_ECANCELED).  A handler that must finish its work (a payment, say)
+ * calls this first: it then runs to its end and its response is dropped. */
+void corio_req_finish_on_disconnect(corio_req *req);
+
 /* The client's address ("127.0.0.1:5555"). */
 int corio_req_peer(const corio_req *req, char *buf, size_t len);
 

@@ -109,6 +109,17 @@ int corio_stream_close(corio_stream *s);
 int corio_stream_peer_name(corio_stream *s, char *buf, size_t len);
 int corio_stream_local_name(corio_stream *s, char *buf, size_t len);
 
+/* For protocols with requests: marks the stream idle (between requests) or
+ * busy.  A server shutting down (corio_server_shutdown) ends idle
+ * connections at once, cancelling their task with reason shutdown, and lets
+ * busy ones finish. */
+void corio_stream_set_idle(corio_stream *s, bool idle);
+
+/* True once the server that accepted s has begun shutting down: a protocol
+ * should finish the request in hand and close (HTTP answers it with
+ * "Connection: close").  False for streams not from a server. */
+bool corio_stream_draining(const corio_stream *s);
+
 /* Bytes queued for writing and not yet handed to the kernel. */
 size_t corio_stream_write_queued(const corio_stream *s);
 
