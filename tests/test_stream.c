@@ -1,8 +1,11 @@
 /* Streams, server and client on loopback: corio server, corio client. */
+#define _GNU_SOURCE /* memfd_create */
 #include "corio_test.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- an echo server shared by the tests ----------------------------------------------- */
 
@@ -290,6 +293,100 @@ static void test_shutdown_cancels_connections_after_drain_deadline(void **state)
     corio_test_run(drain_main, NULL);
 }
 
+
+/* ---- connections parked without a task (corio_conn_idle) ------------------------------------ */
+
+/* Echoes one line, then parks until the next one arrives. */
+static int line_then_idle(corio_stream *s, void *arg) {
+    (void)arg;
+    char line[256];
+    size_t n;
+    int rc = corio_stream_read_until(s, "\n", 1, line, sizeof line, &n);
+    if (rc)
+        return rc == CORIO_EOF ? 0 : rc;
+    uintptr_t *served = (uintptr_t *)corio_stream_data(s); /* survives parking */
+    (*served)++;
+    char out[300];
+    int len = snprintf(out, sizeof out, "%lu:%.*s", (unsigned long)*served, (int)n, line);
+    rc = corio_stream_write(s, out, (size_t)len);
+    return rc ? rc : corio_conn_idle(s, 300);
+}
+
+/* Live tasks whose name starts with "conn". */
+static int conn_tasks(void) {
+    int fd = memfd_create("dump", 0);
+    corio_tasks_dump(fd);
+    char buf[8192];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    int count = 0;
+    buf[n > 0 ? n : 0] = '\0';
+    for (char *p = buf; (p = strstr(p, " conn ")); p++)
+        count++;
+    return count;
+}
+
+static int idle_main(void *arg) {
+    (void)arg;
+    corio_server *srv;
+    corio_server_opts o = {.host = "127.0.0.1"};
+    int rc = corio_server_start(&srv, &o, line_then_idle, NULL);
+    if (rc)
+        return rc;
+    corio_stream *c;
+    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    if (rc)
+        return rc;
+    char buf[64];
+    size_t n;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        char msg[16];
+        int len = snprintf(msg, sizeof msg, "line%d\n", i);
+        rc = corio_stream_write(c, msg, (size_t)len);
+        if (rc == 0)
+            rc = corio_stream_read_until(c, "\n", 1, buf, sizeof buf, &n);
+        char want[32];
+        int wl = snprintf(want, sizeof want, "%d:line%d\n", i + 1, i);
+        if (rc == 0 && (n != (size_t)wl || memcmp(buf, want, n) != 0))
+            rc = CORIO_EFAILED;
+        /* Between lines the connection is open with no task at all. */
+        for (int k = 0; rc == 0 && k < 100 && conn_tasks() != 0; k++)
+            corio_yield();
+        if (rc == 0 && (conn_tasks() != 0 || corio_server_conns(srv) != 1))
+            rc = CORIO_EFAILED;
+    }
+    /* Nothing more: the idle timeout (300 ms) closes it. */
+    if (rc == 0)
+        rc = corio_stream_read(c, buf, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
+    corio_stream_close(c);
+    /* A parked connection is closed at once by a shutdown. */
+    corio_stream *d = NULL;
+    if (rc == 0)
+        rc = corio_connect(&d, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    if (rc == 0)
+        rc = corio_stream_write(d, "x\n", 2);
+    if (rc == 0)
+        rc = corio_stream_read_until(d, "\n", 1, buf, sizeof buf, &n);
+    if (rc == 0)
+        while (conn_tasks() != 0)
+            corio_yield();
+    uint64_t t0 = corio_now();
+    int rc2 = corio_server_shutdown(srv, 5000);
+    if (rc == 0 && (rc2 != 0 || corio_now() - t0 >= 5000))
+        rc = CORIO_EFAILED; /* it did not wait for the drain deadline */
+    if (d) {
+        if (rc == 0)
+            rc = corio_stream_read(d, buf, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
+        corio_stream_close(d);
+    }
+    return rc;
+}
+
+static void test_idle_connection_parks_without_a_task(void **state) {
+    (void)state;
+    corio_test_run(idle_main, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_8mib_random_write_sizes),
@@ -297,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_thousand_concurrent_clients),
         cmocka_unit_test(test_max_connections_cap_pauses_and_resumes_accepting),
         cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
+        cmocka_unit_test(test_idle_connection_parks_without_a_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

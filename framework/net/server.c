@@ -31,7 +31,11 @@ typedef struct conn {
     corio__link link;
     corio_server *srv;
     corio_stream *stream;
-    corio_task *task;
+    corio_task *task;      /* NULL while parked idle (no task, no stack) */
+    corio__timer idle_timer;
+    uint64_t idle_timeout; /* asked for by corio_conn_idle() */
+    bool tls_done;         /* handshake made (a resumed task must not redo it) */
+    bool park;             /* the handler returned CORIO_CONN_IDLE */
 } conn;
 
 struct corio_server {
@@ -52,8 +56,8 @@ struct corio_server {
     corio_task *waiter; /* corio_server_shutdown, waiting */
     bool open;          /* the listening handle exists and is not closing */
     bool closed;        /* its close callback ran */
-    bool backlogged;
-    bool draining;    /* corio_server_shutdown has begun */    /* a connection waits for uv_accept() */
+    bool backlogged;    /* a connection waits for uv_accept() */
+    bool draining;      /* corio_server_shutdown has begun */
 };
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -70,11 +74,9 @@ void corio_stream_set_idle(corio_stream *s, bool idle) {
 
 static void accept_one(corio_server *srv);
 
-static void conn_exit(void *self, int how) {
-    (void)how;
-    conn *c = self;
+/* A connection is gone: its accounting, and the backlog it may unblock. */
+static void conn_gone(conn *c) {
     corio_server *srv = c->srv;
-    corio_stream_close(c->stream); /* shielded, bounded: we are an exit hook */
     corio__list_remove(&c->link);
     srv->nconns--;
     if (srv->backlogged && srv->open)
@@ -83,20 +85,96 @@ static void conn_exit(void *self, int how) {
         corio__wake(srv->waiter, 1);
 }
 
+int corio_conn_idle(corio_stream *s, uint64_t timeout_ms) {
+    conn *c = s ? s->owner : NULL;
+    if (!c)
+        return CORIO_EINVAL; /* only connections a server accepted can park */
+    c->idle_timeout = timeout_ms;
+    return CORIO_CONN_IDLE;
+}
+
+static int conn_main(void *arg);
+
+/* Bytes (or the end of input) arrived for a parked connection: give it a
+ * task again.  Runs on the loop's stack, from the stream's read callback. */
+static void on_parked_input(corio_stream *s, void *data) {
+    conn *c = data;
+    s->on_input = NULL;
+    s->idle = false;
+    corio__timer_stop(c->srv->loop, &c->idle_timer);
+    corio_spawn_opts so = {.name = "conn", .stack_size = c->srv->opts.conn_stack_size};
+    if (corio_spawn_ex(&c->task, &so, conn_main, c) != 0) {
+        corio__stream_close_nowait(s);
+        conn_gone(c);
+        free(c);
+    }
+}
+
+/* Closes a parked connection (idle timeout, server shutdown). */
+static void close_parked(conn *c) {
+    c->stream->on_input = NULL;
+    corio__timer_stop(c->srv->loop, &c->idle_timer);
+    corio__stream_close_nowait(c->stream);
+    conn_gone(c);
+    free(c);
+}
+
+static void on_idle_timeout(corio__timer *timer) {
+    close_parked(corio__container_of(timer, conn, idle_timer));
+}
+
+/* Keeps the connection open with no task: the stream reads on (into no
+ * buffer until bytes come) and calls on_parked_input. */
+static void park(conn *c) {
+    corio_stream *s = c->stream;
+    c->task = NULL;
+    s->idle = true;
+    s->on_input = on_parked_input;
+    s->on_input_data = c;
+    if (corio__stream_has_input(s)) { /* something came while we were leaving */
+        on_parked_input(s, c);
+        return;
+    }
+    corio__stream_start_reading(s);
+    if (c->idle_timeout &&
+        corio__timer_start(c->srv->loop, &c->idle_timer,
+                           corio__now_fresh(c->srv->loop) + c->idle_timeout) != 0)
+        close_parked(c);
+}
+
+static void conn_exit(void *self, int how) {
+    (void)how;
+    conn *c = self;
+    if (c->park)
+        return; /* conn_main parks it once its task is done with it */
+    corio_stream *s = c->stream;
+    c->stream = NULL; /* freed during the close below: nobody may look at it */
+    corio_stream_close(s); /* shielded, bounded: we are an exit hook */
+    conn_gone(c);
+}
+
 static const corio_resource_type conn_type = {.name = "connection", .exit = conn_exit};
 
 static int conn_main(void *arg) {
     conn *c = arg;
     int rc = 0;
+    c->park = false;
     CORIO_WITH(((corio_resource){.type = &conn_type, .self = c})) {
-        if (c->srv->opts.tls)
+        if (c->srv->opts.tls && !c->tls_done) {
             rc = corio__tls_accept(c->stream, c->srv->opts.tls); /* logs a failure */
+            c->tls_done = true;
+        }
         if (rc == 0)
             rc = c->srv->fn(c->stream, c->srv->arg);
+        c->park = rc == CORIO_CONN_IDLE && !corio_cancelled() && !c->srv->draining &&
+                  !c->stream->closing;
     }
     corio_task_release(c->task);
-    free(c);
-    return rc;
+    if (c->park)
+        park(c);
+    else
+        free(c);
+    return rc == CORIO_CONN_IDLE ? 0 : rc;
 }
 
 static void accept_one(corio_server *srv) {
@@ -122,6 +200,10 @@ static void accept_one(corio_server *srv) {
     }
     c->srv = srv;
     c->stream = s;
+    c->tls_done = false;
+    c->park = false;
+    c->idle_timeout = 0;
+    corio__timer_init(&c->idle_timer, on_idle_timeout);
     s->owner = c;
     corio_spawn_opts so = {.name = "conn", .stack_size = srv->opts.conn_stack_size};
     rc = corio_spawn_ex(&c->task, &so, conn_main, c);
@@ -341,9 +423,12 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
     srv->draining = true;
     /* Connections idle between requests have nothing to finish: end them
      * now (their protocol marks them idle, see corio_stream_set_idle). */
-    for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next) {
+    for (corio__link *n = srv->conns.next, *next; n != &srv->conns; n = next) {
+        next = n->next;
         conn *c = corio__container_of(n, conn, link);
-        if (c->stream->idle)
+        if (!c->task)
+            close_parked(c);
+        else if (c->stream && c->stream->idle)
             corio_cancel_with(c->task, CORIO_CANCEL_SHUTDOWN);
     }
     int result = 0;
@@ -352,7 +437,9 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
         if (wait_for(srv, t, no_conns, now + drain_ms) != 0) {
             result = CORIO_ETIMEDOUT;
             for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next)
-                corio_cancel_with(corio__container_of(n, conn, link)->task, CORIO_CANCEL_SHUTDOWN);
+                if (corio__container_of(n, conn, link)->task)
+                    corio_cancel_with(corio__container_of(n, conn, link)->task,
+                                      CORIO_CANCEL_SHUTDOWN);
             if (wait_for(srv, t, no_conns, corio__now_fresh(srv->loop) + CANCEL_GRACE_MS) != 0)
                 corio__report("server: %zu connection(s) still open %d ms after cancellation",
                               srv->nconns, CANCEL_GRACE_MS);

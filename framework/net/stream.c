@@ -182,6 +182,21 @@ void corio__stream_pin(corio_stream *s, bool pin) {
         corio__stream_start_reading(s);
 }
 
+void **corio_stream_data(corio_stream *s) {
+    return &s->user;
+}
+
+void corio__stream_input_arrived(corio_stream *s) {
+    if (!s->reader && s->on_input)
+        s->on_input(s, s->on_input_data);
+}
+
+bool corio__stream_has_input(const corio_stream *s) {
+    if (s->rlen || s->rerr)
+        return true;
+    return s->tls && (corio__tls_buffered(s) > 0 || !corio__tls_input_open(s));
+}
+
 void corio__stream_input_ended(corio_stream *s, int err) {
     if (!s->reader && s->on_input_end)
         s->on_input_end(s, err, s->on_input_end_data);
@@ -224,6 +239,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         }
         if (s->reader)
             corio__wake(s->reader, WOKEN);
+        else
+            corio__stream_input_arrived(s);
         return;
     }
     if (nread == 0)
@@ -241,6 +258,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         release_rbuf(s);
     if (s->reader)
         corio__wake(s->reader, WOKEN);
+    else if (nread != UV_ENOBUFS)
+        corio__stream_input_arrived(s);
 }
 
 void corio__stream_start_reading(corio_stream *s) {

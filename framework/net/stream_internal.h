@@ -68,6 +68,12 @@ struct corio_stream {
      * client that went away while its request is being handled. */
     void (*on_input_end)(corio_stream *s, int err, void *data);
     void *on_input_end_data;
+    /* Called (on the loop's stack) when input arrives — bytes, EOF or an
+     * error — while no task waits to read: how a server resumes a
+     * connection parked without a task (corio_conn_idle). */
+    void (*on_input)(corio_stream *s, void *data);
+    void *on_input_data;
+    void *user; /* corio_stream_data() */
     uint8_t kind;
     bool reading, closing, shut, pinned, idle;
 };
@@ -106,6 +112,13 @@ char *corio__stream_rbuf_room(corio_stream *s, size_t *room);
  * awaits; reading ahead stops when the space after them is full.  Unpinning
  * resumes it. */
 void corio__stream_pin(corio_stream *s, bool pin);
+
+/* Whether a read would return at once: bytes buffered (for TLS, ciphertext
+ * pending too) or the end of input seen. */
+bool corio__stream_has_input(const corio_stream *s);
+
+/* Tells the owner's on_input hook, if no reader is waiting. */
+void corio__stream_input_arrived(corio_stream *s);
 
 /* Tells the owner's on_input_end hook, if no reader is waiting. */
 void corio__stream_input_ended(corio_stream *s, int err);

@@ -202,6 +202,8 @@ void corio__tls_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     }
     if (s->reader)
         corio__wake(s->reader, CORIO__STREAM_WOKEN);
+    else
+        corio__stream_input_arrived(s);
 }
 
 /* Hands what OpenSSL wrote to the raw layer.  On the reading side, output

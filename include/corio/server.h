@@ -31,6 +31,22 @@ typedef struct corio_server corio_server;
  * debug level only.  `s` is borrowed for the handler's duration. */
 typedef int (*corio_conn_fn)(corio_stream *s, void *arg);
 
+/* What a handler returns (through corio_conn_idle) to keep its connection
+ * open with no task at all while it waits for the peer: the task ends and its
+ * stack goes back to the pool; when bytes (or the end of input) arrive, the
+ * server runs the handler again, in a new task, on the same stream with what
+ * it had buffered.  An idle connection then costs only its socket and stream
+ * (well under 1 KiB plus kernel buffers).  Protocols with requests (HTTP
+ * keep-alive) use it between requests; state to keep goes in
+ * corio_stream_data(). */
+#define CORIO_CONN_IDLE 1
+
+/* Returns CORIO_CONN_IDLE, for `return corio_conn_idle(s, 5000);`: the
+ * connection is closed if nothing arrives within timeout_ms (0: no limit),
+ * and at once if the server shuts down.  CORIO_EINVAL for a stream no
+ * server accepted. */
+int corio_conn_idle(corio_stream *s, uint64_t timeout_ms);
+
 typedef struct corio_server_opts {
     const char *host;      /* IPv4 or IPv6 literal; NULL: "127.0.0.1" */
     uint16_t port;         /* 0: any free port (see corio_server_port) */

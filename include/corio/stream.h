@@ -120,6 +120,10 @@ void corio_stream_set_idle(corio_stream *s, bool idle);
  * "Connection: close").  False for streams not from a server. */
 bool corio_stream_draining(const corio_stream *s);
 
+/* A slot for the stream's owner (a protocol's per-connection state that
+ * must survive corio_conn_idle); NULL at first, never touched by corio. */
+void **corio_stream_data(corio_stream *s);
+
 /* Bytes queued for writing and not yet handed to the kernel. */
 size_t corio_stream_write_queued(const corio_stream *s);
 
