@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -343,7 +344,8 @@ static int loop(supervisor *sv) {
         for (unsigned i = 0; i < sv->n; i++)
             if (sv->slots[i].ready_fd >= 0)
                 pfds[nfds++] = (struct pollfd){.fd = sv->slots[i].ready_fd, .events = POLLIN};
-        int timeout = wake == UINT64_MAX ? -1 : (int)(wake > now ? wake - now : 0);
+        uint64_t left = wake > now ? wake - now : 0;
+        int timeout = wake == UINT64_MAX ? -1 : left > INT_MAX ? INT_MAX : (int)left;
         int r = poll(pfds, nfds, timeout);
         if (r < 0 && errno != EINTR) {
             corio_log(CORIO_LOG_ERROR, "poll: %s", strerror(errno));

@@ -96,7 +96,6 @@ static int worker_main(void *arg) {
             .inherited_fd = w->listen_fd >= 0 ? w->listen_fd : o->inherited_fd,
             .reuseport = true,
             .max_conns = o->max_conns,
-            .conn_stack_size = w->app->conn_stack_size,
             .stream = {.read_timeout_ms = o->read_timeout_ms,
                        .write_timeout_ms = o->write_timeout_ms},
         };
@@ -149,7 +148,10 @@ int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen
     w.opts = o;
     w.listen_fd = listen_fd;
     w.ready_fd = ready_fd;
-    int rc = corio_run(worker_main, &w);
+    /* The connection stack size is the loop's default: only the default
+     * size is pooled, and connections come and go (and resume) often. */
+    corio_run_opts ro = {.stack_size = app->conn_stack_size};
+    int rc = corio_run_ex(&ro, worker_main, &w);
     if (rc < 0) {
         corio_log(CORIO_LOG_ERROR, "worker failed: %s", corio_strerror(rc));
         return 1;

@@ -46,8 +46,7 @@ static int resolve(corio_task *t, const char *host, uint16_t port, struct addrin
         return rc;
     }
     corio__req_wait w = {.task = t};
-    d->wait = &w;
-    rc = corio__req_wait_park(&w, "dns");
+    rc = corio__req_wait_park(&w, &d->wait, "dns");
     if (!w.done) {
         d->wait = NULL;
         uv_cancel((uv_req_t *)&d->req); /* the callback frees d either way */
@@ -89,8 +88,7 @@ static int connect_stream(corio_task *t, corio_stream *s, const struct sockaddr 
         return rc;
     }
     corio__req_wait w = {.task = t};
-    c->wait = &w;
-    rc = corio__req_wait_park(&w, "connect");
+    rc = corio__req_wait_park(&w, &c->wait, "connect");
     if (!w.done)
         c->wait = NULL; /* closing the stream cancels the request; its callback frees c */
     if (rc < 0)

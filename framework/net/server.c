@@ -138,7 +138,7 @@ static void park(conn *c) {
     corio__stream_start_reading(s);
     if (c->idle_timeout &&
         corio__timer_start(c->srv->loop, &c->idle_timer,
-                           corio__now_fresh(c->srv->loop) + c->idle_timeout) != 0)
+                           corio__deadline_after(c->srv->loop, c->idle_timeout)) != 0)
         close_parked(c);
 }
 
@@ -149,6 +149,7 @@ static void conn_exit(void *self, int how) {
         return; /* conn_main parks it once its task is done with it */
     corio_stream *s = c->stream;
     c->stream = NULL; /* freed during the close below: nobody may look at it */
+    s->owner = NULL;  /* the server's own close, not a handler's */
     corio_stream_close(s); /* shielded, bounded: we are an exit hook */
     conn_gone(c);
 }
@@ -394,9 +395,7 @@ static int wait_for(corio_server *srv, corio_task *t, bool (*done)(corio_server 
         int rc = corio__await_status(t);
         if (rc)
             return rc;
-        srv->waiter = t;
-        rc = corio__park(t, until, "server shutdown");
-        srv->waiter = NULL;
+        rc = corio__park_in_slot(t, &srv->waiter, until, "server shutdown");
         if (rc == 0 && !done(srv))
             return CORIO_ETIMEDOUT;
         if (rc < 0)
@@ -433,14 +432,13 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
     }
     int result = 0;
     CORIO_WITH(corio_shield_scope()) {
-        uint64_t now = corio__now_fresh(srv->loop);
-        if (wait_for(srv, t, no_conns, now + drain_ms) != 0) {
+        if (wait_for(srv, t, no_conns, corio__deadline_after(srv->loop, drain_ms)) != 0) {
             result = CORIO_ETIMEDOUT;
             for (corio__link *n = srv->conns.next; n != &srv->conns; n = n->next)
                 if (corio__container_of(n, conn, link)->task)
                     corio_cancel_with(corio__container_of(n, conn, link)->task,
                                       CORIO_CANCEL_SHUTDOWN);
-            if (wait_for(srv, t, no_conns, corio__now_fresh(srv->loop) + CANCEL_GRACE_MS) != 0)
+            if (wait_for(srv, t, no_conns, corio__deadline_after(srv->loop, CANCEL_GRACE_MS)) != 0)
                 corio__report("server: %zu connection(s) still open %d ms after cancellation",
                               srv->nconns, CANCEL_GRACE_MS);
         }

@@ -32,8 +32,18 @@
 
 /* ---- request waits ------------------------------------------------------------------- */
 
-int corio__req_wait_park(corio__req_wait *w, const char *what) {
+static void abandon_req_wait(void *data) {
+    corio__req_wait *w = data;
+    *w->slot = NULL; /* the request's callback then finds nobody waiting */
+}
+
+int corio__req_wait_park(corio__req_wait *w, corio__req_wait **slot, const char *what) {
+    w->slot = slot;
+    *slot = w;
+    w->task->on_abandon = abandon_req_wait;
+    w->task->on_abandon_data = w;
     int rc = corio__park(w->task, CORIO__NO_DEADLINE, what);
+    w->task->on_abandon = NULL;
     if (w->done)
         return w->status;
     return rc == WOKEN ? CORIO_EFAILED : rc;
@@ -98,10 +108,17 @@ static void on_close(uv_handle_t *h) {
 static void begin_close(corio_stream *s) {
     s->closing = true;
     s->reading = false;
-    if (s->reader)
+    /* A waiting reader or writer learns of the close through a flag on its
+     * own stack, even if something else woke it first: after the close
+     * callback it must not touch s. */
+    if (s->reader) {
+        *s->reader_closed = true;
         corio__wake(s->reader, CORIO_ECLOSED);
-    if (s->writer)
+    }
+    if (s->writer) {
+        *s->writer_closed = true;
         corio__wake(s->writer, CORIO_ECLOSED);
+    }
     s->reader = s->writer = NULL;
     uv_close(&s->h.handle, on_close);
 }
@@ -118,6 +135,11 @@ int corio_stream_close(corio_stream *s) {
         corio__report("corio_stream_close called twice on one stream");
         return CORIO_ECLOSED;
     }
+    if (s->owner) {
+        corio__report("corio_stream_close on a connection its server owns: return from the "
+                      "handler instead (the server closes it)");
+        return CORIO_EPERM;
+    }
     corio_task *t = corio__current();
     if (s->tls && corio__tls_close_notify(s, t) == CORIO_ECLOSED) {
         corio__report("corio_stream_close called twice on one stream");
@@ -130,8 +152,7 @@ int corio_stream_close(corio_stream *s) {
     int rc = corio__await_status(t);
     if (rc)
         return rc; /* still freed by the close callback */
-    s->close_wait = &w;
-    rc = corio__req_wait_park(&w, "stream close");
+    rc = corio__req_wait_park(&w, &s->close_wait, "stream close");
     if (!w.done)
         s->close_wait = NULL; /* cut short: the callback frees s alone */
     return rc;
@@ -284,13 +305,32 @@ void corio__stream_start_reading(corio_stream *s) {
         s->reading = true;
 }
 
-int corio__stream_park_reader(corio_stream *s, corio_task *t) {
-    uint64_t at = s->rtimeout ? corio__now_fresh(s->loop) + s->rtimeout : CORIO__NO_DEADLINE;
-    s->reader = t;
-    int rc = corio__park(t, at, "stream read");
-    if (rc == CORIO_ECLOSED)
-        return rc; /* s may be gone: do not touch it */
+static void abandon_reader(void *data) {
+    corio_stream *s = data;
     s->reader = NULL;
+    s->reader_closed = NULL;
+    s->direct_buf = NULL;
+}
+
+static void abandon_writer(void *data) {
+    corio_stream *s = data;
+    s->writer = NULL;
+    s->writer_closed = NULL;
+}
+
+int corio__stream_park_reader(corio_stream *s, corio_task *t) {
+    uint64_t at = s->rtimeout ? corio__deadline_after(s->loop, s->rtimeout) : CORIO__NO_DEADLINE;
+    bool closed = false;
+    s->reader = t;
+    s->reader_closed = &closed;
+    t->on_abandon = abandon_reader;
+    t->on_abandon_data = s;
+    int rc = corio__park(t, at, "stream read");
+    t->on_abandon = NULL;
+    if (closed)
+        return CORIO_ECLOSED; /* s may be gone: do not touch it */
+    s->reader = NULL;
+    s->reader_closed = NULL;
     if (rc == WOKEN)
         return 0;
     return rc == 0 ? CORIO_ETIMEDOUT : rc;
@@ -374,6 +414,8 @@ int corio_stream_read(corio_stream *s, void *buf, size_t len) {
         }
         if (s->rerr)
             return s->rerr;
+        if (s->reader)
+            return CORIO_EBUSY; /* before touching the other reader's state */
         s->direct_buf = buf;
         s->direct_len = len;
         s->direct_got = 0;
@@ -465,13 +507,20 @@ int corio__stream_wait_queue(corio_stream *s, corio_task *t, size_t level) {
     while (s->wqueued > level && !s->werr) {
         if (s->writer)
             return CORIO_EBUSY;
-        uint64_t at = s->wtimeout ? corio__now_fresh(s->loop) + s->wtimeout : CORIO__NO_DEADLINE;
+        uint64_t at =
+            s->wtimeout ? corio__deadline_after(s->loop, s->wtimeout) : CORIO__NO_DEADLINE;
+        bool closed = false;
         s->wlevel = level;
         s->writer = t;
+        s->writer_closed = &closed;
+        t->on_abandon = abandon_writer;
+        t->on_abandon_data = s;
         int rc = corio__park(t, at, "stream write");
-        if (rc == CORIO_ECLOSED)
-            return rc;
+        t->on_abandon = NULL;
+        if (closed)
+            return CORIO_ECLOSED; /* s may be gone: do not touch it */
         s->writer = NULL;
+        s->writer_closed = NULL;
         if (rc == 0)
             return CORIO_ETIMEDOUT;
         if (rc != WOKEN)
@@ -541,6 +590,12 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
         return s->werr;
     if (s->shut)
         return CORIO_EPIPE;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += iov[i].iov_len;
+        if (iov[i].iov_len > ((size_t)1 << 30) || total > ((size_t)1 << 30))
+            return CORIO_EINVAL; /* libuv's buffers are 32-bit: use corio_stream_write */
+    }
     if (s->tls)
         return corio__tls_writev(s, t, iov, n);
     rc = corio__stream_raw_write(s, iov, n);
@@ -550,8 +605,18 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
 }
 
 int corio_stream_write(corio_stream *s, const void *buf, size_t len) {
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return corio_stream_writev(s, &iov, 1);
+    /* libuv's buffers hold at most 4 GiB: larger writes go in pieces. */
+    const char *p = buf;
+    do {
+        size_t n = len < ((size_t)1 << 30) ? len : ((size_t)1 << 30);
+        struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+        int rc = corio_stream_writev(s, &iov, 1);
+        if (rc)
+            return rc;
+        p += n;
+        len -= n;
+    } while (len);
+    return 0;
 }
 
 int corio_stream_drain(corio_stream *s) {
@@ -589,8 +654,7 @@ int corio_stream_shutdown(corio_stream *s) {
     s->shut = true;
     s->pending++;
     corio__req_wait w = {.task = t};
-    s->shutdown_wait = &w;
-    rc = corio__req_wait_park(&w, "stream shutdown");
+    rc = corio__req_wait_park(&w, &s->shutdown_wait, "stream shutdown");
     if (!w.done && rc != CORIO_ECLOSED)
         s->shutdown_wait = NULL;
     return rc;

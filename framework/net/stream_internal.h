@@ -26,12 +26,13 @@ typedef struct corio__req_wait {
     corio_task *task;
     int status;
     bool done;
+    struct corio__req_wait **slot; /* where the request points at this wait */
 } corio__req_wait;
 
 /* Parks until w->done or the await is cut short.  Returns w->status when
  * done, else CORIO_ECANCELED/CORIO_ETIMEDOUT (the caller then detaches w
  * from the request). */
-int corio__req_wait_park(corio__req_wait *w, const char *what);
+int corio__req_wait_park(corio__req_wait *w, corio__req_wait **slot, const char *what);
 /* Completes w (if not NULL) from a request callback. */
 void corio__req_wait_done(corio__req_wait *w, int status);
 
@@ -48,12 +49,14 @@ struct corio_stream {
     size_t rcap, rpos, rlen, rmax;
     int rerr; /* sticky CORIO_EOF or socket error */
     corio_task *reader;
+    bool *reader_closed; /* on the reader's stack: set when the stream closes */
     char *direct_buf; /* zero-copy target of a waiting read() */
     size_t direct_len, direct_got;
     /* write side */
     size_t wqueued, whigh, wlevel;
     int werr;
     corio_task *writer;
+    bool *writer_closed;
     unsigned pending; /* write and shutdown requests in flight */
     uv_shutdown_t sreq;
     corio__req_wait *shutdown_wait;

@@ -138,6 +138,11 @@ struct corio_task {
     corio__waiter *awaiting;
     size_t awaiting_n;
     bool awaiting_heap; /* `awaiting` was malloc'd (gather of many) */
+    /* While parked on something that points back at the task without a
+     * waiter node (a stream's reader slot, a request wait): undoes that
+     * pointer if the task is abandoned at shutdown. */
+    void (*on_abandon)(void *data);
+    void *on_abandon_data;
     corio__overflow_info ovf;
     uint64_t id;
     int wake_result;
@@ -200,6 +205,11 @@ int corio__await_status(corio_task *t);
  * corio__await_status() said 0. */
 int corio__park(corio_task *t, uint64_t wake_at, const char *what);
 
+/* corio__park for a wait known by a slot pointing at the task (a group's or
+ * a server's waiter): sets *slot to t while parked, clears it after, and
+ * also if the task is abandoned at shutdown. */
+int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, const char *what);
+
 /* Resumes t from the loop's stack; the loop calls it. */
 void corio__task_resume(corio_loop *L, corio_task *t);
 
@@ -210,8 +220,12 @@ void corio__scope_cancel(corio_task *t, corio_scope *s);
 /* Task-group hook, called when a member ends (task_group.c). */
 void corio__group_member_done(corio_task *t);
 
-/* Frees a task whose function will never finish (shutdown after grace);
- * undoes its pending await on futures, if any. */
+/* Shutdown after grace, for a task whose function will never finish:
+ * detach undoes everything that points at it or its stack (waiter nodes,
+ * group link, on_abandon); abandon then recycles its stack and frees it.
+ * Every stuck task is detached before any is abandoned, since one stuck
+ * task's stack may hold what another points at (a task group). */
+void corio__task_detach(corio_loop *L, corio_task *t);
 void corio__task_abandon(corio_loop *L, corio_task *t);
 
 static inline corio_task *corio__current(void) {
@@ -229,6 +243,12 @@ static inline uint64_t corio__now(corio_loop *L) {
 static inline uint64_t corio__now_fresh(corio_loop *L) {
     uv_update_time(&L->uv);
     return uv_now(&L->uv);
+}
+
+/* The deadline `ms` from now, saturating (UINT64_MAX stays "no deadline"). */
+static inline uint64_t corio__deadline_after(corio_loop *L, uint64_t ms) {
+    uint64_t now = corio__now_fresh(L);
+    return ms >= CORIO__NO_DEADLINE - 1 - now ? CORIO__NO_DEADLINE - 1 : now + ms;
 }
 
 #endif

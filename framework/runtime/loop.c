@@ -155,6 +155,8 @@ static size_t shutdown_tasks(corio_loop *L, uint64_t grace_ms) {
     uv_close((uv_handle_t *)&grace, NULL);
     uv_run(&L->uv, UV_RUN_NOWAIT); /* let the grace timer close */
     size_t stuck = 0;
+    for (corio__link *n = L->tasks.next; n != &L->tasks; n = n->next)
+        corio__task_detach(L, corio__container_of(n, corio_task, all_link));
     while (!corio__list_empty(&L->tasks)) {
         corio_task *t = corio__container_of(L->tasks.next, corio_task, all_link);
         corio__report("task '%s' (id %llu) did not end within %llu ms of its cancellation "

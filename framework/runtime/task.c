@@ -70,6 +70,12 @@ static void on_task_timer(corio__timer *timer) {
 
 int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
     corio_loop *L = t->fut.loop;
+    /* A cancel or deadline that arrived while the task was ready (not
+     * parked) woke nobody: honour it here, or a loop that parks again would
+     * sleep through it. */
+    int status = corio__await_status(t);
+    if (status)
+        return status;
     uint64_t when = visible_deadline(t);
     if (wake_at < when)
         when = wake_at;
@@ -89,6 +95,20 @@ int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
     int rc = t->wake_result;
     if (rc == CORIO_ETIMEDOUT && corio__await_status(t) == CORIO_ECANCELED)
         rc = CORIO_ECANCELED; /* a cancel wins over a timeout */
+    return rc;
+}
+
+static void clear_slot(void *data) {
+    *(corio_task **)data = NULL;
+}
+
+int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, const char *what) {
+    *slot = t;
+    t->on_abandon = clear_slot;
+    t->on_abandon_data = slot;
+    int rc = corio__park(t, wake_at, what);
+    t->on_abandon = NULL;
+    *slot = NULL;
     return rc;
 }
 
@@ -201,6 +221,8 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
     t->awaiting = NULL;
     t->awaiting_n = 0;
     t->awaiting_heap = false;
+    t->on_abandon = NULL;
+    t->on_abandon_data = NULL;
     t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
     t->wake_result = 0;
     t->cancel_reason = CORIO_CANCEL_NONE;
@@ -336,16 +358,13 @@ int corio_sleep(uint64_t ms) {
     int rc = corio__await_status(t);
     if (rc)
         return rc;
-    uint64_t now = corio__now_fresh(t->fut.loop);
-    uint64_t at = ms > CORIO__NO_DEADLINE - 1 - now ? CORIO__NO_DEADLINE - 1 : now + ms;
-    return corio__park(t, at, "sleep");
+    return corio__park(t, corio__deadline_after(t->fut.loop, ms), "sleep");
 }
 
-void corio__task_abandon(corio_loop *L, corio_task *t) {
+void corio__task_detach(corio_loop *L, corio_task *t) {
     corio__timer_stop(L, &t->timer);
     if (corio__list_linked(&t->ready_link))
         corio__list_remove(&t->ready_link);
-    corio__list_remove(&t->all_link);
     if (t->group) {
         corio__list_remove(&t->group_link);
         t->group = NULL;
@@ -363,6 +382,13 @@ void corio__task_abandon(corio_loop *L, corio_task *t) {
     t->awaiting = NULL;
     t->awaiting_n = 0;
     t->awaiting_heap = false;
+    if (t->on_abandon)
+        t->on_abandon(t->on_abandon_data);
+    t->on_abandon = NULL;
+}
+
+void corio__task_abandon(corio_loop *L, corio_task *t) {
+    corio__list_remove(&t->all_link);
     corio__stack_put(&L->pool, t->stack);
     t->stack = NULL;
     t->state = CORIO__DONE;

@@ -67,7 +67,7 @@ void corio__scope_leave(corio_scope *s) {
             uint64_t ms = type->exit_timeout_ms ? type->exit_timeout_ms : DEFAULT_EXIT_TIMEOUT_MS;
             s->shield = 1;
             s->cancelled = 0;
-            s->deadline = corio__now_fresh(t->fut.loop) + ms;
+            s->deadline = corio__deadline_after(t->fut.loop, ms);
         }
         type->exit(s->res.self, how);
     }

@@ -68,9 +68,7 @@ static void group_exit(void *self, int how) {
     while (g->live > 0) {
         int rc = corio__await_status(t);
         if (rc == 0) {
-            g->waiter = t;
-            rc = corio__park(t, CORIO__NO_DEADLINE, "task group");
-            g->waiter = NULL;
+            rc = corio__park_in_slot(t, &g->waiter, CORIO__NO_DEADLINE, "task group");
         }
         if (rc == 0 || g->live == 0)
             continue;
@@ -86,7 +84,7 @@ static void group_exit(void *self, int how) {
             cancel_members(g, rc == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
                                                     : (corio_cancel_reason)t->cancel_reason);
         s->shield = 1;
-        s->deadline = corio__now_fresh(t->fut.loop) + GROUP_CANCEL_GRACE_MS;
+        s->deadline = corio__deadline_after(t->fut.loop, GROUP_CANCEL_GRACE_MS);
         shielded = true;
     }
     if (g->error == 0 && how < 0)

@@ -84,7 +84,9 @@ void corio_stream_consume(corio_stream *s, size_t n);
  * been queued; the stream should then be closed), CORIO_ECLOSED. */
 int corio_stream_write(corio_stream *s, const void *buf, size_t len);
 
-/* Await: writes the buffers in order, as one write where the kernel allows. */
+/* Await: writes the buffers in order, as one write where the kernel allows.
+ * At most 1 GiB in all per call (CORIO_EINVAL beyond; corio_stream_write
+ * has no such limit). */
 int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n);
 
 /* Await: waits until every queued byte has been handed to the kernel.  */
