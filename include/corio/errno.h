@@ -29,6 +29,12 @@ extern "C" {
     X(ECANCELED, -ECANCELED, "operation canceled")                              \
     X(ETIMEDOUT, -ETIMEDOUT, "deadline expired")                                \
     X(ECONNRESET, -ECONNRESET, "connection reset by peer")                      \
+    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                        \
+    X(ECONNABORTED, -ECONNABORTED, "connection aborted")                        \
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")                        \
+    X(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                       \
+    X(ENETUNREACH, -ENETUNREACH, "network is unreachable")                      \
+    X(ENOTFOUND, -3008, "name not found (DNS)")                                 \
     X(ENOTSUP, -ENOTSUP, "operation not supported")                             \
     X(EOF, -4095, "end of file")                                                \
     X(ETLS, -EPROTO, "TLS failure (handshake, alert or bad record)")            \

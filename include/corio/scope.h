@@ -7,7 +7,9 @@
  *
  * A resource is a type (enter and exit hooks) plus the object it acts on.
  * CORIO_WITH runs the enter hook; if it fails the body is skipped and the exit
- * hook is not run.  Otherwise the exit hook runs on every way out of the body:
+ * hook is not run — silently: execution goes on after the block.  Where the
+ * enter can fail (a lock acquire that is cancelled, a pool checkout), use
+ * CORIO_WITH_RC and check the code (asyncio would raise).  Otherwise the exit hook runs on every way out of the body:
  * falling off its end, `return`, `break`, `continue`, `goto` out, a failed
  * await, a cancellation, a timeout.  Nested scopes exit in reverse order of
  * entry.  Both hooks may await.  The exit hook runs shielded from cancellation

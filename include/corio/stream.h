@@ -133,7 +133,9 @@ size_t corio_stream_write_queued(const corio_stream *s);
  * libuv's async getaddrinfo; each address is tried in order).  timeout_ms
  * bounds the whole connect (0: no bound beyond the task's deadlines).  *out is
  * a new stream to close with corio_stream_close().  Returns 0,
- * CORIO_ECONNREFUSED-style socket errors of the last address tried,
+ * CORIO_ENOTFOUND (or another libuv UV_EAI_* code) when the name does not
+ * resolve, the socket error of the last address tried (CORIO_ECONNREFUSED,
+ * CORIO_EHOSTUNREACH...),
  * CORIO_ETIMEDOUT, CORIO_ECANCELED, CORIO_EINVAL, CORIO_ENOMEM. */
 int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t timeout_ms);
 
