@@ -16,6 +16,7 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "net/stream_internal.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -40,36 +41,7 @@ static int listen_unix(const char *path) {
 int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
     if (o->unix_path)
         return listen_unix(o->unix_path);
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (uv_ip4_addr(o->host, *port_inout, a4) == 0)
-        len = sizeof *a4;
-    else if (uv_ip6_addr(o->host, *port_inout, a6) == 0)
-        len = sizeof *a6;
-    else
-        return CORIO_EINVAL;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        (ss.ss_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
-        goto out_errno;
-    len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        goto out_errno;
-    *port_inout = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
-    return fd;
-out_errno:;
-    int err = -errno;
-    close(fd);
-    return err;
+    return corio__tcp_listen_socket(o->host, *port_inout, true, LISTEN_BACKLOG, port_inout);
 }
 
 /* systemd socket activation: a listening socket passed as fd 3 when

@@ -233,16 +233,16 @@ static void on_connection(uv_stream_t *lis, int status) {
 
 /* ---- listening ---------------------------------------------------------------------- */
 
-static int tcp_socket(const corio_server_opts *o, int *fd_out, int *port_out) {
-    const char *host = o->host ? o->host : "127.0.0.1";
+int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
+                             uint16_t *bound_port) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t len;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (uv_ip4_addr(host, o->port, a4) == 0) {
+    if (uv_ip4_addr(host, port, a4) == 0) {
         len = sizeof *a4;
-    } else if (uv_ip6_addr(host, o->port, a6) == 0) {
+    } else if (uv_ip6_addr(host, port, a6) == 0) {
         len = sizeof *a6;
     } else {
         corio__report("server: host '%s' is not an IPv4 or IPv6 address", host);
@@ -253,18 +253,19 @@ static int tcp_socket(const corio_server_opts *o, int *fd_out, int *port_out) {
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         goto out_errno;
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+        listen(fd, backlog > 0 ? backlog : DEFAULT_BACKLOG) != 0)
         goto out_errno;
     len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         goto out_errno;
-    *port_out = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
-    *fd_out = fd;
-    return 0;
+    if (bound_port)
+        *bound_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    return fd;
 out_errno:;
     int err = -errno;
     close(fd);
@@ -303,10 +304,12 @@ static int open_listener(corio_server *srv) {
         return uv_pipe_bind(&srv->lis.pipe, o->unix_path);
     }
     srv->kind = CORIO__STREAM_TCP;
-    int fd = -1;
-    rc = tcp_socket(o, &fd, &srv->port);
-    if (rc)
-        return rc;
+    uint16_t port = 0;
+    int fd = corio__tcp_listen_socket(o->host ? o->host : "127.0.0.1", o->port, o->reuseport,
+                                      o->backlog, &port);
+    if (fd < 0)
+        return fd;
+    srv->port = port;
     rc = uv_tcp_init(&srv->loop->uv, &srv->lis.tcp);
     if (rc) {
         close(fd);
