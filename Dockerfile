@@ -7,7 +7,7 @@
 FROM debian:12 AS builder
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libuv1-dev libssl-dev node-llhttp valgrind \
+      build-essential cmake pkg-config libuv1-dev libssl-dev node-llhttp libjansson-dev valgrind \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build needs (tests and benchmarks are off), so a local build/ never gets in.
@@ -27,7 +27,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
 FROM debian:12-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libssl3 ca-certificates \
+      libuv1 libssl3 libjansson4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin corio
 COPY --from=builder /out/bin/ /usr/local/bin/

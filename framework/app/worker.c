@@ -133,6 +133,10 @@ static int worker_main(void *arg) {
         rc = rc == CORIO_ECANCELED ? 0 : rc;
     }
     corio_tls_ctx_free(w->tls); /* refcounted: connections keep theirs */
+    /* From here the process is on its way out: a second SIGTERM/SIGINT must
+     * not kill it mid-teardown (its default action) and spoil the exit code. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     unwatch(&w->sig_term);
     unwatch(&w->sig_int);
     unwatch(&w->sig_hup);
