@@ -18,6 +18,8 @@ extern "C" {
 #define CORIO_ERRNO_MAP(X)                                                      \
     X(EPERM, -EPERM, "operation not permitted")                                 \
     X(ENOENT, -ENOENT, "no such file or directory")                             \
+    X(EISDIR, -EISDIR, "is a directory")                                        \
+    X(EACCES, -EACCES, "permission denied")                                     \
     X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
     X(ENOMEM, -ENOMEM, "out of memory")                                         \
     X(EBUSY, -EBUSY, "resource busy")                                           \
