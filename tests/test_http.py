@@ -1,89 +1,320 @@
 #!/usr/bin/env python3
-"""HTTP/1.1 server tests against examples/hello, with real clients.
+"""HTTP/1.1 server tests with real clients, against examples/hello and
+tests/http_test_server.c.
 
-Each case starts from a server on 127.0.0.1 (port chosen by the server, read
-from its log), talks raw HTTP over sockets or with http.client, and asserts
-the status line, headers and whether the connection was closed.  Every wait
-has a deadline; every process started is killed in a finally block.
+Cases are named by the server they use: hello_* (examples/hello, default
+limits), case_* (one shared http_test_server with a 128 MiB body limit and
+the access log on), lim_* (an http_test_server with a 64 KiB body limit and
+300 ms header, body and keep-alive timeouts), own_* (a server of their own).
+
+    test_http.py --hello build/examples/hello/hello --server build/tests/http_test_server [-k NAME]
+
+Every server starts on 127.0.0.1 (port chosen by the server, read from its
+log) in its own process group.  Cases talk raw HTTP over sockets, or use
+http.client and wrk, and assert status lines, headers, bodies, whether the
+connection was closed, what the handlers logged and the server's memory.
+Every wait is a poll with a deadline; no case asserts that something was
+fast, only that it happened before a generous deadline, or before something
+else.  Every process started is killed in a finally block, and each shared
+server must exit 0 on SIGTERM at the end (under ASan that also means
+LeakSanitizer found nothing).  Python standard library only.
 """
 import argparse
 import http.client
 import os
 import re
+import resource
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
+import zlib
 
 DEADLINE = 10.0
+HOST = "127.0.0.1"
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+MIB = 1024 * 1024
+PATTERN = bytes(range(256)) * 256  # what /big sends, 64 KiB at a time
+
+ARGS = None
+
+
+class CaseFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise CaseFailure(msg)
+
+
+def wait_until(pred, timeout, what, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- servers ------------------------------------------------------------------------------
+
+LIVE = []  # servers not yet stopped
 
 
 class Server:
-    def __init__(self, binary, *args):
-        self.proc = subprocess.Popen([binary, "--port", "0", *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, text=True)
-        self.port = None
-        self.log = []
-        end = time.monotonic() + DEADLINE
-        while time.monotonic() < end:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        if self.port is None:
-            self.stop()
-            raise RuntimeError("server did not start: " + "".join(self.log))
-        threading.Thread(target=self._drain, daemon=True).start()
+    """A server binary in its own process group; stderr lines collected by a
+    thread so that cases can wait for what the handlers log."""
 
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
+    def __init__(self, binary, *args, env=None):
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("CORIO_", "HTTP_TEST_"))}
+        full_env.update(env or {})
+        self.binary = binary
+        self.proc = subprocess.Popen([binary, "--port", "0", *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=full_env, start_new_session=True)
+        self.pid = self.proc.pid
+        LIVE.append(self)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+        try:
+            self.port = int(self.wait_log(LISTEN_RE, DEADLINE).group(1))
+        except Exception:
+            self.kill()
+            raise
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def wait_log(self, pattern, timeout=DEADLINE, start=0, count=1):
+        """Waits until `count` stderr lines from index `start` match; returns
+        the last match."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [m for m in map(rx.search, self.lines[start:]) if m]
+                if len(found) >= count:
+                    return found[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CaseFailure("%d log line(s) matching %r within %.1f s, want %d"
+                                      % (len(found), rx.pattern, timeout, count))
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    raise CaseFailure("server exited (%s) before logging %r"
+                                      % (self.proc.returncode, rx.pattern))
+                self.cond.wait(min(left, 0.05))
+
+    def count_log(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for line in self.lines[start:] if rx.search(line))
+
+    def tail(self, n=30):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
 
     def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
+        with open("/proc/%d/status" % self.pid) as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
-        return 0
+        raise CaseFailure("no VmRSS")
 
-    def stop(self):
+    def sanitized(self):
+        """Whether the binary runs under ASan (its RSS says little then)."""
+        try:
+            with open("/proc/%d/maps" % self.pid) as f:
+                return "libasan" in f.read()
+        except OSError:
+            return False
+
+    def terminate(self, timeout=DEADLINE):
+        """SIGTERM (graceful drain); returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("server still running %.0f s after SIGTERM" % timeout)
+        finally:
+            self.kill()
+        return rc
+
+    def wait_exit(self, timeout=DEADLINE):
+        """Waits for the process to end by itself; returns the exit code."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("server still running after %.0f s" % timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        if self in LIVE:
+            LIVE.remove(self)
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.reader.join(timeout=2)
 
 
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-    return s
+# ---- a raw HTTP/1.1 client -----------------------------------------------------------------
 
+class Conn:
+    """One client connection with a buffer; reads whole responses."""
 
-def read_all(s):
-    """Reads until the server closes; returns the bytes."""
-    data = b""
-    while True:
-        d = s.recv(65536)
+    def __init__(self, port, rcvbuf=None):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(DEADLINE)
+        self.s.connect((HOST, port))
+        self.buf = bytearray()
+
+    def close(self):
+        self.s.close()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self):
+        d = self.s.recv(256 * 1024)
         if not d:
-            return data
-        data += d
+            raise EOFError("connection closed by the server")
+        self.buf += d
+
+    def read_until(self, delim):
+        while True:
+            i = self.buf.find(delim)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(delim)])
+                del self.buf[:i + len(delim)]
+                return out
+            self._fill()
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read_to_eof(self):
+        try:
+            while True:
+                self._fill()
+        except EOFError:
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def response(self, head=False):
+        """Reads one response: (status, {lower-case name: value}, body, raw head)."""
+        raw = self.read_until(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.1 (\d{3}) ", lines[0])
+        check(m, "bad status line %r" % lines[0])
+        status = int(m.group(1))
+        hdrs = {}
+        for line in lines[1:]:
+            if line:
+                k, v = line.split(":", 1)
+                hdrs[k.strip().lower()] = v.strip()
+        if head or status < 200 or status in (204, 304):
+            body = b""
+        elif hdrs.get("transfer-encoding") == "chunked":
+            parts = []
+            while True:
+                size = int(self.read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    while self.read_until(b"\r\n") != b"\r\n":
+                        pass  # trailer fields
+                    break
+                parts.append(self.read_exact(size))
+                check(self.read_exact(2) == b"\r\n", "chunk not followed by CRLF")
+            body = b"".join(parts)
+        elif "content-length" in hdrs:
+            body = self.read_exact(int(hdrs["content-length"]))
+        else:
+            body = self.read_to_eof()
+        return status, hdrs, body, raw
+
+    def expect_eof(self, timeout=DEADLINE):
+        """Asserts that the server closes the connection with nothing more to read."""
+        self.s.settimeout(timeout)
+        try:
+            rest = self.read_to_eof()
+        except socket.timeout:
+            raise CaseFailure("connection still open after %.0f s" % timeout)
+        finally:
+            self.s.settimeout(DEADLINE)
+        check(rest == b"", "unexpected bytes before the close: %r" % rest[:80])
+
+    def readable(self):
+        return bool(self.buf) or bool(select.select([self.s], [], [], 0)[0])
+
+
+def get(port, path, headers=None, method="GET", body=None):
+    """One request on a fresh http.client connection: (status, response, body)."""
+    c = http.client.HTTPConnection(HOST, port, timeout=DEADLINE)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r, r.read()
+    finally:
+        c.close()
+
+
+def req(method, path, headers=(), body=b"", close=False):
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: x"] + list(headers)
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def chunked(*pieces):
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p) + b"0\r\n\r\n"
 
 
 def exchange(port, raw):
-    s = connect(port)
+    c = Conn(port)
     try:
-        s.sendall(raw)
-        return read_all(s)
+        c.send(raw)
+        return c.read_to_eof()
     finally:
-        s.close()
+        c.close()
+
+
+def report_rss(srv, grew):
+    """RSS bounds mean little under ASan (shadow memory, quarantine)."""
+    note = " (ASan build: not checked)" if srv.sanitized() else ""
+    print("    RSS grew %.1f MiB%s" % (grew, note))
 
 
 def status_of(resp):
@@ -91,67 +322,66 @@ def status_of(resp):
     return int(m.group(1)) if m else None
 
 
-# ---- cases -------------------------------------------------------------------------------
+# ---- cases against examples/hello (default limits) ------------------------------------------
 
-def case_plaintext_and_json(srv):
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=DEADLINE)
+def hello_plaintext_and_json(t):
+    c = http.client.HTTPConnection(HOST, t.hello.port, timeout=DEADLINE)
     c.request("GET", "/plaintext")
     r = c.getresponse()
-    assert r.status == 200 and r.read() == b"Hello, World!", r.status
-    assert r.getheader("Content-Type").startswith("text/plain")
-    assert r.getheader("Date") and r.getheader("Content-Length") == "13"
+    check(r.status == 200 and r.read() == b"Hello, World!", r.status)
+    check(r.getheader("Content-Type").startswith("text/plain"), r.getheader("Content-Type"))
+    check(r.getheader("Date") and r.getheader("Content-Length") == "13", r.getheaders())
     c.request("GET", "/json")  # same connection: keep-alive
     r = c.getresponse()
-    assert r.status == 200 and r.read() == b'{"message":"Hello, World!"}'
-    assert r.getheader("Content-Type") == "application/json"
+    check(r.status == 200 and r.read() == b'{"message":"Hello, World!"}', r.status)
+    check(r.getheader("Content-Type") == "application/json", r.getheader("Content-Type"))
     c.close()
 
 
-def case_head_has_no_body(srv):
-    resp = exchange(srv.port, b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert status_of(resp) == 200
-    assert b"Content-Length: 13\r\n" in resp and resp.endswith(b"\r\n\r\n"), resp
+def hello_head_has_no_body(t):
+    resp = exchange(t.hello.port, req("HEAD", "/plaintext", close=True))
+    check(status_of(resp) == 200, resp)
+    check(b"Content-Length: 13\r\n" in resp and resp.endswith(b"\r\n\r\n"), resp)
 
 
-def case_not_found_and_method_not_allowed(srv):
-    resp = exchange(srv.port, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert status_of(resp) == 404, resp
-    resp = exchange(srv.port, b"DELETE /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert status_of(resp) == 405 and b"Allow: GET, HEAD\r\n" in resp, resp
+def hello_not_found_and_method_not_allowed(t):
+    resp = exchange(t.hello.port, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check(status_of(resp) == 404, resp)
+    resp = exchange(t.hello.port, b"DELETE /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check(status_of(resp) == 405 and b"Allow: GET, HEAD\r\n" in resp, resp)
 
 
-def case_pipelined_100_in_one_write(srv):
+def hello_pipelined_100_in_one_write(t):
     reqs = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * 99
     reqs += b"GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    resp = exchange(srv.port, reqs)
-    assert resp.count(b"HTTP/1.1 200 OK") == 100, resp.count(b"HTTP/1.1 200 OK")
-    assert resp.endswith(b'{"message":"Hello, World!"}'), resp[-80:]
+    resp = exchange(t.hello.port, reqs)
+    check(resp.count(b"HTTP/1.1 200 OK") == 100, resp.count(b"HTTP/1.1 200 OK"))
+    check(resp.endswith(b'{"message":"Hello, World!"}'), resp[-80:])
 
 
-def case_one_byte_at_a_time(srv):
-    s = connect(srv.port)
+def hello_one_byte_at_a_time(t):
+    c = Conn(t.hello.port)
     try:
         for b in b"GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n":
-            s.sendall(bytes([b]))
-        resp = read_all(s)
+            c.send(bytes([b]))
+        resp = c.read_to_eof()
     finally:
-        s.close()
-    assert status_of(resp) == 200 and resp.endswith(b'"Hello, World!"}'), resp
+        c.close()
+    check(status_of(resp) == 200 and resp.endswith(b'"Hello, World!"}'), resp)
 
 
-def case_http10_keepalive_rules(srv):
-    resp = exchange(srv.port, b"GET /plaintext HTTP/1.0\r\n\r\n")  # closes after
-    assert status_of(resp) == 200 and b"Connection: close" in resp, resp
-    s = connect(srv.port)
+def hello_http10_keepalive_rules(t):
+    resp = exchange(t.hello.port, b"GET /plaintext HTTP/1.0\r\n\r\n")  # closes after
+    check(status_of(resp) == 200 and b"Connection: close" in resp, resp)
+    c = Conn(t.hello.port)
     try:
-        s.sendall(b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        first = s.recv(65536)
-        assert b"Connection: keep-alive" in first, first
-        s.sendall(b"GET /plaintext HTTP/1.0\r\n\r\n")
-        rest = read_all(s)
-        assert status_of(rest) == 200
+        c.send(b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, hdrs, body, _ = c.response()
+        check(hdrs.get("connection") == "keep-alive", hdrs)
+        c.send(b"GET /plaintext HTTP/1.0\r\n\r\n")
+        check(status_of(c.read_to_eof()) == 200, "second request")
     finally:
-        s.close()
+        c.close()
 
 
 BAD = [
@@ -187,89 +417,649 @@ BAD = [
 ]
 
 
-def case_bad_input_answered_and_closed(srv):
+def hello_bad_input_answered_and_closed(t):
     failures = []
     for name, raw, want in BAD:
         try:
-            resp = exchange(srv.port, raw)
-        except OSError as e:  # a reset after the answer is fine if we got it
-            failures.append(f"{name}: {e}")
+            resp = exchange(t.hello.port, raw)
+        except OSError as e:  # a reset must not destroy the answer
+            failures.append("%s: %s" % (name, e))
             continue
         got = status_of(resp)
         if got != want or b"Connection: close" not in resp:
-            failures.append(f"{name}: want {want} and close, got {resp[:60]!r}")
-    assert not failures, "\n  ".join(failures)
+            failures.append("%s: want %d and close, got %r" % (name, want, resp[:60]))
+    check(not failures, "\n  ".join(failures))
 
 
-def case_idle_keepalive_closes(srv):
-    s = connect(srv.port)
-    try:
-        s.sendall(b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = s.recv(65536)
-        assert status_of(first) == 200
-        start = time.monotonic()
-        rest = read_all(s)  # the server closes an idle connection
-        assert rest == b"" and time.monotonic() - start < DEADLINE
-    finally:
-        s.close()
-
-
-def case_thousand_keepalive_connections(srv):
+def hello_thousand_connections(t):
     socks = []
     try:
         for _ in range(1000):
-            socks.append(connect(srv.port))
-        for s in socks:
-            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
-        for s in socks:
-            data = b""
-            while not data.endswith(b"Hello, World!"):
-                d = s.recv(4096)
-                assert d, "closed early"
-                data += d
-            assert status_of(data) == 200
+            socks.append(Conn(t.hello.port))
+        for c in socks:
+            c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in socks:
+            status, _, body, _ = c.response()
+            check(status == 200 and body == b"Hello, World!", (status, body))
     finally:
-        for s in socks:
-            s.close()
+        for c in socks:
+            c.close()
 
 
-def case_slow_header_times_out(srv):
-    s = connect(srv.port)
+def hello_access_log_off_by_default(t):
+    get(t.hello.port, "/plaintext")
+    time.sleep(1.2)  # past the access log's flush interval, were it on
+    check(t.hello.count_log(r'"GET /plaintext HTTP/1\.1" 200') == 0,
+          "access log lines without the option:\n" + t.hello.tail())
+
+
+# ---- cases against http_test_server (the shared instance, `t.srv`) ---------------------------
+
+def case_echo_content_length_and_chunked(t):
+    status, r, body = get(t.srv.port, "/echo", method="POST", body=b"hello")
+    check(status == 200 and body == b"hello", (status, body))
+    payload = os.urandom(300 * 1024)  # more than the read buffer holds at once
+    status, r, body = get(t.srv.port, "/echo", method="POST", body=payload)
+    check(status == 200 and body == payload, (status, len(body)))
+    c = Conn(t.srv.port)
     try:
-        s.settimeout(DEADLINE + 15)  # the server's header timeout is 10 s
-        s.sendall(b"GET /json HTTP/1.1\r\n")
-        resp = read_all(s)
-        assert status_of(resp) == 408, resp
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"],
+                   chunked(b"abc", b"x" * 5000, b"de")))
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body == b"abc" + b"x" * 5000 + b"de", (status, body[:40]))
+        # Two requests with bodies in one write: each body goes to its own handler.
+        c.send(req("POST", "/echo", ["Content-Length: 3"], b"one") +
+               req("POST", "/echo", ["Transfer-Encoding: chunked"], chunked(b"tw", b"o")))
+        for want in (b"one", b"two"):
+            status, hdrs, body, _ = c.response()
+            check(status == 200 and body == want, (status, body, want))
+        # Read twice (a middleware, then the handler): the same body, and the
+        # next request's bytes right behind it are left alone.
+        c.send(req("POST", "/echo?twice=1", ["Content-Length: 3"], b"abc") +
+               req("POST", "/echo?twice=1", ["Content-Length: 3"], b"def"))
+        for want in (b"abc", b"def"):
+            status, hdrs, body, _ = c.response()
+            check(status == 200 and body == want, (status, body, want))
+        # Trailer fields after the last chunk are read and dropped.
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"],
+                   b"3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n"))
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body == b"abc", (status, body))
+        # A body sent to no route is read and dropped; the connection goes on.
+        c.send(req("POST", "/nope", ["Content-Length: 5"], b"hello"))
+        status, hdrs, body, raw = c.response()
+        check(status == 404 and hdrs.get("connection") != "close", raw)
+        c.send(req("POST", "/echo", ["Content-Length: 0"], close=True))
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body == b"", (status, body))
+        c.expect_eof()
     finally:
-        s.close()
+        c.close()
 
 
-CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+def case_expect_100_only_when_the_body_is_read(t):
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/echo", ["Content-Length: 5", "Expect: 100-continue"]))
+        check(c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n", "no 100 Continue")
+        c.send(b"hello")
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body == b"hello", (status, body))
+        # A streaming reader gets the 100 too (on its first corio_req_read).
+        c.send(req("POST", "/count", ["Transfer-Encoding: chunked", "Expect: 100-continue"]))
+        check(c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n", "no 100 Continue")
+        c.send(chunked(b"abc"))
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body.startswith(b"count=3 "), (status, body))
+    finally:
+        c.close()
+    # A handler that never reads the body: no 100; the final answer says the
+    # connection closes, since the body may or may not follow.
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/sleep?ms=200", ["Content-Length: 5", "Expect: 100-continue"]))
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"slept", (status, raw, body))
+        check(hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def case_body_over_limit_413_readable_before_close(t):
+    # t.lim caps bodies at 64 KiB.  Announced too large: 413 before the body;
+    # the client that goes on sending must still read the 413 (no reset).
+    c = Conn(t.lim.port)
+    try:
+        c.send(req("POST", "/echo", ["Content-Length: %d" % MIB]))
+        c.send(b"x" * MIB)  # the server discards it while it lingers
+        status, hdrs, body, raw = c.response()
+        check(status == 413 and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+    # Chunked, found too large while the handler buffers it.
+    c = Conn(t.lim.port)
+    try:
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"]))
+        for _ in range(32):
+            c.send(b"8000\r\n" + b"y" * 0x8000 + b"\r\n")  # 1 MiB in all
+        status, hdrs, body, raw = c.response()
+        check(status == 413 and hdrs.get("connection") == "close", raw + body)
+        check(b"Content Too Large" in body, body)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def case_unread_body_answered_then_closed(t):
+    # The handler answers without reading a 4 MiB body: its answer says the
+    # connection closes, and reaches the client that goes on sending.
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/sleep?ms=0", ["Content-Length: %d" % (4 * MIB)]))
+        c.send(b"z" * (4 * MIB))
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"slept" and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+    # Too large and announced with Expect: refused at once, no 100, closed.
+    c = Conn(t.lim.port)
+    try:
+        c.send(req("POST", "/echo", ["Content-Length: %d" % MIB, "Expect: 100-continue"]))
+        status, hdrs, body, raw = c.response()
+        check(status == 413 and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def case_body_of_exactly_the_limit_accepted(t):
+    for framing in ("Content-Length: %d" % (64 * 1024), "Transfer-Encoding: chunked"):
+        body = os.urandom(64 * 1024)
+        c = Conn(t.lim.port)
+        try:
+            wire = body if framing.startswith("Content") else chunked(body[:1000], body[1000:])
+            c.send(req("POST", "/echo", [framing], wire))
+            status, hdrs, got, raw = c.response()
+            check(status == 200 and got == body, (framing, raw))
+        finally:
+            c.close()
+
+
+def case_malformed_body_read_by_handler_is_400(t):
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/count", ["Transfer-Encoding: chunked"], b"3\r\nabc\r\nzz\r\n"))
+        status, hdrs, body, raw = c.response()
+        check(status == 400 and hdrs.get("connection") == "close", raw + body)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def case_upload_64mib_streamed_with_flat_rss(t):
+    get(t.srv.port, "/count", method="POST", body=b"warm-up")
+    base = t.srv.rss_kib()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], t.srv.rss_kib())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    piece = os.urandom(MIB)
+    crc = 0
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/count", ["Content-Length: %d" % (64 * MIB), "X-Tag: first"]))
+        for _ in range(64):
+            c.send(piece)
+            crc = zlib.crc32(piece, crc)
+        status, hdrs, body, _ = c.response()
+        # The same through the chunked decoder, on the same connection.
+        c.send(req("POST", "/count", ["Transfer-Encoding: chunked", "X-Tag: second"]))
+        for _ in range(8):
+            c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        c.send(b"0\r\n\r\n")
+        status2, _, body2, _ = c.response()
+    finally:
+        done.set()
+        sampler.join()
+        c.close()
+    # tag: a header read before the body streamed, intact after it.
+    check(status == 200 and body == b"count=%d crc32=%08x tag=first" % (64 * MIB, crc),
+          (status, body))
+    crc8 = 0
+    for _ in range(8):
+        crc8 = zlib.crc32(piece, crc8)
+    check(status2 == 200 and body2 == b"count=%d crc32=%08x tag=second" % (8 * MIB, crc8),
+          (status2, body2))
+    grew = (peak[0] - base) / 1024
+    report_rss(t.srv, grew)
+    if not t.srv.sanitized():
+        check(grew < 16, "RSS grew by %.1f MiB during a 64 MiB upload" % grew)
+
+
+def big_response_backpressure(t, send):
+    """GET /big?mb=64 by a client that stops reading: the handler is held back
+    (it has not finished while the client does not read), the server's memory
+    stays bounded, and once the client reads, every byte arrives."""
+    path = "/big?mb=64" + ("&send=1" if send else "")
+    mark = t.srv.mark()
+    get(t.srv.port, "/big?mb=1" + ("&send=1" if send else ""))  # warm-up
+    t.srv.wait_log(r"big done rc=0", start=mark)  # may come after the client has it all
+    base = t.srv.rss_kib()
+    mark = t.srv.mark()
+    c = Conn(t.srv.port, rcvbuf=64 * 1024)
+    try:
+        c.send(req("GET", path))
+        # Let the server fill every buffer between it and us.
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline and time.monotonic() - stable_since < 0.5:
+            rss = t.srv.rss_kib()
+            if rss != last:
+                last, stable_since = rss, time.monotonic()
+            time.sleep(0.02)
+        grew = (t.srv.rss_kib() - base) / 1024
+        check(t.srv.count_log(r"big done", mark) == 0,
+              "the handler finished although the client read nothing")
+        allowed = 16 + (64 if send else 0)  # send=1: the handler's own 64 MiB buffer
+        report_rss(t.srv, grew)
+        if not t.srv.sanitized():
+            check(grew < allowed, "RSS grew by %.1f MiB while the client did not read" % grew)
+        status, hdrs, body, _ = c.response()
+    finally:
+        c.close()
+    check(status == 200 and len(body) == 64 * MIB, (status, len(body)))
+    check(body == PATTERN * 1024, "64 MiB body corrupted")
+    t.srv.wait_log(r"big done rc=0", start=mark)
+
+
+def case_large_streamed_response_to_a_slow_reader(t):
+    big_response_backpressure(t, send=False)
+
+
+def case_large_buffered_response_to_a_slow_reader(t):
+    big_response_backpressure(t, send=True)
+
+
+def case_long_chunked_stream_memory_flat(t):
+    """200,000 chunks on one response: the server's memory does not grow
+    with the number of chunks (nothing per chunk may pile up until the
+    response ends)."""
+    get(t.srv.port, "/stream?n=10")
+    base = t.srv.rss_kib()
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("GET", "/stream?n=200000"))
+        status, hdrs, body, _ = c.response()
+        peak = t.srv.rss_kib()  # the handler's memory is only freed after its response
+    finally:
+        c.close()
+    check(status == 200 and body.count(b"\n") == 200000, (status, len(body)))
+    check(body.endswith(b"chunk 199999\n"), body[-40:])
+    grew = (peak - base) / 1024
+    report_rss(t.srv, grew)
+    if not t.srv.sanitized():
+        check(grew < 8, "RSS grew by %.1f MiB over one long chunked response" % grew)
+
+
+def case_pipelined_flood_memory_flat(t):
+    """300,000 pipelined requests sent without pause by a client that at
+    first reads nothing: the server, its answers stuck, must neither refuse
+    the requests that pile up in its read buffer meanwhile (they are not one
+    oversized head) nor keep per-request memory until the client stops
+    (its reads end inside a request most of the time)."""
+    # Requests of seven lengths, so that reads rarely end between two.
+    batch = b"".join(req("GET", "/q?x=flood&pad=" + "p" * (i % 7)) for i in range(1000))
+    n = 300000
+    get(t.srv.port, "/q?x=warm")
+    base = t.srv.rss_kib()
+    peak = [base]
+    c = Conn(t.srv.port)
+    err = []
+    sent = [0]
+
+    def send():
+        try:
+            for _ in range(n // 1000):
+                c.send(batch)
+                sent[0] += 1
+        except OSError as e:
+            err.append(e)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        # Until the sender is stuck: every buffer between us is full.
+        last, since = -1, time.monotonic()
+        while sender.is_alive() and time.monotonic() - since < 0.3:
+            if sent[0] != last:
+                last, since = sent[0], time.monotonic()
+            time.sleep(0.01)
+        got = 0
+        while got < n:
+            status, hdrs, body, raw = c.response()
+            check(status == 200 and body == b"flood", (got, raw, body))
+            got += 1
+            if got % 20000 == 0:
+                peak[0] = max(peak[0], t.srv.rss_kib())
+        sender.join(DEADLINE)
+    finally:
+        c.close()
+    check(not err, err)
+    grew = (peak[0] - base) / 1024
+    report_rss(t.srv, grew)
+    if not t.srv.sanitized():
+        check(grew < 4, "RSS grew by %.1f MiB over %d pipelined requests" % (grew, n))
+
+
+def case_peer_gone_cancels_the_handler(t):
+    mark = t.srv.mark()
+    c = Conn(t.srv.port)
+    c.send(req("GET", "/sleep?ms=5000"))
+    t.srv.wait_log(r"sleep start ms=5000", start=mark)
+    c.close()
+    t.srv.wait_log(r"sleep cancelled: peer gone", timeout=3, start=mark)
+    check(t.srv.count_log(r"handler for .* failed", mark) == 0,
+          "a cancelled handler logged as an error:\n" + t.srv.tail())
+    # A client that leaves in the middle of a large response: the handler's
+    # next write fails (cancelled, or the socket's error) and it ends.
+    mark = t.srv.mark()
+    c = Conn(t.srv.port)
+    c.send(req("GET", "/big?mb=64"))
+    c.read_exact(MIB)
+    c.close()
+    t.srv.wait_log(r"big done rc=(ECANCELED|EPIPE|ECONNRESET)", start=mark)
+    # A handler that asked to finish does, with its client gone.
+    mark = t.srv.mark()
+    c = Conn(t.srv.port)
+    c.send(req("GET", "/finish?ms=300"))
+    time.sleep(0.05)
+    c.close()
+    t.srv.wait_log(r"finish completed rc=0", start=mark)
+
+
+def case_handler_error_is_a_generic_500(t):
+    other = http.client.HTTPConnection(HOST, t.srv.port, timeout=DEADLINE)
+    c = Conn(t.srv.port)
+    try:
+        other.request("GET", "/plaintext")
+        r = other.getresponse()
+        check(r.status == 200 and r.read() == b"Hello, World!", r.status)
+        mark = t.srv.mark()
+        c.send(req("GET", "/fail"))
+        status, hdrs, body, raw = c.response()
+        check(status == 500, raw)
+        check(body == b"Internal Server Error\n", body)
+        check(hdrs.get("connection") != "close", raw)
+        t.srv.wait_log(r'handler for "GET /fail" failed', start=mark)
+        # The same connection goes on, and so does the other one.
+        c.send(req("GET", "/plaintext"))
+        status, hdrs, body, _ = c.response()
+        check(status == 200 and body == b"Hello, World!", (status, body))
+        other.request("GET", "/plaintext")
+        r = other.getresponse()
+        check(r.status == 200 and r.read() == b"Hello, World!", r.status)
+    finally:
+        c.close()
+        other.close()
+
+
+def case_middleware_headers_and_auth(t):
+    status, r, body = get(t.srv.port, "/plaintext")
+    check(status == 200 and r.getheader("X-Mw") == "1", r.getheaders())
+    status, r, body = get(t.srv.port, "/nope")
+    check(status == 404 and r.getheader("X-Mw") == "1", (status, r.getheaders()))
+    status, r, body = get(t.srv.port, "/plaintext", method="DELETE")
+    check(status == 405 and r.getheader("X-Mw") == "1", (status, r.getheaders()))
+    status, r, body = get(t.srv.port, "/private")
+    check(status == 401 and r.getheader("WWW-Authenticate") == "Bearer", (status, r.getheaders()))
+    check(r.getheader("X-Mw") == "1" and body == b"Unauthorized\n", body)
+    status, r, body = get(t.srv.port, "/private", headers={"Authorization": "Bearer no"})
+    check(status == 401, status)
+    status, r, body = get(t.srv.port, "/private", headers={"Authorization": "Bearer ok"})
+    check(status == 200 and body == b"secret" and r.getheader("X-Mw") == "1", (status, body))
+
+
+def case_header_injection_refused(t):
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("GET", "/hdr") + req("GET", "/plaintext"))
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"rc=EINVAL", (status, body))
+        check(b"Injected" not in raw and b"X-Evil" not in raw, raw)
+        check(hdrs.get("x-good") == "1", raw)
+        status, hdrs, body, raw = c.response()  # the stream is still in step
+        check(status == 200 and body == b"Hello, World!", (status, raw))
+    finally:
+        c.close()
+
+
+def case_chunked_streaming_and_head(t):
+    status, r, body = get(t.srv.port, "/stream?n=5")
+    check(status == 200 and r.getheader("Transfer-Encoding") == "chunked", r.getheaders())
+    check(body == b"".join(b"chunk %d\n" % i for i in range(5)), body)
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("HEAD", "/stream?n=5") + req("GET", "/plaintext"))
+        status, hdrs, body, raw = c.response(head=True)
+        check(status == 200 and hdrs.get("transfer-encoding") == "chunked", raw)
+        status, hdrs, body, raw = c.response()  # right after the head: no body came
+        check(status == 200 and body == b"Hello, World!", (raw, body))
+        c.send(b"GET /stream?n=2 HTTP/1.0\r\n\r\n")  # HTTP/1.0: close-delimited
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"chunk 0\nchunk 1\n", (raw, body))
+        check("transfer-encoding" not in hdrs and hdrs.get("connection") == "close", raw)
+    finally:
+        c.close()
+
+
+def case_query_and_path_parameters_decoded(t):
+    cases = [
+        ("/users/42", 200, b"42"),
+        ("/users/J%C3%BCrgen%20X", 200, "Jürgen X".encode()),
+        ("/users/a%2Fb", 200, b"a/b"),  # an encoded slash stays inside the segment
+        ("/users/a+b", 200, b"a+b"),  # '+' is a space only in queries
+        ("/q?x=a%26b+c%3D", 200, b"a&b c="),
+        ("/q?y=1&x=%E2%9C%93&x=2", 200, "\u2713".encode()),
+        ("/q?x=", 200, b""),
+        ("/q?y=1", 400, b"missing\n"),
+        ("/q?x=%zz", 400, b"missing\n"),
+    ]
+    failures = []
+    for path, want_status, want_body in cases:
+        status, r, body = get(t.srv.port, path)
+        if (status, body) != (want_status, want_body):
+            failures.append("%s: got %d %r" % (path, status, body))
+    check(not failures, "\n  ".join(failures))
+
+
+def case_thousand_keepalive_connections_three_requests(t):
+    conns = []
+    try:
+        for _ in range(1000):
+            conns.append(Conn(t.srv.port))
+        for i in range(3):
+            for c in conns:
+                c.send(req("GET", "/q?x=%d" % i))
+            for c in conns:
+                status, hdrs, body, _ = c.response()
+                check(status == 200 and body == b"%d" % i, (status, body))
+    finally:
+        for c in conns:
+            c.close()
+
+
+def case_wrk_keepalive_load(t):
+    wrk = shutil.which("wrk")
+    if not wrk:
+        print("    SKIP: wrk is not installed (apt-get install wrk)")
+        return
+    url = "http://%s:%d/plaintext" % (HOST, t.srv.port)
+    out = subprocess.run([wrk, "-t1", "-c50", "-d2s", url], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=30, text=True)
+    text = out.stdout
+    m = re.search(r"(\d+) requests in", text)
+    check(out.returncode == 0 and m and int(m.group(1)) > 0, text)
+    check("Non-2xx" not in text, text)
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    check(not m or all(int(g) == 0 for g in m.groups()), text)
+    print("    wrk: %s requests in 2 s" % re.search(r"(\d+) requests in", text).group(1))
+
+
+ACCESS_RE = (r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+             r'"GET /q\?x=acc%s HTTP/1\.1" 200 %d (\d+)$')
+
+
+def case_access_log_line_per_request(t):
+    c = Conn(t.srv.port)
+    try:
+        for i in range(5):
+            c.send(req("GET", "/q?x=acc%d" % i))
+            status, _, body, _ = c.response()
+            check(status == 200, status)
+        # Lines are buffered and flushed within about a second.
+        for i in range(5):
+            t.srv.wait_log(ACCESS_RE % (i, len("acc%d" % i)), timeout=5)
+        c.send(req("GET", "/nope", close=True))
+        c.response()
+    finally:
+        c.close()
+    t.srv.wait_log(r'"GET /nope HTTP/1\.1" 404 10 \d+$', timeout=5)
+    # Every line written so far (wrk's included: many 16 KiB flushes) whole.
+    line_re = re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "(-|[A-Z]+ \S+ HTTP/1\.[01])" '
+                         r'\d{3} (-|\d+) \d+$')
+    with t.srv.cond:
+        lines = [ln for ln in t.srv.lines if not re.match(r"^\d{4}-\d\d-\d\dT", ln)]
+    bad = [ln for ln in lines if not line_re.match(ln)]
+    check(len(lines) > 1000 and not bad, "%d lines, %d malformed, e.g. %r"
+          % (len(lines), len(bad), bad[:3]))
+
+
+# ---- cases with servers of their own --------------------------------------------------------
+
+def lim_slow_header_times_out(t):
+    c = Conn(t.lim.port)
+    try:
+        c.send(b"GET /plaintext HTTP/1.1\r\n")
+        status, hdrs, body, raw = c.response()
+        check(status == 408 and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def lim_slow_body_times_out(t):
+    c = Conn(t.lim.port)
+    try:
+        c.send(req("POST", "/echo", ["Content-Length: 10"], b"12345"))
+        status, hdrs, body, raw = c.response()
+        check(status == 408 and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+def lim_idle_keepalive_closes(t):
+    c = Conn(t.lim.port)
+    try:
+        c.send(req("GET", "/plaintext"))
+        status, _, _, _ = c.response()
+        check(status == 200, status)
+        c.expect_eof()  # the server closes an idle connection
+    finally:
+        c.close()
+
+
+def own_graceful_drain(t):
+    srv = Server(ARGS.server, "--drain-timeout", "10s")
+    idle = busy = None
+    try:
+        idle = Conn(srv.port)
+        idle.send(req("GET", "/plaintext"))
+        check(idle.response()[0] == 200, "idle connection's request")
+        busy = Conn(srv.port)
+        busy.send(req("GET", "/sleep?ms=1000"))
+        srv.wait_log(r"sleep start ms=1000")
+        srv.proc.send_signal(signal.SIGTERM)
+        idle.expect_eof()
+        check(not busy.readable(), "the in-flight request ended before the idle connection")
+        check(srv.count_log(r"sleep done") == 0, "the in-flight request ended first")
+        status, hdrs, body, raw = busy.response()
+        check(status == 200 and body == b"slept", raw)
+        check(hdrs.get("connection") == "close", raw)
+        busy.expect_eof()
+        rc = srv.wait_exit()
+        check(rc == 0, "exit code %s:\n%s" % (rc, srv.tail()))
+    finally:
+        for c in (idle, busy):
+            if c:
+                c.close()
+        srv.kill()
+
+
+# ---- harness ----------------------------------------------------------------------------------
+
+class Servers:
+    pass
 
 
 def main():
+    global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--hello", required=True)
-    args = ap.parse_args()
-    import resource
+    ap.add_argument("--server", required=True)
+    ap.add_argument("-k", default="", help="run only cases whose name contains this")
+    ARGS = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
+    cases = [v for k, v in globals().items()
+             if k.split("_")[0] in ("hello", "case", "lim", "own") and callable(v)
+             and ARGS.k in k]
+    t = Servers()
     failed = 0
-    srv = Server(args.hello, "--max-conns", "0")
+    started = time.monotonic()
     try:
-        for case in CASES:
+        t.hello = Server(ARGS.hello)
+        t.srv = Server(ARGS.server, env={"HTTP_TEST_MAX_BODY": str(128 * MIB),
+                                         "HTTP_TEST_ACCESS_LOG": "1"})
+        t.lim = Server(ARGS.server, env={"HTTP_TEST_MAX_BODY": str(64 * 1024),
+                                         "HTTP_TEST_HEADER_TIMEOUT_MS": "300",
+                                         "HTTP_TEST_BODY_TIMEOUT_MS": "300",
+                                         "HTTP_TEST_KEEPALIVE_MS": "300"})
+        for case in cases:
+            t0 = time.monotonic()
             try:
-                case(srv)
-                print(f"PASS {case.__name__}")
+                case(t)
+                print("PASS %s (%.1f s)" % (case.__name__, time.monotonic() - t0), flush=True)
             except Exception as e:  # noqa: BLE001 - report every failure
                 failed += 1
-                print(f"FAIL {case.__name__}: {e}")
-            if srv.proc.poll() is not None:
-                print("FAIL the server died:\n" + "".join(srv.log[-20:]))
-                return 1
+                print("FAIL %s: %s" % (case.__name__, e), flush=True)
+                if not isinstance(e, CaseFailure):
+                    traceback.print_exc()
+            for s in (t.hello, t.srv, t.lim):
+                if s.proc.poll() is not None:
+                    print("FAIL the server %s died (%s):\n%s" % (s.binary, s.proc.returncode,
+                                                                s.tail()))
+                    return 1
+        for name in ("hello", "srv", "lim"):
+            s = getattr(t, name)
+            rc = s.terminate()
+            if rc != 0:
+                failed += 1
+                print("FAIL %s exited %s after SIGTERM:\n%s" % (name, rc, s.tail(60)))
     finally:
-        srv.stop()
-    print(f"{len(CASES) - failed} passed, {failed} failed")
+        for s in list(LIVE):
+            s.kill()
+    print("%d passed, %d failed in %.1f s" % (len(cases) - failed, failed,
+                                              time.monotonic() - started))
     return 1 if failed else 0
 
 

@@ -7,6 +7,11 @@
  * Everything llhttp leaves to its caller is checked here: sizes of the
  * request line and the head, the HTTP version, Host, Transfer-Encoding,
  * Upgrade and CONNECT.
+ *
+ * Closing.  A response carries "Connection: close" whenever the connection
+ * ends after it: the client asked, HTTP/1.0 without keep-alive, a server
+ * drain, a request body the server will not read.  If the client may still
+ * be sending at that point, the close lingers (see linger()).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +23,7 @@
 #include "net/stream_internal.h"
 
 #define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
-#define DRAIN_BODY_MAX (64 * 1024) /* an unread body beyond this closes */
+#define LINGER_MS 2000    /* a lingering close lasts at most this */
 
 static const corio_http_opts default_opts = {
     .max_request_line = 8 * 1024,
@@ -54,11 +59,18 @@ int corio__hconn_flush(corio__hconn *c) {
     if (c->nout == 0)
         return 0;
     int rc = corio_stream_writev(c->s, c->out, c->nout);
+    /* The iovec array stays for the next batch: a long stream of chunks
+     * must not take a new one from the arena per flush. */
     c->nout = 0;
     c->out_bytes = 0;
+    return rc;
+}
+
+/* Frees the arena, which nothing queued may point into any more. */
+static void arena_reset(corio__hconn *c) {
+    corio__arena_reset(&c->arena);
     c->out = NULL;
     c->cap_out = 0;
-    return rc;
 }
 
 /* ---- llhttp callbacks --------------------------------------------------------------------- */
@@ -106,8 +118,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
             c->reject = 431;
             return -1;
         }
-        if (r->nhdrs == r->cap_hdrs) {
-            size_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+        if (r->nhdrs == 0) {
+            r->hdrs = c->hdrs_inline;
+            r->cap_hdrs = CORIO__HDRS_INLINE;
+        } else if (r->nhdrs == r->cap_hdrs) {
+            size_t cap = r->cap_hdrs * 2;
             corio__hdr *h = corio__arena_alloc(&c->arena, cap * sizeof *h);
             if (!h) {
                 c->reject = 503;
@@ -200,7 +215,7 @@ static int status_for(corio__hconn *c, llhttp_errno_t err) {
     }
 }
 
-static int fill_within(corio__hconn *c, uint64_t ms) {
+int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
     int rc = CORIO_ETIMEDOUT;
     if (ms == 0)
         return rc;
@@ -240,8 +255,19 @@ static int read_head(corio__hconn *c) {
         int rc = corio__hconn_flush(c); /* answers to earlier pipelined requests */
         if (rc)
             return rc;
-        if (c->nout == 0 && c->parsed == 0)
-            corio__arena_reset(&c->arena); /* idle: hold no arena chunk */
+        /* Nothing queued points into the arena now, and a partly read head
+         * holds nothing there unless it has more fields than hdrs_inline:
+         * free it.  A client that pipelines without pause is met here with
+         * a head half read every time; were the arena freed only when a
+         * read ends between two requests, its requests would pile up. */
+        if (c->req.nhdrs == 0 || c->req.hdrs == c->hdrs_inline)
+            arena_reset(c);
+        /* The flush may have waited for the client to read, and more of
+         * its requests may have come meanwhile, filling the buffer: parse
+         * them before asking for more (which would fail with ERANGE). */
+        corio_stream_buffered(c->s, &len);
+        if (len > c->parsed)
+            continue;
         uint64_t now = corio_now();
         uint64_t wait = !head_deadline ? c->opts.keepalive_timeout_ms
                         : head_deadline > now ? head_deadline - now
@@ -250,7 +276,7 @@ static int read_head(corio__hconn *c) {
         if (idle && corio_stream_draining(c->s))
             return HEAD_ONLY_CLOSE; /* shutting down: no new request */
         corio_stream_set_idle(c->s, idle);
-        rc = fill_within(c, wait);
+        rc = corio__hconn_fill_within(c, wait);
         corio_stream_set_idle(c->s, false);
         if (rc >= 0)
             continue;
@@ -264,7 +290,7 @@ static int read_head(corio__hconn *c) {
     }
 }
 
-/* ---- checking a head ---------------------------------------------------------------------------- */
+/* ---- checking a head ------------------------------------------------------------------------ */
 
 static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
     size_t n = strlen(want);
@@ -343,157 +369,7 @@ static int prepare(corio__hconn *c) {
     return 0;
 }
 
-/* ---- bodies ------------------------------------------------------------------------------------- */
-
-/* Moves the head into the arena so the read buffer can be consumed from the
- * front while the body streams. */
-static int relocate_head(corio__hconn *c) {
-    corio_req *r = &c->req;
-    if (r->head_copy)
-        return 0;
-    size_t len;
-    const char *buf = corio_stream_buffered(c->s, &len);
-    char *copy = corio__arena_alloc(&c->arena, r->head_len);
-    if (!copy)
-        return CORIO_ENOMEM;
-    memcpy(copy, buf, r->head_len);
-    /* Slices handed out so far (path, query) pointed into the buffer. */
-    if (r->path.ptr >= buf && r->path.ptr < buf + r->head_len)
-        r->path.ptr = copy + (r->path.ptr - buf);
-    if (r->query.ptr >= buf && r->query.ptr < buf + r->head_len)
-        r->query.ptr = copy + (r->query.ptr - buf);
-    for (size_t i = 0; i < r->nparams; i++)
-        if (r->params[i].value.ptr >= buf && r->params[i].value.ptr < buf + r->head_len)
-            r->params[i].value.ptr = copy + (r->params[i].value.ptr - buf);
-    r->head_copy = copy;
-    corio__stream_pin(c->s, false); /* nothing points into the buffer now */
-    corio_stream_consume(c->s, r->head_len);
-    c->parsed = 0;
-    return 0;
-}
-
-int corio_req_read(corio_req *r, void *buf, size_t len) {
-    corio__hconn *c = r->c;
-    if (!r->has_body || r->body_done || len == 0)
-        return 0;
-    int rc = relocate_head(c);
-    if (rc)
-        return rc;
-    if (r->expect_continue && !r->continue_sent) {
-        r->continue_sent = true;
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        rc = corio__hconn_queue(c, cont, sizeof cont - 1);
-        if (rc == 0)
-            rc = corio__hconn_flush(c);
-        if (rc)
-            return rc;
-    }
-    for (;;) {
-        size_t avail;
-        const char *data = corio_stream_buffered(c->s, &avail);
-        if (avail) {
-            /* Feed at most len bytes: the body they carry is never more. */
-            size_t feed = avail < len ? avail : len;
-            r->sink = buf;
-            r->sink_len = len;
-            llhttp_errno_t err = llhttp_execute(&c->parser, data, feed);
-            size_t used = feed;
-            if (err == HPE_PAUSED) {
-                used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
-                llhttp_resume(&c->parser);
-            } else if (err != HPE_OK) {
-                r->sink = NULL;
-                c->close = true;
-                return c->reject == 413 ? CORIO_ERANGE : CORIO_EINVAL;
-            }
-            size_t got = len - r->sink_len;
-            r->sink = NULL;
-            corio_stream_consume(c->s, used);
-            if (got || r->body_done)
-                return (int)got;
-            continue;
-        }
-        rc = fill_within(c, c->opts.body_timeout_ms);
-        if (rc < 0) {
-            c->close = true;
-            return rc == CORIO_EOF ? CORIO_EOF : rc;
-        }
-    }
-}
-
-int corio_req_body(corio_req *r, corio_strv *body) {
-    corio__hconn *c = r->c;
-    *body = (corio_strv){"", 0};
-    if (!r->has_body)
-        return 0;
-    size_t avail;
-    const char *buf = corio_stream_buffered(c->s, &avail);
-    /* Already all here, in one piece: a slice of the read buffer. */
-    if (!r->chunked && !r->head_copy && avail - c->parsed >= r->content_length) {
-        llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, r->content_length);
-        if (err == HPE_PAUSED)
-            llhttp_resume(&c->parser);
-        *body = (corio_strv){buf + c->parsed, r->content_length};
-        c->parsed += r->content_length;
-        r->body_done = true;
-        return 0;
-    }
-    size_t cap = r->chunked ? 4096 : r->content_length;
-    char *out = corio__arena_alloc(&c->arena, cap);
-    size_t used = 0;
-    if (!out)
-        return CORIO_ENOMEM;
-    for (;;) {
-        if (used == cap) {
-            if (cap >= c->opts.max_body) {
-                c->reject = 413;
-                c->close = true;
-                return CORIO_ERANGE;
-            }
-            size_t ncap = cap * 2 < c->opts.max_body ? cap * 2 : c->opts.max_body;
-            char *n = corio__arena_alloc(&c->arena, ncap);
-            if (!n)
-                return CORIO_ENOMEM;
-            memcpy(n, out, used);
-            out = n;
-            cap = ncap;
-        }
-        int got = corio_req_read(r, out + used, cap - used);
-        if (got < 0)
-            return got;
-        used += (size_t)got;
-        if (r->body_done)
-            break;
-    }
-    *body = (corio_strv){out, used};
-    return 0;
-}
-
-/* After the handler: reads and drops what is left of the body, if small. */
-static int skip_body(corio__hconn *c) {
-    corio_req *r = &c->req;
-    if (!r->has_body || r->body_done)
-        return 0;
-    if (!r->chunked && r->content_length - r->body_read > DRAIN_BODY_MAX) {
-        c->close = true;
-        return 0;
-    }
-    char scratch[4096];
-    size_t dropped = 0;
-    while (!r->body_done) {
-        int n = corio_req_read(r, scratch, sizeof scratch);
-        if (n < 0)
-            return n;
-        dropped += (size_t)n;
-        if (dropped > DRAIN_BODY_MAX) {
-            c->close = true;
-            return 0;
-        }
-    }
-    return 0;
-}
-
-/* ---- one request ---------------------------------------------------------------------------------- */
+/* ---- one request ----------------------------------------------------------------------------- */
 
 static void log_request_error(corio__hconn *c, int rc) {
     corio_strv m = corio_req_method(&c->req), t = corio_req_target(&c->req);
@@ -531,12 +407,14 @@ static int run_endpoint(corio__hconn *c, corio__match *m, int found) {
     if (found != 200 && r->has_body) {
         /* Read the body first: it keeps the connection in step, and a
          * malformed one is answered 400 rather than 404/405. */
-        int rc = skip_body(c);
+        int rc = corio__req_skip_body(c);
         if (rc < 0 || c->reject)
             return corio__http_send_error(c, c->reject ? c->reject : 400, true);
     }
+    /* Not corio__http_send_error: that drops the headers set so far, and
+     * the middleware around us set them for this answer too. */
     if (found == 404)
-        return corio__http_send_error(c, 404, false);
+        return corio_res_text(res, 404, "Not Found\n");
     if (found == 405) {
         corio_res_header(res, "Allow", m->allow);
         return corio_res_text(res, 405, "Method Not Allowed\n");
@@ -560,32 +438,52 @@ int corio_next_call(corio_next *n) {
     return run_endpoint(n->c, n->m, n->found);
 }
 
-static int dispatch(corio__hconn *c) {
+/* Routes on the raw path (see router.c), so parameters are decoded one
+ * segment at a time. */
+static int route(corio__hconn *c, corio__match *m) {
     corio_req *r = &c->req;
+    corio_strv target = corio_req_target(r);
+    const char *q = memchr(target.ptr, '?', target.len);
+    corio_strv raw = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
+    char *scratch = NULL;
+    if (memchr(raw.ptr, '%', raw.len)) {
+        scratch = corio__arena_alloc(&c->arena, raw.len);
+        if (!scratch)
+            return CORIO_ENOMEM;
+    }
+    int found = corio__router_match_raw(c->srv->router, corio_req_method(r), raw, scratch, m);
+    if (found == 200) {
+        memcpy(r->params, m->params, m->nparams * sizeof m->params[0]);
+        r->nparams = m->nparams;
+    }
+    return found;
+}
+
+static int dispatch(corio__hconn *c) {
     corio_res *res = &c->res;
     corio__match m;
-    int found = corio__router_match(c->srv->router, corio_req_method(r), r->path, &m);
-    if (found == 200) {
-        memcpy(r->params, m.params, m.nparams * sizeof m.params[0]);
-        r->nparams = m.nparams;
-    }
+    int found = route(c, &m);
+    if (found < 0 || corio__req_prepare_body(c) != 0)
+        return corio__http_send_error(c, 503, true);
     corio_next next = {.c = c, .m = &m, .found = found};
     next.global = corio__router_global(c->srv->router, &next.nglobal);
-    /* While the handler runs, the slices it holds stay put, and a client
-     * that goes away cancels it (reason "peer gone") unless it asked to
-     * finish. */
-    corio__stream_pin(c->s, true);
+    /* While the handler runs, the slices it holds stay put (where the head
+     * is still in the read buffer), and a client that goes away cancels it
+     * (reason "peer gone") unless it asked to finish. */
+    corio__stream_pin(c->s, !c->req.head_copy);
     c->s->on_input_end = on_peer_gone;
     c->s->on_input_end_data = c;
     int rc = corio_next_call(&next);
     c->s->on_input_end = NULL;
     corio__stream_pin(c->s, false);
-    if (rc < 0 && corio_task_cancel_reason(corio_current()) != CORIO_CANCEL_PEER_GONE)
+    /* A client that left, or sent a bad body, is no handler failure. */
+    if (rc < 0 && !c->reject && corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
     if (!res->started) {
         if (rc >= 0)
             corio_log(CORIO_LOG_ERROR, "a handler returned without a response");
-        return corio__http_send_error(c, 500, false);
+        /* The body's own failure (400, 408, 413) if that is why. */
+        return corio__http_send_error(c, c->reject ? c->reject : 500, c->reject != 0);
     }
     if (!res->ended) {
         if (rc < 0)
@@ -607,6 +505,69 @@ static void reset_request(corio__hconn *c) {
     c->in_value = false;
 }
 
+/* Whether the client may still be sending when we close: then closing at
+ * once would make the kernel answer its next bytes with a reset, which can
+ * destroy the response before the client has read it. */
+static bool may_still_send(corio__hconn *c) {
+    if (c->s->rerr)
+        return false; /* its input already ended (or failed) */
+    size_t buffered;
+    corio_stream_buffered(c->s, &buffered);
+    size_t mine = c->req.head_copy ? 0 : c->parsed;
+    return c->reject || (c->req.has_body && !c->req.body_done) || buffered > mine;
+}
+
+/* Closing with the client still sending (a body we will not read, a request
+ * we refused): send everything, half-close, and read and drop what still
+ * comes for a moment, as Apache's and nginx's lingering close do.  Marked
+ * idle meanwhile: a server shutdown need not wait for it. */
+static void linger(corio__hconn *c) {
+    corio_stream_set_idle(c->s, true);
+    CORIO_WITH(corio_timeout_scope(LINGER_MS)) {
+        if (corio__hconn_flush(c) == 0 && corio_stream_shutdown(c->s) == 0) {
+            char scratch[4096];
+            while (corio_stream_read(c->s, scratch, sizeof scratch) > 0) {
+            }
+        }
+    }
+    corio_stream_set_idle(c->s, false);
+}
+
+/* 0 in a field of opts means its default. */
+static void apply_defaults(corio_http_opts *o) {
+#define DEFAULT(field)                                                                             \
+    if (!o->field)                                                                                 \
+        o->field = default_opts.field;
+    DEFAULT(max_request_line)
+    DEFAULT(max_header_bytes)
+    DEFAULT(max_headers)
+    DEFAULT(max_body)
+    DEFAULT(header_timeout_ms)
+    DEFAULT(body_timeout_ms)
+    DEFAULT(keepalive_timeout_ms)
+    DEFAULT(send_timeout_ms)
+#undef DEFAULT
+}
+
+/* Serves one request whose head has been read; returns 0 to go on with the
+ * next one, or a negative code (socket errors: the connection is done). */
+static int serve_request(corio__hconn *c) {
+    int st = prepare(c);
+    if (st) {
+        c->reject = st;
+        return corio__http_send_error(c, st, true);
+    }
+    c->requests++;
+    if (!c->req.keep_alive || (c->opts.max_requests && c->requests >= c->opts.max_requests))
+        c->close = true;
+    int rc = dispatch(c);
+    if (rc == 0)
+        rc = corio__req_skip_body(c);
+    if (c->reject)
+        c->close = true; /* e.g. a body found too large after the answer */
+    return rc;
+}
+
 int corio_http_serve(corio_stream *s, void *arg) {
     const corio_http_server *srv = arg;
     if (!s || !srv || !srv->router)
@@ -617,17 +578,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.srv = srv;
     c.task = corio_current();
     c.opts = srv->opts;
-    const size_t *defaults = (const size_t *)&default_opts;
-    size_t *mine = (size_t *)&c.opts;
-    for (size_t i = 0; i < 5; i++) /* the size_t limits, then the timeouts */
-        if (!mine[i])
-            mine[i] = defaults[i];
-    uint64_t *t = &c.opts.header_timeout_ms;
-    const uint64_t *dt = &default_opts.header_timeout_ms;
-    for (size_t i = 0; i < 4; i++)
-        if (!t[i])
-            t[i] = dt[i];
-    c.opts.max_requests = srv->opts.max_requests;
+    apply_defaults(&c.opts);
     corio__arena_init(&c.arena);
     llhttp_init(&c.parser, HTTP_REQUEST, &settings);
     c.parser.data = &c;
@@ -635,33 +586,29 @@ int corio_http_serve(corio_stream *s, void *arg) {
                                                4096,
                             .write_timeout_ms = c.opts.send_timeout_ms};
     corio_stream_configure(s, &so);
+    if (c.opts.access_log)
+        corio__access_log_conn_begin(&c);
     int rc = 0;
     for (;;) {
         reset_request(&c);
+        if (c.nout == 0)
+            arena_reset(&c); /* the previous requests' memory, all written */
         int st = read_head(&c);
         if (st == HEAD_ONLY_CLOSE || st < 0) {
             rc = st < 0 ? st : 0;
             break;
         }
-        if (st == 0)
-            st = prepare(&c);
+        if (c.opts.access_log)
+            c.started_ns = uv_hrtime();
         if (st) {
-            corio__http_send_error(&c, st, true);
-            break;
+            c.reject = st;
+            rc = corio__http_send_error(&c, st, true);
+        } else {
+            rc = serve_request(&c);
         }
-        c.requests++;
-        if (!c.req.keep_alive || (c.opts.max_requests && c.requests >= c.opts.max_requests))
-            c.close = true;
-        rc = dispatch(&c);
-        if (rc == 0)
-            rc = skip_body(&c);
-        if (rc < 0)
-            break;
-        if (c.reject == 413) {
-            corio__http_send_error(&c, 413, true);
-            break;
-        }
-        if (c.close)
+        if (c.opts.access_log && c.res.started)
+            corio__access_log(&c);
+        if (rc < 0 || c.close)
             break;
         /* The request's bytes (its head, and its body if read in place). */
         if (!c.req.head_copy)
@@ -674,6 +621,10 @@ int corio_http_serve(corio_stream *s, void *arg) {
             break;
     }
     int frc = corio__hconn_flush(&c);
-    corio__arena_reset(&c.arena);
+    if (rc >= 0 && frc == 0 && c.close && may_still_send(&c))
+        linger(&c);
+    arena_reset(&c);
+    if (c.opts.access_log)
+        corio__access_log_conn_end();
     return rc < 0 ? rc : frc;
 }

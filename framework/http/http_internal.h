@@ -3,9 +3,10 @@
  * The request head stays where it was read: in the stream's read buffer,
  * which is pinned (never moved) while a request holds slices of it.  Header
  * names and values are recorded as offsets from the start of the head, and
- * turned into pointers when asked for.  If the handler streams a body larger
- * than what is buffered, the head is first copied into the arena so the
- * buffer can be consumed from the front.
+ * turned into pointers when asked for.  If the body is not all buffered
+ * behind the head when the handler is called, the head is first copied into
+ * the arena (every slice then points there), so the buffer can be consumed
+ * from the front as the body streams.
  */
 #ifndef CORIO_HTTP_INTERNAL_H
 #define CORIO_HTTP_INTERNAL_H
@@ -25,10 +26,12 @@ typedef struct corio__hdr {
     corio__span name, value;
 } corio__hdr;
 
+#define CORIO__HDRS_INLINE 32 /* header fields held without the arena */
+
 struct corio_req {
     struct corio__hconn *c;
     corio__span method, target, version;
-    corio__hdr *hdrs;
+    corio__hdr *hdrs; /* c->hdrs_inline, or the arena for many fields */
     size_t nhdrs, cap_hdrs;
     size_t head_len;       /* bytes of the head (request line + fields + CRLF) */
     const char *head_copy; /* set once the head moved into the arena */
@@ -38,8 +41,10 @@ struct corio_req {
     uint64_t content_length; /* when not chunked */
     bool chunked, has_body, body_done, expect_continue, continue_sent;
     bool keep_alive, head_method, finish_on_disconnect;
+    bool body_buffered; /* corio_req_body ran: `body` holds the whole body */
     uint8_t minor;
     size_t body_read;
+    corio_strv body;
     /* body delivery during llhttp_execute */
     char *sink;
     size_t sink_len;
@@ -49,6 +54,9 @@ struct corio_res {
     struct corio__hconn *c;
     char *extra; /* extra header lines, "Name: value\r\n" ... (arena) */
     size_t extra_len, extra_cap;
+    int status;          /* for the access log */
+    uint64_t body_bytes; /* body bytes handed to the stream (access log) */
+    char chunk_line[24]; /* the size line of the chunk being written */
     bool started, ended, chunked, close_delimited;
 };
 
@@ -61,15 +69,21 @@ typedef struct corio__hconn {
     corio__arena arena;
     corio_req req;
     corio_res res;
-    size_t parsed;    /* bytes of the current request's head fed to llhttp */
-    size_t line_end;  /* offset just past the request line, 0 until known */
-    int reject;       /* status chosen while parsing (400, 431, 501, 505...) */
-    bool in_value;    /* llhttp callbacks: last data was a header value */
-    bool close;       /* close after the current response */
-    /* responses waiting for one write */
+    size_t parsed;   /* bytes of the current request's head fed to llhttp */
+    size_t line_end; /* offset just past the request line, 0 until known */
+    int reject;      /* status chosen while parsing (400, 431, 501, 505...) */
+    bool in_value;   /* llhttp callbacks: last data was a header value */
+    bool close;      /* close after the current response */
+    /* responses waiting for one write; `out` lives in the arena and is kept
+     * across flushes until the arena is reset */
     struct iovec *out;
     size_t nout, cap_out, out_bytes;
     size_t requests;
+    uint64_t started_ns; /* the current request's head completed (uv_hrtime) */
+    char peer[48];       /* the client's address, for the access log */
+    /* The first header fields live here, not in the arena, so that the arena
+     * can be reset while a head is only partly read (see read_head). */
+    corio__hdr hdrs_inline[CORIO__HDRS_INLINE];
 } corio__hconn;
 
 /* Formats the Date header value (29 bytes), cached per second per thread. */
@@ -77,8 +91,21 @@ const char *corio__http_date(void);
 
 /* Queues bytes (borrowed until the flush) for the next write. */
 int corio__hconn_queue(corio__hconn *c, const void *p, size_t len);
-/* Writes everything queued, then resets the queue (and the arena if `reset`). */
+/* Writes everything queued, then empties the queue. */
 int corio__hconn_flush(corio__hconn *c);
+
+/* Await: corio_stream_fill within ms (0: fails at once with
+ * CORIO_ETIMEDOUT). */
+int corio__hconn_fill_within(corio__hconn *c, uint64_t ms);
+
+/* Before the handler: moves the head out of the read buffer if the body
+ * must stream through it.  Returns 0 or CORIO_ENOMEM. */
+int corio__req_prepare_body(corio__hconn *c);
+
+/* After the handler: reads and drops what is left of the request's body if
+ * it is small, else marks the connection to close.  Returns 0 or a read
+ * error. */
+int corio__req_skip_body(corio__hconn *c);
 
 /* The head's base pointer: the read buffer or the arena copy. */
 const char *corio__req_head(const corio_req *r);
@@ -93,5 +120,17 @@ int corio__http_send_error(corio__hconn *c, int status, bool close);
  * plus_is_space.  Returns the decoded length, or -1 for a bad escape or a
  * NUL byte. */
 long corio__pct_decode(corio_strv s, char *dst, bool plus_is_space);
+
+/* Whether the current request's body is unread and will stay so (the
+ * response must then close the connection; see conn.c). */
+bool corio__hconn_body_blocks_keepalive(const corio__hconn *c);
+
+/* Access log (response.c): appends the line of the response just completed
+ * on c to this thread's buffer.  begin/end bracket every connection served
+ * with the log on: begin notes the client's address, and the thread's last
+ * connection to end writes what is buffered. */
+void corio__access_log(corio__hconn *c);
+void corio__access_log_conn_begin(corio__hconn *c);
+void corio__access_log_conn_end(void);
 
 #endif

@@ -1,11 +1,21 @@
 /* Request accessors: slices of the head, decoded path and query, body
- * reading. */
+ * reading.
+ *
+ * Bodies.  llhttp paused at the end of the head; each body read feeds it the
+ * bytes buffered (at most as many as the caller's buffer holds, so the body
+ * they carry always fits) and on_body copies into the caller's buffer.  A
+ * failure while the handler reads is the client's (a malformed or oversized
+ * body, a stall, a disconnect): it is recorded in c->reject, which the
+ * server then answers (400, 408, 413) if the handler gives up without a
+ * response, and the connection closes. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http/http_internal.h"
 #include "net/stream_internal.h"
+
+#define DRAIN_BODY_MAX (64 * 1024) /* an unread body beyond this closes */
 
 const char *corio__req_head(const corio_req *r) {
     if (r->head_copy)
@@ -148,4 +158,223 @@ int corio_req_peer(const corio_req *req, char *buf, size_t len) {
 
 void *corio_req_alloc(corio_req *req, size_t n) {
     return corio__arena_alloc(&req->c->arena, n);
+}
+
+/* ---- bodies ------------------------------------------------------------------------------ */
+
+/* Moves the head into the arena so the read buffer can be consumed from the
+ * front while the body streams. */
+static int relocate_head(corio__hconn *c) {
+    corio_req *r = &c->req;
+    if (r->head_copy)
+        return 0;
+    size_t len;
+    const char *buf = corio_stream_buffered(c->s, &len);
+    char *copy = corio__arena_alloc(&c->arena, r->head_len);
+    if (!copy)
+        return CORIO_ENOMEM;
+    memcpy(copy, buf, r->head_len);
+    /* Slices handed out so far (path, query, parameters) pointed into the
+     * buffer. */
+    if (r->path.ptr >= buf && r->path.ptr < buf + r->head_len)
+        r->path.ptr = copy + (r->path.ptr - buf);
+    if (r->query.ptr >= buf && r->query.ptr < buf + r->head_len)
+        r->query.ptr = copy + (r->query.ptr - buf);
+    for (size_t i = 0; i < r->nparams; i++)
+        if (r->params[i].value.ptr >= buf && r->params[i].value.ptr < buf + r->head_len)
+            r->params[i].value.ptr = copy + (r->params[i].value.ptr - buf);
+    r->head_copy = copy;
+    corio__stream_pin(c->s, false); /* nothing points into the buffer now */
+    corio_stream_consume(c->s, r->head_len);
+    c->parsed = 0;
+    return 0;
+}
+
+/* The client's failure while its body is read: close after answering, and
+ * answer with `status` should the handler give up. */
+static int body_failed(corio__hconn *c, int status, int rc) {
+    c->close = true;
+    if (!c->reject)
+        c->reject = status;
+    return rc;
+}
+
+/* "100 Continue", before the first body read: only to an HTTP/1.1 client
+ * that asked, and only while no final response has begun (an interim
+ * response after the final one would corrupt the stream). */
+static int send_continue(corio__hconn *c) {
+    corio_req *r = &c->req;
+    if (!r->expect_continue || r->continue_sent || r->minor == 0 || c->res.started)
+        return 0;
+    r->continue_sent = true;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    int rc = corio__hconn_queue(c, cont, sizeof cont - 1);
+    return rc ? rc : corio__hconn_flush(c);
+}
+
+/* Whether the whole body is in the read buffer behind the head. */
+static bool body_all_buffered(corio__hconn *c) {
+    size_t avail;
+    corio_stream_buffered(c->s, &avail);
+    return !c->req.chunked && avail - c->parsed >= c->req.content_length;
+}
+
+int corio__req_prepare_body(corio__hconn *c) {
+    corio_req *r = &c->req;
+    /* A body that must stream through the read buffer needs the buffer's
+     * front: the head moves out now, before the handler can take slices of
+     * it that reading the body would then leave dangling.  A body already
+     * here whole is read in place, behind the head. */
+    if (!r->has_body || r->head_copy || body_all_buffered(c))
+        return 0;
+    return relocate_head(c);
+}
+
+int corio_req_read(corio_req *r, void *buf, size_t len) {
+    corio__hconn *c = r->c;
+    if (!r->has_body || r->body_done || len == 0)
+        return 0;
+    if (c->reject)
+        return c->reject == 413 ? CORIO_ERANGE : CORIO_EINVAL; /* llhttp stopped */
+    int rc = send_continue(c);
+    if (rc)
+        return rc;
+    for (;;) {
+        size_t avail;
+        const char *data = corio_stream_buffered(c->s, &avail);
+        size_t skip = r->head_copy ? 0 : c->parsed; /* in place: behind the head */
+        if (avail > skip) {
+            data += skip;
+            avail -= skip;
+            /* Feed at most len bytes: the body they carry is never more. */
+            size_t feed = avail < len ? avail : len;
+            r->sink = buf;
+            r->sink_len = len;
+            llhttp_errno_t err = llhttp_execute(&c->parser, data, feed);
+            size_t used = feed;
+            if (err == HPE_PAUSED) {
+                used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+                llhttp_resume(&c->parser);
+            } else if (err != HPE_OK) {
+                r->sink = NULL;
+                if (c->reject == 413)
+                    return body_failed(c, 413, CORIO_ERANGE);
+                return body_failed(c, 400, CORIO_EINVAL);
+            }
+            size_t got = len - r->sink_len;
+            r->sink = NULL;
+            if (r->head_copy)
+                corio_stream_consume(c->s, used);
+            else
+                c->parsed += used;
+            if (got || r->body_done)
+                return (int)got;
+            continue;
+        }
+        if (!r->head_copy) {
+            /* Read in place, yet not all here (cannot happen: see
+             * corio__req_prepare_body); make room the only way there is. */
+            rc = relocate_head(c);
+            if (rc)
+                return rc;
+            continue;
+        }
+        rc = corio__hconn_fill_within(c, c->opts.body_timeout_ms);
+        if (rc == CORIO_ETIMEDOUT && !corio_cancelled())
+            return body_failed(c, 408, rc);
+        if (rc < 0) {
+            c->close = true; /* gone, reset, cancelled: nobody to answer */
+            return rc;
+        }
+    }
+}
+
+int corio_req_body(corio_req *r, corio_strv *body) {
+    corio__hconn *c = r->c;
+    *body = (corio_strv){"", 0};
+    if (!r->has_body)
+        return 0;
+    if (r->body_buffered) { /* a second call (middleware, then handler) */
+        *body = r->body;
+        return 0;
+    }
+    if (r->body_done || r->body_read)
+        return CORIO_EALREADY; /* read with corio_req_read: gone */
+    size_t avail;
+    const char *buf = corio_stream_buffered(c->s, &avail);
+    /* Already all here, in one piece: a slice of the read buffer. */
+    if (!r->chunked && !r->head_copy && avail - c->parsed >= r->content_length) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, r->content_length);
+        if (err == HPE_PAUSED)
+            llhttp_resume(&c->parser);
+        r->body = (corio_strv){buf + c->parsed, r->content_length};
+        c->parsed += r->content_length;
+        r->body_done = r->body_buffered = true;
+        *body = r->body;
+        return 0;
+    }
+    /* A body of exactly max_body bytes fits: one byte more of room lets the
+     * parser, not the buffer's size, find a body that does not. */
+    size_t limit = c->opts.max_body + 1;
+    size_t cap = r->chunked ? 4096 : r->content_length;
+    char *out = corio__arena_alloc(&c->arena, cap);
+    size_t used = 0;
+    if (!out)
+        return CORIO_ENOMEM;
+    for (;;) {
+        if (used == cap) {
+            if (cap >= limit)
+                return body_failed(c, 413, CORIO_ERANGE);
+            size_t ncap = cap * 2 < limit ? cap * 2 : limit;
+            char *n = corio__arena_alloc(&c->arena, ncap);
+            if (!n)
+                return CORIO_ENOMEM;
+            memcpy(n, out, used);
+            out = n;
+            cap = ncap;
+        }
+        int got = corio_req_read(r, out + used, cap - used);
+        if (got < 0)
+            return got;
+        used += (size_t)got;
+        if (r->body_done)
+            break;
+    }
+    r->body = (corio_strv){out, used};
+    r->body_buffered = true;
+    *body = r->body;
+    return 0;
+}
+
+bool corio__hconn_body_blocks_keepalive(const corio__hconn *c) {
+    const corio_req *r = &c->req;
+    if (!r->has_body || r->body_done)
+        return false;
+    if (r->expect_continue && !r->continue_sent)
+        return true; /* the client may be waiting for a 100 that will not come */
+    return r->chunked || r->content_length - r->body_read > DRAIN_BODY_MAX;
+}
+
+int corio__req_skip_body(corio__hconn *c) {
+    corio_req *r = &c->req;
+    if (!r->has_body || r->body_done || c->close || c->reject)
+        return 0;
+    if ((r->expect_continue && !r->continue_sent) ||
+        (!r->chunked && r->content_length - r->body_read > DRAIN_BODY_MAX)) {
+        c->close = true; /* not announced as coming, or not worth reading */
+        return 0;
+    }
+    char scratch[4096];
+    size_t dropped = 0;
+    while (!r->body_done) {
+        int n = corio_req_read(r, scratch, sizeof scratch);
+        if (n < 0)
+            return n;
+        dropped += (size_t)n;
+        if (dropped > DRAIN_BODY_MAX) {
+            c->close = true;
+            return 0;
+        }
+    }
+    return 0;
 }

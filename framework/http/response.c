@@ -1,14 +1,22 @@
+#define _GNU_SOURCE /* memrchr */
 /* Responses: heads serialized into the connection's arena, small bodies
  * copied beside them, everything queued for one write per batch; large
- * bodies and streamed chunks are written straight from the caller's memory. */
+ * bodies and streamed chunks are written straight from the caller's memory.
+ * Also the access log, which records responses. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/http_internal.h"
+#include "runtime/internal.h"
 
 #define COPY_BODY_MAX (16 * 1024)
+#define WRITE_SLICE (256 * 1024)
 
 const char *corio__http_date(void) {
     static __thread char buf[32];
@@ -108,11 +116,34 @@ static bool bodiless_status(int status) {
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
+/* Writes len > 0 bytes of a borrowed buffer, and the static string tail (or
+ * NULL) after them, now, after whatever is queued.  In slices: what
+ * the kernel does not take at once the stream copies and queues, and a
+ * slice at a time that copy stays small, where one write of a large body
+ * would copy all of it (64 MiB sent to a slow client: 64 MiB more held). */
+static int write_borrowed(corio__hconn *c, const char *p, size_t len, const char *tail) {
+    for (;;) {
+        size_t n = len < WRITE_SLICE ? len : WRITE_SLICE;
+        bool last = n == len;
+        int rc = corio__hconn_queue(c, p, n);
+        if (rc == 0 && last && tail)
+            rc = corio__hconn_queue(c, tail, strlen(tail));
+        if (rc == 0)
+            rc = corio__hconn_flush(c);
+        if (rc || last)
+            return rc;
+        p += n;
+        len -= n;
+    }
+}
+
 /* Serializes the head into the arena and queues it. */
 static int queue_head(corio_res *res, int status, const char *ctype, const char *framing) {
     corio__hconn *c = res->c;
     if (corio_stream_draining(c->s))
         c->close = true; /* the server is shutting down: this is the last response */
+    if (corio__hconn_body_blocks_keepalive(c))
+        c->close = true; /* say so now: the unread body will end the connection */
     bool keep = !c->close;
     size_t cap = 256 + res->extra_len + (ctype ? strlen(ctype) : 0);
     char *h = corio__arena_alloc(&c->arena, cap);
@@ -134,6 +165,7 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
         n += snprintf(h + n, cap - (size_t)n, "Connection: keep-alive\r\n");
     n += snprintf(h + n, cap - (size_t)n, "\r\n");
     res->started = true;
+    res->status = status;
     return corio__hconn_queue(c, h, (size_t)n);
 }
 
@@ -158,6 +190,7 @@ int corio_res_send(corio_res *res, int status, const char *content_type, const v
     res->ended = true;
     if (no_body || c->req.head_method || len == 0)
         return 0;
+    res->body_bytes = len;
     if (len <= COPY_BODY_MAX) {
         void *copy = corio__arena_alloc(&c->arena, len);
         if (!copy)
@@ -165,8 +198,7 @@ int corio_res_send(corio_res *res, int status, const char *content_type, const v
         memcpy(copy, body, len);
         return corio__hconn_queue(c, copy, len);
     }
-    rc = corio__hconn_queue(c, body, len);
-    return rc ? rc : corio__hconn_flush(c); /* body is borrowed: write it now */
+    return write_borrowed(c, body, len, NULL); /* body is borrowed: write it now */
 }
 
 int corio_res_text(corio_res *res, int status, const char *text) {
@@ -203,20 +235,14 @@ int corio_res_write(corio_res *res, const void *data, size_t len) {
     corio__hconn *c = res->c;
     if (len == 0 || c->req.head_method)
         return 0;
-    if (!res->chunked) {
-        int rc = corio__hconn_queue(c, data, len);
-        return rc ? rc : corio__hconn_flush(c);
-    }
-    char *size = corio__arena_alloc(&c->arena, 24);
-    if (!size)
-        return CORIO_ENOMEM;
-    int n = snprintf(size, 24, "%zx\r\n", len);
-    int rc = corio__hconn_queue(c, size, (size_t)n);
-    if (rc == 0)
-        rc = corio__hconn_queue(c, data, len);
-    if (rc == 0)
-        rc = corio__hconn_queue(c, "\r\n", 2);
-    return rc ? rc : corio__hconn_flush(c);
+    res->body_bytes += len;
+    if (!res->chunked)
+        return write_borrowed(c, data, len, NULL);
+    /* The size line lives in res, not the arena: a stream of many chunks
+     * (server-sent events) must not grow the arena with each. */
+    int n = snprintf(res->chunk_line, sizeof res->chunk_line, "%zx\r\n", len);
+    int rc = corio__hconn_queue(c, res->chunk_line, (size_t)n);
+    return rc ? rc : write_borrowed(c, data, len, "\r\n");
 }
 
 int corio_res_end(corio_res *res) {
@@ -244,4 +270,154 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
     char body[64];
     snprintf(body, sizeof body, "%s\n", corio__http_reason(status));
     return corio_res_text(res, status, body);
+}
+
+/* ---- access log ------------------------------------------------------------------------- */
+
+/* One line per response, the common log format plus the microseconds from
+ * the request's head being complete to its response being complete (handed
+ * to the stream, or queued with the batch it leaves in):
+ *
+ *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /q?x=1 HTTP/1.1" 200 13 87
+ *
+ * Lines gather in a per-thread (so per-loop) buffer, written to stderr once
+ * it passes 16 KiB, a second after the first line waiting at the latest (a
+ * loop timer), and when the thread's last connection ends, which is also
+ * how every line is out before a worker exits.  Writes are whole lines, at
+ * most PIPE_BUF bytes each, so workers sharing stderr never interleave. */
+
+#define ALOG_FLUSH_AT (16 * 1024)
+#define ALOG_TARGET_MAX 2048                      /* longer targets are cut */
+#define ALOG_LINE_MAX (4 * ALOG_TARGET_MAX + 512) /* every target byte may need \xHH */
+#define ALOG_INTERVAL_MS 1000
+
+typedef struct alog {
+    char *buf; /* ALOG_FLUSH_AT + ALOG_LINE_MAX bytes while connections live */
+    size_t len;
+    size_t conns; /* connections with the log on, on this thread */
+    corio__timer timer;
+    time_t date_at;
+    char date[32];
+} alog;
+
+static __thread alog alog_tls;
+
+static void alog_write(alog *l) {
+    size_t off = 0;
+    while (off < l->len) {
+        size_t n = l->len - off;
+        if (n > PIPE_BUF) { /* up to the last whole line that fits */
+            const char *nl = memrchr(l->buf + off, '\n', PIPE_BUF);
+            n = nl ? (size_t)(nl - (l->buf + off)) + 1 : PIPE_BUF;
+        }
+        ssize_t w = write(STDERR_FILENO, l->buf + off, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* stderr is gone: the lines are dropped */
+        off += (size_t)w;
+    }
+    l->len = 0;
+}
+
+static void alog_on_timer(corio__timer *t) {
+    (void)t;
+    alog_write(&alog_tls);
+}
+
+/* The client's address without the port ("127.0.0.1", "::1"), or "-" when
+ * it has none (a Unix socket).  Taken when the connection begins: once the
+ * client has gone, the socket no longer knows. */
+static void alog_peer(corio__hconn *c) {
+    char name[sizeof c->peer + 8];
+    if (corio_stream_peer_name(c->s, name, sizeof name) != 0 || !name[0]) {
+        strcpy(c->peer, "-");
+        return;
+    }
+    const char *start = name[0] == '[' ? name + 1 : name;
+    const char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= sizeof c->peer)
+        n = sizeof c->peer - 1;
+    memcpy(c->peer, start, n);
+    c->peer[n] = '\0';
+}
+
+void corio__access_log_conn_begin(corio__hconn *c) {
+    alog_peer(c);
+    alog *l = &alog_tls;
+    if (l->conns++ > 0)
+        return;
+    l->buf = malloc(ALOG_FLUSH_AT + ALOG_LINE_MAX);
+    l->len = 0;
+    corio__timer_init(&l->timer, alog_on_timer);
+}
+
+void corio__access_log_conn_end(void) {
+    alog *l = &alog_tls;
+    if (--l->conns > 0)
+        return;
+    corio__timer_stop(corio__tls_loop, &l->timer);
+    if (l->buf)
+        alog_write(l);
+    free(l->buf);
+    l->buf = NULL;
+}
+
+/* Copies v into p, bytes that could break the line or the quotes as \xHH.
+ * Returns the bytes written (at most 4 * v.len). */
+static size_t alog_escape(char *p, corio_strv v) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            p[n++] = '\\';
+            p[n++] = 'x';
+            p[n++] = hex[ch >> 4];
+            p[n++] = hex[ch & 15];
+        } else {
+            p[n++] = (char)ch;
+        }
+    }
+    return n;
+}
+
+void corio__access_log(corio__hconn *c) {
+    alog *l = &alog_tls;
+    if (!l->buf)
+        return; /* no memory for the buffer when the connections began */
+    time_t now = time(NULL);
+    if (now != l->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(l->date, sizeof l->date, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        l->date_at = now;
+    }
+    const corio_req *r = &c->req;
+    char *line = l->buf + l->len;
+    size_t n = (size_t)snprintf(line, ALOG_LINE_MAX, "%s - - [%s] \"", c->peer, l->date);
+    if (r->version.len) { /* the request line was read whole */
+        corio_strv target = corio_req_target(r);
+        if (target.len > ALOG_TARGET_MAX)
+            target.len = ALOG_TARGET_MAX;
+        n += alog_escape(line + n, corio_req_method(r));
+        line[n++] = ' ';
+        n += alog_escape(line + n, target);
+        n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, " HTTP/1.%d",
+                              llhttp_get_http_minor(&c->parser));
+    } else {
+        line[n++] = '-';
+    }
+    char bytes[24] = "-";
+    if (c->res.body_bytes)
+        snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)c->res.body_bytes);
+    n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\" %d %s %llu\n", c->res.status, bytes,
+                          (unsigned long long)((uv_hrtime() - c->started_ns) / 1000));
+    l->len += n;
+    if (l->len >= ALOG_FLUSH_AT)
+        alog_write(l);
+    else if (!corio__timer_armed(&l->timer))
+        corio__timer_start(corio__tls_loop, &l->timer,
+                           corio__now_fresh(corio__tls_loop) + ALOG_INTERVAL_MS);
 }

@@ -1,11 +1,17 @@
 /* Router: a tree of path segments.  Each node has literal children, at most
  * one parameter child and an optional trailing-wildcard route; routes hang
  * off nodes by method.  Matching tries literal children before the parameter
- * child, and backtracks, so "/users/me" beats "/users/{id}". */
+ * child, and backtracks, so "/users/me" beats "/users/{id}".
+ *
+ * Requests are matched on their raw (still percent-encoded) path, one
+ * segment at a time, each segment decoded on its own: an encoded slash
+ * ("/users/a%2Fb") stays inside its segment, as the client meant, instead of
+ * becoming a separator as it would if the whole path were decoded first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http_internal.h"
 #include "http/router.h"
 
 typedef struct route {
@@ -19,12 +25,12 @@ typedef struct route {
 
 typedef struct node node;
 struct node {
-    char *segment;    /* literal text, or the parameter's name */
-    node *children;   /* literal children */
+    char *segment;  /* literal text, or the parameter's name */
+    node *children; /* literal children */
     node *sibling;
-    node *param;      /* "{name}" child */
-    route *routes;    /* ending here */
-    route *wildcard;  /* "*" ending here */
+    node *param;     /* "{name}" child */
+    route *routes;   /* ending here */
+    route *wildcard; /* "*" ending here */
 };
 
 struct corio_router {
@@ -240,9 +246,28 @@ static void add_allow(corio__match *m, const route *list) {
     }
 }
 
+/* Where decoded segments go: scratch has the raw path's size, and a segment
+ * starting at raw offset i decodes to scratch + i (decoding never lengthens),
+ * so the segments of one path never overlap.  scratch NULL: the path is
+ * matched as it is (already decoded, or free of escapes). */
+typedef struct decoder {
+    const char *raw;
+    char *scratch;
+} decoder;
+
+static corio_strv decode(const decoder *d, const char *p, size_t len) {
+    if (!d->scratch || !memchr(p, '%', len))
+        return (corio_strv){p, len};
+    char *dst = d->scratch + (p - d->raw);
+    long n = corio__pct_decode((corio_strv){p, len}, dst, false);
+    /* The server has checked that the whole path decodes; a segment cannot
+     * end inside an escape, since '/' is not a hex digit. */
+    return n < 0 ? (corio_strv){p, len} : (corio_strv){dst, (size_t)n};
+}
+
 /* Returns 200 (found), 405 (path found, method not) or 404. */
-static int match(const node *n, const char *p, const char *end, corio_strv method,
-                 corio__match *m) {
+static int match(const node *n, const char *p, const char *end, corio_strv method, corio__match *m,
+                 const decoder *d) {
     if (p == end) {
         const route *e = find_method(n->routes, method);
         if (e) {
@@ -261,25 +286,23 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
     } else {
         const char *slash = memchr(p, '/', (size_t)(end - p));
         const char *seg_end = slash ? slash : end;
-        size_t len = (size_t)(seg_end - p);
-        const char *next = slash ? slash + 1 : end;
-        if (slash && next == end)
-            next = end; /* trailing slash: an empty last segment matches the node */
+        const char *next = slash ? slash + 1 : end; /* "a/" ends at the node of "a" */
+        corio_strv seg = decode(d, p, (size_t)(seg_end - p));
         int best = 404;
         for (const node *c = n->children; c; c = c->sibling) {
-            if (strlen(c->segment) == len && memcmp(c->segment, p, len) == 0) {
-                int rc = match(c, next, end, method, m);
+            if (corio_strv_eq(seg, c->segment)) {
+                int rc = match(c, next, end, method, m, d);
                 if (rc == 200)
                     return rc;
                 if (rc == 405)
                     best = 405;
             }
         }
-        if (n->param && len > 0 && m->nparams < CORIO__MAX_PARAMS) {
+        if (n->param && seg.len > 0 && m->nparams < CORIO__MAX_PARAMS) {
             m->params[m->nparams].name = n->param->segment;
-            m->params[m->nparams].value = (corio_strv){p, len};
+            m->params[m->nparams].value = seg;
             m->nparams++;
-            int rc = match(n->param, next, end, method, m);
+            int rc = match(n->param, next, end, method, m, d);
             if (rc == 200)
                 return rc;
             m->nparams--;
@@ -293,7 +316,7 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
         const route *e = find_method(n->wildcard, method);
         if (e && m->nparams < CORIO__MAX_PARAMS) {
             m->params[m->nparams].name = "*";
-            m->params[m->nparams].value = (corio_strv){p, (size_t)(end - p)};
+            m->params[m->nparams].value = decode(d, p, (size_t)(end - p));
             m->nparams++;
             m->fn = e->fn;
             m->arg = e->arg;
@@ -307,8 +330,8 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
     return 404;
 }
 
-int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
-                        corio__match *m) {
+static int match_root(const corio_router *r, corio_strv method, corio_strv path, corio__match *m,
+                      const decoder *d) {
     m->fn = NULL;
     m->mws = NULL;
     m->nmws = 0;
@@ -316,5 +339,17 @@ int corio__router_match(const corio_router *r, corio_strv method, corio_strv pat
     m->allow[0] = '\0';
     if (path.len == 0 || path.ptr[0] != '/')
         return 404;
-    return match(&r->root, path.ptr + 1, path.ptr + path.len, method, m);
+    return match(&r->root, path.ptr + 1, path.ptr + path.len, method, m, d);
+}
+
+int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
+                        corio__match *m) {
+    decoder d = {path.ptr, NULL};
+    return match_root(r, method, path, m, &d);
+}
+
+int corio__router_match_raw(const corio_router *r, corio_strv method, corio_strv raw_path,
+                            char *scratch, corio__match *m) {
+    decoder d = {raw_path.ptr, scratch};
+    return match_root(r, method, raw_path, m, &d);
 }

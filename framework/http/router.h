@@ -28,8 +28,14 @@ typedef struct corio__match {
 
 /* Matches method and (decoded) path.  Returns 200 with m->fn set, 404, or
  * 405 with m->allow filled in. */
-int corio__router_match(const corio_router *r, corio_strv method, corio_strv path,
-                        corio__match *m);
+int corio__router_match(const corio_router *r, corio_strv method, corio_strv path, corio__match *m);
+
+/* The same for a raw path (percent-encoded, as sent, known to decode):
+ * segments are split first and decoded after, into `scratch` (raw_path.len
+ * bytes, or NULL when raw_path holds no '%'), which parameters then point
+ * into. */
+int corio__router_match_raw(const corio_router *r, corio_strv method, corio_strv raw_path,
+                            char *scratch, corio__match *m);
 
 /* The router's global middleware. */
 const corio__mw *corio__router_global(const corio_router *r, size_t *n);

@@ -17,6 +17,7 @@
 #include "errno.h"
 #include "future.h"
 #include "http.h"
+#include "http_file.h"
 #include "log.h"
 #include "loop.h"
 #include "scope.h"

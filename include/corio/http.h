@@ -72,22 +72,31 @@ bool corio_req_header(const corio_req *req, const char *name, corio_strv *value)
 size_t corio_req_header_count(const corio_req *req);
 bool corio_req_header_at(const corio_req *req, size_t i, corio_strv *name, corio_strv *value);
 
-/* A path parameter of the route ("/users/{id}" → "id"), percent-decoded. */
+/* A path parameter of the route ("/users/{id}" → "id"), percent-decoded.
+ * Routes match the path segments as sent, each decoded on its own, so an
+ * encoded slash stays in its parameter ("/users/a%2Fb": id "a/b"). */
 bool corio_req_param(const corio_req *req, const char *name, corio_strv *value);
 /* A query parameter, percent-decoded ('+' is a space).  The first one named
  * `name`.  Returns false if absent or not decodable. */
 bool corio_req_query(corio_req *req, const char *name, corio_strv *value);
 
 /* Await: the whole body, buffered in the request's arena (or as a slice of
- * the read buffer when it is already there).  Returns 0, CORIO_ERANGE when
- * it exceeds the body limit (the server answers 413 and closes), CORIO_EOF if
- * the client went away, CORIO_ETIMEDOUT, CORIO_ECANCELED. */
+ * the read buffer when it is already there).  A second call returns the same
+ * body (middleware may read it before the handler).  Returns 0, CORIO_ERANGE
+ * when it exceeds the body limit, CORIO_EINVAL for a malformed chunked body,
+ * CORIO_ETIMEDOUT when the client stalls longer than body_timeout_ms — a
+ * handler that returns these without responding gets the server's 413, 400
+ * or 408, and the connection closes — CORIO_EOF if the client went away,
+ * CORIO_ECANCELED, CORIO_EALREADY if corio_req_read already consumed some
+ * of the body. */
 int corio_req_body(corio_req *req, corio_strv *body);
 
 /* Await: reads the next piece of a streamed body into buf.  Returns the
  * count, 0 at the end of the body, or corio_req_body's errors.  The server
- * reads from the socket only as fast as the handler consumes.  Answers
- * "Expect: 100-continue" on the first call. */
+ * reads from the socket only as fast as the handler consumes.  The first
+ * call answers "Expect: 100-continue" (HTTP/1.1, and only while no response
+ * has been started); a handler that responds without reading such a body
+ * never sends the 100, and its response closes the connection. */
 int corio_req_read(corio_req *req, void *buf, size_t len);
 
 /* By default a client that disconnects while its handler runs cancels the
@@ -173,15 +182,23 @@ int corio_route_use(corio_router *r, const char *method, const char *pattern, co
 
 /* Limits and timeouts; 0 in a field means its default. */
 typedef struct corio_http_opts {
-    size_t max_request_line; /* 8 KiB; beyond: 414 and close */
-    size_t max_header_bytes; /* 16 KiB; beyond: 431 and close */
-    size_t max_headers;      /* 100 fields; beyond: 431 and close */
-    size_t max_body;         /* 1 MiB; beyond: 413 and close */
-    size_t max_requests;     /* per connection; 0: no cap */
+    size_t max_request_line;       /* 8 KiB; beyond: 414 and close */
+    size_t max_header_bytes;       /* 16 KiB; beyond: 431 and close */
+    size_t max_headers;            /* 100 fields; beyond: 431 and close */
+    size_t max_body;               /* 1 MiB; beyond: 413 and close */
+    size_t max_requests;           /* per connection; 0: no cap */
     uint64_t header_timeout_ms;    /* 10 s for the whole head: 408 */
     uint64_t body_timeout_ms;      /* 15 s without progress: 408 */
     uint64_t keepalive_timeout_ms; /* 5 s idle between requests: close */
     uint64_t send_timeout_ms;      /* 30 s without progress: abort */
+    /* Access log: one line per response on stderr, in the common log format
+     * followed by the request's duration in microseconds (from its head
+     * complete to its response complete):
+     *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /a?b=1 HTTP/1.1" 200 13 87
+     * Lines are buffered per thread and written as whole lines when 16 KiB
+     * have gathered, within a second, and when the thread's last connection
+     * ends.  Off by default. */
+    bool access_log;
 } corio_http_opts;
 
 typedef struct corio_http_server {

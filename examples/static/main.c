@@ -1,0 +1,149 @@
+/* Static file server: serves one directory and nothing outside it.
+ *
+ *     static --root DIR [runner flags]     (or STATIC_ROOT=DIR; default ".")
+ *
+ *     GET/HEAD /path   ->  DIR/path, with ETag, Last-Modified, 304 and Range
+ *     GET /dir/        ->  DIR/dir/index.html
+ *     GET /dir         ->  301 to /dir/ (so the index's relative links work)
+ *     anything else    ->  404 (missing, "..", dot-files, symlinks leading out)
+ *
+ * corio_res_file_under() resolves the path beneath the root in the kernel
+ * (openat2 RESOLVE_BENEATH).  With --realpath the example takes the two-step
+ * road instead: corio_http_file_path() maps and checks the path, then
+ * corio_res_file() serves it (this path blocks the loop in realpath(); it is
+ * kept to show and test the helper).  Every flag of the standalone runner
+ * applies (--port, --workers, ...; see --help).
+ */
+#include <corio/corio.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct site {
+    char root[PATH_MAX];
+    bool two_step; /* --realpath */
+} site;
+
+static const corio_file_opts file_opts = {.index = "index.html"};
+
+/* A path with a segment starting with '.' (".git", ".env"). */
+static bool has_dotfile(corio_strv p) {
+    for (size_t i = 0; i < p.len; i++)
+        if (p.ptr[i] == '.' && (i == 0 || p.ptr[i - 1] == '/'))
+            return true;
+    return false;
+}
+
+/* 301 to the requested target with a '/' after its path. */
+static int redirect_to_dir(corio_req *req, corio_res *res) {
+    corio_strv t = corio_req_target(req);
+    const char *q = memchr(t.ptr, '?', t.len);
+    size_t plen = q ? (size_t)(q - t.ptr) : t.len;
+    char *loc = corio_req_alloc(req, t.len + 2);
+    if (!loc)
+        return CORIO_ENOMEM;
+    memcpy(loc, t.ptr, plen);
+    loc[plen] = '/';
+    memcpy(loc + plen + 1, t.ptr + plen, t.len - plen);
+    loc[t.len + 1] = '\0';
+    int rc = corio_res_header(res, "Location", loc);
+    return rc ? rc : corio_res_text(res, 301, "Moved Permanently\n");
+}
+
+/* Answers what corio_res_file* could not serve (nothing was sent yet). */
+static int answer_error(corio_req *req, corio_res *res, int rc) {
+    if (rc == 0 || corio_res_started(res))
+        return rc;
+    switch (rc) {
+    case -EISDIR:
+        return redirect_to_dir(req, res);
+    case CORIO_ENOENT:
+    case CORIO_EPERM:
+    case CORIO_ERANGE:
+        return corio_res_text(res, 404, "Not Found\n");
+    case -EACCES:
+        return corio_res_text(res, 403, "Forbidden\n");
+    default:
+        return rc; /* the server answers 500 and logs it */
+    }
+}
+
+/* --realpath: map with corio_http_file_path, then serve the checked path. */
+static int serve_two_step(corio_req *req, corio_res *res, const site *st) {
+    corio_strv path = corio_req_path(req);
+    char *file = corio_req_alloc(req, PATH_MAX + 1);
+    if (!file)
+        return CORIO_ENOMEM;
+    int rc = corio_http_file_path(st->root, path, file, PATH_MAX);
+    if (rc == 0 && has_dotfile(path))
+        rc = CORIO_EPERM; /* the policy corio_res_file_under applies by default */
+    if (rc == 0 && path.len && path.ptr[path.len - 1] == '/')
+        strcat(file, "/"); /* the '/' that selects the index */
+    if (rc == 0)
+        rc = corio_res_file(res, file, &file_opts);
+    return answer_error(req, res, rc);
+}
+
+static int serve(corio_req *req, corio_res *res, void *arg) {
+    const site *st = arg;
+    if (st->two_step)
+        return serve_two_step(req, res, st);
+    int rc = corio_res_file_under(res, st->root, corio_req_path(req), &file_opts);
+    return answer_error(req, res, rc);
+}
+
+/* Takes --root DIR, --root=DIR and --realpath out of argv (the runner
+ * refuses flags it does not know).  Returns the new argc, or -1. */
+static int take_flags(int argc, char **argv, const char **root, bool *two_step) {
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--root") == 0) {
+            if (i + 1 == argc)
+                return -1;
+            *root = argv[++i];
+        } else if (strncmp(argv[i], "--root=", 7) == 0) {
+            *root = argv[i] + 7;
+        } else if (strcmp(argv[i], "--realpath") == 0) {
+            *two_step = true;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    argv[n] = NULL;
+    return n;
+}
+
+int main(int argc, char **argv) {
+    static site st;
+    const char *root = getenv("STATIC_ROOT");
+    argc = take_flags(argc, argv, &root, &st.two_step);
+    if (argc < 0) {
+        fprintf(stderr, "static: --root needs a directory\n");
+        return 2;
+    }
+    struct stat sb;
+    if (!root)
+        root = ".";
+    if (!realpath(root, st.root) || stat(st.root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "static: --root %s: not a directory\n", root);
+        return 2;
+    }
+    corio_router *router;
+    if (corio_router_new(&router) != 0 || corio_router_add(router, "GET", "/*", serve, &st) != 0) {
+        fprintf(stderr, "static: cannot build the router\n");
+        return 1;
+    }
+    corio_http_server http = {.router = router};
+    corio_app app = {
+        .name = "static",
+        .description = "static file server (--root DIR or STATIC_ROOT; --realpath)",
+        .handler = corio_http_serve,
+        .arg = &http,
+        .default_port = 8080,
+    };
+    int code = corio_app_main(&app, argc, argv);
+    corio_router_free(router);
+    return code;
+}
