@@ -23,6 +23,7 @@
 #include "net/stream_internal.h"
 
 #define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
+#define HEAD_PARK 2       /* read_head: idle between requests, park without a task */
 #define LINGER_MS 2000    /* a lingering close lasts at most this */
 
 static const corio_http_opts default_opts = {
@@ -275,6 +276,12 @@ static int read_head(corio__hconn *c) {
         bool idle = !head_deadline;
         if (idle && corio_stream_draining(c->s))
             return HEAD_ONLY_CLOSE; /* shutting down: no new request */
+        /* Between requests, with nothing buffered and nothing to write, a
+         * connection from a server waits with no task and no stack: the
+         * server runs corio_http_serve again when bytes come. */
+        if (idle && c->parsed == 0 && c->nout == 0 && c->can_park &&
+            !corio__stream_has_input(c->s)) /* TLS: records not yet decrypted */
+            return HEAD_PARK;
         corio_stream_set_idle(c->s, idle);
         rc = corio__hconn_fill_within(c, wait);
         corio_stream_set_idle(c->s, false);
@@ -577,6 +584,8 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.s = s;
     c.srv = srv;
     c.task = corio_current();
+    c.requests = (size_t)(uintptr_t)*corio_stream_data(s); /* when resumed after parking */
+    c.can_park = corio_conn_idle(s, 0) == CORIO_CONN_IDLE; /* accepted by a server */
     c.opts = srv->opts;
     apply_defaults(&c.opts);
     corio__arena_init(&c.arena);
@@ -594,6 +603,13 @@ int corio_http_serve(corio_stream *s, void *arg) {
         if (c.nout == 0)
             arena_reset(&c); /* the previous requests' memory, all written */
         int st = read_head(&c);
+        if (st == HEAD_PARK) {
+            *corio_stream_data(s) = (void *)(uintptr_t)c.requests; /* kept while parked */
+            arena_reset(&c);
+            if (c.opts.access_log)
+                corio__access_log_conn_end();
+            return corio_conn_idle(s, c.opts.keepalive_timeout_ms);
+        }
         if (st == HEAD_ONLY_CLOSE || st < 0) {
             rc = st < 0 ? st : 0;
             break;

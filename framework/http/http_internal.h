@@ -74,6 +74,7 @@ typedef struct corio__hconn {
     int reject;      /* status chosen while parsing (400, 431, 501, 505...) */
     bool in_value;   /* llhttp callbacks: last data was a header value */
     bool close;      /* close after the current response */
+    bool can_park;   /* from a server: may wait between requests with no task */
     /* responses waiting for one write; `out` lives in the arena and is kept
      * across flushes until the arena is reset */
     struct iovec *out;
