@@ -1,6 +1,6 @@
 # corio: build the examples on Debian 12, ship them in a slim runtime image.
 #   docker build -t corio .
-#   docker run --rm corio                 # the tasks demo
+#   docker run --rm -p 8080:8080 corio    # the hello server
 #   docker run --rm corio <example> ...   # any other example in /usr/local/bin
 
 # ---- builder -------------------------------------------------------------------
@@ -21,7 +21,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && mkdir -p /out/bin \
  && find /build/examples -path '*/CMakeFiles' -prune -o -type f -perm -u+x -print \
       | xargs -r cp -t /out/bin \
- && test -x /out/bin/tasks
+ && test -x /out/bin/hello
 
 # ---- runtime -------------------------------------------------------------------
 FROM debian:12-slim AS runtime
@@ -32,4 +32,5 @@ RUN apt-get update \
  && useradd --system --no-create-home --shell /usr/sbin/nologin corio
 COPY --from=builder /out/bin/ /usr/local/bin/
 USER corio
-CMD ["/usr/local/bin/tasks"]
+EXPOSE 8080
+CMD ["/usr/local/bin/hello", "--host", "0.0.0.0", "--port", "8080"]

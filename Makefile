@@ -2,7 +2,7 @@
 #
 #   make deps        install missing Debian packages (no apt at all when none is missing)
 #   make build       Release build in build/
-#   make run         run the tasks demo
+#   make run         run the hello server on 127.0.0.1:8080 (Ctrl-C stops it)
 #   make test        ctest on the Release build
 #   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
 #   make valgrind    every test binary under valgrind memcheck
@@ -52,9 +52,9 @@ build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DCORIO_WERROR=$(WERROR)
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-# Run the main demo.
+# Run the main demo: the hello HTTP server on 127.0.0.1:8080.
 run: build
-	./$(BUILD_DIR)/examples/tasks/tasks
+	./$(BUILD_DIR)/examples/hello/hello --host 127.0.0.1 --port 8080
 
 # Run the test suite on the Release build; print (and log) a one-line summary.
 test: build

@@ -312,6 +312,7 @@ int main(int argc, char **argv) {
                 .send_timeout_ms = env_num("HTTP_TEST_SEND_TIMEOUT_MS"),
                 .max_body = (size_t)env_num("HTTP_TEST_MAX_BODY"),
                 .access_log = env_num("HTTP_TEST_ACCESS_LOG") != 0,
+                .max_requests = (size_t)env_num("HTTP_TEST_MAX_REQUESTS"),
             },
     };
     corio_app app = {

@@ -978,6 +978,35 @@ def lim_idle_keepalive_closes(t):
         c.close()
 
 
+def own_requests_per_connection_capped_and_idle_holds_no_task(t):
+    """max_requests 3: the third response says close and the server closes;
+    between requests a keep-alive connection holds no task (SIGUSR1's task
+    dump lists none named conn), and its request count survives that."""
+    srv = Server(ARGS.server, env={"HTTP_TEST_MAX_REQUESTS": "3"})
+    c = None
+    try:
+        c = Conn(srv.port)
+        for i in range(3):
+            c.send(req("GET", "/plaintext"))
+            status, hdrs, _, raw = c.response()
+            check(status == 200, raw)
+            if i == 2:
+                check(hdrs.get("connection") == "close", raw)
+                break
+            check(hdrs.get("connection") != "close", raw)
+            mark = srv.mark()
+            srv.proc.send_signal(signal.SIGUSR1)
+            srv.wait_log(r"live task", start=mark)
+            srv.wait_log(r"#\d+ main ", start=mark)  # the dump's last line is there
+            check(srv.count_log(r"#\d+ conn ", start=mark) == 0,
+                  "an idle keep-alive connection holds a task:\n" + srv.tail())
+        c.expect_eof()
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
 def own_graceful_drain(t):
     srv = Server(ARGS.server, "--drain-timeout", "10s")
     idle = busy = None
