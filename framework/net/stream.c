@@ -86,8 +86,28 @@ void corio_stream_configure(corio_stream *s, const corio_stream_opts *o) {
     s->wtimeout = o ? o->write_timeout_ms : 0;
 }
 
+/* Read buffers come and go with every burst of input (an idle stream holds
+ * none): keep a few of the common size per thread (one loop per thread) so
+ * a request costs no malloc. */
+#define RBUF_CACHE_MAX 64
+static __thread char *rbuf_cache[RBUF_CACHE_MAX];
+static __thread int rbuf_cached;
+
+static char *rbuf_alloc(size_t size) {
+    if (size == READ_CHUNK && rbuf_cached > 0)
+        return rbuf_cache[--rbuf_cached];
+    return malloc(size);
+}
+
+static void rbuf_free(char *p, size_t size) {
+    if (p && size == READ_CHUNK && rbuf_cached < RBUF_CACHE_MAX)
+        rbuf_cache[rbuf_cached++] = p;
+    else
+        free(p);
+}
+
 static void release_rbuf(corio_stream *s) {
-    free(s->rbuf);
+    rbuf_free(s->rbuf, s->rcap);
     s->rbuf = NULL;
     s->rcap = s->rpos = 0;
 }
@@ -99,7 +119,7 @@ static void on_close(uv_handle_t *h) {
     if (s->tls)
         corio__tls_free(s);
     corio__req_wait_done(s->close_wait, 0);
-    free(s->rbuf);
+    rbuf_free(s->rbuf, s->rcap);
     free(s);
 }
 
@@ -164,7 +184,7 @@ char *corio__stream_rbuf_room(corio_stream *s, size_t *room) {
     *room = 0;
     if (!s->rbuf) {
         s->rcap = s->rmax < READ_CHUNK ? s->rmax : READ_CHUNK;
-        s->rbuf = malloc(s->rcap);
+        s->rbuf = rbuf_alloc(s->rcap);
         s->rpos = 0;
         if (!s->rbuf) {
             s->rcap = 0;
