@@ -105,7 +105,7 @@ static int loop_open(corio_loop *L, const corio_run_opts *opts) {
                                              : default_stack_size;
     corio__stack_pool_init(&L->pool, L->stack_size,
                            opts && opts->stack_pool_max ? opts->stack_pool_max : 1024,
-                           opts && opts->stack_pool_hot ? opts->stack_pool_hot : 64);
+                           opts && opts->stack_pool_hot ? opts->stack_pool_hot : 256);
     uv_mutex_init(&L->ts_mutex);
     uv_prepare_init(&L->uv, &L->prepare);
     uv_check_init(&L->uv, &L->check);

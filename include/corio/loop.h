@@ -33,7 +33,7 @@ typedef struct corio_run_opts {
     uint64_t shutdown_grace_ms;
     /* Stacks kept mapped in the per-loop pool for reuse; 0 means 1024.
      * Of those, the first `stack_pool_hot` keep their pages; the rest give
-     * their pages back to the OS (madvise) while pooled.  0 means 64. */
+     * their pages back to the OS (madvise) while pooled.  0 means 256. */
     size_t stack_pool_max;
     size_t stack_pool_hot;
 } corio_run_opts;
