@@ -127,7 +127,7 @@ static void test_status_reasons(void **state) {
     assert_string_equal(corio__http_reason(505), "HTTP Version Not Supported");
     assert_string_equal(corio__http_reason(599), "Unknown");
     const char *date = corio__http_date();
-    assert_int_equal(strlen(date), 29); /* "Wed, 25 Nov 2026 13:37:43 GMT" */
+    assert_int_equal(strlen(date), 29);         /* "Wed, 25 Nov 2026 13:37:43 GMT" */
     assert_ptr_equal(corio__http_date(), date); /* formatted once, reused */
 }
 

@@ -17,10 +17,10 @@
 
 static char soft_failure[256];
 
-#define SOFT(cond)                                                                        \
-    do {                                                                                  \
-        if (!(cond) && !soft_failure[0])                                                  \
-            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);  \
+#define SOFT(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond) && !soft_failure[0])                                                           \
+            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);           \
     } while (0)
 
 static void run(corio_task_fn fn, void *arg) {
@@ -70,10 +70,10 @@ static const char *how_name(int how) {
 typedef struct rec {
     const char *name;
     text_log *log;
-    int enter_rc;            /* what enter returns */
-    uint64_t exit_sleep_ms;  /* exit awaits this long when not 0 */
+    int enter_rc;              /* what enter returns */
+    uint64_t exit_sleep_ms;    /* exit awaits this long when not 0 */
     corio_event *exit_entered; /* set when exit starts, if not NULL */
-    corio_lock *watch;       /* logs whether this lock is held at exit */
+    corio_lock *watch;         /* logs whether this lock is held at exit */
     int exits, how, exit_sleep_rc;
     uint64_t exit_slept_ms;
 } rec;
@@ -104,9 +104,10 @@ static const corio_resource_type rec_type = {.name = "rec", .enter = rec_enter, 
 /* The same with a short exit deadline, and unshielded. */
 static const corio_resource_type rec_quick_type = {
     .name = "rec-quick", .enter = rec_enter, .exit = rec_exit, .exit_timeout_ms = 30};
-static const corio_resource_type rec_unshielded_type = {
-    .name = "rec-unshielded", .enter = rec_enter, .exit = rec_exit,
-    .flags = CORIO_RESOURCE_UNSHIELDED};
+static const corio_resource_type rec_unshielded_type = {.name = "rec-unshielded",
+                                                        .enter = rec_enter,
+                                                        .exit = rec_exit,
+                                                        .flags = CORIO_RESOURCE_UNSHIELDED};
 
 static corio_resource rec_scope(rec *r) {
     return (corio_resource){.type = &rec_type, .self = r, .arg = 0};
@@ -115,8 +116,8 @@ static corio_resource rec_scope(rec *r) {
 /* ---- exit hooks on every way out ----------------------------------------------- */
 
 enum way { NORMAL, RETURN, BREAK, CONTINUE, GOTO, ERROR, CANCEL, TIMEOUT, WAYS };
-static const char *const way_names[WAYS] = {"normal", "return", "break", "continue",
-                                            "goto", "error", "cancel", "timeout"};
+static const char *const way_names[WAYS] = {"normal", "return", "break",  "continue",
+                                            "goto",   "error",  "cancel", "timeout"};
 
 typedef struct ways_ctx {
     enum way way;

@@ -153,7 +153,8 @@ static void test_read_until_and_read_exactly(void **state) {
     corio_test_run(lines_main, NULL);
 }
 
-/* ---- many concurrent clients ------------------------------------------------------------------ */
+/* ---- many concurrent clients ------------------------------------------------------------------
+ */
 
 typedef struct client_arg {
     int port;
@@ -204,7 +205,8 @@ static void test_thousand_concurrent_clients(void **state) {
     corio_test_run(many_clients_main, (void *)(uintptr_t)1000);
 }
 
-/* ---- max connections ----------------------------------------------------------------------------- */
+/* ---- max connections
+ * ----------------------------------------------------------------------------- */
 
 static int cap_main(void *arg) {
     (void)arg;
@@ -253,7 +255,8 @@ static void test_max_connections_cap_pauses_and_resumes_accepting(void **state) 
     corio_test_run(cap_main, NULL);
 }
 
-/* ---- shutdown drains, then cancels ------------------------------------------------------------------ */
+/* ---- shutdown drains, then cancels
+ * ------------------------------------------------------------------ */
 
 static int slow_handler(corio_stream *s, void *arg) {
     int *cancelled = arg;
@@ -292,7 +295,6 @@ static void test_shutdown_cancels_connections_after_drain_deadline(void **state)
     (void)state;
     corio_test_run(drain_main, NULL);
 }
-
 
 /* ---- connections parked without a task (corio_conn_idle) ------------------------------------ */
 

@@ -16,10 +16,10 @@
 static char soft_failure[256];
 
 /* A check inside a task: remembers the first failure, reported by run(). */
-#define SOFT(cond)                                                                        \
-    do {                                                                                  \
-        if (!(cond) && !soft_failure[0])                                                  \
-            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);  \
+#define SOFT(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond) && !soft_failure[0])                                                           \
+            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);           \
     } while (0)
 
 /* Runs fn as main task, asserts that the loop closed cleanly with result 0 and
@@ -74,11 +74,11 @@ struct lock_ctx {
 };
 
 /* Asserts that the n ints of array arr are the given ones. */
-#define assert_ints(arr, n, ...)                                                 \
-    do {                                                                         \
-        int want_[] = {__VA_ARGS__};                                             \
-        assert_int_equal((n), sizeof want_ / sizeof *want_);                     \
-        assert_memory_equal((arr), want_, sizeof want_);                         \
+#define assert_ints(arr, n, ...)                                                                   \
+    do {                                                                                           \
+        int want_[] = {__VA_ARGS__};                                                               \
+        assert_int_equal((n), sizeof want_ / sizeof *want_);                                       \
+        assert_memory_equal((arr), want_, sizeof want_);                                           \
     } while (0)
 #define assert_order(c, ...) assert_ints((c).order, (c).n, __VA_ARGS__)
 
@@ -552,13 +552,13 @@ static void test_semaphore_cancel_waiter_keeps_permits(void **state) {
 typedef struct queue_ctx {
     corio_queue *q, *q2, *q3;
     corio_task *task[4];
-    int rc[4];   /* of the waiting tasks */
+    int rc[4]; /* of the waiting tasks */
     void *got[4];
-    int step;    /* bumped by a task when its await returned */
+    int step; /* bumped by a task when its await returned */
     size_t received, max_size;
     int out_of_order, producer_rc, end_rc;
     int drained[4], n_drained;
-    int r[8];    /* results of the main task's calls */
+    int r[8]; /* results of the main task's calls */
 } queue_ctx;
 
 typedef struct q_op {
@@ -645,7 +645,7 @@ static int queue_wait_main(void *arg) {
 
     /* put awaits while full, until a get makes room. */
     SOFT(corio_queue_try_put(c->q, IT(1)) == 0);
-    SOFT(corio_queue_put(c->q, IT(2)) == 0); /* room: no wait */
+    SOFT(corio_queue_put(c->q, IT(2)) == 0);     /* room: no wait */
     c->rc[2] = corio_queue_try_put(c->q, IT(9)); /* EAGAIN: full */
     q_op p = {c, 1, c->q, IT(3), 0};
     c->task[1] = spawn("putter", q_put_fn, &p);
@@ -678,7 +678,9 @@ static int queue_close_main(void *arg) {
     SOFT(corio_queue_new(&c->q2, 2) == 0); /* empty: getters wait */
     SOFT(corio_queue_try_put(c->q, IT(1)) == 0);
     SOFT(corio_queue_try_put(c->q, IT(2)) == 0);
-    q_op ops[4] = {{c, 0, c->q, IT(3), 0}, {c, 1, c->q, IT(4), 0}, {c, 2, c->q2, NULL, 0},
+    q_op ops[4] = {{c, 0, c->q, IT(3), 0},
+                   {c, 1, c->q, IT(4), 0},
+                   {c, 2, c->q2, NULL, 0},
                    {c, 3, c->q2, NULL, 0}};
     for (int i = 0; i < 4; i++)
         c->task[i] = spawn("waiter", i < 2 ? q_put_fn : q_get_fn, &ops[i]);

@@ -194,8 +194,7 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
-            return fail(err, errlen, "--%s: missing value (expected %s)", opt->flag,
-                        opt->accepts);
+            return fail(err, errlen, "--%s: missing value (expected %s)", opt->flag, opt->accepts);
         }
         if (set_value(o, opt, v) != 0)
             return fail(err, errlen, "--%s: expected %s, got '%s'", opt->flag, opt->accepts, v);

@@ -9,8 +9,7 @@
  * inherited listening socket; -1: open our own from the options.  ready_fd
  * >= 0 gets one byte once the worker accepts connections, then is closed.
  * Returns the process exit code. */
-int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd,
-                      int ready_fd);
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int ready_fd);
 
 /* Runs the supervisor of o->workers workers.  Returns the exit code. */
 int corio__supervise(const corio_app *app, const corio__app_opts *o);

@@ -30,10 +30,10 @@
 #define KILL_MARGIN_MS 5000
 
 typedef struct slot {
-    int fd;          /* listening socket, kept open by the supervisor */
-    pid_t pid;       /* worker serving this slot (0: none) */
-    pid_t next_pid;  /* replacement starting during a rolling restart */
-    int ready_fd;    /* read end of next_pid's ready pipe, or -1 */
+    int fd;         /* listening socket, kept open by the supervisor */
+    pid_t pid;      /* worker serving this slot (0: none) */
+    pid_t next_pid; /* replacement starting during a rolling restart */
+    int ready_fd;   /* read end of next_pid's ready pipe, or -1 */
     uint64_t started_ms;
     unsigned failures;
     uint64_t restart_at; /* 0: no restart pending */
@@ -388,7 +388,7 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
         /* Unix sockets cannot share a path, and an inherited socket is one:
          * every slot serves the same socket then. */
         bool shared = o->unix_path || o->inherited_fd >= 0;
-        int fd = shared && i > 0           ? sv.slots[0].fd
+        int fd = shared && i > 0        ? sv.slots[0].fd
                  : o->inherited_fd >= 0 ? o->inherited_fd
                                         : corio__listen_socket(o, &port);
         if (fd >= 0 && o->inherited_fd >= 0)

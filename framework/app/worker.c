@@ -30,7 +30,8 @@ static void reload_tls(worker *w) {
     }
     int rc = corio_tls_ctx_reload(w->tls, w->opts->tls_cert, w->opts->tls_key);
     if (rc)
-        corio_log(CORIO_LOG_ERROR, "SIGHUP: cannot reload %s / %s (%s); keeping the old certificate",
+        corio_log(CORIO_LOG_ERROR,
+                  "SIGHUP: cannot reload %s / %s (%s); keeping the old certificate",
                   w->opts->tls_cert, w->opts->tls_key, corio_strerror(rc));
     else
         corio_log(CORIO_LOG_INFO, "SIGHUP: TLS certificate reloaded from %s", w->opts->tls_cert);
@@ -79,8 +80,8 @@ static int worker_main(void *arg) {
     if (rc == 0)
         rc = watch(w, &w->sig_usr1, SIGUSR1);
     if (rc == 0 && o->tls_cert) {
-        corio_tls_server_opts to = {.cert_file = o->tls_cert, .key_file = o->tls_key,
-                                    .alpn = w->app->tls_alpn};
+        corio_tls_server_opts to = {
+            .cert_file = o->tls_cert, .key_file = o->tls_key, .alpn = w->app->tls_alpn};
         rc = corio_tls_ctx_new_server(&w->tls, &to);
         if (rc)
             corio_log(CORIO_LOG_ERROR, "cannot load the TLS certificate %s / key %s: %s",
@@ -144,8 +145,7 @@ static int worker_main(void *arg) {
     return rc;
 }
 
-int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd,
-                      int ready_fd) {
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int ready_fd) {
     worker w;
     memset(&w, 0, sizeof w);
     w.app = app;

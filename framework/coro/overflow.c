@@ -8,8 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "coro/overflow.h"
 #include "corio/errno.h"
+#include "coro/overflow.h"
 
 __thread const corio__overflow_info *corio__overflow_current;
 
@@ -108,8 +108,8 @@ int corio__overflow_thread_init(void) {
         return install_error;
     if (altstack)
         return 0;
-    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                     0);
+    void *mem =
+        mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return CORIO_ENOMEM;
     stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};

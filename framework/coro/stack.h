@@ -13,13 +13,13 @@
 #include <stddef.h>
 
 typedef struct corio__stack {
-    void *map;     /* start of the mapping: the guard page(s) */
+    void *map; /* start of the mapping: the guard page(s) */
     size_t map_size;
-    void *lo;      /* lowest usable byte, just above the guard */
-    size_t size;   /* usable bytes */
+    void *lo;                  /* lowest usable byte, just above the guard */
+    size_t size;               /* usable bytes */
     struct corio__stack *next; /* in the pool */
-    unsigned vg_id; /* valgrind stack id */
-    bool cold;      /* pages given back while pooled */
+    unsigned vg_id;            /* valgrind stack id */
+    bool cold;                 /* pages given back while pooled */
 } corio__stack;
 
 typedef struct corio__stack_pool {

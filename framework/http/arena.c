@@ -18,7 +18,8 @@ static __thread corio__chunk *cache;
 static __thread size_t cached;
 
 static corio__chunk *chunk_get(size_t need) {
-    size_t size = need > CHUNK_SIZE - sizeof(corio__chunk) ? need : CHUNK_SIZE - sizeof(corio__chunk);
+    size_t size =
+        need > CHUNK_SIZE - sizeof(corio__chunk) ? need : CHUNK_SIZE - sizeof(corio__chunk);
     if (size == CHUNK_SIZE - sizeof(corio__chunk) && cache) {
         corio__chunk *c = cache;
         cache = c->next;

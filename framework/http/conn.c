@@ -270,7 +270,7 @@ static int read_head(corio__hconn *c) {
         if (len > c->parsed)
             continue;
         uint64_t now = corio_now();
-        uint64_t wait = !head_deadline ? c->opts.keepalive_timeout_ms
+        uint64_t wait = !head_deadline        ? c->opts.keepalive_timeout_ms
                         : head_deadline > now ? head_deadline - now
                                               : 0;
         bool idle = !head_deadline;
@@ -591,8 +591,8 @@ int corio_http_serve(corio_stream *s, void *arg) {
     corio__arena_init(&c.arena);
     llhttp_init(&c.parser, HTTP_REQUEST, &settings);
     c.parser.data = &c;
-    corio_stream_opts so = {.read_buffer_max = c.opts.max_request_line + c.opts.max_header_bytes +
-                                               4096,
+    corio_stream_opts so = {.read_buffer_max =
+                                c.opts.max_request_line + c.opts.max_header_bytes + 4096,
                             .write_timeout_ms = c.opts.send_timeout_ms};
     corio_stream_configure(s, &so);
     if (c.opts.access_log)

@@ -31,7 +31,7 @@ typedef struct conn {
     corio__link link;
     corio_server *srv;
     corio_stream *stream;
-    corio_task *task;      /* NULL while parked idle (no task, no stack) */
+    corio_task *task; /* NULL while parked idle (no task, no stack) */
     corio__timer idle_timer;
     uint64_t idle_timeout; /* asked for by corio_conn_idle() */
     bool tls_done;         /* handshake made (a resumed task must not redo it) */
@@ -148,8 +148,8 @@ static void conn_exit(void *self, int how) {
     if (c->park)
         return; /* conn_main parks it once its task is done with it */
     corio_stream *s = c->stream;
-    c->stream = NULL; /* freed during the close below: nobody may look at it */
-    s->owner = NULL;  /* the server's own close, not a handler's */
+    c->stream = NULL;      /* freed during the close below: nobody may look at it */
+    s->owner = NULL;       /* the server's own close, not a handler's */
     corio_stream_close(s); /* shielded, bounded: we are an exit hook */
     conn_gone(c);
 }
@@ -167,8 +167,8 @@ static int conn_main(void *arg) {
         }
         if (rc == 0)
             rc = c->srv->fn(c->stream, c->srv->arg);
-        c->park = rc == CORIO_CONN_IDLE && !corio_cancelled() && !c->srv->draining &&
-                  !c->stream->closing;
+        c->park =
+            rc == CORIO_CONN_IDLE && !corio_cancelled() && !c->srv->draining && !c->stream->closing;
     }
     corio_task_release(c->task);
     if (c->park)

@@ -50,7 +50,7 @@ struct corio_stream {
     int rerr; /* sticky CORIO_EOF or socket error */
     corio_task *reader;
     bool *reader_closed; /* on the reader's stack: set when the stream closes */
-    char *direct_buf; /* zero-copy target of a waiting read() */
+    char *direct_buf;    /* zero-copy target of a waiting read() */
     size_t direct_len, direct_got;
     /* write side */
     size_t wqueued, whigh, wlevel;
@@ -132,8 +132,6 @@ void corio__stream_input_arrived(corio_stream *s);
 
 /* Tells the owner's on_input_end hook, if no reader is waiting. */
 void corio__stream_input_ended(corio_stream *s, int err);
-
-
 
 /* Frees the read buffer if it holds nothing. */
 void corio__stream_rbuf_trim(corio_stream *s);

@@ -219,7 +219,8 @@ static int flush_out(corio_stream *s, bool reading) {
         return 0;
     int rc;
     if (reading && s->wqueued > s->whigh + OUT_SLACK) {
-        corio_log(CORIO_LOG_WARN, "tls: peer keeps requesting replies without reading; dropping it");
+        corio_log(CORIO_LOG_WARN,
+                  "tls: peer keeps requesting replies without reading; dropping it");
         x->fatal = true;
         rc = CORIO_ETLS;
     } else {
@@ -464,7 +465,7 @@ static void report_handshake(corio_stream *s, const char *name, int rc) {
         snprintf(why, sizeof why, "%s", corio_strerror(rc));
     }
     corio_log(CORIO_LOG_WARN, "tls: handshake with %s%s%s%s failed: %s", peer, name ? " (" : "",
-                  name ? name : "", name ? ")" : "", why);
+              name ? name : "", name ? ")" : "", why);
 }
 
 /* Runs the handshake under the context's deadline; logs a failure.  A

@@ -28,8 +28,7 @@ int corio_tasks_dump(int fd) {
     dprintf(fd, "corio: %zu live task(s) on pid %d\n", L->live_tasks, (int)getpid());
     for (corio__link *n = L->tasks.next; n != &L->tasks; n = n->next) {
         corio_task *t = corio__container_of(n, corio_task, all_link);
-        dprintf(fd, "  #%llu %-24s %-8s", (unsigned long long)t->id, t->name,
-                state_name(t->state));
+        dprintf(fd, "  #%llu %-24s %-8s", (unsigned long long)t->id, t->name, state_name(t->state));
         if (t->state == CORIO__PARKED && t->waiting_on)
             dprintf(fd, " on %s for %llu ms", t->waiting_on,
                     (unsigned long long)(now - t->parked_since));

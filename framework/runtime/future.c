@@ -197,8 +197,8 @@ int corio_future_await(corio_future *f) {
         return rc;
     if (f->done)
         return f->result;
-    corio__waiter w = {.task = t, .fire = NULL, .item = NULL, .data = NULL,
-                       .ref = corio_future_retain(f)};
+    corio__waiter w = {
+        .task = t, .fire = NULL, .item = NULL, .data = NULL, .ref = corio_future_retain(f)};
     corio__list_init(&w.link);
     corio__list_push_back(&f->waiters, &w.link);
     t->awaiting = &w; /* for corio__task_abandon */

@@ -24,10 +24,10 @@
 
 #include "base/list.h"
 #include "base/report.h"
+#include "corio/corio.h"
 #include "coro/coro.h"
 #include "coro/overflow.h"
 #include "coro/stack.h"
-#include "corio/corio.h"
 
 #define CORIO__NO_DEADLINE UINT64_MAX
 
@@ -125,10 +125,10 @@ struct corio_task {
     corio__link all_link;   /* loop->tasks */
     corio__link group_link; /* group->tasks */
     corio_task_group *group;
-    corio_scope root;     /* root.cancelled: the task is cancelled */
-    corio_scope *scopes;  /* innermost entered scope */
-    corio__timer timer;   /* deadline / sleep while parked */
-    uint64_t wake_at;     /* own timer (sleep) while parked */
+    corio_scope root;    /* root.cancelled: the task is cancelled */
+    corio_scope *scopes; /* innermost entered scope */
+    corio__timer timer;  /* deadline / sleep while parked */
+    uint64_t wake_at;    /* own timer (sleep) while parked */
     uint64_t parked_since;
     const char *waiting_on;
     /* While parked in an await: its waiter nodes, each linked in the list of
@@ -160,10 +160,10 @@ struct corio_loop {
     uv_idle_t idle;
     uv_timer_t timer;
     uv_async_t async;
-    corio__link ready; /* corio_task.ready_link */
+    corio__link ready;   /* corio_task.ready_link */
     corio__link yielded; /* tasks in corio_yield: ready after the next poll */
-    corio__link soon;  /* corio_future.soon_link */
-    corio__link tasks; /* every live task */
+    corio__link soon;    /* corio_future.soon_link */
+    corio__link tasks;   /* every live task */
     corio__timer_heap heap;
     uint64_t timer_armed_at;
     corio__stack_pool pool;

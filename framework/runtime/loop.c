@@ -101,8 +101,8 @@ static int loop_open(corio_loop *L, const corio_run_opts *opts) {
     corio__list_init(&L->soon);
     corio__list_init(&L->tasks);
     L->timer_armed_at = CORIO__NO_DEADLINE;
-    L->stack_size = opts && opts->stack_size ? corio__stack_round(opts->stack_size)
-                                             : default_stack_size;
+    L->stack_size =
+        opts && opts->stack_size ? corio__stack_round(opts->stack_size) : default_stack_size;
     corio__stack_pool_init(&L->pool, L->stack_size,
                            opts && opts->stack_pool_max ? opts->stack_pool_max : 1024,
                            opts && opts->stack_pool_hot ? opts->stack_pool_hot : 256);

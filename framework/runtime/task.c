@@ -131,8 +131,7 @@ void corio__task_resume(corio_loop *L, corio_task *t) {
 corio_task *corio__task_require(const char *what) {
     corio_task *t = corio__current();
     if (!t)
-        corio__report("%s called outside a corio task (it is an await: call it from a task)",
-                      what);
+        corio__report("%s called outside a corio task (it is an await: call it from a task)", what);
     return t;
 }
 

@@ -92,9 +92,10 @@ static void group_exit(void *self, int how) {
     g->scope = NULL;
 }
 
-static const corio_resource_type group_type = {
-    .name = "task group", .enter = group_enter, .exit = group_exit,
-    .flags = CORIO_RESOURCE_UNSHIELDED};
+static const corio_resource_type group_type = {.name = "task group",
+                                               .enter = group_enter,
+                                               .exit = group_exit,
+                                               .flags = CORIO_RESOURCE_UNSHIELDED};
 
 corio_resource corio_task_group_scope(corio_task_group *g) {
     return (corio_resource){.type = &group_type, .self = g, .arg = CORIO__NO_DEADLINE};

@@ -15,34 +15,34 @@ extern "C" {
 #endif
 
 /* X(name, value, message): the one table every code comes from. */
-#define CORIO_ERRNO_MAP(X)                                                      \
-    X(EPERM, -EPERM, "operation not permitted")                                 \
-    X(ENOENT, -ENOENT, "no such file or directory")                             \
-    X(EISDIR, -EISDIR, "is a directory")                                        \
-    X(EACCES, -EACCES, "permission denied")                                     \
-    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
-    X(ENOMEM, -ENOMEM, "out of memory")                                         \
-    X(EBUSY, -EBUSY, "resource busy")                                           \
-    X(EINVAL, -EINVAL, "invalid argument")                                      \
-    X(EMFILE, -EMFILE, "too many open files")                                   \
-    X(EPIPE, -EPIPE, "broken pipe")                                             \
-    X(ERANGE, -ERANGE, "result out of range")                                   \
-    X(EALREADY, -EALREADY, "operation already done")                            \
-    X(ECANCELED, -ECANCELED, "operation canceled")                              \
-    X(ETIMEDOUT, -ETIMEDOUT, "deadline expired")                                \
-    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                      \
-    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                        \
-    X(ECONNABORTED, -ECONNABORTED, "connection aborted")                        \
-    X(EADDRINUSE, -EADDRINUSE, "address already in use")                        \
-    X(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                       \
-    X(ENETUNREACH, -ENETUNREACH, "network is unreachable")                      \
-    X(ENOTFOUND, -3008, "name not found (DNS)")                                 \
-    X(ENOTSUP, -ENOTSUP, "operation not supported")                             \
-    X(EOF, -4095, "end of file")                                                \
-    X(ETLS, -EPROTO, "TLS failure (handshake, alert or bad record)")            \
-    X(ETLS_VERIFY, -EKEYREJECTED, "TLS peer certificate did not verify")        \
-    X(ECLOSED, -30001, "object closed")                                         \
-    X(ENOTASK, -30002, "called outside a corio task")                           \
+#define CORIO_ERRNO_MAP(X)                                                                         \
+    X(EPERM, -EPERM, "operation not permitted")                                                    \
+    X(ENOENT, -ENOENT, "no such file or directory")                                                \
+    X(EISDIR, -EISDIR, "is a directory")                                                           \
+    X(EACCES, -EACCES, "permission denied")                                                        \
+    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                         \
+    X(ENOMEM, -ENOMEM, "out of memory")                                                            \
+    X(EBUSY, -EBUSY, "resource busy")                                                              \
+    X(EINVAL, -EINVAL, "invalid argument")                                                         \
+    X(EMFILE, -EMFILE, "too many open files")                                                      \
+    X(EPIPE, -EPIPE, "broken pipe")                                                                \
+    X(ERANGE, -ERANGE, "result out of range")                                                      \
+    X(EALREADY, -EALREADY, "operation already done")                                               \
+    X(ECANCELED, -ECANCELED, "operation canceled")                                                 \
+    X(ETIMEDOUT, -ETIMEDOUT, "deadline expired")                                                   \
+    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                                         \
+    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                           \
+    X(ECONNABORTED, -ECONNABORTED, "connection aborted")                                           \
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")                                           \
+    X(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                                          \
+    X(ENETUNREACH, -ENETUNREACH, "network is unreachable")                                         \
+    X(ENOTFOUND, -3008, "name not found (DNS)")                                                    \
+    X(ENOTSUP, -ENOTSUP, "operation not supported")                                                \
+    X(EOF, -4095, "end of file")                                                                   \
+    X(ETLS, -EPROTO, "TLS failure (handshake, alert or bad record)")                               \
+    X(ETLS_VERIFY, -EKEYREJECTED, "TLS peer certificate did not verify")                           \
+    X(ECLOSED, -30001, "object closed")                                                            \
+    X(ENOTASK, -30002, "called outside a corio task")                                              \
     X(EFAILED, -30003, "failed (no more specific reason)")
 
 enum {

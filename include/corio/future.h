@@ -55,8 +55,7 @@ int corio_future_cancel(corio_future *f);
 /* Registers a hook called (on the loop thread) when f is cancelled with
  * corio_future_cancel() while pending, so the operation behind it can be
  * stopped.  One hook per future; a second call replaces the first. */
-void corio_future_on_cancel(corio_future *f, void (*hook)(corio_future *f, void *data),
-                            void *data);
+void corio_future_on_cancel(corio_future *f, void (*hook)(corio_future *f, void *data), void *data);
 
 /* Thread-safe completion, from any thread (a thread-pool worker, a foreign
  * library's thread).  The caller must hold a reference to f for the duration
@@ -87,9 +86,10 @@ int corio_future_add_done_cb(corio_future *f, corio_done_cb cb, void *data);
 int corio_future_await(corio_future *f);
 
 /* corio_await(x): await a future or a task (a task is a future). */
-#define corio_await(x)                                                                  \
-    corio_future_await(_Generic((x), corio_task *: corio_task_future((corio_task *)(x)), \
-                                corio_future *: (x)))
+#define corio_await(x)                                                                             \
+    corio_future_await(_Generic((x), corio_task *                                                  \
+                                : corio_task_future((corio_task *)(x)), corio_future *             \
+                                : (x)))
 
 /* Await: gather (asyncio.gather).  Waits until every future in fs[0..n) is
  * done and returns 0, or returns the first failure's code as soon as one

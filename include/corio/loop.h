@@ -43,9 +43,9 @@ typedef struct corio_run_opts {
  * CORIO_EBUSY when the loop could not be closed cleanly: a task that would
  * not end after cancellation, a libuv handle left open (each is listed on
  * stderr), or a corio_run_blocking() call still running after the grace
- * period (threads cannot be interrupted: corio_run waits for it to end).  CORIO_ENOMEM / CORIO_EINVAL if the loop could not start, and
- * CORIO_EBUSY when called while a corio loop is already running on this
- * thread.  `arg` is borrowed. */
+ * period (threads cannot be interrupted: corio_run waits for it to end).  CORIO_ENOMEM /
+ * CORIO_EINVAL if the loop could not start, and CORIO_EBUSY when called while a corio loop is
+ * already running on this thread.  `arg` is borrowed. */
 int corio_run(corio_task_fn main, void *arg);
 
 /* corio_run() with options; `opts` may be NULL and is read only during the

@@ -9,8 +9,8 @@
  * CORIO_WITH runs the enter hook; if it fails the body is skipped and the exit
  * hook is not run — silently: execution goes on after the block.  Where the
  * enter can fail (a lock acquire that is cancelled, a pool checkout), use
- * CORIO_WITH_RC and check the code (asyncio would raise).  Otherwise the exit hook runs on every way out of the body:
- * falling off its end, `return`, `break`, `continue`, `goto` out, a failed
+ * CORIO_WITH_RC and check the code (asyncio would raise).  Otherwise the exit hook runs on every
+ * way out of the body: falling off its end, `return`, `break`, `continue`, `goto` out, a failed
  * await, a cancellation, a timeout.  Nested scopes exit in reverse order of
  * entry.  Both hooks may await.  The exit hook runs shielded from cancellation
  * under a deadline of its own (the type's exit_timeout_ms, default 5 s), so
@@ -86,11 +86,11 @@ void corio__scope_leave(corio_scope *s);
 
 #define CORIO__CAT2(a, b) a##b
 #define CORIO__CAT(a, b) CORIO__CAT2(a, b)
-#define CORIO__WITH(rcp, res, id)                                                        \
-    for (corio_scope CORIO__CAT(corio__scope_, id) __attribute__((cleanup(corio__scope_leave))) = \
-             {0},                                                                         \
-         *CORIO__CAT(corio__scope_p_, id) =                                               \
-             corio__scope_enter(&CORIO__CAT(corio__scope_, id), (res), (rcp));            \
+#define CORIO__WITH(rcp, res, id)                                                                  \
+    for (corio_scope CORIO__CAT(corio__scope_, id)                                                 \
+             __attribute__((cleanup(corio__scope_leave))) = {0},                                   \
+             *CORIO__CAT(corio__scope_p_, id) =                                                    \
+                 corio__scope_enter(&CORIO__CAT(corio__scope_, id), (res), (rcp));                 \
          CORIO__CAT(corio__scope_p_, id) != NULL; CORIO__CAT(corio__scope_p_, id) = NULL)
 
 /* CORIO_WITH(res) { body }: enters `res`, runs body if that succeeded, exits

@@ -48,15 +48,15 @@ typedef int (*corio_conn_fn)(corio_stream *s, void *arg);
 int corio_conn_idle(corio_stream *s, uint64_t timeout_ms);
 
 typedef struct corio_server_opts {
-    const char *host;      /* IPv4 or IPv6 literal; NULL: "127.0.0.1" */
-    uint16_t port;         /* 0: any free port (see corio_server_port) */
-    const char *unix_path; /* listen on this Unix socket instead of TCP */
-    int inherited_fd;      /* >= 3: an already listening socket (systemd
-                              LISTEN_FDS); host/port/unix_path ignored */
-    bool reuseport;        /* SO_REUSEPORT, so several processes share a port */
-    int backlog;           /* 0: 511 */
-    size_t max_conns;      /* 0: no cap */
-    size_t conn_stack_size; /* 0: the loop's default */
+    const char *host;         /* IPv4 or IPv6 literal; NULL: "127.0.0.1" */
+    uint16_t port;            /* 0: any free port (see corio_server_port) */
+    const char *unix_path;    /* listen on this Unix socket instead of TCP */
+    int inherited_fd;         /* >= 3: an already listening socket (systemd
+                                 LISTEN_FDS); host/port/unix_path ignored */
+    bool reuseport;           /* SO_REUSEPORT, so several processes share a port */
+    int backlog;              /* 0: 511 */
+    size_t max_conns;         /* 0: no cap */
+    size_t conn_stack_size;   /* 0: the loop's default */
     corio_stream_opts stream; /* limits and timeouts of each connection */
     /* A server TLS context (tls.h): every connection completes a TLS
      * handshake before the handler runs (a failed one is logged and closed

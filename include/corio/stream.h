@@ -40,9 +40,9 @@ typedef struct corio_stream corio_stream;
 
 /* Limits and timeouts of a stream; 0 in any field means the default. */
 typedef struct corio_stream_opts {
-    size_t read_buffer_max;   /* default 64 KiB */
-    size_t write_high_water;  /* default 64 KiB */
-    uint64_t read_timeout_ms; /* default: none */
+    size_t read_buffer_max;    /* default 64 KiB */
+    size_t write_high_water;   /* default 64 KiB */
+    uint64_t read_timeout_ms;  /* default: none */
     uint64_t write_timeout_ms; /* default: none */
 } corio_stream_opts;
 
@@ -65,8 +65,8 @@ int corio_stream_read_exactly(corio_stream *s, void *buf, size_t n);
  * when no delimiter is found within min(cap, read_buffer_max) bytes (nothing
  * is consumed); CORIO_EOF if the stream ended before a delimiter (nothing is
  * consumed); read's errors. */
-int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf,
-                            size_t cap, size_t *out_len);
+int corio_stream_read_until(corio_stream *s, const void *delim, size_t dlen, void *buf, size_t cap,
+                            size_t *out_len);
 
 /* Zero-copy reading, for parsers that work in place.
  * corio_stream_buffered: the bytes buffered now (borrowed; valid until the

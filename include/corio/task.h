@@ -69,8 +69,7 @@ typedef struct corio_spawn_opts {
 int corio_spawn(corio_task **out, const char *name, corio_task_fn fn, void *arg);
 
 /* corio_spawn() with options; `opts` may be NULL. */
-int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn fn,
-                   void *arg);
+int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn fn, void *arg);
 
 /* The task as a future (same object, no new reference): awaiting it joins the
  * task; its result is the int the task returned. */
