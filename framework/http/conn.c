@@ -236,7 +236,7 @@ static int read_head(corio__hconn *c) {
         const char *buf = corio_stream_buffered(c->s, &len);
         if (len > c->parsed) {
             if (!head_deadline)
-                head_deadline = corio_now() + c->opts.header_timeout_ms;
+                head_deadline = corio__now(corio__tls_loop) + c->opts.header_timeout_ms;
             llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, len - c->parsed);
             if (err == HPE_PAUSED) {
                 c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - buf);
@@ -269,7 +269,7 @@ static int read_head(corio__hconn *c) {
         corio_stream_buffered(c->s, &len);
         if (len > c->parsed)
             continue;
-        uint64_t now = corio_now();
+        uint64_t now = corio__now(corio__tls_loop); /* cached: a deadline of seconds */
         uint64_t wait = !head_deadline        ? c->opts.keepalive_timeout_ms
                         : head_deadline > now ? head_deadline - now
                                               : 0;

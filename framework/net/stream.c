@@ -89,7 +89,7 @@ void corio_stream_configure(corio_stream *s, const corio_stream_opts *o) {
 /* Read buffers come and go with every burst of input (an idle stream holds
  * none): keep a few of the common size per thread (one loop per thread) so
  * a request costs no malloc. */
-#define RBUF_CACHE_MAX 64
+#define RBUF_CACHE_MAX 256 /* 4 MiB of 16 KiB buffers */
 static __thread char *rbuf_cache[RBUF_CACHE_MAX];
 static __thread int rbuf_cached;
 
@@ -552,16 +552,17 @@ int corio__stream_wait_queue(corio_stream *s, corio_task *t, size_t level) {
 int corio__stream_raw_write(corio_stream *s, const struct iovec *iov, size_t n) {
     if (s->werr)
         return s->werr;
-    uv_buf_t local[16];
     size_t total = 0, skip = 0;
     for (size_t i = 0; i < n; i++)
         total += iov[i].iov_len;
     if (total == 0)
         return 0;
-    if (s->wqueued == 0 && n <= 16) {
-        for (size_t i = 0; i < n; i++)
-            local[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
-        int w = uv_try_write(&s->h.stream, local, (unsigned)n);
+    /* On Unix uv_buf_t is laid out as struct iovec (libuv documents it), so
+     * the caller's array goes to the kernel as it is: a batch of pipelined
+     * responses (two pieces each) stays on this fast path. */
+    _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec), "uv_buf_t is not an iovec");
+    if (s->wqueued == 0 && n <= 1024) {
+        int w = uv_try_write(&s->h.stream, (const uv_buf_t *)(const void *)iov, (unsigned)n);
         if (w >= 0 && (size_t)w == total)
             return 0;
         if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {

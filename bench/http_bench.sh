@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# HTTP benchmark: examples/hello against nginx (Debian's), on 127.0.0.1 only.
+#
+#   bench/http_bench.sh [build-dir] [rounds]
+#
+# build-dir defaults to build and must hold a Release build of examples/hello
+# (this script builds nothing): cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# && cmake --build build.  rounds defaults to 3.
+#
+# Both servers run pinned to one CPU (CORIO_BENCH_SERVER_CPU, default 0), wrk
+# to another (CORIO_BENCH_CLIENT_CPU, default 1), as
+#   wrk -t1 -c100 -d5s --latency URL                     (per path)
+#   wrk -t1 -c100 -d5s --latency -s pipeline.lua URL -- 16   (pipelined /plaintext)
+# interleaved: each round runs every case against both servers back to back,
+# and the server that goes first alternates between rounds.  For each run it
+# records requests/s, p50 and p99 latency, and the server's CPU time per
+# request: utime+stime from /proc/PID/stat before and after the run, divided
+# by the requests wrk completed.  The table shows medians over the rounds,
+# taken over the clean runs only when there are any: a run is disturbed when
+# the server used < 90% of its CPU or other processes took > 5% of the
+# server's or wrk's CPU (/proc/stat), as on a machine shared with builds.
+# Latencies are wrk's (per request) except for the pipelined runs, where
+# wrk's percentiles are broken and pipeline.lua prints its own, per batch.
+# On loopback the server's CPU time includes the softirq work of delivering
+# its responses to wrk's sockets (the same for both servers).
+#
+# Then it measures memory per idle keep-alive connection (bench/idle_conns.py:
+# CORIO_BENCH_IDLE connections, default 5000, one request each, then the
+# server's VmRSS delta).
+#
+# Other knobs: CORIO_BENCH_DURATION (default 5s), CORIO_BENCH_CONNS (100),
+# CORIO_BENCH_DEPTH (pipeline depth, 16), CORIO_BENCH_PERF=FILE (also record
+# `perf record -e cpu-clock -g` of corio under the pipelined load into FILE).
+# Every run is bounded; a full run takes about 2 minutes (3 rounds).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=${1:-build}
+rounds=${2:-3}
+dur=${CORIO_BENCH_DURATION:-5s}
+conns=${CORIO_BENCH_CONNS:-100}
+depth=${CORIO_BENCH_DEPTH:-16}
+idle_n=${CORIO_BENCH_IDLE:-5000}
+server_cpu=${CORIO_BENCH_SERVER_CPU:-0}
+client_cpu=${CORIO_BENCH_CLIENT_CPU:-1}
+perf_out=${CORIO_BENCH_PERF:-}
+paths=(/plaintext /json)
+
+die() {
+  echo "http_bench: $*" >&2
+  exit 1
+}
+
+bin=$build/examples/hello/hello
+[[ -x $bin ]] || die "$bin not found; build it first (Release):
+  cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2"
+for tool in wrk nginx taskset python3 curl; do
+  command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk nginx-light util-linux python3 curl)"
+done
+[[ $rounds =~ ^[1-9][0-9]?$ ]] || die "rounds must be 1..99, not '$rounds'"
+[[ $dur =~ ^[0-9]+[smh]?$ ]] || die "CORIO_BENCH_DURATION must look like 5s, not '$dur'"
+dur_s=${dur%[smh]}
+case $dur in *m) dur_s=$((dur_s * 60)) ;; *h) dur_s=$((dur_s * 3600)) ;; esac
+type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+if [[ $type != Release ]]; then
+  echo "http_bench: warning: $build is a '${type:-?}' build; figures are meant for Release" >&2
+fi
+if [[ $(nproc) -lt 2 && $server_cpu == "$client_cpu" ]]; then
+  echo "http_bench: warning: one CPU: server and wrk share it" >&2
+fi
+
+clk=$(getconf CLK_TCK)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/http_bench.XXXXXX")
+cpid=
+npid=
+
+stop() { # pid: TERM, then KILL after 3 s; bounded
+  local pid=$1 i
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop "$cpid"
+  stop "$npid"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of its stat;
+# the command name, field 2, may hold spaces, so cut after its ')').
+cpu_ticks() {
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- $stat # field 3 is now $1
+  echo $((${12} + ${13}))
+}
+
+# Busy ticks of one CPU (all but idle and iowait; steal included), from /proc/stat.
+cpu_busy() {
+  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Hundredths of CPU seconds used by this shell's finished children: the
+# second line of `times` ("0m1.234s 0m0.567s").  `times` runs in this shell,
+# not in a $(...) subshell, which has children of its own.
+children_cs() {
+  times >"$tmp/times"
+  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+                 printf "%d\n", t * 100 }' "$tmp/times"
+}
+
+wait_ready() { # name pid port: up to 5 s for a 200 on /plaintext
+  local i
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$2" 2>/dev/null || die "$1 exited at start (log: $(cat "$tmp/$1.log" 2>/dev/null))"
+    curl -sf -o /dev/null "http://127.0.0.1:$3/plaintext" && return 0
+    sleep 0.1
+  done
+  die "$1 is not answering on 127.0.0.1:$3"
+}
+
+check_body() { # name port path want
+  local got
+  got=$(curl -sf --max-time 2 "http://127.0.0.1:$2$3") || die "$1 $3: request failed"
+  [[ $got == "$4" ]] || die "$1 $3: unexpected body '$got'"
+}
+
+# ---- servers ------------------------------------------------------------------------------
+
+cport=$(free_port)
+taskset -c "$server_cpu" "$bin" --host 127.0.0.1 --port "$cport" --log-level warn \
+  >"$tmp/corio.log" 2>&1 &
+cpid=$!
+
+nport=$(free_port)
+while [[ $nport == "$cport" ]]; do nport=$(free_port); done
+mkdir -p "$tmp/nginx"
+sed -e "s|@DIR@|$tmp/nginx|g" -e "s|@PORT@|$nport|g" "$here/nginx.conf.in" >"$tmp/nginx/nginx.conf"
+# -p and -e keep every file nginx opens (even before it reads the config) in
+# the temp dir; the config makes it one foreground process, no master.
+taskset -c "$server_cpu" nginx -p "$tmp/nginx/" -e "$tmp/nginx/error.log" \
+  -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
+npid=$!
+
+wait_ready corio "$cpid" "$cport"
+wait_ready nginx "$npid" "$nport"
+[[ $(<"/proc/$cpid/comm") == hello ]] || die "pid $cpid is not hello"
+[[ $(<"/proc/$npid/comm") == nginx ]] || die "pid $npid is not nginx"
+for srv in corio nginx; do
+  port=$cport
+  [[ $srv == nginx ]] && port=$nport
+  check_body "$srv" "$port" /plaintext 'Hello, World!'
+  check_body "$srv" "$port" /json '{"message":"Hello, World!"}'
+done
+
+echo "http_bench: corio $bin (pid $cpid, :$cport) and $(nginx -v 2>&1 | sed 's/.*: //') (pid $npid, :$nport)"
+echo "http_bench: servers on CPU $server_cpu, wrk -t1 -c$conns -d$dur on CPU $client_cpu," \
+  "$rounds round(s), pipeline depth $depth, $(uname -m), $(nproc) CPUs, CLK_TCK $clk," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- one wrk run ----------------------------------------------------------------------------
+
+results=$tmp/results.tsv
+printf 'round\tcase\tserver\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tcpu_pct\terrors\tother_pct\tclient_other_pct\n' >"$results"
+
+# run ROUND CASE SERVER [seconds]: CASE is a path, or pipe:PATH.
+run() {
+  local round=$1 case=$2 srv=$3 d=${4:-$dur} pid port path out t0 t1 line
+  pid=$cpid port=$cport
+  [[ $srv == nginx ]] && pid=$npid port=$nport
+  path=${case#pipe:}
+  out=$tmp/wrk.out
+  local args=(-t1 "-c$conns" "-d$d" --latency)
+  [[ $case == pipe:* ]] && args+=(-s "$here/pipeline.lua")
+  t0=$(cpu_ticks "$pid")
+  b0=$(cpu_busy "$server_cpu")
+  children_cs >"$tmp/k0"
+  w0=$(cpu_busy "$client_cpu")
+  if [[ $case == pipe:* ]]; then
+    CORIO_BENCH_WRK_CONNS=$conns taskset -c "$client_cpu" wrk "${args[@]}" \
+      "http://127.0.0.1:$port$path" -- "$depth" >"$out" 2>&1
+  else
+    taskset -c "$client_cpu" wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1
+  fi
+  t1=$(cpu_ticks "$pid")
+  b1=$(cpu_busy "$server_cpu")
+  w1=$(cpu_busy "$client_cpu")
+  children_cs >"$tmp/k1"
+  k0=$(<"$tmp/k0") k1=$(<"$tmp/k1")
+  kill -0 "$pid" 2>/dev/null || die "$srv died during $case (log: $(cat "$tmp/$srv.log"))"
+  [[ $round == warm ]] && return 0
+  line=$(awk -v round="$round" -v case="$case" -v srv="$srv" -v ticks=$((t1 - t0)) \
+    -v clk="$clk" -v secs="$dur_s" -v other=$((b1 - b0 - (t1 - t0))) \
+    -v cother=$(((w1 - w0) - (k1 - k0) * clk / 100)) '
+    function us(v) { # wrk latency: 1.23us, 4.56ms, 1.02s
+      if (v ~ /us$/) return v + 0
+      if (v ~ /ms$/) return v * 1000
+      if (v ~ /m$/) return v * 60e6
+      if (v ~ /s$/) return v * 1e6
+      return v + 0
+    }
+    $1 == "50%" && !batch { p50 = us($2) }
+    $1 == "99%" && !batch { p99 = us($2) }
+    $1 == "batch_latency_us" { batch = 1; p50 = $3; p99 = $7 } # pipeline.lua: see there
+    / requests in / { reqs = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    /Socket errors:/ { gsub(/[^0-9 ]/, " "); errs += $1 + $2 + $3 + $4 }
+    /Non-2xx or 3xx responses:/ { errs += $NF }
+    END {
+      if (!reqs) { print "error"; exit }
+      cpu = ticks / clk
+      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%.0f\t%d\t%.0f\t%.0f\n", round, case, srv, rps, p50, p99,
+        cpu * 1e6 / reqs, reqs, 100 * cpu / secs, errs, (other > 0 ? 100 * other / clk / secs : 0),
+        (cother > 0 ? 100 * cother / clk / secs : 0)
+    }' "$out")
+  [[ $line != error ]] || die "$srv $case: cannot read wrk's output: $(cat "$out")"
+  echo "$line" >>"$results"
+  awk -F'\t' '{ printf "  round %s  %-16s %-6s %9s req/s  p50 %6s us  p99 %7s us  cpu %6s us/req  (%s requests, server cpu %s%%, others on its/wrk cpu %s%%/%s%%, errors %s)%s\n",
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10,
+    ($9 < 90 || $11 > 5 || $12 > 5) ? "  <- disturbed" : "" }' <<<"$line"
+}
+
+cases=("${paths[@]}" "pipe:/plaintext")
+
+echo "http_bench: warm-up (1 s per case and server)"
+for c in "${cases[@]}"; do
+  run warm "$c" corio 1s
+  run warm "$c" nginx 1s
+done
+
+for ((r = 1; r <= rounds; r++)); do
+  echo "http_bench: round $r/$rounds"
+  if ((r % 2)); then order=(corio nginx); else order=(nginx corio); fi
+  for c in "${cases[@]}"; do
+    for srv in "${order[@]}"; do
+      run "$r" "$c" "$srv"
+    done
+  done
+done
+
+# ---- idle keep-alive memory ---------------------------------------------------------------------
+
+idle=$tmp/idle.txt
+: >"$idle"
+echo "http_bench: idle keep-alive memory ($idle_n connections, one request each)"
+for srv in corio nginx; do
+  pid=$cpid port=$cport
+  [[ $srv == nginx ]] && pid=$npid port=$nport
+  sleep 1 # connections of the last wrk run are gone
+  if line=$(python3 "$here/idle_conns.py" --pid "$pid" --port "$port" --conns "$idle_n"); then
+    echo "$srv $line" >>"$idle"
+    echo "  $srv: $line"
+  else
+    echo "  $srv: idle measurement failed" >&2
+  fi
+  kill -0 "$pid" 2>/dev/null || die "$srv died during the idle measurement"
+done
+
+# ---- optional profile ---------------------------------------------------------------------------
+
+if [[ -n $perf_out ]]; then
+  command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+  echo "http_bench: perf record of corio under pipelined /plaintext -> $perf_out"
+  perf record -q -e cpu-clock -g -p "$cpid" -o "$perf_out" -- sleep 4 >/dev/null 2>&1 &
+  perf_pid=$!
+  taskset -c "$client_cpu" wrk -t1 "-c$conns" -d5s -s "$here/pipeline.lua" \
+    "http://127.0.0.1:$cport/plaintext" -- "$depth" >/dev/null 2>&1
+  wait "$perf_pid" || echo "http_bench: perf record failed" >&2
+  echo "  perf report --stdio -i $perf_out --no-children | head -60"
+fi
+
+# ---- table ----------------------------------------------------------------------------------------
+
+python3 - "$results" "$idle" "$rounds" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+results, idle, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
+runs = defaultdict(list)
+with open(results) as f:
+    next(f)
+    for line in f:
+        r, case, srv, rps, p50, p99, cpu, reqs, pct, errs, other, cother = line.rstrip("\n").split("\t")
+        runs[(case, srv)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99),
+                                      cpu=float(cpu), pct=float(pct), errs=int(errs),
+                                      clean=float(pct) >= 90 and float(other) <= 5
+                                      and float(cother) <= 5))
+
+def chosen(case, srv):
+    """The clean runs (server saturated, its CPU not shared), or all if none is."""
+    clean = [x for x in runs[(case, srv)] if x["clean"]]
+    return clean or runs[(case, srv)]
+
+def med(case, srv, key):
+    return statistics.median(x[key] for x in chosen(case, srv))
+
+cases = list(dict.fromkeys(case for case, _ in runs))
+print()
+print(f"medians over {rounds} round(s); p50/p99: wrk's, per request; pipe: per batch of requests,")
+print("without wrk's coordinated-omission correction (see bench/pipeline.lua)")
+print("a run is clean when the server used >= 90% of its CPU and other processes <= 5% of its")
+print("CPU and of wrk's;")
+print("medians are over the clean runs (runs column: clean/all; all runs when none is clean)")
+print(f"{'path':<16} | {'server':<6} | {'req/s':>9} | {'p50':>8} | {'p99':>8} | {'CPU us/req':>10} | {'srv CPU':>7} | runs | errors")
+print("-" * 97)
+for case in cases:
+    for srv in ("corio", "nginx"):
+        if (case, srv) not in runs:
+            continue
+        errs = sum(x["errs"] for x in runs[(case, srv)])
+        print(f"{case:<16} | {srv:<6} | {med(case, srv, 'rps'):9.0f} | {med(case, srv, 'p50'):6.0f}us"
+              f" | {med(case, srv, 'p99'):6.0f}us | {med(case, srv, 'cpu'):10.3f} | {med(case, srv, 'pct'):6.0f}% |"
+              f" {sum(x['clean'] for x in runs[(case, srv)])}/{len(runs[(case, srv)])}  | {errs}")
+print()
+print(f"{'path':<16} | corio/nginx req/s | corio/nginx CPU/req | corio/nginx p99")
+print("-" * 76)
+for case in cases:
+    if (case, "corio") in runs and (case, "nginx") in runs:
+        r = med(case, "corio", "rps") / med(case, "nginx", "rps")
+        c = med(case, "corio", "cpu") / med(case, "nginx", "cpu")
+        p = med(case, "corio", "p99") / med(case, "nginx", "p99")
+        print(f"{case:<16} | {r:17.2f} | {c:19.2f} | {p:15.2f}")
+with open(idle) as f:
+    lines = [l.split() for l in f if l.strip()]
+if lines:
+    print()
+    print(f"{'idle keep-alive':<16} | {'conns':>6} | {'VmRSS KiB/conn':>14} | {'stacks KiB/conn':>15} | {'other KiB/conn':>14}")
+    print("-" * 78)
+    for parts in lines:
+        kv = dict(p.split("=", 1) for p in parts[1:])
+        print(f"{parts[0]:<16} | {kv['open']:>6} | {float(kv['rss_kib_per_conn']):14.2f} | "
+              f"{float(kv['stack_kib_per_conn']):15.2f} | {float(kv['other_kib_per_conn']):14.2f}")
+EOF
