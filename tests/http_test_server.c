@@ -123,7 +123,21 @@ static int echo(corio_req *req, corio_res *res, void *arg) {
         if (again.len != body.len || memcmp(again.ptr, body.ptr, body.len) != 0)
             return corio_res_text(res, 500, "second read differs\n");
     }
-    return corio_res_send(res, 200, "application/octet-stream", body.ptr, body.len);
+    /* Header fields after the body was read: trailers are not among them,
+     * and every slice is still readable. */
+    size_t fields = 0, bytes = 0;
+    corio_strv name, value;
+    for (size_t i = 0; corio_req_header_at(req, i, &name, &value); i++) {
+        fields++;
+        for (size_t k = 0; k < name.len; k++)
+            bytes += (unsigned char)name.ptr[k] != 0;
+    }
+    char count[32];
+    snprintf(count, sizeof count, "%zu", fields);
+    rc = corio_res_header(res, "X-Fields", count);
+    if (rc == 0 && bytes == 0 && fields)
+        return CORIO_EFAILED;
+    return rc ? rc : corio_res_send(res, 200, "application/octet-stream", body.ptr, body.len);
 }
 
 static int count(corio_req *req, corio_res *res, void *arg) {

@@ -109,9 +109,24 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
     return extend(c, &c->req.version, at, len);
 }
 
+/* Trailer fields (after a chunked body) arrive through the header callbacks
+ * too, long after the head: they are not part of the request's headers (and
+ * their bytes are nowhere near the head), so they are only counted against
+ * the header limit and dropped. */
+static int trailer_bytes(corio__hconn *c, size_t len) {
+    c->trailer_bytes += len;
+    if (c->trailer_bytes > c->opts.max_header_bytes) {
+        c->reject = 431;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     corio__hconn *c = conn_of(p);
     corio_req *r = &c->req;
+    if (c->head_done)
+        return trailer_bytes(c, len);
     if (c->line_end == 0)
         c->line_end = (size_t)(at - corio__req_head(r));
     if (c->in_value || r->nhdrs == 0) {
@@ -142,6 +157,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     corio__hconn *c = conn_of(p);
+    if (c->head_done)
+        return trailer_bytes(c, len);
     c->in_value = true;
     return extend(c, &c->req.hdrs[c->req.nhdrs - 1].value, at, len);
 }
@@ -150,6 +167,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
  * without one, go on to on_message_complete, which pauses (and leaves the
  * parser ready for the next request). */
 static int on_headers_complete(llhttp_t *p) {
+    conn_of(p)->head_done = true;
     bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
     return body ? HPE_PAUSED : 0;
 }
@@ -175,7 +193,28 @@ static int on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
+/* Chunk extensions are parsed and ignored: bounded per chunk, or a client
+ * could stream them forever without sending a byte of body. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
+    (void)at;
+    corio__hconn *c = conn_of(p);
+    c->chunk_ext_bytes += len;
+    if (c->chunk_ext_bytes > 1024) {
+        c->reject = 400;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *p) {
+    conn_of(p)->chunk_ext_bytes = 0;
+    return 0;
+}
+
 static const llhttp_settings_t settings = {
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
+    .on_chunk_header = on_chunk_header,
     .on_method = on_method,
     .on_url = on_url,
     .on_version = on_version,
@@ -510,6 +549,9 @@ static void reset_request(corio__hconn *c) {
     c->line_end = 0;
     c->reject = 0;
     c->in_value = false;
+    c->head_done = false;
+    c->trailer_bytes = 0;
+    c->chunk_ext_bytes = 0;
 }
 
 /* Whether the client may still be sending when we close: then closing at

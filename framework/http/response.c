@@ -167,6 +167,11 @@ static int write_borrowed(corio__hconn *c, const char *p, size_t len, const char
 }
 
 /* Serializes the head into the arena and queues it. */
+/* A header value given as a C string: no CR or LF (no header injection). */
+static bool safe_value(const char *v) {
+    return !v || !strpbrk(v, "\r\n");
+}
+
 static char *append(char *p, const char *s, size_t n) {
     if (n)
         memcpy(p, s, n);
@@ -237,7 +242,7 @@ int corio_res_send(corio_res *res, int status, const char *content_type, const v
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 100 || status > 999)
+    if (status < 100 || status > 999 || !safe_value(content_type))
         return CORIO_EINVAL;
     corio__hconn *c = res->c;
     char framing[48];
@@ -276,7 +281,7 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 200 || status > 999 || bodiless_status(status))
+    if (status < 200 || status > 999 || bodiless_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
     corio__hconn *c = res->c;
     const char *framing = NULL;

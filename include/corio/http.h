@@ -121,7 +121,7 @@ void *corio_req_alloc(corio_req *req, size_t n);
 int corio_res_header(corio_res *res, const char *name, const char *value);
 
 /* Sends a complete response with a Content-Length.  `content_type` may be
- * NULL (no Content-Type).  `body` is copied (or written before returning).
+ * NULL (no Content-Type); one holding CR or LF is refused (CORIO_EINVAL).  `body` is copied (or written before returning).
  * For HEAD requests the body is not sent.  Returns 0, CORIO_EALREADY if a
  * response was already started, CORIO_EINVAL for a status outside
  * 100..999, write errors. */
