@@ -522,9 +522,14 @@ static int dispatch(corio__hconn *c) {
     int rc = corio_next_call(&next);
     c->s->on_input_end = NULL;
     corio__stream_pin(c->s, false);
-    /* A client that left, or sent a bad body, is no handler failure. */
-    if (rc < 0 && !c->reject && corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
+    /* A client that left, or sent a bad body, is no handler failure (and
+     * must not be able to flood the log with ERROR lines). */
+    bool client_left = rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE;
+    if (rc < 0 && !c->reject && !client_left &&
+        corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
+    if (rc < 0 && client_left)
+        c->close = true;
     if (!res->started) {
         if (rc >= 0)
             corio_log(CORIO_LOG_ERROR, "a handler returned without a response");
