@@ -359,6 +359,13 @@ def hello_pipelined_100_in_one_write(t):
     check(resp.endswith(b'{"message":"Hello, World!"}'), resp[-80:])
 
 
+def hello_absolute_form_target_accepted(t):
+    """RFC 9112 3.2.2: a server must accept the absolute form; its path routes."""
+    resp = exchange(t.hello.port, b"GET http://example.test:8080/json HTTP/1.1\r\nHost: a\r\n"
+                    b"Connection: close\r\n\r\n")
+    check(status_of(resp) == 200 and resp.endswith(b'"Hello, World!"}'), resp[:80])
+
+
 def hello_one_byte_at_a_time(t):
     c = Conn(t.hello.port)
     try:
@@ -413,7 +420,7 @@ BAD = [
     ("body too large", b"POST /json HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413),
     ("bad percent escape", b"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("NUL in path", b"GET /a%00 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    ("absolute target", b"GET http://a/json HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("absolute target without a path", b"GET http:///json HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 ]
 
 

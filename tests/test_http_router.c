@@ -113,6 +113,22 @@ static void test_percent_decoding(void **state) {
     assert_int_equal(corio__pct_decode(sv("a%00"), out, false), -1);
 }
 
+static void test_absolute_form_targets_reduce_to_their_path(void **state) {
+    (void)state;
+    corio_strv t = corio__origin_target(sv("/a?b"));
+    assert_true(corio_strv_eq(t, "/a?b"));
+    t = corio__origin_target(sv("http://host:80/a/b?c=1"));
+    assert_true(corio_strv_eq(t, "/a/b?c=1"));
+    t = corio__origin_target(sv("HTTPS://host"));
+    assert_true(corio_strv_eq(t, "/"));
+    t = corio__origin_target(sv("http://host?x"));
+    assert_int_equal(t.len, 0); /* a query without a path: refused by the caller */
+    t = corio__origin_target(sv("http:///a"));
+    assert_int_equal(t.len, 0); /* no authority */
+    t = corio__origin_target(sv("ftp://host/a"));
+    assert_true(corio_strv_eq(t, "ftp://host/a")); /* unchanged, refused by the caller */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literal_beats_parameter_and_params_are_captured),
@@ -120,6 +136,7 @@ int main(void) {
         cmocka_unit_test(test_method_not_allowed_lists_allow_and_get_answers_head),
         cmocka_unit_test(test_bad_patterns_and_duplicates_are_refused),
         cmocka_unit_test(test_percent_decoding),
+        cmocka_unit_test(test_absolute_form_targets_reduce_to_their_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -343,6 +343,27 @@ static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
     return s.len == n && strncasecmp(corio__req_head(r) + s.off, want, n) == 0;
 }
 
+/* The origin-form part of a target: "/p?q" as is; for the absolute form
+ * "http://host:port/p?q" the part from the path on ("/" when it has none).
+ * Anything else is returned unchanged (and refused by the caller). */
+corio_strv corio__origin_target(corio_strv t) {
+    size_t skip = t.len >= 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
+                  : t.len >= 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
+                                                                          : 0;
+    if (!skip)
+        return t;
+    const char *p = t.ptr + skip, *end = t.ptr + t.len;
+    while (p < end && *p != '/' && *p != '?')
+        p++;
+    if (p == t.ptr + skip)
+        return (corio_strv){"", 0}; /* no authority: not a target */
+    if (p == end || *p == '?') {
+        static const char root[] = "/";
+        return p == end ? (corio_strv){root, 1} : (corio_strv){"", 0};
+    }
+    return (corio_strv){p, (size_t)(end - p)};
+}
+
 /* Validates what llhttp leaves to us and fills in the request.  Returns 0 or
  * the status to answer with. */
 static int prepare(corio__hconn *c) {
@@ -394,8 +415,9 @@ static int prepare(corio__hconn *c) {
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
     r->head_method = llhttp_get_method(p) == HTTP_HEAD;
     r->head_len = c->parsed;
-    /* Target: origin-form only (or "*" for OPTIONS). */
-    corio_strv target = corio_req_target(r);
+    /* Target: origin-form, absolute-form (RFC 9112 3.2.2: a server must
+     * accept it; its path is used) or "*" for OPTIONS. */
+    corio_strv target = corio__origin_target(corio_req_target(r));
     if (target.len == 0 || (target.ptr[0] != '/' && !(target.len == 1 && target.ptr[0] == '*')))
         return 400;
     const char *q = memchr(target.ptr, '?', target.len);
@@ -488,7 +510,7 @@ int corio_next_call(corio_next *n) {
  * segment at a time. */
 static int route(corio__hconn *c, corio__match *m) {
     corio_req *r = &c->req;
-    corio_strv target = corio_req_target(r);
+    corio_strv target = corio__origin_target(corio_req_target(r));
     const char *q = memchr(target.ptr, '?', target.len);
     corio_strv raw = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
     char *scratch = NULL;

@@ -110,6 +110,9 @@ int corio__req_prepare_body(corio__hconn *c);
  * error. */
 int corio__req_skip_body(corio__hconn *c);
 
+/* The origin-form part of a request target (absolute form accepted). */
+corio_strv corio__origin_target(corio_strv target);
+
 /* The head's base pointer: the read buffer or the arena copy. */
 const char *corio__req_head(const corio_req *r);
 

@@ -54,7 +54,9 @@ typedef int (*corio_http_handler)(corio_req *req, corio_res *res, void *arg);
 /* ---- request ------------------------------------------------------------------------ */
 
 corio_strv corio_req_method(const corio_req *req);
-/* The request target as sent ("/a%20b?x=1"). */
+/* The request target as sent ("/a%20b?x=1").  An absolute-form target
+ * ("http://host/a?x=1", RFC 9112 3.2.2) is accepted; its path and query are
+ * what corio_req_path / corio_req_query_string and routing see. */
 corio_strv corio_req_target(const corio_req *req);
 /* The path, percent-decoded ("/a b"); a path that decodes to a NUL byte or an
  * invalid escape is answered 400 before any handler runs. */
