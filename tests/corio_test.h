@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <corio/corio.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Runs fn(arg) as the main task of a fresh loop and asserts that corio_run
@@ -42,6 +43,43 @@
 static inline int corio_test_under_valgrind(void) {
     const char *v = getenv("CORIO_TEST_UNDER_VALGRIND");
     return v && *v && *v != '0';
+}
+
+/* Checks inside tasks, without cmocka's longjmp out of a coroutine stack:
+ * SOFT(cond) remembers the first failing condition; corio_test_run_checked
+ * runs fn as the main task, asserts the loop closed cleanly with result 0,
+ * then fails the test with the remembered condition, if any. */
+static char corio_test_soft_failure[256];
+
+#define SOFT(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond) && !corio_test_soft_failure[0])                                                \
+            snprintf(corio_test_soft_failure, sizeof corio_test_soft_failure, "line %d: %s",       \
+                     __LINE__, #cond);                                                             \
+    } while (0)
+
+static inline void corio_test_run_checked(corio_task_fn fn, void *arg) {
+    corio_test_soft_failure[0] = '\0';
+    corio_test_run(fn, arg);
+    if (corio_test_soft_failure[0])
+        fail_msg("in-task check failed: %s", corio_test_soft_failure);
+}
+
+/* Spawns a task the caller joins with corio_test_join (SOFT-checked). */
+static inline corio_task *corio_test_spawn(const char *name, corio_task_fn fn, void *arg) {
+    corio_task *t = NULL;
+    SOFT(corio_spawn(&t, name, fn, arg) == 0);
+    return t;
+}
+
+/* Awaits t, drops the reference, returns its result. */
+static inline int corio_test_join(corio_task *t) {
+    if (!t)
+        return CORIO_EINVAL;
+    int rc = corio_await(t);
+    SOFT(rc == corio_future_result(corio_task_future(t)));
+    corio_task_release(t);
+    return rc;
 }
 
 #endif

@@ -15,35 +15,6 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static char soft_failure[256];
-
-#define SOFT(cond)                                                                                 \
-    do {                                                                                           \
-        if (!(cond) && !soft_failure[0])                                                           \
-            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);           \
-    } while (0)
-
-static void run(corio_task_fn fn, void *arg) {
-    soft_failure[0] = '\0';
-    corio_test_run(fn, arg);
-    if (soft_failure[0])
-        fail_msg("in-task check failed: %s", soft_failure);
-}
-
-static corio_task *spawn(const char *name, corio_task_fn fn, void *arg) {
-    corio_task *t = NULL;
-    SOFT(corio_spawn(&t, name, fn, arg) == 0);
-    return t;
-}
-
-static int join(corio_task *t) {
-    if (!t)
-        return CORIO_EINVAL;
-    int rc = corio_await(t);
-    corio_task_release(t);
-    return rc;
-}
-
 static void settle(int n) {
     while (n-- > 0)
         SOFT(corio_yield() == 0);
@@ -176,12 +147,12 @@ static int ways_main(void *arg) {
     ways_ctx *c = arg;
     corio_lock_init(&c->lock);
     corio_event_init(&c->never);
-    corio_task *t = spawn("ways", ways_task, c);
+    corio_task *t = corio_test_spawn("ways", ways_task, c);
     if (c->way == CANCEL) {
         settle(2);
         SOFT(corio_cancel(t) == 0);
     }
-    c->result = join(t);
+    c->result = corio_test_join(t);
     c->locked_after = corio_lock_locked(&c->lock);
     return 0;
 }
@@ -204,7 +175,7 @@ static void test_exit_hooks_lifo_on_every_way_out(void **state) {
                                           [TIMEOUT] = CORIO_ETIMEDOUT};
     for (int w = 0; w < WAYS; w++) {
         ways_ctx c = {.way = (enum way)w};
-        run(ways_main, &c);
+        corio_test_run_checked(ways_main, &c);
         if (strcmp(c.log.buf, want[w]) != 0)
             fail_msg("way '%s': log \"%s\", expected \"%s\"", way_names[w], c.log.buf, want[w]);
         assert_int_equal(c.result, want_result[w]);
@@ -246,14 +217,14 @@ static int exit_await_main(void *arg) {
     corio_event_init(&c->in_exit);
     c->r.log = &c->log;
     c->r.exit_entered = &c->in_exit;
-    corio_task *t = spawn("exit awaits", exit_await_task, c);
+    corio_task *t = corio_test_spawn("exit awaits", exit_await_task, c);
     SOFT(corio_event_wait(&c->in_body) == 0);
     if (c->mode == 1) { /* let the body end normally, cancel during the exit */
         corio_event_set(&c->never);
         SOFT(corio_event_wait(&c->in_exit) == 0);
     }
     c->cancel_rc = corio_cancel(t);
-    SOFT(join(t) == 0);
+    SOFT(corio_test_join(t) == 0);
     return 0;
 }
 
@@ -261,7 +232,7 @@ static void test_exit_hook_awaits_shielded_and_bounded(void **state) {
     (void)state;
     /* Cancelled in the body: the exit's sleep still completes. */
     exit_ctx a = {.mode = 0, .r = {.name = "R", .exit_sleep_ms = 20}};
-    run(exit_await_main, &a);
+    corio_test_run_checked(exit_await_main, &a);
     assert_int_equal(a.body_rc, CORIO_ECANCELED);
     assert_int_equal(a.r.exits, 1);
     assert_int_equal(a.r.how, CORIO_ECANCELED);
@@ -272,7 +243,7 @@ static void test_exit_hook_awaits_shielded_and_bounded(void **state) {
     /* Cancelled while the exit sleeps: not interrupted, `how` stays 0, the
      * cancel shows after the scope. */
     exit_ctx b = {.mode = 1, .r = {.name = "R", .exit_sleep_ms = 20}};
-    run(exit_await_main, &b);
+    corio_test_run_checked(exit_await_main, &b);
     assert_int_equal(b.body_rc, 0);
     assert_int_equal(b.cancel_rc, 0);
     assert_int_equal(b.r.how, 0);
@@ -282,7 +253,7 @@ static void test_exit_hook_awaits_shielded_and_bounded(void **state) {
 
     /* An exit hook cannot hang: exit_timeout_ms bounds it. */
     exit_ctx c = {.mode = 2, .r = {.name = "R", .exit_sleep_ms = 60000}};
-    run(exit_await_main, &c);
+    corio_test_run_checked(exit_await_main, &c);
     assert_int_equal(c.r.how, CORIO_ECANCELED);
     assert_int_equal(c.r.exit_sleep_rc, CORIO_ETIMEDOUT);
     assert_true(c.r.exit_slept_ms >= 30);
@@ -291,7 +262,7 @@ static void test_exit_hook_awaits_shielded_and_bounded(void **state) {
 
     /* CORIO_RESOURCE_UNSHIELDED: the exit sees the cancellation. */
     exit_ctx d = {.mode = 3, .r = {.name = "R", .exit_sleep_ms = 60000}};
-    run(exit_await_main, &d);
+    corio_test_run_checked(exit_await_main, &d);
     assert_int_equal(d.r.how, CORIO_ECANCELED);
     assert_int_equal(d.r.exit_sleep_rc, CORIO_ECANCELED);
 }
@@ -336,7 +307,7 @@ static int enter_fail_main(void *arg) {
 static void test_enter_failure_skips_body_and_exit(void **state) {
     (void)state;
     enter_ctx c = {0};
-    run(enter_fail_main, &c);
+    corio_test_run_checked(enter_fail_main, &c);
     assert_int_equal(c.rc_outer, 0);
     assert_int_equal(c.rc_inner, CORIO_EAGAIN);
     assert_int_equal(c.inner_body, 0);
@@ -377,11 +348,11 @@ static int enter_wait_main(void *arg) {
     corio_semaphore_init(&c->permits, 1);
     SOFT(corio_lock_acquire(&c->lock) == 0);
     SOFT(corio_semaphore_acquire(&c->permits) == 0);
-    corio_task *t = spawn("enter", enter_wait_task, c);
+    corio_task *t = corio_test_spawn("enter", enter_wait_task, c);
     settle(2);
     if (!c->timeout_ms)
         SOFT(corio_cancel(t) == 0);
-    SOFT(join(t) == 0);
+    SOFT(corio_test_join(t) == 0);
     SOFT(corio_lock_release(&c->lock) == 0);
     corio_semaphore_release(&c->permits);
     c->locked_after = corio_lock_locked(&c->lock);
@@ -395,7 +366,7 @@ static void test_lock_and_semaphore_scope_cancel_or_timeout_while_entering(void 
     (void)state;
     for (int i = 0; i < 4; i++) {
         enter_wait_ctx c = {.sem = i & 1, .timeout_ms = i & 2 ? 20 : 0};
-        run(enter_wait_main, &c);
+        corio_test_run_checked(enter_wait_main, &c);
         assert_int_equal(c.rc, c.timeout_ms ? CORIO_ETIMEDOUT : CORIO_ECANCELED);
         assert_int_equal(c.body_ran, 0);
         assert_false(c.locked_after); /* nothing left held */
@@ -460,7 +431,7 @@ static int timeout_main(void *arg) {
 static void test_timeout_scope_deadlines(void **state) {
     (void)state;
     timeout_ctx c = {0};
-    run(timeout_main, &c);
+    corio_test_run_checked(timeout_main, &c);
     assert_int_equal(c.short_ok, 0);
     assert_int_equal(c.zero, CORIO_ETIMEDOUT);
     for (int i = 0; i < 4; i++)
@@ -532,20 +503,21 @@ static int shield_main(void *arg) {
     corio_event_init(&c->go);
     c->r.log = &c->log;
     c->r.name = "R";
-    corio_task *t = spawn("shielded", c->shield_only ? shield_cancel_task : precedence_task, c);
+    corio_task *t =
+        corio_test_spawn("shielded", c->shield_only ? shield_cancel_task : precedence_task, c);
     SOFT(corio_event_wait(&c->in_shield) == 0);
     c->cancel_rc = corio_cancel(t);
     settle(3);
     c->done_before_go = corio_task_done(t);
     corio_event_set(&c->go);
-    SOFT(join(t) == 0);
+    SOFT(corio_test_join(t) == 0);
     return 0;
 }
 
 static void test_cancel_wins_over_timeout(void **state) {
     (void)state;
     shield_ctx c = {0};
-    run(shield_main, &c);
+    corio_test_run_checked(shield_main, &c);
     assert_int_equal(c.in_rc[0], 0);
     assert_int_equal(c.in_rc[1], 0);
     assert_int_equal(c.after_rc[0], CORIO_ECANCELED);
@@ -556,7 +528,7 @@ static void test_cancel_wins_over_timeout(void **state) {
 static void test_shield_defers_cancel_but_not_inner_timeout(void **state) {
     (void)state;
     shield_ctx c = {.shield_only = true};
-    run(shield_main, &c);
+    corio_test_run_checked(shield_main, &c);
     assert_int_equal(c.cancel_rc, 0);
     assert_false(c.done_before_go); /* the cancel did not interrupt */
     assert_int_equal(c.in_rc[0], 0);
@@ -659,7 +631,7 @@ static int group_ok_main(void *arg) {
 static void test_group_waits_for_all_members_and_closes(void **state) {
     (void)state;
     group_ctx c = {0};
-    run(group_ok_main, &c);
+    corio_test_run_checked(group_ok_main, &c);
     assert_int_equal(c.finished_at_exit, 3);
     assert_int_equal(c.spawn_late, CORIO_ECLOSED); /* spawned while exiting */
     assert_int_equal(c.started, 3);                /* the late one never ran */
@@ -692,7 +664,7 @@ static int group_fail_main(void *arg) {
 static void test_group_failing_member_cancels_siblings_and_body(void **state) {
     (void)state;
     group_ctx c = {0};
-    run(group_fail_main, &c);
+    corio_test_run_checked(group_fail_main, &c);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(c.member_rc[i], CORIO_ECANCELED);
         assert_int_equal(c.reason[i], CORIO_CANCEL_SIBLING);
@@ -728,7 +700,7 @@ static void test_group_deadline_times_out_members(void **state) {
     (void)state;
     for (int returns_rc = 0; returns_rc <= 1; returns_rc++) {
         group_ctx c = {.member_returns_rc = returns_rc};
-        run(group_deadline_main, &c);
+        corio_test_run_checked(group_deadline_main, &c);
         assert_int_equal(c.member_rc[0], CORIO_ETIMEDOUT);
         assert_int_equal(c.member_rc[1], CORIO_ETIMEDOUT);
         assert_int_equal(c.body_rc[0], CORIO_ETIMEDOUT);
@@ -765,7 +737,7 @@ static void test_group_body_timeout_or_error_cancels_members(void **state) {
     (void)state;
     for (int fails = 0; fails <= 1; fails++) {
         group_ctx c = {.body_fails = fails};
-        run(group_outer_main, &c);
+        corio_test_run_checked(group_outer_main, &c);
         for (int i = 0; i < 2; i++) {
             assert_int_equal(c.member_rc[i], CORIO_ECANCELED);
             assert_int_equal(c.reason[i], fails ? CORIO_CANCEL_SIBLING : CORIO_CANCEL_TIMEOUT);
@@ -795,19 +767,19 @@ static int group_parent_cancel_main(void *arg) {
     group_ctx *c = arg;
     corio_event_init(&c->never);
     corio_event_init(&c->parent_go);
-    corio_task *p = spawn("parent", group_parent_task, c);
+    corio_task *p = corio_test_spawn("parent", group_parent_task, c);
     SOFT(corio_event_wait(&c->parent_go) == 0);
     while (c->started < 2)
         SOFT(corio_yield() == 0);
     c->cancel_rc = corio_cancel(p);
-    SOFT(join(p) == 0);
+    SOFT(corio_test_join(p) == 0);
     return 0;
 }
 
 static void test_group_parent_cancel_cancels_and_awaits_members(void **state) {
     (void)state;
     group_ctx c = {0};
-    run(group_parent_cancel_main, &c);
+    corio_test_run_checked(group_parent_cancel_main, &c);
     assert_int_equal(c.cancel_rc, 0);
     assert_int_equal(c.body_rc[0], CORIO_ECANCELED);
     for (int i = 0; i < 2; i++) {

@@ -13,40 +13,6 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static char soft_failure[256];
-
-/* A check inside a task: remembers the first failure, reported by run(). */
-#define SOFT(cond)                                                                                 \
-    do {                                                                                           \
-        if (!(cond) && !soft_failure[0])                                                           \
-            snprintf(soft_failure, sizeof soft_failure, "line %d: %s", __LINE__, #cond);           \
-    } while (0)
-
-/* Runs fn as main task, asserts that the loop closed cleanly with result 0 and
- * that no soft check failed. */
-static void run(corio_task_fn fn, void *arg) {
-    soft_failure[0] = '\0';
-    corio_test_run(fn, arg);
-    if (soft_failure[0])
-        fail_msg("in-task check failed: %s", soft_failure);
-}
-
-static corio_task *spawn(const char *name, corio_task_fn fn, void *arg) {
-    corio_task *t = NULL;
-    SOFT(corio_spawn(&t, name, fn, arg) == 0);
-    return t;
-}
-
-/* Awaits t, drops the reference, returns its result. */
-static int join(corio_task *t) {
-    if (!t)
-        return CORIO_EINVAL;
-    int rc = corio_await(t);
-    SOFT(rc == corio_future_result(corio_task_future(t)));
-    corio_task_release(t);
-    return rc;
-}
-
 /* Lets every ready task run until it parks (n rounds of the ready queue). */
 static void settle(int n) {
     while (n-- > 0)
@@ -103,16 +69,16 @@ static int lock_mutex_main(void *arg) {
     corio_lock_init(&c->lock);
     corio_task *t[4];
     for (int i = 0; i < 4; i++)
-        t[i] = spawn("worker", mutex_worker, c);
+        t[i] = corio_test_spawn("worker", mutex_worker, c);
     for (int i = 0; i < 4; i++)
-        SOFT(join(t[i]) == 0);
+        SOFT(corio_test_join(t[i]) == 0);
     return 0;
 }
 
 static void test_lock_mutual_exclusion_across_yields(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_mutex_main, &c);
+    corio_test_run_checked(lock_mutex_main, &c);
     assert_int_equal(c.max_inside, 1);
     assert_int_equal(c.counter, 4 * 50); /* no lost update */
     assert_false(corio_lock_locked(&c.lock));
@@ -136,14 +102,14 @@ static void start_waiters(lock_ctx *c, int from, int to) {
     for (int i = from; i < to; i++) {
         c->w[i].c = c;
         c->w[i].id = i;
-        c->w[i].task = spawn("lock waiter", lock_waiter_fn, &c->w[i]);
+        c->w[i].task = corio_test_spawn("lock waiter", lock_waiter_fn, &c->w[i]);
     }
     settle(2);
 }
 
 static void join_waiters(lock_ctx *c, int from, int to) {
     for (int i = from; i < to; i++)
-        SOFT(join(c->w[i].task) == 0);
+        SOFT(corio_test_join(c->w[i].task) == 0);
 }
 
 static int lock_fifo_main(void *arg) {
@@ -155,7 +121,7 @@ static int lock_fifo_main(void *arg) {
     /* Newcomers after the release: this task, then a fresh one. */
     c->r[0] = corio_lock_try_acquire(&c->lock);
     c->w[5] = (lock_waiter){.c = c, .id = 100};
-    c->w[5].task = spawn("newcomer", lock_waiter_fn, &c->w[5]);
+    c->w[5].task = corio_test_spawn("newcomer", lock_waiter_fn, &c->w[5]);
     c->r[1] = corio_lock_acquire(&c->lock);
     c->order[c->n++] = 99;
     SOFT(corio_lock_release(&c->lock) == 0);
@@ -166,7 +132,7 @@ static int lock_fifo_main(void *arg) {
 static void test_lock_fifo_and_no_overtaking(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_fifo_main, &c);
+    corio_test_run_checked(lock_fifo_main, &c);
     assert_int_equal(c.r[0], CORIO_EBUSY);
     assert_int_equal(c.r[1], 0);
     assert_order(c, 0, 1, 2, 3, 4, 99, 100);
@@ -188,7 +154,7 @@ static int lock_misuse_main(void *arg) {
     c->r[1] = corio_lock_try_acquire(&c->lock);
     c->r[2] = corio_lock_try_acquire(&c->lock);
     c->r[3] = corio_lock_acquire(&c->lock);
-    SOFT(join(spawn("other", other_misuses, c)) == 0);
+    SOFT(corio_test_join(corio_test_spawn("other", other_misuses, c)) == 0);
     SOFT(corio_lock_release(&c->lock) == 0);
     c->r[7] = corio_lock_release(&c->lock);
     return 0;
@@ -197,7 +163,7 @@ static int lock_misuse_main(void *arg) {
 static void test_lock_try_acquire_and_misuse(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_misuse_main, &c);
+    corio_test_run_checked(lock_misuse_main, &c);
     assert_int_equal(c.r[0], CORIO_EPERM);
     assert_int_equal(c.r[1], 0);           /* try_acquire of a free lock */
     assert_int_equal(c.r[2], CORIO_EBUSY); /* try_acquire by the owner */
@@ -225,7 +191,7 @@ static int lock_cancel_main(void *arg) {
 static void test_lock_cancel_waiter_hands_lock_to_next(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_cancel_main, &c);
+    corio_test_run_checked(lock_cancel_main, &c);
     assert_int_equal(c.w[1].rc, CORIO_ECANCELED);
     assert_int_equal(c.w[0].rc, 0);
     assert_int_equal(c.w[2].rc, 0);
@@ -262,7 +228,7 @@ static int lock_race_main(void *arg) {
 static void test_lock_cancel_and_release_same_iteration(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_race_main, &c);
+    corio_test_run_checked(lock_race_main, &c);
     assert_int_equal(c.w[0].rc, CORIO_ECANCELED);
     assert_int_equal(c.w[1].rc, 0);
     assert_int_equal(c.w[2].rc, CORIO_ECANCELED);
@@ -292,7 +258,7 @@ static int lock_timeout_main(void *arg) {
 static void test_lock_acquire_timeout_leaves_queue(void **state) {
     (void)state;
     lock_ctx c = {0};
-    run(lock_timeout_main, &c);
+    corio_test_run_checked(lock_timeout_main, &c);
     assert_int_equal(c.w[0].rc, CORIO_ETIMEDOUT);
     assert_true(c.r[0]); /* still the main task's */
     assert_int_equal(c.w[1].rc, 0);
@@ -332,7 +298,7 @@ static int event_main(void *arg) {
     corio_event_init(&c->ev);
     for (int i = 0; i < 3; i++) {
         c->rc[i] = 1;
-        c->task[i] = spawn("event waiter", event_waiter_fn, &w[i]);
+        c->task[i] = corio_test_spawn("event waiter", event_waiter_fn, &w[i]);
     }
     settle(2);
     c->woken_before_set = (c->rc[0] != 1) + (c->rc[1] != 1) + (c->rc[2] != 1);
@@ -340,23 +306,23 @@ static int event_main(void *arg) {
     corio_event_clear(&c->ev); /* woken waiters still return 0 */
     c->cleared_before_run = !corio_event_is_set(&c->ev);
     for (int i = 0; i < 3; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
 
     /* A set event: the wait returns without letting anything else run. */
     corio_event_set(&c->ev);
-    corio_task *other = spawn("other", mark_ran, &c->other_ran);
+    corio_task *other = corio_test_spawn("other", mark_ran, &c->other_ran);
     c->immediate_rc = corio_event_wait(&c->ev);
     SOFT(c->other_ran == 0);
-    SOFT(join(other) == 0);
+    SOFT(corio_test_join(other) == 0);
 
     /* Cleared again: waiters block until the next set. */
     corio_event_clear(&c->ev);
     c->rc[0] = 1;
-    c->task[0] = spawn("event waiter", event_waiter_fn, &w[0]);
+    c->task[0] = corio_test_spawn("event waiter", event_waiter_fn, &w[0]);
     settle(3);
     SOFT(c->rc[0] == 1); /* still waiting */
     corio_event_set(&c->ev);
-    SOFT(join(c->task[0]) == 0);
+    SOFT(corio_test_join(c->task[0]) == 0);
     c->set_after_clear = corio_event_is_set(&c->ev);
     return 0;
 }
@@ -364,7 +330,7 @@ static int event_main(void *arg) {
 static void test_event_set_wakes_all_and_clear(void **state) {
     (void)state;
     event_ctx c = {0};
-    run(event_main, &c);
+    corio_test_run_checked(event_main, &c);
     assert_int_equal(c.woken_before_set, 0);
     assert_true(c.cleared_before_run);
     for (int i = 0; i < 3; i++)
@@ -385,7 +351,7 @@ static int event_cancel_main(void *arg) {
     corio_event_init(&c->ev);
     for (int i = 0; i < 2; i++) {
         c->rc[i] = 1;
-        c->task[i] = spawn("event waiter", event_waiter_fn, &w[i]);
+        c->task[i] = corio_test_spawn("event waiter", event_waiter_fn, &w[i]);
     }
     settle(2);
     SOFT(corio_cancel(c->task[0]) == 0);
@@ -397,14 +363,14 @@ static int event_cancel_main(void *arg) {
     SOFT(corio_future_resolve(f, NULL) == 0);
     corio_future_release(f);
     for (int i = 0; i < 2; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     return 0;
 }
 
 static void test_event_cancel_waiter(void **state) {
     (void)state;
     event_ctx c = {0};
-    run(event_cancel_main, &c);
+    corio_test_run_checked(event_cancel_main, &c);
     assert_int_equal(c.woken_before_set, 1); /* the cancelled one only */
     assert_int_equal(c.rc[0], CORIO_ECANCELED);
     assert_int_equal(c.rc[1], 0); /* set by a done callback */
@@ -449,10 +415,10 @@ static int sem_bounded_main(void *arg) {
     corio_semaphore_init(&c->sem, 3);
     for (int i = 0; i < 10; i++) {
         w[i] = (sem_worker){c, i};
-        c->task[i] = spawn("sem worker", sem_bounded_fn, &w[i]);
+        c->task[i] = corio_test_spawn("sem worker", sem_bounded_fn, &w[i]);
     }
     for (int i = 0; i < 10; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     c->value_end = corio_semaphore_value(&c->sem);
     return 0;
 }
@@ -460,7 +426,7 @@ static int sem_bounded_main(void *arg) {
 static void test_semaphore_bounds_concurrency(void **state) {
     (void)state;
     sem_ctx c = {0};
-    run(sem_bounded_main, &c);
+    corio_test_run_checked(sem_bounded_main, &c);
     assert_int_equal(c.max_active, 3);
     assert_int_equal(c.rounds, 50);
     assert_int_equal(c.value_end, 3);
@@ -483,16 +449,16 @@ static int sem_fifo_main(void *arg) {
     corio_semaphore_init(&c->sem, 0);
     for (int i = 0; i < 4; i++) {
         w[i] = (sem_worker){c, i};
-        c->task[i] = spawn("sem waiter", sem_once_fn, &w[i]);
+        c->task[i] = corio_test_spawn("sem waiter", sem_once_fn, &w[i]);
     }
     settle(2);
     corio_semaphore_release(&c->sem); /* straight to waiter 0 */
     c->value_mid = corio_semaphore_value(&c->sem);
     c->try_after_release = corio_semaphore_try_acquire(&c->sem);
     w[4] = (sem_worker){c, 4};
-    c->task[4] = spawn("newcomer", sem_once_fn, &w[4]);
+    c->task[4] = corio_test_spawn("newcomer", sem_once_fn, &w[4]);
     for (int i = 0; i < 5; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     c->value_end = corio_semaphore_value(&c->sem);
     return 0;
 }
@@ -500,7 +466,7 @@ static int sem_fifo_main(void *arg) {
 static void test_semaphore_fifo(void **state) {
     (void)state;
     sem_ctx c = {0};
-    run(sem_fifo_main, &c);
+    corio_test_run_checked(sem_fifo_main, &c);
     assert_int_equal(c.value_mid, 0);
     assert_int_equal(c.try_after_release, CORIO_EBUSY);
     assert_order(c, 0, 1, 2, 3, 4);
@@ -516,7 +482,7 @@ static int sem_cancel_main(void *arg) {
     c->try_after_release = corio_semaphore_try_acquire(&c->sem); /* none left */
     for (int i = 0; i < 3; i++) {
         w[i] = (sem_worker){c, i};
-        c->task[i] = spawn("sem waiter", sem_once_fn, &w[i]);
+        c->task[i] = corio_test_spawn("sem waiter", sem_once_fn, &w[i]);
     }
     settle(2);
     SOFT(corio_cancel(c->task[1]) == 0);
@@ -526,7 +492,7 @@ static int sem_cancel_main(void *arg) {
     corio_semaphore_release(&c->sem); /* cancelled in this iteration: kept */
     c->value_mid = corio_semaphore_value(&c->sem);
     for (int i = 0; i < 3; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     c->value_end = corio_semaphore_value(&c->sem);
     return 0;
 }
@@ -534,7 +500,7 @@ static int sem_cancel_main(void *arg) {
 static void test_semaphore_cancel_waiter_keeps_permits(void **state) {
     (void)state;
     sem_ctx c = {0};
-    run(sem_cancel_main, &c);
+    corio_test_run_checked(sem_cancel_main, &c);
     assert_int_equal(c.try_after_release, CORIO_EBUSY);
     assert_int_equal(c.rc[0], 0);
     assert_int_equal(c.rc[1], CORIO_ECANCELED);
@@ -602,7 +568,7 @@ static int producer(void *arg) {
 static int queue_pc_main(void *arg) {
     queue_ctx *c = arg;
     SOFT(corio_queue_new(&c->q, 4) == 0);
-    corio_task *p = spawn("producer", producer, c);
+    corio_task *p = corio_test_spawn("producer", producer, c);
     void *item;
     int rc;
     while ((rc = corio_queue_get(c->q, &item)) == 0) {
@@ -611,7 +577,7 @@ static int queue_pc_main(void *arg) {
         c->received++;
     }
     c->end_rc = rc;
-    SOFT(join(p) == 0);
+    SOFT(corio_test_join(p) == 0);
     SOFT(corio_queue_free(c->q) == 0);
     return 0;
 }
@@ -619,7 +585,7 @@ static int queue_pc_main(void *arg) {
 static void test_queue_10000_items_through_capacity_4(void **state) {
     (void)state;
     queue_ctx c = {0};
-    run(queue_pc_main, &c);
+    corio_test_run_checked(queue_pc_main, &c);
     assert_int_equal(c.producer_rc, 0);
     assert_int_equal(c.received, ITEMS);
     assert_int_equal(c.out_of_order, 0);
@@ -636,25 +602,25 @@ static int queue_wait_main(void *arg) {
 
     /* get awaits while empty. */
     q_op g = {c, 0, c->q, NULL, 0};
-    c->task[0] = spawn("getter", q_get_fn, &g);
+    c->task[0] = corio_test_spawn("getter", q_get_fn, &g);
     settle(3);
     SOFT(c->step == 0);
     SOFT(corio_queue_try_put(c->q, IT(7)) == 0); /* straight to the getter */
     SOFT(corio_queue_size(c->q) == 0);
-    SOFT(join(c->task[0]) == 0);
+    SOFT(corio_test_join(c->task[0]) == 0);
 
     /* put awaits while full, until a get makes room. */
     SOFT(corio_queue_try_put(c->q, IT(1)) == 0);
     SOFT(corio_queue_put(c->q, IT(2)) == 0);     /* room: no wait */
     c->rc[2] = corio_queue_try_put(c->q, IT(9)); /* EAGAIN: full */
     q_op p = {c, 1, c->q, IT(3), 0};
-    c->task[1] = spawn("putter", q_put_fn, &p);
+    c->task[1] = corio_test_spawn("putter", q_put_fn, &p);
     settle(3);
     SOFT(c->step == 1); /* the putter is still blocked */
     SOFT(corio_queue_size(c->q) == 2);
     SOFT(corio_queue_get(c->q, &item) == 0 && item == IT(1));
     SOFT(corio_queue_size(c->q) == 2); /* the putter's item moved in */
-    SOFT(join(c->task[1]) == 0);
+    SOFT(corio_test_join(c->task[1]) == 0);
     SOFT(corio_queue_try_get(c->q, &item) == 0 && item == IT(2));
     SOFT(corio_queue_try_get(c->q, &item) == 0 && item == IT(3));
     SOFT(corio_queue_free(c->q) == 0);
@@ -664,7 +630,7 @@ static int queue_wait_main(void *arg) {
 static void test_queue_backpressure_and_empty_wait(void **state) {
     (void)state;
     queue_ctx c = {0};
-    run(queue_wait_main, &c);
+    corio_test_run_checked(queue_wait_main, &c);
     assert_int_equal(c.rc[0], 0);
     assert_ptr_equal(c.got[0], IT(7));
     assert_int_equal(c.rc[1], 0);
@@ -683,13 +649,13 @@ static int queue_close_main(void *arg) {
                    {c, 2, c->q2, NULL, 0},
                    {c, 3, c->q2, NULL, 0}};
     for (int i = 0; i < 4; i++)
-        c->task[i] = spawn("waiter", i < 2 ? q_put_fn : q_get_fn, &ops[i]);
+        c->task[i] = corio_test_spawn("waiter", i < 2 ? q_put_fn : q_get_fn, &ops[i]);
     settle(2);
     corio_queue_close(c->q);
     corio_queue_close(c->q2);
     corio_queue_close(c->q2); /* idempotent */
     for (int i = 0; i < 4; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     SOFT(corio_queue_closed(c->q));
     void *item;
     int rc;
@@ -707,7 +673,7 @@ static int queue_close_main(void *arg) {
 static void test_queue_close_wakes_everyone(void **state) {
     (void)state;
     queue_ctx c = {0};
-    run(queue_close_main, &c);
+    corio_test_run_checked(queue_close_main, &c);
     /* Every waiting putter and getter woken; 3 and 4 were never queued. */
     assert_ints(c.rc, 4, CORIO_ECLOSED, CORIO_ECLOSED, CORIO_ECLOSED, CORIO_ECLOSED);
     assert_ints(c.drained, c.n_drained, 1, 2); /* queued before the close */
@@ -719,18 +685,18 @@ static int queue_cancel_getter_main(void *arg) {
     queue_ctx *c = arg;
     SOFT(corio_queue_new(&c->q, 2) == 0);
     q_op ops[3] = {{c, 0, c->q, NULL, 0}, {c, 1, c->q, NULL, 0}, {c, 2, c->q, NULL, 20}};
-    c->task[0] = spawn("getter", q_get_fn, &ops[0]);
-    c->task[1] = spawn("getter", q_get_fn, &ops[1]);
+    c->task[0] = corio_test_spawn("getter", q_get_fn, &ops[0]);
+    c->task[1] = corio_test_spawn("getter", q_get_fn, &ops[1]);
     settle(2);
     /* Cancel and put in the same iteration: the item skips getter 0. */
     SOFT(corio_cancel(c->task[0]) == 0);
     SOFT(corio_queue_try_put(c->q, IT(1)) == 0);
     SOFT(corio_queue_size(c->q) == 0);
-    SOFT(join(c->task[0]) == 0);
-    SOFT(join(c->task[1]) == 0);
+    SOFT(corio_test_join(c->task[0]) == 0);
+    SOFT(corio_test_join(c->task[1]) == 0);
     /* The only getter times out: the next item stays queued. */
-    c->task[2] = spawn("getter", q_get_fn, &ops[2]);
-    SOFT(join(c->task[2]) == 0);
+    c->task[2] = corio_test_spawn("getter", q_get_fn, &ops[2]);
+    SOFT(corio_test_join(c->task[2]) == 0);
     SOFT(corio_queue_put(c->q, IT(2)) == 0);
     SOFT(corio_queue_size(c->q) == 1);
     void *item = NULL;
@@ -742,7 +708,7 @@ static int queue_cancel_getter_main(void *arg) {
 static void test_queue_cancelled_getter_loses_nothing(void **state) {
     (void)state;
     queue_ctx c = {0};
-    run(queue_cancel_getter_main, &c);
+    corio_test_run_checked(queue_cancel_getter_main, &c);
     assert_int_equal(c.rc[0], CORIO_ECANCELED);
     assert_null(c.got[0]);
     assert_int_equal(c.rc[1], 0);
@@ -756,8 +722,8 @@ static int queue_cancel_putter_main(void *arg) {
     SOFT(corio_queue_new(&c->q, 1) == 0);
     SOFT(corio_queue_try_put(c->q, IT(1)) == 0);
     q_op ops[2] = {{c, 0, c->q, IT(2), 0}, {c, 1, c->q, IT(3), 0}};
-    c->task[0] = spawn("putter", q_put_fn, &ops[0]);
-    c->task[1] = spawn("putter", q_put_fn, &ops[1]);
+    c->task[0] = corio_test_spawn("putter", q_put_fn, &ops[0]);
+    c->task[1] = corio_test_spawn("putter", q_put_fn, &ops[1]);
     settle(2);
     SOFT(corio_cancel(c->task[0]) == 0);
     void *item = NULL;
@@ -765,7 +731,7 @@ static int queue_cancel_putter_main(void *arg) {
     SOFT(corio_queue_try_get(c->q, &item) == 0 && item == IT(3));
     c->rc[2] = corio_queue_try_get(c->q, &item); /* 2 never got in */
     for (int i = 0; i < 2; i++)
-        SOFT(join(c->task[i]) == 0);
+        SOFT(corio_test_join(c->task[i]) == 0);
     c->rc[3] = corio_queue_try_get(c->q, &item);
     SOFT(corio_queue_free(c->q) == 0);
     return 0;
@@ -774,7 +740,7 @@ static int queue_cancel_putter_main(void *arg) {
 static void test_queue_cancelled_putter_item_never_queued(void **state) {
     (void)state;
     queue_ctx c = {0};
-    run(queue_cancel_putter_main, &c);
+    corio_test_run_checked(queue_cancel_putter_main, &c);
     assert_int_equal(c.rc[0], CORIO_ECANCELED);
     assert_int_equal(c.rc[1], 0);
     assert_int_equal(c.rc[2], CORIO_EAGAIN);
@@ -787,13 +753,13 @@ static int queue_free_main(void *arg) {
     c->r[1] = corio_queue_new(&c->q2, SIZE_MAX);
     SOFT(corio_queue_new(&c->q, 1) == 0);
     q_op op = {c, 0, c->q, NULL, 0};
-    c->task[0] = spawn("getter", q_get_fn, &op);
+    c->task[0] = corio_test_spawn("getter", q_get_fn, &op);
     settle(2);
     c->r[2] = corio_queue_free(c->q);
     corio_queue_close(c->q);
     /* The waiter left the queue when woken, before it even runs again. */
     c->r[3] = corio_queue_free(c->q);
-    SOFT(join(c->task[0]) == 0);
+    SOFT(corio_test_join(c->task[0]) == 0);
     return 0;
 }
 
@@ -801,7 +767,7 @@ static void test_queue_free_busy_and_invalid_capacity(void **state) {
     (void)state;
     queue_ctx c = {0};
     c.q3 = (corio_queue *)&c; /* must be reset to NULL */
-    run(queue_free_main, &c);
+    corio_test_run_checked(queue_free_main, &c);
     assert_int_equal(c.r[0], CORIO_EINVAL); /* capacity 0 */
     assert_null(c.q3);
     assert_int_equal(c.r[1], CORIO_EINVAL); /* capacity too large */
