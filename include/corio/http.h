@@ -103,7 +103,9 @@ int corio_req_read(corio_req *req, void *buf, size_t len);
 
 /* By default a client that disconnects while its handler runs cancels the
  * handler's task (reason CORIO_CANCEL_PEER_GONE: its awaits return
- * CORIO_ECANCELED).  A handler that must finish its work (a payment, say)
+ * CORIO_ECANCELED).  A client that only half-closes (shuts down its sending
+ * side while the handler runs) counts as gone too, as in Go's net/http; one
+ * that half-closed before its request was read is still answered.  A handler that must finish its work (a payment, say)
  * calls this first: it then runs to its end and its response is dropped. */
 void corio_req_finish_on_disconnect(corio_req *req);
 
