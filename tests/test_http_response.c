@@ -43,6 +43,7 @@ static void test_text_response_has_status_date_length_and_body(void **state) {
     (void)state;
     fixture f;
     setup_conn(&f, 1, false, false);
+    assert_int_equal(corio_res_status(&f.c.res), 0); /* nothing started yet */
     assert_int_equal(corio_res_header(&f.c.res, "X-Trace", "abc 123"), 0);
     assert_int_equal(corio_res_text(&f.c.res, 201, "made"), 0);
     const char *w = wire(&f);
@@ -56,6 +57,7 @@ static void test_text_response_has_status_date_length_and_body(void **state) {
     const char *end = strstr(w, "\r\n\r\n");
     assert_non_null(end);
     assert_string_equal(end + 4, "made");
+    assert_int_equal(corio_res_status(&f.c.res), 201);
     /* A second response to the same request is refused. */
     assert_int_equal(corio_res_text(&f.c.res, 200, "again"), CORIO_EALREADY);
     teardown_conn(&f);

@@ -10,11 +10,12 @@
  *    corio_res_write() one event, and corio_sleep() waits for the next second
  *    in this connection's task while every other connection goes on.
  *  - Ending on shutdown.  On SIGTERM the server stops accepting and lets
- *    open requests finish for --drain-timeout; a clock never finishes, so it
- *    runs until the drain deadline cancels its task (reason "shutdown") and
- *    corio_sleep() returns CORIO_ECANCELED.  The handler then sends a last
- *    "bye" event inside a shield scope (a cancelled task's writes fail
- *    otherwise), and the page closes its EventSource instead of reconnecting.
+ *    open requests finish for --drain-timeout; a clock never finishes by
+ *    itself, so it asks corio_req_draining() every second and then sends a
+ *    last "bye" event and ends.  Should the drain deadline come first, its
+ *    task is cancelled (reason "shutdown") and the same goodbye goes out
+ *    inside a shield scope (a cancelled task's writes fail otherwise).  The
+ *    page closes its EventSource on "bye" instead of reconnecting.
  *  - A client that goes away cancels its handler too (reason "peer gone"):
  *    the same path out, without the goodbye.
  */
@@ -62,19 +63,21 @@ static int send_time(corio_res *res, time_t t) {
 }
 
 static int clock_stream(corio_req *req, corio_res *res, void *arg) {
-    (void)req;
     (void)arg;
     int rc = corio_res_header(res, "Cache-Control", "no-cache");
     if (rc == 0)
         rc = corio_res_start(res, 200, "text/event-stream");
     /* Each event shows the second it was due for: the loop's timers and
      * the wall clock may disagree by a millisecond. */
-    for (time_t second = time(NULL); rc == 0; second++) {
+    for (time_t second = time(NULL); rc == 0 && !corio_req_draining(req); second++) {
         rc = send_time(res, second);
         if (rc == 0)
             rc = corio_sleep(ms_until(second + 1));
     }
-    if (corio_task_cancel_reason(corio_current()) == CORIO_CANCEL_SHUTDOWN) {
+    /* Shutting down: say goodbye and end the stream (within a second of
+     * SIGTERM; the drain deadline would cancel us otherwise). */
+    if (corio_req_draining(req) ||
+        corio_task_cancel_reason(corio_current()) == CORIO_CANCEL_SHUTDOWN) {
         static const char bye[] = "event: bye\ndata: shutting down\n\n";
         CORIO_WITH(corio_shield_scope()) {
             rc = corio_res_write(res, bye, sizeof bye - 1);

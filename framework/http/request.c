@@ -156,6 +156,10 @@ int corio_req_peer(const corio_req *req, char *buf, size_t len) {
     return corio_stream_peer_name(req->c->s, buf, len);
 }
 
+bool corio_req_draining(const corio_req *req) {
+    return req && corio_stream_draining(req->c->s);
+}
+
 void *corio_req_alloc(corio_req *req, size_t n) {
     return corio__arena_alloc(&req->c->arena, n);
 }

@@ -323,6 +323,10 @@ int corio_res_end(corio_res *res) {
     return 0;
 }
 
+int corio_res_status(const corio_res *res) {
+    return res && res->started ? res->status : 0;
+}
+
 bool corio_res_started(const corio_res *res) {
     return res && res->started;
 }

@@ -105,8 +105,8 @@ int corio_req_read(corio_req *req, void *buf, size_t len);
  * handler's task (reason CORIO_CANCEL_PEER_GONE: its awaits return
  * CORIO_ECANCELED).  A client that only half-closes (shuts down its sending
  * side while the handler runs) counts as gone too, as in Go's net/http; one
- * that half-closed before its request was read is still answered.  A handler that must finish its work (a payment, say)
- * calls this first: it then runs to its end and its response is dropped. */
+ * that half-closed before its request was read is still answered.  A handler that must finish its
+ * work (a payment, say) calls this first: it then runs to its end and its response is dropped. */
 void corio_req_finish_on_disconnect(corio_req *req);
 
 /* The client's address ("127.0.0.1:5555"). */
@@ -125,10 +125,9 @@ void *corio_req_alloc(corio_req *req, size_t n);
 int corio_res_header(corio_res *res, const char *name, const char *value);
 
 /* Sends a complete response with a Content-Length.  `content_type` may be
- * NULL (no Content-Type); one holding CR or LF is refused (CORIO_EINVAL).  `body` is copied (or written before returning).
- * For HEAD requests the body is not sent.  Returns 0, CORIO_EALREADY if a
- * response was already started, CORIO_EINVAL for a status outside
- * 100..999, write errors. */
+ * NULL (no Content-Type); one holding CR or LF is refused (CORIO_EINVAL).  `body` is copied (or
+ * written before returning). For HEAD requests the body is not sent.  Returns 0, CORIO_EALREADY if
+ * a response was already started, CORIO_EINVAL for a status outside 100..999, write errors. */
 int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
                    size_t len);
 /* Shorthands: text/plain; charset=utf-8 and application/json. */
@@ -145,6 +144,15 @@ int corio_res_end(corio_res *res);
 
 /* Whether a response has been started. */
 bool corio_res_started(const corio_res *res);
+
+/* The status of the response started, or 0 before one is (for middleware
+ * that logs or measures after corio_next_call). */
+int corio_res_status(const corio_res *res);
+
+/* True once the server has begun a graceful shutdown: a long-running
+ * handler (server-sent events, long polling) should finish its response
+ * soon; the drain deadline cancels it otherwise. */
+bool corio_req_draining(const corio_req *req);
 
 /* ---- routing ------------------------------------------------------------------------- */
 
