@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "corio/errno.h"
+#include "base/fmt.h"
 #include "coro/overflow.h"
 
 __thread const corio__overflow_info *corio__overflow_current;
@@ -33,14 +34,10 @@ static size_t put_str(char *buf, size_t at, size_t cap, const char *s) {
 }
 
 static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v) {
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n && at < cap)
-        buf[at++] = digits[--n];
+    char digits[20];
+    size_t n = corio__fmt_u64(digits, v);
+    for (size_t i = 0; i < n && at < cap; i++)
+        buf[at++] = digits[i];
     return at;
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fmt.h"
 #include "http/http_internal.h"
 #include "runtime/internal.h"
 
@@ -180,15 +181,8 @@ static char *append(char *p, const char *s, size_t n) {
 
 /* Writes "Content-Length: <n>\r\n" and a NUL into buf (>= 48 bytes). */
 static void content_length_line(char *buf, size_t n) {
-    char digits[24];
-    size_t k = 0;
-    do {
-        digits[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
     char *p = append(buf, "Content-Length: ", 16);
-    while (k)
-        *p++ = digits[--k];
+    p += corio__fmt_u64(p, n);
     memcpy(p, "\r\n", 3);
 }
 

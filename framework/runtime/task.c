@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fmt.h"
 #include "runtime/internal.h"
 
 static atomic_uint_fast64_t next_task_id = 1;
@@ -169,18 +170,8 @@ static void set_name(corio_task *t, const char *name) {
         t->name[n] = '\0';
         return;
     }
-    char digits[24];
-    size_t n = 0;
-    uint64_t v = t->id;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
     memcpy(t->name, "task-", 5);
-    size_t at = 5;
-    while (n)
-        t->name[at++] = digits[--n];
-    t->name[at] = '\0';
+    t->name[5 + corio__fmt_u64(t->name + 5, t->id)] = '\0';
 }
 
 int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn fn, void *arg) {
