@@ -654,7 +654,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.srv = srv;
     c.task = corio_current();
     c.requests = (size_t)(uintptr_t)*corio_stream_data(s); /* when resumed after parking */
-    c.can_park = corio_conn_idle(s, 0) == CORIO_CONN_IDLE; /* accepted by a server */
+    c.can_park = s->owner != NULL; /* accepted by a server: corio_conn_idle works */
     c.opts = srv->opts;
     apply_defaults(&c.opts);
     corio__arena_init(&c.arena);
