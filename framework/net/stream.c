@@ -338,22 +338,32 @@ static void abandon_writer(void *data) {
     s->writer_closed = NULL;
 }
 
-int corio__stream_park_reader(corio_stream *s, corio_task *t) {
-    uint64_t at = s->rtimeout ? corio__deadline_after(s->loop, s->rtimeout) : CORIO__NO_DEADLINE;
+/* Parks t as the stream's reader or writer (`slot`, `closed_slot`) until the
+ * stream changes (0), its own timeout passes without progress
+ * (CORIO_ETIMEDOUT), the stream is closed (CORIO_ECLOSED: s may be gone,
+ * do not touch it), or the await is cut short. */
+static int park_on(corio_stream *s, corio_task *t, corio_task **slot, bool **closed_slot,
+                   uint64_t timeout, void (*abandon)(void *), const char *what) {
+    uint64_t at = timeout ? corio__deadline_after(s->loop, timeout) : CORIO__NO_DEADLINE;
     bool closed = false;
-    s->reader = t;
-    s->reader_closed = &closed;
-    t->on_abandon = abandon_reader;
+    *slot = t;
+    *closed_slot = &closed;
+    t->on_abandon = abandon;
     t->on_abandon_data = s;
-    int rc = corio__park(t, at, "stream read");
+    int rc = corio__park(t, at, what);
     t->on_abandon = NULL;
     if (closed)
-        return CORIO_ECLOSED; /* s may be gone: do not touch it */
-    s->reader = NULL;
-    s->reader_closed = NULL;
+        return CORIO_ECLOSED;
+    *slot = NULL;
+    *closed_slot = NULL;
     if (rc == WOKEN)
         return 0;
     return rc == 0 ? CORIO_ETIMEDOUT : rc;
+}
+
+int corio__stream_park_reader(corio_stream *s, corio_task *t) {
+    return park_on(s, t, &s->reader, &s->reader_closed, s->rtimeout, abandon_reader,
+                   "stream read");
 }
 
 /* Waits until the stream has something new for the reader: bytes, an error,
@@ -527,24 +537,11 @@ int corio__stream_wait_queue(corio_stream *s, corio_task *t, size_t level) {
     while (s->wqueued > level && !s->werr) {
         if (s->writer)
             return CORIO_EBUSY;
-        uint64_t at =
-            s->wtimeout ? corio__deadline_after(s->loop, s->wtimeout) : CORIO__NO_DEADLINE;
-        bool closed = false;
         s->wlevel = level;
-        s->writer = t;
-        s->writer_closed = &closed;
-        t->on_abandon = abandon_writer;
-        t->on_abandon_data = s;
-        int rc = corio__park(t, at, "stream write");
-        t->on_abandon = NULL;
-        if (closed)
-            return CORIO_ECLOSED; /* s may be gone: do not touch it */
-        s->writer = NULL;
-        s->writer_closed = NULL;
-        if (rc == 0)
-            return CORIO_ETIMEDOUT;
-        if (rc != WOKEN)
-            return rc;
+        int rc = park_on(s, t, &s->writer, &s->writer_closed, s->wtimeout, abandon_writer,
+                         "stream write");
+        if (rc)
+            return rc; /* CORIO_ECLOSED: s may be gone */
     }
     return s->werr;
 }
