@@ -99,6 +99,9 @@ def main():
     ap.add_argument("--conns", type=int, default=5000)
     ap.add_argument("--path", default="/plaintext")
     ap.add_argument("--guard-kib", type=int, default=256)
+    ap.add_argument("--settle", type=float, default=0.5,
+                    help="seconds to wait after the last response before measuring (corio "
+                         "parks a keep-alive connection after 100 ms idle)")
     ap.add_argument("--window", type=float, default=4.0,
                     help="seconds the whole opening may take (below the server's keep-alive timeout)")
     a = ap.parse_args()
@@ -132,7 +135,7 @@ def main():
                 sys.exit(f"idle_conns: opening took over {a.window} s after {i + 1} "
                          "connections (the keep-alive timeout would skew the figure)")
         t_open = time.monotonic() - t0
-        time.sleep(0.1)  # let the server finish its post-response work
+        time.sleep(a.settle)  # the server parks connections idle for 100 ms
         rss1 = vm_rss_kib(a.pid)
         stk1 = stack_rss_kib(a.pid, a.guard_kib)
         elapsed = time.monotonic() - t0

@@ -324,6 +324,7 @@ int main(int argc, char **argv) {
                 .body_timeout_ms = env_num("HTTP_TEST_BODY_TIMEOUT_MS"),
                 .keepalive_timeout_ms = env_num("HTTP_TEST_KEEPALIVE_MS"),
                 .send_timeout_ms = env_num("HTTP_TEST_SEND_TIMEOUT_MS"),
+                .park_after_ms = env_num("HTTP_TEST_PARK_AFTER_MS"),
                 .max_body = (size_t)env_num("HTTP_TEST_MAX_BODY"),
                 .access_log = env_num("HTTP_TEST_ACCESS_LOG") != 0,
                 .max_requests = (size_t)env_num("HTTP_TEST_MAX_REQUESTS"),

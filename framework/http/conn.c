@@ -35,6 +35,7 @@ static const corio_http_opts default_opts = {
     .header_timeout_ms = 10000,
     .body_timeout_ms = 15000,
     .keepalive_timeout_ms = 5000,
+    .park_after_ms = 100,
     .send_timeout_ms = 30000,
 };
 
@@ -270,6 +271,7 @@ int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
  * answer before closing, or a negative code for a socket error. */
 static int read_head(corio__hconn *c) {
     uint64_t head_deadline = 0;
+    bool idle_waited = false; /* park_after_ms passed with no byte */
     for (;;) {
         size_t len;
         const char *buf = corio_stream_buffered(c->s, &len);
@@ -316,14 +318,25 @@ static int read_head(corio__hconn *c) {
         if (idle && corio_stream_draining(c->s))
             return HEAD_ONLY_CLOSE; /* shutting down: no new request */
         /* Between requests, with nothing buffered and nothing to write, a
-         * connection from a server waits with no task and no stack: the
-         * server runs corio_http_serve again when bytes come. */
-        if (idle && c->parsed == 0 && c->nout == 0 && c->can_park &&
-            !corio__stream_has_input(c->s)) /* TLS: records not yet decrypted */
+         * connection from a server that stays idle for park_after_ms gives
+         * its task and stack back: the server runs corio_http_serve again
+         * when bytes come.  Waiting that long first spares a busy
+         * connection a task per request. */
+        bool may_park = idle && c->parsed == 0 && c->nout == 0 && c->can_park &&
+                        c->opts.park_after_ms < wait;
+        if (may_park && idle_waited && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
+            c->park_timeout_ms = wait - c->opts.park_after_ms;
             return HEAD_PARK;
+        }
+        if (may_park)
+            wait = c->opts.park_after_ms;
         corio_stream_set_idle(c->s, idle);
         rc = corio__hconn_fill_within(c, wait);
         corio_stream_set_idle(c->s, false);
+        if (rc == CORIO_ETIMEDOUT && may_park && !corio_cancelled()) {
+            idle_waited = true;
+            continue;
+        }
         if (rc >= 0)
             continue;
         if (rc == CORIO_ERANGE)
@@ -596,8 +609,10 @@ static bool may_still_send(corio__hconn *c) {
 /* Closing with the client still sending (a body we will not read, a request
  * we refused): send everything, half-close, and read and drop what still
  * comes for a moment, as Apache's and nginx's lingering close do.  Marked
- * idle meanwhile: a server shutdown need not wait for it. */
-static void linger(corio__hconn *c) {
+ * idle meanwhile: a server shutdown need not wait for it.  Not inlined: its
+ * scratch buffer would push every handler's frames a page further down the
+ * connection's stack, a page more of memory per pooled stack. */
+static __attribute__((noinline)) void linger(corio__hconn *c) {
     corio_stream_set_idle(c->s, true);
     CORIO_WITH(corio_timeout_scope(LINGER_MS)) {
         if (corio__hconn_flush(c) == 0 && corio_stream_shutdown(c->s) == 0) {
@@ -621,6 +636,7 @@ static void apply_defaults(corio_http_opts *o) {
     DEFAULT(header_timeout_ms)
     DEFAULT(body_timeout_ms)
     DEFAULT(keepalive_timeout_ms)
+    DEFAULT(park_after_ms)
     DEFAULT(send_timeout_ms)
 #undef DEFAULT
 }
@@ -677,7 +693,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
             arena_reset(&c);
             if (c.opts.access_log)
                 corio__access_log_conn_end();
-            return corio_conn_idle(s, c.opts.keepalive_timeout_ms);
+            return corio_conn_idle(s, c.park_timeout_ms);
         }
         if (st == HEAD_ONLY_CLOSE || st < 0) {
             rc = st < 0 ? st : 0;
