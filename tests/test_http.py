@@ -1032,6 +1032,51 @@ def own_requests_per_connection_capped_and_idle_holds_no_task(t):
         srv.kill()
 
 
+def own_runner_read_and_write_timeouts_reach_http(t):
+    """--read-timeout 300ms bounds a head that stops coming (408 long before
+    the 10 s header timeout), but not the wait between requests (keep-alive,
+    5 s); --write-timeout 300ms ends a response the client does not read,
+    with a reset (nothing left for the kernel to trickle out) and no ERROR
+    line (the client's doing, not the handler's)."""
+    srv = Server(ARGS.server, "--read-timeout", "300ms", "--write-timeout", "300ms")
+    idle = slow = stuck = None
+    try:
+        idle = Conn(srv.port)
+        idle.send(req("GET", "/plaintext"))
+        check(idle.response()[0] == 200, "first request")
+        slow = Conn(srv.port)
+        slow.send(b"GET /plaintext HTTP/1.1\r\n")
+        slow.s.settimeout(5)
+        status, hdrs, _, raw = slow.response()
+        check(status == 408 and hdrs.get("connection") == "close", raw)
+        slow.expect_eof()
+        # The idle connection outlived 300 ms of silence (the 408 took that
+        # long): it still serves.
+        idle.send(req("GET", "/plaintext"))
+        check(idle.response()[0] == 200, "the idle connection was closed by the read timeout")
+        stuck = socket.create_connection((HOST, srv.port))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(req("GET", "/big?mb=64"))
+        srv.wait_log(r"big done rc=ETIMEDOUT", timeout=10)  # not the 30 s send timeout
+        stuck.settimeout(DEADLINE)
+        reset = False
+        try:
+            while stuck.recv(1 << 20):  # what the kernel holds, then the close
+                pass
+        except ConnectionResetError:
+            reset = True  # a send cut short ends in a reset, not a FIN
+        check(reset, "the connection of a response cut short ended with a FIN")
+        check(srv.count_log(r"ERROR") == 0, "a client too slow to read is no handler error:\n"
+              + srv.tail())
+    finally:
+        for c in (idle, slow):
+            if c:
+                c.close()
+        if stuck:
+            stuck.close()
+        srv.kill()
+
+
 def own_graceful_drain(t):
     srv = Server(ARGS.server, "--drain-timeout", "10s")
     idle = busy = None

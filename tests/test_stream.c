@@ -296,6 +296,59 @@ static void test_shutdown_cancels_connections_after_drain_deadline(void **state)
     corio_test_run(drain_main, NULL);
 }
 
+/* ---- an abortive close ---------------------------------------------------------------------- */
+
+/* Writes 64 KiB and returns: the server closes the connection, with a reset
+ * when arg says so. */
+static int write_then_return(corio_stream *s, void *arg) {
+    static char block[64 * 1024];
+    int rc = corio_stream_write(s, block, sizeof block);
+    if (rc == 0)
+        rc = corio_stream_drain(s);
+    if (*(bool *)arg)
+        corio_stream_set_reset_on_close(s);
+    return rc;
+}
+
+/* What a client reads from such a connection until it ends: how it ended
+ * (CORIO_EOF, CORIO_ECONNRESET) and how many bytes came before. */
+static int read_to_end(bool reset, size_t *got) {
+    corio_server *srv;
+    corio_server_opts o = {.host = "127.0.0.1"};
+    int rc = corio_server_start(&srv, &o, write_then_return, &reset);
+    if (rc)
+        return rc;
+    corio_stream *c;
+    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    if (rc == 0) {
+        /* Read nothing until the server's side is gone, then read. */
+        while (corio_server_conns(srv) != 0)
+            corio_yield();
+        char buf[8192];
+        *got = 0;
+        while ((rc = corio_stream_read(c, buf, sizeof buf)) > 0)
+            *got += (size_t)rc;
+        corio_stream_close(c);
+    }
+    corio_server_shutdown(srv, 1000);
+    return rc;
+}
+
+static int reset_main(void *arg) {
+    (void)arg;
+    size_t got;
+    int rc = read_to_end(false, &got);
+    if (rc != CORIO_EOF || got != 64 * 1024)
+        return CORIO_EFAILED; /* a plain close: every byte, then EOF */
+    rc = read_to_end(true, &got);
+    return rc == CORIO_ECONNRESET ? 0 : CORIO_EFAILED;
+}
+
+static void test_reset_on_close_sends_a_reset(void **state) {
+    (void)state;
+    corio_test_run(reset_main, NULL);
+}
+
 /* ---- connections parked without a task (corio_conn_idle) ------------------------------------ */
 
 /* Echoes one line, then parks until the next one arrives. */
@@ -397,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_max_connections_cap_pauses_and_resumes_accepting),
         cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
         cmocka_unit_test(test_idle_connection_parks_without_a_task),
+        cmocka_unit_test(test_reset_on_close_sends_a_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

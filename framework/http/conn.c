@@ -61,6 +61,10 @@ int corio__hconn_flush(corio__hconn *c) {
     if (c->nout == 0)
         return 0;
     int rc = corio_stream_writev(c->s, c->out, c->nout);
+    if (rc < 0) { /* the response is cut short: end the connection with a reset */
+        c->send_failed = true;
+        corio_stream_set_reset_on_close(c->s);
+    }
     /* The iovec array stays for the next batch: a long stream of chunks
      * must not take a new one from the arena per flush. */
     c->nout = 0;
@@ -330,9 +334,15 @@ static int read_head(corio__hconn *c) {
         }
         if (may_park)
             wait = c->opts.park_after_ms;
+        /* Between requests the keep-alive timeout governs, not a read
+         * timeout set on the stream (see corio_http_serve). */
+        uint64_t read_timeout = c->s->rtimeout;
+        if (idle)
+            c->s->rtimeout = 0;
         corio_stream_set_idle(c->s, idle);
         rc = corio__hconn_fill_within(c, wait);
         corio_stream_set_idle(c->s, false);
+        c->s->rtimeout = read_timeout;
         if (rc == CORIO_ETIMEDOUT && may_park && !corio_cancelled()) {
             idle_waited = true;
             continue;
@@ -557,9 +567,11 @@ static int dispatch(corio__hconn *c) {
     int rc = corio_next_call(&next);
     c->s->on_input_end = NULL;
     corio__stream_pin(c->s, false);
-    /* A client that left, or sent a bad body, is no handler failure (and
-     * must not be able to flood the log with ERROR lines). */
-    bool client_left = rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE;
+    /* A client that left, did not read its response within the send
+     * timeout, or sent a bad body, is no handler failure (and must not be
+     * able to flood the log with ERROR lines). */
+    bool client_left = rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE ||
+                       c->send_failed;
     if (rc < 0 && !c->reject && !client_left &&
         corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
@@ -676,9 +688,16 @@ int corio_http_serve(corio_stream *s, void *arg) {
     corio__arena_init(&c.arena);
     llhttp_init(&c.parser, HTTP_REQUEST, &settings);
     c.parser.data = &c;
+    /* Per-read and per-write timeouts the server set on the stream (the
+     * runner's --read-timeout and --write-timeout) still bound every read
+     * and write, as well as the HTTP timeouts: the shorter wins. */
+    uint64_t send_ms = c.opts.send_timeout_ms;
+    if (s->wtimeout && s->wtimeout < send_ms)
+        send_ms = s->wtimeout;
     corio_stream_opts so = {.read_buffer_max =
                                 c.opts.max_request_line + c.opts.max_header_bytes + 4096,
-                            .write_timeout_ms = c.opts.send_timeout_ms};
+                            .read_timeout_ms = s->rtimeout,
+                            .write_timeout_ms = send_ms};
     corio_stream_configure(s, &so);
     if (c.opts.access_log)
         corio__access_log_conn_begin(&c);

@@ -75,6 +75,7 @@ typedef struct corio__hconn {
     bool in_value;   /* llhttp callbacks: last data was a header value */
     bool close;      /* close after the current response */
     bool can_park;   /* from a server: may wait between requests with no task */
+    bool send_failed; /* a write to the client failed (gone, or too slow) */
     uint64_t park_timeout_ms; /* what is left of keepalive_timeout_ms when parking */
     bool head_done;  /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;

@@ -140,7 +140,15 @@ static void begin_close(corio_stream *s) {
         corio__wake(s->writer, CORIO_ECLOSED);
     }
     s->reader = s->writer = NULL;
-    uv_close(&s->h.handle, on_close);
+    /* uv_tcp_close_reset refuses while a shutdown is pending: a FIN then. */
+    if (!s->reset_on_close || s->kind != CORIO__STREAM_TCP ||
+        uv_tcp_close_reset(&s->h.tcp, on_close) != 0)
+        uv_close(&s->h.handle, on_close);
+}
+
+void corio_stream_set_reset_on_close(corio_stream *s) {
+    if (s)
+        s->reset_on_close = true;
 }
 
 void corio__stream_close_nowait(corio_stream *s) {
@@ -161,7 +169,7 @@ int corio_stream_close(corio_stream *s) {
         return CORIO_EPERM;
     }
     corio_task *t = corio__current();
-    if (s->tls && corio__tls_close_notify(s, t) == CORIO_ECLOSED) {
+    if (s->tls && !s->reset_on_close && corio__tls_close_notify(s, t) == CORIO_ECLOSED) {
         corio__report("corio_stream_close called twice on one stream");
         return CORIO_ECLOSED; /* closed by another task while close_notify went out */
     }
@@ -279,7 +287,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
                 corio__stream_stop_reading(s);
         }
         if (s->reader)
-            corio__wake(s->reader, WOKEN);
+            corio__wake_eager(s->reader, WOKEN); /* the last use of s here */
         else
             corio__stream_input_arrived(s);
         return;

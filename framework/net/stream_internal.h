@@ -79,6 +79,7 @@ struct corio_stream {
     void *user; /* corio_stream_data() */
     uint8_t kind;
     bool reading, closing, shut, pinned, idle;
+    bool reset_on_close; /* corio_stream_set_reset_on_close */
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.

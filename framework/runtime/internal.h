@@ -195,6 +195,13 @@ corio_task *corio__task_require(const char *what);
  * parked (already woken, running, done). */
 bool corio__wake(corio_task *t, int result);
 
+/* corio__wake, and when called from a libuv callback (no task running) it
+ * runs t at once instead of after the tasks already ready: a task woken by
+ * its socket answers before the loop reads the next socket, as a callback
+ * server would (Go's runnext and tokio's LIFO slot do the same).  For I/O
+ * completions only: the caller must be done with whatever t may free. */
+void corio__wake_eager(corio_task *t, int result);
+
 /* Before an await: CORIO_ECANCELED, CORIO_ETIMEDOUT or 0, from the scopes
  * visible to the task (cancel wins). */
 int corio__await_status(corio_task *t);

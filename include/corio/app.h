@@ -38,6 +38,11 @@
  * certificates; with one process, reload the TLS certificates in place (a
  * failed load keeps the old ones and is logged).  SIGUSR1: every worker
  * prints its live tasks to stderr.
+ *
+ * --read-timeout and --write-timeout bound every socket read and write
+ * without progress.  Under corio_http_serve they apply as well as the HTTP
+ * timeouts of corio_http_opts (the shorter wins) while a request is read
+ * and answered; between requests the keep-alive timeout alone governs.
  */
 #ifndef CORIO_APP_H
 #define CORIO_APP_H

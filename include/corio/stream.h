@@ -105,6 +105,15 @@ int corio_stream_shutdown(corio_stream *s);
  * close those yourself. */
 int corio_stream_close(corio_stream *s);
 
+/* Makes the close of s abortive, for a peer that must not be waited for (it
+ * stopped reading, the exchange is broken): when s is closed (by
+ * corio_stream_close, or by its server once the handler returns) a TCP peer
+ * gets a reset (RST) instead of a FIN, what the kernel still holds for it is
+ * dropped at once rather than trickled out after the close, and TLS sends no
+ * close_notify.  Other kinds of stream close as usual.  A pending
+ * corio_stream_shutdown makes it a FIN after all. */
+void corio_stream_set_reset_on_close(corio_stream *s);
+
 /* The peer's and our address as "1.2.3.4:80", "[::1]:80" or the socket path.
  * Return 0, CORIO_ENOTSUP for a stream without addresses, CORIO_ERANGE when
  * len is too small. */
