@@ -294,7 +294,7 @@ with open(results) as f:
     next(f)
     for line in f:
         r, case, srv, rps, p50, p99, cpu, reqs, pct, errs, other, cother = line.rstrip("\n").split("\t")
-        runs[(case, srv)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99),
+        runs[(case, srv)].append(dict(round=r, rps=float(rps), p50=float(p50), p99=float(p99),
                                       cpu=float(cpu), pct=float(pct), errs=int(errs),
                                       clean=float(pct) >= 90 and float(other) <= 5
                                       and float(cother) <= 5))
@@ -333,6 +333,26 @@ for case in cases:
         c = med(case, "corio", "cpu") / med(case, "nginx", "cpu")
         p = med(case, "corio", "p99") / med(case, "nginx", "p99")
         print(f"{case:<16} | {r:17.2f} | {c:19.2f} | {p:15.2f}")
+# Paired: corio/nginx within each round (the two runs back to back), so
+# that what slows the whole machine for a while cancels out; the median over
+# the rounds, with the smallest and largest ratio.
+print()
+print("paired ratios corio/nginx, run by run within a round: median (min..max) over the rounds")
+print(f"{'path':<16} | {'req/s':>17} | {'CPU/req':>17} | {'p50':>17} | {'p99':>17}")
+print("-" * 96)
+for case in cases:
+    by_round = defaultdict(dict)
+    for srv in ("corio", "nginx"):
+        for x in runs[(case, srv)]:
+            by_round[x["round"]][srv] = x
+    pairs = [v for v in by_round.values() if len(v) == 2]
+    if not pairs:
+        continue
+    cols = []
+    for key in ("rps", "cpu", "p50", "p99"):
+        rs = [v["corio"][key] / v["nginx"][key] for v in pairs if v["nginx"][key] > 0]
+        cols.append(f"{statistics.median(rs):5.2f} ({min(rs):.2f}..{max(rs):.2f})" if rs else "-")
+    print(f"{case:<16} | " + " | ".join(f"{c:>17}" for c in cols))
 with open(idle) as f:
     lines = [l.split() for l in f if l.strip()]
 if lines:

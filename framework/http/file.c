@@ -13,9 +13,9 @@
  * closes the file and frees it: no await waits on a thread.
  *
  * Answering.  Validators (weak ETag, Last-Modified) decide 304; a single
- * byte range decides 206 or 416.  The head is serialized by corio_res_send
- * itself, called as for a HEAD request (so it carries Content-Length and no
- * body): every response of the server keeps one format.  A small body goes
+ * byte range decides 206 or 416.  The head is serialized by the code of
+ * corio_res_send (corio__res_send_head: Content-Length, no body): every
+ * response of the server keeps one format.  A small body goes
  * into the arena and leaves with the head in the batch's write; a large one
  * follows the flushed head with sendfile() on plain sockets, falling back to
  * one chunk through the stream's queue whenever the socket is full (the
@@ -590,19 +590,6 @@ static int parse_range(corio_strv v, uint64_t size, uint64_t *start, uint64_t *l
 
 /* ---- sending -------------------------------------------------------------------------- */
 
-/* Queues the head of a response with a body of `length` bytes, not the body:
- * corio_res_send formats it, called as for a HEAD request. */
-static int queue_head(corio_res *res, int status, const char *ctype, uint64_t length) {
-    if (length > SIZE_MAX)
-        return CORIO_ERANGE;
-    corio_req *req = &res->c->req;
-    bool head = req->head_method;
-    req->head_method = true;
-    int rc = corio_res_send(res, status, ctype, NULL, (size_t)length);
-    req->head_method = head;
-    return rc;
-}
-
 /* Reads len bytes at off.  Returns 0, -errno, or CORIO_EOF if the file ends
  * first (it shrank since fstat). */
 static int read_at(int fd, char *buf, size_t len, uint64_t off) {
@@ -731,14 +718,14 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
             return CORIO_ENOMEM;
         int rc = len ? read_at(fd, buf, (size_t)len, off) : 0;
         if (rc == 0)
-            rc = queue_head(res, status, ctype, len);
+            rc = corio__res_send_head(res, status, ctype, len);
         if (rc == 0 && len)
             rc = corio__hconn_queue(c, buf, (size_t)len);
         if (rc == 0)
             res->body_bytes = len;
         return rc;
     }
-    int rc = queue_head(res, status, ctype, len);
+    int rc = corio__res_send_head(res, status, ctype, len);
     if (rc == 0)
         rc = corio__hconn_flush(c); /* earlier pipelined answers, then this head */
     body_out b = {.s = c->s, .fd = fd, .off = off, .left = len, .sent = &res->body_bytes};
@@ -789,7 +776,7 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
         return rc;
     const char *ctype = o->content_type ? o->content_type : corio_http_mime_type(name);
     if (req->head_method)
-        return queue_head(res, status, ctype, len);
+        return corio__res_send_head(res, status, ctype, len);
     return send_body(res, fd, status, ctype, off, len);
 }
 

@@ -121,6 +121,11 @@ const char *corio__req_head(const corio_req *r);
 /* A reason phrase for a status code. */
 const char *corio__http_reason(int status);
 
+/* Queues the head of a response whose body of `len` bytes the caller sends
+ * itself (a file): corio_res_send without the body.  The response counts as
+ * ended; for HEAD the caller sends nothing more. */
+int corio__res_send_head(corio_res *res, int status, const char *content_type, uint64_t len);
+
 /* Sends a complete error response for a request rejected by the server. */
 int corio__http_send_error(corio__hconn *c, int status, bool close);
 

@@ -230,26 +230,32 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     return corio__hconn_queue(c, h, (size_t)(p - h));
 }
 
-int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
-                   size_t len) {
+int corio__res_send_head(corio_res *res, int status, const char *content_type, uint64_t len) {
     if (!res)
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 100 || status > 999 || !safe_value(content_type))
+    if (status < 100 || status > 999 || !safe_value(content_type) || len > SIZE_MAX)
         return CORIO_EINVAL;
-    corio__hconn *c = res->c;
     char framing[48];
     bool no_body = bodiless_status(status);
     if (no_body)
         framing[0] = '\0';
     else
-        content_length_line(framing, len);
+        content_length_line(framing, (size_t)len);
     int rc = queue_head(res, status, no_body ? NULL : content_type, framing);
+    if (rc == 0)
+        res->ended = true;
+    return rc;
+}
+
+int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
+                   size_t len) {
+    int rc = corio__res_send_head(res, status, content_type, len);
     if (rc)
         return rc;
-    res->ended = true;
-    if (no_body || c->req.head_method || len == 0)
+    corio__hconn *c = res->c;
+    if (bodiless_status(status) || c->req.head_method || len == 0)
         return 0;
     res->body_bytes = len;
     if (len <= COPY_BODY_MAX) {
