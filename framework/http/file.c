@@ -1,16 +1,8 @@
-#define _GNU_SOURCE /* O_PATH, sendfile */
 /* File responses (see corio/http_file.h).
  *
- * Opening.  The path is checked lexically on the loop (no "." or "..", no
- * NUL or backslash, optionally no dot-files), then resolved and opened on
- * libuv's thread pool: a cold dentry cache or a network file system can take
- * milliseconds, which the loop must not spend.  Under a root the open is
- * openat2(RESOLVE_BENEATH) from a descriptor of the root, so the kernel
- * refuses every escape, symlinks included, atomically; where openat2 is
- * missing, realpath() and a prefix check followed by an O_NOFOLLOW open do
- * the same with a window a local writer of the tree could race.  A task
- * cancelled while the open runs leaves the job to a done callback, which
- * closes the file and frees it: no await waits on a thread.
+ * The parts: media types, answering and sending here; checking paths and
+ * opening on the thread pool in file_open.c; validators, preconditions and
+ * ranges in file_cond.c (file_internal.h joins them).
  *
  * Answering.  Validators (weak ETag, Last-Modified) decide 304; a single
  * byte range decides 206 or 416.  The head is serialized by the code of
@@ -23,29 +15,19 @@
  * pread() + stream writes on TLS.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-#if defined(SYS_openat2) && __has_include(<linux/openat2.h>)
-#include <linux/openat2.h>
-#define HAVE_OPENAT2 1
-#endif
-
-#include "corio/future.h"
 #include "corio/http_file.h"
-#include "corio/scope.h"
+#include "corio/task.h"
 #include "corio/tls.h"
+#include "http/file_internal.h"
 #include "http/http_internal.h"
 #include "net/stream_internal.h"
 
@@ -53,7 +35,6 @@
 #define CHUNK (64 * 1024)                 /* pread + stream write unit */
 #define YIELD_EVERY (4 * 1024 * 1024)     /* sendfile bytes between two turns for others */
 #define SENDFILE_MAX ((size_t)0x7ffff000) /* the most one sendfile() moves on Linux */
-#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) /* a FIFO must not block */
 
 /* ---- media types ---------------------------------------------------------------------- */
 
@@ -107,485 +88,6 @@ const char *corio_http_mime_type(corio_strv name) {
         if (strlen(mime_types[k].ext) == n && strncasecmp(mime_types[k].ext, name.ptr + i, n) == 0)
             return mime_types[k].type;
     return "application/octet-stream";
-}
-
-/* ---- paths ------------------------------------------------------------------------------ */
-
-/* An errno from path resolution or open as a corio code. */
-static int path_error(int err) {
-    switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-        return CORIO_ENOENT;
-    case ENAMETOOLONG:
-        return CORIO_ERANGE;
-    case EXDEV: /* openat2: the resolution left the root */
-    case ELOOP: /* a symlink where O_NOFOLLOW allows none, or a loop */
-        return CORIO_EPERM;
-    default:
-        return -err;
-    }
-}
-
-/* Checks the segments of a decoded request path and writes them, joined by
- * '/', to rel (cap >= p.len + 2): no leading '/', empty segments dropped, a
- * trailing '/' kept.  Returns 0, or CORIO_EPERM for a "." or ".." segment, a
- * dot-file segment (unless dotfiles), or a NUL or backslash anywhere. */
-static int clean_rel(corio_strv p, bool dotfiles, char *rel) {
-    size_t o = 0, i = 0;
-    while (i < p.len) {
-        if (p.ptr[i] == '/') {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        for (; j < p.len && p.ptr[j] != '/'; j++)
-            if (p.ptr[j] == '\0' || p.ptr[j] == '\\')
-                return CORIO_EPERM;
-        const char *seg = p.ptr + i;
-        size_t n = j - i;
-        if (seg[0] == '.' && (n == 1 || (n == 2 && seg[1] == '.') || !dotfiles))
-            return CORIO_EPERM;
-        if (o)
-            rel[o++] = '/';
-        memcpy(rel + o, seg, n);
-        o += n;
-        i = j;
-    }
-    if (o && p.ptr[p.len - 1] == '/')
-        rel[o++] = '/';
-    rel[o] = '\0';
-    return 0;
-}
-
-/* Resolves root/rel with realpath() into real (PATH_MAX bytes) and checks it
- * lies within realpath(root).  Returns 0, CORIO_EPERM when it does not,
- * path_error() codes, CORIO_ENOMEM. */
-static int resolve_within(const char *root, const char *rel, char *real) {
-    struct {
-        char root[PATH_MAX], joined[PATH_MAX];
-    } *scratch = malloc(sizeof *scratch);
-    if (!scratch)
-        return CORIO_ENOMEM;
-    char *rroot = scratch->root, *joined = scratch->joined;
-    int rc = 0;
-    if (!realpath(root, rroot)) {
-        rc = path_error(errno);
-        goto out_free;
-    }
-    if ((size_t)snprintf(joined, PATH_MAX, "%s/%s", rroot, rel) >= PATH_MAX) {
-        rc = CORIO_ERANGE;
-        goto out_free;
-    }
-    if (!realpath(joined, real)) {
-        rc = path_error(errno);
-        goto out_free;
-    }
-    size_t n = strlen(rroot);
-    if (n == 1) /* the root is "/" */
-        goto out_free;
-    if (strncmp(real, rroot, n) != 0 || (real[n] != '\0' && real[n] != '/'))
-        rc = CORIO_EPERM;
-out_free:
-    free(scratch);
-    return rc;
-}
-
-int corio_http_file_path(const char *root, corio_strv decoded_path, char *out, size_t len) {
-    if (!root || !out || len == 0 || (!decoded_path.ptr && decoded_path.len))
-        return CORIO_EINVAL;
-    char *rel = malloc(decoded_path.len + 2);
-    char *real = malloc(PATH_MAX);
-    int rc = rel && real ? 0 : CORIO_ENOMEM;
-    if (rc == 0)
-        rc = clean_rel(decoded_path, true, rel);
-    if (rc == 0)
-        rc = resolve_within(root, rel, real);
-    if (rc == 0) {
-        size_t n = strlen(real);
-        if (n >= len)
-            rc = CORIO_ERANGE;
-        else
-            memcpy(out, real, n + 1);
-    }
-    free(real);
-    free(rel);
-    return rc;
-}
-
-/* ---- opening, on the thread pool ---------------------------------------------------- */
-
-#ifdef HAVE_OPENAT2
-static atomic_bool no_openat2; /* set once the kernel said ENOSYS */
-#endif
-
-/* Opens rel beneath root.  Returns a descriptor or a negative code. */
-static int open_beneath(const char *root, const char *rel) {
-    const char *name = rel[0] ? rel : ".";
-#ifdef HAVE_OPENAT2
-    if (!atomic_load_explicit(&no_openat2, memory_order_relaxed)) {
-        int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-            return path_error(errno);
-        struct open_how how = {.flags = OPEN_FLAGS,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-        long fd = syscall(SYS_openat2, dfd, name, &how, sizeof how);
-        int err = errno;
-        close(dfd);
-        if (fd >= 0)
-            return (int)fd;
-        if (err == ENOSYS)
-            atomic_store_explicit(&no_openat2, true, memory_order_relaxed);
-        else if (err != EPERM) /* EPERM: a sandbox that filters the call */
-            return path_error(err);
-    }
-#endif
-    char *real = malloc(PATH_MAX);
-    if (!real)
-        return CORIO_ENOMEM;
-    int rc = resolve_within(root, name, real);
-    if (rc == 0) {
-        rc = open(real, OPEN_FLAGS | O_NOFOLLOW);
-        if (rc < 0)
-            rc = path_error(errno);
-    }
-    free(real);
-    return rc;
-}
-
-typedef struct open_job {
-    const char *root;  /* NULL: rel is a path used as given */
-    const char *rel;   /* under root: cleaned, "" for the root itself */
-    const char *index; /* NULL: none */
-    bool slash;        /* named with a trailing '/' (index applies) */
-    bool via_index;    /* result: the index was opened */
-    int fd;            /* result: the open file, or -1 */
-    struct stat st;    /* result */
-    char text[];       /* the strings above */
-} open_job;
-
-/* Opens path as a regular file into j.  Returns 0, -EISDIR, CORIO_EPERM for
- * other file types, or open's codes. */
-static int open_regular(open_job *j, const char *path) {
-    int fd = j->root ? open_beneath(j->root, path) : open(path, OPEN_FLAGS);
-    if (fd < 0)
-        return j->root ? fd : path_error(errno);
-    int rc = 0;
-    if (fstat(fd, &j->st) != 0)
-        rc = -errno;
-    else if (S_ISDIR(j->st.st_mode))
-        rc = -EISDIR;
-    else if (!S_ISREG(j->st.st_mode))
-        rc = CORIO_EPERM;
-    else if (fcntl(fd, F_SETFL, 0) != 0) /* O_NONBLOCK off: reads may wait for the disk */
-        rc = -errno;
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-    j->fd = fd;
-    return 0;
-}
-
-static int open_job_run(void *arg) {
-    open_job *j = arg;
-    int rc = open_regular(j, j->rel);
-    if (rc != -EISDIR || !j->index || !j->slash)
-        return rc;
-    size_t n = strlen(j->rel);
-    char *path = malloc(n + strlen(j->index) + 1);
-    if (!path)
-        return CORIO_ENOMEM;
-    memcpy(path, j->rel, n);
-    strcpy(path + n, j->index);
-    rc = open_regular(j, path);
-    free(path);
-    j->via_index = rc == 0;
-    return rc == -EISDIR ? CORIO_ENOENT : rc;
-}
-
-static void open_job_free(open_job *j) {
-    if (j->fd >= 0)
-        close(j->fd);
-    free(j);
-}
-
-/* A job whose task stopped waiting: its result is dropped here. */
-static void open_job_abandoned(corio_future *f, void *data) {
-    (void)f;
-    open_job_free(data);
-}
-
-/* Builds the job for path (under root when root is not NULL).  Returns it,
- * or NULL with *rc set. */
-static open_job *open_job_new(const char *root, corio_strv path, const corio_file_opts *o,
-                              int *rc) {
-    size_t rlen = root ? strlen(root) + 1 : 0, ilen = o->index ? strlen(o->index) + 1 : 0;
-    open_job *j = malloc(sizeof *j + rlen + path.len + 2 + ilen);
-    if (!j) {
-        *rc = CORIO_ENOMEM;
-        return NULL;
-    }
-    char *p = j->text;
-    j->root = root ? memcpy(p, root, rlen) : NULL;
-    p += rlen;
-    j->rel = p;
-    if (root) {
-        *rc = clean_rel(path, o->dotfiles, p);
-        if (*rc) {
-            free(j);
-            return NULL;
-        }
-    } else {
-        memcpy(p, path.ptr, path.len);
-        p[path.len] = '\0';
-    }
-    p += path.len + 2;
-    j->index = o->index ? memcpy(p, o->index, ilen) : NULL;
-    j->slash = path.len == 0 || path.ptr[path.len - 1] == '/';
-    j->via_index = false;
-    j->fd = -1;
-    return j;
-}
-
-/* Await: runs *jp on the thread pool and returns its result; the caller
- * still owns *jp.  If the await is cut short, the job is handed to a done
- * callback, *jp becomes NULL and CORIO_ECANCELED / CORIO_ETIMEDOUT is
- * returned. */
-static int open_async(open_job **jp) {
-    corio_future *f;
-    int rc = corio_run_blocking(&f, open_job_run, *jp);
-    if (rc)
-        return rc;
-    rc = corio_await(f);
-    if (!corio_future_done(f)) {
-        if (corio_future_add_done_cb(f, open_job_abandoned, *jp) == 0) {
-            *jp = NULL;
-        } else {
-            CORIO_WITH(corio_shield_scope()) { /* no memory: wait for the thread */
-                (void)corio_await(f);
-            }
-        }
-    }
-    corio_future_release(f);
-    return rc;
-}
-
-/* ---- validators and ranges ------------------------------------------------------------ */
-
-static const char day_names[] = "SunMonTueWedThuFriSat";
-static const char month_names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-
-typedef struct file_meta {
-    uint64_t size;
-    time_t mtime; /* seconds, no later than now */
-    time_t now;
-    char etag[48];    /* W/"<size hex>-<mtime ns hex>" */
-    char lastmod[64]; /* IMF-fixdate */
-} file_meta;
-
-static void meta_init(file_meta *m, const struct stat *st) {
-    m->size = (uint64_t)st->st_size;
-    m->now = time(NULL);
-    m->mtime = st->st_mtim.tv_sec < m->now ? st->st_mtim.tv_sec : m->now;
-    uint64_t ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    snprintf(m->etag, sizeof m->etag, "W/\"%" PRIx64 "-%" PRIx64 "\"", m->size, ns);
-    struct tm tm;
-    gmtime_r(&m->mtime, &tm);
-    snprintf(m->lastmod, sizeof m->lastmod, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
-             day_names + 3 * tm.tm_wday, tm.tm_mday, month_names + 3 * tm.tm_mon, tm.tm_year + 1900,
-             tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-/* v without the spaces and tabs around it. */
-static corio_strv trim_ows(corio_strv v) {
-    while (v.len && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
-        v.ptr++;
-        v.len--;
-    }
-    while (v.len && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
-        v.len--;
-    return v;
-}
-
-static bool take_char(const char **p, const char *end, char ch) {
-    if (*p >= end || **p != ch)
-        return false;
-    (*p)++;
-    return true;
-}
-
-static bool take_digits(const char **p, const char *end, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (*p >= end || **p < '0' || **p > '9')
-            return false;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static bool take_month(const char **p, const char *end, int *mon) {
-    if (end - *p < 3)
-        return false;
-    for (int i = 0; i < 12; i++) {
-        if (memcmp(month_names + 3 * i, *p, 3) == 0) {
-            *mon = i;
-            *p += 3;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool take_time(const char **p, const char *end, struct tm *tm) {
-    return take_digits(p, end, 2, &tm->tm_hour) && take_char(p, end, ':') &&
-           take_digits(p, end, 2, &tm->tm_min) && take_char(p, end, ':') &&
-           take_digits(p, end, 2, &tm->tm_sec);
-}
-
-/* Parses an HTTP-date in any of its three forms (RFC 9110 5.6.7):
- * "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
- * "Sun Nov  6 08:49:37 1994". */
-static bool parse_http_date(corio_strv v, time_t *out) {
-    v = trim_ows(v);
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p < end && ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
-        p++; /* the day's name */
-    struct tm tm = {0};
-    int year;
-    if (take_char(&p, end, ',')) {
-        char sep = end - p > 3 ? p[3] : 0; /* ' ' IMF-fixdate, '-' RFC 850 */
-        if (!take_char(&p, end, ' ') || !take_digits(&p, end, 2, &tm.tm_mday) ||
-            (sep != ' ' && sep != '-') || !take_char(&p, end, sep) ||
-            !take_month(&p, end, &tm.tm_mon) || !take_char(&p, end, sep))
-            return false;
-        if (sep == ' ' ? !take_digits(&p, end, 4, &year) : !take_digits(&p, end, 2, &year))
-            return false;
-        if (sep == '-')
-            year += year < 70 ? 2000 : 1900;
-        if (!take_char(&p, end, ' ') || !take_time(&p, end, &tm) || !take_char(&p, end, ' ') ||
-            end - p != 3 || memcmp(p, "GMT", 3) != 0)
-            return false;
-    } else { /* asctime */
-        if (!take_char(&p, end, ' ') || !take_month(&p, end, &tm.tm_mon) ||
-            !take_char(&p, end, ' '))
-            return false;
-        if (take_char(&p, end, ' ') ? !take_digits(&p, end, 1, &tm.tm_mday)
-                                    : !take_digits(&p, end, 2, &tm.tm_mday))
-            return false;
-        if (!take_char(&p, end, ' ') || !take_time(&p, end, &tm) || !take_char(&p, end, ' ') ||
-            !take_digits(&p, end, 4, &year) || p != end)
-            return false;
-    }
-    if (tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    tm.tm_year = year - 1900;
-    *out = timegm(&tm);
-    return *out != (time_t)-1;
-}
-
-/* If-None-Match: whether the list holds "*" or our tag (weak comparison:
- * the W/ prefixes are ignored). */
-static bool etag_listed(corio_strv v, const char *etag) {
-    const char *tag = etag + 2; /* past our W/ */
-    size_t tlen = strlen(tag);
-    size_t i = 0;
-    for (;;) {
-        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-            i++;
-        if (i >= v.len)
-            return false;
-        if (v.ptr[i] == '*')
-            return true;
-        if (v.len - i >= 2 && v.ptr[i] == 'W' && v.ptr[i + 1] == '/')
-            i += 2;
-        if (i >= v.len || v.ptr[i] != '"')
-            return false; /* malformed: no match */
-        const char *close = memchr(v.ptr + i + 1, '"', v.len - i - 1);
-        if (!close)
-            return false;
-        size_t n = (size_t)(close - (v.ptr + i)) + 1;
-        if (n == tlen && memcmp(v.ptr + i, tag, n) == 0)
-            return true;
-        i += n;
-    }
-}
-
-/* RFC 9110 13.2.2: If-None-Match decides when present, else
- * If-Modified-Since (an unparsable date is ignored). */
-static bool not_modified(const corio_req *req, const file_meta *m) {
-    corio_strv v;
-    if (corio_req_header(req, "If-None-Match", &v))
-        return etag_listed(v, m->etag);
-    time_t since;
-    if (corio_req_header(req, "If-Modified-Since", &v) && parse_http_date(v, &since))
-        return m->mtime <= since;
-    return false;
-}
-
-/* If-Range (RFC 9110 13.1.5): true when the Range applies.  An entity tag
- * never matches (If-Range compares strongly; ours are weak); a date matches
- * when it equals Last-Modified and that is a strong validator (a second or
- * more in the past). */
-static bool if_range_holds(const corio_req *req, const file_meta *m) {
-    corio_strv v;
-    if (!corio_req_header(req, "If-Range", &v))
-        return true;
-    time_t t;
-    return parse_http_date(v, &t) && t == m->mtime && m->mtime < m->now;
-}
-
-enum { RANGE_NONE, RANGE_ONE, RANGE_UNSATISFIABLE };
-
-/* Decimal digits, saturating at UINT64_MAX.  Returns false if there are none. */
-static bool take_u64(const char **p, const char *end, uint64_t *out) {
-    const char *start = *p;
-    uint64_t v = 0;
-    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
-        unsigned d = (unsigned)(**p - '0');
-        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
-    }
-    *out = v;
-    return *p > start;
-}
-
-/* Parses a Range field against a file of `size` bytes.  RANGE_ONE sets
- * *start and *len; RANGE_NONE (send everything) for another unit, several
- * ranges, bad syntax, or a suffix range of an empty file. */
-static int parse_range(corio_strv v, uint64_t size, uint64_t *start, uint64_t *len) {
-    v = trim_ows(v);
-    if (v.len < 6 || strncasecmp(v.ptr, "bytes=", 6) != 0 || memchr(v.ptr, ',', v.len))
-        return RANGE_NONE;
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    p += 6;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    uint64_t a, b;
-    if (take_char(&p, end, '-')) { /* the last b bytes */
-        if (!take_u64(&p, end, &b) || p != end)
-            return RANGE_NONE;
-        if (b == 0)
-            return RANGE_UNSATISFIABLE;
-        if (size == 0)
-            return RANGE_NONE;
-        *start = b >= size ? 0 : size - b;
-        *len = size - *start;
-        return RANGE_ONE;
-    }
-    if (!take_u64(&p, end, &a) || !take_char(&p, end, '-'))
-        return RANGE_NONE;
-    bool open_end = !take_u64(&p, end, &b);
-    if (p != end || (!open_end && b < a))
-        return RANGE_NONE;
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    if (open_end || b >= size)
-        b = size - 1;
-    *start = a;
-    *len = b - a + 1;
-    return RANGE_ONE;
 }
 
 /* ---- sending -------------------------------------------------------------------------- */
@@ -699,7 +201,7 @@ static int send_file(body_out *b) {
 }
 
 /* Adds the headers of a 200, 206 or 304 answer. */
-static int add_validators(corio_res *res, const file_meta *m, const corio_file_opts *o) {
+static int add_validators(corio_res *res, const corio__file_meta *m, const corio_file_opts *o) {
     int rc = corio_res_header(res, "ETag", m->etag);
     if (rc == 0)
         rc = corio_res_header(res, "Last-Modified", m->lastmod);
@@ -740,19 +242,19 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
     corio_req *req = &res->c->req;
     corio_strv method = corio_req_method(req);
     bool get = corio_strv_eq(method, "GET") || corio_strv_eq(method, "HEAD");
-    file_meta m;
-    meta_init(&m, st);
-    if (get && not_modified(req, &m)) {
+    corio__file_meta m;
+    corio__file_meta_init(&m, st);
+    if (get && corio__file_not_modified(req, &m)) {
         int rc = add_validators(res, &m, o);
         return rc ? rc : corio_res_send(res, 304, NULL, NULL, 0);
     }
     int status = 200;
     uint64_t off = 0, len = m.size;
     corio_strv range;
-    if (get && corio_req_header(req, "Range", &range) && if_range_holds(req, &m)) {
-        int r = parse_range(range, m.size, &off, &len);
+    if (get && corio_req_header(req, "Range", &range) && corio__file_if_range_holds(req, &m)) {
+        corio__range r = corio__file_parse_range(range, m.size, &off, &len);
         char field[80];
-        if (r == RANGE_UNSATISFIABLE) {
+        if (r == CORIO__RANGE_UNSATISFIABLE) {
             snprintf(field, sizeof field, "bytes */%" PRIu64, m.size);
             int rc = corio_res_header(res, "Content-Range", field);
             static const char body[] = "Range Not Satisfiable\n";
@@ -760,7 +262,7 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
                       : corio_res_send(res, 416, "text/plain; charset=utf-8", body,
                                        sizeof body - 1);
         }
-        if (r == RANGE_ONE) {
+        if (r == CORIO__RANGE_ONE) {
             status = 206;
             snprintf(field, sizeof field, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
                      off + len - 1, m.size);
@@ -787,22 +289,18 @@ static int respond(corio_res *res, const char *root, corio_strv path, const cori
         o = &defaults;
     if (res->started)
         return CORIO_EALREADY;
-    int rc;
-    open_job *j = open_job_new(root, path, o, &rc);
-    if (!j)
+    corio__open_job *j;
+    int rc = corio__file_open(root, path, o, &j);
+    if (rc)
         return rc;
-    rc = open_async(&j);
-    if (rc == 0 && j) {
-        size_t extra = res->extra_len;
-        corio_strv name = j->via_index ? (corio_strv){j->index, strlen(j->index)} : path;
-        rc = answer(res, j->fd, &j->st, name, o);
-        if (rc && !res->started)
-            res->extra_len = extra; /* nothing sent: leave no header of ours behind */
-        else if (rc)
-            res->c->close = true; /* a body cut short cannot be repaired */
-    }
-    if (j)
-        open_job_free(j);
+    size_t extra = res->extra_len;
+    corio_strv name = j->via_index ? (corio_strv){j->index, strlen(j->index)} : path;
+    rc = answer(res, j->fd, &j->st, name, o);
+    if (rc && !res->started)
+        res->extra_len = extra; /* nothing sent: leave no header of ours behind */
+    else if (rc)
+        res->c->close = true; /* a body cut short cannot be repaired */
+    corio__open_job_free(j);
     return rc;
 }
 

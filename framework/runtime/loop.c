@@ -6,7 +6,8 @@
  * after poll, so a task woken by I/O runs in the same iteration).  Each run
  * drains the queue in FIFO order up to a budget, so a task that yields in a
  * loop cannot starve I/O; while anything is left, an idle handle keeps poll
- * from blocking.
+ * from blocking.  One exception: a task woken by its socket's read callback
+ * runs at once, from that callback (corio__wake_eager).
  */
 #include <stdlib.h>
 #include <string.h>
