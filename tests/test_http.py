@@ -20,11 +20,10 @@ server must exit 0 on SIGTERM at the end (under ASan that also means
 LeakSanitizer found nothing).  Python standard library only.
 """
 import argparse
+import functools
 import http.client
 import os
 import re
-import resource
-import select
 import shutil
 import signal
 import socket
@@ -32,252 +31,19 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import zlib
 
-DEADLINE = 10.0
-HOST = "127.0.0.1"
-LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-MIB = 1024 * 1024
+import harness
+from harness import (DEADLINE, HOST, MIB, Conn, check, kill_all, pick, raise_fd_limit,
+                     run_case, server_died, stop_cleanly, summary)
+
 PATTERN = bytes(range(256)) * 256  # what /big sends, 64 KiB at a time
 
 ARGS = None
 
-
-class CaseFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaseFailure(msg)
-
-
-def wait_until(pred, timeout, what, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-# ---- servers ------------------------------------------------------------------------------
-
-LIVE = []  # servers not yet stopped
-
-
-class Server:
-    """A server binary in its own process group; stderr lines collected by a
-    thread so that cases can wait for what the handlers log."""
-
-    def __init__(self, binary, *args, env=None):
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("CORIO_", "HTTP_TEST_"))}
-        full_env.update(env or {})
-        self.binary = binary
-        self.proc = subprocess.Popen([binary, "--port", "0", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=full_env, start_new_session=True)
-        self.pid = self.proc.pid
-        LIVE.append(self)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self.reader.start()
-        try:
-            self.port = int(self.wait_log(LISTEN_RE, DEADLINE).group(1))
-        except Exception:
-            self.kill()
-            raise
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def mark(self):
-        with self.cond:
-            return len(self.lines)
-
-    def wait_log(self, pattern, timeout=DEADLINE, start=0, count=1):
-        """Waits until `count` stderr lines from index `start` match; returns
-        the last match."""
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = [m for m in map(rx.search, self.lines[start:]) if m]
-                if len(found) >= count:
-                    return found[count - 1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CaseFailure("%d log line(s) matching %r within %.1f s, want %d"
-                                      % (len(found), rx.pattern, timeout, count))
-                if self.proc.poll() is not None and not self.reader.is_alive():
-                    raise CaseFailure("server exited (%s) before logging %r"
-                                      % (self.proc.returncode, rx.pattern))
-                self.cond.wait(min(left, 0.05))
-
-    def count_log(self, pattern, start=0):
-        rx = re.compile(pattern)
-        with self.cond:
-            return sum(1 for line in self.lines[start:] if rx.search(line))
-
-    def tail(self, n=30):
-        with self.cond:
-            return "\n".join(self.lines[-n:])
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise CaseFailure("no VmRSS")
-
-    def sanitized(self):
-        """Whether the binary runs under ASan (its RSS says little then)."""
-        try:
-            with open("/proc/%d/maps" % self.pid) as f:
-                return "libasan" in f.read()
-        except OSError:
-            return False
-
-    def terminate(self, timeout=DEADLINE):
-        """SIGTERM (graceful drain); returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CaseFailure("server still running %.0f s after SIGTERM" % timeout)
-        finally:
-            self.kill()
-        return rc
-
-    def wait_exit(self, timeout=DEADLINE):
-        """Waits for the process to end by itself; returns the exit code."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CaseFailure("server still running after %.0f s" % timeout)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self in LIVE:
-            LIVE.remove(self)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.reader.join(timeout=2)
-
-
-# ---- a raw HTTP/1.1 client -----------------------------------------------------------------
-
-class Conn:
-    """One client connection with a buffer; reads whole responses."""
-
-    def __init__(self, port, rcvbuf=None):
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.s.settimeout(DEADLINE)
-        self.s.connect((HOST, port))
-        self.buf = bytearray()
-
-    def close(self):
-        self.s.close()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self):
-        d = self.s.recv(256 * 1024)
-        if not d:
-            raise EOFError("connection closed by the server")
-        self.buf += d
-
-    def read_until(self, delim):
-        while True:
-            i = self.buf.find(delim)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(delim)])
-                del self.buf[:i + len(delim)]
-                return out
-            self._fill()
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def read_to_eof(self):
-        try:
-            while True:
-                self._fill()
-        except EOFError:
-            pass
-        out = bytes(self.buf)
-        self.buf.clear()
-        return out
-
-    def response(self, head=False):
-        """Reads one response: (status, {lower-case name: value}, body, raw head)."""
-        raw = self.read_until(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        m = re.match(r"HTTP/1\.1 (\d{3}) ", lines[0])
-        check(m, "bad status line %r" % lines[0])
-        status = int(m.group(1))
-        hdrs = {}
-        for line in lines[1:]:
-            if line:
-                k, v = line.split(":", 1)
-                hdrs[k.strip().lower()] = v.strip()
-        if head or status < 200 or status in (204, 304):
-            body = b""
-        elif hdrs.get("transfer-encoding") == "chunked":
-            parts = []
-            while True:
-                size = int(self.read_until(b"\r\n").split(b";")[0], 16)
-                if size == 0:
-                    while self.read_until(b"\r\n") != b"\r\n":
-                        pass  # trailer fields
-                    break
-                parts.append(self.read_exact(size))
-                check(self.read_exact(2) == b"\r\n", "chunk not followed by CRLF")
-            body = b"".join(parts)
-        elif "content-length" in hdrs:
-            body = self.read_exact(int(hdrs["content-length"]))
-        else:
-            body = self.read_to_eof()
-        return status, hdrs, body, raw
-
-    def expect_eof(self, timeout=DEADLINE):
-        """Asserts that the server closes the connection with nothing more to read."""
-        self.s.settimeout(timeout)
-        try:
-            rest = self.read_to_eof()
-        except socket.timeout:
-            raise CaseFailure("connection still open after %.0f s" % timeout)
-        finally:
-            self.s.settimeout(DEADLINE)
-        check(rest == b"", "unexpected bytes before the close: %r" % rest[:80])
-
-    def readable(self):
-        return bool(self.buf) or bool(select.select([self.s], [], [], 0)[0])
+# A server binary in its own process group (harness.Server), without the
+# variables that would configure it.
+Server = functools.partial(harness.Server, env_drop=("CORIO_", "HTTP_TEST_"))
 
 
 def get(port, path, headers=None, method="GET", body=None):
@@ -1117,11 +883,9 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("-k", default="", help="run only cases whose name contains this")
     ARGS = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
-    cases = [v for k, v in globals().items()
-             if k.split("_")[0] in ("hello", "case", "lim", "own") and callable(v)
-             and ARGS.k in k]
+    raise_fd_limit()
+    cases = pick([v for k, v in globals().items()
+                  if k.split("_")[0] in ("hello", "case", "lim", "own") and callable(v)], ARGS.k)
     t = Servers()
     failed = 0
     started = time.monotonic()
@@ -1134,32 +898,16 @@ def main():
                                          "HTTP_TEST_BODY_TIMEOUT_MS": "300",
                                          "HTTP_TEST_KEEPALIVE_MS": "300"})
         for case in cases:
-            t0 = time.monotonic()
-            try:
-                case(t)
-                print("PASS %s (%.1f s)" % (case.__name__, time.monotonic() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure
+            if not run_case(case.__name__, case, t):
                 failed += 1
-                print("FAIL %s: %s" % (case.__name__, e), flush=True)
-                if not isinstance(e, CaseFailure):
-                    traceback.print_exc()
-            for s in (t.hello, t.srv, t.lim):
-                if s.proc.poll() is not None:
-                    print("FAIL the server %s died (%s):\n%s" % (s.binary, s.proc.returncode,
-                                                                s.tail()))
-                    return 1
-        for name in ("hello", "srv", "lim"):
-            s = getattr(t, name)
-            rc = s.terminate()
-            if rc != 0:
+            if any(server_died(s) for s in (t.hello, t.srv, t.lim)):
+                return 1
+        for s in (t.hello, t.srv, t.lim):
+            if not stop_cleanly(s):
                 failed += 1
-                print("FAIL %s exited %s after SIGTERM:\n%s" % (name, rc, s.tail(60)))
     finally:
-        for s in list(LIVE):
-            s.kill()
-    print("%d passed, %d failed in %.1f s" % (len(cases) - failed, failed,
-                                              time.monotonic() - started))
-    return 1 if failed else 0
+        kill_all()
+    return summary(len(cases) - failed, failed, started)
 
 
 if __name__ == "__main__":

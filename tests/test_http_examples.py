@@ -12,131 +12,29 @@ standard library only.
 """
 import argparse
 import datetime
+import functools
 import hashlib
 import http.client
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 
-HOST = "127.0.0.1"
-DEADLINE = 10.0
-LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-MIB = 1024 * 1024
+import harness
+from harness import (DEADLINE, HOST, MIB, CaseFailure, check, kill_all, pick, run_case,
+                     server_died, stop_cleanly, summary, wait_until)
 
 ARGS = None
-LIVE = []  # servers not yet stopped
 
-
-class CaseFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaseFailure(msg)
-
-
-def wait_until(pred, timeout, what, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-class Server:
-    """An example binary on an ephemeral port; stderr is collected by a thread."""
-
-    def __init__(self, binary, *args, env=None):
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen([binary, "--port", "0", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=full_env, text=True, errors="replace")
-        LIVE.append(self)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        m = wait_until(self._listening, DEADLINE, "the listening line of " + binary)
-        self.port = int(m.group(1))
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-        with self.cond:
-            self.lines.append(None)  # EOF
-
-    def _listening(self):
-        with self.cond:
-            for line in self.lines:
-                if line is None:
-                    raise CaseFailure("server exited early:\n" + self.tail())
-                m = LISTEN_RE.search(line)
-                if m:
-                    return m
-        return None
-
-    def log_matches(self, pattern):
-        rx = re.compile(pattern)
-        with self.cond:
-            return [l for l in self.lines if l is not None and rx.search(l)]
-
-    def tail(self, n=20):
-        with self.cond:
-            return "\n".join(l for l in self.lines[-n:] if l is not None)
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise CaseFailure("no VmRSS")
-
-    def sanitized(self):
-        """Whether the binary runs under ASan (its RSS says little then)."""
-        try:
-            with open("/proc/%d/maps" % self.proc.pid) as f:
-                return "libasan" in f.read()
-        except OSError:
-            return False
-
-    def terminate(self, timeout=DEADLINE, signal_it=True):
-        """SIGTERM (graceful drain) unless signal_it is false (already sent);
-        returns the exit code."""
-        if signal_it and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CaseFailure("server still running %.0f s after SIGTERM" % timeout)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self in LIVE:
-            LIVE.remove(self)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.reader.join(timeout=2)
+# An example binary in its own process group (harness.Server), without the
+# variables that would configure it.
+Server = functools.partial(harness.Server, env_drop=("CORIO_", "UPLOAD_"))
 
 
 def request(port, method, path, body=None, headers=None):
@@ -313,9 +211,8 @@ def case_rest_access_log(srv):
     check(st == 201, "POST: %d" % st)
     loc = "/items/%d" % json.loads(body)["id"]
     request(srv.port, "DELETE", loc)
-    wait_until(lambda: srv.log_matches(r"POST /items 201 \d+us$"), DEADLINE, "the POST log line")
-    wait_until(lambda: srv.log_matches(r"DELETE %s 204 \d+us$" % loc), DEADLINE,
-               "the DELETE log line")
+    srv.wait_log(r"POST /items 201 \d+us$", DEADLINE)
+    srv.wait_log(r"DELETE %s 204 \d+us$" % loc, DEADLINE)
 
 
 # ---- sse -------------------------------------------------------------------------------------
@@ -432,7 +329,7 @@ def case_sse_client_leaving_ends_handler(srv):
     time.sleep(0.3)
     st, _, _ = request(srv.port, "GET", "/")
     check(st == 200, "server unwell after a client left: %d" % st)
-    check(not srv.log_matches(r"ERROR"), "errors logged:\n" + srv.tail())
+    check(srv.count_log(r"ERROR") == 0, "errors logged:\n" + srv.tail())
 
 
 # ---- upload ----------------------------------------------------------------------------------
@@ -579,11 +476,11 @@ UPLOAD_CASES = [case_upload_64mib_flat_memory, case_upload_chunked, case_upload_
                 case_upload_client_leaving_removes_file]
 
 
-def run_group(name, cases, setup, server_of=lambda f: f):
+def run_group(cases, setup, server_of=lambda f: f):
     """Runs cases against one fixture, then stops its server with SIGTERM
     (it must exit 0: a clean drain, and no leak under ASan); returns
     (passed, failed)."""
-    cases = [c for c in cases if not ARGS.k or ARGS.k in c.__name__]
+    cases = pick(cases, ARGS.k)
     if not cases:
         return 0, 0
     passed = failed = 0
@@ -592,31 +489,18 @@ def run_group(name, cases, setup, server_of=lambda f: f):
     stopped = False
     try:
         for case in cases:
-            t0 = time.monotonic()
-            try:
-                case(fixture)
+            if run_case(case.__name__, case, fixture):
                 passed += 1
-                print("PASS %s (%.2f s)" % (case.__name__, time.monotonic() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure
+            else:
                 failed += 1
-                print("FAIL %s: %s" % (case.__name__, e), flush=True)
-                if not isinstance(e, CaseFailure):
-                    traceback.print_exc()
                 print("  server log:\n" + srv.tail(), flush=True)
-            if srv.proc.poll() is not None:
+            if server_died(srv):
                 failed += 1
-                print("FAIL the %s server died:\n%s" % (name, srv.tail()), flush=True)
                 break
         else:
             stopped = True
-            try:
-                rc = srv.terminate()
-            except CaseFailure as e:
-                rc = str(e)
-            if rc != 0:
+            if not stop_cleanly(srv):
                 failed += 1
-                print("FAIL the %s server exited %r after SIGTERM:\n%s" % (name, rc, srv.tail()),
-                      flush=True)
     finally:
         if not stopped:
             srv.kill()
@@ -636,24 +520,22 @@ def main():
     updir = tempfile.mkdtemp(prefix="corio-upload-")
     try:
         if ARGS.rest:
-            p, f = run_group("rest", REST_CASES, lambda: Server(ARGS.rest))
+            p, f = run_group(REST_CASES, lambda: Server(ARGS.rest))
             passed, failed = passed + p, failed + f
         else:
             print("SKIP rest cases: no --rest (the example needs jansson)")
-        p, f = run_group("sse", SSE_CASES, lambda: Server(ARGS.sse))
+        p, f = run_group(SSE_CASES, lambda: Server(ARGS.sse))
         passed, failed = passed + p, failed + f
 
         def up_setup():
             return Server(ARGS.upload, env={"UPLOAD_DIR": updir}), updir
 
-        p, f = run_group("upload", UPLOAD_CASES, up_setup, lambda ctx: ctx[0])
+        p, f = run_group(UPLOAD_CASES, up_setup, lambda ctx: ctx[0])
         passed, failed = passed + p, failed + f
     finally:
-        for srv in list(LIVE):
-            srv.kill()
+        kill_all()
         shutil.rmtree(updir, ignore_errors=True)
-    print("%d passed, %d failed in %.1f s" % (passed, failed, time.monotonic() - t0))
-    return 1 if failed else 0
+    return summary(passed, failed, t0)
 
 
 if __name__ == "__main__":

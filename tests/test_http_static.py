@@ -26,35 +26,22 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 
-DEADLINE = 10.0
-HOST = "127.0.0.1"
-LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-MIB = 1024 * 1024
+import harness
+from harness import (DEADLINE, HOST, MIB, check, kill_all, make_cert, pick, run_case,
+                     server_died, stop_cleanly, summary)
+
 MTIME = 1577880000  # 2020-01-01 12:00:00 UTC: every file's mtime, so validators are known
 SECRET = b"TOP SECRET outside the root\n"
 
 ARGS = None
-LIVE = []
 CLIENT_TLS = None  # an ssl.SSLContext while the TLS server is under test
-
-
-class CaseFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaseFailure(msg)
 
 
 # ---- the tree -------------------------------------------------------------------------------
@@ -113,133 +100,30 @@ class Tree:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-# ---- servers ---------------------------------------------------------------------------------
+# ---- servers and clients ------------------------------------------------------------------------
 
-class Server:
-    def __init__(self, binary, root, *args):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CORIO_", "STATIC_"))}
-        cmd = shlex.split(ARGS.wrap) + [binary, "--port", "0", "--root", root, *args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
-        self.pid = self.proc.pid
-        self.name = " ".join(["static", *args]).strip()
-        LIVE.append(self)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self.reader.start()
-        try:
-            self.port = int(self.wait_log(LISTEN_RE, DEADLINE * ARGS.slow).group(1))
-        except Exception:
-            self.kill()
-            raise
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_log(self, rx, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    raise CaseFailure("no %r from the server:\n%s" % (rx.pattern, self.tail()))
-                self.cond.wait(min(left, 0.05))
-
-    def tail(self, n=40):
-        with self.cond:
-            return "\n".join(self.lines[-n:])
-
-    def terminate(self):
-        """SIGTERM (graceful drain); returns the exit code."""
-        if self.proc.poll() is None:
-            os.killpg(self.pid, signal.SIGTERM)  # the group: a --wrap tracer passes it on
-        try:
-            return self.proc.wait(timeout=DEADLINE * ARGS.slow)
-        except subprocess.TimeoutExpired:
-            raise CaseFailure("%s still running after SIGTERM" % self.name)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self in LIVE:
-            LIVE.remove(self)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.reader.join(timeout=2)
+def start_server(root, *args):
+    """examples/static serving root, under ARGS.wrap; SIGTERM goes to the
+    whole process group (a --wrap tracer passes it on)."""
+    return harness.Server(ARGS.static, "--root", root, *args, env_drop=("CORIO_", "STATIC_"),
+                          wrap=shlex.split(ARGS.wrap), start_timeout=DEADLINE * ARGS.slow,
+                          signal_group=True, name=" ".join(["static", *args]).strip())
 
 
-# ---- a raw HTTP/1.1 client ---------------------------------------------------------------------
+class Conn(harness.Conn):
+    """A raw connection (TLS while CLIENT_TLS is set) whose responses must
+    carry a Content-Length."""
 
-class Conn:
     def __init__(self, port, rcvbuf=None):
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.s.settimeout(DEADLINE * ARGS.slow)
-        self.s.connect((HOST, port))
-        if CLIENT_TLS:
-            self.s = CLIENT_TLS.wrap_socket(self.s, server_hostname=HOST)
-        self.buf = bytearray()
-
-    def close(self):
-        self.s.close()
-
-    def send(self, data):
-        self.s.sendall(data)
+        super().__init__(port, rcvbuf, timeout=DEADLINE * ARGS.slow, tls=CLIENT_TLS)
 
     def get(self, target, headers=(), method="GET"):
         extra = "".join("%s: %s\r\n" % h for h in headers)
         self.send(("%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (method, target, extra)).encode())
 
-    def _fill(self, n=256 * 1024):
-        d = self.s.recv(n)
-        if not d:
-            raise EOFError("connection closed by the server")
-        self.buf += d
-
-    def read_until(self, delim):
-        while True:
-            i = self.buf.find(delim)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(delim)])
-                del self.buf[:i + len(delim)]
-                return out
-            self._fill()
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
     def response(self, head=False):
         """One response: (status, {lower-case name: value}, body)."""
-        raw = self.read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
-        m = re.match(r"HTTP/1\.1 (\d{3}) ", raw[0])
-        check(m, "bad status line %r" % raw[0])
-        status = int(m.group(1))
-        hdrs = {}
-        for line in raw[1:]:
-            if line:
-                k, v = line.split(":", 1)
-                hdrs[k.strip().lower()] = v.strip()
+        status, hdrs, raw = self.read_head()
         if head or status in (204, 304):
             check("content-length" not in hdrs or head, "%d with a Content-Length" % status)
             return status, hdrs, b""
@@ -252,20 +136,6 @@ def http_conn(port):
         return http.client.HTTPSConnection(HOST, port, timeout=DEADLINE * ARGS.slow,
                                            context=CLIENT_TLS)
     return http.client.HTTPConnection(HOST, port, timeout=DEADLINE * ARGS.slow)
-
-
-def make_cert(d):
-    """A self-signed certificate for 127.0.0.1, or None without openssl."""
-    key, crt = os.path.join(d, "tls.key"), os.path.join(d, "tls.crt")
-    try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=static", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", key, "-out", crt], check=True, capture_output=True,
-                       timeout=DEADLINE)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return crt, key
 
 
 def fetch(port, target, headers=(), method="GET"):
@@ -601,8 +471,8 @@ def main():
     ARGS = ap.parse_args()
     if ARGS.wrap and ARGS.slow == 1.0:
         ARGS.slow = 10.0
-    cases = [v for k, v in globals().items()
-             if k.startswith("case_") and callable(v) and ARGS.k in k]
+    cases = pick([v for k, v in globals().items() if k.startswith("case_") and callable(v)],
+                 ARGS.k)
     t = Ctx()
     t.tree = Tree()
     modes = []
@@ -610,7 +480,10 @@ def main():
     started = time.monotonic()
     try:
         modes = [("beneath", ()), ("realpath", ("--realpath",))]
-        cert = make_cert(t.tree.base)
+        try:
+            cert = make_cert(t.tree.base, "static")
+        except (OSError, subprocess.SubprocessError):
+            cert = None
         if cert:
             modes.append(("tls", ("--tls-cert", cert[0], "--tls-key", cert[1])))
         else:
@@ -618,34 +491,20 @@ def main():
         for mode, args in modes:
             t.mode = mode
             CLIENT_TLS = ssl.create_default_context(cafile=cert[0]) if mode == "tls" else None
-            srv = Server(ARGS.static, t.tree.root, *args)
+            srv = start_server(t.tree.root, *args)
             for case in cases:
-                t0 = time.monotonic()
-                try:
-                    case(t, srv.port)
-                    print("PASS %s [%s] (%.1f s)" % (case.__name__, mode, time.monotonic() - t0),
-                          flush=True)
-                except Exception as e:  # noqa: BLE001 - report every failure
+                if not run_case("%s [%s]" % (case.__name__, mode), case, t, srv.port):
                     failed += 1
-                    print("FAIL %s [%s]: %s" % (case.__name__, mode, e), flush=True)
-                    if not isinstance(e, CaseFailure):
-                        traceback.print_exc()
-                if srv.proc.poll() is not None:
-                    print("FAIL the server died (%s):\n%s" % (srv.proc.returncode, srv.tail()))
+                if server_died(srv, 40):
                     return 1
-            rc = srv.terminate()
-            if rc != 0:
+            if not stop_cleanly(srv, DEADLINE * ARGS.slow, 80):
                 failed += 1
-                print("FAIL %s exited %s after SIGTERM:\n%s" % (srv.name, rc, srv.tail(80)))
             elif ARGS.wrap:
                 print("server log [%s]:\n%s" % (mode, srv.tail(30)))
     finally:
-        for s in list(LIVE):
-            s.kill()
+        kill_all()
         t.tree.remove()
-    print("%d passed, %d failed in %.1f s" % (len(modes) * len(cases) - failed, failed,
-                                              time.monotonic() - started))
-    return 1 if failed else 0
+    return summary(len(modes) * len(cases) - failed, failed, started)
 
 
 if __name__ == "__main__":

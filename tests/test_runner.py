@@ -13,7 +13,6 @@ and exits non-zero if any failed.  Python standard library only.
 import argparse
 import os
 import re
-import resource
 import selectors
 import signal
 import socket
@@ -22,113 +21,33 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
-HOST = "127.0.0.1"
-LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+import harness
+from harness import (HOST, CaseFailure, check, clean_env, kill_all, make_cert, pick,
+                     raise_fd_limit, run_case, summary, wait_until)
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 ARGS = None  # parsed command line: .echo, .chat
 
 
-class CaseFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaseFailure(msg)
-
-
-def wait_until(pred, timeout, what, interval=0.01):
-    """Polls pred() until it returns a true value (returned) or the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
 # ---- processes -------------------------------------------------------------------------
 
-LIVE_SERVERS = []  # every Server not yet stopped; the harness stops leftovers
 CASE_SERVERS = []  # every Server the running case started, for its logs on failure
 
 
-class Server:
-    """A runner binary started in its own process group, stderr collected by a
-    thread.  Use as a context manager; stop() kills the whole group."""
+class Server(harness.Server):
+    """A runner binary (harness.Server: its own process group, stderr
+    collected; a context manager), with its supervisor's children."""
 
-    def __init__(self, binary, *args, env=None, nofile=None, port_arg=True):
-        argv = [binary] + (["--port", "0"] if port_arg else []) + list(args)
+    def __init__(self, binary, *args, env=None, nofile=None):
+        wrap = ()
         if nofile is not None:
             # A shell sets the fd limit and execs the binary (same pid): safer
             # than preexec_fn in a process that runs threads.
-            argv = ["/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % nofile] + argv
-        full_env = dict(os.environ)
-        for k in list(full_env):
-            if k.startswith("CORIO_"):
-                del full_env[k]
-        full_env.update(env or {})
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=full_env,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-        LIVE_SERVERS.append(self)
+            wrap = ("/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % nofile)
+        super().__init__(binary, *args, env=env, wrap=wrap, start_timeout=5)
         CASE_SERVERS.append(self)
-        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self.reader.start()
-        self.port = None
-        if port_arg:
-            m = self.wait_log(LISTEN_RE, 5)
-            self.port = int(m.group(1))
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_log(self, pattern, timeout, start=0):
-        """Waits for a stderr line (from index `start`) matching pattern."""
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            i = start
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i])
-                    if m:
-                        return m
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CaseFailure("no log line matching %r within %.1f s"
-                                      % (rx.pattern, timeout))
-                if self.proc.poll() is not None and not self.reader.is_alive():
-                    raise CaseFailure("server exited (%s) before logging %r"
-                                      % (self.proc.returncode, rx.pattern))
-                self.cond.wait(min(left, 0.1))
-
-    def count_log(self, pattern, start=0):
-        rx = re.compile(pattern)
-        with self.cond:
-            return sum(1 for l in self.lines[start:] if rx.search(l))
-
-    def log_count(self):
-        with self.cond:
-            return len(self.lines)
-
-    def log_text(self):
-        with self.cond:
-            return "\n".join(self.lines)
 
     def children(self):
         """The supervisor's live children (its worker processes)."""
@@ -144,43 +63,12 @@ class Server:
             return kids if len(kids) == n and not set(kids) & set(exclude) else None
         return wait_until(ok, timeout, "%d worker processes" % n)
 
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self in LIVE_SERVERS:
-            LIVE_SERVERS.remove(self)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.reader.join(timeout=2)
-        self.proc.stderr.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 def cpu_seconds(pid):
     """utime + stime of a process, in seconds (/proc/PID/stat)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise CaseFailure("no VmRSS for pid %d" % pid)
 
 
 def open_fds(pid):
@@ -436,9 +324,7 @@ class LineReader:
 # ---- cases: command line ---------------------------------------------------------------
 
 def run_cli(binary, args, env=None):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CORIO_")}
-    full_env.update(env or {})
-    return subprocess.run([binary] + args, capture_output=True, env=full_env, timeout=10)
+    return subprocess.run([binary] + args, capture_output=True, env=clean_env(env), timeout=10)
 
 
 def case_bad_flag_values_exit_2_naming_the_flag():
@@ -541,14 +427,14 @@ def case_never_reading_client_bounded_rss():
     server's RSS grows by less than 16 MiB."""
     with Server(ARGS.echo) as srv:
         echo_once(srv.port, b"x" * 100000)  # warm up buffers and stacks
-        before = rss_kib(srv.pid)
+        before = srv.rss_kib()
         s = connect(srv.port)
         sender = StallingSender(s, 64 << 20)
         peak = before
         deadline = time.monotonic() + 10
         last, since = -1, time.monotonic()
         while time.monotonic() < deadline:  # sample RSS until the sender stalls
-            peak = max(peak, rss_kib(srv.pid))
+            peak = max(peak, srv.rss_kib())
             if sender.sent >= sender.total or sender.error:
                 break
             if sender.sent != last:
@@ -556,7 +442,7 @@ def case_never_reading_client_bounded_rss():
             elif time.monotonic() - since >= 0.5:
                 break
             time.sleep(0.02)
-        peak = max(peak, rss_kib(srv.pid))
+        peak = max(peak, srv.rss_kib())
         sent = sender.sent
         sender.finish()
         reset(s)
@@ -743,7 +629,7 @@ def case_killed_worker_restarted_others_serve():
             t.start()
         try:
             wait_until(lambda: stats["kept"] > 5 and stats["new"] > 5, 5, "echoes before the kill")
-            mark = srv.log_count()
+            mark = srv.mark()
             kept0, new0 = stats["kept"], stats["new"]
             os.kill(victim, signal.SIGKILL)
             stats["killed_at"] = time.monotonic()
@@ -773,7 +659,7 @@ def case_sigterm_during_restart_backoff_no_spin():
         workers = srv.wait_children(2)
         socks, _ = open_until_both_own(srv, workers, srv.port, want=8)
         try:
-            mark = srv.log_count()
+            mark = srv.mark()
             os.kill(workers[0], signal.SIGKILL)
             srv.wait_log(r"killed by signal 9 .*restarting in", 2, mark)
             os.kill(srv.pid, signal.SIGTERM)
@@ -822,7 +708,7 @@ def drain_case(workers):
             s.close()
         echo_on(inflight, b"before\n")
         echo_on(idle, b"idle\n")
-        mark = srv.log_count()
+        mark = srv.mark()
         t0 = time.monotonic()
         os.kill(srv.pid, signal.SIGTERM)
         wait_until(lambda: srv.count_log(r"SIGTERM: draining", mark) == workers, 5,
@@ -901,7 +787,7 @@ def case_sighup_rolling_restart_refuses_nothing():
         t.start()
         try:
             wait_until(lambda: stats["ok"] >= 20, 5, "echoes before SIGHUP")
-            mark = srv.log_count()
+            mark = srv.mark()
             os.kill(srv.pid, signal.SIGHUP)
             srv.wait_log(r"SIGHUP: every worker restarted", 5, mark)
             new = srv.wait_children(2, exclude=old)
@@ -920,7 +806,7 @@ def case_sigusr1_dumps_live_tasks():
     with Server(ARGS.echo) as srv:
         s = connect(srv.port)
         echo_on(s, b"x")
-        mark = srv.log_count()
+        mark = srv.mark()
         os.kill(srv.pid, signal.SIGUSR1)
         srv.wait_log(r"live task\(s\) on pid %d" % srv.pid, 5, mark)
         srv.wait_log(r"conn\s.*waiting\s+on stream read", 5, mark)
@@ -935,7 +821,7 @@ def case_sigusr1_dumps_live_tasks():
             time.sleep(0.0005)
         workers = srv.wait_children(2)
         socks, _ = open_until_both_own(srv, workers, srv.port, want=4)
-        mark = srv.log_count()
+        mark = srv.mark()
         os.kill(srv.pid, signal.SIGUSR1)
         for w in workers:
             srv.wait_log(r"live task\(s\) on pid %d" % w, 5, mark)
@@ -989,7 +875,7 @@ def case_chat_slow_client_dropped_others_prompt():
         slow.connect((HOST, srv.port))
         socks, (ra, rb) = chat_join(srv.port, 2, extra=[slow])
         a, flooder = socks[0], socks[1]  # ra reads a, rb reads the flooder
-        mark = srv.log_count()
+        mark = srv.mark()
         # The slow client absorbs a few MiB of kernel buffers before its queue
         # fills.  The flood is paced (~10 MB/s) so that a Python reader
         # thread, not the server, is never the bottleneck for `a`.
@@ -1004,7 +890,7 @@ def case_chat_slow_client_dropped_others_prompt():
             time.sleep(0.001)
         check(srv.count_log(r"disconnecting %s:%d: too slow" % slow.getsockname(), mark) == 1
               and srv.count_log(r"too slow", mark) == 1, "not (only) the slow client was dropped:\n"
-              + "\n".join(srv.log_text().splitlines()[-5:]))
+              + srv.tail(5))
         ra.wait_for(lambda l: b" %06d " % (sent - 1) in l, 5, "the last flood line at A")
         got = ra.count(lambda l: l.endswith(payload))
         check(got == sent, "A received %d of %d flood lines" % (got, sent))
@@ -1021,7 +907,7 @@ def case_chat_slow_client_dropped_others_prompt():
         check(rest.count(b"\n") < sent, "the slow client got every line")
         slow.close()
         # Over-long line: its sender is disconnected, the others stay.
-        mark = srv.log_count()
+        mark = srv.mark()
         a.sendall(b"z" * 2000 + b"\n")
         srv.wait_log(r"line over \d+ bytes", 5, mark)
         wait_until(lambda: ra.eof, 5, "A to be disconnected")
@@ -1070,16 +956,6 @@ def case_socket_activation_serves_fd_3():
         ls.close()
 
 
-def make_cert(d, name):
-    """A self-signed EC certificate for 127.0.0.1 with CN=name in dir d."""
-    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                    "/CN=" + name, "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", crt], check=True, capture_output=True)
-    return crt, key
-
-
 def tls_echo(port, cafile, payload=b"secret\n"):
     """Echo over TLS, verifying the server against cafile; returns the
     server certificate's CN."""
@@ -1118,13 +994,13 @@ def case_tls_flags_serve_tls_and_sighup_reloads():
                 check(b"GET /" not in back, "plain bytes were echoed by a TLS port")
             shutil.copy(crt_b, live_crt)
             shutil.copy(key_b, live_key)
-            mark = srv.log_count()
+            mark = srv.mark()
             os.kill(srv.pid, signal.SIGHUP)
             srv.wait_log(r"TLS certificate reloaded", 5, start=mark)
             check(tls_echo(srv.port, both) == "corio-b", "reloaded certificate not served")
             with open(live_crt, "w") as f:
                 f.write("not a certificate\n")
-            mark = srv.log_count()
+            mark = srv.mark()
             os.kill(srv.pid, signal.SIGHUP)
             srv.wait_log(r"keeping the old certificate", 5, start=mark)
             check(tls_echo(srv.port, both) == "corio-b", "a failed reload changed the certificate")
@@ -1166,34 +1042,22 @@ def main():
     p.add_argument("-k", action="append", default=[], help="run only cases containing this")
     p.add_argument("-v", action="store_true", help="print server logs of failed cases")
     ARGS = p.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cases = [c for c in CASES if not ARGS.k or any(k in c.__name__ for k in ARGS.k)]
+    raise_fd_limit()
+    cases = pick(CASES, ARGS.k)
     failed = []
     t_all = time.monotonic()
     for case in cases:
         name = case.__name__[len("case_"):]
-        t0 = time.monotonic()
         try:
-            case()
-            print("PASS %-50s %5.2f s" % (name, time.monotonic() - t0), flush=True)
-        except Exception as e:  # noqa: BLE001 - a case fails, the run goes on
-            failed.append(name)
-            print("FAIL %-50s %5.2f s: %s" % (name, time.monotonic() - t0, e), flush=True)
-            if not isinstance(e, CaseFailure) or ARGS.v:
-                traceback.print_exc()
-            for srv in CASE_SERVERS:
-                tail = srv.log_text().splitlines()[-15:]
-                print("  server %d log tail:\n    %s" % (srv.pid, "\n    ".join(tail)), flush=True)
+            if not run_case(name, case, verbose=ARGS.v):
+                failed.append(name)
+                for srv in CASE_SERVERS:
+                    print("  server %d log tail:\n    %s"
+                          % (srv.pid, srv.tail(15).replace("\n", "\n    ")), flush=True)
         finally:
-            for srv in list(LIVE_SERVERS):
-                srv.stop()
+            kill_all()
             CASE_SERVERS.clear()
-    print("%d/%d passed in %.1f s%s" % (len(cases) - len(failed), len(cases),
-                                        time.monotonic() - t_all,
-                                        "; failed: " + ", ".join(failed) if failed else ""))
-    return 1 if failed else 0
+    return summary(len(cases) - len(failed), len(failed), t_all, failed)
 
 
 if __name__ == "__main__":

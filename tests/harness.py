@@ -1,0 +1,392 @@
+"""Shared harness of the Python integration tests (test_http.py,
+test_http_static.py, test_http_examples.py, test_runner.py).
+
+It offers: CaseFailure, check() and wait_until() (every wait a poll with a
+deadline); Server, a server binary started with --port 0 in its own process
+group (environment from clean_env(), an optional command prefix), its port
+read from its "listening on" log line and its stderr lines collected by a
+thread (wait_log, count_log, mark, tail, rss_kib, sanitized, terminate,
+wait_exit, kill), and LIVE, the servers not yet stopped; Conn, a raw
+HTTP/1.1 client connection (plain or TLS) that reads whole responses;
+make_cert() for a self-signed certificate; and the pieces of a main loop:
+pick() (-k), run_case() (prints PASS or FAIL), server_died(),
+stop_cleanly(), kill_all(), raise_fd_limit() and summary().  Python standard
+library only.
+"""
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+
+HOST = "127.0.0.1"
+DEADLINE = 10.0
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+MIB = 1024 * 1024
+
+
+class CaseFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise CaseFailure(msg)
+
+
+def wait_until(pred, timeout, what, interval=0.01):
+    """Polls pred() until it returns a true value (returned) or the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise CaseFailure("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- servers ------------------------------------------------------------------------------
+
+LIVE = []  # servers not yet stopped
+
+
+def clean_env(env=None, drop=("CORIO_",)):
+    """os.environ without the variables whose names start with a prefix in
+    drop (they would configure the server), plus env."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(tuple(drop))}
+    full_env.update(env or {})
+    return full_env
+
+
+class Server:
+    """A server binary started as `wrap... binary --port 0 args...` in its own
+    process group; stderr lines collected by a thread so that cases can wait
+    for what the server logs.  Also a context manager (kill() on exit).
+
+    env_drop: prefixes of the variables not passed on; wrap: a command prefix
+    (valgrind, a shell that sets limits); start_timeout: how long to wait for
+    the listening line; signal_group: terminate() signals the whole group
+    (a tracer in wrap passes it on) rather than the process."""
+
+    def __init__(self, binary, *args, env=None, env_drop=("CORIO_",), wrap=(),
+                 start_timeout=DEADLINE, signal_group=False, name=None):
+        self.binary = binary
+        self.name = name or " ".join([os.path.basename(binary), *args])
+        self.signal_group = signal_group
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen([*wrap, binary, "--port", "0", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=clean_env(env, env_drop),
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        LIVE.append(self)
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+        try:
+            self.port = int(self.wait_log(LISTEN_RE, start_timeout).group(1))
+        except CaseFailure as e:
+            self.kill()
+            raise CaseFailure("%s: %s:\n%s" % (self.name, e, self.tail())) from None
+        except BaseException:
+            self.kill()
+            raise
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+    def mark(self):
+        """The number of lines logged so far: a `start` for wait_log and count_log."""
+        with self.cond:
+            return len(self.lines)
+
+    def wait_log(self, pattern, timeout=DEADLINE, start=0, count=1):
+        """Waits until `count` stderr lines from index `start` match; returns
+        the last match."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        found, i = 0, start
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    i += 1
+                    if m:
+                        found += 1
+                        if found >= count:
+                            return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CaseFailure("%d log line(s) matching %r within %.1f s, want %d"
+                                      % (found, rx.pattern, timeout, count))
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    raise CaseFailure("server exited (%s) before logging %r"
+                                      % (self.proc.returncode, rx.pattern))
+                self.cond.wait(min(left, 0.05))
+
+    def count_log(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for line in self.lines[start:] if rx.search(line))
+
+    def tail(self, n=30):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise CaseFailure("no VmRSS for pid %d" % self.pid)
+
+    def sanitized(self):
+        """Whether the binary runs under ASan (its RSS says little then)."""
+        try:
+            with open("/proc/%d/maps" % self.pid) as f:
+                return "libasan" in f.read()
+        except OSError:
+            return False
+
+    def terminate(self, timeout=DEADLINE, signal_it=True):
+        """SIGTERM (graceful drain) unless signal_it is false (already sent);
+        returns the exit code."""
+        if signal_it and self.proc.poll() is None:
+            if self.signal_group:
+                os.killpg(self.pid, signal.SIGTERM)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout, " after SIGTERM")
+
+    def wait_exit(self, timeout=DEADLINE, what=""):
+        """Waits for the process to end (then kills what is left of its
+        group); returns the exit code."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("%s still running %.0f s%s" % (self.name, timeout, what)) from None
+        finally:
+            self.kill()
+
+    def kill(self):
+        """SIGKILL to the whole process group; waits for the process and the reader."""
+        if self in LIVE:
+            LIVE.remove(self)
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.reader.join(timeout=2)
+        if not self.reader.is_alive():
+            self.proc.stderr.close()
+
+
+def make_cert(d, name):
+    """A self-signed EC certificate for 127.0.0.1 with CN=name in directory d:
+    (certificate path, key path).  Raises OSError or SubprocessError without
+    a working openssl command."""
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=" + name, "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True,
+                   timeout=DEADLINE)
+    return crt, key
+
+
+# ---- a raw HTTP/1.1 client -----------------------------------------------------------------
+
+class Conn:
+    """One client connection with a buffer (over TLS when given an
+    ssl.SSLContext); reads whole responses."""
+
+    def __init__(self, port, rcvbuf=None, timeout=DEADLINE, tls=None):
+        self.timeout = timeout
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(timeout)
+        self.s.connect((HOST, port))
+        if tls:
+            self.s = tls.wrap_socket(self.s, server_hostname=HOST)
+        self.buf = bytearray()
+
+    def close(self):
+        self.s.close()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self):
+        d = self.s.recv(256 * 1024)
+        if not d:
+            raise EOFError("connection closed by the server")
+        self.buf += d
+
+    def read_until(self, delim):
+        while True:
+            i = self.buf.find(delim)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(delim)])
+                del self.buf[:i + len(delim)]
+                return out
+            self._fill()
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read_to_eof(self):
+        try:
+            while True:
+                self._fill()
+        except EOFError:
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def read_head(self):
+        """Reads a response head: (status, {lower-case name: value}, raw head)."""
+        raw = self.read_until(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.1 (\d{3}) ", lines[0])
+        check(m, "bad status line %r" % lines[0])
+        hdrs = {}
+        for line in lines[1:]:
+            if line:
+                k, v = line.split(":", 1)
+                hdrs[k.strip().lower()] = v.strip()
+        return int(m.group(1)), hdrs, raw
+
+    def response(self, head=False):
+        """Reads one response: (status, {lower-case name: value}, body, raw head)."""
+        status, hdrs, raw = self.read_head()
+        if head or status < 200 or status in (204, 304):
+            body = b""
+        elif hdrs.get("transfer-encoding") == "chunked":
+            parts = []
+            while True:
+                size = int(self.read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    while self.read_until(b"\r\n") != b"\r\n":
+                        pass  # trailer fields
+                    break
+                parts.append(self.read_exact(size))
+                check(self.read_exact(2) == b"\r\n", "chunk not followed by CRLF")
+            body = b"".join(parts)
+        elif "content-length" in hdrs:
+            body = self.read_exact(int(hdrs["content-length"]))
+        else:
+            body = self.read_to_eof()
+        return status, hdrs, body, raw
+
+    def expect_eof(self, timeout=DEADLINE):
+        """Asserts that the server closes the connection with nothing more to read."""
+        self.s.settimeout(timeout)
+        try:
+            rest = self.read_to_eof()
+        except socket.timeout:
+            raise CaseFailure("connection still open after %.0f s" % timeout)
+        finally:
+            self.s.settimeout(self.timeout)
+        check(rest == b"", "unexpected bytes before the close: %r" % rest[:80])
+
+    def readable(self):
+        return bool(self.buf) or bool(select.select([self.s], [], [], 0)[0])
+
+
+# ---- the main loop ---------------------------------------------------------------------------
+
+def pick(cases, k):
+    """The cases whose name contains k (a string, or any string of a list);
+    all of them for an empty k."""
+    ks = [x for x in ([k] if isinstance(k, str) else (k or [])) if x]
+    return [c for c in cases if not ks or any(x in c.__name__ for x in ks)]
+
+
+def run_case(name, fn, *args, verbose=False):
+    """Runs one case, fn(*args), and prints PASS or FAIL with its time (and
+    a traceback for an error that is not a CaseFailure, or for any failure
+    when verbose); returns whether it passed."""
+    t0 = time.monotonic()
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - report every failure, the run goes on
+        print("FAIL %s (%.2f s): %s" % (name, time.monotonic() - t0, e), flush=True)
+        if verbose or not isinstance(e, CaseFailure):
+            traceback.print_exc()
+        return False
+    print("PASS %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
+    return True
+
+
+def server_died(srv, n=30):
+    """Whether srv has exited; if so, prints a FAIL line with its log tail."""
+    if srv.proc.poll() is None:
+        return False
+    print("FAIL the server %s died (%s):\n%s" % (srv.name, srv.proc.returncode, srv.tail(n)),
+          flush=True)
+    return True
+
+
+def stop_cleanly(srv, timeout=DEADLINE, n=60):
+    """SIGTERM to srv, which must exit 0 in time (a clean drain; under ASan
+    also: LeakSanitizer found nothing).  Prints a FAIL line with its log tail
+    if not; returns whether it did."""
+    try:
+        rc = srv.terminate(timeout)
+    except CaseFailure as e:
+        rc = str(e)
+    if rc != 0:
+        print("FAIL %s exited %r after SIGTERM:\n%s" % (srv.name, rc, srv.tail(n)), flush=True)
+        return False
+    return True
+
+
+def kill_all():
+    """Kills every server not yet stopped."""
+    for s in list(LIVE):
+        s.kill()
+
+
+def raise_fd_limit():
+    """Raises RLIMIT_NOFILE to its hard limit (the servers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def summary(passed, failed, started, failed_names=()):
+    """Prints the totals; returns the exit code."""
+    print("%d passed, %d failed in %.1f s%s"
+          % (passed, failed, time.monotonic() - started,
+             "; failed: " + ", ".join(failed_names) if failed_names else ""), flush=True)
+    return 1 if failed else 0
