@@ -20,7 +20,8 @@
  *   GET  /fail             returns CORIO_EFAILED without responding (a 500)
  *   GET  /big?mb=N         N MiB (bytes 0..255 repeated): chunked writes of
  *                            64 KiB, or with &send=1 one corio_res_send of a
- *                            heap buffer; logs "big done rc=<code>"
+ *                            heap buffer; logs "big done rc=<code>"; with
+ *                            &ignore=1 returns 0 whatever happened
  *   GET  /stream?n=N       N chunks "chunk <i>\n"
  *   GET  /users/{id}       the decoded parameter
  *   GET  /q?x=...          the decoded query parameter x
@@ -198,7 +199,7 @@ static int big(corio_req *req, corio_res *res, void *arg) {
             rc = corio_res_end(res);
     }
     corio_log(CORIO_LOG_INFO, "big done rc=%s", rc ? corio_err_name(rc) : "0");
-    return rc;
+    return query_num(req, "ignore", 0) ? 0 : rc;
 }
 
 static int stream(corio_req *req, corio_res *res, void *arg) {

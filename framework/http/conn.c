@@ -57,14 +57,33 @@ int corio__hconn_queue(corio__hconn *c, const void *p, size_t len) {
     return 0;
 }
 
+void corio__hconn_send_failed(corio__hconn *c, int rc) {
+    if (c->send_failed)
+        return;
+    c->send_failed = rc;
+    c->close = true;
+    if (rc == CORIO_ECLOSED)
+        return; /* the stream may be gone */
+    c->peer_failed = rc == CORIO_EPIPE || rc == CORIO_ECONNRESET ||
+                     (rc == CORIO_ETIMEDOUT && corio__stream_write_stalled(c->s));
+    /* A peer that stopped reading would have the kernel trickle out what it
+     * holds after a FIN: reset instead.  A handler's own deadline or cancel
+     * is no reason to drop earlier answers still in the kernel: FIN. */
+    if (c->peer_failed)
+        corio_stream_set_reset_on_close(c->s);
+}
+
 int corio__hconn_flush(corio__hconn *c) {
+    if (c->send_failed) {
+        c->nout = 0; /* nothing more goes out after a cut */
+        c->out_bytes = 0;
+        return c->send_failed;
+    }
     if (c->nout == 0)
         return 0;
     int rc = corio_stream_writev(c->s, c->out, c->nout);
-    if (rc < 0) { /* the response is cut short: end the connection with a reset */
-        c->send_failed = true;
-        corio_stream_set_reset_on_close(c->s);
-    }
+    if (rc < 0)
+        corio__hconn_send_failed(c, rc);
     /* The iovec array stays for the next batch: a long stream of chunks
      * must not take a new one from the arena per flush. */
     c->nout = 0;
@@ -275,7 +294,7 @@ int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
  * answer before closing, or a negative code for a socket error. */
 static int read_head(corio__hconn *c) {
     uint64_t head_deadline = 0;
-    bool idle_waited = false; /* park_after_ms passed with no byte */
+    uint64_t idle_deadline = 0, park_at = 0; /* keep-alive end, parking time */
     for (;;) {
         size_t len;
         const char *buf = corio_stream_buffered(c->s, &len);
@@ -315,25 +334,29 @@ static int read_head(corio__hconn *c) {
         if (len > c->parsed)
             continue;
         uint64_t now = corio__now(corio__tls_loop); /* cached: a deadline of seconds */
-        uint64_t wait = !head_deadline        ? c->opts.keepalive_timeout_ms
-                        : head_deadline > now ? head_deadline - now
-                                              : 0;
         bool idle = !head_deadline;
-        if (idle && corio_stream_draining(c->s))
-            return HEAD_ONLY_CLOSE; /* shutting down: no new request */
+        if (idle && !idle_deadline) {
+            idle_deadline = now + c->opts.keepalive_timeout_ms;
+            park_at = now + c->opts.park_after_ms;
+        }
+        uint64_t until = idle ? idle_deadline : head_deadline;
+        uint64_t wait = until > now ? until - now : 0;
+        if (idle && (wait == 0 || corio_stream_draining(c->s)))
+            return HEAD_ONLY_CLOSE; /* idled out, or shutting down: no new request */
         /* Between requests, with nothing buffered and nothing to write, a
          * connection from a server that stays idle for park_after_ms gives
          * its task and stack back: the server runs corio_http_serve again
-         * when bytes come.  Waiting that long first spares a busy
-         * connection a task per request. */
+         * when bytes come, for what is left of the keep-alive time.
+         * Waiting that long first spares a busy connection a task start
+         * per request. */
         bool may_park = idle && c->parsed == 0 && c->nout == 0 && c->can_park &&
-                        c->opts.park_after_ms < wait;
-        if (may_park && idle_waited && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
-            c->park_timeout_ms = wait - c->opts.park_after_ms;
+                        park_at < idle_deadline;
+        if (may_park && now >= park_at && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
+            c->park_timeout_ms = wait;
             return HEAD_PARK;
         }
-        if (may_park)
-            wait = c->opts.park_after_ms;
+        if (may_park && park_at > now && park_at - now < wait)
+            wait = park_at - now;
         /* Between requests the keep-alive timeout governs, not a read
          * timeout set on the stream (see corio_http_serve). */
         uint64_t read_timeout = c->s->rtimeout;
@@ -341,12 +364,14 @@ static int read_head(corio__hconn *c) {
             c->s->rtimeout = 0;
         corio_stream_set_idle(c->s, idle);
         rc = corio__hconn_fill_within(c, wait);
+        if (rc == CORIO_ECLOSED)
+            return rc; /* the stream may be gone */
         corio_stream_set_idle(c->s, false);
         c->s->rtimeout = read_timeout;
-        if (rc == CORIO_ETIMEDOUT && may_park && !corio_cancelled()) {
-            idle_waited = true;
+        /* Our own wait ended (not a deadline or cancel of the task's): time
+         * to park, or the loop finds the keep-alive time spent. */
+        if (rc == CORIO_ETIMEDOUT && idle && corio__await_status(c->task) == 0)
             continue;
-        }
         if (rc >= 0)
             continue;
         if (rc == CORIO_ERANGE)
@@ -571,7 +596,7 @@ static int dispatch(corio__hconn *c) {
      * timeout, or sent a bad body, is no handler failure (and must not be
      * able to flood the log with ERROR lines). */
     bool client_left = rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE ||
-                       c->send_failed;
+                       c->peer_failed;
     if (rc < 0 && !c->reject && !client_left &&
         corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
@@ -583,13 +608,17 @@ static int dispatch(corio__hconn *c) {
         /* The body's own failure (400, 408, 413) if that is why. */
         return corio__http_send_error(c, c->reject ? c->reject : 500, c->reject != 0);
     }
+    int erc = 0;
     if (!res->ended) {
         if (rc < 0)
             c->close = true; /* a stream cut short cannot be repaired */
         else
-            return corio_res_end(res);
+            erc = corio_res_end(res);
     }
-    return 0;
+    /* A response cut short ends the connection, whatever the handler
+     * returned (one that ignored the error would have the next response
+     * follow a truncated body). */
+    return c->send_failed ? c->send_failed : erc;
 }
 
 static void reset_request(corio__hconn *c) {
@@ -696,6 +725,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
         send_ms = s->wtimeout;
     corio_stream_opts so = {.read_buffer_max =
                                 c.opts.max_request_line + c.opts.max_header_bytes + 4096,
+                            .write_high_water = s->whigh, /* the server's */
                             .read_timeout_ms = s->rtimeout,
                             .write_timeout_ms = send_ms};
     corio_stream_configure(s, &so);

@@ -233,6 +233,8 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
     body_out b = {.s = c->s, .fd = fd, .off = off, .left = len, .sent = &res->body_bytes};
     if (rc == 0)
         rc = corio_stream_is_tls(c->s) ? send_copy(&b) : send_file(&b);
+    if (rc < 0)
+        corio__hconn_send_failed(c, rc); /* the body is cut short */
     return rc;
 }
 

@@ -75,7 +75,8 @@ typedef struct corio__hconn {
     bool in_value;   /* llhttp callbacks: last data was a header value */
     bool close;      /* close after the current response */
     bool can_park;   /* from a server: may wait between requests with no task */
-    bool send_failed; /* a write to the client failed (gone, or too slow) */
+    int send_failed;  /* 0, or the error that cut a response short (nothing more is sent) */
+    bool peer_failed; /* ... and it was the client's doing: gone, or stopped reading */
     uint64_t park_timeout_ms; /* what is left of keepalive_timeout_ms when parking */
     bool head_done;  /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;
@@ -120,6 +121,11 @@ const char *corio__req_head(const corio_req *r);
 
 /* A reason phrase for a status code. */
 const char *corio__http_reason(int status);
+
+/* A write of a response failed with rc: the connection ends after it (with
+ * a reset when the client is gone or stopped reading, see
+ * corio_stream_set_reset_on_close) and nothing more is sent on it. */
+void corio__hconn_send_failed(corio__hconn *c, int rc);
 
 /* Queues the head of a response whose body of `len` bytes the caller sends
  * itself (a file): corio_res_send without the body.  The response counts as

@@ -235,8 +235,10 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 100 || status > 999 || !safe_value(content_type) || len > SIZE_MAX)
+    if (status < 100 || status > 999 || !safe_value(content_type))
         return CORIO_EINVAL;
+    if (len > SIZE_MAX)
+        return CORIO_ERANGE;
     char framing[48];
     bool no_body = bodiless_status(status);
     if (no_body)

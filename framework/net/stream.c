@@ -287,13 +287,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
                 corio__stream_stop_reading(s);
         }
         if (s->reader)
-            corio__wake_eager(s->reader, WOKEN); /* the last use of s here */
+            corio__wake_eager(s->reader, WOKEN, &s->eager_tick); /* the last use of s here */
         else
             corio__stream_input_arrived(s);
         return;
     }
-    if (nread == 0)
-        return; /* EAGAIN */
+    if (nread == 0) { /* EAGAIN: the buffer just allocated may be all there is */
+        if (s->rlen == 0 && !s->pinned && buf->base != s->direct_buf)
+            release_rbuf(s);
+        return;
+    }
     if (nread == UV_ENOBUFS) {
         corio__stream_stop_reading(s); /* out of memory or at the limit: resume on consume */
         if (!s->rbuf && s->reader)
@@ -366,7 +369,15 @@ static int park_on(corio_stream *s, corio_task *t, corio_task **slot, bool **clo
     *closed_slot = NULL;
     if (rc == WOKEN)
         return 0;
-    return rc == 0 ? CORIO_ETIMEDOUT : rc;
+    if (rc != 0)
+        return rc;
+    if (slot == &s->writer) /* the stream's own timer, not a deadline of the task's */
+        s->write_stalled = true;
+    return CORIO_ETIMEDOUT;
+}
+
+bool corio__stream_write_stalled(const corio_stream *s) {
+    return s->write_stalled;
 }
 
 int corio__stream_park_reader(corio_stream *s, corio_task *t) {
@@ -671,7 +682,7 @@ int corio_stream_shutdown(corio_stream *s) {
         return rc;
     if (s->shut)
         return 0;
-    if (s->tls)
+    if (s->tls && !s->reset_on_close)
         corio__tls_close_notify(s, NULL); /* queued ahead of the FIN */
     s->sreq.data = s;
     rc = uv_shutdown(&s->sreq, &s->h.stream, on_shutdown);

@@ -80,6 +80,8 @@ struct corio_stream {
     uint8_t kind;
     bool reading, closing, shut, pinned, idle;
     bool reset_on_close; /* corio_stream_set_reset_on_close */
+    bool write_stalled;  /* a writer's own write timeout expired (the peer stopped reading) */
+    uint64_t eager_tick; /* the loop iteration of the last eager wake of the reader */
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.
@@ -127,6 +129,10 @@ int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, in
 /* Whether a read would return at once: bytes buffered (for TLS, ciphertext
  * pending too) or the end of input seen. */
 bool corio__stream_has_input(const corio_stream *s);
+
+/* Whether a write on s failed because its own write timeout expired: the
+ * peer stopped reading (not a deadline or cancel of the writing task). */
+bool corio__stream_write_stalled(const corio_stream *s);
 
 /* Tells the owner's on_input hook, if no reader is waiting. */
 void corio__stream_input_arrived(corio_stream *s);

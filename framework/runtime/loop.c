@@ -82,7 +82,9 @@ void corio__loop_run_ready(corio_loop *L) {
 }
 
 static void on_prepare(uv_prepare_t *h) {
-    corio__loop_run_ready(h->data);
+    corio_loop *L = h->data;
+    L->tick++; /* a new iteration: see corio__wake_eager */
+    corio__loop_run_ready(L);
 }
 
 static void on_check(uv_check_t *h) {

@@ -207,8 +207,9 @@ typedef struct corio_http_opts {
      * this long for its next request gives back its task and its coroutine
      * stack, and costs well under 1 KiB until bytes come, when it is served
      * again in a new task (the rest of keepalive_timeout_ms still applies).
-     * 100 ms by default: a connection that sends requests more often keeps
-     * its task and is spared a task start per request. */
+     * 100 ms by default (0 means the default; 1 parks almost at once): a
+     * connection that sends requests more often keeps its task and is
+     * spared a task start per request. */
     uint64_t park_after_ms;
     /* Access log: one line per response on stderr, in the common log format
      * followed by the request's duration in microseconds (from its head
