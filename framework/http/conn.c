@@ -349,8 +349,8 @@ static int read_head(corio__hconn *c) {
          * when bytes come, for what is left of the keep-alive time.
          * Waiting that long first spares a busy connection a task start
          * per request. */
-        bool may_park = idle && c->parsed == 0 && c->nout == 0 && c->can_park &&
-                        park_at < idle_deadline;
+        bool may_park =
+            idle && c->parsed == 0 && c->nout == 0 && c->can_park && park_at < idle_deadline;
         if (may_park && now >= park_at && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
             c->park_timeout_ms = wait;
             return HEAD_PARK;
@@ -397,7 +397,7 @@ static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
 corio_strv corio__origin_target(corio_strv t) {
     size_t skip = t.len >= 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
                   : t.len >= 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
-                                                                          : 0;
+                                                                         : 0;
     if (!skip)
         return t;
     const char *p = t.ptr + skip, *end = t.ptr + t.len;
@@ -595,8 +595,8 @@ static int dispatch(corio__hconn *c) {
     /* A client that left, did not read its response within the send
      * timeout, or sent a bad body, is no handler failure (and must not be
      * able to flood the log with ERROR lines). */
-    bool client_left = rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE ||
-                       c->peer_failed;
+    bool client_left =
+        rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE || c->peer_failed;
     if (rc < 0 && !c->reject && !client_left &&
         corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
         log_request_error(c, rc);
