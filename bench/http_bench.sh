@@ -12,6 +12,7 @@
 #   wrk -t1 -c100 -d5s --latency URL                     (per path)
 #   wrk -t1 -c100 -d5s --latency -s pipeline.lua URL -- 16   (pipelined /plaintext)
 #   wrk -t1 -c1 -d5s --latency URL                       (c1: one request at a time)
+#   rate_load PORT /plaintext RATE 100 5                 (rRATE: open loop, see below)
 # interleaved: each round runs every case against both servers back to back,
 # and the server that goes first alternates between rounds.  For each run it
 # records requests/s, p50 and p99 latency, and the server's CPU time per
@@ -31,8 +32,12 @@
 # events per epoll_wait, p50 ~350 us here) or into lockstep batches of
 # nearly every connection (p50 ~900 us), whichever server it is, and two runs
 # of one binary differ in p99 by 10-70%.  Hence the paired ratios (each
-# round's runs back to back) and the c1 case, one request at a time, where
-# no queue forms and the latency is the server's own turnaround.
+# round's runs back to back), the c1 case, one request at a time, where no
+# queue forms and the latency is the server's own turnaround, and the rRATE
+# cases: bench/rate_load sends RATE requests/s over 100 connections whatever
+# the server does (CORIO_BENCH_RATES, default "40000 100000") and measures
+# each latency from the request's due time, so the percentiles are the
+# server's queueing at a load it sustains, with no coordinated omission.
 #
 # Then it measures memory per idle keep-alive connection (bench/idle_conns.py:
 # CORIO_BENCH_IDLE connections, default 5000, one request each, then the
@@ -62,6 +67,9 @@ die() {
 }
 
 bin=$build/examples/hello/hello
+rate_bin=$build/bench/rate_load
+rates=${CORIO_BENCH_RATES:-40000 100000}
+[[ -x $rate_bin ]] || die "$rate_bin not found; build the tree first (it is bench/rate_load.c)"
 [[ -x $bin ]] || die "$bin not found; build it first (Release):
   cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2"
 for tool in wrk nginx taskset python3 curl; do
@@ -186,7 +194,8 @@ echo "http_bench: servers on CPU $server_cpu, wrk -t1 -c$conns -d$dur on CPU $cl
 results=$tmp/results.tsv
 printf 'round\tcase\tserver\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tcpu_pct\terrors\tother_pct\tclient_other_pct\n' >"$results"
 
-# run ROUND CASE SERVER [seconds]: CASE is a path, or pipe:PATH.
+# run ROUND CASE SERVER [seconds]: CASE is a path, pipe:PATH, c1:PATH (one
+# connection) or rRATE:PATH (rate_load at RATE requests/s).
 run() {
   local round=$1 case=$2 srv=$3 d=${4:-$dur} pid port path out t0 t1 line
   pid=$cpid port=$cport
@@ -204,6 +213,11 @@ run() {
   if [[ $case == pipe:* ]]; then
     CORIO_BENCH_WRK_CONNS=$conns taskset -c "$client_cpu" wrk "${args[@]}" \
       "http://127.0.0.1:$port$path" -- "$depth" >"$out" 2>&1
+  elif [[ $case =~ ^r([0-9]+): ]]; then
+    local secs=${d%[smh]}
+    case $d in *m) secs=$((secs * 60)) ;; *h) secs=$((secs * 3600)) ;; esac
+    taskset -c "$client_cpu" "$rate_bin" "$port" "$path" "${BASH_REMATCH[1]}" "$conns" "$secs" \
+      >"$out" 2>&1 || true # its line counts the errors
   else
     taskset -c "$client_cpu" wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1
   fi
@@ -227,6 +241,10 @@ run() {
     $1 == "50%" && !batch { p50 = us($2) }
     $1 == "99%" && !batch { p99 = us($2) }
     $1 == "batch_latency_us" { batch = 1; p50 = $3; p99 = $7 } # pipeline.lua: see there
+    $1 == "rate_load" {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      reqs = v["done"]; rps = v["rate"]; p50 = v["p50_us"]; p99 = v["p99_us"]; errs += v["errors"]
+    }
     / requests in / { reqs = $1 }
     /^Requests\/sec:/ { rps = $2 }
     /Socket errors:/ { gsub(/[^0-9 ]/, " "); errs += $1 + $2 + $3 + $4 }
@@ -240,12 +258,15 @@ run() {
     }' "$out")
   [[ $line != error ]] || die "$srv $case: cannot read wrk's output: $(cat "$out")"
   echo "$line" >>"$results"
-  awk -F'\t' '{ printf "  round %s  %-16s %-6s %9s req/s  p50 %6s us  p99 %7s us  cpu %6s us/req  (%s requests, server cpu %s%%, others on its/wrk cpu %s%%/%s%%, errors %s)%s\n",
+  awk -F'\t' '{ printf "  round %s  %-18s %-6s %9s req/s  p50 %6s us  p99 %7s us  cpu %6s us/req  (%s requests, server cpu %s%%, others on its/wrk cpu %s%%/%s%%, errors %s)%s\n",
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10,
-    (($9 < 90 && $2 !~ /^c1:/) || $11 > 5 || $12 > 5) ? "  <- disturbed" : "" }' <<<"$line"
+    (($9 < 90 && $2 !~ /^(c1|r[0-9]+):/) || $11 > 5 || $12 > 5) ? "  <- disturbed" : "" }' <<<"$line"
 }
 
 cases=("${paths[@]}" "pipe:/plaintext" "c1:/plaintext")
+for r in $rates; do
+  cases+=("r$r:/plaintext")
+done
 
 echo "http_bench: warm-up (1 s per case and server)"
 for c in "${cases[@]}"; do
@@ -297,7 +318,7 @@ fi
 # ---- table ----------------------------------------------------------------------------------------
 
 python3 - "$results" "$idle" "$rounds" <<'EOF'
-import statistics, sys
+import re, statistics, sys
 from collections import defaultdict
 
 results, idle, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -308,7 +329,7 @@ with open(results) as f:
         r, case, srv, rps, p50, p99, cpu, reqs, pct, errs, other, cother = line.rstrip("\n").split("\t")
         runs[(case, srv)].append(dict(round=r, rps=float(rps), p50=float(p50), p99=float(p99),
                                       cpu=float(cpu), pct=float(pct), errs=int(errs),
-                                      clean=(float(pct) >= 90 or case.startswith("c1:"))
+                                      clean=(float(pct) >= 90 or re.match(r"(c1|r[0-9]+):", case) is not None)
                                       and float(other) <= 5
                                       and float(cother) <= 5))
 
@@ -325,35 +346,37 @@ print()
 print(f"medians over {rounds} round(s); p50/p99: wrk's, per request; pipe: per batch of requests,")
 print("without wrk's coordinated-omission correction (see bench/pipeline.lua)")
 print("c1: one connection, one request at a time: the server's own turnaround, no queueing")
-print("a run is clean when the server used >= 90% of its CPU (c1: any) and other processes <= 5% of its")
+print("rN: bench/rate_load, N requests/s whatever the answers (open loop, latency from each")
+print("    request's due time): the server's queueing at a load it sustains")
+print("a run is clean when the server used >= 90% of its CPU (c1, rN: any) and other processes <= 5% of its")
 print("CPU and of wrk's;")
 print("medians are over the clean runs (runs column: clean/all; all runs when none is clean)")
-print(f"{'path':<16} | {'server':<6} | {'req/s':>9} | {'p50':>8} | {'p99':>8} | {'CPU us/req':>10} | {'srv CPU':>7} | runs | errors")
-print("-" * 97)
+print(f"{'path':<18} | {'server':<6} | {'req/s':>9} | {'p50':>8} | {'p99':>8} | {'CPU us/req':>10} | {'srv CPU':>7} | runs | errors")
+print("-" * 99)
 for case in cases:
     for srv in ("corio", "nginx"):
         if (case, srv) not in runs:
             continue
         errs = sum(x["errs"] for x in runs[(case, srv)])
-        print(f"{case:<16} | {srv:<6} | {med(case, srv, 'rps'):9.0f} | {med(case, srv, 'p50'):6.0f}us"
+        print(f"{case:<18} | {srv:<6} | {med(case, srv, 'rps'):9.0f} | {med(case, srv, 'p50'):6.0f}us"
               f" | {med(case, srv, 'p99'):6.0f}us | {med(case, srv, 'cpu'):10.3f} | {med(case, srv, 'pct'):6.0f}% |"
               f" {sum(x['clean'] for x in runs[(case, srv)])}/{len(runs[(case, srv)])}  | {errs}")
 print()
-print(f"{'path':<16} | corio/nginx req/s | corio/nginx CPU/req | corio/nginx p99")
-print("-" * 76)
+print(f"{'path':<18} | corio/nginx req/s | corio/nginx CPU/req | corio/nginx p99")
+print("-" * 78)
 for case in cases:
     if (case, "corio") in runs and (case, "nginx") in runs:
         r = med(case, "corio", "rps") / med(case, "nginx", "rps")
         c = med(case, "corio", "cpu") / med(case, "nginx", "cpu")
         p = med(case, "corio", "p99") / med(case, "nginx", "p99")
-        print(f"{case:<16} | {r:17.2f} | {c:19.2f} | {p:15.2f}")
+        print(f"{case:<18} | {r:17.2f} | {c:19.2f} | {p:15.2f}")
 # Paired: corio/nginx within each round (the two runs back to back), so
 # that what slows the whole machine for a while cancels out; the median over
 # the rounds, with the smallest and largest ratio.
 print()
 print("paired ratios corio/nginx, run by run within a round: median (min..max) over the rounds")
-print(f"{'path':<16} | {'req/s':>17} | {'CPU/req':>17} | {'p50':>17} | {'p99':>17}")
-print("-" * 96)
+print(f"{'path':<18} | {'req/s':>17} | {'CPU/req':>17} | {'p50':>17} | {'p99':>17}")
+print("-" * 98)
 for case in cases:
     by_round = defaultdict(dict)
     for srv in ("corio", "nginx"):
@@ -366,15 +389,15 @@ for case in cases:
     for key in ("rps", "cpu", "p50", "p99"):
         rs = [v["corio"][key] / v["nginx"][key] for v in pairs if v["nginx"][key] > 0]
         cols.append(f"{statistics.median(rs):5.2f} ({min(rs):.2f}..{max(rs):.2f})" if rs else "-")
-    print(f"{case:<16} | " + " | ".join(f"{c:>17}" for c in cols))
+    print(f"{case:<18} | " + " | ".join(f"{c:>17}" for c in cols))
 with open(idle) as f:
     lines = [l.split() for l in f if l.strip()]
 if lines:
     print()
-    print(f"{'idle keep-alive':<16} | {'conns':>6} | {'VmRSS KiB/conn':>14} | {'stacks KiB/conn':>15} | {'other KiB/conn':>14}")
-    print("-" * 78)
+    print(f"{'idle keep-alive':<18} | {'conns':>6} | {'VmRSS KiB/conn':>14} | {'stacks KiB/conn':>15} | {'other KiB/conn':>14}")
+    print("-" * 80)
     for parts in lines:
         kv = dict(p.split("=", 1) for p in parts[1:])
-        print(f"{parts[0]:<16} | {kv['open']:>6} | {float(kv['rss_kib_per_conn']):14.2f} | "
+        print(f"{parts[0]:<18} | {kv['open']:>6} | {float(kv['rss_kib_per_conn']):14.2f} | "
               f"{float(kv['stack_kib_per_conn']):15.2f} | {float(kv['other_kib_per_conn']):14.2f}")
 EOF
