@@ -287,7 +287,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
                 corio__stream_stop_reading(s);
         }
         if (s->reader)
-            corio__wake_eager(s->reader, WOKEN, &s->eager_tick); /* the last use of s here */
+            corio__wake(s->reader, WOKEN);
         else
             corio__stream_input_arrived(s);
         return;

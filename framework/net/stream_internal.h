@@ -81,7 +81,6 @@ struct corio_stream {
     bool reading, closing, shut, pinned, idle;
     bool reset_on_close; /* corio_stream_set_reset_on_close */
     bool write_stalled;  /* a writer's own write timeout expired (the peer stopped reading) */
-    uint64_t eager_tick; /* the loop iteration of the last eager wake of the reader */
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.

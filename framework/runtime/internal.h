@@ -169,7 +169,6 @@ struct corio_loop {
     corio__stack_pool pool;
     corio__coro main_coro; /* the loop's own stack */
     corio_task *current;
-    uint64_t tick; /* loop iterations, counted in the prepare phase (from 1) */
     corio_task *main_task;
     size_t stack_size;
     size_t live_tasks;
@@ -195,16 +194,6 @@ corio_task *corio__task_require(const char *what);
 /* Puts a parked task on the ready queue with `result`; false if it was not
  * parked (already woken, running, done). */
 bool corio__wake(corio_task *t, int result);
-
-/* corio__wake, and when called from a libuv callback (no task running) it
- * runs t at once instead of after the tasks already ready: a task woken by
- * its socket answers before the loop reads the next socket, as a callback
- * server would (Go's runnext and tokio's LIFO slot do the same).  At most
- * once per loop iteration per *tick (the caller's, one per source): a
- * source that keeps delivering (libuv reads a socket up to 32 times in a
- * row) gets its later wakes queued, behind everyone else.  For I/O
- * completions only: the caller must be done with whatever t may free. */
-void corio__wake_eager(corio_task *t, int result, uint64_t *tick);
 
 /* Before an await: CORIO_ECANCELED, CORIO_ETIMEDOUT or 0, from the scopes
  * visible to the task (cancel wins). */

@@ -6,8 +6,7 @@
  * after poll, so a task woken by I/O runs in the same iteration).  Each run
  * drains the queue in FIFO order up to a budget, so a task that yields in a
  * loop cannot starve I/O; while anything is left, an idle handle keeps poll
- * from blocking.  One exception: a task woken by its socket's read callback
- * runs at once, from that callback (corio__wake_eager).
+ * from blocking.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +81,7 @@ void corio__loop_run_ready(corio_loop *L) {
 }
 
 static void on_prepare(uv_prepare_t *h) {
-    corio_loop *L = h->data;
-    L->tick++; /* a new iteration: see corio__wake_eager */
-    corio__loop_run_ready(L);
+    corio__loop_run_ready(h->data);
 }
 
 static void on_check(uv_check_t *h) {

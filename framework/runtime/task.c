@@ -61,15 +61,6 @@ bool corio__wake(corio_task *t, int result) {
     return true;
 }
 
-void corio__wake_eager(corio_task *t, int result, uint64_t *tick) {
-    corio_loop *L = t->fut.loop;
-    if (!corio__wake(t, result) || L->current || *tick == L->tick)
-        return;
-    *tick = L->tick;
-    corio__list_remove(&t->ready_link);
-    corio__task_resume(L, t);
-}
-
 static void on_task_timer(corio__timer *timer) {
     corio_task *t = corio__container_of(timer, corio_task, timer);
     int status = corio__await_status(t);
