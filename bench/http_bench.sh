@@ -46,7 +46,7 @@
 # Other knobs: CORIO_BENCH_DURATION (default 5s), CORIO_BENCH_CONNS (100),
 # CORIO_BENCH_DEPTH (pipeline depth, 16), CORIO_BENCH_PERF=FILE (also record
 # `perf record -e cpu-clock -g` of corio under the pipelined load into FILE).
-# Every run is bounded; a full run takes about 3 minutes (3 rounds).
+# Every run is bounded; a full run takes about 4 minutes (3 rounds).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
