@@ -29,6 +29,21 @@ static int start_echo(corio_server **srv, size_t max_conns) {
     return corio_server_start(srv, &o, echo_handler, NULL);
 }
 
+/* A client connection to srv. */
+static int connect_to(corio_server *srv, corio_stream **c) {
+    return corio_connect(c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+}
+
+/* A server on 127.0.0.1 running fn(arg) per connection, and one client
+ * connected to it; on failure nothing is left running. */
+static int serve_and_connect(corio_conn_fn fn, void *arg, corio_server **srv, corio_stream **c) {
+    corio_server_opts o = {.host = "127.0.0.1"};
+    int rc = corio_server_start(srv, &o, fn, arg);
+    if (rc == 0 && (rc = connect_to(*srv, c)) != 0)
+        corio_server_shutdown(*srv, 0);
+    return rc;
+}
+
 /* ---- 8 MiB echo with random write sizes -------------------------------------------------- */
 
 typedef struct bulk {
@@ -65,7 +80,7 @@ static int echo_8mib_main(void *arg) {
     for (size_t i = 0; i < LEN; i++)
         data[i] = (unsigned char)rand_r(&seed);
     corio_stream *c;
-    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    rc = connect_to(srv, &c);
     if (rc == 0) {
         bulk b = {.s = c, .data = data, .len = LEN, .seed = 99};
         corio_task *w;
@@ -271,12 +286,8 @@ static int drain_main(void *arg) {
     (void)arg;
     int cancelled = 0;
     corio_server *srv;
-    corio_server_opts o = {.host = "127.0.0.1"};
-    int rc = corio_server_start(&srv, &o, slow_handler, &cancelled);
-    if (rc)
-        return rc;
     corio_stream *c;
-    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    int rc = serve_and_connect(slow_handler, &cancelled, &srv, &c);
     if (rc)
         return rc;
     while (corio_server_conns(srv) == 0)
@@ -316,24 +327,20 @@ static int write_then_return(corio_stream *s, void *arg) {
  * libuv reports a hang-up after a short read as EOF, reset or not.) */
 static int read_then_write(bool reset, size_t *got) {
     corio_server *srv;
-    corio_server_opts o = {.host = "127.0.0.1"};
-    int rc = corio_server_start(&srv, &o, write_then_return, &reset);
+    corio_stream *c;
+    int rc = serve_and_connect(write_then_return, &reset, &srv, &c);
     if (rc)
         return rc;
-    corio_stream *c;
-    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
-    if (rc == 0) {
-        /* Read nothing until the server's side is gone, then read. */
-        while (corio_server_conns(srv) != 0)
-            corio_yield();
-        char buf[8192];
-        *got = 0;
-        while ((rc = corio_stream_read(c, buf, sizeof buf)) > 0)
-            *got += (size_t)rc;
-        if (rc == CORIO_EOF || rc == CORIO_ECONNRESET)
-            rc = corio_stream_write(c, "z", 1);
-        corio_stream_close(c);
-    }
+    /* Read nothing until the server's side is gone, then read. */
+    while (corio_server_conns(srv) != 0)
+        corio_yield();
+    char buf[8192];
+    *got = 0;
+    while ((rc = corio_stream_read(c, buf, sizeof buf)) > 0)
+        *got += (size_t)rc;
+    if (rc == CORIO_EOF || rc == CORIO_ECONNRESET)
+        rc = corio_stream_write(c, "z", 1);
+    corio_stream_close(c);
     corio_server_shutdown(srv, 1000);
     return rc;
 }
@@ -388,12 +395,8 @@ static int conn_tasks(void) {
 static int idle_main(void *arg) {
     (void)arg;
     corio_server *srv;
-    corio_server_opts o = {.host = "127.0.0.1"};
-    int rc = corio_server_start(&srv, &o, line_then_idle, NULL);
-    if (rc)
-        return rc;
     corio_stream *c;
-    rc = corio_connect(&c, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+    int rc = serve_and_connect(line_then_idle, NULL, &srv, &c);
     if (rc)
         return rc;
     char buf[64];
@@ -421,7 +424,7 @@ static int idle_main(void *arg) {
     /* A parked connection is closed at once by a shutdown. */
     corio_stream *d = NULL;
     if (rc == 0)
-        rc = corio_connect(&d, "127.0.0.1", (uint16_t)corio_server_port(srv), 2000);
+        rc = connect_to(srv, &d);
     if (rc == 0)
         rc = corio_stream_write(d, "x\n", 2);
     if (rc == 0)
