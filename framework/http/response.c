@@ -143,7 +143,14 @@ int corio_res_header(corio_res *res, const char *name, const char *value) {
 }
 
 static bool bodiless_status(int status) {
-    return (status >= 100 && status < 200) || status == 204 || status == 304;
+    return status == 204 || status == 304;
+}
+
+/* A status a final response may carry: 2xx to 5xx.  A 1xx is interim (the
+ * client would go on waiting for the final response for ever), and a code
+ * outside 100..599 is no HTTP status a client understands. */
+static bool final_status(int status) {
+    return status >= 200 && status <= 599;
 }
 
 /* Writes len > 0 bytes of a borrowed buffer, and the static string tail (or
@@ -235,7 +242,7 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 100 || status > 999 || !safe_value(content_type))
+    if (!final_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
     if (len > SIZE_MAX)
         return CORIO_ERANGE;
@@ -283,7 +290,7 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
         return CORIO_EINVAL;
     if (res->started)
         return CORIO_EALREADY;
-    if (status < 200 || status > 999 || bodiless_status(status) || !safe_value(content_type))
+    if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
     corio__hconn *c = res->c;
     const char *framing = NULL;

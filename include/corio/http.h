@@ -126,8 +126,10 @@ int corio_res_header(corio_res *res, const char *name, const char *value);
 
 /* Sends a complete response with a Content-Length.  `content_type` may be
  * NULL (no Content-Type); one holding CR or LF is refused (CORIO_EINVAL).  `body` is copied (or
- * written before returning). For HEAD requests the body is not sent.  Returns 0, CORIO_EALREADY if
- * a response was already started, CORIO_EINVAL for a status outside 100..999, write errors. */
+ * written before returning). For HEAD requests the body is not sent.  204 and 304 go without a
+ * body or Content-Length.  Returns 0, CORIO_EALREADY if a response was already started,
+ * CORIO_EINVAL for a status outside 200..599 (a 1xx is interim, never a final response: the
+ * client would wait for ever), write errors. */
 int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
                    size_t len);
 /* Shorthands: text/plain; charset=utf-8 and application/json. */
@@ -137,7 +139,9 @@ int corio_res_json(corio_res *res, int status, const char *json);
 /* Streaming (chunked transfer coding on HTTP/1.1; close-delimited on 1.0).
  * corio_res_start sends the head; corio_res_write sends one chunk and awaits
  * backpressure; corio_res_end sends the last chunk.  Returns 0 or write
- * errors (CORIO_EPIPE etc. when the client left). */
+ * errors (CORIO_EPIPE etc. when the client left); corio_res_start also
+ * CORIO_EINVAL for a status outside 200..599 or one without a body (204,
+ * 304), CORIO_EALREADY if a response was already started. */
 int corio_res_start(corio_res *res, int status, const char *content_type);
 int corio_res_write(corio_res *res, const void *data, size_t len);
 int corio_res_end(corio_res *res);
