@@ -25,6 +25,13 @@
 #define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
 #define HEAD_PARK 2       /* read_head: idle between requests, park without a task */
 #define LINGER_MS 2000    /* a lingering close lasts at most this */
+/* Draining, a connection that has had no request yet waits this long (at
+ * most) for its first one; see read_head. */
+#define DRAIN_FIRST_REQUEST_MS 1000
+/* The bytes between two chunks' data: CRLF, size, extensions (at most
+ * CHUNK_EXT_MAX of them), CRLF. */
+#define CHUNK_EXT_MAX 1024
+#define CHUNK_LINE_MAX (CHUNK_EXT_MAX + 64)
 
 static const corio_http_opts default_opts = {
     .max_request_line = 8 * 1024,
@@ -146,6 +153,28 @@ static int trailer_bytes(corio__hconn *c, size_t len) {
     return 0;
 }
 
+/* More header fields than hdrs_inline holds go to hdrs_heap, kept across
+ * requests and bounded by max_headers.  Not the arena: a head read in parts
+ * must survive the arena's reset after each flush (see read_head). */
+static int grow_hdrs(corio__hconn *c) {
+    corio_req *r = &c->req;
+    size_t cap = r->cap_hdrs * 2;
+    if (cap > c->opts.max_headers)
+        cap = c->opts.max_headers;
+    if (cap > c->hdrs_heap_cap) {
+        corio__hdr *h = realloc(c->hdrs_heap, cap * sizeof *h);
+        if (!h)
+            return CORIO_ENOMEM;
+        c->hdrs_heap = h;
+        c->hdrs_heap_cap = cap;
+    }
+    if (r->hdrs != c->hdrs_heap)
+        memcpy(c->hdrs_heap, r->hdrs, r->nhdrs * sizeof *r->hdrs);
+    r->hdrs = c->hdrs_heap;
+    r->cap_hdrs = cap;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     corio__hconn *c = conn_of(p);
     corio_req *r = &c->req;
@@ -161,17 +190,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
         if (r->nhdrs == 0) {
             r->hdrs = c->hdrs_inline;
             r->cap_hdrs = CORIO__HDRS_INLINE;
-        } else if (r->nhdrs == r->cap_hdrs) {
-            size_t cap = r->cap_hdrs * 2;
-            corio__hdr *h = corio__arena_alloc(&c->arena, cap * sizeof *h);
-            if (!h) {
-                c->reject = 503;
-                return -1;
-            }
-            if (r->nhdrs)
-                memcpy(h, r->hdrs, r->nhdrs * sizeof *h);
-            r->hdrs = h;
-            r->cap_hdrs = cap;
+        } else if (r->nhdrs == r->cap_hdrs && grow_hdrs(c) != 0) {
+            c->reject = 503;
+            return -1;
         }
         r->hdrs[r->nhdrs++] = (corio__hdr){{0, 0}, {0, 0}};
         c->in_value = false;
@@ -191,7 +212,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
  * without one, go on to on_message_complete, which pauses (and leaves the
  * parser ready for the next request). */
 static int on_headers_complete(llhttp_t *p) {
-    conn_of(p)->head_done = true;
+    corio__hconn *c = conn_of(p);
+    c->head_done = true;
+    c->in_chunk_line = (p->flags & F_CHUNKED) != 0; /* the first size line comes next */
     bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
     return body ? HPE_PAUSED : 0;
 }
@@ -205,6 +228,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
         r->sink_len -= len;
     }
     r->body_read += len;
+    c->body_end = at + len;
     if (r->body_read > c->opts.max_body) {
         c->reject = 413;
         return -1;
@@ -223,22 +247,56 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
     (void)at;
     corio__hconn *c = conn_of(p);
     c->chunk_ext_bytes += len;
-    if (c->chunk_ext_bytes > 1024) {
+    if (c->chunk_ext_bytes > CHUNK_EXT_MAX) {
         c->reject = 400;
         return -1;
     }
     return 0;
 }
 
+/* The size line is over: chunk data (or, for the last chunk, trailers)
+ * follows. */
 static int on_chunk_header(llhttp_t *p) {
-    conn_of(p)->chunk_ext_bytes = 0;
+    corio__hconn *c = conn_of(p);
+    c->chunk_ext_bytes = 0;
+    c->in_chunk_line = false;
+    c->chunk_line_bytes = 0;
     return 0;
+}
+
+/* A chunk's data and its CRLF are over: the next size line begins. */
+static int on_chunk_complete(llhttp_t *p) {
+    corio__hconn *c = conn_of(p);
+    c->in_chunk_line = true;
+    c->chunk_line_bytes = 0;
+    return 0;
+}
+
+/* llhttp has no callback for a chunk's size digits, and counts leading
+ * zeros without end: without a bound, a client could send megabytes of
+ * "000..." and hold the request open far below max_body.  After each
+ * execute that ends inside a size line, the bytes since the last body byte
+ * of this feed (or since the feed began) are the line's (give or take the
+ * CRLF before it), and they add up across feeds until the line ends. */
+llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len) {
+    c->body_end = NULL;
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (err != HPE_OK || !c->in_chunk_line)
+        return err;
+    const char *from = c->body_end ? c->body_end : data;
+    c->chunk_line_bytes += (size_t)(data + len - from);
+    if (c->chunk_line_bytes > CHUNK_LINE_MAX) {
+        c->reject = 400;
+        return HPE_USER;
+    }
+    return HPE_OK;
 }
 
 static const llhttp_settings_t settings = {
     .on_chunk_extension_name = on_chunk_extension,
     .on_chunk_extension_value = on_chunk_extension,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
     .on_method = on_method,
     .on_url = on_url,
     .on_version = on_version,
@@ -292,9 +350,26 @@ int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
 /* Parses bytes until a head is complete.  Returns 0, HEAD_ONLY_CLOSE when
  * the client left (or idled out) between requests, a status (400...) to
  * answer before closing, or a negative code for a socket error. */
+/* corio__hconn_fill_within, with the stream marked idle during the wait if
+ * `idle`: a server's drain then cancels the wait's scope (not the task, see
+ * corio_stream_set_idle), and read_head decides what comes next. */
+static int fill_marked(corio__hconn *c, uint64_t ms, bool idle) {
+    int rc = CORIO_ETIMEDOUT;
+    if (ms == 0)
+        return rc;
+    CORIO_WITH(corio_timeout_scope(ms)) {
+        corio_stream_set_idle(c->s, idle); /* notes this scope */
+        rc = corio_stream_fill(c->s);
+        if (rc != CORIO_ECLOSED) /* else the stream may be gone */
+            corio_stream_set_idle(c->s, false);
+    }
+    return rc;
+}
+
 static int read_head(corio__hconn *c) {
     uint64_t head_deadline = 0;
     uint64_t idle_deadline = 0, park_at = 0; /* keep-alive end, parking time */
+    uint64_t drain_until = 0; /* draining: a new connection's wait for a first request */
     for (;;) {
         size_t len;
         const char *buf = corio_stream_buffered(c->s, &len);
@@ -321,12 +396,11 @@ static int read_head(corio__hconn *c) {
         if (rc)
             return rc;
         /* Nothing queued points into the arena now, and a partly read head
-         * holds nothing there unless it has more fields than hdrs_inline:
+         * holds nothing there (its fields are inline or in hdrs_heap):
          * free it.  A client that pipelines without pause is met here with
          * a head half read every time; were the arena freed only when a
          * read ends between two requests, its requests would pile up. */
-        if (c->req.nhdrs == 0 || c->req.hdrs == c->hdrs_inline)
-            arena_reset(c);
+        arena_reset(c);
         /* The flush may have waited for the client to read, and more of
          * its requests may have come meanwhile, filling the buffer: parse
          * them before asking for more (which would fail with ERANGE). */
@@ -341,8 +415,30 @@ static int read_head(corio__hconn *c) {
         }
         uint64_t until = idle ? idle_deadline : head_deadline;
         uint64_t wait = until > now ? until - now : 0;
-        if (idle && (wait == 0 || corio_stream_draining(c->s)))
-            return HEAD_ONLY_CLOSE; /* idled out, or shutting down: no new request */
+        if (idle && wait == 0)
+            return HEAD_ONLY_CLOSE; /* idled out */
+        bool mark_idle = idle; /* a server's drain may end this wait */
+        if (idle && corio_stream_draining(c->s)) {
+            /* Shutting down: a request whose bytes have come is one the
+             * server took, and is served (and the connection closed after
+             * it).  Otherwise a used connection closes (its client retries
+             * elsewhere, RFC 9112 9.3.1), and a new one waits a moment for
+             * its first request: it may come from the accept queue the
+             * drain emptied, its request on the way. */
+            if (!corio__stream_input_pending(c->s)) {
+                if (c->requests > 0)
+                    return HEAD_ONLY_CLOSE;
+                if (!drain_until)
+                    drain_until = now + (c->opts.header_timeout_ms < DRAIN_FIRST_REQUEST_MS
+                                             ? c->opts.header_timeout_ms
+                                             : DRAIN_FIRST_REQUEST_MS);
+                if (drain_until <= now)
+                    return HEAD_ONLY_CLOSE;
+                if (drain_until - now < wait)
+                    wait = drain_until - now;
+            }
+            mark_idle = false;
+        }
         /* Between requests, with nothing buffered and nothing to write, a
          * connection from a server that stays idle for park_after_ms gives
          * its task and stack back: the server runs corio_http_serve again
@@ -350,7 +446,7 @@ static int read_head(corio__hconn *c) {
          * Waiting that long first spares a busy connection a task start
          * per request. */
         bool may_park =
-            idle && c->parsed == 0 && c->nout == 0 && c->can_park && park_at < idle_deadline;
+            mark_idle && c->parsed == 0 && c->nout == 0 && c->can_park && park_at < idle_deadline;
         if (may_park && now >= park_at && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
             c->park_timeout_ms = wait;
             return HEAD_PARK;
@@ -362,15 +458,15 @@ static int read_head(corio__hconn *c) {
         uint64_t read_timeout = c->s->rtimeout;
         if (idle)
             c->s->rtimeout = 0;
-        corio_stream_set_idle(c->s, idle);
-        rc = corio__hconn_fill_within(c, wait);
+        rc = fill_marked(c, wait, mark_idle);
         if (rc == CORIO_ECLOSED)
             return rc; /* the stream may be gone */
-        corio_stream_set_idle(c->s, false);
         c->s->rtimeout = read_timeout;
         /* Our own wait ended (not a deadline or cancel of the task's): time
-         * to park, or the loop finds the keep-alive time spent. */
-        if (rc == CORIO_ETIMEDOUT && idle && corio__await_status(c->task) == 0)
+         * to park, or the loop finds the keep-alive time spent; or a drain
+         * cancelled it, and the loop finds the server draining. */
+        if ((rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) && idle &&
+            corio__await_status(c->task) == 0)
             continue;
         if (rc >= 0)
             continue;
@@ -454,6 +550,11 @@ static int prepare(corio__hconn *c) {
         }
     }
     if (hosts > 1 || (r->minor >= 1 && hosts == 0) || tes > 1)
+        return 400;
+    /* RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding, so its framing is
+     * faulty; a front end that ignores the field would see the "body" as
+     * the next request.  Refused and closed, as nginx does. */
+    if (r->minor == 0 && tes)
         return 400;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->content_length = r->chunked ? 0 : p->content_length;
@@ -633,6 +734,8 @@ static void reset_request(corio__hconn *c) {
     c->head_done = false;
     c->trailer_bytes = 0;
     c->chunk_ext_bytes = 0;
+    c->in_chunk_line = false;
+    c->chunk_line_bytes = 0;
 }
 
 /* Whether the client may still be sending when we close: then closing at
@@ -663,6 +766,16 @@ static __attribute__((noinline)) void linger(corio__hconn *c) {
         }
     }
     corio_stream_set_idle(c->s, false);
+}
+
+/* What the connection's task holds, given back when it ends or parks. */
+static void conn_release(corio__hconn *c) {
+    arena_reset(c);
+    free(c->hdrs_heap);
+    c->hdrs_heap = NULL;
+    c->hdrs_heap_cap = 0;
+    if (c->opts.access_log)
+        corio__access_log_conn_end();
 }
 
 /* 0 in a field of opts means its default. */
@@ -739,9 +852,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
         int st = read_head(&c);
         if (st == HEAD_PARK) {
             *corio_stream_data(s) = (void *)(uintptr_t)c.requests; /* kept while parked */
-            arena_reset(&c);
-            if (c.opts.access_log)
-                corio__access_log_conn_end();
+            conn_release(&c);
             return corio_conn_idle(s, c.park_timeout_ms);
         }
         if (st == HEAD_ONLY_CLOSE || st < 0) {
@@ -773,8 +884,6 @@ int corio_http_serve(corio_stream *s, void *arg) {
     int frc = corio__hconn_flush(&c);
     if (rc >= 0 && frc == 0 && c.close && may_still_send(&c))
         linger(&c);
-    arena_reset(&c);
-    if (c.opts.access_log)
-        corio__access_log_conn_end();
+    conn_release(&c);
     return rc < 0 ? rc : frc;
 }

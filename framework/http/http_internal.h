@@ -26,7 +26,7 @@ typedef struct corio__hdr {
     corio__span name, value;
 } corio__hdr;
 
-#define CORIO__HDRS_INLINE 32 /* header fields held without the arena */
+#define CORIO__HDRS_INLINE 32 /* header fields held in the connection itself */
 
 struct corio_req {
     struct corio__hconn *c;
@@ -80,6 +80,9 @@ typedef struct corio__hconn {
     uint64_t park_timeout_ms; /* what is left of keepalive_timeout_ms when parking */
     bool head_done;  /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;
+    bool in_chunk_line;      /* llhttp is inside a chunk's size line */
+    size_t chunk_line_bytes; /* ... and has had this many bytes of it */
+    const char *body_end;    /* just past the last body byte of the current feed */
     /* responses waiting for one write; `out` lives in the arena and is kept
      * across flushes until the arena is reset */
     struct iovec *out;
@@ -87,8 +90,12 @@ typedef struct corio__hconn {
     size_t requests;
     uint64_t started_ns; /* the current request's head completed (uv_hrtime) */
     char peer[48];       /* the client's address, for the access log */
-    /* The first header fields live here, not in the arena, so that the arena
-     * can be reset while a head is only partly read (see read_head). */
+    /* Header fields live here, not in the arena, so that the arena can be
+     * reset while a head is only partly read (see read_head): the first
+     * ones inline, more in hdrs_heap (up to max_headers, freed with the
+     * connection's task). */
+    corio__hdr *hdrs_heap;
+    size_t hdrs_heap_cap;
     corio__hdr hdrs_inline[CORIO__HDRS_INLINE];
 } corio__hconn;
 
@@ -99,6 +106,10 @@ const char *corio__http_date(void);
 int corio__hconn_queue(corio__hconn *c, const void *p, size_t len);
 /* Writes everything queued, then empties the queue. */
 int corio__hconn_flush(corio__hconn *c);
+
+/* llhttp_execute on body bytes, with chunked framing bounded (a size line
+ * over its limit: HPE_USER, with reject 400). */
+llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len);
 
 /* Await: corio_stream_fill within ms (0: fails at once with
  * CORIO_ETIMEDOUT). */

@@ -254,7 +254,7 @@ int corio_req_read(corio_req *r, void *buf, size_t len) {
             size_t feed = avail < len ? avail : len;
             r->sink = buf;
             r->sink_len = len;
-            llhttp_errno_t err = llhttp_execute(&c->parser, data, feed);
+            llhttp_errno_t err = corio__hconn_feed_body(c, data, feed);
             size_t used = feed;
             if (err == HPE_PAUSED) {
                 used = (size_t)(llhttp_get_error_pos(&c->parser) - data);

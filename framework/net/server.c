@@ -15,7 +15,9 @@
  * callback does not accept: libuv then stops polling the socket until
  * uv_accept() is called, which the server does as a connection ends.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +70,33 @@ bool corio_stream_draining(const corio_stream *s) {
 }
 
 void corio_stream_set_idle(corio_stream *s, bool idle) {
-    if (s)
-        s->idle = idle;
+    if (!s)
+        return;
+    corio_task *t = corio__current();
+    s->idle = idle;
+    s->idle_scope = idle && t ? t->scopes : NULL;
+}
+
+/* Whether scope sc is entered by t (a scope recorded by set_idle may have
+ * been left since: only pointers are compared). */
+static bool scope_entered(corio_task *t, const corio_scope *sc) {
+    for (corio_scope *x = t->scopes; x; x = x->outer)
+        if (x == sc)
+            return true;
+    return false;
+}
+
+/* Drain: an idle connection's wait ends.  Its protocol marked the stream
+ * idle inside a scope of its own (its wait for the next request): that
+ * scope is cancelled and the task goes on, to look at input that came
+ * meanwhile and to close (see corio_stream_set_idle).  Marked at the task's
+ * top, or in a scope since left, the task itself is cancelled. */
+static void end_idle(conn *c) {
+    corio_scope *sc = c->stream->idle_scope;
+    if (sc && sc != &c->task->root && scope_entered(c->task, sc))
+        corio__scope_cancel(c->task, sc);
+    else
+        corio_cancel_with(c->task, CORIO_CANCEL_SHUTDOWN);
 }
 
 static void accept_one(corio_server *srv);
@@ -178,6 +205,8 @@ static int conn_main(void *arg) {
     return rc == CORIO_CONN_IDLE ? 0 : rc;
 }
 
+static void adopt(corio_server *srv, corio_stream *s);
+
 static void accept_one(corio_server *srv) {
     srv->backlogged = false;
     int rc;
@@ -191,6 +220,44 @@ static void accept_one(corio_server *srv) {
         corio__stream_close_nowait(s);
         return;
     }
+    adopt(srv, s);
+}
+
+/* Drain: the connections the kernel has queued on the listening socket
+ * would be reset when it closes, though their clients may have sent a
+ * request already.  Accepted here instead (whatever max_conns says: the
+ * backlog bounds them) and served like any other.  libuv accepts only from
+ * its own I/O callback, so these are taken with accept4() directly. */
+static void accept_queued(corio_server *srv) {
+    if (srv->backlogged)
+        accept_one(srv); /* the one libuv holds for uv_accept() */
+    uv_os_fd_t lfd;
+    if (uv_fileno(&srv->lis.handle, &lfd) != 0)
+        return;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && errno == EINTR)
+            continue;
+        if (fd < 0)
+            return; /* EAGAIN: the queue is empty; anything else: give up */
+        int rc;
+        corio_stream *s = corio__stream_new(srv->loop, srv->kind, &rc);
+        if (s)
+            rc = srv->kind == CORIO__STREAM_TCP ? uv_tcp_open(&s->h.tcp, fd)
+                                                : uv_pipe_open(&s->h.pipe, fd);
+        if (!s || rc) {
+            close(fd);
+            if (s)
+                corio__stream_close_nowait(s);
+            continue;
+        }
+        adopt(srv, s);
+    }
+}
+
+/* Makes an accepted stream a connection with a task of its own. */
+static void adopt(corio_server *srv, corio_stream *s) {
+    int rc;
     corio_stream_configure(s, &srv->opts.stream);
     if (srv->kind == CORIO__STREAM_TCP)
         uv_tcp_nodelay(&s->h.tcp, 1);
@@ -421,17 +488,23 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
     corio_task *t = corio__task_require("corio_server_shutdown");
     if (!t)
         return CORIO_ENOTASK;
-    corio_server_stop(srv);
     srv->draining = true;
+    if (srv->open)
+        accept_queued(srv);
+    corio_server_stop(srv);
     /* Connections idle between requests have nothing to finish: end them
-     * now (their protocol marks them idle, see corio_stream_set_idle). */
+     * now (their protocol marks them idle, see corio_stream_set_idle) —
+     * unless their next bytes have come: a parked one with input is
+     * resumed, and an idle task looks for itself (end_idle). */
     for (corio__link *n = srv->conns.next, *next; n != &srv->conns; n = next) {
         next = n->next;
         conn *c = corio__container_of(n, conn, link);
-        if (!c->task)
+        if (!c->task && corio__stream_input_pending(c->stream))
+            on_parked_input(c->stream, c);
+        else if (!c->task)
             close_parked(c);
         else if (c->stream && c->stream->idle)
-            corio_cancel_with(c->task, CORIO_CANCEL_SHUTDOWN);
+            end_idle(c);
     }
     int result = 0;
     CORIO_WITH(corio_shield_scope()) {

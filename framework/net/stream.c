@@ -17,8 +17,10 @@
  * buffer with plaintext from inside wait_readable(), and encrypts writes
  * before handing them to the same raw write path (corio__stream_raw_write).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net/stream_internal.h"
 
@@ -244,6 +246,20 @@ bool corio__stream_has_input(const corio_stream *s) {
     if (s->rlen || s->rerr)
         return true;
     return s->tls && (corio__tls_buffered(s) > 0 || !corio__tls_input_open(s));
+}
+
+bool corio__stream_input_pending(const corio_stream *s) {
+    if (corio__stream_has_input(s))
+        return true;
+    uv_os_fd_t fd;
+    if (s->closing || uv_fileno(&s->h.handle, &fd) != 0)
+        return false;
+    char byte;
+    ssize_t n;
+    do
+        n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n >= 0; /* a byte, or the end of input (0) */
 }
 
 void corio__stream_input_ended(corio_stream *s, int err) {

@@ -79,6 +79,9 @@ struct corio_stream {
     void *user; /* corio_stream_data() */
     uint8_t kind;
     bool reading, closing, shut, pinned, idle;
+    /* Set with idle by corio_stream_set_idle: the scope of the idle task
+     * that a server's drain cancels (the innermost when it was marked). */
+    struct corio_scope *idle_scope;
     bool reset_on_close; /* corio_stream_set_reset_on_close */
     bool write_stalled;  /* a writer's own write timeout expired (the peer stopped reading) */
 };
@@ -129,6 +132,10 @@ int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, in
  * pending too) or the end of input seen. */
 bool corio__stream_has_input(const corio_stream *s);
 
+/* corio__stream_has_input, or the kernel holds bytes (or the end of input)
+ * for s that libuv has not read yet: whether a read would find something
+ * without waiting for the peer.  Peeks at the socket; never blocks. */
+bool corio__stream_input_pending(const corio_stream *s);
 /* Whether a write on s failed because its own write timeout expired: the
  * peer stopped reading (not a deadline or cancel of the writing task). */
 bool corio__stream_write_stalled(const corio_stream *s);
