@@ -132,9 +132,12 @@ static int access_log(corio_req *req, corio_res *res, corio_next *next, void *ar
     char status[8] = "-"; /* answered by the server: 404, 405, a failed handler's 500 */
     if (rec.status)
         snprintf(status, sizeof status, "%d", rec.status);
+    /* The decoded path is the client's: "%0a" in it would end the line and
+     * forge another, "%1b[" would reach a terminal.  Escaped, and cut. */
     corio_strv m = corio_req_method(req), path = corio_req_path(req);
-    corio_log(CORIO_LOG_INFO, "%.*s %.*s %s %lldus", (int)m.len, m.ptr, (int)path.len, path.ptr,
-              status, us);
+    char safe[512];
+    corio_log_escape(safe, sizeof safe, path.ptr, path.len);
+    corio_log(CORIO_LOG_INFO, "%.*s %s %s %lldus", (int)m.len, m.ptr, safe, status, us);
     return rc;
 }
 

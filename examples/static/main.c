@@ -36,18 +36,67 @@ static bool has_dotfile(corio_strv p) {
     return false;
 }
 
-/* 301 to the requested target with a '/' after its path. */
+/* Appends byte c to p, percent-encoded unless `keep` says it may stand. */
+static char *put_byte(char *p, unsigned char c, bool keep) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (keep) {
+        *p++ = (char)c;
+    } else {
+        *p++ = '%';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 15];
+    }
+    return p;
+}
+
+/* RFC 3986 pchar without '%': what a path segment may hold unencoded. */
+static bool segment_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@", c));
+}
+
+/* What may stay unencoded in the query copied over: printable ASCII but
+ * for the characters that are never valid in a URI ('%' stays: the query
+ * is still encoded). */
+static bool query_char(unsigned char c) {
+    return c > 0x20 && c < 0x7f && !strchr("\"<>\\^`{|}#", c);
+}
+
+/* 301 to the directory's URL: the request's path with a '/' after it, and
+ * its query.  Built from the decoded path only, never from the raw target:
+ * an absolute-form target ("GET http://evil.example/sub") would redirect
+ * to another host, and "//sub" is a scheme-relative URL (host "sub").  The
+ * path is normalised (empty and "." segments dropped, ".." taking the
+ * segment before it) and each segment percent-encoded again, so the
+ * Location always starts with exactly one '/'. */
 static int redirect_to_dir(corio_req *req, corio_res *res) {
-    corio_strv t = corio_req_target(req);
-    const char *q = memchr(t.ptr, '?', t.len);
-    size_t plen = q ? (size_t)(q - t.ptr) : t.len;
-    char *loc = corio_req_alloc(req, t.len + 2);
+    corio_strv path = corio_req_path(req), query = corio_req_query_string(req);
+    char *loc = corio_req_alloc(req, 3 * (path.len + query.len) + 4);
     if (!loc)
         return CORIO_ENOMEM;
-    memcpy(loc, t.ptr, plen);
-    loc[plen] = '/';
-    memcpy(loc + plen + 1, t.ptr + plen, t.len - plen);
-    loc[t.len + 1] = '\0';
+    char *p = loc;
+    for (size_t i = 0; i < path.len;) {
+        size_t j = i;
+        while (j < path.len && path.ptr[j] != '/')
+            j++;
+        size_t n = j - i;
+        if (n == 2 && path.ptr[i] == '.' && path.ptr[i + 1] == '.') {
+            while (p > loc && *--p != '/') /* back to the segment's '/' */
+                ;
+        } else if (n && !(n == 1 && path.ptr[i] == '.')) {
+            *p++ = '/';
+            for (size_t k = i; k < j; k++)
+                p = put_byte(p, (unsigned char)path.ptr[k], segment_char((unsigned char)path.ptr[k]));
+        }
+        i = j + 1;
+    }
+    *p++ = '/';
+    if (query.len) {
+        *p++ = '?';
+        for (size_t k = 0; k < query.len; k++)
+            p = put_byte(p, (unsigned char)query.ptr[k], query_char((unsigned char)query.ptr[k]));
+    }
+    *p = '\0';
     int rc = corio_res_header(res, "Location", loc);
     return rc ? rc : corio_res_text(res, 301, "Moved Permanently\n");
 }

@@ -113,7 +113,13 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
      * during startup would. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    /* An HTTP server offers ALPN "http/1.1" unless the app chose a list
+     * ("" for none): a client offering "h2,http/1.1" then knows what it
+     * speaks rather than negotiating nothing. */
+    corio_app a = *app;
+    if (!a.tls_alpn && a.handler == corio_http_serve)
+        a.tls_alpn = "http/1.1";
     if (o.workers > 1)
-        return corio__supervise(app, &o);
-    return corio__worker_run(app, &o, -1, -1);
+        return corio__supervise(&a, &o);
+    return corio__worker_run(&a, &o, -1, -1);
 }

@@ -1,5 +1,14 @@
-/* Leveled logging (see corio/log.h). */
+/* Leveled logging (see corio/log.h).
+ *
+ * Every line is one write(2) of at most LINE_MAX bytes, so workers sharing
+ * stderr never interleave.  The message part is scrubbed of control
+ * characters whoever formatted it: a log line stays one line even when a
+ * caller quotes what a client sent.  corio_log_peer adds a per-thread token
+ * bucket in front, for lines a peer can make us write as often as it
+ * likes. */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,10 +19,13 @@
 #include "corio/errno.h"
 #include "corio/log.h"
 
+#define LINE_MAX_ 1024
+
 static corio_log_level current_level = CORIO_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
+static const char hex[] = "0123456789abcdef";
 
 void corio_log_set_level(corio_log_level level) {
     current_level = level;
@@ -33,10 +45,37 @@ int corio_log_level_parse(const char *name, corio_log_level *out) {
     return CORIO_EINVAL;
 }
 
-void corio_log(corio_log_level level, const char *fmt, ...) {
-    if (level > current_level || level < CORIO_LOG_ERROR)
-        return;
-    char line[1024];
+static bool enabled(corio_log_level level) {
+    return level >= CORIO_LOG_ERROR && level <= current_level;
+}
+
+size_t corio_log_escape(char *dst, size_t cap, const void *src, size_t n) {
+    const unsigned char *p = src;
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        bool esc = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\';
+        if (o + (esc ? 4 : 1) >= cap)
+            break;
+        if (esc) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4];
+            dst[o++] = hex[ch & 15];
+        } else {
+            dst[o++] = (char)ch;
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+/* Writes one line: the prefix, then msg with its control characters
+ * escaped, cut to LINE_MAX_ bytes with the newline. */
+static void emit(corio_log_level level, const char *msg, size_t mlen) {
+    char line[LINE_MAX_];
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -44,14 +83,98 @@ void corio_log(corio_log_level level, const char *fmt, ...) {
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s [%d] ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(tv.tv_usec / 1000), level_tags[level], (int)getpid());
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    size_t len = n < 0 ? 0 : (size_t)n;
+    for (size_t i = 0; i < mlen; i++) {
+        unsigned char ch = (unsigned char)msg[i];
+        bool esc = ch < 0x20 || ch == 0x7f;
+        if (len + (esc ? 4 : 1) > sizeof line - 1)
+            break;
+        if (esc) {
+            line[len++] = '\\';
+            line[len++] = 'x';
+            line[len++] = hex[ch >> 4];
+            line[len++] = hex[ch & 15];
+        } else {
+            line[len++] = (char)ch;
+        }
+    }
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+static void vlog(corio_log_level level, const char *fmt, va_list ap) {
+    char msg[LINE_MAX_];
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (m < 0)
+        return;
+    emit(level, msg, (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1);
+}
+
+void corio_log(corio_log_level level, const char *fmt, ...) {
+    if (!enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- rate-limited lines -------------------------------------------------------------- */
+
+/* A token bucket per thread, in thousandths of a line: it holds at most
+ * BURST lines and refills at RATE lines a second. */
+#define MILLI 1000
+static __thread struct {
+    bool primed;
+    int64_t tokens;
+    int64_t at_ms;
+    uint64_t suppressed;
+} bucket;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether one more line may go out now; takes its token. */
+static bool take_token(void) {
+    int64_t now = now_ms();
+    if (!bucket.primed) {
+        bucket.primed = true;
+        bucket.tokens = (int64_t)CORIO_LOG_PEER_BURST * MILLI;
+        bucket.at_ms = now;
+    }
+    int64_t elapsed = now - bucket.at_ms;
+    if (elapsed > 0) {
+        int64_t full = (int64_t)CORIO_LOG_PEER_BURST * MILLI;
+        int64_t add = elapsed >= full ? full : elapsed * CORIO_LOG_PEER_RATE;
+        bucket.tokens = bucket.tokens + add > full ? full : bucket.tokens + add;
+        bucket.at_ms = now;
+    }
+    if (bucket.tokens < MILLI)
+        return false;
+    bucket.tokens -= MILLI;
+    return true;
+}
+
+void corio_log_peer(corio_log_level level, const char *fmt, ...) {
+    if (!enabled(level))
+        return;
+    if (!take_token()) {
+        bucket.suppressed++;
+        return;
+    }
+    if (bucket.suppressed) {
+        char note[64];
+        int n = snprintf(note, sizeof note, "%llu similar messages suppressed",
+                         (unsigned long long)bucket.suppressed);
+        emit(level, note, (size_t)n);
+        bucket.suppressed = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
 }

@@ -1,5 +1,7 @@
-/* Diagnostics for programming errors and teardown problems: one line on
- * stderr, prefixed "corio: ".  Never used for a client's bad input. */
+/* Diagnostics for programming errors, unusable configuration and teardown
+ * problems: one line on stderr, prefixed "corio: ", whatever the log level.
+ * Never used for anything a peer can cause (bad input, failed handshakes):
+ * that goes through corio_log_peer (corio/log.h), leveled and rate-limited. */
 #ifndef CORIO_BASE_REPORT_H
 #define CORIO_BASE_REPORT_H
 

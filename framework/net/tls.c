@@ -27,6 +27,11 @@
  * OpenSSL's error queue is per thread and every task of a loop shares the
  * thread: each SSL call starts with ERR_clear_error(), and errors are read
  * (logged) before the task can yield.
+ *
+ * Whatever a peer can make fail (a handshake, a bad record, a renegotiation
+ * attempt, replies it never reads) is logged with corio_log_peer: at WARN,
+ * so --log-level error silences it, and rate-limited, so a peer cannot
+ * flood the log.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -206,6 +211,16 @@ void corio__tls_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         corio__stream_input_arrived(s);
 }
 
+/* Logs a failure the peer caused: "tls: <what> <peer>: <OpenSSL's error
+ * queue>", emptying the queue (see the top of this file). */
+static void report_peer(corio_stream *s, const char *what) {
+    char peer[80], why[320];
+    if (corio_stream_peer_name(s, peer, sizeof peer) != 0)
+        snprintf(peer, sizeof peer, "%s", s->tls->server ? "a client" : "the server");
+    corio__tls_errors(why, sizeof why);
+    corio_log_peer(CORIO_LOG_WARN, "tls: %s %s: %s", what, peer, why);
+}
+
 /* Hands what OpenSSL wrote to the raw layer.  On the reading side, output
  * comes from the peer's messages (alerts, KeyUpdate replies); a peer that
  * keeps asking for replies and never reads them would grow our write queue
@@ -219,8 +234,8 @@ static int flush_out(corio_stream *s, bool reading) {
         return 0;
     int rc;
     if (reading && s->wqueued > s->whigh + OUT_SLACK) {
-        corio_log(CORIO_LOG_WARN,
-                  "tls: peer keeps requesting replies without reading; dropping it");
+        corio_log_peer(CORIO_LOG_WARN,
+                       "tls: peer keeps requesting replies without reading; dropping it");
         x->fatal = true;
         rc = CORIO_ETLS;
     } else {
@@ -274,7 +289,7 @@ static int decrypt(corio_stream *s) {
         int err = n > 0 ? SSL_ERROR_NONE : SSL_get_error(x->ssl, n);
         if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL) {
             x->fatal = true;
-            corio__tls_report("reading from the peer failed");
+            report_peer(s, "reading from");
         }
         int frc = flush_out(s, true);
         if (n > 0) {
@@ -341,7 +356,7 @@ static int seal(corio_stream *s, corio_task *t, const char *p, size_t len) {
     ERR_clear_error();
     if (SSL_write(x->ssl, p, (int)len) <= 0) {
         x->fatal = true;
-        corio__tls_report("writing to the peer failed");
+        report_peer(s, "writing to");
         s->werr = CORIO_ETLS;
         return CORIO_ETLS;
     }
@@ -464,8 +479,8 @@ static void report_handshake(corio_stream *s, const char *name, int rc) {
     } else {
         snprintf(why, sizeof why, "%s", corio_strerror(rc));
     }
-    corio_log(CORIO_LOG_WARN, "tls: handshake with %s%s%s%s failed: %s", peer, name ? " (" : "",
-              name ? name : "", name ? ")" : "", why);
+    corio_log_peer(CORIO_LOG_WARN, "tls: handshake with %s%s%s%s failed: %s", peer,
+                   name ? " (" : "", name ? name : "", name ? ")" : "", why);
 }
 
 /* Runs the handshake under the context's deadline; logs a failure.  A

@@ -8,6 +8,8 @@
 #ifndef CORIO_LOG_H
 #define CORIO_LOG_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,8 +29,31 @@ corio_log_level corio_log_get_level(void);
  * CORIO_EINVAL. */
 int corio_log_level_parse(const char *name, corio_log_level *out);
 
-/* Logs one line at `level` (printf format; a trailing newline is added). */
+/* Logs one line at `level` (printf format; a trailing newline is added).
+ * Control characters in the formatted message (bytes below 0x20, and 0x7f)
+ * are written as \xNN, so whatever a message quotes cannot end the line
+ * (forge another) or send escape sequences to a terminal.  A line longer
+ * than about 1 KiB is cut. */
 void corio_log(corio_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* As corio_log, for events a peer can cause at will: a failed TLS
+ * handshake, a malformed record, a client that misbehaves.  Rate-limited per
+ * thread (so per worker loop): a burst of CORIO_LOG_PEER_BURST lines, then
+ * CORIO_LOG_PEER_RATE lines a second; the lines over the limit are counted,
+ * and the next line that passes is preceded by one "N similar messages
+ * suppressed" line at the same level.  Lines above the current level are
+ * neither written nor counted. */
+#define CORIO_LOG_PEER_BURST 20
+#define CORIO_LOG_PEER_RATE 10
+void corio_log_peer(corio_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Copies the n bytes at src (borrowed) into dst (cap >= 1 bytes) for a log
+ * line, NUL-terminated, with every byte below 0x20 or from 0x7f up, '"' and
+ * '\\' written as \xNN: fit for a quoted field, and nothing a client sent
+ * can end the line or reach a terminal raw.  What does not fit is cut at a
+ * whole byte or escape.  Returns the length written (without the NUL). */
+size_t corio_log_escape(char *dst, size_t cap, const void *src, size_t n);
 
 #ifdef __cplusplus
 }

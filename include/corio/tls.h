@@ -16,8 +16,8 @@
  *
  * Servers.  Set corio_server_opts.tls (server.h): each accepted connection's
  * task completes the handshake, under the handshake deadline, before the
- * handler runs; a failed handshake closes the connection with one line on
- * stderr and the handler never sees it.
+ * handler runs; a failed handshake closes the connection (logged, see
+ * Logging) and the handler never sees it.
  *
  * Clients.  corio_tls_connect() connects and handshakes; a stream that is
  * already connected (STARTTLS, a Unix socket) is upgraded with
@@ -41,8 +41,12 @@
  * close_notify are common; protocols with their own framing detect
  * truncation themselves); a FIN in the middle of a record is CORIO_ETLS.
  *
- * Logging.  Failed handshakes, fatal alerts and unusable configuration files
- * are reported on stderr, one line each, with OpenSSL's reason.
+ * Logging.  What a peer can cause (failed handshakes, bad or truncated
+ * records, renegotiation attempts, fatal alerts) is logged at WARN through
+ * corio_log_peer (log.h): silent at --log-level error, and rate-limited per
+ * thread so that a peer cannot flood the log.  Unusable configuration files
+ * are reported on stderr whatever the level, one line each, with OpenSSL's
+ * reason.
  */
 #ifndef CORIO_TLS_H
 #define CORIO_TLS_H
