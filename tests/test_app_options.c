@@ -3,9 +3,14 @@
  * value rejected with a message naming the flag and what it accepts. */
 #include "corio_test.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "app/options.h"
@@ -398,20 +403,70 @@ static void test_tls_cert_and_key_go_together(void **state) {
     assert_string_equal(o.tls_key, key_path);
 }
 
-static void test_unreadable_file_rejected(void **state) {
-    (void)state;
-    if (geteuid() == 0)
-        skip(); /* root reads a mode-000 file; the nonexistent case covers the check */
+/* What a parse saw, from a child that cannot read the file. */
+typedef struct noread_result {
+    int rc;
+    bool dropped;     /* the child runs as a user other than root */
+    bool open_denied; /* and open(2) on the file fails with EACCES */
+    char err[256];
+} noread_result;
+
+/* Parses with `flag` naming a mode-000 file (the other TLS flag a readable
+ * one) in a child process.  Root reads any file, so a child of root first
+ * drops to nobody (uid and gid 65534, no supplementary groups): the check
+ * then meets the same file an unprivileged deployment would. */
+static noread_result parse_unreadable(const char *flag) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/corio_test_noread_%d.pem", (int)getpid());
     FILE *f = fopen(path, "w");
     assert_non_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\n", f);
     fclose(f);
-    chmod(path, 0);
-    corio__app_opts o;
-    int rc = PARSE(&o, "--tls-cert", path, "--tls-key", key_path);
+    assert_int_equal(chmod(path, 0), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        noread_result r = {.rc = 1};
+        close(fds[0]);
+        if (geteuid() == 0 &&
+            (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        r.dropped = getuid() != 0 && geteuid() != 0;
+        int fd = open(path, O_RDONLY);
+        r.open_denied = fd < 0 && errno == EACCES;
+        if (fd >= 0)
+            close(fd);
+        corio__app_opts o;
+        bool cert = strcmp(flag, "--tls-cert") == 0;
+        r.rc = PARSE(&o, "--tls-cert", cert ? path : cert_path, "--tls-key", cert ? key_path : path);
+        snprintf(r.err, sizeof r.err, "%s", err);
+        _exit(write(fds[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 4);
+    }
+    close(fds[1]);
+    noread_result r;
+    ssize_t n = read(fds[0], &r, sizeof r);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
     unlink(path);
-    expect_rejected(rc, "--tls-cert", "readable PEM file");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || n != (ssize_t)sizeof r)
+        fail_msg("child status %#x (3: could not drop privileges)", status);
+    return r;
+}
+
+static void test_unreadable_file_rejected(void **state) {
+    (void)state;
+    const char *flags[] = {"--tls-cert", "--tls-key"};
+    for (size_t i = 0; i < 2; i++) {
+        noread_result r = parse_unreadable(flags[i]);
+        assert_true(r.dropped);
+        assert_true(r.open_denied); /* the file really is unreadable to the parser */
+        snprintf(err, sizeof err, "%s", r.err);
+        expect_rejected(r.rc, flags[i], "readable PEM file");
+    }
 }
 
 static void test_message_truncated_to_buffer(void **state) {
