@@ -6,12 +6,25 @@ deadline); Server, a server binary started with --port 0 in its own process
 group (environment from clean_env(), an optional command prefix), its port
 read from its "listening on" log line and its stderr lines collected by a
 thread (wait_log, count_log, mark, tail, rss_kib, sanitized, terminate,
-wait_exit, kill), and LIVE, the servers not yet stopped; Conn, a raw
+wait_exit, stop, kill), and LIVE, the servers not yet stopped; Conn, a raw
 HTTP/1.1 client connection (plain or TLS) that reads whole responses;
 make_cert() for a self-signed certificate; and the pieces of a main loop:
 pick() (-k), run_case() (prints PASS or FAIL), server_died(),
 stop_cleanly(), kill_all(), raise_fd_limit() and summary().  Python standard
 library only.
+
+Sanitizer and valgrind reports.  Whatever a server prints that looks like one
+(REPORT_RE: AddressSanitizer, LeakSanitizer, UBSan's "runtime error",
+valgrind's error lines) fails the run: run_case() fails the case during
+which a live server printed one or a server stopped with one (a worker that
+aborted and was restarted included); stop_cleanly() and Server.stop() fail
+for the server they stop; summary() fails the run for any report not
+claimed yet (servers killed after their case, kill_all()).  LeakSanitizer
+and valgrind's leak check run only at a normal exit: stop a server with
+stop() or stop_cleanly() (SIGTERM, its exit awaited, exit status 0), not
+kill(), where leaks matter.  Under a command prefix (WRAP, a script's
+--wrap "valgrind ...") servers are slow: deadlines scale by SLOW, and
+skip_under_wrap() skips, visibly, what cannot run there (load, timing).
 """
 import os
 import re
@@ -28,6 +41,46 @@ HOST = "127.0.0.1"
 DEADLINE = 10.0
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 MIB = 1024 * 1024
+
+# A line of a sanitizer's or valgrind's error report.  Valgrind's leak lines
+# count only for "definitely lost" (what --errors-for-leak-kinds=definite
+# makes an error).
+REPORT_RE = re.compile(
+    r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer|UndefinedBehaviorSanitizer"
+    r"|: runtime error: "
+    r"|^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised"
+    r"|Syscall param|Mismatched free|Source and destination overlap|Jump to the invalid"
+    r"|Process terminating|Stack overflow|.*definitely lost in loss record"
+    r"|ERROR SUMMARY: [1-9])")
+
+# Reports found and not yet claimed by a case: (Server, [lines]).
+PENDING_REPORTS = []
+
+# A command prefix for servers (a script's --wrap, e.g. valgrind) and the
+# factor it slows them by; set by use_wrap().
+WRAP = ()
+SLOW = 1.0
+
+
+def use_wrap(wrap, slow=None):
+    """Sets the command prefix of servers started from now on (a string,
+    split like a shell would, or a sequence) and the deadline factor (10
+    under a prefix unless given)."""
+    global WRAP, SLOW, DEADLINE
+    import shlex
+    WRAP = tuple(shlex.split(wrap) if isinstance(wrap, str) else wrap)
+    SLOW = slow if slow else (10.0 if WRAP else 1.0)
+    DEADLINE = 10.0 * SLOW
+
+
+def skip_under_wrap(what):
+    """Under a command prefix, prints a SKIP line for `what` and returns
+    True (the case then returns at once: load or timing means nothing under
+    valgrind)."""
+    if WRAP:
+        print("    SKIP under %s: %s" % (os.path.basename(WRAP[0]), what), flush=True)
+        return True
+    return False
 
 
 class CaseFailure(AssertionError):
@@ -70,17 +123,23 @@ class Server:
     for what the server logs.  Also a context manager (kill() on exit).
 
     env_drop: prefixes of the variables not passed on; wrap: a command prefix
-    (valgrind, a shell that sets limits); start_timeout: how long to wait for
-    the listening line; signal_group: terminate() signals the whole group
-    (a tracer in wrap passes it on) rather than the process."""
+    (valgrind, a shell that sets limits; WRAP when not given); start_timeout:
+    how long to wait for the listening line; signal_group: terminate()
+    signals the whole group (a tracer in wrap passes it on) rather than the
+    process.  Its output is searched for sanitizer reports (REPORT_RE) when
+    it stops and whenever take_reports() asks."""
 
-    def __init__(self, binary, *args, env=None, env_drop=("CORIO_",), wrap=(),
-                 start_timeout=DEADLINE, signal_group=False, name=None):
+    def __init__(self, binary, *args, env=None, env_drop=("CORIO_",), wrap=None,
+                 start_timeout=None, signal_group=False, name=None):
         self.binary = binary
         self.name = name or " ".join([os.path.basename(binary), *args])
         self.signal_group = signal_group
         self.lines = []
+        self.scanned = 0  # lines searched for reports so far
         self.cond = threading.Condition()
+        wrap = WRAP if wrap is None else wrap
+        if start_timeout is None:
+            start_timeout = DEADLINE
         self.proc = subprocess.Popen([*wrap, binary, "--port", "0", *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=clean_env(env, env_drop),
@@ -117,9 +176,11 @@ class Server:
         with self.cond:
             return len(self.lines)
 
-    def wait_log(self, pattern, timeout=DEADLINE, start=0, count=1):
+    def wait_log(self, pattern, timeout=None, start=0, count=1):
         """Waits until `count` stderr lines from index `start` match; returns
         the last match."""
+        if timeout is None:
+            timeout = DEADLINE
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
         found, i = 0, start
@@ -161,14 +222,16 @@ class Server:
         raise CaseFailure("no VmRSS for pid %d" % self.pid)
 
     def sanitized(self):
-        """Whether the binary runs under ASan (its RSS says little then)."""
+        """Whether the binary runs under ASan or valgrind (its RSS says
+        little then)."""
         try:
             with open("/proc/%d/maps" % self.pid) as f:
-                return "libasan" in f.read()
+                maps = f.read()
+                return "libasan" in maps or "vgpreload_memcheck" in maps
         except OSError:
             return False
 
-    def terminate(self, timeout=DEADLINE, signal_it=True):
+    def terminate(self, timeout=None, signal_it=True):
         """SIGTERM (graceful drain) unless signal_it is false (already sent);
         returns the exit code."""
         if signal_it and self.proc.poll() is None:
@@ -178,9 +241,11 @@ class Server:
                 self.proc.send_signal(signal.SIGTERM)
         return self.wait_exit(timeout, " after SIGTERM")
 
-    def wait_exit(self, timeout=DEADLINE, what=""):
+    def wait_exit(self, timeout=None, what=""):
         """Waits for the process to end (then kills what is left of its
         group); returns the exit code."""
+        if timeout is None:
+            timeout = DEADLINE
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -188,8 +253,33 @@ class Server:
         finally:
             self.kill()
 
+    def stop(self, timeout=None):
+        """A graceful stop where leaks matter: SIGTERM, the exit awaited, and
+        a CaseFailure unless the server exited 0 and printed no sanitizer
+        report (LeakSanitizer and valgrind check at exit)."""
+        rc = self.terminate(timeout)
+        found = claim_reports(self)
+        check(rc == 0 and not found, "%s exited %r after SIGTERM%s:\n%s"
+              % (self.name, rc, " with a sanitizer report" if found else "",
+                 "\n".join(found[:60]) if found else self.tail()))
+
+    def reports(self):
+        """Report lines (REPORT_RE) printed since the last call; they are
+        also queued in PENDING_REPORTS for take_reports()."""
+        with self.cond:
+            new = [ln for ln in self.lines[self.scanned:] if REPORT_RE.search(ln)]
+            first = next((i for i in range(self.scanned, len(self.lines))
+                          if REPORT_RE.search(self.lines[i])), None)
+            # The whole report from its first line: the stack and summary too.
+            found = self.lines[first:] if first is not None else []
+            self.scanned = len(self.lines)
+        if new:
+            PENDING_REPORTS.append((self, found))
+        return found
+
     def kill(self):
-        """SIGKILL to the whole process group; waits for the process and the reader."""
+        """SIGKILL to the whole process group; waits for the process and the
+        reader, then searches what it printed for sanitizer reports."""
         if self in LIVE:
             LIVE.remove(self)
         try:
@@ -203,6 +293,30 @@ class Server:
         self.reader.join(timeout=2)
         if not self.reader.is_alive():
             self.proc.stderr.close()
+        self.reports()
+
+
+def take_reports():
+    """Every sanitizer report not yet claimed, from stopped servers and from
+    what live ones printed so far: [(Server, [lines])]; claims them."""
+    for srv in list(LIVE):
+        srv.reports()
+    out = list(PENDING_REPORTS)
+    PENDING_REPORTS.clear()
+    return out
+
+
+def claim_reports(srv):
+    """The report lines of srv not yet claimed (it is stopped); claims them."""
+    srv.reports()
+    mine = [r for r in PENDING_REPORTS if r[0] is srv]
+    PENDING_REPORTS[:] = [r for r in PENDING_REPORTS if r[0] is not srv]
+    return [ln for _, lines in mine for ln in lines]
+
+
+def format_reports(reports, n=60):
+    return "\n".join("sanitizer report from %s:\n  %s" % (srv.name, "\n  ".join(lines[:n]))
+                     for srv, lines in reports)
 
 
 def make_cert(d, name):
@@ -224,8 +338,8 @@ class Conn:
     """One client connection with a buffer (over TLS when given an
     ssl.SSLContext); reads whole responses."""
 
-    def __init__(self, port, rcvbuf=None, timeout=DEADLINE, tls=None):
-        self.timeout = timeout
+    def __init__(self, port, rcvbuf=None, timeout=None, tls=None):
+        self.timeout = timeout = DEADLINE if timeout is None else timeout
         self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -308,8 +422,10 @@ class Conn:
             body = self.read_to_eof()
         return status, hdrs, body, raw
 
-    def expect_eof(self, timeout=DEADLINE):
+    def expect_eof(self, timeout=None):
         """Asserts that the server closes the connection with nothing more to read."""
+        if timeout is None:
+            timeout = DEADLINE
         self.s.settimeout(timeout)
         try:
             rest = self.read_to_eof()
@@ -343,6 +459,14 @@ def run_case(name, fn, *args, verbose=False):
         print("FAIL %s (%.2f s): %s" % (name, time.monotonic() - t0, e), flush=True)
         if verbose or not isinstance(e, CaseFailure):
             traceback.print_exc()
+        reports = take_reports()
+        if reports:
+            print(format_reports(reports), flush=True)
+        return False
+    reports = take_reports()
+    if reports:
+        print("FAIL %s (%.2f s): a server printed a sanitizer report\n%s"
+              % (name, time.monotonic() - t0, format_reports(reports)), flush=True)
         return False
     print("PASS %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
     return True
@@ -357,14 +481,20 @@ def server_died(srv, n=30):
     return True
 
 
-def stop_cleanly(srv, timeout=DEADLINE, n=60):
-    """SIGTERM to srv, which must exit 0 in time (a clean drain; under ASan
-    also: LeakSanitizer found nothing).  Prints a FAIL line with its log tail
-    if not; returns whether it did."""
+def stop_cleanly(srv, timeout=None, n=60):
+    """SIGTERM to srv, which must exit 0 in time (a clean drain) and print no
+    sanitizer report (under ASan LeakSanitizer, under valgrind its leak check,
+    run at exit).  Prints a FAIL line with its log tail or the report if
+    not; returns whether it did."""
     try:
         rc = srv.terminate(timeout)
     except CaseFailure as e:
         rc = str(e)
+    found = claim_reports(srv)
+    if found:
+        print("FAIL %s exited %r after SIGTERM with a sanitizer report:\n  %s"
+              % (srv.name, rc, "\n  ".join(found[:n])), flush=True)
+        return False
     if rc != 0:
         print("FAIL %s exited %r after SIGTERM:\n%s" % (srv.name, rc, srv.tail(n)), flush=True)
         return False
@@ -385,7 +515,15 @@ def raise_fd_limit():
 
 
 def summary(passed, failed, started, failed_names=()):
-    """Prints the totals; returns the exit code."""
+    """Prints the totals (after a FAIL line for any sanitizer report no case
+    claimed: it fails the run); returns the exit code."""
+    kill_all()
+    reports = take_reports()
+    if reports:
+        print("FAIL sanitizer report(s) after the last case:\n%s" % format_reports(reports),
+              flush=True)
+        failed += 1
+        failed_names = list(failed_names) + ["sanitizer reports"]
     print("%d passed, %d failed in %.1f s%s"
           % (passed, failed, time.monotonic() - started,
              "; failed: " + ", ".join(failed_names) if failed_names else ""), flush=True)
