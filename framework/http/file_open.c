@@ -8,8 +8,10 @@
  * milliseconds, which the loop must not spend.  Under a root the open is
  * openat2(RESOLVE_BENEATH) from a descriptor of the root, so the kernel
  * refuses every escape, symlinks included, atomically; where openat2 is
- * missing, realpath() and a prefix check followed by an O_NOFOLLOW open do
- * the same with a window a local writer of the tree could race.  A task
+ * missing, a walk of the path one component at a time (lstat, readlink)
+ * applies the same rules (absolute symlinks refused, even those that point
+ * back inside) and an O_NOFOLLOW open of its result follows, with a window a
+ * local writer of the tree could race.  A task
  * cancelled while the open runs leaves the job to a done callback, which
  * closes the file and frees it: no await waits on a thread.
  */
@@ -146,6 +148,98 @@ int corio_http_file_path(const char *root, corio_strv decoded_path, char *out, s
 static atomic_bool no_openat2; /* set once the kernel said ENOSYS */
 #endif
 
+/* Without openat2: resolves root/rel one component at a time as
+ * RESOLVE_BENEATH does, following relative symlinks but refusing absolute
+ * ones (also those pointing back inside) and any ".." that would climb
+ * above the root, then opens the result with O_NOFOLLOW.  Unlike openat2
+ * this can be raced by a local writer of the tree (see the top of this
+ * file).  Returns a descriptor or a negative code. */
+#define MAX_LINKS 40
+static int open_walked(const char *root, const char *rel) {
+    struct {
+        char cur[PATH_MAX], todo[PATH_MAX], link[PATH_MAX];
+    } *w = malloc(sizeof *w);
+    if (!w)
+        return CORIO_ENOMEM;
+    int rc = 0, links = 0;
+    if (!realpath(root, w->cur)) {
+        rc = path_error(errno);
+        goto out_free;
+    }
+    size_t base = strlen(w->cur), len = base;
+    if (base == 1)
+        base = len = 0; /* the root is "/": components append "/name" */
+    if ((size_t)snprintf(w->todo, sizeof w->todo, "%s", rel) >= sizeof w->todo) {
+        rc = CORIO_ERANGE;
+        goto out_free;
+    }
+    char *next = w->todo;
+    while (*next) {
+        char *seg = next;
+        while (*seg == '/')
+            seg++;
+        char *end = strchrnul(seg, '/');
+        size_t n = (size_t)(end - seg);
+        next = end;
+        if (n == 0 || (n == 1 && seg[0] == '.'))
+            continue;
+        if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (len == base) {
+                rc = CORIO_EPERM; /* above the root */
+                goto out_free;
+            }
+            while (len > base && w->cur[--len] != '/')
+                ;
+            w->cur[len] = '\0';
+            continue;
+        }
+        if (len + 1 + n >= sizeof w->cur) {
+            rc = CORIO_ERANGE;
+            goto out_free;
+        }
+        size_t at = len;
+        w->cur[len++] = '/';
+        memcpy(w->cur + len, seg, n);
+        len += n;
+        w->cur[len] = '\0';
+        struct stat st;
+        if (lstat(w->cur, &st) != 0) {
+            rc = path_error(errno);
+            goto out_free;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t k = readlink(w->cur, w->link, sizeof w->link - 1);
+            if (k <= 0 || ++links > MAX_LINKS) {
+                rc = k < 0 ? path_error(errno) : CORIO_EPERM;
+                goto out_free;
+            }
+            if (w->link[0] == '/') {
+                rc = CORIO_EPERM; /* absolute: RESOLVE_BENEATH refuses it too */
+                goto out_free;
+            }
+            size_t rest = strlen(next);
+            if ((size_t)k + rest + 1 > sizeof w->todo) {
+                rc = CORIO_ERANGE;
+                goto out_free;
+            }
+            memmove(w->todo + k, next, rest + 1); /* the link's target, then the rest */
+            memcpy(w->todo, w->link, (size_t)k);
+            next = w->todo;
+            len = at; /* the link's own name goes: its target is walked instead */
+            w->cur[len] = '\0';
+        } else if (*next && !S_ISDIR(st.st_mode)) {
+            rc = CORIO_ENOENT; /* a file used as a directory (ENOTDIR) */
+            goto out_free;
+        }
+    }
+    rc = open(len ? w->cur : "/", OPEN_FLAGS | O_NOFOLLOW);
+    if (rc < 0)
+        rc = path_error(errno);
+out_free:
+    free(w);
+    return rc;
+}
+
 /* Opens rel beneath root.  Returns a descriptor or a negative code. */
 static int open_beneath(const char *root, const char *rel) {
     const char *name = rel[0] ? rel : ".";
@@ -167,17 +261,7 @@ static int open_beneath(const char *root, const char *rel) {
             return path_error(err);
     }
 #endif
-    char *real = malloc(PATH_MAX);
-    if (!real)
-        return CORIO_ENOMEM;
-    int rc = resolve_within(root, name, real);
-    if (rc == 0) {
-        rc = open(real, OPEN_FLAGS | O_NOFOLLOW);
-        if (rc < 0)
-            rc = path_error(errno);
-    }
-    free(real);
-    return rc;
+    return open_walked(root, name);
 }
 
 /* Opens path as a regular file into j.  Returns 0, -EISDIR, CORIO_EPERM for
