@@ -12,7 +12,7 @@
  *   POST /sleep?ms=N         "sleep done" or "sleep cancelled: <reason>"; never
  *                            reads a request body
  *   GET  /finish?ms=N      finishes even if the client leaves; logs "finish
- *                            completed rc=<code>"
+ *                            start ms=N", then "finish completed rc=<code>"
  *   POST /echo             the buffered body, echoed (&twice=1: read twice,
  *                            checked to be the same)
  *   POST /count            streams the body in 64 KiB reads; "count=N crc32=X
@@ -22,10 +22,14 @@
  *                            64 KiB, or with &send=1 one corio_res_send of a
  *                            heap buffer; logs "big done rc=<code>"; with
  *                            &ignore=1 returns 0 whatever happened
- *   GET  /stream?n=N       N chunks "chunk <i>\n"
+ *   GET  /stream?n=N       N chunks "chunk <i>\n"; with &ms=M, M ms apart, and
+ *                            logs "stream done rc=<code>"
  *   GET  /users/{id}       the decoded parameter
  *   GET  /q?x=...          the decoded query parameter x
  *   GET  /hdr              tries a header value with CR LF; body "rc=<name>"
+ *   GET  /ctype            tries content types with CR, LF, CRLF in
+ *                            corio_res_send and corio_res_start; body
+ *                            "send=<name>,<name>,<name> start=<...>"
  *   GET  /private          401 unless "Authorization: Bearer ok" (middleware)
  *   every response         "X-Mw: 1" (global middleware)
  *
@@ -106,6 +110,7 @@ static int finish(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
     corio_req_finish_on_disconnect(req);
     unsigned long ms = query_num(req, "ms", 100);
+    corio_log(CORIO_LOG_INFO, "finish start ms=%lu", ms);
     int rc = corio_sleep(ms);
     corio_log(CORIO_LOG_INFO, "finish completed rc=%s", rc ? corio_err_name(rc) : "0");
     return corio_res_text(res, 200, "finished");
@@ -202,15 +207,21 @@ static int big(corio_req *req, corio_res *res, void *arg) {
     return query_num(req, "ignore", 0) ? 0 : rc;
 }
 
+/* n chunks, ms milliseconds apart (?ms=: a stream a drain deadline can cut
+ * short; it logs how it ended). */
 static int stream(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    unsigned long n = query_num(req, "n", 3);
+    unsigned long n = query_num(req, "n", 3), ms = query_num(req, "ms", 0);
     int rc = corio_res_start(res, 200, "text/plain");
     for (unsigned long i = 0; rc == 0 && i < n; i++) {
         char line[32];
         int len = snprintf(line, sizeof line, "chunk %lu\n", i);
         rc = corio_res_write(res, line, (size_t)len);
+        if (rc == 0 && ms)
+            rc = corio_sleep(ms);
     }
+    if (ms)
+        corio_log(CORIO_LOG_INFO, "stream done rc=%s", rc ? corio_err_name(rc) : "0");
     return rc ? rc : corio_res_end(res);
 }
 
@@ -243,6 +254,27 @@ static int hdr(corio_req *req, corio_res *res, void *arg) {
         return good;
     char out[64];
     snprintf(out, sizeof out, "rc=%s", rc ? corio_err_name(rc) : "0");
+    return corio_res_text(res, 200, out);
+}
+
+/* A content type with CR or LF is refused by corio_res_send and
+ * corio_res_start alike (no header injection through it); the answer lists
+ * what each returned for a bare CR, a bare LF and CRLF. */
+static int ctype(corio_req *req, corio_res *res, void *arg) {
+    (void)req, (void)arg;
+    static const char *const evil[] = {"text/plain\rX-Injected: cr", "text/plain\nX-Injected: lf",
+                                       "text/plain\r\nX-Injected: crlf"};
+    char out[160];
+    size_t n = 0;
+    for (int start = 0; start < 2; start++) {
+        n += (size_t)snprintf(out + n, sizeof out - n, "%s", start ? " start=" : "send=");
+        for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
+            int rc = start ? corio_res_start(res, 200, evil[i])
+                           : corio_res_send(res, 200, evil[i], "bad", 3);
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", i ? "," : "",
+                                  rc ? corio_err_name(rc) : "0");
+        }
+    }
     return corio_res_text(res, 200, out);
 }
 
@@ -295,6 +327,7 @@ static const route_def routes[] = {
     {"GET", "/users/{id}", user},
     {"GET", "/q", query},
     {"GET", "/hdr", hdr},
+    {"GET", "/ctype", ctype},
     {"GET", "/private", private_page},
 };
 
