@@ -6,6 +6,13 @@
  * per worker slot open for its whole life, so a worker that replaces another
  * (after a crash or a SIGHUP) serves the same socket and the connections
  * queued on it are not lost.
+ *
+ * Each slot is a small state machine (slot_state below) that holds at most
+ * one worker, plus a replacement only during a SIGHUP roll, so no child is
+ * ever forgotten; every child, retiring ones included, is also kept in one
+ * list that SIGTERM, SIGUSR1 and the final SIGKILL go to.  Every worker
+ * reports on a pipe whether it serves; a slot whose workers die before
+ * serving START_FAILURES_MAX times in a row makes the supervisor give up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,15 +35,39 @@
 #define BACKOFF_MAX_MS 5000
 #define HEALTHY_AFTER_MS 10000
 #define KILL_MARGIN_MS 5000
+/* Workers in a row that die before serving, in one slot, after which the
+ * supervisor gives up and exits 1 (see corio/app.h).  Such a failure is the
+ * deployment's (a certificate that does not load, say), and restarting for
+ * ever would hide it: the listening sockets, kept open, would queue clients
+ * that nobody serves.  At the backoff below, the fifth failure comes about
+ * 1.5 s after the first. */
+#define START_FAILURES_MAX 5
+
+/* A slot's life.  A slot has one worker at most (pid), and a SIGHUP
+ * replacement (next_pid) only beside a worker that serves; a restart is due
+ * only while it has neither.  So every fork fills an empty place, and no
+ * child is ever overwritten and lost.  The ready pipe belongs to the one
+ * child of the slot that is not serving yet. */
+typedef enum slot_state {
+    SLOT_EMPTY,     /* no worker, none due: before the first start, or stopping */
+    SLOT_WAITING,   /* no worker: one is forked at restart_at (backoff after a death) */
+    SLOT_STARTING,  /* pid forked, not ready yet */
+    SLOT_SERVING,   /* pid serves */
+    SLOT_REPLACING, /* pid serves while next_pid, its SIGHUP replacement, starts */
+} slot_state;
 
 typedef struct slot {
-    int fd;         /* listening socket, kept open by the supervisor */
-    pid_t pid;      /* worker serving this slot (0: none) */
-    pid_t next_pid; /* replacement starting during a rolling restart */
-    int ready_fd;   /* read end of next_pid's ready pipe, or -1 */
-    uint64_t started_ms;
-    unsigned failures;
-    uint64_t restart_at; /* 0: no restart pending */
+    slot_state state;
+    int fd;                  /* listening socket, kept open by the supervisor */
+    pid_t pid;               /* STARTING, SERVING, REPLACING: the worker; else 0 */
+    pid_t next_pid;          /* REPLACING: the replacement; else 0 */
+    int ready_fd;            /* ready pipe of the child not serving yet, until it reports; or -1 */
+    uint64_t started_ms;     /* when pid was forked or took over */
+    uint64_t restart_at;     /* WAITING: when the next worker is forked */
+    unsigned deaths;         /* deaths in a row, for the backoff */
+    unsigned start_failures; /* workers in a row that died before serving */
+    unsigned gen;            /* the SIGHUP generation of the last fork for this slot */
+    char error[256];         /* what the last worker that could not serve said */
 } slot;
 
 typedef struct supervisor {
@@ -44,9 +75,13 @@ typedef struct supervisor {
     const corio__app_opts *opts;
     slot *slots;
     unsigned n;
-    unsigned live; /* children not yet reaped */
-    int rolling;   /* slot being replaced by SIGHUP, or -1 */
+    pid_t *kids;      /* every child not yet reaped, retiring ones included */
+    unsigned live;    /* how many */
+    unsigned kids_cap;
+    unsigned gen;     /* SIGHUPs acted on so far */
+    int rolling;      /* slot the SIGHUP roll is at, or -1 */
     bool stopping;
+    int code;         /* exit code once every child is reaped: 1 after giving up */
     uint64_t kill_at;
 } supervisor;
 
@@ -64,6 +99,10 @@ static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned slot_index(const supervisor *sv, const slot *s) {
+    return (unsigned)(s - sv->slots);
 }
 
 /* pipe2() is not portable: set the flags by hand. */
@@ -132,12 +171,44 @@ static void child_reset(supervisor *sv, slot *mine, pid_t parent) {
     }
 }
 
-/* Forks a worker for slot s.  With `ready`, the worker reports through a
- * pipe once it serves (rolling restart); without, it replaces s->pid. */
-static pid_t spawn(supervisor *sv, slot *s, bool ready) {
-    int rp[2] = {-1, -1};
-    if (ready && make_pipe(rp, false) != 0)
+/* Room for one more child in sv->kids, made before fork(): a child that the
+ * supervisor could not record would escape its signals. */
+static int reserve_kid(supervisor *sv) {
+    if (sv->live < sv->kids_cap)
+        return 0;
+    unsigned cap = sv->kids_cap ? sv->kids_cap * 2 : 2 * sv->n + 2;
+    pid_t *k = realloc(sv->kids, cap * sizeof *k);
+    if (!k)
+        return CORIO_ENOMEM;
+    sv->kids = k;
+    sv->kids_cap = cap;
+    return 0;
+}
+
+static void forget_kid(supervisor *sv, pid_t pid) {
+    for (unsigned k = 0; k < sv->live; k++)
+        if (sv->kids[k] == pid) {
+            sv->kids[k] = sv->kids[--sv->live];
+            return;
+        }
+}
+
+/* Forks a worker for slot s with a ready pipe, on which it writes 'r' once it
+ * serves, or 'e' and why it cannot (worker.c), or nothing if it dies first.
+ * Returns its pid, *ready_fd set to the pipe's read end, or -1.  The slot's
+ * generation is set even when the fork fails: a roll tries each slot once. */
+static pid_t fork_worker(supervisor *sv, slot *s, int *ready_fd) {
+    int rp[2];
+    s->gen = sv->gen;
+    int rc = reserve_kid(sv);
+    if (rc == 0)
+        rc = make_pipe(rp, false);
+    if (rc) {
+        corio_log(CORIO_LOG_ERROR, "cannot start a worker: %s", corio_strerror(rc));
         return -1;
+    }
+    /* Read after the child's death, or on stale poll results: never block. */
+    fcntl(rp[0], F_SETFL, fcntl(rp[0], F_GETFL) | O_NONBLOCK);
     pid_t parent = getpid();
     block_signals(true);
     pid_t pid = fork();
@@ -145,127 +216,59 @@ static pid_t spawn(supervisor *sv, slot *s, bool ready) {
         int err = errno;
         block_signals(false);
         corio_log(CORIO_LOG_ERROR, "fork: %s", strerror(err));
-        if (ready) {
-            close(rp[0]);
-            close(rp[1]);
-        } else if (!sv->stopping) {
-            s->restart_at = now_ms() + BACKOFF_FIRST_MS; /* the slot must not stay empty */
-        }
+        close(rp[0]);
+        close(rp[1]);
         return -1;
     }
     if (pid == 0) {
         child_reset(sv, s, parent);
-        if (ready)
-            close(rp[0]);
-        _exit(corio__worker_run(sv->app, sv->opts, s->fd, ready ? rp[1] : -1));
+        close(rp[0]);
+        _exit(corio__worker_run(sv->app, sv->opts, s->fd, rp[1]));
     }
     block_signals(false);
-    sv->live++;
-    if (ready)
-        corio_log(CORIO_LOG_INFO, "worker %u started (pid %d), to replace pid %d",
-                  (unsigned)(s - sv->slots), (int)pid, (int)s->pid);
-    else
-        corio_log(CORIO_LOG_INFO, "worker %u started (pid %d)", (unsigned)(s - sv->slots),
-                  (int)pid);
-    if (ready) {
-        close(rp[1]);
-        s->ready_fd = rp[0];
-        s->next_pid = pid;
-    } else {
-        s->pid = pid;
-        s->started_ms = now_ms();
-    }
+    close(rp[1]);
+    sv->kids[sv->live++] = pid;
+    *ready_fd = rp[0];
     return pid;
 }
 
-static void signal_all(supervisor *sv, int signum) {
-    for (unsigned i = 0; i < sv->n; i++) {
-        if (sv->slots[i].pid > 0)
-            kill(sv->slots[i].pid, signum);
-        if (sv->slots[i].next_pid > 0)
-            kill(sv->slots[i].next_pid, signum);
-    }
-}
-
-static void describe_exit(int status, char *buf, size_t len) {
-    if (WIFSIGNALED(status))
-        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else
-        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-}
-
-static void roll_next(supervisor *sv);
-
-static void reap(supervisor *sv) {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        sv->live--;
-        char how[96];
-        describe_exit(status, how, sizeof how);
-        for (unsigned i = 0; i < sv->n; i++) {
-            slot *s = &sv->slots[i];
-            if (pid == s->next_pid) { /* a replacement died before serving */
-                corio_log(CORIO_LOG_ERROR, "replacement worker %u (pid %d) %s", i, (int)pid, how);
-                if (s->ready_fd >= 0)
-                    close(s->ready_fd);
-                s->ready_fd = -1;
-                s->next_pid = 0;
-                if (sv->rolling == (int)i)
-                    roll_next(sv);
-            } else if (pid == s->pid) {
-                s->pid = 0;
-                if (sv->stopping)
-                    break;
-                uint64_t now = now_ms();
-                if (now - s->started_ms >= HEALTHY_AFTER_MS)
-                    s->failures = 0;
-                unsigned shift = s->failures < 6 ? s->failures : 6;
-                uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
-                if (delay > BACKOFF_MAX_MS)
-                    delay = BACKOFF_MAX_MS;
-                s->failures++;
-                s->restart_at = now + delay;
-                corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s; restarting in %llu ms", i,
-                          (int)pid, how, (unsigned long long)delay);
-            }
-            /* else: a retired worker finishing its drain */
-        }
-    }
-}
-
-/* Rolling restart: start slot `rolling`'s replacement, or finish.  Never
- * while stopping: a worker forked then would miss the SIGTERM already sent
- * and hold the exit up until the kill deadline. */
-static void roll_next(supervisor *sv) {
-    if (sv->stopping) {
-        sv->rolling = -1;
+/* Gives a slot without a worker one (EMPTY or WAITING → STARTING).  If
+ * fork() fails the slot waits and tries again: it must not stay empty. */
+static void start_worker(supervisor *sv, slot *s) {
+    int rfd;
+    pid_t pid = fork_worker(sv, s, &rfd);
+    if (pid < 0) {
+        s->state = SLOT_WAITING;
+        s->restart_at = now_ms() + BACKOFF_FIRST_MS;
         return;
     }
-    while (++sv->rolling < (int)sv->n) {
-        slot *s = &sv->slots[sv->rolling];
-        if (spawn(sv, s, true) > 0)
-            return;
-    }
-    sv->rolling = -1;
-    corio_log(CORIO_LOG_INFO, "SIGHUP: every worker restarted");
+    s->state = SLOT_STARTING;
+    s->pid = pid;
+    s->ready_fd = rfd;
+    s->restart_at = 0;
+    s->started_ms = now_ms();
+    corio_log(CORIO_LOG_INFO, "worker %u started (pid %d)", slot_index(sv, s), (int)pid);
 }
 
-static void on_ready(supervisor *sv, slot *s) {
-    char b;
-    ssize_t n = read(s->ready_fd, &b, 1);
-    close(s->ready_fd);
-    s->ready_fd = -1;
-    if (n != 1)
-        return; /* EOF: it failed before serving; reap() goes on with the next slot */
-    if (s->pid > 0)
-        kill(s->pid, SIGTERM); /* it drains while the new one serves */
-    s->pid = s->next_pid;
-    s->next_pid = 0;
-    s->started_ms = now_ms();
-    s->failures = 0;
-    roll_next(sv);
+/* SIGHUP: forks a replacement beside a serving worker (SERVING →
+ * REPLACING).  Returns false if it could not: the old worker serves on. */
+static bool start_replacement(supervisor *sv, slot *s) {
+    int rfd;
+    pid_t pid = fork_worker(sv, s, &rfd);
+    if (pid < 0)
+        return false;
+    s->state = SLOT_REPLACING;
+    s->next_pid = pid;
+    s->ready_fd = rfd;
+    corio_log(CORIO_LOG_INFO, "worker %u started (pid %d), to replace pid %d", slot_index(sv, s),
+              (int)pid, (int)s->pid);
+    return true;
+}
+
+/* Every child, retiring ones included: none must outlive a SIGKILL. */
+static void signal_all(supervisor *sv, int signum) {
+    for (unsigned k = 0; k < sv->live; k++)
+        kill(sv->kids[k], signum);
 }
 
 /* Our copies of the listening sockets would keep them open while the workers
@@ -282,6 +285,215 @@ static void close_listeners(supervisor *sv) {
     }
 }
 
+/* SIGTERM, SIGINT or giving up: no fork from now on (a worker forked after
+ * the SIGTERM below would miss it and hold the exit up until the kill
+ * deadline), every child drains. */
+static void stop(supervisor *sv, const char *why) {
+    if (sv->stopping)
+        return;
+    sv->stopping = true;
+    sv->rolling = -1;
+    sv->kill_at = now_ms() + sv->opts->drain_timeout_ms + KILL_MARGIN_MS;
+    for (unsigned i = 0; i < sv->n; i++)
+        if (sv->slots[i].state == SLOT_WAITING)
+            sv->slots[i].state = SLOT_EMPTY;
+    corio_log(CORIO_LOG_INFO, "%s: stopping %u worker(s)", why, sv->live);
+    signal_all(sv, SIGTERM);
+    close_listeners(sv);
+}
+
+static void describe_exit(int status, char *buf, size_t len) {
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* Reads what slot s's child that is not serving yet said: 'r' (it serves),
+ * 'e' and why it cannot (kept in s->error), or EOF (it died).  Returns 1 for
+ * 'r', 0 once it has reported (the pipe is then closed), -1 if nothing came
+ * yet. */
+static int read_ready(slot *s) {
+    char buf[sizeof s->error];
+    ssize_t n = read(s->ready_fd, buf, sizeof buf - 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return -1;
+    close(s->ready_fd);
+    s->ready_fd = -1;
+    if (n > 0 && buf[0] == 'r')
+        return 1;
+    if (n > 1 && buf[0] == 'e') {
+        memcpy(s->error, buf + 1, (size_t)n - 1);
+        s->error[n - 1] = '\0';
+    }
+    return 0;
+}
+
+/* Slot s's starting child serves: a STARTING worker is the slot's; a
+ * replacement takes over, and its predecessor drains (its connections
+ * finish while the new one accepts). */
+static void became_ready(supervisor *sv, slot *s) {
+    if (s->state == SLOT_REPLACING) {
+        kill(s->pid, SIGTERM);
+        s->pid = s->next_pid;
+        s->next_pid = 0;
+        s->started_ms = now_ms();
+        s->deaths = 0;
+    }
+    s->state = SLOT_SERVING;
+    s->start_failures = 0;
+    s->error[0] = '\0';
+    corio_log(CORIO_LOG_INFO, "worker %u (pid %d) serves", slot_index(sv, s), (int)s->pid);
+}
+
+/* The SIGHUP roll, one slot at a time: each slot gets one worker forked
+ * after the SIGHUP (generation sv->gen), which serves before its
+ * predecessor retires.  A slot waiting out a backoff gets its worker now
+ * (the pending restart is cancelled: the slot holds one child at most); a
+ * slot whose worker is starting is rolled once it serves.  Called when the
+ * roll begins and whenever the slot it is at changes state; since the
+ * generation is set at each fork, each slot is tried once and the roll ends. */
+static void roll_step(supervisor *sv) {
+    while (sv->rolling >= 0 && !sv->stopping) {
+        slot *s = &sv->slots[sv->rolling];
+        bool fresh = s->gen == sv->gen;
+        switch (s->state) {
+        case SLOT_STARTING:
+        case SLOT_REPLACING:
+            return; /* on_ready() or on_death() calls again */
+        case SLOT_SERVING:
+            if (!fresh && start_replacement(sv, s))
+                return;
+            break;
+        case SLOT_WAITING:
+            if (!fresh) {
+                uint64_t now = now_ms(), due = s->restart_at > now ? s->restart_at - now : 0;
+                corio_log(CORIO_LOG_INFO, "worker %u: SIGHUP starts it now, not in %llu ms",
+                          (unsigned)sv->rolling, (unsigned long long)due);
+                start_worker(sv, s);
+                if (s->state == SLOT_STARTING)
+                    return;
+            }
+            break;
+        case SLOT_EMPTY:
+            break;
+        }
+        if (++sv->rolling == (int)sv->n) {
+            sv->rolling = -1;
+            corio_log(CORIO_LOG_INFO, "SIGHUP: every worker restarted");
+        }
+    }
+    sv->rolling = -1;
+}
+
+static void on_ready(supervisor *sv, slot *s) {
+    if (read_ready(s) != 1)
+        return; /* it could not start: on_death() follows */
+    became_ready(sv, s);
+    if (sv->rolling == (int)slot_index(sv, s))
+        roll_step(sv);
+}
+
+/* A worker died, not while stopping: the next is forked after a backoff that
+ * doubles with each death in a row, from 100 ms up to 5 s (a worker that
+ * lived 10 s starts the count again). */
+static void schedule_restart(supervisor *sv, slot *s, pid_t pid, const char *how) {
+    uint64_t now = now_ms();
+    if (now - s->started_ms >= HEALTHY_AFTER_MS)
+        s->deaths = 0;
+    unsigned shift = s->deaths < 6 ? s->deaths : 6;
+    uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
+    if (delay > BACKOFF_MAX_MS)
+        delay = BACKOFF_MAX_MS;
+    s->deaths++;
+    s->state = SLOT_WAITING;
+    s->restart_at = now + delay;
+    if (s->start_failures)
+        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s before serving (%s); restarting in %llu ms",
+                  slot_index(sv, s), (int)pid, how, s->error[0] ? s->error : "no reason given",
+                  (unsigned long long)delay);
+    else
+        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s; restarting in %llu ms",
+                  slot_index(sv, s), (int)pid, how, (unsigned long long)delay);
+}
+
+/* START_FAILURES_MAX workers in a row could not serve: stop, and exit 1
+ * with the last one's reason, as a single process that cannot start does. */
+static void give_up(supervisor *sv, slot *s, pid_t pid, const char *how) {
+    corio_log(CORIO_LOG_ERROR,
+              "worker %u could not start, %u times in a row; the last (pid %d) %s: %s; giving up",
+              slot_index(sv, s), s->start_failures, (int)pid, how,
+              s->error[0] ? s->error : "no reason given");
+    sv->code = 1;
+    stop(sv, "cannot start workers");
+}
+
+/* The slot's worker (not a replacement) died. */
+static void worker_died(supervisor *sv, slot *s, pid_t pid, const char *how) {
+    unsigned i = slot_index(sv, s);
+    if (s->state == SLOT_REPLACING) { /* the replacement, already started, takes its place */
+        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s; its replacement (pid %d) takes over", i,
+                  (int)pid, how, (int)s->next_pid);
+        s->pid = s->next_pid;
+        s->next_pid = 0;
+        s->state = SLOT_STARTING;
+        s->started_ms = now_ms();
+        return;
+    }
+    bool served = s->state == SLOT_SERVING;
+    s->pid = 0;
+    s->state = SLOT_EMPTY;
+    if (sv->stopping)
+        return;
+    if (served)
+        s->start_failures = 0;
+    else if (++s->start_failures >= START_FAILURES_MAX)
+        return give_up(sv, s, pid, how);
+    schedule_restart(sv, s, pid, how);
+}
+
+/* Child `pid` of slot s died.  What it wrote on its ready pipe is read
+ * first: it may have served before it died, or said why it could not. */
+static void on_death(supervisor *sv, slot *s, pid_t pid, int status) {
+    char how[96];
+    describe_exit(status, how, sizeof how);
+    pid_t unready = s->state == SLOT_REPLACING ? s->next_pid : s->pid;
+    if (pid == unready && s->ready_fd >= 0 && read_ready(s) == 1)
+        became_ready(sv, s);
+    if (s->ready_fd >= 0 && pid == unready) { /* nothing to read from a dead writer: EOF soon */
+        close(s->ready_fd);
+        s->ready_fd = -1;
+    }
+    if (pid == s->next_pid) {
+        corio_log(CORIO_LOG_ERROR, "replacement worker %u (pid %d) %s (%s); pid %d serves on",
+                  slot_index(sv, s), (int)pid, how, s->error[0] ? s->error : "no reason given",
+                  (int)s->pid);
+        s->next_pid = 0;
+        s->state = SLOT_SERVING;
+        s->error[0] = '\0';
+    } else {
+        worker_died(sv, s, pid, how);
+    }
+    if (sv->rolling == (int)slot_index(sv, s))
+        roll_step(sv);
+}
+
+static void reap(supervisor *sv) {
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        forget_kid(sv, pid);
+        for (unsigned i = 0; i < sv->n; i++) {
+            slot *s = &sv->slots[i];
+            if (pid == s->pid || pid == s->next_pid) {
+                on_death(sv, s, pid, status);
+                break;
+            }
+        } /* no slot's: a retired worker that finished its drain */
+    }
+}
+
 static void handle_signal(supervisor *sv, int signum) {
     switch (signum) {
     case SIGCHLD:
@@ -289,21 +501,19 @@ static void handle_signal(supervisor *sv, int signum) {
         break;
     case SIGTERM:
     case SIGINT:
-        if (sv->stopping)
-            break;
-        sv->stopping = true;
-        sv->kill_at = now_ms() + sv->opts->drain_timeout_ms + KILL_MARGIN_MS;
-        corio_log(CORIO_LOG_INFO, "%s: stopping %u worker(s)",
-                  signum == SIGINT ? "SIGINT" : "SIGTERM", sv->live);
-        signal_all(sv, SIGTERM);
-        close_listeners(sv);
+        stop(sv, signum == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     case SIGHUP:
-        if (sv->stopping || sv->rolling >= 0)
+        if (sv->stopping)
             break;
+        if (sv->rolling >= 0) {
+            corio_log(CORIO_LOG_INFO, "SIGHUP: a rolling restart is under way already");
+            break;
+        }
         corio_log(CORIO_LOG_INFO, "SIGHUP: restarting workers one at a time");
-        sv->rolling = -1;
-        roll_next(sv);
+        sv->gen++;
+        sv->rolling = 0;
+        roll_step(sv);
         break;
     case SIGUSR1:
         signal_all(sv, SIGUSR1);
@@ -311,34 +521,58 @@ static void handle_signal(supervisor *sv, int signum) {
     }
 }
 
+/* Forks the workers whose backoff is over.  Returns when the loop must wake
+ * next (a restart due, or the kill deadline while stopping), or UINT64_MAX. */
+static uint64_t run_timers(supervisor *sv) {
+    uint64_t now = now_ms(), wake = UINT64_MAX;
+    for (unsigned i = 0; i < sv->n; i++) {
+        slot *s = &sv->slots[i];
+        if (s->state == SLOT_WAITING && s->restart_at <= now)
+            start_worker(sv, s);
+        if (s->state == SLOT_WAITING && s->restart_at < wake)
+            wake = s->restart_at; /* fork() failed again: retry later */
+    }
+    if (sv->stopping) {
+        if (now >= sv->kill_at) {
+            corio_log(CORIO_LOG_ERROR, "workers still alive after the drain deadline: killing");
+            signal_all(sv, SIGKILL);
+            sv->kill_at = now + KILL_MARGIN_MS;
+        }
+        if (sv->kill_at < wake)
+            wake = sv->kill_at;
+    }
+    return wake;
+}
+
+/* Acts on one poll() result: the signals first, or one ready pipe.  After
+ * either, the other revents may be stale (a pipe closed, another opened
+ * under the same number): the caller polls again. */
+static void dispatch(supervisor *sv, const struct pollfd *pfds, nfds_t nfds) {
+    if (pfds[0].revents) {
+        unsigned char sigs[64];
+        ssize_t n;
+        while ((n = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
+            for (ssize_t k = 0; k < n; k++)
+                handle_signal(sv, sigs[k]);
+        return;
+    }
+    for (nfds_t k = 1; k < nfds; k++) {
+        if (!pfds[k].revents)
+            continue;
+        for (unsigned i = 0; i < sv->n; i++)
+            if (sv->slots[i].ready_fd == pfds[k].fd) {
+                on_ready(sv, &sv->slots[i]);
+                return;
+            }
+    }
+}
+
 static int loop(supervisor *sv) {
     struct pollfd *pfds = calloc(sv->n + 1, sizeof *pfds);
     if (!pfds)
         return 1;
-    for (;;) {
-        if (sv->stopping && sv->live == 0)
-            break;
-        uint64_t now = now_ms(), wake = UINT64_MAX;
-        for (unsigned i = 0; i < sv->n; i++) {
-            slot *s = &sv->slots[i];
-            if (sv->stopping)
-                s->restart_at = 0; /* dropped: left due, it would make every poll return at once */
-            if (s->restart_at && s->restart_at <= now) {
-                s->restart_at = 0;
-                spawn(sv, s, false);
-            }
-            if (s->restart_at && s->restart_at < wake)
-                wake = s->restart_at;
-        }
-        if (sv->stopping) {
-            if (now >= sv->kill_at) {
-                corio_log(CORIO_LOG_ERROR, "workers still alive after the drain deadline: killing");
-                signal_all(sv, SIGKILL);
-                sv->kill_at = now + KILL_MARGIN_MS;
-            }
-            if (sv->kill_at < wake)
-                wake = sv->kill_at;
-        }
+    while (!sv->stopping || sv->live > 0) {
+        uint64_t wake = run_timers(sv), now = now_ms();
         nfds_t nfds = 0;
         pfds[nfds++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
         for (unsigned i = 0; i < sv->n; i++)
@@ -351,28 +585,30 @@ static int loop(supervisor *sv) {
             corio_log(CORIO_LOG_ERROR, "poll: %s", strerror(errno));
             break;
         }
-        if (r <= 0)
-            continue;
-        if (pfds[0].revents) {
-            unsigned char sigs[64];
-            ssize_t n;
-            while ((n = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
-                for (ssize_t k = 0; k < n; k++)
-                    handle_signal(sv, sigs[k]);
-            /* Signals may have closed ready pipes and opened others under the
-             * same numbers: these revents are stale; poll again. */
-            continue;
-        }
-        for (nfds_t k = 1; k < nfds; k++) {
-            if (!pfds[k].revents)
-                continue;
-            for (unsigned i = 0; i < sv->n; i++)
-                if (sv->slots[i].ready_fd == pfds[k].fd)
-                    on_ready(sv, &sv->slots[i]);
-        }
+        if (r > 0)
+            dispatch(sv, pfds, nfds);
     }
     free(pfds);
-    return sv->live == 0 ? 0 : 1;
+    return sv->live == 0 ? sv->code : 1;
+}
+
+/* One listening socket per slot.  Unix sockets cannot share a path, and an
+ * inherited socket is one: every slot serves the same socket then.  Returns
+ * 0 or a negative code; *port gets the port bound. */
+static int open_listeners(supervisor *sv, uint16_t *port) {
+    const corio__app_opts *o = sv->opts;
+    bool shared = o->unix_path || o->inherited_fd >= 0;
+    for (unsigned i = 0; i < sv->n; i++) {
+        int fd = shared && i > 0        ? sv->slots[0].fd
+                 : o->inherited_fd >= 0 ? o->inherited_fd
+                                        : corio__listen_socket(o, port);
+        if (fd < 0)
+            return fd;
+        if (o->inherited_fd >= 0)
+            *port = (uint16_t)corio__socket_port(fd);
+        sv->slots[i].fd = fd;
+    }
+    return 0;
 }
 
 int corio__supervise(const corio_app *app, const corio__app_opts *o) {
@@ -380,26 +616,17 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     sv.slots = calloc(sv.n, sizeof *sv.slots);
     if (!sv.slots)
         return 1;
-    int rc = install_signals();
+    for (unsigned i = 0; i < sv.n; i++)
+        sv.slots[i] = (slot){.state = SLOT_EMPTY, .fd = -1, .ready_fd = -1};
     uint16_t port = o->port;
-    for (unsigned i = 0; i < sv.n && rc == 0; i++) {
-        sv.slots[i].ready_fd = -1;
-        /* Unix sockets cannot share a path: every slot serves the one socket. */
-        /* Unix sockets cannot share a path, and an inherited socket is one:
-         * every slot serves the same socket then. */
-        bool shared = o->unix_path || o->inherited_fd >= 0;
-        int fd = shared && i > 0        ? sv.slots[0].fd
-                 : o->inherited_fd >= 0 ? o->inherited_fd
-                                        : corio__listen_socket(o, &port);
-        if (fd >= 0 && o->inherited_fd >= 0)
-            port = (uint16_t)corio__socket_port(fd);
-        if (fd < 0)
-            rc = fd;
-        sv.slots[i].fd = fd;
-    }
+    int rc = install_signals();
+    if (rc == 0)
+        rc = open_listeners(&sv, &port);
     if (rc) {
         corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s",
                   o->unix_path ? o->unix_path : o->host, o->port, corio_strerror(rc));
+        close_listeners(&sv);
+        free(sv.slots);
         return 1;
     }
     if (o->inherited_fd >= 0)
@@ -410,12 +637,13 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     else
         corio_log(CORIO_LOG_INFO, "listening on %s:%u with %u workers", o->host, port, sv.n);
     for (unsigned i = 0; i < sv.n; i++)
-        spawn(&sv, &sv.slots[i], false);
+        start_worker(&sv, &sv.slots[i]);
     int code = loop(&sv);
     close_listeners(&sv);
     if (o->unix_path)
         unlink(o->unix_path);
     free(sv.slots);
+    free(sv.kids);
     corio_log(CORIO_LOG_INFO, "supervisor exits (%d)", code);
     return code;
 }

@@ -1,6 +1,8 @@
 /* A worker process: one corio loop, one server, signal handling through
  * libuv (see corio/app.h for what each signal does). */
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,7 +21,36 @@ typedef struct worker {
     corio_tls_ctx *tls;
     int stop_signal;
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
+    char error[240]; /* why it cannot serve: the first failure, for the supervisor */
 } worker;
+
+/* Logs why the worker cannot serve, and keeps the first such reason: under a
+ * supervisor, a worker that never became ready sends it through its ready
+ * pipe (report_not_ready), so that a supervisor that gives up can say why. */
+__attribute__((format(printf, 2, 3))) static void fail(worker *w, const char *fmt, ...) {
+    char msg[sizeof w->error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    corio_log(CORIO_LOG_ERROR, "%s", msg);
+    if (!w->error[0])
+        memcpy(w->error, msg, sizeof msg);
+}
+
+/* The ready pipe's other message: 'e' and the reason, in one write (under
+ * PIPE_BUF, so it arrives whole), instead of the 'r' of a worker that serves. */
+static void report_not_ready(worker *w, int rc) {
+    if (!w->error[0])
+        snprintf(w->error, sizeof w->error, "worker failed: %s",
+                 rc < 0 ? corio_strerror(rc) : "ended before serving");
+    char msg[sizeof w->error + 1];
+    int len = snprintf(msg, sizeof msg, "e%s", w->error);
+    ssize_t n = write(w->ready_fd, msg, (size_t)len);
+    (void)n; /* a supervisor that is gone cannot be told */
+    close(w->ready_fd);
+    w->ready_fd = -1;
+}
 
 /* SIGHUP in a single process: new connections get the certificate now on
  * disk; if it cannot be loaded the old one stays (tls_ctx_reload). */
@@ -79,13 +110,15 @@ static int worker_main(void *arg) {
         rc = watch(w, &w->sig_hup, SIGHUP);
     if (rc == 0)
         rc = watch(w, &w->sig_usr1, SIGUSR1);
+    if (rc)
+        fail(w, "cannot watch signals: %s", corio_strerror(rc));
     if (rc == 0 && o->tls_cert) {
         corio_tls_server_opts to = {
             .cert_file = o->tls_cert, .key_file = o->tls_key, .alpn = w->app->tls_alpn};
         rc = corio_tls_ctx_new_server(&w->tls, &to);
         if (rc)
-            corio_log(CORIO_LOG_ERROR, "cannot load the TLS certificate %s / key %s: %s",
-                      o->tls_cert, o->tls_key, corio_strerror(rc));
+            fail(w, "cannot load the TLS certificate %s / key %s: %s", o->tls_cert, o->tls_key,
+                 corio_strerror(rc));
     }
     corio_server *srv = NULL;
     if (rc == 0) {
@@ -102,11 +135,9 @@ static int worker_main(void *arg) {
         };
         rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
         if (rc && o->unix_path)
-            corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path,
-                      corio_strerror(rc));
+            fail(w, "cannot listen on unix:%s: %s", o->unix_path, corio_strerror(rc));
         else if (rc)
-            corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s", o->host, o->port,
-                      corio_strerror(rc));
+            fail(w, "cannot listen on %s:%u: %s", o->host, o->port, corio_strerror(rc));
     }
     if (rc == 0) {
         if (w->listen_fd < 0 && o->inherited_fd >= 0) {
@@ -156,6 +187,8 @@ int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen
      * size is pooled, and connections come and go (and resume) often. */
     corio_run_opts ro = {.stack_size = app->conn_stack_size};
     int rc = corio_run_ex(&ro, worker_main, &w);
+    if (w.ready_fd >= 0)
+        report_not_ready(&w, rc);
     if (rc < 0) {
         corio_log(CORIO_LOG_ERROR, "worker failed: %s", corio_strerror(rc));
         return 1;
