@@ -449,6 +449,269 @@ static void test_idle_connection_parks_without_a_task(void **state) {
     corio_test_run(idle_main, NULL);
 }
 
+/* ---- addresses; the contract's error codes --------------------------------------------------- */
+
+/* Records the server side's view of the connection's two ends, then waits
+ * for the client to finish. */
+typedef struct names {
+    char local[64], peer[64];
+    int local_rc, peer_rc;
+} names;
+
+static int record_names(corio_stream *s, void *arg) {
+    names *n = arg;
+    n->local_rc = corio_stream_local_name(s, n->local, sizeof n->local);
+    n->peer_rc = corio_stream_peer_name(s, n->peer, sizeof n->peer);
+    char b;
+    int rc = corio_stream_write(s, "n", 1);
+    while (rc == 0)
+        rc = corio_stream_read(s, &b, 1) < 0 ? 1 : 0; /* until the client closes */
+    return 0;
+}
+
+static int names_main(void *arg) {
+    int *failed_line = arg;
+#define NAMES_CHECK(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond) && !*failed_line)                                                              \
+            *failed_line = __LINE__;                                                               \
+    } while (0)
+    names srv_names = {0};
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(record_names, &srv_names, &srv, &c);
+    if (rc)
+        return rc;
+    char b, local[64], peer[64], want[64], tiny[8];
+    NAMES_CHECK(corio_stream_read_exactly(c, &b, 1) == 0); /* the handler has recorded */
+    NAMES_CHECK(corio_stream_local_name(c, local, sizeof local) == 0);
+    NAMES_CHECK(corio_stream_peer_name(c, peer, sizeof peer) == 0);
+    snprintf(want, sizeof want, "127.0.0.1:%d", corio_server_port(srv));
+    NAMES_CHECK(strcmp(peer, want) == 0);                 /* the client's peer: the server */
+    NAMES_CHECK(strncmp(local, "127.0.0.1:", 10) == 0);   /* its own: an ephemeral port */
+    NAMES_CHECK(strcmp(local, want) != 0);
+    NAMES_CHECK(srv_names.local_rc == 0 && strcmp(srv_names.local, want) == 0);
+    NAMES_CHECK(srv_names.peer_rc == 0 && strcmp(srv_names.peer, local) == 0);
+    /* A buffer too small for "127.0.0.1:NNNNN": ERANGE, either end. */
+    NAMES_CHECK(corio_stream_local_name(c, tiny, sizeof tiny) == CORIO_ERANGE);
+    NAMES_CHECK(corio_stream_peer_name(c, tiny, sizeof tiny) == CORIO_ERANGE);
+    corio_stream_close(c);
+    return corio_server_shutdown(srv, 1000);
+#undef NAMES_CHECK
+}
+
+static void test_local_and_peer_names_of_both_ends(void **state) {
+    (void)state;
+    int failed_line = 0;
+    corio_test_run(names_main, &failed_line);
+    if (failed_line)
+        fail_msg("check at line %d failed", failed_line);
+}
+
+/* A handler that never writes and waits for the client to go. */
+static int silent_handler(corio_stream *s, void *arg) {
+    (void)arg;
+    char buf[4096];
+    int rc;
+    while ((rc = corio_stream_read(s, buf, sizeof buf)) > 0) {
+    }
+    return 0;
+}
+
+typedef struct busy_state {
+    corio_stream *c;
+    int first_rc, second_rc, late_rc;
+} busy_state;
+
+static int first_reader(void *arg) {
+    busy_state *st = arg;
+    char b;
+    st->first_rc = corio_stream_read(st->c, &b, 1);
+    return 0;
+}
+
+/* Two tasks reading one stream: the second (read or fill) gets EBUSY and the
+ * first keeps its place, until another task's close wakes it with ECLOSED
+ * (the one way to see ECLOSED: a closed stream is freed, so no call can be
+ * made on it afterwards). */
+static int busy_main(void *arg) {
+    busy_state *st = arg;
+    corio_server *srv;
+    int rc = serve_and_connect(silent_handler, NULL, &srv, &st->c);
+    if (rc)
+        return rc;
+    corio_task *t;
+    if ((rc = corio_spawn(&t, "first-reader", first_reader, st)) == 0) {
+        corio_yield(); /* it parks: the server sends nothing */
+        char b;
+        st->second_rc = corio_stream_read(st->c, &b, 1);
+        st->late_rc = corio_stream_fill(st->c); /* the same rule */
+        corio_stream_close(st->c);              /* wakes the parked reader */
+        corio_await(t);
+        corio_task_release(t);
+    } else {
+        corio_stream_close(st->c);
+    }
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return rc ? rc : rc2;
+}
+
+static void test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed(void **state) {
+    (void)state;
+    busy_state st = {0};
+    corio_test_run(busy_main, &st);
+    assert_int_equal(st.second_rc, CORIO_EBUSY);
+    assert_int_equal(st.late_rc, CORIO_EBUSY);
+    assert_int_equal(st.first_rc, CORIO_ECLOSED);
+}
+
+/* A handler that reads nothing until the event is set. */
+static int wait_without_reading(corio_stream *s, void *arg) {
+    (void)s;
+    return corio_event_wait(arg);
+}
+
+typedef struct wclosed_state {
+    corio_stream *c;
+    int writer_rc;
+    size_t queued_when_parked;
+} wclosed_state;
+
+/* Writes until the write fails: the server never reads, so once the kernel's
+ * buffers are full it parks under backpressure. */
+static int flooding_writer(void *arg) {
+    wclosed_state *st = arg;
+    static char block[256 * 1024];
+    int rc;
+    while ((rc = corio_stream_write(st->c, block, sizeof block)) == 0) {
+    }
+    st->writer_rc = rc;
+    return 0;
+}
+
+static int wclosed_main(void *arg) {
+    wclosed_state *st = arg;
+    corio_server *srv;
+    corio_event never_read;
+    corio_event_init(&never_read);
+    int rc = serve_and_connect(wait_without_reading, &never_read, &srv, &st->c);
+    if (rc)
+        return rc;
+    corio_stream_opts o = {.write_high_water = 4096};
+    corio_stream_configure(st->c, &o);
+    corio_task *t;
+    if ((rc = corio_spawn(&t, "flooding-writer", flooding_writer, st)) != 0) {
+        corio_stream_close(st->c);
+    } else {
+        /* A write returns only with at most write_high_water queued: more
+         * than that queued means the writer is parked. */
+        while (corio_stream_write_queued(st->c) <= 4096 && st->writer_rc == 0)
+            corio_yield();
+        st->queued_when_parked = corio_stream_write_queued(st->c);
+        corio_stream_close(st->c);
+        corio_await(t);
+        corio_task_release(t);
+    }
+    corio_event_set(&never_read);
+    int rc2 = corio_server_shutdown(srv, 1000);
+    return rc ? rc : rc2;
+}
+
+static void test_close_wakes_a_parked_writer_with_eclosed(void **state) {
+    (void)state;
+    wclosed_state st = {0};
+    corio_test_run(wclosed_main, &st);
+    assert_true(st.queued_when_parked > 4096);
+    assert_int_equal(st.writer_rc, CORIO_ECLOSED);
+}
+
+/* Sends its argument (a C string), then reads until the client goes. */
+static int send_then_wait(corio_stream *s, void *arg) {
+    int rc = corio_stream_write(s, arg, strlen(arg));
+    char b;
+    while (rc == 0)
+        rc = corio_stream_read(s, &b, 1) < 0 ? 1 : 0;
+    return 0;
+}
+
+typedef struct range_state {
+    int until_rc, fill_rc, exact_rc, tail_rc;
+    size_t buffered, tail_len;
+    char held[16], exact[16], tail[16];
+} range_state;
+
+/* A read buffer capped at 8 bytes and 20 bytes without a newline:
+ * read_until finds none within min(cap, read_buffer_max) = 8 bytes (ERANGE,
+ * nothing consumed), fill at the cap is ERANGE, and reading on works. */
+static int range_main(void *arg) {
+    range_state *st = arg;
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(send_then_wait, "0123456789abcdefghij", &srv, &c);
+    if (rc)
+        return rc;
+    corio_stream_opts o = {.read_buffer_max = 8};
+    corio_stream_configure(c, &o);
+    char line[64];
+    size_t n = 99;
+    st->until_rc = corio_stream_read_until(c, "\n", 1, line, sizeof line, &n);
+    const char *p = corio_stream_buffered(c, &st->buffered);
+    if (p && st->buffered <= 8)
+        memcpy(st->held, p, st->buffered);
+    st->fill_rc = corio_stream_fill(c);
+    st->exact_rc = corio_stream_read_exactly(c, st->exact, 16);
+    st->tail_rc = corio_stream_read_until(c, "j", 1, st->tail, sizeof st->tail, &st->tail_len);
+    corio_stream_close(c);
+    return corio_server_shutdown(srv, 1000);
+}
+
+static void test_read_buffer_limit_gives_erange_and_consumes_nothing(void **state) {
+    (void)state;
+    range_state st = {0};
+    corio_test_run(range_main, &st);
+    assert_int_equal(st.until_rc, CORIO_ERANGE);
+    assert_int_equal(st.buffered, 8);
+    assert_memory_equal(st.held, "01234567", 8);
+    assert_int_equal(st.fill_rc, CORIO_ERANGE);
+    assert_int_equal(st.exact_rc, 0);
+    assert_memory_equal(st.exact, "0123456789abcdef", 16);
+    assert_int_equal(st.tail_rc, 0);
+    assert_int_equal(st.tail_len, 4);
+    assert_memory_equal(st.tail, "ghij", 4);
+}
+
+static int addr_in_use_main(void *arg) {
+    int *rc_out = arg;
+    corio_server *a, *b = NULL;
+    int rc = start_echo(&a, 0);
+    if (rc)
+        return rc;
+    corio_server_opts o = {.host = "127.0.0.1", .port = (uint16_t)corio_server_port(a)};
+    rc_out[0] = corio_server_start(&b, &o, echo_handler, NULL);
+    if (rc_out[0] == 0)
+        corio_server_shutdown(b, 0);
+    /* The first server is unaffected: it still answers. */
+    corio_stream *c;
+    rc = connect_to(a, &c);
+    char back[2];
+    if (rc == 0) {
+        rc = corio_stream_write(c, "ok", 2);
+        if (rc == 0)
+            rc = corio_stream_read_exactly(c, back, 2);
+        corio_stream_close(c);
+    }
+    rc_out[1] = rc;
+    return corio_server_shutdown(a, 1000);
+}
+
+static void test_server_start_on_a_port_in_use_fails_with_eaddrinuse(void **state) {
+    (void)state;
+    int rc[2] = {1, 1};
+    corio_test_run(addr_in_use_main, rc);
+    assert_int_equal(rc[0], CORIO_EADDRINUSE);
+    assert_int_equal(rc[1], 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_8mib_random_write_sizes),
@@ -458,6 +721,11 @@ int main(void) {
         cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
         cmocka_unit_test(test_idle_connection_parks_without_a_task),
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
+        cmocka_unit_test(test_local_and_peer_names_of_both_ends),
+        cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),
+        cmocka_unit_test(test_close_wakes_a_parked_writer_with_eclosed),
+        cmocka_unit_test(test_read_buffer_limit_gives_erange_and_consumes_nothing),
+        cmocka_unit_test(test_server_start_on_a_port_in_use_fails_with_eaddrinuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
