@@ -11,6 +11,8 @@
 
 #include "corio_test.h"
 
+#include <uv.h>
+
 /* ---- helpers ----------------------------------------------------------------- */
 
 /* Lets every ready task run until it parks (n rounds of the ready queue). */
@@ -776,6 +778,98 @@ static void test_queue_free_busy_and_invalid_capacity(void **state) {
     assert_int_equal(c.rc[0], CORIO_ECLOSED);
 }
 
+/* ---- awaits outside a task ---------------------------------------------------------- */
+
+/* Every awaiting call of each primitive, made where no task runs, with the
+ * primitive in the state where the call would not even wait (a free lock, a
+ * set event, a free permit, room and an item in the queue): each is
+ * CORIO_ENOTASK and changes nothing. */
+typedef struct notask_result {
+    int lock_acquire, lock_try, event_wait_clear, event_wait_set, sem_acquire_free,
+        sem_acquire_none, queue_put, queue_get;
+    bool unchanged;
+} notask_result;
+
+typedef struct notask_ctx {
+    corio_lock lock;
+    corio_event clear_ev, set_ev;
+    corio_semaphore free_sem, empty_sem;
+    corio_queue *q;
+    int item;
+    notask_result outside_run, in_callback;
+    uv_timer_t timer;
+    corio_event timer_done;
+} notask_ctx;
+
+static void notask_prepare(notask_ctx *c) {
+    corio_lock_init(&c->lock);
+    corio_event_init(&c->clear_ev);
+    corio_event_init(&c->set_ev);
+    corio_event_set(&c->set_ev);
+    corio_semaphore_init(&c->free_sem, 1);
+    corio_semaphore_init(&c->empty_sem, 0);
+}
+
+static void notask_calls(notask_ctx *c, notask_result *r) {
+    void *got = NULL;
+    size_t queued = corio_queue_size(c->q);
+    r->lock_acquire = corio_lock_acquire(&c->lock);
+    r->lock_try = corio_lock_try_acquire(&c->lock);
+    r->event_wait_clear = corio_event_wait(&c->clear_ev);
+    r->event_wait_set = corio_event_wait(&c->set_ev);
+    r->sem_acquire_free = corio_semaphore_acquire(&c->free_sem);
+    r->sem_acquire_none = corio_semaphore_acquire(&c->empty_sem);
+    r->queue_put = corio_queue_put(c->q, &c->item);
+    r->queue_get = corio_queue_get(c->q, &got);
+    r->unchanged = !corio_lock_locked(&c->lock) && corio_semaphore_value(&c->free_sem) == 1 &&
+                   corio_semaphore_value(&c->empty_sem) == 0 &&
+                   corio_queue_size(c->q) == queued && got == NULL;
+}
+
+static void notask_on_timer(uv_timer_t *h) {
+    notask_ctx *c = h->data;
+    notask_calls(c, &c->in_callback); /* on the loop's own stack */
+    uv_close((uv_handle_t *)h, NULL);
+    corio_event_set(&c->timer_done);
+}
+
+static int notask_main(void *arg) {
+    notask_ctx *c = arg;
+    corio_event_init(&c->timer_done);
+    SOFT(uv_timer_init(corio_uv_loop(), &c->timer) == 0);
+    c->timer.data = c;
+    SOFT(uv_timer_start(&c->timer, notask_on_timer, 0, 0) == 0);
+    return corio_event_wait(&c->timer_done);
+}
+
+static void assert_notask(const notask_result *r) {
+    assert_int_equal(r->lock_acquire, CORIO_ENOTASK);
+    assert_int_equal(r->lock_try, CORIO_ENOTASK);
+    assert_int_equal(r->event_wait_clear, CORIO_ENOTASK);
+    assert_int_equal(r->event_wait_set, CORIO_ENOTASK);
+    assert_int_equal(r->sem_acquire_free, CORIO_ENOTASK);
+    assert_int_equal(r->sem_acquire_none, CORIO_ENOTASK);
+    assert_int_equal(r->queue_put, CORIO_ENOTASK);
+    assert_int_equal(r->queue_get, CORIO_ENOTASK);
+    assert_true(r->unchanged);
+}
+
+static void test_sync_awaits_outside_a_task_fail_with_enotask(void **state) {
+    (void)state;
+    notask_ctx c;
+    memset(&c, 0, sizeof c);
+    notask_prepare(&c);
+    assert_int_equal(corio_queue_new(&c.q, 4), 0);
+    assert_int_equal(corio_queue_try_put(c.q, &c.item), 0); /* an item to get, room to put */
+    /* Outside corio_run. */
+    notask_calls(&c, &c.outside_run);
+    /* Inside corio_run, in a libuv callback. */
+    corio_test_run_checked(notask_main, &c);
+    assert_int_equal(corio_queue_free(c.q), 0);
+    assert_notask(&c.outside_run);
+    assert_notask(&c.in_callback);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lock_mutual_exclusion_across_yields),
@@ -795,6 +889,7 @@ int main(void) {
         cmocka_unit_test(test_queue_cancelled_getter_loses_nothing),
         cmocka_unit_test(test_queue_cancelled_putter_item_never_queued),
         cmocka_unit_test(test_queue_free_busy_and_invalid_capacity),
+        cmocka_unit_test(test_sync_awaits_outside_a_task_fail_with_enotask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -920,6 +920,56 @@ static void test_stack_size_set_default_rejects_bad_sizes(void **state) {
     assert_int_equal(st.default_stack, corio__stack_round(saved_default + 1));
 }
 
+/* ---- references ----------------------------------------------------------------------- */
+
+typedef struct retain_state {
+    bool same, null_ok, done;
+    int result, ran_unreferenced;
+    char name[16];
+} retain_state;
+
+static int return_five(void *arg) {
+    (void)arg;
+    corio_yield();
+    return 5;
+}
+
+static int retain_main(void *arg) {
+    retain_state *st = arg;
+    corio_task *t;
+    if (corio_spawn(&t, "retained", return_five, NULL))
+        return -1;
+    st->same = corio_task_retain(t) == t;
+    corio_task_release(t); /* the spawn's reference: the retained one keeps t */
+    corio_await(t);
+    corio_yield(); /* were that the last reference, t would be freed by now */
+    st->done = corio_task_done(t);
+    st->result = corio_future_result(corio_task_future(t));
+    snprintf(st->name, sizeof st->name, "%s", corio_task_name(t));
+    corio_task_release(t); /* the last: freed (valgrind and ASan see a leak or a double free) */
+    st->null_ok = corio_task_retain(NULL) == NULL;
+    corio_task_release(NULL);
+    /* Every reference dropped before the task ran: it still runs to its end. */
+    corio_task *u;
+    if (corio_spawn(&u, "unreferenced", mark_ran, &st->ran_unreferenced))
+        return -1;
+    corio_task_release(corio_task_retain(u));
+    corio_task_release(u);
+    return corio_yield();
+}
+
+static void test_task_retain_keeps_an_ended_task_until_released(void **state) {
+    (void)state;
+    retain_state st = {0};
+    corio_test_run(retain_main, &st);
+    assert_true(st.same);
+    assert_true(st.done);
+    assert_int_equal(st.result, 5);
+    assert_string_equal(st.name, "retained");
+    assert_true(st.null_ok);
+    assert_int_equal(st.ran_unreferenced, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawn_is_fifo_and_runs_nothing_until_scheduled),
@@ -940,6 +990,7 @@ int main(void) {
         cmocka_unit_test(test_open_uv_handle_makes_run_return_ebusy),
         cmocka_unit_test(test_tasks_dump_lists_live_tasks),
         cmocka_unit_test(test_spawn_stack_size_is_honoured),
+        cmocka_unit_test(test_task_retain_keeps_an_ended_task_until_released),
         cmocka_unit_test_teardown(test_stack_size_set_default_rejects_bad_sizes,
                                   restore_default_stack_size),
     };
