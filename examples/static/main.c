@@ -86,7 +86,8 @@ static int redirect_to_dir(corio_req *req, corio_res *res) {
         } else if (n && !(n == 1 && path.ptr[i] == '.')) {
             *p++ = '/';
             for (size_t k = i; k < j; k++)
-                p = put_byte(p, (unsigned char)path.ptr[k], segment_char((unsigned char)path.ptr[k]));
+                p = put_byte(p, (unsigned char)path.ptr[k],
+                             segment_char((unsigned char)path.ptr[k]));
         }
         i = j + 1;
     }
