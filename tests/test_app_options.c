@@ -431,8 +431,7 @@ static noread_result parse_unreadable(const char *flag) {
     if (pid == 0) {
         noread_result r = {.rc = 1};
         close(fds[0]);
-        if (geteuid() == 0 &&
-            (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
             _exit(3);
         r.dropped = getuid() != 0 && geteuid() != 0;
         int fd = open(path, O_RDONLY);
@@ -441,7 +440,8 @@ static noread_result parse_unreadable(const char *flag) {
             close(fd);
         corio__app_opts o;
         bool cert = strcmp(flag, "--tls-cert") == 0;
-        r.rc = PARSE(&o, "--tls-cert", cert ? path : cert_path, "--tls-key", cert ? key_path : path);
+        r.rc =
+            PARSE(&o, "--tls-cert", cert ? path : cert_path, "--tls-key", cert ? key_path : path);
         snprintf(r.err, sizeof r.err, "%s", err);
         _exit(write(fds[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 4);
     }

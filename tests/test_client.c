@@ -93,7 +93,8 @@ static void test_connect_to_a_closed_port_is_refused(void **state) {
     assert_true(rc[1]);
 }
 
-/* ---- a connect that never completes ----------------------------------------------------------- */
+/* ---- a connect that never completes -----------------------------------------------------------
+ */
 
 typedef struct timeout_state {
     int first_rc, timeout_rc, scope_rc;
@@ -139,7 +140,8 @@ static void test_connect_that_never_completes_times_out(void **state) {
     assert_int_equal(st.scope_rc, CORIO_ETIMEDOUT);
 }
 
-/* ---- serving on a Unix socket, corio_connect_unix ------------------------------------------------ */
+/* ---- serving on a Unix socket, corio_connect_unix
+ * ------------------------------------------------ */
 
 typedef struct unix_state {
     char path[108];

@@ -487,8 +487,8 @@ static int names_main(void *arg) {
     NAMES_CHECK(corio_stream_local_name(c, local, sizeof local) == 0);
     NAMES_CHECK(corio_stream_peer_name(c, peer, sizeof peer) == 0);
     snprintf(want, sizeof want, "127.0.0.1:%d", corio_server_port(srv));
-    NAMES_CHECK(strcmp(peer, want) == 0);                 /* the client's peer: the server */
-    NAMES_CHECK(strncmp(local, "127.0.0.1:", 10) == 0);   /* its own: an ephemeral port */
+    NAMES_CHECK(strcmp(peer, want) == 0);               /* the client's peer: the server */
+    NAMES_CHECK(strncmp(local, "127.0.0.1:", 10) == 0); /* its own: an ephemeral port */
     NAMES_CHECK(strcmp(local, want) != 0);
     NAMES_CHECK(srv_names.local_rc == 0 && strcmp(srv_names.local, want) == 0);
     NAMES_CHECK(srv_names.peer_rc == 0 && strcmp(srv_names.peer, local) == 0);

@@ -822,8 +822,8 @@ static void notask_calls(notask_ctx *c, notask_result *r) {
     r->queue_put = corio_queue_put(c->q, &c->item);
     r->queue_get = corio_queue_get(c->q, &got);
     r->unchanged = !corio_lock_locked(&c->lock) && corio_semaphore_value(&c->free_sem) == 1 &&
-                   corio_semaphore_value(&c->empty_sem) == 0 &&
-                   corio_queue_size(c->q) == queued && got == NULL;
+                   corio_semaphore_value(&c->empty_sem) == 0 && corio_queue_size(c->q) == queued &&
+                   got == NULL;
 }
 
 static void notask_on_timer(uv_timer_t *h) {
