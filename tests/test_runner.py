@@ -26,8 +26,6 @@ import harness
 from harness import (HOST, CaseFailure, check, clean_env, kill_all, make_cert, pick,
                      raise_fd_limit, run_case, summary, wait_until)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 ARGS = None  # parsed command line: .echo, .chat
 
 
@@ -64,11 +62,27 @@ class Server(harness.Server):
         return wait_until(ok, timeout, "%d worker processes" % n)
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds (/proc/PID/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+def runnable_seconds(pid):
+    """How long the process's main thread (where its loop runs) has been
+    runnable: on a CPU or waiting in a run queue for one (/proc/PID/schedstat,
+    the first two fields, in ns).  A loop that spins is runnable all the time
+    whether or not a loaded machine gives it a CPU, while one that sleeps is
+    runnable only while it handles a wake-up: unlike CPU time, this tells the
+    two apart on a busy machine too."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, pid)) as f:
+        on_cpu, queued = f.read().split()[:2]
+    return (int(on_cpu) + int(queued)) / 1e9
+
+
+def check_sleeps(pid, window, what):
+    """Asserts that `pid` slept for most of `window` (from runnable_seconds
+    before and a monotonic time: (runnable0, t0)): a spinning loop is runnable
+    for all of it, a sleeping one for a few wake-ups.  Half the window
+    separates the two with room for any load."""
+    runnable0, t0 = window
+    busy = runnable_seconds(pid) - runnable0
+    span = time.monotonic() - t0
+    check(busy < span / 2, "%s was runnable for %.2f s of %.2f s: it spins" % (what, busy, span))
 
 
 def open_fds(pid):
@@ -520,24 +534,23 @@ def case_max_conns_holds_third_connection():
 
 def case_emfile_no_spin_and_recovery():
     """At the fd limit (RLIMIT_NOFILE 64) with more clients than fds, the
-    server does not spin (< 0.5 s CPU per second while connections keep
-    arriving), and serves again by itself once clients close."""
+    server does not spin (it sleeps for most of a second while connections
+    keep arriving: runnable_seconds), and serves again by itself once
+    clients close."""
     with Server(ARGS.echo, nofile=64) as srv:
         held = []
         try:
             for _ in range(100):
                 held.append(connect(srv.port))
             wait_until(lambda: open_fds(srv.pid) >= 62, 5, "the server to reach its fd limit")
-            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
-            while time.monotonic() - t0 < 1.0:  # the measuring window, more clients arriving
+            window = runnable_seconds(srv.pid), time.monotonic()
+            for _ in range(10):  # the measuring window, more clients arriving
                 try:
                     held.append(connect(srv.port, timeout=1))
                 except OSError:
                     pass
-                time.sleep(0.05)
-            cpu1, t1 = cpu_seconds(srv.pid), time.monotonic()
-            rate = (cpu1 - cpu0) / (t1 - t0)
-            check(rate < 0.5, "server burns %.2f s of CPU per second at the fd limit" % rate)
+                time.sleep(0.1)
+            check_sleeps(srv.pid, window, "the server at the fd limit")
             check(srv.alive(), "server died at the fd limit")
         finally:
             for s in held:
@@ -653,28 +666,31 @@ def case_killed_worker_restarted_others_serve():
 
 def case_sigterm_during_restart_backoff_no_spin():
     """SIGTERM while a killed worker's restart is pending (100 ms backoff): the
-    restart is dropped, and the supervisor sleeps (< 0.3 s CPU per second)
-    while the other worker drains its open connections; exit code 0."""
-    with Server(ARGS.echo, "--workers", "2", "--drain-timeout", "2s") as srv:
+    restart is dropped, and the supervisor sleeps (runnable_seconds) while
+    the other worker drains the connections the test holds open; once they
+    close, everything exits 0, and no worker was started after the SIGTERM."""
+    with Server(ARGS.echo, "--workers", "2", "--drain-timeout", "30s") as srv:
         workers = srv.wait_children(2)
         socks, _ = open_until_both_own(srv, workers, srv.port, want=8)
         try:
             mark = srv.mark()
             os.kill(workers[0], signal.SIGKILL)
-            srv.wait_log(r"killed by signal 9 .*restarting in", 2, mark)
+            srv.wait_log(r"killed by signal 9 .*restarting in", 5, mark)
             os.kill(srv.pid, signal.SIGTERM)
-            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
-            wait_until(lambda: time.monotonic() - t0 >= 1.0, 2, "the measuring window")
-            check(srv.alive(), "exited before the drain deadline: the window measured nothing")
-            rate = (cpu_seconds(srv.pid) - cpu0) / (time.monotonic() - t0)
-            check(rate < 0.3, "supervisor burns %.2f s of CPU per second while draining" % rate)
-            code = srv.proc.wait(timeout=5)
-            check(code == 0, "exit code %s" % code)
-            check(srv.count_log(r"worker \d+ started", mark) == 0,
-                  "a worker was started while stopping")
+            srv.wait_log(r"SIGTERM: stopping", 5, mark)
+            window = runnable_seconds(srv.pid), time.monotonic()
+            # The drain cannot end while the test holds connections open
+            # (the drain timeout is far off): the window is inside the drain.
+            wait_until(lambda: time.monotonic() - window[1] >= 1.0, 5, "the measuring window")
+            check(srv.alive(), "exited with connections still open")
+            check_sleeps(srv.pid, window, "the supervisor, draining")
         finally:
             for s in socks:
                 s.close()
+        code = srv.wait_exit(10, " after its connections closed")
+        check(code == 0, "exit code %s" % code)
+        check(srv.count_log(r"worker \d+ started", mark) == 0,
+              "a worker was started while stopping")
 
 
 def process_gone(pid):
@@ -698,18 +714,134 @@ def case_supervisor_killed_workers_exit():
                    "the orphaned workers to exit")
 
 
+STARTED_RE = re.compile(r"worker (\d+) started \(pid (\d+)\)")
+
+
+def started_workers(srv, start=0):
+    """(slot, pid) of every worker the supervisor logged as started, from
+    log line `start` on."""
+    with srv.cond:
+        lines = srv.lines[start:]
+    return [(int(m.group(1)), int(m.group(2))) for m in map(STARTED_RE.search, lines) if m]
+
+
+def case_sighup_in_restart_backoff_no_orphan():
+    """Regression (issue 15, #6): worker 0 is killed five times in a row, each
+    time once it serves, so that its next restart waits out a long backoff
+    (1.6 s); SIGHUP comes inside that backoff, then SIGTERM.  The roll starts
+    slot 0's worker itself and cancels the pending restart: after the roll
+    exactly two workers exist, and none is forked when the restart would have
+    been due; on SIGTERM the supervisor exits 0 without having to kill
+    anyone, and every worker that ever ran has exited.  (Both used to fork:
+    the roll's worker was overwritten, never got SIGTERM, kept serving, and
+    the supervisor logged "killing" for ever.)"""
+    with Server(ARGS.echo, "--workers", "2", "--drain-timeout", "2s") as srv:
+        killed = []
+        started = srv.wait_log(r"worker 0 started \(pid (\d+)\)", 5)
+        for k in range(5):
+            victim = int(started.group(1))
+            kids = srv.wait_children(2, exclude=killed)
+            check(victim in kids, "worker 0 (pid %d) is not among the children %s" % (victim, kids))
+            # Each one serves before it dies: one killed while it starts
+            # would count as a worker that cannot start (case below).
+            socks, _ = open_until_both_own(srv, kids, srv.port, want=2)
+            for s in socks:
+                s.close()
+            mark = srv.mark()
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            m = srv.wait_log(r"worker 0 \(pid %d\) was killed by signal 9 .*; restarting in (\d+) ms"
+                             % victim, 5, mark)
+            if k < 4:
+                started = srv.wait_log(r"worker 0 started \(pid (\d+)\)", 5, mark)
+        due = time.monotonic() + int(m.group(1)) / 1000
+        hup = srv.mark()
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_log(r"SIGHUP: every worker restarted", 10, hup)
+        rolled = srv.mark()
+        while time.monotonic() < due + 1.0:  # past the cancelled restart's due time
+            extra = started_workers(srv, rolled)
+            check(not extra, "worker(s) %s forked after the roll: a third worker (log:\n%s)"
+                  % (extra, srv.tail(8)))
+            time.sleep(0.02)
+        check(srv.count_log(r"worker 0: SIGHUP starts it now", hup) == 1,
+              "the SIGHUP did not come inside the backoff: the case tested nothing")
+        new = started_workers(srv, hup)
+        check(sorted(slot for slot, _ in new) == [0, 1], "the roll started %s" % new)
+        before = [pid for _, pid in started_workers(srv, 0)[:-len(new)]]
+        kids = srv.wait_children(2, exclude=before)
+        check(sorted(kids) == sorted(pid for _, pid in new),
+              "children %s, the roll started %s" % (kids, new))
+        everyone = [pid for _, pid in started_workers(srv)]
+        term = srv.mark()
+        os.kill(srv.pid, signal.SIGTERM)
+        try:
+            code = srv.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("supervisor still running 15 s after SIGTERM, children %s:\n%s"
+                              % (srv.children(), srv.tail(5))) from None
+        check(code == 0, "exit code %s after SIGTERM" % code)
+        check(srv.count_log(r"still alive after the drain deadline", term) == 0,
+              "the supervisor had to kill workers")
+        # Before Server.kill() kills the process group: an orphan would still run.
+        wait_until(lambda: all(process_gone(p) for p in everyone), 5,
+                   "every worker that ever ran to exit")
+
+
+def case_worker_that_cannot_start_supervisor_gives_up():
+    """Regression (issue 15, #7): a certificate file that holds no
+    certificate.  One process exits 1; with --workers 2 every worker fails
+    before it serves, and after five failures in a row in a slot (the bound
+    documented in corio/app.h) the supervisor stops and exits 1 too, instead
+    of restarting workers for ever behind listening sockets that queue
+    clients nobody serves; its giving-up line names the worker's own error."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="corio-runner-bad-")
+    try:
+        bad = os.path.join(d, "bad.pem")
+        with open(bad, "w") as f:
+            f.write("not a certificate\n")
+        r = run_cli(ARGS.echo, ["--port", "0", "--tls-cert", bad, "--tls-key", bad])
+        check(r.returncode == 1, "one process: exit %d, expected 1" % r.returncode)
+        with Server(ARGS.echo, "--workers", "2", "--tls-cert", bad, "--tls-key", bad) as srv:
+            code = srv.wait_exit(20, " with a certificate that cannot load")
+            check(code == 1, "exit code %s, expected 1:\n%s" % (code, srv.tail(5)))
+            m = srv.wait_log(r"could not start, 5 times in a row; the last \(pid \d+\) [^:]*: (.*); giving up", 1)
+            check("cannot load the TLS certificate %s" % bad in m.group(1),
+                  "the giving-up line does not name the worker's error: %r" % m.group(0))
+            starts = len(started_workers(srv))
+            check(starts <= 2 * 5, "%d workers started: more than 5 per slot" % starts)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def still_open(s):
+    """Whether the peer has not closed s yet (no EOF, no reset waiting)."""
+    timeout = s.gettimeout()
+    s.settimeout(0)  # with a timeout, Python would wait for data before recv()
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.settimeout(timeout)
+
+
 def drain_case(workers):
     with Server(ARGS.echo, "--workers", str(workers), "--drain-timeout", "2s") as srv:
-        socks = [connect(srv.port), connect(srv.port)]
         if workers > 1:  # every worker serving, so each will log its drain
             socks, _ = open_until_both_own(srv, srv.wait_children(workers), srv.port, want=4)
+        else:
+            socks = [connect(srv.port), connect(srv.port)]
         inflight, idle = socks[0], socks[1]
         for s in socks[2:]:
             s.close()
         echo_on(inflight, b"before\n")
         echo_on(idle, b"idle\n")
         mark = srv.mark()
-        t0 = time.monotonic()
         os.kill(srv.pid, signal.SIGTERM)
         wait_until(lambda: srv.count_log(r"SIGTERM: draining", mark) == workers, 5,
                    "every worker to start draining")
@@ -723,7 +855,8 @@ def drain_case(workers):
         check(recv_until_eof(inflight) == b"", "bytes after the echo")
         inflight.close()
 
-        # New connections are refused while the server drains.
+        # New connections are refused while the server drains: before the
+        # idle connection is closed, which happens at the drain deadline.
         def refused():
             try:
                 s = socket.create_connection((HOST, srv.port), timeout=1)
@@ -731,32 +864,30 @@ def drain_case(workers):
                 return True
             s.close()
             return False
-        wait_until(refused, 1.0, "new connections to be refused during the drain", 0.05)
-        check(srv.alive() and time.monotonic() - t0 < 1.9,
+        wait_until(refused, 5, "new connections to be refused during the drain", 0.05)
+        check(srv.alive() and still_open(idle),
               "refused only after the drain ended: proves nothing")
-        # The idle connection is closed at the drain deadline (~2 s).
-        idle.settimeout(6)
+        check(srv.count_log(r"drain deadline passed", mark) == 0,
+              "the drain deadline passed before the refusal was seen: proves nothing")
+        # The idle connection is closed by the drain deadline (2 s), not before.
+        idle.settimeout(10)
         try:
             rest = recv_until_eof(idle)
         except ConnectionResetError:
             rest = b""
-        t_closed = time.monotonic() - t0
         check(rest == b"", "idle connection got %r" % rest)
-        check(1.7 <= t_closed <= 4.0,
-              "idle connection closed after %.2f s, expected ~2 s" % t_closed)
         idle.close()
-        try:
-            code = srv.proc.wait(timeout=4.5 - (time.monotonic() - t0))
-        except (subprocess.TimeoutExpired, ValueError):
-            raise CaseFailure("still running %.1f s after SIGTERM" % (time.monotonic() - t0))
-        t_exit = time.monotonic() - t0
+        srv.wait_log(r"drain deadline passed: remaining connections cancelled", 5, mark)
+        code = srv.wait_exit(10, " after SIGTERM")
         check(code == 0, "exit code %s after SIGTERM" % code)
-        check(t_exit < 4.5, "exit %.2f s after SIGTERM" % t_exit)
+        check(srv.count_log(r"still alive after the drain deadline", mark) == 0,
+              "the supervisor had to kill workers that did not exit after their drain")
 
 
 def case_sigterm_drain_one_process():
     """SIGTERM, one process: an in-flight connection completes; new ones are
-    refused; an idle one is closed at the 2 s drain deadline; exit code 0."""
+    refused (while the idle one is still open); the idle one is closed by the
+    2 s drain deadline (logged); exit code 0."""
     drain_case(1)
 
 
@@ -867,7 +998,9 @@ def case_chat_line_reaches_all_others():
 def case_chat_slow_client_dropped_others_prompt():
     """A client that never reads (tiny receive buffer) is disconnected once its
     queue fills during a flood, while a client that reads receives every line,
-    promptly; a line longer than the limit disconnects its sender."""
+    lines reaching it before the slow one is dropped (the room does not wait
+    for the slowest reader); a line longer than the limit disconnects its
+    sender."""
     with Server(ARGS.chat) as srv:
         slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -887,17 +1020,17 @@ def case_chat_slow_client_dropped_others_prompt():
             sent += 20
             if kicked_at is None and srv.count_log(r"disconnecting .*too slow", mark):
                 kicked_at = sent
+                before_kick = ra.count(lambda l: l.endswith(payload))
             time.sleep(0.001)
         check(srv.count_log(r"disconnecting %s:%d: too slow" % slow.getsockname(), mark) == 1
               and srv.count_log(r"too slow", mark) == 1, "not (only) the slow client was dropped:\n"
               + srv.tail(5))
-        ra.wait_for(lambda l: b" %06d " % (sent - 1) in l, 5, "the last flood line at A")
+        check(before_kick > 0, "A received no flood line until the slow client was dropped")
+        ra.wait_for(lambda l: b" %06d " % (sent - 1) in l, 10, "the last flood line at A")
         got = ra.count(lambda l: l.endswith(payload))
         check(got == sent, "A received %d of %d flood lines" % (got, sent))
-        t_probe = time.monotonic()
         a.sendall(b"probe\n")
-        t_got, _ = rb.wait_for(lambda l: l.endswith(b"probe"), 2, "the probe at the flooder")
-        check(t_got - t_probe < 1.0, "the probe took %.2f s" % (t_got - t_probe))
+        rb.wait_for(lambda l: l.endswith(b"probe"), 10, "the probe at the flooder")
         # The slow client was cut off: EOF (or a reset) after fewer lines.
         slow.settimeout(10)
         try:
@@ -1023,6 +1156,8 @@ CASES = [
     case_killed_worker_restarted_others_serve,
     case_sigterm_during_restart_backoff_no_spin,
     case_supervisor_killed_workers_exit,
+    case_sighup_in_restart_backoff_no_orphan,
+    case_worker_that_cannot_start_supervisor_gives_up,
     case_sigterm_drain_one_process,
     case_sigterm_drain_supervised,
     case_sighup_rolling_restart_refuses_nothing,
