@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "corio_test.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -671,16 +672,25 @@ static int which_thread(void *arg) {
     return 123;
 }
 
-static int sleep_200ms(void *arg) {
-    (void)arg;
-    sleep_ms(200); /* the blocking call itself */
+/* The blocking call itself: it returns only once a task on the loop has
+ * ticked, which it can only do if the loop runs meanwhile (10 s: a stuck
+ * loop fails the test instead of hanging it). */
+static int wait_for_tick(void *arg) {
+    blocking_state *st = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (sem_timedwait(&st->go, &until) != 0)
+        if (errno == ETIMEDOUT)
+            return CORIO_ETIMEDOUT;
     return 0;
 }
 
 static int ticker(void *arg) {
     blocking_state *st = arg;
     while (!st->stop && corio_sleep(5) == 0)
-        st->ticks++;
+        if (st->ticks++ == 0)
+            sem_post(&st->go);
     return 0;
 }
 
@@ -695,7 +705,7 @@ static int blocking_main(void *arg) {
     corio_future_release(f);
     /* Other tasks progress during a blocking call. */
     corio_future *t = spawn_f("ticker", ticker, st);
-    if (corio_run_blocking(&f, sleep_200ms, NULL))
+    if (corio_run_blocking(&f, wait_for_tick, st))
         return -1;
     int rc = join_f(f);
     st->stop = true;
@@ -706,7 +716,9 @@ static void test_run_blocking_runs_elsewhere_while_tasks_progress(void **state) 
     (void)state;
     blocking_state st;
     memset(&st, 0, sizeof st);
+    sem_init(&st.go, 0, 0);
     corio_test_run(blocking_main, &st);
+    sem_destroy(&st.go);
     assert_int_equal(st.rc, 123);
     assert_null(st.value);
     assert_false(pthread_equal(st.loop_thread, st.work_thread));
