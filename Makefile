@@ -6,6 +6,7 @@
 #   make test        ctest on the Release build
 #   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
 #   make valgrind    every test binary under valgrind memcheck
+#   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
 #   make clean       remove the build directories
@@ -31,7 +32,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run test test-asan test-ucontext valgrind bench clean format
+.PHONY: deps build run test test-asan test-ucontext valgrind valgrind-integration bench clean format
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
 deps:
@@ -107,6 +108,29 @@ valgrind: build
 	done; \
 	echo "valgrind: $$pass passed, $$fail failed"; \
 	if [ $$((pass + fail)) -eq 0 ]; then echo "valgrind: no test binaries in $(BUILD_DIR)/tests" >&2; exit 1; fi; \
+	[ $$fail -eq 0 ]
+
+# test_http.py and test_http_examples.py with every server they start under valgrind memcheck
+# (--wrap): a valgrind error in a server's output (a definite leak included, found at its
+# SIGTERM exit, which must be 0: --error-exitcode) fails its case, and any failure fails the
+# target.  Cases that mean nothing under valgrind (load) say SKIP.  Logs in build/valgrind/.
+VALGRIND_IT_SCRIPTS := test_http test_http_examples
+valgrind-integration: build
+	@mkdir -p $(BUILD_DIR)/valgrind; fail=0; b=$(abspath $(BUILD_DIR)); \
+	rest=""; [ -x "$$b/examples/rest/rest" ] && rest="--rest $$b/examples/rest/rest"; \
+	for s in $(VALGRIND_IT_SCRIPTS); do \
+	  case $$s in \
+	    test_http) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server";; \
+	    test_http_examples) args="$$rest --sse $$b/examples/sse/sse --upload $$b/examples/upload/upload";; \
+	  esac; \
+	  log=$$b/valgrind/$$s.py.log; \
+	  if timeout 900 python3 tests/$$s.py $$args --wrap "$(VALGRIND)" >"$$log" 2>&1; then \
+	    echo "valgrind-integration: PASS $$s.py ($$(tail -n 1 "$$log"))"; \
+	    grep -E '^ *SKIP' "$$log" | sed "s/^ */valgrind-integration:   $$s.py: /" || true; \
+	  else \
+	    echo "valgrind-integration: FAIL $$s.py (exit $$?), log $$log:"; cat "$$log"; fail=1; \
+	  fi; \
+	done; \
 	[ $$fail -eq 0 ]
 
 # Micro-benchmarks (built with the project, never run by ctest).
