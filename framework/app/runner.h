@@ -7,11 +7,16 @@
 
 /* Runs one worker until a graceful shutdown.  listen_fd >= 0: serve that
  * inherited listening socket; -1: open our own from the options.  ready_fd
- * >= 0 gets one byte once the worker accepts connections, then is closed.
- * Returns the process exit code. */
+ * >= 0 (a pipe from the supervisor) gets 'r' once the worker accepts
+ * connections, or, if it fails before, 'e' and the reason in one write; then
+ * it is closed.  Returns the process exit code. */
 int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int ready_fd);
 
-/* Runs the supervisor of o->workers workers.  Returns the exit code. */
+/* Runs the supervisor of o->workers workers.  Returns the exit code: 0
+ * after SIGTERM/SIGINT and a clean drain; 1 if it could not listen, if
+ * workers outlived the drain deadline, or if it gave up on workers that
+ * could not start (START_FAILURES_MAX, 5, deaths in a row before serving in
+ * one slot; see corio/app.h). */
 int corio__supervise(const corio_app *app, const corio__app_opts *o);
 
 /* Opens a listening TCP or Unix socket from the options (SO_REUSEPORT for

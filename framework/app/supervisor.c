@@ -75,13 +75,13 @@ typedef struct supervisor {
     const corio__app_opts *opts;
     slot *slots;
     unsigned n;
-    pid_t *kids;      /* every child not yet reaped, retiring ones included */
-    unsigned live;    /* how many */
+    pid_t *kids;   /* every child not yet reaped, retiring ones included */
+    unsigned live; /* how many */
     unsigned kids_cap;
-    unsigned gen;     /* SIGHUPs acted on so far */
-    int rolling;      /* slot the SIGHUP roll is at, or -1 */
+    unsigned gen; /* SIGHUPs acted on so far */
+    int rolling;  /* slot the SIGHUP roll is at, or -1 */
     bool stopping;
-    int code;         /* exit code once every child is reaped: 1 after giving up */
+    int code; /* exit code once every child is reaped: 1 after giving up */
     uint64_t kill_at;
 } supervisor;
 
@@ -410,12 +410,13 @@ static void schedule_restart(supervisor *sv, slot *s, pid_t pid, const char *how
     s->state = SLOT_WAITING;
     s->restart_at = now + delay;
     if (s->start_failures)
-        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s before serving (%s); restarting in %llu ms",
+        corio_log(CORIO_LOG_WARN,
+                  "worker %u (pid %d) %s before serving (%s); restarting in %llu ms",
                   slot_index(sv, s), (int)pid, how, s->error[0] ? s->error : "no reason given",
                   (unsigned long long)delay);
     else
-        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s; restarting in %llu ms",
-                  slot_index(sv, s), (int)pid, how, (unsigned long long)delay);
+        corio_log(CORIO_LOG_WARN, "worker %u (pid %d) %s; restarting in %llu ms", slot_index(sv, s),
+                  (int)pid, how, (unsigned long long)delay);
 }
 
 /* START_FAILURES_MAX workers in a row could not serve: stop, and exit 1
@@ -448,8 +449,10 @@ static void worker_died(supervisor *sv, slot *s, pid_t pid, const char *how) {
         return;
     if (served)
         s->start_failures = 0;
-    else if (++s->start_failures >= START_FAILURES_MAX)
-        return give_up(sv, s, pid, how);
+    else if (++s->start_failures >= START_FAILURES_MAX) {
+        give_up(sv, s, pid, how);
+        return;
+    }
     schedule_restart(sv, s, pid, how);
 }
 

@@ -27,16 +27,26 @@
  * Processes.  With --workers 1 the program is the worker.  With more, a
  * supervisor process opens one SO_REUSEPORT listening socket per worker
  * (all on the same port), forks the workers, each with its own loop, and
- * restarts a worker that dies, with backoff.  The supervisor keeps every
- * listening socket open, so a restarted worker takes over its predecessor's
- * socket and no queued connection is lost.
+ * restarts a worker that dies, after a backoff (100 ms, doubling with each
+ * death in a row up to 5 s; a worker that lived 10 s resets it).  The
+ * supervisor keeps every listening socket open, so a restarted worker takes
+ * over its predecessor's socket and no queued connection is lost.
+ *
+ * A worker that cannot start is not restarted for ever: when 5 workers in a
+ * row of one slot die before they serve (a certificate that does not load,
+ * say), the supervisor logs the last one's error ("worker N could not start,
+ * 5 times in a row; ...: <error>; giving up"), stops the other workers as
+ * SIGTERM does, and exits 1, as a single process that cannot start does.
+ * With the backoff above this takes about 1.5 s.
  *
  * Signals.  SIGTERM/SIGINT: graceful drain — stop accepting, let open
  * connections finish up to the drain timeout, cancel the rest (reason
  * shutdown), exit 0.  SIGHUP: with workers, restart them one at a time (a new
  * worker is serving before the old one drains), which also reloads TLS
- * certificates; with one process, reload the TLS certificates in place (a
- * failed load keeps the old ones and is logged).  SIGUSR1: every worker
+ * certificates (a worker waiting out its restart backoff is started at once
+ * instead; a replacement that fails leaves its predecessor serving); with one
+ * process, reload the TLS certificates in place (a failed load keeps the old
+ * ones and is logged).  SIGUSR1: every worker
  * prints its live tasks to stderr.
  *
  * --read-timeout and --write-timeout bound every socket read and write
@@ -69,7 +79,8 @@ typedef struct corio_app {
 
 /* Parses the command line and environment, then serves until a graceful
  * shutdown.  Returns the process exit code: 0 after a graceful shutdown or
- * --help/--version, 1 when the server could not start or failed, 2 for a bad
+ * --help/--version, 1 when the server could not start or failed (under a
+ * supervisor also: its workers could not start, see above), 2 for a bad
  * command line.  Call it from main() (`return corio_app_main(&app, argc,
  * argv);`), not from inside corio_run(). */
 int corio_app_main(const corio_app *app, int argc, char **argv);
