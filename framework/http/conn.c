@@ -161,6 +161,7 @@ static int grow_hdrs(corio__hconn *c) {
     size_t cap = r->cap_hdrs * 2;
     if (cap > c->opts.max_headers)
         cap = c->opts.max_headers;
+    bool on_heap = r->hdrs == c->hdrs_heap; /* before realloc moves it */
     if (cap > c->hdrs_heap_cap) {
         corio__hdr *h = realloc(c->hdrs_heap, cap * sizeof *h);
         if (!h)
@@ -168,7 +169,7 @@ static int grow_hdrs(corio__hconn *c) {
         c->hdrs_heap = h;
         c->hdrs_heap_cap = cap;
     }
-    if (r->hdrs != c->hdrs_heap)
+    if (!on_heap)
         memcpy(c->hdrs_heap, r->hdrs, r->nhdrs * sizeof *r->hdrs);
     r->hdrs = c->hdrs_heap;
     r->cap_hdrs = cap;
@@ -518,6 +519,11 @@ static int prepare(corio__hconn *c) {
     r->minor = llhttp_get_http_minor(p);
     if (llhttp_get_method(p) == HTTP_CONNECT)
         return 501;
+    /* RFC 9112 3: one SP on each side of the target.  llhttp, strict mode
+     * or not, skips a run of spaces before and after it. */
+    if (r->target.off != r->method.off + r->method.len + 1 ||
+        r->version.off != r->target.off + r->target.len + sizeof " HTTP/" - 1)
+        return 400;
     size_t line_len = r->version.off + r->version.len;
     if (line_len > c->opts.max_request_line)
         return 414;
@@ -768,6 +774,25 @@ static __attribute__((noinline)) void linger(corio__hconn *c) {
     corio_stream_set_idle(c->s, false);
 }
 
+/* What is still queued when the connection ends is whole responses (body
+ * writes are flushed as they are made): it goes out even if the task was
+ * cancelled since (a drain deadline, say), so a handler that answered and
+ * returned keeps its answer's last bytes (a chunked stream's terminator).
+ * A response cut short has nothing queued and still ends without its
+ * terminator.  A cancelled task's flush is shielded and bounded like a
+ * lingering close; otherwise the stream's write timeout bounds it. */
+static int final_flush(corio__hconn *c) {
+    if (!corio_cancelled())
+        return corio__hconn_flush(c);
+    int rc = CORIO_ETIMEDOUT;
+    CORIO_WITH(corio_shield_scope()) {
+        CORIO_WITH(corio_timeout_scope(LINGER_MS)) {
+            rc = corio__hconn_flush(c);
+        }
+    }
+    return rc;
+}
+
 /* What the connection's task holds, given back when it ends or parks. */
 static void conn_release(corio__hconn *c) {
     arena_reset(c);
@@ -869,7 +894,9 @@ int corio_http_serve(corio_stream *s, void *arg) {
         }
         if (c.opts.access_log && c.res.started)
             corio__access_log(&c);
-        if (rc < 0 || c.close)
+        /* A cancelled task serves no next request, and its flush before the
+         * next read would fail: what is queued goes out below. */
+        if (rc < 0 || c.close || corio_cancelled())
             break;
         /* The request's bytes (its head, and its body if read in place). */
         if (!c.req.head_copy)
@@ -881,7 +908,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
         if (rc < 0)
             break;
     }
-    int frc = corio__hconn_flush(&c);
+    int frc = final_flush(&c);
     if (rc >= 0 && frc == 0 && c.close && may_still_send(&c))
         linger(&c);
     conn_release(&c);

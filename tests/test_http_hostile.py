@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Regression tests for the server defects a security review found (issue
+"fix first": unbounded memory from one pipelining connection, llhttp's
+lenient mode, HTTP/1.0 with Transfer-Encoding, a drain that dropped requests
+it had, unbounded chunk-size lines), each written to fail on the code before
+its fix.
+
+    test_http_hostile.py --hello build/examples/hello/hello \\
+                         --server build/tests/http_test_server [-k NAME]
+
+Cases are named by the server they use: hello_* (examples/hello, default
+limits), case_* (a shared http_test_server), own_* (a server of their own,
+signalled).  Raw sockets and python's ssl module only; every wait is a poll or
+a blocking read with a deadline; no case asserts that something was fast.
+"""
+import argparse
+import functools
+import os
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import time
+
+import harness
+from harness import (HOST, Conn, check, kill_all, make_cert, pick, raise_fd_limit, run_case,
+                     server_died, stop_cleanly, summary)
+
+ARGS = None
+Server = functools.partial(harness.Server, env_drop=("CORIO_", "HTTP_TEST_"))
+DRAINING = r"draining \d+ connection"
+
+
+def req(method, path, headers=(), body=b"", version="1.1"):
+    lines = ["%s %s HTTP/%s" % (method, path, version), "Host: x"] + list(headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def refused_and_closed(port, raw, status=400):
+    """Sends raw on a new connection: exactly one answer, `status`, then the
+    close (nothing after the bad part is taken as a request)."""
+    c = Conn(port)
+    try:
+        c.send(raw)
+        got, hdrs, body, head = c.response()
+        check(got == status, "expected %d, got %r" % (status, head))
+        check(hdrs.get("connection") == "close", head)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+# ---- 1. memory per connection ----------------------------------------------------------------
+
+def hello_many_fields_pipelined_rss_flat(t):
+    """Each write carries the end of request N and the first 40 header
+    fields of request N+1 (more than the 32 kept inline); the client then
+    waits for response N.  Before the fix the arena was never reset on such
+    a connection: 3.7 MB -> 405 MB RSS over 100,000 requests."""
+    fields = "".join("X-F%d: v\r\n" % i for i in range(40))
+    head = ("GET /plaintext HTTP/1.1\r\nHost: x\r\n" + fields).encode()
+    n = 30000
+    c = Conn(t.hello.port)
+    try:
+        c.send(head + b"\r\n")
+        check(c.response()[0] == 200, "warm-up")
+        base = t.hello.rss_kib()
+        c.send(head)  # the first partial head
+        for i in range(n):
+            c.send(b"\r\n" + head)
+            status, _, body, raw = c.response()
+            check(status == 200 and body == b"Hello, World!", (i, raw))
+        grew = (t.hello.rss_kib() - base) / 1024
+    finally:
+        c.close()
+    asan = " (ASan build: not checked)" if t.hello.sanitized() else ""
+    print("    RSS grew %.1f MiB over %d requests%s" % (grew, n, asan))
+    if not asan:
+        check(grew < 8, "RSS grew by %.1f MiB on one connection" % grew)
+
+
+# ---- 2. strict parsing -----------------------------------------------------------------------
+
+def case_strict_junk_after_chunk_refused(t):
+    """A chunk followed by junk instead of CRLF (lenient llhttp took it)."""
+    refused_and_closed(t.srv.port, req("POST", "/echo", ["Transfer-Encoding: chunked"])
+                       + b"3\r\nabcXX0\r\n\r\n" + req("GET", "/plaintext"))
+
+
+def case_strict_tab_in_target_refused(t):
+    refused_and_closed(t.srv.port, b"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def case_strict_byte_ff_in_target_refused(t):
+    refused_and_closed(t.srv.port, b"GET /a\xffb HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def case_strict_two_spaces_after_method_refused(t):
+    refused_and_closed(t.srv.port, b"GET  /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def case_strict_two_spaces_before_version_refused(t):
+    refused_and_closed(t.srv.port, b"GET /plaintext  HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def case_strict_still_serves_well_formed_chunks(t):
+    """What strict mode must keep: chunks with extensions, trailers."""
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"])
+               + b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"abcde", raw)
+        check(hdrs.get("connection") != "close", raw)
+    finally:
+        c.close()
+
+
+# ---- 3. HTTP/1.0 and Transfer-Encoding -------------------------------------------------------
+
+def case_http10_with_transfer_encoding_refused_and_closed(t):
+    """RFC 9112 6.1: the framing of an HTTP/1.0 message with
+    Transfer-Encoding is faulty; what follows must not be served as a
+    request (before the fix it was, on a connection kept alive)."""
+    refused_and_closed(t.srv.port,
+                       req("POST", "/echo", ["Transfer-Encoding: chunked", "Connection: keep-alive"],
+                           version="1.0") + b"0\r\n\r\n" + req("GET", "/plaintext"))
+
+
+# ---- 5. chunk-size lines ---------------------------------------------------------------------
+
+def case_long_chunk_size_line_refused(t):
+    """50 MiB of '0' digits before a valid chunk was accepted: the size line
+    is bounded now (a few KiB of digits are refused, the stream not read on)."""
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"]))
+        sent = 0
+        try:
+            for _ in range(256):  # up to 4 MiB, in 16 KiB writes
+                c.send(b"0" * 16384)
+                sent += 16384
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused mid-way, as it should be
+        status, hdrs, body, raw = c.response()
+        check(status == 400, raw)
+        check(hdrs.get("connection") == "close", raw)
+    finally:
+        c.close()
+
+
+def case_chunk_size_with_some_leading_zeros_accepted(t):
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/echo", ["Transfer-Encoding: chunked"])
+               + b"0000000000000003\r\nabc\r\n0\r\n\r\n")
+        status, _, body, raw = c.response()
+        check(status == 200 and body == b"abc", raw)
+    finally:
+        c.close()
+
+
+# ---- 4. drain --------------------------------------------------------------------------------
+
+def own_drain_serves_a_new_connections_first_request(t):
+    """A connection accepted before SIGTERM that had not yet sent its
+    request: before the fix it counted as idle and was closed unanswered."""
+    srv = Server(ARGS.server, "--drain-timeout", "10s")
+    c = None
+    try:
+        c = Conn(srv.port)
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_log(DRAINING)
+        c.send(req("GET", "/plaintext"))
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and hdrs.get("connection") == "close", raw)
+        c.expect_eof()
+        check(srv.wait_exit() == 0, srv.tail())
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
+def own_drain_serves_the_accept_queue(t):
+    """With the connection cap reached, two more clients connect and send
+    requests: one waits in libuv, one in the kernel's accept queue.  Closing
+    the listener at SIGTERM used to reset both; now they are accepted and
+    answered."""
+    srv = Server(ARGS.server, "--drain-timeout", "10s", "--max-conns", "1")
+    conns = []
+    try:
+        busy = Conn(srv.port)
+        conns.append(busy)
+        busy.send(req("GET", "/sleep?ms=500"))
+        srv.wait_log(r"sleep start ms=500")
+        for _ in range(2):
+            c = Conn(srv.port)
+            conns.append(c)
+            c.send(req("GET", "/plaintext"))
+        srv.proc.send_signal(signal.SIGTERM)
+        for c in conns:
+            status, hdrs, body, raw = c.response()
+            check(status == 200 and hdrs.get("connection") == "close", raw)
+            c.expect_eof()
+        check(srv.wait_exit() == 0, srv.tail())
+    finally:
+        for c in conns:
+            c.close()
+        srv.kill()
+
+
+def own_drain_serves_bytes_waiting_in_the_kernel(t):
+    """A keep-alive connection whose next request is in the kernel, not yet
+    read, when the drain starts (the server is stopped meanwhile, so the
+    request and the SIGTERM are both pending when it resumes): the request
+    is answered (with Connection: close if the drain began first: the order
+    in which the server sees the two is its own), then the connection
+    closes."""
+    srv = Server(ARGS.server, "--drain-timeout", "10s")
+    c = None
+    try:
+        c = Conn(srv.port)
+        c.send(req("GET", "/plaintext"))
+        check(c.response()[0] == 200, "first request")
+        os.kill(srv.pid, signal.SIGSTOP)
+        try:
+            c.send(req("GET", "/plaintext"))
+            srv.proc.send_signal(signal.SIGTERM)
+        finally:
+            os.kill(srv.pid, signal.SIGCONT)
+        status, hdrs, body, raw = c.response()
+        check(status == 200 and body == b"Hello, World!", raw)
+        c.expect_eof()
+        check(srv.wait_exit() == 0, srv.tail())
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
+def own_drain_tls_request_with_the_finished_message(t):
+    """The review's case: SIGTERM between the handshake messages, then the
+    client's Finished and its request in one write.  The request sits in
+    the TLS layer's buffer when the handshake completes; the server used to
+    send close_notify without looking at it."""
+    with tempfile.TemporaryDirectory() as d:
+        crt, key = make_cert(d, "drain")
+        srv = Server(ARGS.server, "--drain-timeout", "10s", "--tls-cert", crt, "--tls-key", key)
+        sock = None
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(inc, out)
+            sock = socket.create_connection((HOST, srv.port), timeout=harness.DEADLINE)
+            while True:  # up to the client's Finished, held back
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(out.read())
+                    data = sock.recv(65536)
+                    check(data, "server closed during the handshake")
+                    inc.write(data)
+            srv.proc.send_signal(signal.SIGTERM)
+            srv.wait_log(DRAINING)
+            tls.write(req("GET", "/plaintext"))
+            sock.sendall(out.read())  # Finished + the request, one write
+            got = b""
+            while b"Hello" not in got:
+                try:
+                    got += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    data = sock.recv(65536)
+                    check(data, "closed without an answer; got %r" % got)
+                    inc.write(data)
+                except ssl.SSLZeroReturnError:
+                    raise harness.CaseFailure("close_notify without an answer; got %r" % got)
+            check(got.startswith(b"HTTP/1.1 200 "), got)
+            check(b"\r\nConnection: close\r\n" in got, got)
+            check(srv.wait_exit() == 0, srv.tail())
+        finally:
+            if sock:
+                sock.close()
+            srv.kill()
+
+
+def own_drain_closes_idle_used_connections_at_once(t):
+    """What the drain must keep doing: a keep-alive connection with nothing
+    sent is closed at once (the exit does not wait for it), while a request
+    in progress finishes."""
+    srv = Server(ARGS.server, "--drain-timeout", "10s")
+    idle = busy = None
+    try:
+        idle = Conn(srv.port)
+        idle.send(req("GET", "/plaintext"))
+        check(idle.response()[0] == 200, "idle connection's request")
+        busy = Conn(srv.port)
+        busy.send(req("GET", "/sleep?ms=1000"))
+        srv.wait_log(r"sleep start ms=1000")
+        srv.proc.send_signal(signal.SIGTERM)
+        idle.expect_eof()
+        check(srv.count_log(r"sleep done") == 0, "the idle connection waited for the busy one")
+        status, hdrs, body, raw = busy.response()
+        check(status == 200 and hdrs.get("connection") == "close", raw)
+        check(srv.wait_exit() == 0, srv.tail())
+    finally:
+        for c in (idle, busy):
+            if c:
+                c.close()
+        srv.kill()
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+class Servers:
+    pass
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hello", required=True)
+    ap.add_argument("--server", required=True)
+    ap.add_argument("-k", default="", help="run only cases whose name contains this")
+    ARGS = ap.parse_args()
+    raise_fd_limit()
+    cases = pick([v for k, v in globals().items()
+                  if k.split("_")[0] in ("hello", "case", "own") and callable(v)], ARGS.k)
+    t = Servers()
+    failed = 0
+    started = time.monotonic()
+    try:
+        t.hello = Server(ARGS.hello)
+        t.srv = Server(ARGS.server)
+        for case in cases:
+            if not run_case(case.__name__, case, t):
+                failed += 1
+            if any(server_died(s) for s in (t.hello, t.srv)):
+                return 1
+        for s in (t.hello, t.srv):
+            if not stop_cleanly(s):
+                failed += 1
+    finally:
+        kill_all()
+    return summary(len(cases) - failed, failed, started)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
