@@ -35,7 +35,7 @@
  *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
  * environment (unset or 0: the server's default): HTTP_TEST_HEADER_TIMEOUT_MS,
- * HTTP_TEST_BODY_TIMEOUT_MS, HTTP_TEST_KEEPALIVE_MS, HTTP_TEST_SEND_TIMEOUT_MS,
+ * HTTP_TEST_BODY_TIMEOUT_MS, HTTP_TEST_BODY_MIN_RATE (bytes/s), HTTP_TEST_KEEPALIVE_MS, HTTP_TEST_SEND_TIMEOUT_MS,
  * HTTP_TEST_MAX_BODY (bytes), and HTTP_TEST_ACCESS_LOG=1 turns the access log
  * on.  Not a cmocka test: an executable the Python tests drive.
  */
@@ -356,6 +356,7 @@ int main(int argc, char **argv) {
             {
                 .header_timeout_ms = env_num("HTTP_TEST_HEADER_TIMEOUT_MS"),
                 .body_timeout_ms = env_num("HTTP_TEST_BODY_TIMEOUT_MS"),
+                .body_min_rate = (size_t)env_num("HTTP_TEST_BODY_MIN_RATE"),
                 .keepalive_timeout_ms = env_num("HTTP_TEST_KEEPALIVE_MS"),
                 .send_timeout_ms = env_num("HTTP_TEST_SEND_TIMEOUT_MS"),
                 .park_after_ms = env_num("HTTP_TEST_PARK_AFTER_MS"),

@@ -161,6 +161,38 @@ def case_chunk_size_with_some_leading_zeros_accepted(t):
         c.close()
 
 
+def own_slow_body_below_the_minimum_rate_408(t):
+    """Ten bytes every 150 ms: each read comes well within the 400 ms body
+    timeout, so before the minimum rate a client could go on like this for
+    as long as max_body allowed.  At 100 bytes/s they earn 100 ms of the
+    150 spent: the body's
+    deadline (400 ms + 1 s per 100 bytes) passes within a few seconds, long
+    before the 1,000 bytes announced have come."""
+    srv = Server(ARGS.server, env={"HTTP_TEST_BODY_TIMEOUT_MS": "400",
+                                   "HTTP_TEST_BODY_MIN_RATE": "100"})
+    c = None
+    try:
+        c = Conn(srv.port)
+        c.send(req("POST", "/echo", ["Content-Length: 1000"]))
+        sent = 0
+        while sent < 1000 and not c.readable():
+            try:
+                c.send(b"x" * 10)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 10
+            time.sleep(0.15)  # the slow client's pace, not a wait for the server
+        check(sent < 1000, "the whole slow body was taken")
+        status, hdrs, body, raw = c.response()
+        check(status == 408 and hdrs.get("connection") == "close", raw)
+        print("    cut off after %d body bytes" % sent)
+        srv.stop()
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
 # ---- 4. drain --------------------------------------------------------------------------------
 
 def own_drain_serves_a_new_connections_first_request(t):

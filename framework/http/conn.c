@@ -41,6 +41,7 @@ static const corio_http_opts default_opts = {
     .max_requests = 0,
     .header_timeout_ms = 10000,
     .body_timeout_ms = 15000,
+    .body_min_rate = 500,
     .keepalive_timeout_ms = 5000,
     .park_after_ms = 100,
     .send_timeout_ms = 30000,
@@ -742,6 +743,7 @@ static void reset_request(corio__hconn *c) {
     c->chunk_ext_bytes = 0;
     c->in_chunk_line = false;
     c->chunk_line_bytes = 0;
+    c->body_started = 0;
 }
 
 /* Whether the client may still be sending when we close: then closing at
@@ -814,6 +816,7 @@ static void apply_defaults(corio_http_opts *o) {
     DEFAULT(max_body)
     DEFAULT(header_timeout_ms)
     DEFAULT(body_timeout_ms)
+    DEFAULT(body_min_rate)
     DEFAULT(keepalive_timeout_ms)
     DEFAULT(park_after_ms)
     DEFAULT(send_timeout_ms)

@@ -83,6 +83,7 @@ typedef struct corio__hconn {
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */
     const char *body_end;    /* just past the last body byte of the current feed */
+    uint64_t body_started;   /* loop time of the first wait for body bytes, 0 before */
     /* responses waiting for one write; `out` lives in the arena and is kept
      * across flushes until the arena is reset */
     struct iovec *out;

@@ -234,6 +234,19 @@ int corio__req_prepare_body(corio__hconn *c) {
     return relocate_head(c);
 }
 
+/* How long the next wait for body bytes may last: body_timeout_ms without
+ * progress, and no later than the body's deadline by body_min_rate (0: it
+ * has passed, the wait fails at once). */
+static uint64_t body_wait(corio__hconn *c) {
+    uint64_t now = corio__now(corio__tls_loop);
+    if (!c->body_started)
+        c->body_started = now;
+    uint64_t earned = (uint64_t)c->req.body_read * 1000 / c->opts.body_min_rate;
+    uint64_t deadline = c->body_started + c->opts.body_timeout_ms + earned;
+    uint64_t left = deadline > now ? deadline - now : 0;
+    return left < c->opts.body_timeout_ms ? left : c->opts.body_timeout_ms;
+}
+
 int corio_req_read(corio_req *r, void *buf, size_t len) {
     corio__hconn *c = r->c;
     if (!r->has_body || r->body_done || len == 0)
@@ -283,7 +296,7 @@ int corio_req_read(corio_req *r, void *buf, size_t len) {
                 return rc;
             continue;
         }
-        rc = corio__hconn_fill_within(c, c->opts.body_timeout_ms);
+        rc = corio__hconn_fill_within(c, body_wait(c));
         if (rc == CORIO_ETIMEDOUT && !corio_cancelled())
             return body_failed(c, 408, rc);
         if (rc < 0) {

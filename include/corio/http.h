@@ -205,6 +205,14 @@ typedef struct corio_http_opts {
     size_t max_requests;           /* per connection; 0: no cap */
     uint64_t header_timeout_ms;    /* 10 s for the whole head: 408 */
     uint64_t body_timeout_ms;      /* 15 s without progress: 408 */
+    /* A body must also come at this average rate (bytes/s, 500 by default):
+     * from the handler's first read of it, its deadline is body_timeout_ms
+     * plus one second per body_min_rate bytes received (Apache's
+     * mod_reqtimeout "body=N,MinRate=R"); past it, 408 and close.  Without
+     * it a client sending a byte every body_timeout_ms would hold a request
+     * open for weeks below max_body.  SIZE_MAX makes body_timeout_ms the
+     * deadline of the whole body. */
+    size_t body_min_rate;
     uint64_t keepalive_timeout_ms; /* 5 s idle between requests: close */
     uint64_t send_timeout_ms;      /* 30 s without progress: abort */
     /* A keep-alive connection (accepted by a corio_server) that has waited
