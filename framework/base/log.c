@@ -49,25 +49,33 @@ static bool enabled(corio_log_level level) {
     return level >= CORIO_LOG_ERROR && level <= current_level;
 }
 
-size_t corio_log_escape(char *dst, size_t cap, const void *src, size_t n) {
+/* Appends src[0..n) to dst[0..cap) from *o, control bytes (and, for a
+ * quoted field, bytes from 0x80, '"' and '\\') as \xNN, stopping at a whole
+ * byte or escape so that one byte of cap stays free. */
+static void escape_into(char *dst, size_t cap, size_t *o, const void *src, size_t n,
+                        bool quoted) {
     const unsigned char *p = src;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        bool esc = ch < 0x20 || ch == 0x7f || (quoted && (ch > 0x7f || ch == '"' || ch == '\\'));
+        if (*o + (esc ? 4 : 1) >= cap)
+            break;
+        if (esc) {
+            dst[(*o)++] = '\\';
+            dst[(*o)++] = 'x';
+            dst[(*o)++] = hex[ch >> 4];
+            dst[(*o)++] = hex[ch & 15];
+        } else {
+            dst[(*o)++] = (char)ch;
+        }
+    }
+}
+
+size_t corio_log_escape(char *dst, size_t cap, const void *src, size_t n) {
     size_t o = 0;
     if (cap == 0)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = p[i];
-        bool esc = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\';
-        if (o + (esc ? 4 : 1) >= cap)
-            break;
-        if (esc) {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 15];
-        } else {
-            dst[o++] = (char)ch;
-        }
-    }
+    escape_into(dst, cap, &o, src, n, true);
     dst[o] = '\0';
     return o;
 }
@@ -84,20 +92,7 @@ static void emit(corio_log_level level, const char *msg, size_t mlen) {
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(tv.tv_usec / 1000), level_tags[level], (int)getpid());
     size_t len = n < 0 ? 0 : (size_t)n;
-    for (size_t i = 0; i < mlen; i++) {
-        unsigned char ch = (unsigned char)msg[i];
-        bool esc = ch < 0x20 || ch == 0x7f;
-        if (len + (esc ? 4 : 1) > sizeof line - 1)
-            break;
-        if (esc) {
-            line[len++] = '\\';
-            line[len++] = 'x';
-            line[len++] = hex[ch >> 4];
-            line[len++] = hex[ch & 15];
-        } else {
-            line[len++] = (char)ch;
-        }
-    }
+    escape_into(line, sizeof line, &len, msg, mlen, false);
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;

@@ -702,11 +702,13 @@ static int dispatch(corio__hconn *c) {
     corio__stream_pin(c->s, false);
     /* A client that left, did not read its response within the send
      * timeout, or sent a bad body, is no handler failure (and must not be
-     * able to flood the log with ERROR lines). */
+     * able to flood the log with ERROR lines); nor is a handler the drain
+     * deadline cut short (the runner logs that once, not per request). */
     bool client_left =
         rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE || c->peer_failed;
-    if (rc < 0 && !c->reject && !client_left &&
-        corio_task_cancel_reason(c->task) != CORIO_CANCEL_PEER_GONE)
+    corio_cancel_reason why = corio_task_cancel_reason(c->task);
+    if (rc < 0 && !c->reject && !client_left && why != CORIO_CANCEL_PEER_GONE &&
+        why != CORIO_CANCEL_SHUTDOWN)
         log_request_error(c, rc);
     if (rc < 0 && client_left)
         c->close = true;

@@ -444,25 +444,6 @@ void corio__access_log_conn_end(void) {
     l->buf = NULL;
 }
 
-/* Copies v into p, bytes that could break the line or the quotes as \xHH.
- * Returns the bytes written (at most 4 * v.len). */
-static size_t alog_escape(char *p, corio_strv v) {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char ch = (unsigned char)v.ptr[i];
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
-            p[n++] = '\\';
-            p[n++] = 'x';
-            p[n++] = hex[ch >> 4];
-            p[n++] = hex[ch & 15];
-        } else {
-            p[n++] = (char)ch;
-        }
-    }
-    return n;
-}
-
 void corio__access_log(corio__hconn *c) {
     alog *l = &alog_tls;
     if (!l->buf)
@@ -481,9 +462,10 @@ void corio__access_log(corio__hconn *c) {
         corio_strv target = corio_req_target(r);
         if (target.len > ALOG_TARGET_MAX)
             target.len = ALOG_TARGET_MAX;
-        n += alog_escape(line + n, corio_req_method(r));
+        corio_strv m = corio_req_method(r);
+        n += corio_log_escape(line + n, ALOG_LINE_MAX - n, m.ptr, m.len);
         line[n++] = ' ';
-        n += alog_escape(line + n, target);
+        n += corio_log_escape(line + n, ALOG_LINE_MAX - n, target.ptr, target.len);
         n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, " HTTP/1.%d",
                               llhttp_get_http_minor(&c->parser));
     } else {

@@ -643,6 +643,11 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
         return s->werr;
     if (s->shut)
         return CORIO_EPIPE;
+    /* Before a byte is queued: bytes queued behind a waiting writer's would
+     * land in the middle of its data, and a caller told EBUSY could not
+     * know they went out. */
+    if (s->writer)
+        return CORIO_EBUSY;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         total += iov[i].iov_len;

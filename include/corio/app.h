@@ -74,7 +74,9 @@ typedef struct corio_app {
     void *arg;               /* passed to handler; borrowed */
     uint16_t default_port;   /* 0: 8080 */
     size_t conn_stack_size;  /* 0: the default task stack */
-    const char *tls_alpn;    /* ALPN list offered with --tls-cert ("http/1.1"); may be NULL */
+    /* ALPN list offered with --tls-cert, e.g. "http/1.1".  NULL: "http/1.1"
+     * when handler is corio_http_serve, none otherwise; "": none. */
+    const char *tls_alpn;
 } corio_app;
 
 /* Parses the command line and environment, then serves until a graceful

@@ -19,7 +19,8 @@
  * makes no progress for that long fails with CORIO_ETIMEDOUT.
  *
  * A stream belongs to one task at a time.  One reader and one writer may wait
- * at once (two tasks reading the same stream concurrently get CORIO_EBUSY).
+ * at once (a second task reading, or writing, while another waits to do the
+ * same gets CORIO_EBUSY).
  */
 #ifndef CORIO_STREAM_H
 #define CORIO_STREAM_H
@@ -81,7 +82,8 @@ void corio_stream_consume(corio_stream *s, size_t n);
 /* Await: writes all len bytes (see the top of this file).  Returns 0,
  * CORIO_EPIPE / CORIO_ECONNRESET and other socket errors (the stream is then
  * unusable for writing), CORIO_ETIMEDOUT, CORIO_ECANCELED (bytes may have
- * been queued; the stream should then be closed), CORIO_ECLOSED. */
+ * been queued; the stream should then be closed), CORIO_ECLOSED,
+ * CORIO_EBUSY if another task is waiting to write (nothing was queued). */
 int corio_stream_write(corio_stream *s, const void *buf, size_t len);
 
 /* Await: writes the buffers in order, as one write where the kernel allows.
