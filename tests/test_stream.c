@@ -573,8 +573,8 @@ static int wait_without_reading(corio_stream *s, void *arg) {
 
 typedef struct wclosed_state {
     corio_stream *c;
-    int writer_rc;
-    size_t queued_when_parked;
+    int writer_rc, second_rc;
+    size_t queued_when_parked, queued_after_second;
 } wclosed_state;
 
 /* Writes until the write fails: the server never reads, so once the kernel's
@@ -608,6 +608,10 @@ static int wclosed_main(void *arg) {
         while (corio_stream_write_queued(st->c) <= 4096 && st->writer_rc == 0)
             corio_yield();
         st->queued_when_parked = corio_stream_write_queued(st->c);
+        /* A second writer meanwhile: EBUSY, and none of its bytes queued
+         * (they would go out inside the first writer's data). */
+        st->second_rc = corio_stream_write(st->c, "EXTRA", 5);
+        st->queued_after_second = corio_stream_write_queued(st->c);
         corio_stream_close(st->c);
         corio_await(t);
         corio_task_release(t);
@@ -617,11 +621,13 @@ static int wclosed_main(void *arg) {
     return rc ? rc : rc2;
 }
 
-static void test_close_wakes_a_parked_writer_with_eclosed(void **state) {
+static void test_second_writer_gets_ebusy_and_close_wakes_the_first_with_eclosed(void **state) {
     (void)state;
     wclosed_state st = {0};
     corio_test_run(wclosed_main, &st);
     assert_true(st.queued_when_parked > 4096);
+    assert_int_equal(st.second_rc, CORIO_EBUSY);
+    assert_int_equal(st.queued_after_second, st.queued_when_parked);
     assert_int_equal(st.writer_rc, CORIO_ECLOSED);
 }
 
@@ -723,7 +729,7 @@ int main(void) {
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
         cmocka_unit_test(test_local_and_peer_names_of_both_ends),
         cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),
-        cmocka_unit_test(test_close_wakes_a_parked_writer_with_eclosed),
+        cmocka_unit_test(test_second_writer_gets_ebusy_and_close_wakes_the_first_with_eclosed),
         cmocka_unit_test(test_read_buffer_limit_gives_erange_and_consumes_nothing),
         cmocka_unit_test(test_server_start_on_a_port_in_use_fails_with_eaddrinuse),
     };
