@@ -7,6 +7,7 @@ its fix.
 
     test_http_hostile.py --hello build/examples/hello/hello \\
                          --server build/tests/http_test_server [-k NAME]
+                         [--wrap "valgrind ..." [--slow 10]]
 
 Cases are named by the server they use: hello_* (examples/hello, default
 limits), case_* (a shared http_test_server), own_* (a server of their own,
@@ -60,6 +61,8 @@ def hello_many_fields_pipelined_rss_flat(t):
     a connection: 3.7 MB -> 405 MB RSS over 100,000 requests."""
     fields = "".join("X-F%d: v\r\n" % i for i in range(40))
     head = ("GET /plaintext HTTP/1.1\r\nHost: x\r\n" + fields).encode()
+    if harness.skip_under_wrap("30,000 requests and an RSS bound"):
+        return
     n = 30000
     c = Conn(t.hello.port)
     try:
@@ -168,6 +171,8 @@ def own_slow_body_below_the_minimum_rate_408(t):
     150 spent: the body's
     deadline (400 ms + 1 s per 100 bytes) passes within a few seconds, long
     before the 1,000 bytes announced have come."""
+    if harness.skip_under_wrap("a client's pace against the server's clock"):
+        return
     srv = Server(ARGS.server, env={"HTTP_TEST_BODY_TIMEOUT_MS": "400",
                                    "HTTP_TEST_BODY_MIN_RATE": "100"})
     c = None
@@ -362,7 +367,10 @@ def main():
     ap.add_argument("--hello", required=True)
     ap.add_argument("--server", required=True)
     ap.add_argument("-k", default="", help="run only cases whose name contains this")
+    ap.add_argument("--wrap", default="", help='servers\' command prefix, e.g. "valgrind -q"')
+    ap.add_argument("--slow", type=float, help="deadline factor (10 under --wrap)")
     ARGS = ap.parse_args()
+    harness.use_wrap(ARGS.wrap, ARGS.slow)
     raise_fd_limit()
     cases = pick([v for k, v in globals().items()
                   if k.split("_")[0] in ("hello", "case", "own") and callable(v)], ARGS.k)
