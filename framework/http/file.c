@@ -13,18 +13,38 @@
  * one chunk through the stream's queue whenever the socket is full (the
  * stream's write path is what knows how to wait for a socket), and with
  * pread() + stream writes on TLS.
+ *
+ * The disk.  A read of pages the page cache does not hold blocks the thread
+ * that makes it, and on the loop that stalls every connection of the worker
+ * (bench/cold_file.py: with a 50 MiB/s disk, a small request waited up to
+ * 400 ms behind a cold download).  So the loop reads and sendfile()s only
+ * what is cached, asking with preadv2(RWF_NOWAIT) (a byte every 256 KiB of
+ * the next MiB before a sendfile; the read itself before a copy), and hands
+ * what is not to libuv's thread pool: a pread into a buffer the pool job
+ * owns, written to the socket from the loop (nginx's "aio threads").  A file
+ * system without RWF_NOWAIT is read on the loop when it lives in memory
+ * (tmpfs, ramfs) and on the pool otherwise.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* preadv2, RWF_NOWAIT */
+#endif
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "corio/future.h"
 #include "corio/http_file.h"
+#include "corio/scope.h"
 #include "corio/task.h"
 #include "corio/tls.h"
 #include "http/file_internal.h"
@@ -32,9 +52,11 @@
 #include "net/stream_internal.h"
 
 #define SMALL_BODY (16 * 1024)            /* read into the arena, batched with the head */
-#define CHUNK (64 * 1024)                 /* pread + stream write unit */
+#define CHUNK (64 * 1024)                 /* pread + stream write unit, on the loop */
+#define POOL_CHUNK (256 * 1024)           /* the same, read on the thread pool */
+#define WINDOW (1024 * 1024)              /* the most one sendfile() moves */
+#define PROBE_STRIDE (256 * 1024)         /* bytes between two cache probes of a window */
 #define YIELD_EVERY (4 * 1024 * 1024)     /* sendfile bytes between two turns for others */
-#define SENDFILE_MAX ((size_t)0x7ffff000) /* the most one sendfile() moves on Linux */
 
 /* ---- media types ---------------------------------------------------------------------- */
 
@@ -90,7 +112,7 @@ const char *corio_http_mime_type(corio_strv name) {
     return "application/octet-stream";
 }
 
-/* ---- sending -------------------------------------------------------------------------- */
+/* ---- reading without blocking the loop ------------------------------------------------ */
 
 /* Reads len bytes at off.  Returns 0, -errno, or CORIO_EOF if the file ends
  * first (it shrank since fstat). */
@@ -109,10 +131,170 @@ static int read_at(int fd, char *buf, size_t len, uint64_t off) {
     return 0;
 }
 
+/* How a body's file tells whether a read would wait for the disk. */
+typedef enum probe {
+    PROBE_UNTRIED, /* not asked yet */
+    PROBE_NOWAIT,  /* preadv2(RWF_NOWAIT) answers EAGAIN for pages not cached */
+    PROBE_MEMORY,  /* tmpfs, ramfs: nothing to wait for, every read on the loop */
+    PROBE_NONE,    /* cannot tell (a network or FUSE file system): every read on the pool */
+} probe;
+
+/* The probe for a file whose file system refused RWF_NOWAIT. */
+static probe probe_fs(int fd) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+        return PROBE_MEMORY;
+    return PROBE_NONE;
+}
+
+/* Reads up to len bytes at off if that waits for no disk.  Returns the count
+ * (> 0: fewer than len when what follows is not cached), 0 when the first
+ * page is not cached or *p says reads must go to the pool, CORIO_EOF,
+ * -errno. */
+static ssize_t read_cached(int fd, probe *p, char *buf, size_t len, uint64_t off) {
+    if (*p == PROBE_NONE)
+        return 0;
+    if (*p == PROBE_MEMORY) {
+        int rc = read_at(fd, buf, len, off);
+        return rc ? rc : (ssize_t)len;
+    }
+    struct iovec v = {.iov_base = buf, .iov_len = len};
+    for (;;) {
+        ssize_t n = preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT);
+        if (n > 0) {
+            *p = PROBE_NOWAIT;
+            return n;
+        }
+        if (n == 0)
+            return CORIO_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            *p = PROBE_NOWAIT;
+            return 0;
+        }
+        if (*p == PROBE_UNTRIED && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+            *p = probe_fs(fd);
+            return read_cached(fd, p, buf, len, off);
+        }
+        return -errno;
+    }
+}
+
+/* Whether sending [off, off + len) waits for no disk: a byte every
+ * PROBE_STRIDE and the last one are read with RWF_NOWAIT.  An error or the
+ * end of the file counts as cached (sendfile then reports it). */
+static bool cached(int fd, probe *p, uint64_t off, uint64_t len) {
+    char c;
+    for (uint64_t at = 0; at < len; at += PROBE_STRIDE) {
+        uint64_t last = at + PROBE_STRIDE >= len ? len - 1 : at;
+        ssize_t n = read_cached(fd, p, &c, 1, off + last);
+        if (n == 0)
+            return false;
+        if (n < 0 || *p == PROBE_MEMORY)
+            return true;
+        if (last != at && (n = read_cached(fd, p, &c, 1, off + at)) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* A read on the thread pool.  It owns its buffer and a duplicate of the
+ * descriptor: a task that stops waiting hands it to a done callback, so the
+ * thread never touches what the task frees. */
+typedef struct pool_read {
+    int fd;
+    uint64_t off;
+    size_t len;
+    char buf[]; /* len bytes */
+} pool_read;
+
+static int pool_read_run(void *arg) {
+    pool_read *r = arg;
+    return read_at(r->fd, r->buf, r->len, r->off);
+}
+
+static void pool_read_free(pool_read *r) {
+    close(r->fd);
+    free(r);
+}
+
+static void pool_read_abandoned(corio_future *f, void *data) {
+    (void)f;
+    pool_read_free(data);
+}
+
+/* Await: reads len bytes at off on the thread pool.  Returns 0 with *out the
+ * read (freed by the caller with pool_read_free), or CORIO_EOF, -errno,
+ * CORIO_ENOMEM, CORIO_ECANCELED / CORIO_ETIMEDOUT when the await is cut short
+ * (the read then finishes on its own and is freed by a done callback). */
+static int read_on_pool(int fd, size_t len, uint64_t off, pool_read **out) {
+    *out = NULL;
+    pool_read *r = malloc(sizeof *r + len);
+    if (!r)
+        return CORIO_ENOMEM;
+    r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (r->fd < 0) {
+        int rc = -errno;
+        free(r);
+        return rc;
+    }
+    r->off = off;
+    r->len = len;
+    corio_future *f;
+    int rc = corio_run_blocking(&f, pool_read_run, r);
+    if (rc) {
+        pool_read_free(r);
+        return rc;
+    }
+    rc = corio_await(f);
+    if (!corio_future_done(f)) {
+        if (corio_future_add_done_cb(f, pool_read_abandoned, r) == 0) {
+            r = NULL;
+        } else {
+            CORIO_WITH(corio_shield_scope()) { /* no memory: wait for the thread */
+                (void)corio_await(f);
+            }
+        }
+    }
+    corio_future_release(f);
+    if (rc == 0)
+        *out = r;
+    else if (r)
+        pool_read_free(r);
+    return rc;
+}
+
+/* Await: reads all len bytes at off into buf: on the loop while they are
+ * cached, on the pool otherwise.  Returns 0, CORIO_EOF, or an error. */
+static int read_all(int fd, probe *p, char *buf, size_t len, uint64_t off) {
+    while (len) {
+        ssize_t n = read_cached(fd, p, buf, len, off);
+        if (n < 0)
+            return (int)n;
+        if (n == 0) {
+            pool_read *r;
+            int rc = read_on_pool(fd, len, off, &r);
+            if (rc == 0) {
+                memcpy(buf, r->buf, len);
+                pool_read_free(r);
+            }
+            return rc;
+        }
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ---- sending -------------------------------------------------------------------------- */
+
 /* A body in flight: the file's bytes [off, off + left) still to send. */
 typedef struct body_out {
     corio_stream *s;
     int fd;
+    probe probe;
     uint64_t off, left;
     uint64_t *sent; /* the response's body byte count (access log) */
 } body_out;
@@ -123,13 +305,28 @@ static void advance(body_out *b, uint64_t n) {
     *b->sent += n;
 }
 
-/* Await: reads one chunk and writes it through the stream, which waits for
- * the socket (and the send timeout) as every write does. */
+/* Await: sends the next bytes through the stream, which waits for the socket
+ * (and the send timeout) as every write does: up to CHUNK bytes read into
+ * buf on the loop while they are cached, else up to POOL_CHUNK read on the
+ * thread pool. */
 static int copy_chunk(body_out *b, char *buf) {
     size_t n = b->left < CHUNK ? (size_t)b->left : CHUNK;
-    int rc = read_at(b->fd, buf, n, b->off);
-    if (rc == 0)
-        rc = corio_stream_write(b->s, buf, n);
+    ssize_t got = read_cached(b->fd, &b->probe, buf, n, b->off);
+    if (got < 0)
+        return (int)got;
+    if (got > 0) {
+        int rc = corio_stream_write(b->s, buf, (size_t)got);
+        if (rc == 0)
+            advance(b, (uint64_t)got);
+        return rc;
+    }
+    n = b->left < POOL_CHUNK ? (size_t)b->left : POOL_CHUNK;
+    pool_read *r;
+    int rc = read_on_pool(b->fd, n, b->off, &r);
+    if (rc)
+        return rc;
+    rc = corio_stream_write(b->s, r->buf, n);
+    pool_read_free(r);
     if (rc == 0)
         advance(b, n);
     return rc;
@@ -149,8 +346,11 @@ static int send_copy(body_out *b) {
 
 /* Await: the body by sendfile() on the socket (plain streams), once every
  * byte queued on the stream has left: the kernel must not see the file
- * overtake the head.  When the socket is full, one chunk goes through the
- * stream instead, and sendfile resumes once the queue is empty again. */
+ * overtake the head.  sendfile runs on the loop only for bytes the page
+ * cache holds (it would block the loop on the disk otherwise), a WINDOW at a
+ * time.  When the next bytes are not cached, or the socket is full, one chunk
+ * goes through the stream instead (read on the thread pool if it must be),
+ * and sendfile resumes once the queue is empty again. */
 static int send_file(body_out *b) {
     corio_stream *s = b->s;
     uv_os_fd_t sock;
@@ -169,23 +369,25 @@ static int send_file(body_out *b) {
             rc = s->werr ? s->werr : CORIO_ECLOSED;
             break;
         }
-        off_t o = (off_t)b->off;
-        size_t want = b->left < SENDFILE_MAX ? (size_t)b->left : SENDFILE_MAX;
-        ssize_t n = sendfile(sock, b->fd, &o, want);
-        if (n > 0) {
-            advance(b, (uint64_t)n);
-            since_await += (uint64_t)n;
-            continue;
-        }
-        if (n == 0) {
-            rc = CORIO_EOF; /* the file shrank */
-            break;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN) {
-            rc = -errno;
-            break;
+        size_t want = b->left < WINDOW ? (size_t)b->left : WINDOW;
+        if (cached(b->fd, &b->probe, b->off, want)) {
+            off_t o = (off_t)b->off;
+            ssize_t n = sendfile(sock, b->fd, &o, want);
+            if (n > 0) {
+                advance(b, (uint64_t)n);
+                since_await += (uint64_t)n;
+                continue;
+            }
+            if (n == 0) {
+                rc = CORIO_EOF; /* the file shrank */
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN) {
+                rc = -errno;
+                break;
+            }
         }
         if (!buf && !(buf = malloc(CHUNK))) {
             rc = CORIO_ENOMEM;
@@ -218,7 +420,8 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
         char *buf = len ? corio__arena_alloc(&c->arena, (size_t)len) : NULL;
         if (len && !buf)
             return CORIO_ENOMEM;
-        int rc = len ? read_at(fd, buf, (size_t)len, off) : 0;
+        probe p = PROBE_UNTRIED;
+        int rc = len ? read_all(fd, &p, buf, (size_t)len, off) : 0;
         if (rc == 0)
             rc = corio__res_send_head(res, status, ctype, len);
         if (rc == 0 && len)
@@ -230,7 +433,12 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
     int rc = corio__res_send_head(res, status, ctype, len);
     if (rc == 0)
         rc = corio__hconn_flush(c); /* earlier pipelined answers, then this head */
-    body_out b = {.s = c->s, .fd = fd, .off = off, .left = len, .sent = &res->body_bytes};
+    body_out b = {.s = c->s,
+                  .fd = fd,
+                  .probe = PROBE_UNTRIED,
+                  .off = off,
+                  .left = len,
+                  .sent = &res->body_bytes};
     if (rc == 0)
         rc = corio_stream_is_tls(c->s) ? send_copy(&b) : send_file(&b);
     if (rc < 0)
