@@ -332,14 +332,24 @@ static int copy_chunk(body_out *b, char *buf) {
     return rc;
 }
 
-/* Await: the body by pread + stream writes (TLS streams). */
+/* Await: the body by pread + stream writes (TLS streams).  A write that the
+ * socket takes at once does not wait, so a fast reader of a cached file
+ * would keep the loop to itself: other tasks get a turn every YIELD_EVERY
+ * bytes, as in send_file. */
 static int send_copy(body_out *b) {
     char *buf = malloc(CHUNK);
     if (!buf)
         return CORIO_ENOMEM;
     int rc = 0;
-    while (rc == 0 && b->left)
+    uint64_t mark = b->left;
+    while (rc == 0 && b->left) {
+        if (mark - b->left >= YIELD_EVERY) {
+            mark = b->left;
+            rc = corio_yield();
+            continue;
+        }
         rc = copy_chunk(b, buf);
+    }
     free(buf);
     return rc;
 }
