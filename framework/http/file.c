@@ -51,12 +51,12 @@
 #include "http/http_internal.h"
 #include "net/stream_internal.h"
 
-#define SMALL_BODY (16 * 1024)            /* read into the arena, batched with the head */
-#define CHUNK (64 * 1024)                 /* pread + stream write unit, on the loop */
-#define POOL_CHUNK (256 * 1024)           /* the same, read on the thread pool */
-#define WINDOW (1024 * 1024)              /* the most one sendfile() moves */
-#define PROBE_STRIDE (256 * 1024)         /* bytes between two cache probes of a window */
-#define YIELD_EVERY (4 * 1024 * 1024)     /* sendfile bytes between two turns for others */
+#define SMALL_BODY (16 * 1024)        /* read into the arena, batched with the head */
+#define CHUNK (64 * 1024)             /* pread + stream write unit, on the loop */
+#define POOL_CHUNK (256 * 1024)       /* the same, read on the thread pool */
+#define WINDOW (1024 * 1024)          /* the most one sendfile() moves */
+#define PROBE_STRIDE (256 * 1024)     /* bytes between two cache probes of a window */
+#define YIELD_EVERY (4 * 1024 * 1024) /* sendfile bytes between two turns for others */
 
 /* ---- media types ---------------------------------------------------------------------- */
 
