@@ -1,12 +1,6 @@
-/* The HTTP/1.1 connection task: parse, route, call the handler, respond,
- * repeat (see corio/http.h and http_internal.h).
- *
- * llhttp runs in strict mode and pauses twice per request: when the head is
- * complete (so the handler can run before the body is read) and when the
- * message is complete (so the next request starts from a clean state).
- * Everything llhttp leaves to its caller is checked here: sizes of the
- * request line and the head, the HTTP version, Host, Transfer-Encoding,
- * Upgrade and CONNECT.
+/* The HTTP/1.1 connection task: read a head, route, call the handler,
+ * respond, repeat (see corio/http.h and http_internal.h); parse.c turns the
+ * bytes into the request.
  *
  * Closing.  A response carries "Connection: close" whenever the connection
  * ends after it: the client asked, HTTP/1.0 without keep-alive, a server
@@ -28,10 +22,6 @@
 /* Draining, a connection that has had no request yet waits this long (at
  * most) for its first one; see read_head. */
 #define DRAIN_FIRST_REQUEST_MS 1000
-/* The bytes between two chunks' data: CRLF, size, extensions (at most
- * CHUNK_EXT_MAX of them), CRLF. */
-#define CHUNK_EXT_MAX 1024
-#define CHUNK_LINE_MAX (CHUNK_EXT_MAX + 64)
 
 static const corio_http_opts default_opts = {
     .max_request_line = 8 * 1024,
@@ -106,238 +96,7 @@ static void arena_reset(corio__hconn *c) {
     c->cap_out = 0;
 }
 
-/* ---- llhttp callbacks --------------------------------------------------------------------- */
-
-static corio__hconn *conn_of(llhttp_t *p) {
-    return p->data;
-}
-
-/* Offsets are relative to the start of the head, which is where the stream's
- * buffered bytes begin while the head is parsed. */
-static int extend(corio__hconn *c, corio__span *s, const char *at, size_t len) {
-    const char *base = corio__req_head(&c->req);
-    if (s->len == 0) {
-        s->off = (uint32_t)(at - base);
-    } else if (at != base + s->off + s->len) {
-        c->reject = 400; /* not contiguous: a folded (obs-fold) line */
-        return -1;
-    }
-    s->len += (uint32_t)len;
-    return 0;
-}
-
-static int on_method(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    return extend(c, &c->req.method, at, len);
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    return extend(c, &c->req.target, at, len);
-}
-
-static int on_version(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    return extend(c, &c->req.version, at, len);
-}
-
-/* Trailer fields (after a chunked body) arrive through the header callbacks
- * too, long after the head: they are not part of the request's headers (and
- * their bytes are nowhere near the head), so they are only counted against
- * the header limit and dropped. */
-static int trailer_bytes(corio__hconn *c, size_t len) {
-    c->trailer_bytes += len;
-    if (c->trailer_bytes > c->opts.max_header_bytes) {
-        c->reject = 431;
-        return -1;
-    }
-    return 0;
-}
-
-/* More header fields than hdrs_inline holds go to hdrs_heap, kept across
- * requests and bounded by max_headers.  Not the arena: a head read in parts
- * must survive the arena's reset after each flush (see read_head). */
-static int grow_hdrs(corio__hconn *c) {
-    corio_req *r = &c->req;
-    size_t cap = r->cap_hdrs * 2;
-    if (cap > c->opts.max_headers)
-        cap = c->opts.max_headers;
-    bool on_heap = r->hdrs == c->hdrs_heap; /* before realloc moves it */
-    if (cap > c->hdrs_heap_cap) {
-        corio__hdr *h = realloc(c->hdrs_heap, cap * sizeof *h);
-        if (!h)
-            return CORIO_ENOMEM;
-        c->hdrs_heap = h;
-        c->hdrs_heap_cap = cap;
-    }
-    if (!on_heap)
-        memcpy(c->hdrs_heap, r->hdrs, r->nhdrs * sizeof *r->hdrs);
-    r->hdrs = c->hdrs_heap;
-    r->cap_hdrs = cap;
-    return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    corio_req *r = &c->req;
-    if (c->head_done)
-        return trailer_bytes(c, len);
-    if (c->line_end == 0)
-        c->line_end = (size_t)(at - corio__req_head(r));
-    if (c->in_value || r->nhdrs == 0) {
-        if (r->nhdrs >= c->opts.max_headers) {
-            c->reject = 431;
-            return -1;
-        }
-        if (r->nhdrs == 0) {
-            r->hdrs = c->hdrs_inline;
-            r->cap_hdrs = CORIO__HDRS_INLINE;
-        } else if (r->nhdrs == r->cap_hdrs && grow_hdrs(c) != 0) {
-            c->reject = 503;
-            return -1;
-        }
-        r->hdrs[r->nhdrs++] = (corio__hdr){{0, 0}, {0, 0}};
-        c->in_value = false;
-    }
-    return extend(c, &r->hdrs[r->nhdrs - 1].name, at, len);
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    if (c->head_done)
-        return trailer_bytes(c, len);
-    c->in_value = true;
-    return extend(c, &c->req.hdrs[c->req.nhdrs - 1].value, at, len);
-}
-
-/* With a body, pause here so the handler runs before the body is read;
- * without one, go on to on_message_complete, which pauses (and leaves the
- * parser ready for the next request). */
-static int on_headers_complete(llhttp_t *p) {
-    corio__hconn *c = conn_of(p);
-    c->head_done = true;
-    c->in_chunk_line = (p->flags & F_CHUNKED) != 0; /* the first size line comes next */
-    bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
-    return body ? HPE_PAUSED : 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len) {
-    corio__hconn *c = conn_of(p);
-    corio_req *r = &c->req;
-    if (r->sink) { /* streaming into the handler's buffer, which fits it */
-        memcpy(r->sink, at, len);
-        r->sink += len;
-        r->sink_len -= len;
-    }
-    r->body_read += len;
-    c->body_end = at + len;
-    if (r->body_read > c->opts.max_body) {
-        c->reject = 413;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-    conn_of(p)->req.body_done = true;
-    return HPE_PAUSED;
-}
-
-/* Chunk extensions are parsed and ignored: bounded per chunk, or a client
- * could stream them forever without sending a byte of body. */
-static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
-    (void)at;
-    corio__hconn *c = conn_of(p);
-    c->chunk_ext_bytes += len;
-    if (c->chunk_ext_bytes > CHUNK_EXT_MAX) {
-        c->reject = 400;
-        return -1;
-    }
-    return 0;
-}
-
-/* The size line is over: chunk data (or, for the last chunk, trailers)
- * follows. */
-static int on_chunk_header(llhttp_t *p) {
-    corio__hconn *c = conn_of(p);
-    c->chunk_ext_bytes = 0;
-    c->in_chunk_line = false;
-    c->chunk_line_bytes = 0;
-    return 0;
-}
-
-/* A chunk's data and its CRLF are over: the next size line begins. */
-static int on_chunk_complete(llhttp_t *p) {
-    corio__hconn *c = conn_of(p);
-    c->in_chunk_line = true;
-    c->chunk_line_bytes = 0;
-    return 0;
-}
-
-/* llhttp has no callback for a chunk's size digits, and counts leading
- * zeros without end: without a bound, a client could send megabytes of
- * "000..." and hold the request open far below max_body.  After each
- * execute that ends inside a size line, the bytes since the last body byte
- * of this feed (or since the feed began) are the line's (give or take the
- * CRLF before it), and they add up across feeds until the line ends. */
-llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len) {
-    c->body_end = NULL;
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (err != HPE_OK || !c->in_chunk_line)
-        return err;
-    const char *from = c->body_end ? c->body_end : data;
-    c->chunk_line_bytes += (size_t)(data + len - from);
-    if (c->chunk_line_bytes > CHUNK_LINE_MAX) {
-        c->reject = 400;
-        return HPE_USER;
-    }
-    return HPE_OK;
-}
-
-static const llhttp_settings_t settings = {
-    .on_chunk_extension_name = on_chunk_extension,
-    .on_chunk_extension_value = on_chunk_extension,
-    .on_chunk_header = on_chunk_header,
-    .on_chunk_complete = on_chunk_complete,
-    .on_method = on_method,
-    .on_url = on_url,
-    .on_version = on_version,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 /* ---- reading a request head ------------------------------------------------------------------ */
-
-static bool is_tchar(unsigned char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static int status_for(corio__hconn *c, llhttp_errno_t err) {
-    if (c->reject)
-        return c->reject;
-    switch (err) {
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return 501;
-    case HPE_INVALID_VERSION:
-        return 505;
-    case HPE_INVALID_METHOD: {
-        /* A well-formed token llhttp does not know is a method we do not
-         * implement; anything else is not HTTP. */
-        size_t len;
-        const char *buf = corio_stream_buffered(c->s, &len);
-        size_t i = 0;
-        while (i < len && i < 32 && is_tchar((unsigned char)buf[i]))
-            i++;
-        return i > 0 && i < len && buf[i] == ' ' ? 501 : 400;
-    }
-    default:
-        return 400;
-    }
-}
 
 int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
     int rc = CORIO_ETIMEDOUT;
@@ -385,7 +144,7 @@ static int read_head(corio__hconn *c) {
                 return c->reject ? c->reject : 0;
             }
             if (err != HPE_OK)
-                return status_for(c, err);
+                return corio__hconn_status_for(c, err);
             c->parsed = len;
         }
         if (c->line_end == 0 && c->parsed > c->opts.max_request_line)
@@ -419,7 +178,7 @@ static int read_head(corio__hconn *c) {
         uint64_t wait = until > now ? until - now : 0;
         if (idle && wait == 0)
             return HEAD_ONLY_CLOSE; /* idled out */
-        bool mark_idle = idle; /* a server's drain may end this wait */
+        bool mark_idle = idle;      /* a server's drain may end this wait */
         if (idle && corio_stream_draining(c->s)) {
             /* Shutting down: a request whose bytes have come is one the
              * server took, and is served (and the connection closed after
@@ -480,117 +239,6 @@ static int read_head(corio__hconn *c) {
             return head_deadline ? 400 : HEAD_ONLY_CLOSE;
         return rc;
     }
-}
-
-/* ---- checking a head ------------------------------------------------------------------------ */
-
-static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
-    size_t n = strlen(want);
-    return s.len == n && strncasecmp(corio__req_head(r) + s.off, want, n) == 0;
-}
-
-/* The origin-form part of a target: "/p?q" as is; for the absolute form
- * "http://host:port/p?q" the part from the path on ("/" when it has none).
- * Anything else is returned unchanged (and refused by the caller). */
-corio_strv corio__origin_target(corio_strv t) {
-    size_t skip = t.len >= 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
-                  : t.len >= 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
-                                                                         : 0;
-    if (!skip)
-        return t;
-    const char *p = t.ptr + skip, *end = t.ptr + t.len;
-    while (p < end && *p != '/' && *p != '?')
-        p++;
-    if (p == t.ptr + skip)
-        return (corio_strv){"", 0}; /* no authority: not a target */
-    if (p == end || *p == '?') {
-        static const char root[] = "/";
-        return p == end ? (corio_strv){root, 1} : (corio_strv){"", 0};
-    }
-    return (corio_strv){p, (size_t)(end - p)};
-}
-
-/* Validates what llhttp leaves to us and fills in the request.  Returns 0 or
- * the status to answer with. */
-static int prepare(corio__hconn *c) {
-    corio_req *r = &c->req;
-    llhttp_t *p = &c->parser;
-    if (llhttp_get_http_major(p) != 1)
-        return 505;
-    r->minor = llhttp_get_http_minor(p);
-    if (llhttp_get_method(p) == HTTP_CONNECT)
-        return 501;
-    /* RFC 9112 3: one SP on each side of the target.  llhttp, strict mode
-     * or not, skips a run of spaces before and after it. */
-    if (r->target.off != r->method.off + r->method.len + 1 ||
-        r->version.off != r->target.off + r->target.len + sizeof " HTTP/" - 1)
-        return 400;
-    size_t line_len = r->version.off + r->version.len;
-    if (line_len > c->opts.max_request_line)
-        return 414;
-    if (c->parsed - line_len > c->opts.max_header_bytes)
-        return 431;
-    const char *head = corio__req_head(r);
-    size_t hosts = 0, tes = 0;
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        corio__hdr *h = &r->hdrs[i];
-        for (uint32_t k = 0; k < h->name.len; k++)
-            if (!is_tchar((unsigned char)head[h->name.off + k]))
-                return 400;
-        for (uint32_t k = 0; k < h->value.len; k++) {
-            unsigned char ch = (unsigned char)head[h->value.off + k];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return 400; /* CR, LF, NUL and other controls */
-        }
-    }
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        if (span_ieq(r, r->hdrs[i].name, "host"))
-            hosts++;
-        else if (span_ieq(r, r->hdrs[i].name, "transfer-encoding")) {
-            tes++;
-            if (!span_ieq(r, r->hdrs[i].value, "chunked"))
-                return 501;
-        } else if (span_ieq(r, r->hdrs[i].name, "expect")) {
-            if (!span_ieq(r, r->hdrs[i].value, "100-continue"))
-                return 417;
-            r->expect_continue = true;
-        }
-    }
-    if (hosts > 1 || (r->minor >= 1 && hosts == 0) || tes > 1)
-        return 400;
-    /* RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding, so its framing is
-     * faulty; a front end that ignores the field would see the "body" as
-     * the next request.  Refused and closed, as nginx does. */
-    if (r->minor == 0 && tes)
-        return 400;
-    r->chunked = (p->flags & F_CHUNKED) != 0;
-    r->content_length = r->chunked ? 0 : p->content_length;
-    r->has_body = r->chunked || r->content_length > 0;
-    if (!r->chunked && r->content_length > c->opts.max_body)
-        return 413;
-    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
-    r->head_method = llhttp_get_method(p) == HTTP_HEAD;
-    r->head_len = c->parsed;
-    /* Target: origin-form, absolute-form (RFC 9112 3.2.2: a server must
-     * accept it; its path is used) or "*" for OPTIONS. */
-    corio_strv target = corio__origin_target(corio_req_target(r));
-    if (target.len == 0 || (target.ptr[0] != '/' && !(target.len == 1 && target.ptr[0] == '*')))
-        return 400;
-    const char *q = memchr(target.ptr, '?', target.len);
-    corio_strv raw_path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
-    r->query = q ? (corio_strv){q + 1, target.len - raw_path.len - 1} : (corio_strv){"", 0};
-    if (memchr(raw_path.ptr, '%', raw_path.len)) {
-        char *dec = corio__arena_alloc(&c->arena, raw_path.len + 1);
-        if (!dec)
-            return 503;
-        long n = corio__pct_decode(raw_path, dec, false);
-        if (n < 0)
-            return 400;
-        r->path = (corio_strv){dec, (size_t)n};
-    } else {
-        r->path = raw_path;
-    }
-    return 0;
 }
 
 /* ---- one request ----------------------------------------------------------------------------- */
@@ -828,7 +476,7 @@ static void apply_defaults(corio_http_opts *o) {
 /* Serves one request whose head has been read; returns 0 to go on with the
  * next one, or a negative code (socket errors: the connection is done). */
 static int serve_request(corio__hconn *c) {
-    int st = prepare(c);
+    int st = corio__hconn_prepare(c);
     if (st) {
         c->reject = st;
         return corio__http_send_error(c, st, true);
@@ -858,8 +506,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.opts = srv->opts;
     apply_defaults(&c.opts);
     corio__arena_init(&c.arena);
-    llhttp_init(&c.parser, HTTP_REQUEST, &settings);
-    c.parser.data = &c;
+    corio__hconn_parser_init(&c);
     /* Per-read and per-write timeouts the server set on the stream (the
      * runner's --read-timeout and --write-timeout) still bound every read
      * and write, as well as the HTTP timeouts: the shorter wins. */

@@ -108,6 +108,19 @@ int corio__hconn_queue(corio__hconn *c, const void *p, size_t len);
 /* Writes everything queued, then empties the queue. */
 int corio__hconn_flush(corio__hconn *c);
 
+/* ---- parse.c ---- */
+
+/* llhttp_init with the callbacks that fill in c->req. */
+void corio__hconn_parser_init(corio__hconn *c);
+
+/* The status (400, 431, 501, 505...) to answer a head llhttp refused with
+ * err. */
+int corio__hconn_status_for(corio__hconn *c, llhttp_errno_t err);
+
+/* Validates what llhttp leaves to us of a complete head and fills in the
+ * request.  Returns 0 or the status to answer with. */
+int corio__hconn_prepare(corio__hconn *c);
+
 /* llhttp_execute on body bytes, with chunked framing bounded (a size line
  * over its limit: HPE_USER, with reject 400). */
 llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len);
