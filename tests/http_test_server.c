@@ -17,6 +17,7 @@
  *                            checked to be the same)
  *   POST /count            streams the body in 64 KiB reads; "count=N crc32=X
  *                            tag=<X-Tag header, taken before the body>"
+ *                            (&pause_ms=N: sleeps N ms once 256 KiB are read)
  *   GET  /fail             returns CORIO_EFAILED without responding (a 500)
  *   GET  /big?mb=N         N MiB (bytes 0..255 repeated): chunked writes of
  *                            64 KiB, or with &send=1 one corio_res_send of a
@@ -35,9 +36,9 @@
  *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
  * environment (unset or 0: the server's default): HTTP_TEST_HEADER_TIMEOUT_MS,
- * HTTP_TEST_BODY_TIMEOUT_MS, HTTP_TEST_BODY_MIN_RATE (bytes/s), HTTP_TEST_KEEPALIVE_MS, HTTP_TEST_SEND_TIMEOUT_MS,
- * HTTP_TEST_MAX_BODY (bytes), and HTTP_TEST_ACCESS_LOG=1 turns the access log
- * on.  Not a cmocka test: an executable the Python tests drive.
+ * HTTP_TEST_BODY_TIMEOUT_MS, HTTP_TEST_BODY_MIN_RATE (bytes/s), HTTP_TEST_KEEPALIVE_MS,
+ * HTTP_TEST_SEND_TIMEOUT_MS, HTTP_TEST_MAX_BODY (bytes), and HTTP_TEST_ACCESS_LOG=1 turns the
+ * access log on.  Not a cmocka test: an executable the Python tests drive.
  */
 #include <corio/corio.h>
 #include <stdio.h>
@@ -157,6 +158,7 @@ static int count(corio_req *req, corio_res *res, void *arg) {
         return CORIO_ENOMEM;
     unsigned long long total = 0;
     uint32_t crc = 0;
+    unsigned long pause_ms = query_num(req, "pause_ms", 0); /* once, after 256 KiB */
     for (;;) {
         int n = corio_req_read(req, buf, PIECE);
         if (n < 0)
@@ -165,6 +167,12 @@ static int count(corio_req *req, corio_res *res, void *arg) {
             break;
         total += (unsigned)n;
         crc = crc32_update(crc, buf, (size_t)n);
+        if (pause_ms && total >= 256 * 1024 && total - (unsigned)n < 256 * 1024) {
+            corio_log(CORIO_LOG_INFO, "count pauses %lu ms", pause_ms);
+            int rc = corio_sleep(pause_ms);
+            if (rc)
+                return rc;
+        }
     }
     char out[160];
     snprintf(out, sizeof out, "count=%llu crc32=%08x tag=%.*s", total, crc,

@@ -153,6 +153,39 @@ def case_long_chunk_size_line_refused(t):
         c.close()
 
 
+def case_chunk_size_line_bound_same_however_split(t):
+    """3,000 zeros before a size: refused whether they come in one write or
+    in two (the bound once counted only reads that ended inside the line)."""
+    line = b"0" * 3000 + b"3\r\nabc\r\n0\r\n\r\n"
+    for pieces in ([line], [line[:1500], line[1500:]], [line[:10], line[10:2990], line[2990:]]):
+        c = Conn(t.srv.port)
+        try:
+            c.send(req("POST", "/count", ["Transfer-Encoding: chunked"]))
+            for piece in pieces:
+                c.send(piece)
+                if len(pieces) > 1:
+                    time.sleep(0.05)  # separate reads on the server, most likely
+            status, hdrs, body, raw = c.response()
+            check(status == 400 and hdrs.get("connection") == "close", (len(pieces), raw))
+        finally:
+            c.close()
+
+
+def case_many_small_chunks_accepted(t):
+    """20,000 one-byte chunks with extensions, in one write and byte by
+    byte at the end: every size line counted from its start, none refused."""
+    body = b"".join(b"1;e=%d\r\nx\r\n" % (i % 10) for i in range(20000)) + b"0\r\nT: 1\r\n\r\n"
+    c = Conn(t.srv.port)
+    try:
+        c.send(req("POST", "/count", ["Transfer-Encoding: chunked"]) + body[:-200])
+        for i in range(len(body) - 200, len(body)):
+            c.send(body[i:i + 1])
+        status, _, got, raw = c.response()
+        check(status == 200 and got.startswith(b"count=20000 "), (raw, got))
+    finally:
+        c.close()
+
+
 def case_chunk_size_with_some_leading_zeros_accepted(t):
     c = Conn(t.srv.port)
     try:
@@ -191,6 +224,49 @@ def own_slow_body_below_the_minimum_rate_408(t):
         status, hdrs, body, raw = c.response()
         check(status == 408 and hdrs.get("connection") == "close", raw)
         print("    cut off after %d body bytes" % sent)
+        srv.stop()
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
+def own_handler_pausing_between_reads_is_not_a_slow_client(t):
+    """The whole 1 MiB body is sent at once; the handler reads 256 KiB
+    and then waits 1 s (a backend call, an upload slot): the client is not
+    to blame, and gets its 200 (the first minimum-rate code counted the
+    handler's pause against the client's 400 ms budget: 408)."""
+    srv = Server(ARGS.server, env={"HTTP_TEST_BODY_TIMEOUT_MS": "400",
+                                   "HTTP_TEST_BODY_MIN_RATE": "10000000",
+                                   "HTTP_TEST_MAX_BODY": str(4 * 1024 * 1024)})
+    c = None
+    try:
+        c = Conn(srv.port)
+        body = bytes(range(256)) * 4096
+        c.send(req("POST", "/count?pause_ms=1000", ["Content-Length: %d" % len(body)]) + body)
+        status, _, got, raw = c.response()
+        check(status == 200 and got.startswith(b"count=1048576 "), (raw, got))
+        check(srv.count_log(r"count pauses 1000 ms") == 1, srv.tail())
+        srv.stop()
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
+def own_body_timeout_of_uint64_max_means_none(t):
+    """body_timeout_ms = UINT64_MAX (no timeout, as timeout scopes
+    saturate): the body's budget must saturate too, not wrap into an
+    immediate 408 when the handler first waits for body bytes."""
+    srv = Server(ARGS.server, env={"HTTP_TEST_BODY_TIMEOUT_MS": str(2 ** 64 - 1)})
+    c = None
+    try:
+        c = Conn(srv.port)
+        c.send(req("POST", "/count", ["Content-Length: 10"]))
+        time.sleep(0.2)  # the client's pace: the handler waits for the body
+        c.send(b"0123456789")
+        status, _, got, raw = c.response()
+        check(status == 200 and got.startswith(b"count=10 "), (raw, got))
         srv.stop()
     finally:
         if c:

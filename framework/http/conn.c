@@ -393,7 +393,8 @@ static void reset_request(corio__hconn *c) {
     c->chunk_ext_bytes = 0;
     c->in_chunk_line = false;
     c->chunk_line_bytes = 0;
-    c->body_started = 0;
+    c->last_chunk = false;
+    c->body_waited = 0;
 }
 
 /* Whether the client may still be sending when we close: then closing at

@@ -82,8 +82,9 @@ typedef struct corio__hconn {
     size_t trailer_bytes, chunk_ext_bytes;
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */
-    const char *body_end;    /* just past the last body byte of the current feed */
-    uint64_t body_started;   /* loop time of the first wait for body bytes, 0 before */
+    bool last_chunk;         /* the size line of the last chunk (0) has been read */
+    bool chunk_pause;        /* a chunk callback paused llhttp (not the message's end) */
+    uint64_t body_waited;    /* ms the body's reads have waited for the client */
     /* responses waiting for one write; `out` lives in the arena and is kept
      * across flushes until the arena is reset */
     struct iovec *out;

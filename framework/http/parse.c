@@ -148,7 +148,6 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
         r->sink_len -= len;
     }
     r->body_read += len;
-    c->body_end = at + len;
     if (r->body_read > c->opts.max_body) {
         c->reject = 413;
         return -1;
@@ -176,40 +175,64 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
 
 /* The size line is over: chunk data (or, for the last chunk, trailers)
  * follows. */
+/* Pauses (see corio__hconn_feed_body): the size line ends here. */
 static int on_chunk_header(llhttp_t *p) {
     corio__hconn *c = conn_of(p);
     c->chunk_ext_bytes = 0;
     c->in_chunk_line = false;
-    c->chunk_line_bytes = 0;
-    return 0;
+    c->last_chunk = p->content_length == 0;
+    c->chunk_pause = true;
+    return HPE_PAUSED;
 }
 
-/* A chunk's data and its CRLF are over: the next size line begins. */
+/* A chunk's data and its CRLF are over: pauses, the next size line begins
+ * here (after the last chunk, its trailers are over: no pause, the message
+ * completes). */
 static int on_chunk_complete(llhttp_t *p) {
     corio__hconn *c = conn_of(p);
+    if (c->last_chunk)
+        return 0;
     c->in_chunk_line = true;
     c->chunk_line_bytes = 0;
-    return 0;
+    c->chunk_pause = true;
+    return HPE_PAUSED;
+}
+
+/* Counts the size line's bytes from `from` to `to`; false past the bound. */
+static bool chunk_line_add(corio__hconn *c, const char *from, const char *to) {
+    c->chunk_line_bytes += (size_t)(to - from);
+    return c->chunk_line_bytes <= CHUNK_LINE_MAX;
 }
 
 /* llhttp has no callback for a chunk's size digits, and counts leading
  * zeros without end: without a bound, a client could send megabytes of
- * "000..." and hold the request open far below max_body.  After each
- * execute that ends inside a size line, the bytes since the last body byte
- * of this feed (or since the feed began) are the line's (give or take the
- * CRLF before it), and they add up across feeds until the line ends. */
+ * "000..." and hold the request open far below max_body.  llhttp pauses
+ * where a size line begins (on_chunk_complete) and ends (on_chunk_header),
+ * so its bytes are counted exactly, across feeds, however the client
+ * splits them.  Returns what llhttp_execute returns, with the pauses of the
+ * chunk callbacks resumed here: HPE_PAUSED means the message is complete. */
 llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len) {
-    c->body_end = NULL;
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (err != HPE_OK || !c->in_chunk_line)
+    const char *p = data, *end = data + len;
+    for (;;) {
+        const char *line = c->in_chunk_line ? p : NULL; /* the size line's bytes from here */
+        c->chunk_pause = false;
+        llhttp_errno_t err = llhttp_execute(&c->parser, p, (size_t)(end - p));
+        if (err == HPE_PAUSED && c->chunk_pause) {
+            const char *at = llhttp_get_error_pos(&c->parser);
+            llhttp_resume(&c->parser);
+            if (line && !c->in_chunk_line && !chunk_line_add(c, line, at))
+                break; /* the line ended, too long */
+            p = at;
+            if (p == end)
+                return HPE_OK;
+            continue;
+        }
+        if (err == HPE_OK && c->in_chunk_line && !chunk_line_add(c, line ? line : p, end))
+            break;
         return err;
-    const char *from = c->body_end ? c->body_end : data;
-    c->chunk_line_bytes += (size_t)(data + len - from);
-    if (c->chunk_line_bytes > CHUNK_LINE_MAX) {
-        c->reject = 400;
-        return HPE_USER;
     }
-    return HPE_OK;
+    c->reject = 400;
+    return HPE_USER;
 }
 
 static const llhttp_settings_t settings = {

@@ -235,15 +235,18 @@ int corio__req_prepare_body(corio__hconn *c) {
 }
 
 /* How long the next wait for body bytes may last: body_timeout_ms without
- * progress, and no later than the body's deadline by body_min_rate (0: it
- * has passed, the wait fails at once). */
+ * progress, and within the body's budget by body_min_rate: body_timeout_ms
+ * plus a second per body_min_rate bytes received, spent only by time the
+ * reads actually waited for the client (a handler that pauses between reads
+ * -- a backend call, a semaphore -- is not the client's slowness).  0: the
+ * budget is spent, the wait fails at once.  Saturating: body_timeout_ms may
+ * be UINT64_MAX ("none"). */
 static uint64_t body_wait(corio__hconn *c) {
-    uint64_t now = corio__now(corio__tls_loop);
-    if (!c->body_started)
-        c->body_started = now;
-    uint64_t earned = (uint64_t)c->req.body_read * 1000 / c->opts.body_min_rate;
-    uint64_t deadline = c->body_started + c->opts.body_timeout_ms + earned;
-    uint64_t left = deadline > now ? deadline - now : 0;
+    uint64_t rate = c->opts.body_min_rate, got = c->req.body_read;
+    uint64_t earned = rate >= SIZE_MAX ? 0 : got / rate * 1000 + got % rate * 1000 / rate;
+    uint64_t budget = c->opts.body_timeout_ms;
+    budget = earned > UINT64_MAX - budget ? UINT64_MAX : budget + earned;
+    uint64_t left = budget > c->body_waited ? budget - c->body_waited : 0;
     return left < c->opts.body_timeout_ms ? left : c->opts.body_timeout_ms;
 }
 
@@ -296,7 +299,9 @@ int corio_req_read(corio_req *r, void *buf, size_t len) {
                 return rc;
             continue;
         }
+        uint64_t waited_from = corio__now(corio__tls_loop);
         rc = corio__hconn_fill_within(c, body_wait(c));
+        c->body_waited += corio__now(corio__tls_loop) - waited_from;
         if (rc == CORIO_ETIMEDOUT && !corio_cancelled())
             return body_failed(c, 408, rc);
         if (rc < 0) {

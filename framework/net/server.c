@@ -234,7 +234,12 @@ static void accept_queued(corio_server *srv) {
     uv_os_fd_t lfd;
     if (uv_fileno(&srv->lis.handle, &lfd) != 0)
         return;
-    for (;;) {
+    /* At most a backlog's worth: what was queued when the drain began.  The
+     * socket keeps receiving connections until it closes (with SO_REUSEPORT
+     * the kernel still hashes new clients to it), and a flood must not keep
+     * this loop, max_conns aside, accepting for ever. */
+    int backlog = srv->opts.backlog > 0 ? srv->opts.backlog : DEFAULT_BACKLOG;
+    for (int taken = 0; taken <= backlog; taken++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && errno == EINTR)
             continue;

@@ -206,9 +206,10 @@ typedef struct corio_http_opts {
     uint64_t header_timeout_ms;    /* 10 s for the whole head: 408 */
     uint64_t body_timeout_ms;      /* 15 s without progress: 408 */
     /* A body must also come at this average rate (bytes/s, 500 by default):
-     * from the handler's first read of it, its deadline is body_timeout_ms
-     * plus one second per body_min_rate bytes received (Apache's
-     * mod_reqtimeout "body=N,MinRate=R"); past it, 408 and close.  Without
+     * the time the body's reads spend waiting for the client may total
+     * body_timeout_ms plus one second per body_min_rate bytes received
+     * (Apache's mod_reqtimeout "body=N,MinRate=R"; time the handler spends
+     * between its reads is not counted); past it, 408 and close.  Without
      * it a client sending a byte every body_timeout_ms would hold a request
      * open for weeks below max_body.  SIZE_MAX makes body_timeout_ms the
      * deadline of the whole body. */

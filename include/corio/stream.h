@@ -123,9 +123,13 @@ int corio_stream_peer_name(corio_stream *s, char *buf, size_t len);
 int corio_stream_local_name(corio_stream *s, char *buf, size_t len);
 
 /* For protocols with requests: marks the stream idle (between requests) or
- * busy.  A server shutting down (corio_server_shutdown) ends idle
- * connections at once, cancelling their task with reason shutdown, and lets
- * busy ones finish. */
+ * busy.  A server shutting down (corio_server_shutdown) ends the wait of
+ * idle connections at once and lets busy ones finish: marked inside a scope
+ * of the task's own (the wait for the next request), that innermost scope is
+ * cancelled (its await returns CORIO_ECANCELED, the task goes on and should
+ * check corio_stream_draining and close); marked at the task's top level,
+ * the task is cancelled with reason shutdown.  Unmark before leaving the
+ * scope it was marked in. */
 void corio_stream_set_idle(corio_stream *s, bool idle);
 
 /* True once the server that accepted s has begun shutting down: a protocol
