@@ -7,12 +7,22 @@
  * to->sp and pops the same frame from there.  `ret` then continues wherever
  * `to` last called corio__ctx_switch, or in corio__ctx_trampoline for a new
  * context (see ctx_asm.c for the frame a new context starts with).
+ *
+ * CET: the object is marked IBT-compatible (.note.gnu.property below), so
+ * linking it does not turn indirect-branch tracking off for a program built
+ * with -fcf-protection: both entry points begin with endbr64 (a NOP without
+ * CET) and the switch's final indirect jump, whose target is a return site
+ * without endbr64, is `notrack` (as GCC's own jump-table jumps are).  It is
+ * not marked SHSTK: the switch changes stacks without changing shadow stacks
+ * and returns with a jump, so under a shadow stack the next `ret` would fault
+ * (see the README).
  */
     .text
     .globl  corio__ctx_switch
     .type   corio__ctx_switch, @function
     .p2align 4
 corio__ctx_switch:
+    endbr64
     pushq   %rbp
     pushq   %rbx
     pushq   %r12
@@ -37,7 +47,7 @@ corio__ctx_switch:
      * the other stack, so `ret` would miss the return-stack predictor on
      * every switch (Boost.Context does the same). */
     popq    %rcx
-    jmpq    *%rcx
+    notrack jmpq *%rcx
     .size   corio__ctx_switch, .-corio__ctx_switch
 
 /* First code a new context runs: r12 = entry, r13 = arg, rsp 16-byte aligned
@@ -46,9 +56,24 @@ corio__ctx_switch:
     .type   corio__ctx_trampoline, @function
     .p2align 4
 corio__ctx_trampoline:
+    endbr64
     movq    %r13, %rdi
     callq   *%r12
     ud2                         /* entry never returns */
     .size   corio__ctx_trampoline, .-corio__ctx_trampoline
 
     .section .note.GNU-stack, "", @progbits
+
+/* NT_GNU_PROPERTY_TYPE_0: GNU_PROPERTY_X86_FEATURE_1_AND = IBT (1), not SHSTK
+ * (2).  The linker ANDs these notes across objects: without one here, IBT
+ * would be off for the whole program. */
+    .section .note.gnu.property, "a"
+    .p2align 3
+    .long   4                   /* n_namesz */
+    .long   16                  /* n_descsz */
+    .long   5                   /* n_type: NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000002          /* pr_type: GNU_PROPERTY_X86_FEATURE_1_AND */
+    .long   4                   /* pr_datasz */
+    .long   1                   /* GNU_PROPERTY_X86_FEATURE_1_IBT */
+    .long   0                   /* padding to 8 bytes */
