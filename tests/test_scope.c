@@ -6,10 +6,14 @@
  * incidental in-task failures the same way.  Timing is only ever checked from
  * below (a deadline never fires early).
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "corio_test.h"
 
@@ -790,6 +794,517 @@ static void test_group_parent_cancel_cancels_and_awaits_members(void **state) {
     assert_int_equal(c.after_rc[0], CORIO_ECANCELED);
 }
 
+/* ---- a failure reaches every scope the return leaves --------------------------------- */
+
+/* A transaction-like resource is a rec: its log says "-T:0" (commit) or
+ * "-T:<code>" (roll back). */
+
+enum mid { MID_TIMEOUT, MID_LOCK, MID_SEM, MID_SHIELD, MID_ALL, MIDS };
+static const char *const mid_names[MIDS] = {"timeout", "lock", "semaphore", "shield", "all four"};
+
+/* How the failure starts: `return corio_scope_fail(rc)` in the innermost
+ * scope; in a helper with a scope of its own, the caller passing the code on
+ * with a plain `return rc`; in a helper without a scope (it marks the
+ * caller's innermost scope), the same plain return. */
+enum origin { ORIGIN_DIRECT, ORIGIN_HELPER_SCOPE, ORIGIN_HELPER_PLAIN, ORIGINS };
+
+typedef struct chain_ctx {
+    enum mid mid;
+    enum origin origin;
+    text_log log;
+    corio_lock lock;
+    corio_semaphore sem;
+    int result, locked_after;
+    size_t sem_after;
+} chain_ctx;
+
+static int helper_with_scope(text_log *log) {
+    rec in = {.name = "I", .log = log};
+    CORIO_WITH(rec_scope(&in)) {
+        return corio_scope_fail(CORIO_EPIPE);
+    }
+    return 0;
+}
+
+static int helper_plain(void) {
+    return corio_scope_fail(CORIO_EPIPE);
+}
+
+/* M is the innermost scope of the function: T > mid scope(s) > M. */
+static int chain_inner(chain_ctx *c) {
+    rec m = {.name = "M", .log = &c->log};
+    CORIO_WITH(rec_scope(&m)) {
+        if (c->origin == ORIGIN_DIRECT)
+            return corio_scope_fail(CORIO_EPIPE);
+        int rc = c->origin == ORIGIN_HELPER_SCOPE ? helper_with_scope(&c->log) : helper_plain();
+        if (rc < 0)
+            return rc; /* plain return: the failure goes on */
+    }
+    return 0;
+}
+
+static int chain_task(void *arg) {
+    chain_ctx *c = arg;
+    rec txn = {.name = "T", .log = &c->log};
+    CORIO_WITH(rec_scope(&txn)) {
+        switch (c->mid) {
+        case MID_TIMEOUT:
+            CORIO_WITH(corio_timeout_scope(60000)) return chain_inner(c);
+            break;
+        case MID_LOCK:
+            CORIO_WITH(corio_lock_scope(&c->lock)) return chain_inner(c);
+            break;
+        case MID_SEM:
+            CORIO_WITH(corio_semaphore_scope(&c->sem)) return chain_inner(c);
+            break;
+        case MID_SHIELD:
+            CORIO_WITH(corio_shield_scope()) return chain_inner(c);
+            break;
+        default:
+            CORIO_WITH(corio_timeout_scope(60000))
+            CORIO_WITH(corio_lock_scope(&c->lock))
+            CORIO_WITH(corio_semaphore_scope(&c->sem))
+            CORIO_WITH(corio_shield_scope()) return chain_inner(c);
+        }
+        logf_(&c->log, "not reached ");
+    }
+    return 0;
+}
+
+static int chain_main(void *arg) {
+    chain_ctx *c = arg;
+    corio_lock_init(&c->lock);
+    corio_semaphore_init(&c->sem, 1);
+    c->result = corio_test_join(corio_test_spawn("chain", chain_task, c));
+    c->locked_after = corio_lock_locked(&c->lock);
+    c->sem_after = corio_semaphore_value(&c->sem);
+    return 0;
+}
+
+static void test_failing_return_fails_every_scope_it_leaves(void **state) {
+    (void)state;
+    static const char *const want[ORIGINS] = {
+        [ORIGIN_DIRECT] = "+T +M -M:EPIPE -T:EPIPE ",
+        [ORIGIN_HELPER_SCOPE] = "+T +M +I -I:EPIPE -M:EPIPE -T:EPIPE ",
+        [ORIGIN_HELPER_PLAIN] = "+T +M -M:EPIPE -T:EPIPE ",
+    };
+    for (int m = 0; m < MIDS; m++) {
+        for (int o = 0; o < ORIGINS; o++) {
+            chain_ctx c = {.mid = (enum mid)m, .origin = (enum origin)o};
+            corio_test_run_checked(chain_main, &c);
+            if (strcmp(c.log.buf, want[o]) != 0)
+                fail_msg("%s between, origin %d: log \"%s\", expected \"%s\"", mid_names[m], o,
+                         c.log.buf, want[o]);
+            assert_int_equal(c.result, CORIO_EPIPE);
+            assert_false(c.locked_after);
+            assert_int_equal(c.sem_after, 1);
+        }
+    }
+}
+
+/* ---- a failure handled inside: the outer scope ends normally ---------------------------- */
+
+enum handled { H_BREAK, H_TIMEOUT, H_HELPER, H_HANDLED_RETURN, H_MARK_HANDLED, H_MARK_STAYS, HS };
+
+typedef struct handled_ctx {
+    enum handled how;
+    text_log log;
+    int rc, dropped, result;
+} handled_ctx;
+
+static int handled_task(void *arg) {
+    handled_ctx *c = arg;
+    rec txn = {.name = "T", .log = &c->log};
+    rec sp = {.name = "S", .log = &c->log};
+    CORIO_WITH(rec_scope(&txn)) {
+        switch (c->how) {
+        case H_BREAK: /* a savepoint rolls back, the transaction goes on */
+            CORIO_WITH(rec_scope(&sp)) {
+                corio_scope_fail(CORIO_EPIPE);
+                break;
+            }
+            break;
+        case H_TIMEOUT: /* an inner deadline, handled */
+            CORIO_WITH(corio_timeout_scope(10)) c->rc = corio_sleep(60000);
+            break;
+        case H_HELPER: /* a helper's failing return, handled by going on */
+            c->rc = helper_with_scope(&c->log);
+            break;
+        case H_HANDLED_RETURN: /* handled, then an early successful return */
+            c->rc = helper_with_scope(&c->log);
+            if (c->rc < 0) {
+                c->dropped = corio_scope_handled();
+                return 0;
+            }
+            break;
+        case H_MARK_HANDLED:
+            c->rc = corio_scope_fail(CORIO_EPIPE);
+            c->dropped = corio_scope_handled();
+            break;
+        default: /* corio_scope_fail's mark stays to the end of its scope */
+            c->rc = corio_scope_fail(CORIO_EPIPE);
+        }
+        logf_(&c->log, "on ");
+    }
+    return 0;
+}
+
+static int handled_main(void *arg) {
+    handled_ctx *c = arg;
+    c->result = corio_test_join(corio_test_spawn("handled", handled_task, c));
+    return 0;
+}
+
+static void test_failure_handled_inside_outer_scope_ends_normally(void **state) {
+    (void)state;
+    static const char *const want[HS] = {
+        [H_BREAK] = "+T +S -S:EPIPE on -T:0 ",
+        [H_TIMEOUT] = "+T on -T:0 ",
+        [H_HELPER] = "+T +I -I:EPIPE on -T:0 ",
+        [H_HANDLED_RETURN] = "+T +I -I:EPIPE -T:0 ",
+        [H_MARK_HANDLED] = "+T on -T:0 ",
+        [H_MARK_STAYS] = "+T on -T:EPIPE ",
+    };
+    static const int want_rc[HS] = {[H_TIMEOUT] = CORIO_ETIMEDOUT,
+                                    [H_HELPER] = CORIO_EPIPE,
+                                    [H_HANDLED_RETURN] = CORIO_EPIPE,
+                                    [H_MARK_HANDLED] = CORIO_EPIPE,
+                                    [H_MARK_STAYS] = CORIO_EPIPE};
+    static const int want_dropped[HS] = {[H_HANDLED_RETURN] = CORIO_EPIPE,
+                                         [H_MARK_HANDLED] = CORIO_EPIPE};
+    for (int h = 0; h < HS; h++) {
+        handled_ctx c = {.how = (enum handled)h};
+        corio_test_run_checked(handled_main, &c);
+        if (strcmp(c.log.buf, want[h]) != 0)
+            fail_msg("case %d: log \"%s\", expected \"%s\"", h, c.log.buf, want[h]);
+        assert_int_equal(c.rc, want_rc[h]);
+        assert_int_equal(c.dropped, want_dropped[h]);
+        assert_int_equal(c.result, 0);
+    }
+}
+
+/* ---- break, continue and goto out of two scopes ---------------------------------------- */
+
+enum jump {
+    J_GOTO_FAIL,       /* corio_scope_fail; goto past both: both fail */
+    J_GOTO_OK,         /* goto past both without a failure: both normal */
+    J_GOTO_INTO_OUTER, /* goto a label in the outer body: only the inner fails */
+    J_CONTINUE_LOOP,   /* a user loop's `continue` out of both, by goto */
+    J_BREAK_ONE,       /* break leaves one scope: the outer body ends normally */
+    J_BREAK_BOTH,      /* failing both with a break each */
+    J_BREAK_PASSED,    /* break after a helper's failing return: the outer fails */
+    J_CONTINUE_INNER,  /* continue is the inner body's normal end */
+    JUMPS
+};
+
+typedef struct jump_ctx {
+    enum jump jump;
+    text_log log;
+    int result;
+} jump_ctx;
+
+static int jump_task(void *arg) {
+    jump_ctx *c = arg;
+    rec a = {.name = "A", .log = &c->log}, b = {.name = "B", .log = &c->log};
+    if (c->jump == J_CONTINUE_LOOP) {
+        for (int i = 0; i < 2; i++) {
+            CORIO_WITH(rec_scope(&a)) {
+                CORIO_WITH(rec_scope(&b)) {
+                    if (i == 0) {
+                        corio_scope_fail(CORIO_EPIPE);
+                        goto next; /* continue the for loop, leaving both */
+                    }
+                }
+            }
+        next:
+            logf_(&c->log, "| ");
+        }
+        return 0;
+    }
+    CORIO_WITH(rec_scope(&a)) {
+        int rc = 0;
+        CORIO_WITH(rec_scope(&b)) {
+            switch (c->jump) {
+            case J_GOTO_FAIL:
+                corio_scope_fail(CORIO_EPIPE);
+                goto out;
+            case J_GOTO_OK:
+                goto out;
+            case J_GOTO_INTO_OUTER:
+                corio_scope_fail(CORIO_EPIPE);
+                goto in_outer;
+            case J_BREAK_ONE:
+            case J_BREAK_BOTH:
+                rc = corio_scope_fail(CORIO_EPIPE);
+                break;
+            case J_BREAK_PASSED:
+                break;
+            default:
+                corio_scope_fail(CORIO_EPIPE);
+                continue;
+            }
+        }
+        if (c->jump == J_BREAK_PASSED && helper_with_scope(&c->log) < 0)
+            break;
+        if (c->jump == J_BREAK_BOTH && rc < 0) {
+            corio_scope_fail(rc);
+            break;
+        }
+    in_outer:
+        logf_(&c->log, "in A ");
+    }
+out:
+    logf_(&c->log, "out");
+    return 0;
+}
+
+static int jump_main(void *arg) {
+    jump_ctx *c = arg;
+    c->result = corio_test_join(corio_test_spawn("jumps", jump_task, c));
+    return 0;
+}
+
+static void test_break_continue_goto_out_of_two_scopes(void **state) {
+    (void)state;
+    static const char *const want[JUMPS] = {
+        [J_GOTO_FAIL] = "+A +B -B:EPIPE -A:EPIPE out",
+        [J_GOTO_OK] = "+A +B -B:0 -A:0 out",
+        [J_GOTO_INTO_OUTER] = "+A +B -B:EPIPE in A -A:0 out",
+        [J_CONTINUE_LOOP] = "+A +B -B:EPIPE -A:EPIPE | +A +B -B:0 -A:0 | ",
+        [J_BREAK_ONE] = "+A +B -B:EPIPE in A -A:0 out",
+        [J_BREAK_BOTH] = "+A +B -B:EPIPE -A:EPIPE out",
+        [J_BREAK_PASSED] = "+A +B -B:0 +I -I:EPIPE -A:EPIPE out",
+        [J_CONTINUE_INNER] = "+A +B -B:EPIPE in A -A:0 out",
+    };
+    for (int j = 0; j < JUMPS; j++) {
+        jump_ctx c = {.jump = (enum jump)j};
+        corio_test_run_checked(jump_main, &c);
+        if (strcmp(c.log.buf, want[j]) != 0)
+            fail_msg("case %d: log \"%s\", expected \"%s\"", j, c.log.buf, want[j]);
+        assert_int_equal(c.result, 0);
+    }
+}
+
+/* ---- cancellation and deadlines in the middle of the chain ---------------------------- */
+
+enum middle {
+    MD_DEADLINE_FAIL,     /* T > timeout > lock > M: return corio_scope_fail(ETIMEDOUT) */
+    MD_DEADLINE_PLAIN,    /* the same with a plain `return rc` */
+    MD_DEADLINE_SHIELDED, /* T > shield > timeout > M */
+    MD_GROUP_FAIL,        /* T > task group (a member fails) > M: ECANCELED */
+    MD_DEADLINE_HANDLED,  /* the deadline's failure handled: T commits */
+    MD_GROUP_HANDLED,     /* the group's cancellation handled: T commits */
+    MD_TASK_CANCELLED,    /* the task cancelled: every scope sees ECANCELED */
+    MDS
+};
+
+typedef struct middle_ctx {
+    enum middle what;
+    text_log log;
+    corio_lock lock;
+    corio_event never, waiting;
+    corio_task_group g;
+    int rc, result, group_result, locked_after;
+} middle_ctx;
+
+static int fails_soon(void *arg) {
+    (void)arg;
+    SOFT(corio_yield() == 0);
+    return CORIO_EPIPE;
+}
+
+static int middle_inner(middle_ctx *c) {
+    rec m = {.name = "M", .log = &c->log};
+    CORIO_WITH(rec_scope(&m)) {
+        switch (c->what) {
+        case MD_GROUP_FAIL:
+        case MD_GROUP_HANDLED:
+        case MD_TASK_CANCELLED:
+            corio_event_set(&c->waiting);
+            c->rc = corio_event_wait(&c->never);
+            break;
+        default:
+            c->rc = corio_sleep(60000);
+        }
+        if (c->what == MD_DEADLINE_HANDLED || c->what == MD_GROUP_HANDLED)
+            return 0; /* handled: M itself still sees the deadline/cancel */
+        if (c->what == MD_DEADLINE_PLAIN)
+            return c->rc;
+        return corio_scope_fail(c->rc);
+    }
+    return 0;
+}
+
+static int middle_task(void *arg) {
+    middle_ctx *c = arg;
+    rec txn = {.name = "T", .log = &c->log};
+    int rc = 0;
+    CORIO_WITH(rec_scope(&txn)) {
+        switch (c->what) {
+        case MD_DEADLINE_SHIELDED:
+            CORIO_WITH(corio_shield_scope())
+            CORIO_WITH(corio_timeout_scope(20)) return middle_inner(c);
+            break;
+        case MD_GROUP_FAIL:
+        case MD_GROUP_HANDLED:
+            CORIO_WITH(corio_task_group_scope(&c->g)) {
+                SOFT(corio_task_group_spawn(&c->g, NULL, "fails", fails_soon, NULL) == 0);
+                rc = middle_inner(c);
+                if (rc < 0)
+                    return rc;
+            }
+            c->group_result = corio_task_group_result(&c->g);
+            break;
+        case MD_TASK_CANCELLED:
+            return middle_inner(c);
+        default:
+            CORIO_WITH(corio_timeout_scope(20)) CORIO_WITH(corio_lock_scope(&c->lock)) {
+                rc = middle_inner(c);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+        logf_(&c->log, "on ");
+    }
+    return rc;
+}
+
+static int middle_main(void *arg) {
+    middle_ctx *c = arg;
+    corio_lock_init(&c->lock);
+    corio_event_init(&c->never);
+    corio_event_init(&c->waiting);
+    corio_task *t = corio_test_spawn("middle", middle_task, c);
+    if (c->what == MD_TASK_CANCELLED) {
+        SOFT(corio_event_wait(&c->waiting) == 0);
+        SOFT(corio_cancel(t) == 0);
+    }
+    c->result = corio_test_join(t);
+    c->locked_after = corio_lock_locked(&c->lock);
+    if (c->what == MD_GROUP_FAIL)
+        c->group_result = corio_task_group_result(&c->g);
+    return 0;
+}
+
+static void test_cancel_and_deadline_in_the_middle_of_the_chain(void **state) {
+    (void)state;
+    static const char *const want[MDS] = {
+        [MD_DEADLINE_FAIL] = "+T +M -M:ETIMEDOUT -T:ETIMEDOUT ",
+        [MD_DEADLINE_PLAIN] = "+T +M -M:ETIMEDOUT -T:ETIMEDOUT ",
+        [MD_DEADLINE_SHIELDED] = "+T +M -M:ETIMEDOUT -T:ETIMEDOUT ",
+        [MD_GROUP_FAIL] = "+T +M -M:ECANCELED -T:ECANCELED ",
+        [MD_DEADLINE_HANDLED] = "+T +M -M:ETIMEDOUT on -T:0 ",
+        [MD_GROUP_HANDLED] = "+T +M -M:ECANCELED on -T:0 ",
+        [MD_TASK_CANCELLED] = "+T +M -M:ECANCELED -T:ECANCELED ",
+    };
+    static const int want_rc[MDS] = {
+        [MD_DEADLINE_FAIL] = CORIO_ETIMEDOUT,    [MD_DEADLINE_PLAIN] = CORIO_ETIMEDOUT,
+        [MD_DEADLINE_SHIELDED] = CORIO_ETIMEDOUT, [MD_GROUP_FAIL] = CORIO_ECANCELED,
+        [MD_DEADLINE_HANDLED] = CORIO_ETIMEDOUT,  [MD_GROUP_HANDLED] = CORIO_ECANCELED,
+        [MD_TASK_CANCELLED] = CORIO_ECANCELED,
+    };
+    for (int w = 0; w < MDS; w++) {
+        middle_ctx c = {.what = (enum middle)w};
+        corio_test_run_checked(middle_main, &c);
+        if (strcmp(c.log.buf, want[w]) != 0)
+            fail_msg("case %d: log \"%s\", expected \"%s\"", w, c.log.buf, want[w]);
+        assert_int_equal(c.rc, want_rc[w]);
+        bool handled = w == MD_DEADLINE_HANDLED || w == MD_GROUP_HANDLED;
+        assert_int_equal(c.result, handled ? 0 : want_rc[w]);
+        if (w == MD_GROUP_FAIL || w == MD_GROUP_HANDLED)
+            assert_int_equal(c.group_result, CORIO_EPIPE);
+        assert_false(c.locked_after);
+    }
+}
+
+/* ---- longjmp out of a scope: the next scope operation aborts, naming the task ---------- */
+
+enum ljmp { LJ_ENTER, LJ_LEAVE, LJ_FAIL, LJS };
+
+static jmp_buf ljmp_buf;
+static enum ljmp ljmp_mode;
+static rec ljmp_rec;
+static text_log ljmp_log;
+
+static __attribute__((noinline)) void jump_out_of_scope(void) {
+    CORIO_WITH(rec_scope(&ljmp_rec)) longjmp(ljmp_buf, 1);
+}
+
+static int jumper_task(void *arg) {
+    (void)arg;
+    if (ljmp_mode == LJ_LEAVE) {
+        CORIO_WITH(corio_shield_scope()) {
+            if (setjmp(ljmp_buf) == 0)
+                jump_out_of_scope();
+        } /* leaving this scope finds the dead one innermost: abort */
+        return 0;
+    }
+    if (setjmp(ljmp_buf) == 0)
+        jump_out_of_scope();
+    if (ljmp_mode == LJ_FAIL)
+        return corio_scope_fail(CORIO_EPIPE);
+    CORIO_WITH(corio_shield_scope()) SOFT(corio_yield() == 0);
+    return 0;
+}
+
+static int jumper_main(void *arg) {
+    (void)arg;
+    corio_task *t;
+    if (corio_spawn(&t, "jumper", jumper_task, NULL) < 0)
+        return CORIO_EFAILED;
+    (void)corio_await(t);
+    corio_task_release(t);
+    return 0;
+}
+
+/* Runs jumper_main in a child; returns its wait status, its stderr in err. */
+static int run_jumper_child(enum ljmp mode, char *err, size_t cap) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        (void)setrlimit(RLIMIT_CORE, &no_core);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        alarm(30); /* never hang the test */
+        ljmp_mode = mode;
+        ljmp_rec = (rec){.name = "J", .log = &ljmp_log};
+        corio_run(jumper_main, NULL);
+        fprintf(stderr, "child: corio_run returned\n");
+        _exit(3);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(p[0], err + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    err[len] = '\0';
+    close(p[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void test_longjmp_out_of_scope_aborts_naming_the_task(void **state) {
+    (void)state;
+    static const char *const what[LJS] = {"CORIO_WITH in task 'jumper'",
+                                          "leaving a CORIO_WITH in task 'jumper'",
+                                          "corio_scope_fail in task 'jumper'"};
+    for (int m = 0; m < LJS; m++) {
+        char err[8192];
+        int status = run_jumper_child((enum ljmp)m, err, sizeof err);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+            fail_msg("mode %d: child status 0x%x, not SIGABRT; stderr:\n%s", m, status, err);
+        if (!strstr(err, what[m]) || !strstr(err, "longjmp out of a scope is not supported"))
+            fail_msg("mode %d: stderr lacks \"%s\":\n%s", m, what[m], err);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_hooks_lifo_on_every_way_out),
@@ -804,6 +1319,11 @@ int main(void) {
         cmocka_unit_test(test_group_deadline_times_out_members),
         cmocka_unit_test(test_group_body_timeout_or_error_cancels_members),
         cmocka_unit_test(test_group_parent_cancel_cancels_and_awaits_members),
+        cmocka_unit_test(test_failing_return_fails_every_scope_it_leaves),
+        cmocka_unit_test(test_failure_handled_inside_outer_scope_ends_normally),
+        cmocka_unit_test(test_break_continue_goto_out_of_two_scopes),
+        cmocka_unit_test(test_cancel_and_deadline_in_the_middle_of_the_chain),
+        cmocka_unit_test(test_longjmp_out_of_scope_aborts_naming_the_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,14 +17,64 @@
  * cleanup that must talk to a peer can, but cannot hang.
  *
  * `break` and `continue` inside CORIO_WITH leave the scope (the macro is a
- * one-pass loop), not an enclosing loop.  The mechanism is
- * __attribute__((cleanup)): it needs GCC or Clang.  longjmp out of a scope is
- * not supported.
+ * one-pass loop), not an enclosing loop: a `break` leaves exactly one
+ * CORIO_WITH, `continue` is a normal end of the body.  The mechanism is
+ * __attribute__((cleanup)): it needs GCC or Clang.  A `goto` into a
+ * CORIO_WITH body skips the scope's initialisation (GCC: build with
+ * -Werror=jump-misses-init; Clang refuses it).
  *
- * The exit hook learns how the scope ended through `how`: CORIO_ECANCELED if
- * the task (or an enclosing task group) was cancelled, CORIO_ETIMEDOUT if a
- * deadline covering the scope passed, else the code given to
- * corio_scope_fail() inside the scope, else 0.
+ * HOW A SCOPE ENDED — the exit hook's `how`, in this order:
+ *   1. CORIO_ECANCELED if the task (or an enclosing task group) is cancelled
+ *      and no shield hides it from the scope;
+ *   2. CORIO_ETIMEDOUT if a deadline covering the scope (its own or an
+ *      enclosing timeout, up to the first shield) has passed;
+ *   3. the scope's failure, if it has one (below);
+ *   4. else 0: a normal end.
+ * An exit hook therefore sees the cancellation or deadline that is in effect
+ * for the body, whichever way control left it.
+ *
+ * THE FAILURE RULE.  A failure follows control: every scope that one failing
+ * `return` or `goto` leaves sees the failure, and a scope whose body goes on
+ * after an inner failure and ends normally sees a normal end.
+ *   - corio_scope_fail(rc) marks the innermost scope as failed: it sees rc
+ *     however it is left (the mark stays until the scope ends, or
+ *     corio_scope_handled()).  It returns rc, for
+ *         return corio_scope_fail(rc);
+ *   - A scope left by `return` or `goto` while its `how` is a failure
+ *     (rules 1-3) passes that failure to the enclosing scope, which sees it
+ *     too if control leaves it by `return`, `goto` or `break` as well — and
+ *     so on outward: `return corio_scope_fail(rc)` three scopes deep is a
+ *     failure for all three, and for the caller's scopes the same return
+ *     goes on to leave (`if (rc < 0) return rc;` in the caller keeps
+ *     failing; a failure is never lost at a function boundary).  A deadline
+ *     or cancellation in the middle of the chain is passed on the same way.
+ *   - A failure passed in from an inner scope is dropped when the body it
+ *     reached ends normally (falls off its end or `continue`): that body
+ *     handled it.  To handle it and then leave early with success, call
+ *     corio_scope_handled() before the `return`/`goto`/`break`.
+ *   - `break` leaves one scope only: it fails that scope if it is failing,
+ *     and passes nothing on (control goes on in the enclosing body).  To
+ *     leave several scopes failing, use `return` or `goto`
+ *     (`corio_scope_fail(rc); goto out;`).
+ *   - A `return`, `goto` or `break` that leaves a scope without a failure is
+ *     a normal end for it (unless a failure was passed to it and not handled:
+ *     when in doubt a scope sees a failure, never a false success).
+ * So a transaction scope (commit when `how` is 0, roll back otherwise) rolls
+ * back on every failing way out, however deep the failure started:
+ *
+ *     CORIO_WITH(txn_scope(db)) {
+ *         CORIO_WITH(corio_timeout_scope(1000)) {
+ *             if ((rc = query(db)) < 0)
+ *                 return corio_scope_fail(rc);   // timeout and txn see rc
+ *         }
+ *     }                                          // commits on a normal end
+ * The cost on the normal path is two stores per scope.
+ *
+ * longjmp out of a scope is not supported: the task would be left pointing
+ * at a dead frame.  A scope operation (enter, leave, corio_scope_fail) that
+ * finds the task's innermost scope in a frame that has returned reports it,
+ * naming the task, and aborts (reliable when the longjmp crossed a function
+ * boundary, as libpng's and Lua's do).
  */
 #ifndef CORIO_SCOPE_H
 #define CORIO_SCOPE_H
@@ -53,9 +103,9 @@ typedef struct corio_resource_type {
     /* May await.  Returns 0 to run the body, < 0 to skip it (that code is
      * what CORIO_WITH_RC reports).  `arg` is the resource's argument. */
     int (*enter)(void *self, uint64_t arg);
-    /* May await; `how` as described above.  Its return value is ignored
-     * except for logging; errors are reported by the enter hook or by the
-     * object itself. */
+    /* May await; `how` as described above (0: a normal end, else a
+     * CORIO_E* code: cancelled, timed out or failed).  Errors of its own are
+     * reported by the object itself (there is nobody to return them to). */
     void (*exit)(void *self, int how);
     uint64_t exit_timeout_ms; /* 0: 5000 */
     unsigned flags;           /* CORIO_RESOURCE_* */
@@ -76,9 +126,17 @@ typedef struct corio_scope {
     struct corio_scope *outer;
     corio_task *task;
     uint64_t deadline; /* UINT64_MAX: none */
-    int error;         /* corio_scope_fail() */
-    uint8_t entered, cancelled, shield, pad_;
+    int error;         /* corio_scope_fail() on this scope */
+    int passed;        /* a failure passed in by an inner scope's return/goto */
+    uint8_t entered, cancelled, shield;
+    uint8_t left; /* how control left the body: CORIO__LEFT_*, set by the macro */
 } corio_scope;
+
+/* corio_scope.left: 0 until the body is left; a `return` or `goto` leaves it
+ * 0; a `break` runs only the outer loop's step (BREAK); falling off the end
+ * or `continue` runs both steps (NORMAL | BREAK). */
+#define CORIO__LEFT_BREAK 2
+#define CORIO__LEFT_NORMAL 1
 
 /* Enter / leave, used by the macros; not for direct use. */
 corio_scope *corio__scope_enter(corio_scope *s, corio_resource res, int *rc);
@@ -86,12 +144,20 @@ void corio__scope_leave(corio_scope *s);
 
 #define CORIO__CAT2(a, b) a##b
 #define CORIO__CAT(a, b) CORIO__CAT2(a, b)
+/* Two one-pass loops, so the scope learns how its body was left without a
+ * cost: the inner loop's step runs on a normal end or `continue`, the outer
+ * one's also on `break`, neither on `return` or `goto`. */
 #define CORIO__WITH(rcp, res, id)                                                                  \
     for (corio_scope CORIO__CAT(corio__scope_, id)                                                 \
              __attribute__((cleanup(corio__scope_leave))) = {0},                                   \
              *CORIO__CAT(corio__scope_p_, id) =                                                    \
                  corio__scope_enter(&CORIO__CAT(corio__scope_, id), (res), (rcp));                 \
-         CORIO__CAT(corio__scope_p_, id) != NULL; CORIO__CAT(corio__scope_p_, id) = NULL)
+         CORIO__CAT(corio__scope_p_, id) != NULL;                                                  \
+         CORIO__CAT(corio__scope_, id).left |= CORIO__LEFT_BREAK,                                  \
+                                           CORIO__CAT(corio__scope_p_, id) = NULL)                 \
+        for (; CORIO__CAT(corio__scope_p_, id) != NULL;                                            \
+             CORIO__CAT(corio__scope_, id).left = CORIO__LEFT_NORMAL,                              \
+             CORIO__CAT(corio__scope_p_, id) = NULL)
 
 /* CORIO_WITH(res) { body }: enters `res`, runs body if that succeeded, exits
  * `res` on every way out.  Must be used inside a task. */
@@ -101,10 +167,20 @@ void corio__scope_leave(corio_scope *s);
  * hook's result (0 or a CORIO_E* code) into the int lvalue `rc`. */
 #define CORIO_WITH_RC(rc, res) CORIO__WITH(&(rc), res, __COUNTER__)
 
-/* Marks the innermost scope of the current task as failing with `err`, so its
- * exit hook sees it in `how` (a transaction rolls back, say).  Returns err,
- * for `return corio_scope_fail(rc);`.  Without a scope, does nothing. */
+/* Marks the innermost scope of the current task as failed with `err` (< 0):
+ * its exit hook sees err in `how` however the scope is left, and a `return`
+ * or `goto` out of it passes err on to every scope it leaves (the failure
+ * rule above).  The first mark wins.  Returns err, for
+ * `return corio_scope_fail(rc);`.  Outside a scope (or with err >= 0) it
+ * only returns err. */
 int corio_scope_fail(int err);
+
+/* The failure that reached the innermost scope is handled: its own mark
+ * (corio_scope_fail) and any failure passed in from an inner scope are
+ * dropped, so a `return`, `goto` or `break` out of it from now on is a
+ * normal end (unless it fails again).  A cancellation or a passed deadline
+ * is not a mark and stays in effect.  Returns the failure dropped, or 0. */
+int corio_scope_handled(void);
 
 /* ---- resources that come with corio ------------------------------------------ */
 
