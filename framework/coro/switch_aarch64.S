@@ -9,17 +9,19 @@
  *
  * BTI: the object is marked BTI-compatible (.note.gnu.property below), so
  * linking it does not turn branch target identification off for a program
- * built with -mbranch-protection=bti|standard: both entry points begin with
- * `bti c` (hint #34, a NOP without BTI).  The switch and a new context's
- * first run go through `ret`, which BTI does not check.  PAC is not claimed:
+ * built with -mbranch-protection=bti|standard.  The switch and a new
+ * context's first run go through `ret`, which BTI does not check; the
+ * trampoline begins with `bti c` (hint #34, a NOP without BTI) all the same.
+ * The switch itself is only ever called directly, and hidden, so never
+ * through a PLT either: no landing pad on the hot path.  PAC is not claimed:
  * the saved x30 is not signed.
  */
     .text
     .globl  corio__ctx_switch
+    .hidden corio__ctx_switch
     .type   corio__ctx_switch, %function
     .p2align 4
 corio__ctx_switch:
-    hint    #34                 /* bti c */
     sub     sp, sp, #160
     stp     x19, x20, [sp, #0]
     stp     x21, x22, [sp, #16]
@@ -51,6 +53,7 @@ corio__ctx_switch:
 
 /* First code a new context runs: x19 = entry, x20 = arg. */
     .globl  corio__ctx_trampoline
+    .hidden corio__ctx_trampoline
     .type   corio__ctx_trampoline, %function
     .p2align 4
 corio__ctx_trampoline:

@@ -10,19 +10,21 @@
  *
  * CET: the object is marked IBT-compatible (.note.gnu.property below), so
  * linking it does not turn indirect-branch tracking off for a program built
- * with -fcf-protection: both entry points begin with endbr64 (a NOP without
- * CET) and the switch's final indirect jump, whose target is a return site
- * without endbr64, is `notrack` (as GCC's own jump-table jumps are).  It is
- * not marked SHSTK: the switch changes stacks without changing shadow stacks
- * and returns with a jump, so under a shadow stack the next `ret` would fault
- * (see the README).
+ * with -fcf-protection.  The switch's final indirect jump, whose target is a
+ * return site without endbr64, is `notrack` (as GCC's own jump-table jumps
+ * are); the trampoline begins with endbr64 (a NOP without CET).  The switch
+ * itself has none: it is only ever called directly, and hidden, so never
+ * through a PLT either (an endbr64 there cost 0.3 ns per coro switch, 6 %,
+ * in bench_micro).  It is not marked SHSTK: the switch changes stacks without
+ * changing shadow stacks and returns with a jump, so under a shadow stack the
+ * next `ret` would fault (see the README).
  */
     .text
     .globl  corio__ctx_switch
+    .hidden corio__ctx_switch
     .type   corio__ctx_switch, @function
     .p2align 4
 corio__ctx_switch:
-    endbr64
     pushq   %rbp
     pushq   %rbx
     pushq   %r12
@@ -53,6 +55,7 @@ corio__ctx_switch:
 /* First code a new context runs: r12 = entry, r13 = arg, rsp 16-byte aligned
  * (the switch popped the trampoline's address like a return address). */
     .globl  corio__ctx_trampoline
+    .hidden corio__ctx_trampoline
     .type   corio__ctx_trampoline, @function
     .p2align 4
 corio__ctx_trampoline:
