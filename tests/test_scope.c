@@ -14,6 +14,9 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "corio_test.h"
 
@@ -958,20 +961,17 @@ static int handled_main(void *arg) {
 static void test_failure_handled_inside_outer_scope_ends_normally(void **state) {
     (void)state;
     static const char *const want[HS] = {
-        [H_BREAK] = "+T +S -S:EPIPE on -T:0 ",
-        [H_TIMEOUT] = "+T on -T:0 ",
-        [H_HELPER] = "+T +I -I:EPIPE on -T:0 ",
-        [H_HANDLED_RETURN] = "+T +I -I:EPIPE -T:0 ",
-        [H_MARK_HANDLED] = "+T on -T:0 ",
-        [H_MARK_STAYS] = "+T on -T:EPIPE ",
+        [H_BREAK] = "+T +S -S:EPIPE on -T:0 ",  [H_TIMEOUT] = "+T on -T:0 ",
+        [H_HELPER] = "+T +I -I:EPIPE on -T:0 ", [H_HANDLED_RETURN] = "+T +I -I:EPIPE -T:0 ",
+        [H_MARK_HANDLED] = "+T on -T:0 ",       [H_MARK_STAYS] = "+T on -T:EPIPE ",
     };
     static const int want_rc[HS] = {[H_TIMEOUT] = CORIO_ETIMEDOUT,
                                     [H_HELPER] = CORIO_EPIPE,
                                     [H_HANDLED_RETURN] = CORIO_EPIPE,
                                     [H_MARK_HANDLED] = CORIO_EPIPE,
                                     [H_MARK_STAYS] = CORIO_EPIPE};
-    static const int want_dropped[HS] = {[H_HANDLED_RETURN] = CORIO_EPIPE,
-                                         [H_MARK_HANDLED] = CORIO_EPIPE};
+    static const int want_dropped[HS] = {
+        [H_HANDLED_RETURN] = CORIO_EPIPE, [H_MARK_HANDLED] = CORIO_EPIPE};
     for (int h = 0; h < HS; h++) {
         handled_ctx c = {.how = (enum handled)h};
         corio_test_run_checked(handled_main, &c);
@@ -1198,7 +1198,7 @@ static void test_cancel_and_deadline_in_the_middle_of_the_chain(void **state) {
         [MD_TASK_CANCELLED] = "+T +M -M:ECANCELED -T:ECANCELED ",
     };
     static const int want_rc[MDS] = {
-        [MD_DEADLINE_FAIL] = CORIO_ETIMEDOUT,    [MD_DEADLINE_PLAIN] = CORIO_ETIMEDOUT,
+        [MD_DEADLINE_FAIL] = CORIO_ETIMEDOUT,     [MD_DEADLINE_PLAIN] = CORIO_ETIMEDOUT,
         [MD_DEADLINE_SHIELDED] = CORIO_ETIMEDOUT, [MD_GROUP_FAIL] = CORIO_ECANCELED,
         [MD_DEADLINE_HANDLED] = CORIO_ETIMEDOUT,  [MD_GROUP_HANDLED] = CORIO_ECANCELED,
         [MD_TASK_CANCELLED] = CORIO_ECANCELED,
@@ -1290,12 +1290,25 @@ static int run_jumper_child(enum ljmp mode, char *err, size_t cap) {
     return status;
 }
 
+/* Whether locals live on ASan's fake stack (detect_stack_use_after_return):
+ * there the frame check is off and only the leave-order check applies. */
+static bool fake_stack_locals(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    return __asan_get_current_fake_stack() != NULL;
+#else
+    return false;
+#endif
+}
+
 static void test_longjmp_out_of_scope_aborts_naming_the_task(void **state) {
     (void)state;
+    bool fake = fake_stack_locals();
     static const char *const what[LJS] = {"CORIO_WITH in task 'jumper'",
                                           "leaving a CORIO_WITH in task 'jumper'",
                                           "corio_scope_fail in task 'jumper'"};
     for (int m = 0; m < LJS; m++) {
+        if (fake && m != LJ_LEAVE)
+            continue;
         char err[8192];
         int status = run_jumper_child((enum ljmp)m, err, sizeof err);
         if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)

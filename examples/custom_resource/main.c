@@ -10,6 +10,12 @@
  * await that works even in a cancelled task because exit hooks run shielded,
  * under a deadline of their own.  If enter fails (the wait timed out) the
  * body is skipped and exit does not run.
+ *
+ * `how` follows control (scope.h's failure rule): `return
+ * corio_scope_fail(rc)` from a scope nested inside the checkout is a failure
+ * for every scope that return leaves, the checkout included, and so is a
+ * deadline or cancellation the return passes on; a failure handled inside,
+ * after which the body goes on to its end, is a normal end.
  */
 #include <corio/corio.h>
 #include <stdarg.h>
@@ -113,12 +119,17 @@ static int use_connection(job *j) {
     lease l;
     int enter_rc = 0;
     CORIO_WITH_RC(enter_rc, pool_connection(j->pool, &l, j->name)) {
-        int rc = corio_sleep(j->query_ms); /* the query */
-        if (rc < 0)
-            return rc; /* cancelled: exit still runs, with how=ECANCELED */
-        if (j->fails) {
-            say(j->name, "query failed, returning early");
-            return corio_scope_fail(CORIO_EPIPE); /* exit sees how=EPIPE */
+        /* The query has a second at most, in a scope of its own. */
+        CORIO_WITH(corio_timeout_scope(1000)) {
+            int rc = corio_sleep(j->query_ms); /* the query */
+            if (rc < 0)
+                return rc; /* cancelled: both exits see how=ECANCELED */
+            if (j->fails) {
+                say(j->name, "query failed, returning early");
+                /* Leaves the timeout scope and the checkout: lease_exit,
+                 * two scopes out, sees how=EPIPE and resets the conn. */
+                return corio_scope_fail(CORIO_EPIPE);
+            }
         }
         l.conn->queries++;
         say(j->name, "query done on conn %d", l.conn->id);

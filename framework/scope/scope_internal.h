@@ -7,13 +7,13 @@
  * grow down and every entered scope lives in a frame of a function still
  * running, above the frame of any function it calls; so an innermost scope
  * below the checking function's own frame, on the task's stack, is dead.
- * Under ASan a scope may live on a fake stack instead (with
- * detect_stack_use_after_return): there, a scope whose memory ASan has
- * poisoned is dead, and one it has not is taken as live.  The check misses a
- * longjmp that stays within one function (its scope's frame is still live)
- * and one detected only from a frame deeper than the dead scope was; the
- * scope chain's order check at the next leave, or the end of the task,
- * catches most of those.
+ * Under ASan with detect_stack_use_after_return a scope may live on a fake
+ * stack instead: there only a fake frame ASan has retired (poisoned) is
+ * known dead, so such a longjmp is caught by the order check at the next
+ * leave.  The check also misses a longjmp that stays within one function
+ * (its scope's frame is still live) and one seen only from a frame deeper
+ * than the dead scope was; the order check at the next leave, or the end of
+ * the task, catches most of those.
  */
 #ifndef CORIO_SCOPE_INTERNAL_H
 #define CORIO_SCOPE_INTERNAL_H

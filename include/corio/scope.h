@@ -154,10 +154,10 @@ void corio__scope_leave(corio_scope *s);
                  corio__scope_enter(&CORIO__CAT(corio__scope_, id), (res), (rcp));                 \
          CORIO__CAT(corio__scope_p_, id) != NULL;                                                  \
          CORIO__CAT(corio__scope_, id).left |= CORIO__LEFT_BREAK,                                  \
-                                           CORIO__CAT(corio__scope_p_, id) = NULL)                 \
+             CORIO__CAT(corio__scope_p_, id) = NULL)                                               \
         for (; CORIO__CAT(corio__scope_p_, id) != NULL;                                            \
              CORIO__CAT(corio__scope_, id).left = CORIO__LEFT_NORMAL,                              \
-             CORIO__CAT(corio__scope_p_, id) = NULL)
+                                       CORIO__CAT(corio__scope_p_, id) = NULL)
 
 /* CORIO_WITH(res) { body }: enters `res`, runs body if that succeeded, exits
  * `res` on every way out.  Must be used inside a task. */
