@@ -103,7 +103,7 @@ int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t 
     corio_task *t = corio__task_require("corio_connect");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     CORIO_WITH(corio_timeout_scope(timeout_ms ? timeout_ms : CORIO__NO_DEADLINE - 1)) {
@@ -137,7 +137,7 @@ int corio_connect_unix(corio_stream **out, const char *path) {
     corio_task *t = corio__task_require("corio_connect_unix");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     corio_stream *s = corio__stream_new(t->fut.loop, CORIO__STREAM_PIPE, &rc);
@@ -161,7 +161,7 @@ int corio_tls_connect(corio_stream **out, const char *host, uint16_t port, corio
     corio_task *t = corio__task_require("corio_tls_connect");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     CORIO_WITH(corio_timeout_scope(timeout_ms ? timeout_ms : CORIO__NO_DEADLINE - 1)) {

@@ -94,7 +94,7 @@ static bool scope_entered(corio_task *t, const corio_scope *sc) {
 static void end_idle(conn *c) {
     corio_scope *sc = c->stream->idle_scope;
     if (sc && sc != &c->task->root && scope_entered(c->task, sc))
-        corio__scope_cancel(c->task, sc);
+        corio__scope_cancel(c->task, sc, CORIO_CANCEL_SHUTDOWN);
     else
         corio_cancel_with(c->task, CORIO_CANCEL_SHUTDOWN);
 }
@@ -134,7 +134,9 @@ static void on_parked_input(corio_stream *s, void *data) {
         corio__stream_close_nowait(s);
         conn_gone(c);
         free(c);
+        return;
     }
+    corio__task_run_if_cancelled(c->task); /* conn_main closes the connection */
 }
 
 /* Closes a parked connection (idle timeout, server shutdown). */
@@ -285,6 +287,7 @@ static void adopt(corio_server *srv, corio_stream *s) {
         free(c);
         return;
     }
+    corio__task_run_if_cancelled(c->task); /* conn_main closes the connection */
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
 }
@@ -467,7 +470,7 @@ size_t corio_server_conns(const corio_server *srv) {
 static int wait_for(corio_server *srv, corio_task *t, bool (*done)(corio_server *),
                     uint64_t until) {
     while (!done(srv)) {
-        int rc = corio__await_status(t);
+        int rc = corio__await_check(t);
         if (rc)
             return rc;
         rc = corio__park_in_slot(t, &srv->waiter, until, "server shutdown");

@@ -179,7 +179,7 @@ int corio_stream_close(corio_stream *s) {
     if (!t)
         return 0; /* freed by the close callback */
     corio__req_wait w = {.task = t};
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc; /* still freed by the close callback */
     rc = corio__req_wait_park(&w, &s->close_wait, "stream close");
@@ -424,7 +424,7 @@ static corio_task *begin_io(corio_stream *s, const char *what, int *rc) {
         *rc = s ? CORIO_ECLOSED : CORIO_EINVAL;
         return NULL;
     }
-    *rc = corio__await_status(t);
+    *rc = corio__await_check(t);
     return *rc ? NULL : t;
 }
 

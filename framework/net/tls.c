@@ -525,7 +525,7 @@ int corio_stream_start_tls(corio_stream *s, corio_tls_ctx *ctx, const char *serv
         corio__report("corio_stream_start_tls: a server name is needed to verify the server");
         return CORIO_EINVAL;
     }
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     rc = attach(s, ctx, ctx->server ? NULL : server_name);

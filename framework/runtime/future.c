@@ -1,7 +1,7 @@
-/* Futures: completion, await, done callbacks and thread-safe completion
- * (see future.h).  Reference counts are atomic because a foreign thread may
- * hold and drop a reference around a thread-safe completion; everything else
- * happens on the loop thread. */
+/* Futures: completion, await and done callbacks (see future.h; thread-safe
+ * completion is in threadsafe.c).  Reference counts are atomic because a
+ * foreign thread may hold and drop a reference around a thread-safe
+ * completion; everything else happens on the loop thread. */
 #include <stdlib.h>
 
 #include "runtime/internal.h"
@@ -17,6 +17,7 @@ void corio__future_init(corio_future *f, corio_loop *L, bool is_task) {
     f->ts_next = NULL;
     f->ts_value = NULL;
     f->ts_result = 0;
+    f->ts_loop_id = L->ts_id; /* threadsafe.c */
     f->result = CORIO_EAGAIN;
     atomic_init(&f->refs, 1);
     atomic_init(&f->ts_claimed, false);
@@ -192,11 +193,11 @@ int corio_future_await(corio_future *f) {
         corio__report("task '%s' awaited itself", t->name);
         return CORIO_EINVAL;
     }
-    int rc = corio__await_status(t);
+    if (f->done)
+        return f->result; /* nothing suspends: no cancellation point (asyncio) */
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
-    if (f->done)
-        return f->result;
     corio__waiter w = {
         .task = t, .fire = NULL, .item = NULL, .data = NULL, .ref = corio_future_retain(f)};
     corio__list_init(&w.link);
@@ -209,57 +210,20 @@ int corio_future_await(corio_future *f) {
     corio__list_remove(&w.link);
     if (rc == 0)
         rc = f->result;
+    else if (rc == CORIO_ECANCELED || rc == CORIO_ETIMEDOUT)
+        corio__future_abandoned(f);
     corio_future_release(f);
     return rc;
 }
 
-/* ---- thread-safe completion ----------------------------------------------------------- */
-
-int corio_future_complete_threadsafe(corio_future *f, int result, void *value) {
-    if (!f || f->is_task)
-        return CORIO_EINVAL;
-    if (atomic_exchange(&f->ts_claimed, true))
-        return CORIO_EALREADY;
-    corio_loop *L = f->loop;
-    corio_future_retain(f); /* dropped by corio__run_threadsafe */
-    f->ts_result = result;
-    f->ts_value = value;
-    uv_mutex_lock(&L->ts_mutex);
-    f->ts_next = L->ts_head;
-    L->ts_head = f;
-    uv_mutex_unlock(&L->ts_mutex);
-    uv_async_send(&L->async);
-    return 0;
-}
-
-int corio_future_resolve_threadsafe(corio_future *f, void *value) {
-    return corio_future_complete_threadsafe(f, 0, value);
-}
-
-int corio_future_fail_threadsafe(corio_future *f, int err) {
-    if (err >= 0)
-        return CORIO_EINVAL;
-    return corio_future_complete_threadsafe(f, err, NULL);
-}
-
-void corio__run_threadsafe(corio_loop *L) {
-    uv_mutex_lock(&L->ts_mutex);
-    corio_future *list = L->ts_head;
-    L->ts_head = NULL;
-    uv_mutex_unlock(&L->ts_mutex);
-    /* The list is newest first; reverse it so completions keep their order. */
-    corio_future *ordered = NULL;
-    while (list) {
-        corio_future *next = list->ts_next;
-        list->ts_next = ordered;
-        ordered = list;
-        list = next;
-    }
-    while (ordered) {
-        corio_future *f = ordered;
-        ordered = f->ts_next;
-        f->ts_next = NULL;
-        corio__future_finish(f, f->ts_result, f->ts_value);
-        corio_future_release(f);
-    }
+/* An await of f was cut short (cancel or deadline): the operation behind f
+ * is cancelled too, as asyncio's Task.cancel() cancels the future its task
+ * waits on, when nobody else waits for it and there is something to stop:
+ * a task, or a future with a cancel hook.  A plain future is left pending
+ * (whoever completes it still can). */
+void corio__future_abandoned(corio_future *f) {
+    if (f->done || !corio__list_empty(&f->waiters))
+        return;
+    if (f->is_task || f->cancel_hook)
+        corio_future_cancel(f);
 }

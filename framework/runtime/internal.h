@@ -90,6 +90,7 @@ struct corio_future {
     struct corio_future *ts_next; /* thread-safe completion queue */
     void *ts_value;
     int ts_result;
+    uint64_t ts_loop_id; /* its loop's id in threadsafe.c's registry */
     int result;
     atomic_uint refs;
     atomic_bool ts_claimed;
@@ -101,10 +102,20 @@ void corio__future_init(corio_future *f, corio_loop *L, bool is_task);
 /* Completes a future (any kind, tasks included); wakes waiters, schedules
  * callbacks.  Returns CORIO_EALREADY if done. */
 int corio__future_finish(corio_future *f, int result, void *value);
+/* An await of f was cut short by a cancel or a deadline: cancels what f
+ * stands for (a task, a future with a cancel hook) if nobody else waits for
+ * it (future.c). */
+void corio__future_abandoned(corio_future *f);
 /* Runs due done callbacks; the loop calls it. */
 void corio__run_soon(corio_loop *L);
 /* Runs thread-safe completions; the async callback. */
 void corio__run_threadsafe(corio_loop *L);
+/* threadsafe.c: a loop enters the registry of open loops (after its async
+ * handle is initialised) and leaves it before its handles close, delivering
+ * what was queued before; from then on thread-safe completions of its
+ * futures return CORIO_ECLOSED. */
+void corio__ts_open(corio_loop *L);
+void corio__ts_close(corio_loop *L);
 
 /* ---- tasks ---------------------------------------------------------------------- */
 
@@ -148,6 +159,7 @@ struct corio_task {
     int wake_result;
     uint8_t state;
     uint8_t cancel_reason;
+    bool run_if_cancelled; /* corio__task_run_if_cancelled */
     char name[48];
 };
 
@@ -175,6 +187,8 @@ struct corio_loop {
     size_t blocking_pending;
     uv_mutex_t ts_mutex;
     corio_future *ts_head;
+    uint64_t ts_id;                  /* never reused, unlike the address */
+    struct corio_loop *ts_open_next; /* threadsafe.c's registry */
     bool idle_active;
     bool stopping;
 };
@@ -199,6 +213,28 @@ bool corio__wake(corio_task *t, int result);
  * visible to the task (cancel wins). */
 int corio__await_status(corio_task *t);
 
+/* What an await that fails at once returns through: the task goes round
+ * the loop once (behind I/O and the other ready tasks, as corio_yield), so
+ * a task that retries failed awaits can never keep the loop from turning
+ * (I/O, timers, the shutdown grace period).  Returns status. */
+int corio__await_fail(corio_task *t, int status);
+
+/* The check every await makes before it waits: 0, or (after going round the
+ * loop, see corio__await_fail) CORIO_ECANCELED or CORIO_ETIMEDOUT. */
+static inline int corio__await_check(corio_task *t) {
+    int status = corio__await_status(t);
+    return status ? corio__await_fail(t, status) : 0;
+}
+
+/* The cancellation in effect for t's awaits now: the reason of the
+ * innermost cancelled visible scope (the task's own reason for its root),
+ * CORIO_CANCEL_TIMEOUT for an expired deadline, or CORIO_CANCEL_NONE. */
+corio_cancel_reason corio__cancel_in_effect(corio_task *t);
+
+/* The server's connection tasks: run the function even if cancelled before
+ * it starts (it owns the connection's cleanup). */
+void corio__task_run_if_cancelled(corio_task *t);
+
 /* Parks the current task until woken, its deadline passes (ETIMEDOUT), it
  * is cancelled (ECANCELED), or, with wake_at != CORIO__NO_DEADLINE, loop time
  * reaches wake_at (0).  `what` shows in task dumps.  Call only after
@@ -213,9 +249,10 @@ int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, cons
 /* Resumes t from the loop's stack; the loop calls it. */
 void corio__task_resume(corio_loop *L, corio_task *t);
 
-/* Cancels scope `s` of task t (a task group's scope); wakes t if parked and
- * the scope is visible to its current await. */
-void corio__scope_cancel(corio_task *t, corio_scope *s);
+/* Cancels scope `s` of task t (a task group's scope, a stream's idle wait)
+ * with `reason` (kept in s->cancelled; the first one wins); wakes t if
+ * parked and the scope is visible to its current await. */
+void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason);
 
 /* Task-group hook, called when a member ends (task_group.c). */
 void corio__group_member_done(corio_task *t);

@@ -106,13 +106,13 @@ static int loop_open(corio_loop *L, const corio_run_opts *opts) {
     corio__stack_pool_init(&L->pool, L->stack_size,
                            opts && opts->stack_pool_max ? opts->stack_pool_max : 1024,
                            opts && opts->stack_pool_hot ? opts->stack_pool_hot : 256);
-    uv_mutex_init(&L->ts_mutex);
     uv_prepare_init(&L->uv, &L->prepare);
     uv_check_init(&L->uv, &L->check);
     uv_idle_init(&L->uv, &L->idle);
     uv_timer_init(&L->uv, &L->timer);
     uv_async_init(&L->uv, &L->async, on_async);
     L->prepare.data = L->check.data = L->idle.data = L->timer.data = L->async.data = L;
+    corio__ts_open(L); /* foreign threads may signal the async handle from now on */
     uv_prepare_start(&L->prepare, on_prepare);
     uv_check_start(&L->check, on_check);
     /* Only the async handle keeps uv_run going: the loop runs until the main
@@ -197,6 +197,9 @@ static void report_handle(uv_handle_t *h, void *arg) {
 /* Closes corio's handles and the loop.  Returns the number of foreign handles
  * that had been left open. */
 static int loop_close(corio_loop *L) {
+    /* First, while every handle is open: refuse thread-safe completions from
+     * now on and deliver those accepted before (threadsafe.c). */
+    corio__ts_close(L);
     uv_close((uv_handle_t *)&L->prepare, NULL);
     uv_close((uv_handle_t *)&L->check, NULL);
     uv_close((uv_handle_t *)&L->idle, NULL);
@@ -209,7 +212,6 @@ static int loop_close(corio_loop *L) {
         uv_run(&L->uv, UV_RUN_NOWAIT);
         uv_loop_close(&L->uv);
     }
-    uv_mutex_destroy(&L->ts_mutex);
     corio__stack_pool_release(&L->pool);
     free(L->heap.items);
     return leftover;

@@ -26,6 +26,32 @@ int corio__await_status(corio_task *t) {
     return status;
 }
 
+corio_cancel_reason corio__cancel_in_effect(corio_task *t) {
+    uint64_t now = corio__now(t->fut.loop);
+    corio_cancel_reason why = CORIO_CANCEL_NONE;
+    for (corio_scope *s = t->scopes; s; s = s->outer) {
+        if (s->cancelled)
+            return s == &t->root ? (corio_cancel_reason)t->cancel_reason
+                                 : (corio_cancel_reason)s->cancelled;
+        if (s->deadline <= now)
+            why = CORIO_CANCEL_TIMEOUT; /* keep looking: a cancel further out wins */
+        if (s->shield)
+            break;
+    }
+    return why;
+}
+
+int corio__await_fail(corio_task *t, int status) {
+    corio_loop *L = t->fut.loop;
+    t->state = CORIO__READY;
+    t->waiting_on = "a failed await";
+    corio__list_push_back(&L->yielded, &t->ready_link);
+    corio__loop_kick(L);
+    corio__coro_switch(&t->coro, &L->main_coro, false);
+    t->waiting_on = NULL;
+    return status;
+}
+
 static uint64_t visible_deadline(corio_task *t) {
     uint64_t d = CORIO__NO_DEADLINE;
     for (corio_scope *s = t->scopes; s; s = s->outer) {
@@ -74,7 +100,7 @@ int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
     /* A cancel or deadline that arrived while the task was ready (not
      * parked) woke nobody: honour it here, or a loop that parks again would
      * sleep through it. */
-    int status = corio__await_status(t);
+    int status = corio__await_check(t);
     if (status)
         return status;
     uint64_t when = visible_deadline(t);
@@ -141,11 +167,18 @@ corio_task *corio__task_require(const char *what) {
 static void task_entry(void *arg) {
     corio_task *t = arg;
     corio__coro_started();
-    int rc = t->fn(t->arg);
+    int rc;
     corio_loop *L = t->fut.loop;
-    if (t->scopes != &t->root)
-        corio__report("task '%s' ended with a scope still entered (longjmp out of CORIO_WITH?)",
-                      t->name);
+    if (t->root.cancelled && !t->run_if_cancelled)
+        rc = CORIO_ECANCELED; /* cancelled before it first ran: fn never runs */
+    else
+        rc = t->fn(t->arg);
+    if (t->scopes != &t->root) { /* its scopes live in frames that are gone */
+        corio__report("task '%s' (id %llu) ended with a scope still entered (longjmp out of "
+                      "CORIO_WITH is not supported); aborting",
+                      t->name, (unsigned long long)t->id);
+        abort();
+    }
     t->state = CORIO__DONE;
     L->live_tasks--;
     corio__future_finish(&t->fut, rc, NULL);
@@ -216,6 +249,7 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
     t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
     t->wake_result = 0;
     t->cancel_reason = CORIO_CANCEL_NONE;
+    t->run_if_cancelled = false;
     set_name(t, opts ? opts->name : NULL);
     t->ovf.name = t->name;
     t->ovf.id = t->id;
@@ -277,8 +311,8 @@ int corio_cancel_with(corio_task *t, corio_cancel_reason reason) {
     if (t->state == CORIO__DONE)
         return CORIO_EALREADY;
     if (!t->root.cancelled) {
-        t->root.cancelled = 1;
         t->cancel_reason = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
+        t->root.cancelled = t->cancel_reason;
     }
     if (t->state == CORIO__PARKED && scope_visible(t, &t->root))
         corio__wake(t, CORIO_ECANCELED);
@@ -289,8 +323,9 @@ int corio_cancel(corio_task *t) {
     return corio_cancel_with(t, CORIO_CANCEL_USER);
 }
 
-void corio__scope_cancel(corio_task *t, corio_scope *s) {
-    s->cancelled = 1;
+void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason) {
+    if (!s->cancelled)
+        s->cancelled = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
     if (t->state == CORIO__PARKED && scope_visible(t, s))
         corio__wake(t, CORIO_ECANCELED);
 }
@@ -301,7 +336,16 @@ corio_cancel_reason corio_task_cancel_reason(const corio_task *t) {
 
 bool corio_cancelled(void) {
     corio_task *t = corio__current();
-    return t && t->root.cancelled;
+    return t && corio__cancel_in_effect(t) != CORIO_CANCEL_NONE;
+}
+
+corio_cancel_reason corio_cancelled_reason(void) {
+    corio_task *t = corio__current();
+    return t ? corio__cancel_in_effect(t) : CORIO_CANCEL_NONE;
+}
+
+void corio__task_run_if_cancelled(corio_task *t) {
+    t->run_if_cancelled = true;
 }
 
 const char *corio_cancel_reason_name(corio_cancel_reason reason) {
@@ -326,7 +370,7 @@ int corio_yield(void) {
     corio_task *t = corio__task_require("corio_yield");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     corio_loop *L = t->fut.loop;
@@ -345,7 +389,7 @@ int corio_sleep(uint64_t ms) {
         return CORIO_ENOTASK;
     if (ms == 0)
         return corio_yield();
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     return corio__park(t, corio__deadline_after(t->fut.loop, ms), "sleep");

@@ -68,15 +68,15 @@ static int wait_many(const char *what, corio_future *const *fs, size_t n, enum w
     for (size_t i = 0; i < n; i++)
         if (!fs[i] || fs[i] == &t->fut)
             return CORIO_EINVAL;
-    int rc = corio__await_status(t);
-    if (rc)
-        return rc;
     size_t first, pending;
     if (satisfied(fs, n, mode, &first, &pending)) {
         if (index)
-            *index = first;
+            *index = first; /* nothing suspends: no cancellation point */
         return 0;
     }
+    int rc = corio__await_check(t);
+    if (rc)
+        return rc;
     corio__waiter local[8];
     corio__waiter *ws = n <= 8 ? local : malloc(n * sizeof *ws);
     if (!ws)
@@ -101,8 +101,13 @@ static int wait_many(const char *what, corio_future *const *fs, size_t n, enum w
     t->awaiting = NULL;
     t->awaiting_n = 0;
     t->awaiting_heap = false;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         corio__list_remove(&ws[i].link);
+    /* Cut short by a cancel or a deadline: what we waited on is cancelled
+     * (asyncio.gather's children are), unless someone else waits for it. */
+    for (size_t i = 0; i < n; i++) {
+        if ((rc == CORIO_ECANCELED || rc == CORIO_ETIMEDOUT) && ws[i].ref)
+            corio__future_abandoned(ws[i].ref);
         corio_future_release(ws[i].ref);
     }
     if (ws != local)

@@ -10,7 +10,14 @@
 
 #define GROUP_CANCEL_GRACE_MS 5000
 
+/* g->closed: whether members may still be spawned.  While the exit waits for
+ * them they may (a worker spawning follow-up work into its own group, as
+ * asyncio's TaskGroup allows), until the group aborts (a failure, a cancel,
+ * a deadline) or ends. */
+enum { GROUP_OPEN = 0, GROUP_EXITING, GROUP_CLOSED };
+
 static void cancel_members(corio_task_group *g, corio_cancel_reason reason) {
+    g->closed = GROUP_CLOSED; /* aborting: no new members */
     for (corio__link *n = g->tasks.next; n != &g->tasks; n = n->next)
         corio_cancel_with(corio__container_of(n, corio_task, group_link), reason);
 }
@@ -34,7 +41,7 @@ static int group_enter(void *self, uint64_t ms) {
     g->error = 0;
     g->live = 0;
     g->waiter = NULL;
-    g->closed = 0;
+    g->closed = GROUP_OPEN;
     g->deadline = CORIO__NO_DEADLINE;
     if (ms != CORIO__NO_DEADLINE) {
         uint64_t now = corio__now_fresh(t->fut.loop);
@@ -58,7 +65,8 @@ static void group_exit(void *self, int how) {
     corio_task_group *g = self;
     corio_scope *s = g->scope;
     corio_task *t = s->task;
-    g->closed = 1;
+    if (g->closed == GROUP_OPEN)
+        g->closed = GROUP_EXITING;
     s->cancelled = 0; /* that stopped the body; the wait below must go on */
     if (how < 0 && !(how == CORIO_ETIMEDOUT && own_deadline_passed(g, t)))
         cancel_members(g, how == CORIO_ETIMEDOUT ? CORIO_CANCEL_TIMEOUT
@@ -66,7 +74,7 @@ static void group_exit(void *self, int how) {
                                                  : CORIO_CANCEL_SIBLING);
     bool shielded = false;
     while (g->live > 0) {
-        int rc = corio__await_status(t);
+        int rc = corio__await_check(t);
         if (rc == 0) {
             rc = corio__park_in_slot(t, &g->waiter, CORIO__NO_DEADLINE, "task group");
         }
@@ -89,6 +97,7 @@ static void group_exit(void *self, int how) {
     }
     if (g->error == 0 && how < 0)
         g->error = how;
+    g->closed = GROUP_CLOSED;
     g->scope = NULL;
 }
 
@@ -111,7 +120,7 @@ int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *na
                            corio_task_fn fn, void *arg) {
     if (out)
         *out = NULL;
-    if (!g || !g->scope || g->closed)
+    if (!g || !g->scope || g->closed == GROUP_CLOSED)
         return CORIO_ECLOSED;
     corio_task *child;
     int rc = corio_spawn(&child, name, fn, arg);
@@ -141,9 +150,10 @@ void corio__group_member_done(corio_task *t) {
         /* A member passing on the group's own timeout is not a failure of
          * its own: the others time out by themselves (own_deadline_passed). */
         if (!(rc == CORIO_ETIMEDOUT && own_deadline_passed(g, t))) {
+            bool body_runs = g->closed == GROUP_OPEN; /* not in its exit yet */
             cancel_members(g, CORIO_CANCEL_SIBLING);
-            if (!g->closed)
-                corio__scope_cancel(g->scope->task, g->scope);
+            if (body_runs)
+                corio__scope_cancel(g->scope->task, g->scope, CORIO_CANCEL_SIBLING);
         }
     }
     if (g->live == 0 && g->waiter)

@@ -24,7 +24,7 @@ int corio_event_wait(corio_event *e) {
     corio_task *t = corio__task_require("corio_event_wait");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     if (e->set)

@@ -26,7 +26,7 @@ int corio_lock_acquire(corio_lock *l) {
         corio__report("task '%s' called corio_lock_acquire on a lock it holds", t->name);
         return CORIO_EBUSY;
     }
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     if (!l->owner && corio__list_empty(&l->waiters)) {

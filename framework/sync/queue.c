@@ -80,7 +80,7 @@ int corio_queue_put(corio_queue *q, void *item) {
     corio_task *t = corio__task_require("corio_queue_put");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     rc = corio_queue_try_put(q, item);
@@ -107,7 +107,7 @@ int corio_queue_get(corio_queue *q, void **item) {
     corio_task *t = corio__task_require("corio_queue_get");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     rc = corio_queue_try_get(q, item);

@@ -18,7 +18,7 @@ int corio_semaphore_acquire(corio_semaphore *s) {
     corio_task *t = corio__task_require("corio_semaphore_acquire");
     if (!t)
         return CORIO_ENOTASK;
-    int rc = corio__await_status(t);
+    int rc = corio__await_check(t);
     if (rc)
         return rc;
     if (corio_semaphore_try_acquire(s) == 0)

@@ -58,10 +58,29 @@ int corio_future_cancel(corio_future *f);
 void corio_future_on_cancel(corio_future *f, void (*hook)(corio_future *f, void *data), void *data);
 
 /* Thread-safe completion, from any thread (a thread-pool worker, a foreign
- * library's thread).  The caller must hold a reference to f for the duration
- * of the call, and the loop must still be running.  The completion happens
- * on the loop thread soon after; at most one threadsafe completion per
- * future is accepted, later ones return CORIO_EALREADY. */
+ * library's thread), at any time, also after f's loop has ended.  The caller
+ * must hold a reference to f for the duration of the call (retained on the
+ * loop thread and handed over; `value` stays borrowed as for
+ * corio_future_complete).  Returns:
+ *   0               accepted: f is completed on its loop's thread soon after,
+ *                   and its waiters and done callbacks run before corio_run()
+ *                   returns (unless f was completed on the loop meanwhile:
+ *                   the first completion wins).
+ *   CORIO_EALREADY  a thread-safe completion of f was accepted before; at
+ *                   most one is.
+ *   CORIO_ECLOSED   f's loop has ended or is closing (main and every task
+ *                   have ended; see corio_run): nothing happens, f stays as
+ *                   it was, no callback runs, and the loop's memory is not
+ *                   touched.  Never delivered to a later loop.
+ *   CORIO_EINVAL    f is NULL or a task; fail_threadsafe with err >= 0.
+ * A completion racing the loop's end gets exactly one of 0 (delivered) and
+ * CORIO_ECLOSED (not).
+ *
+ * A future's memory belongs to its references, not to its loop: a foreign
+ * thread holding one may, after the loop ended, call these functions and
+ * corio_future_retain()/corio_future_release() (the last release frees f on
+ * that thread; nothing of the loop is touched) — and nothing else: its
+ * state (corio_future_done() ...) is the loop thread's to read. */
 int corio_future_complete_threadsafe(corio_future *f, int result, void *value);
 int corio_future_resolve_threadsafe(corio_future *f, void *value);
 int corio_future_fail_threadsafe(corio_future *f, int err);

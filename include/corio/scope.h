@@ -225,8 +225,11 @@ corio_resource corio_task_group_scope(corio_task_group *g);
  * their awaits fail with CORIO_ETIMEDOUT once it passes. */
 corio_resource corio_task_group_scope_timeout(corio_task_group *g, uint64_t ms);
 
-/* Spawns a member task (see corio_spawn).  Returns CORIO_ECLOSED once the
- * group's scope is exiting, besides corio_spawn's codes. */
+/* Spawns a member task (see corio_spawn).  While the group's exit waits
+ * for its members, members may still spawn follow-up work into it (as into
+ * asyncio's TaskGroup), and the exit waits for that too.  Returns
+ * CORIO_ECLOSED once the group is aborting (a member failed, the body was
+ * cancelled or timed out) or has ended, besides corio_spawn's codes. */
 int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *name,
                            corio_task_fn fn, void *arg);
 

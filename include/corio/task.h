@@ -18,6 +18,40 @@
  * next one fails.  A cancel carries a reason the task can read; the first
  * reason given wins.
  *
+ * Every await is a checkpoint.  An await that fails at once because the
+ * task is cancelled or past a deadline still goes round the loop (as
+ * corio_yield does) before it returns: a task that retries failed awaits
+ * cannot keep I/O, timers or other tasks from running, and the shutdown
+ * grace period (loop.h) holds against it.  An await that would not suspend
+ * does not fail: awaiting a future (or gathering futures) already complete
+ * returns the result, cancelled or not, as in asyncio.  A task cancelled
+ * before it first runs never runs its function: it ends with
+ * CORIO_ECANCELED.
+ *
+ * What a cancel reaches (asyncio's behaviour, corio's, and why):
+ *
+ *   await of          | asyncio                     | corio
+ *   ------------------+-----------------------------+-----------------------------------
+ *   a future with a   | Task.cancel() cancels the   | the same: corio_future_cancel(),
+ *   cancel hook       | future the task waits on    | so the hook stops the operation
+ *   a plain future    | cancelled too               | left pending: no hook, nothing to
+ *                     |                             | stop, and its producer may still
+ *                     |                             | complete it (and free its value)
+ *   a task            | the awaited task is         | the same (corio_cancel, reason
+ *   (corio_await)     | cancelled                   | user), if no other task awaits it
+ *   gather / wait_*   | gather cancels its children | every pending future or task as
+ *                     | (wait() does not)           | above, for gather and wait_* alike:
+ *                     |                             | a structured choice, nothing is
+ *                     |                             | left running unawaited
+ *   anything, inside  | asyncio.shield: the inner   | the cancel does not reach the
+ *   a shield scope    | future runs on              | await at all (scope.h)
+ *
+ * The same holds when a deadline, not a cancel, cuts the await short (as
+ * asyncio.timeout() cancels the task).  "If no other task awaits it": a
+ * future or task several tasks wait for is cancelled only when the last
+ * of them stops waiting by a cancel or deadline (asyncio would cancel it
+ * for all of them).
+ *
  * Deadlines.  Inside a timeout scope (scope.h) every await fails with
  * CORIO_ETIMEDOUT once the scope's deadline has passed; nested scopes take the
  * earliest deadline; if a task is both cancelled and past a deadline, its
@@ -104,8 +138,22 @@ int corio_cancel_with(corio_task *t, corio_cancel_reason reason);
 /* The reason t was cancelled, or CORIO_CANCEL_NONE. */
 corio_cancel_reason corio_task_cancel_reason(const corio_task *t);
 
-/* Whether the current task has been cancelled (ignores shields). */
+/* Whether a cancellation is in effect for the caller's awaits right now:
+ * its own task's cancel, an enclosing task group's (a member failed), or an
+ * expired deadline of an enclosing timeout scope; not behind a shield scope
+ * (scope.h).  False outside a task.  Polling it is a correct idiom:
+ *     while (!corio_cancelled()) { ... }
+ * (and a loop that retries a failed await instead goes round the loop each
+ * time: it cannot freeze it, see "Every await is a checkpoint" above). */
 bool corio_cancelled(void);
+
+/* Which cancellation corio_cancelled() sees: the task's own reason
+ * (CORIO_CANCEL_USER, _SHUTDOWN, _PEER_GONE...), CORIO_CANCEL_SIBLING for
+ * a task group whose member failed, CORIO_CANCEL_TIMEOUT for an expired
+ * deadline, CORIO_CANCEL_NONE when none is in effect.  When several apply,
+ * the innermost cancelled scope's reason; a cancel wins over a deadline.
+ * corio_cancel_reason_name() names it. */
+corio_cancel_reason corio_cancelled_reason(void);
 
 /* A static name for a reason ("user", "timeout", "shutdown", "peer gone"...). */
 const char *corio_cancel_reason_name(corio_cancel_reason reason);
