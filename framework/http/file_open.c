@@ -98,6 +98,7 @@ static int resolve_within(const char *root, const char *rel, char *real) {
         return CORIO_ENOMEM;
     char *rroot = scratch->root, *joined = scratch->joined;
     int rc = 0;
+    size_t n;
     if (!realpath(root, rroot)) {
         rc = path_error(errno);
         goto out_free;
@@ -110,7 +111,7 @@ static int resolve_within(const char *root, const char *rel, char *real) {
         rc = path_error(errno);
         goto out_free;
     }
-    size_t n = strlen(rroot);
+    n = strlen(rroot);
     if (n == 1) /* the root is "/" */
         goto out_free;
     if (strncmp(real, rroot, n) != 0 || (real[n] != '\0' && real[n] != '/'))
@@ -162,18 +163,19 @@ static int open_walked(const char *root, const char *rel) {
     if (!w)
         return CORIO_ENOMEM;
     int rc = 0, links = 0;
+    size_t base, len;
+    char *next = w->todo;
     if (!realpath(root, w->cur)) {
         rc = path_error(errno);
         goto out_free;
     }
-    size_t base = strlen(w->cur), len = base;
+    base = len = strlen(w->cur);
     if (base == 1)
         base = len = 0; /* the root is "/": components append "/name" */
     if ((size_t)snprintf(w->todo, sizeof w->todo, "%s", rel) >= sizeof w->todo) {
         rc = CORIO_ERANGE;
         goto out_free;
     }
-    char *next = w->todo;
     while (*next) {
         char *seg = next;
         while (*seg == '/')

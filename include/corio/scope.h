@@ -19,9 +19,13 @@
  * `break` and `continue` inside CORIO_WITH leave the scope (the macro is a
  * one-pass loop), not an enclosing loop: a `break` leaves exactly one
  * CORIO_WITH, `continue` is a normal end of the body.  The mechanism is
- * __attribute__((cleanup)): it needs GCC or Clang.  A `goto` into a
- * CORIO_WITH body skips the scope's initialisation (GCC: build with
- * -Werror=jump-misses-init; Clang refuses it).
+ * __attribute__((cleanup)): it needs GCC or Clang.  A `goto` (or a
+ * switch's case label) into a CORIO_WITH body, past its entry, would skip
+ * the scope's initialisation: Clang always refuses to compile it (the
+ * hidden scope variable has a cleanup attribute); GCC refuses it only with
+ * -Werror=jump-misses-init, which corio's own code is built with and which
+ * your code should use too (tests/compile_fail checks both compilers).  A
+ * `goto`, `break` or `return` out of a body is fine.
  *
  * HOW A SCOPE ENDED — the exit hook's `how`, in this order:
  *   1. CORIO_ECANCELED if the task (or an enclosing task group) is cancelled
