@@ -1,6 +1,7 @@
 /* Streams, server and client on loopback: corio server, corio client. */
 #define _GNU_SOURCE /* memfd_create */
 #include "corio_test.h"
+#include "stream_helpers.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,17 +12,7 @@
 
 static int echo_handler(corio_stream *s, void *arg) {
     (void)arg;
-    char buf[8192];
-    for (;;) {
-        int n = corio_stream_read(s, buf, sizeof buf);
-        if (n == CORIO_EOF)
-            return corio_stream_shutdown(s); /* half-close: flush, then FIN */
-        if (n < 0)
-            return n;
-        int rc = corio_stream_write(s, buf, (size_t)n);
-        if (rc < 0)
-            return rc;
-    }
+    return echo_until_eof(s);
 }
 
 static int start_echo(corio_server **srv, size_t max_conns) {
@@ -46,66 +37,23 @@ static int serve_and_connect(corio_conn_fn fn, void *arg, corio_server **srv, co
 
 /* ---- 8 MiB echo with random write sizes -------------------------------------------------- */
 
-typedef struct bulk {
-    corio_stream *s;
-    const unsigned char *data;
-    size_t len;
-    unsigned seed;
-} bulk;
-
-static int bulk_writer(void *arg) {
-    bulk *b = arg;
-    size_t off = 0;
-    while (off < b->len) {
-        size_t n = 1 + (size_t)(rand_r(&b->seed) % 100000);
-        if (n > b->len - off)
-            n = b->len - off;
-        int rc = corio_stream_write(b->s, b->data + off, n);
-        if (rc < 0)
-            return rc;
-        off += n;
-    }
-    return corio_stream_shutdown(b->s);
-}
-
 static int echo_8mib_main(void *arg) {
     (void)arg;
     corio_server *srv;
     int rc = start_echo(&srv, 0);
     if (rc)
         return rc;
-    enum { LEN = 8 << 20 };
-    unsigned char *data = malloc(LEN), *back = malloc(LEN);
-    unsigned seed = 12345;
-    for (size_t i = 0; i < LEN; i++)
-        data[i] = (unsigned char)rand_r(&seed);
     corio_stream *c;
     rc = connect_to(srv, &c);
     if (rc == 0) {
-        bulk b = {.s = c, .data = data, .len = LEN, .seed = 99};
-        corio_task *w;
-        rc = corio_spawn(&w, "writer", bulk_writer, &b);
-        size_t got = 0;
-        while (rc == 0 && got < LEN) {
-            size_t want = 1 + (size_t)(rand_r(&seed) % 70000);
-            int n = corio_stream_read(c, back + got, want < LEN - got ? want : LEN - got);
-            if (n < 0)
-                rc = n;
-            else
-                got += (size_t)n;
-        }
-        char extra;
-        if (rc == 0)
-            rc = corio_stream_read(c, &extra, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
-        if (rc == 0)
-            rc = corio_await(w);
-        corio_task_release(w);
-        if (rc == 0 && memcmp(data, back, LEN) != 0)
-            rc = CORIO_EFAILED;
+        bulk_echo_opts o = {.len = 8 << 20,
+                            .seed = 12345,
+                            .max_read = 70000,
+                            .writer_seed = 99,
+                            .max_piece = 100000};
+        rc = bulk_echo(c, &o);
         corio_stream_close(c);
     }
-    free(data);
-    free(back);
     int rc2 = corio_server_shutdown(srv, 1000);
     return rc ? rc : rc2;
 }
