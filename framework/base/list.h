@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "corio/sync.h" /* corio__link */
+#include "corio/link.h"
 
 #define corio__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "corio/errno.h"
+#include "corio/error.h"
 #include "corio/log.h"
 
 #define LINE_MAX_ 1024

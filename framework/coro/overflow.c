@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "corio/errno.h"
+#include "corio/error.h"
 #include "base/fmt.h"
 #include "coro/overflow.h"
 

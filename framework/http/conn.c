@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "corio/log.h"
+#include "corio/scope.h"
 #include "http/http_internal.h"
 #include "net/stream_internal.h"
 

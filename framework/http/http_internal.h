@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "corio/http.h"
+#include "corio/server.h"
 #include "http/arena.h"
 #include "http/router.h"
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/fmt.h"
+#include "corio/log.h"
 #include "http/http_internal.h"
 #include "runtime/internal.h"
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corio/scope.h"
 #include "net/stream_internal.h"
 
 typedef struct dns_req {

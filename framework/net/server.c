@@ -24,7 +24,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "corio/server.h"
 #include "net/stream_internal.h"
+#include "scope/scope_internal.h"
 
 #define DEFAULT_BACKLOG 511
 #define CANCEL_GRACE_MS 10000

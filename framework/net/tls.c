@@ -42,6 +42,7 @@
 #include <openssl/x509v3.h>
 
 #include "corio/log.h"
+#include "corio/scope.h"
 #include "net/tls_internal.h"
 
 #define IN_MAX (40 * 1024)     /* ciphertext held in the read BIO, at most */

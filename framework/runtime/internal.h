@@ -24,7 +24,11 @@
 
 #include "base/list.h"
 #include "base/report.h"
-#include "corio/corio.h"
+#include "corio/error.h"
+#include "corio/future.h"
+#include "corio/loop.h"
+#include "corio/resource.h"
+#include "corio/task.h"
 #include "coro/coro.h"
 #include "coro/overflow.h"
 #include "coro/stack.h"
@@ -134,8 +138,13 @@ struct corio_task {
     void *arg;
     corio__link ready_link; /* loop->ready */
     corio__link all_link;   /* loop->tasks */
-    corio__link group_link; /* group->tasks */
-    corio_task_group *group;
+    /* A done hook, registered by what the task is a member of (a task
+     * group, scope/task_group.c): called with the task as it ends, after its
+     * future completes.  member_link is on that owner's list of members;
+     * detach unlinks it and drops the hook. */
+    corio__link member_link;
+    void (*on_done)(corio_task *t);
+    void *on_done_data;
     corio_scope root;    /* root.cancelled: the task is cancelled */
     corio_scope *scopes; /* innermost entered scope */
     corio__timer timer;  /* deadline / sleep while parked */
@@ -249,14 +258,6 @@ int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, cons
 /* Resumes t from the loop's stack; the loop calls it. */
 void corio__task_resume(corio_loop *L, corio_task *t);
 
-/* Cancels scope `s` of task t (a task group's scope, a stream's idle wait)
- * with `reason` (kept in s->cancelled; the first one wins); wakes t if
- * parked and the scope is visible to its current await. */
-void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason);
-
-/* Task-group hook, called when a member ends (task_group.c). */
-void corio__group_member_done(corio_task *t);
-
 /* Shutdown after grace, for a task whose function will never finish:
  * detach undoes everything that points at it or its stack (waiter nodes,
  * group link, on_abandon); abandon then recycles its stack and frees it.
@@ -264,6 +265,18 @@ void corio__group_member_done(corio_task *t);
  * task's stack may hold what another points at (a task group). */
 void corio__task_detach(corio_loop *L, corio_task *t);
 void corio__task_abandon(corio_loop *L, corio_task *t);
+
+/* Whether scope `target` of t is seen by an await at t's innermost scope:
+ * entered, and not behind a shield. */
+static inline bool corio__scope_visible(corio_task *t, corio_scope *target) {
+    for (corio_scope *s = t->scopes; s; s = s->outer) {
+        if (s == target)
+            return true;
+        if (s->shield)
+            return false;
+    }
+    return false;
+}
 
 static inline corio_task *corio__current(void) {
     corio_loop *L = corio__tls_loop;

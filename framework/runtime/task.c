@@ -63,17 +63,6 @@ static uint64_t visible_deadline(corio_task *t) {
     return d;
 }
 
-/* Whether scope `target` of t is seen by an await at t's innermost scope. */
-static bool scope_visible(corio_task *t, corio_scope *target) {
-    for (corio_scope *s = t->scopes; s; s = s->outer) {
-        if (s == target)
-            return true;
-        if (s->shield)
-            return false;
-    }
-    return false;
-}
-
 /* ---- waking and parking ----------------------------------------------------------- */
 
 bool corio__wake(corio_task *t, int result) {
@@ -182,8 +171,8 @@ static void task_entry(void *arg) {
     t->state = CORIO__DONE;
     L->live_tasks--;
     corio__future_finish(&t->fut, rc, NULL);
-    if (t->group)
-        corio__group_member_done(t);
+    if (t->on_done)
+        t->on_done(t);
     if (t == L->main_task)
         uv_stop(&L->uv);
     else if (L->stopping && L->live_tasks == 0)
@@ -230,8 +219,9 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
     atomic_store_explicit(&t->fut.refs, out ? 2 : 1, memory_order_relaxed);
     t->fn = fn;
     t->arg = arg;
-    corio__list_init(&t->group_link);
-    t->group = NULL;
+    corio__list_init(&t->member_link);
+    t->on_done = NULL;
+    t->on_done_data = NULL;
     memset(&t->root, 0, sizeof t->root);
     t->root.deadline = CORIO__NO_DEADLINE;
     t->root.task = t;
@@ -314,20 +304,13 @@ int corio_cancel_with(corio_task *t, corio_cancel_reason reason) {
         t->cancel_reason = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
         t->root.cancelled = t->cancel_reason;
     }
-    if (t->state == CORIO__PARKED && scope_visible(t, &t->root))
+    if (t->state == CORIO__PARKED && corio__scope_visible(t, &t->root))
         corio__wake(t, CORIO_ECANCELED);
     return 0;
 }
 
 int corio_cancel(corio_task *t) {
     return corio_cancel_with(t, CORIO_CANCEL_USER);
-}
-
-void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason) {
-    if (!s->cancelled)
-        s->cancelled = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
-    if (t->state == CORIO__PARKED && scope_visible(t, s))
-        corio__wake(t, CORIO_ECANCELED);
 }
 
 corio_cancel_reason corio_task_cancel_reason(const corio_task *t) {
@@ -399,9 +382,10 @@ void corio__task_detach(corio_loop *L, corio_task *t) {
     corio__timer_stop(L, &t->timer);
     if (corio__list_linked(&t->ready_link))
         corio__list_remove(&t->ready_link);
-    if (t->group) {
-        corio__list_remove(&t->group_link);
-        t->group = NULL;
+    if (t->on_done) {
+        corio__list_remove(&t->member_link);
+        t->on_done = NULL;
+        t->on_done_data = NULL;
     }
     /* Its await will never return to clean up: unlink its waiter nodes, which
      * live on the stack about to be recycled (completing those futures later

@@ -1,4 +1,5 @@
 /* The resources that come with corio: lock, semaphore, timeout, shield. */
+#include "corio/scope.h"
 #include "runtime/internal.h"
 
 static int lock_enter(void *self, uint64_t arg) {

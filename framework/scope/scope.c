@@ -165,3 +165,10 @@ __attribute__((noinline)) int corio_scope_handled(void) {
     s->error = s->passed = 0;
     return rc;
 }
+
+void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason) {
+    if (!s->cancelled)
+        s->cancelled = (uint8_t)(reason ? reason : CORIO_CANCEL_USER);
+    if (t->state == CORIO__PARKED && corio__scope_visible(t, s))
+        corio__wake(t, CORIO_ECANCELED);
+}

@@ -1,4 +1,4 @@
-/* Private helpers of the scope layer for the runtime.
+/* Private helpers of the scope layer, for itself and the layers above it.
  *
  * Dead-scope detection.  A task keeps its entered scopes as a chain of
  * CORIO_WITH variables that live in the frames of its own stack (the root
@@ -18,6 +18,7 @@
 #ifndef CORIO_SCOPE_INTERNAL_H
 #define CORIO_SCOPE_INTERNAL_H
 
+#include "corio/scope.h"
 #include "runtime/internal.h"
 
 /* Aborts, with a message naming t and `what` (the operation that found it,
@@ -25,5 +26,10 @@
  * returned (longjmp out of a CORIO_WITH).  Costs a few compares; call it
  * from the task itself, at any await or scope operation. */
 void corio__scope_check_live(corio_task *t, const char *what);
+
+/* Cancels scope `s` of task t (a task group's scope, a stream's idle wait)
+ * with `reason` (kept in s->cancelled; the first one wins); wakes t if
+ * parked and the scope is visible to its current await. */
+void corio__scope_cancel(corio_task *t, corio_scope *s, corio_cancel_reason reason);
 
 #endif

@@ -7,6 +7,7 @@
  * again under a shield, for a bounded time.
  */
 #include "runtime/internal.h"
+#include "scope/scope_internal.h"
 
 #define GROUP_CANCEL_GRACE_MS 5000
 
@@ -19,7 +20,7 @@ enum { GROUP_OPEN = 0, GROUP_EXITING, GROUP_CLOSED };
 static void cancel_members(corio_task_group *g, corio_cancel_reason reason) {
     g->closed = GROUP_CLOSED; /* aborting: no new members */
     for (corio__link *n = g->tasks.next; n != &g->tasks; n = n->next)
-        corio_cancel_with(corio__container_of(n, corio_task, group_link), reason);
+        corio_cancel_with(corio__container_of(n, corio_task, member_link), reason);
 }
 
 /* Whether the group's own deadline has passed.  Members run under it
@@ -56,8 +57,11 @@ static void detach_members(corio_task_group *g) {
                   "go on detached from the group",
                   g->live, GROUP_CANCEL_GRACE_MS);
     corio__link *n;
-    while ((n = corio__list_pop_front(&g->tasks)))
-        corio__container_of(n, corio_task, group_link)->group = NULL;
+    while ((n = corio__list_pop_front(&g->tasks))) {
+        corio_task *t = corio__container_of(n, corio_task, member_link);
+        t->on_done = NULL;
+        t->on_done_data = NULL;
+    }
     g->live = 0;
 }
 
@@ -116,6 +120,8 @@ corio_resource corio_task_group_scope_timeout(corio_task_group *g, uint64_t ms) 
     return (corio_resource){.type = &group_type, .self = g, .arg = ms};
 }
 
+static void member_done(corio_task *t);
+
 int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *name,
                            corio_task_fn fn, void *arg) {
     if (out)
@@ -126,8 +132,9 @@ int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *na
     int rc = corio_spawn(&child, name, fn, arg);
     if (rc)
         return rc;
-    child->group = g;
-    corio__list_push_back(&g->tasks, &child->group_link);
+    child->on_done = member_done;
+    child->on_done_data = g;
+    corio__list_push_back(&g->tasks, &child->member_link);
     g->live++;
     child->root.deadline = g->deadline;
     if (g->scope->cancelled)
@@ -139,10 +146,12 @@ int corio_task_group_spawn(corio_task_group *g, corio_task **out, const char *na
     return 0;
 }
 
-void corio__group_member_done(corio_task *t) {
-    corio_task_group *g = t->group;
-    corio__list_remove(&t->group_link);
-    t->group = NULL;
+/* A member ended: the task's done hook, registered by the spawn above. */
+static void member_done(corio_task *t) {
+    corio_task_group *g = t->on_done_data;
+    corio__list_remove(&t->member_link);
+    t->on_done = NULL;
+    t->on_done_data = NULL;
     g->live--;
     int rc = t->fut.result;
     if (rc < 0 && rc != CORIO_ECANCELED && g->error == 0) {

@@ -3,6 +3,7 @@
 #ifndef CORIO_SYNC_WAIT_H
 #define CORIO_SYNC_WAIT_H
 
+#include "corio/sync.h"
 #include "runtime/internal.h"
 
 /* Parks the current task with `w` queued on `queue`.  Returns the wake

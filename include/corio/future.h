@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "errno.h"
+#include "error.h"
 #include "task.h"
 
 #ifdef __cplusplus

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errno.h"
+#include "error.h"
 #include "stream.h"
 
 #ifdef __cplusplus

@@ -55,7 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "errno.h"
+#include "error.h"
 #include "http.h"
 
 #ifdef __cplusplus

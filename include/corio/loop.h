@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errno.h"
+#include "error.h"
 
 #ifdef __cplusplus
 extern "C" {

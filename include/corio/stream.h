@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "errno.h"
+#include "error.h"
 #include "task.h"
 
 #ifdef __cplusplus

@@ -18,17 +18,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "errno.h"
+#include "error.h"
+#include "link.h"
 #include "task.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Intrusive list link; private to corio. */
-typedef struct corio__link {
-    struct corio__link *next, *prev;
-} corio__link;
 
 /* ---- lock -------------------------------------------------------------- */
 

@@ -68,7 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errno.h"
+#include "error.h"
 #include "loop.h"
 
 #ifdef __cplusplus

@@ -55,14 +55,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "errno.h"
+#include "error.h"
 #include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* TLS failures (codes from corio/errno.h):
+/* TLS failures (codes from corio/error.h):
  * CORIO_ETLS: the handshake failed (no common version or cipher, a fatal
  * alert from the peer, bytes that are not TLS) or a record was bad or
  * truncated.

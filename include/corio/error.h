@@ -1,12 +1,12 @@
-/* corio/errno.h — error codes.
+/* corio/error.h — error codes.
  *
  * Every corio function that can fail returns 0 (CORIO_OK) or a negative
  * CORIO_E* code.  Where an errno value fits, the code is the negated errno
  * (the same numbers libuv's UV_E* use on Unix), so a code returned by libuv
  * can be passed through unchanged.  corio_strerror() names any code.
  */
-#ifndef CORIO_ERRNO_H
-#define CORIO_ERRNO_H
+#ifndef CORIO_ERROR_H
+#define CORIO_ERROR_H
 
 #include <errno.h>
 
@@ -63,4 +63,4 @@ const char *corio_err_name(int code);
 #ifdef __cplusplus
 }
 #endif
-#endif /* CORIO_ERRNO_H */
+#endif /* CORIO_ERROR_H */

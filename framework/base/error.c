@@ -1,12 +1,9 @@
-/* Error names and messages, all from the one table in corio/errno.h. */
-#include <stdarg.h>
-#include <stdio.h>
+/* Error names and messages, all from the one table in corio/error.h. */
 #include <string.h>
 
 #include <uv.h>
 
-#include "base/report.h"
-#include "corio/errno.h"
+#include "corio/error.h"
 
 const char *corio_strerror(int code) {
     switch (code) {
@@ -39,17 +36,4 @@ const char *corio_err_name(int code) {
     default:
         return "UNKNOWN";
     }
-}
-
-void corio__report(const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof line)
-        n = sizeof line - 1;
-    fprintf(stderr, "corio: %.*s\n", n, line);
 }
