@@ -29,10 +29,7 @@ static int echo_1mib_main(void *arg) {
                         .writev = true};
     CHECK_RC(bulk_echo(t.s, &o), 0);
 out:
-    rc = tls_test_end(&t, rc);
-    if (rc == 0 && (t.v.last_rc != 0 || t.v.handled != 1))
-        rc = CORIO_EFAILED;
-    return rc;
+    return tls_test_end_expect(&t, rc, 1, 0);
 }
 
 static void test_tls_echo_1mib_random_write_sizes(void **state) {
@@ -104,10 +101,7 @@ static int reads_main(void *arg) {
 out:
     free(big);
     free(back);
-    rc = tls_test_end(&t, rc);
-    if (rc == 0 && t.v.last_rc != 0)
-        rc = CORIO_EFAILED;
-    return rc;
+    return tls_test_end_expect(&t, rc, SRV_ANY, 0);
 }
 
 static void test_tls_every_read_call_works(void **state) {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -472,6 +473,23 @@ static inline int tls_test_end(tls_test *t, int rc) {
     t->cctx = NULL;
     int rc2 = srv_stop(&t->v);
     return rc ? rc : rc2;
+}
+
+/* Not checked, in tls_test_end_expect. */
+#define SRV_ANY INT_MIN
+
+/* tls_test_end, then checks what the server saw: `handled` handler runs,
+ * the last of which returned `last_rc` (either SRV_ANY: not checked).
+ * Returns tls_test_end's result, or CORIO_EFAILED if that is 0 and the
+ * server saw otherwise. */
+static inline int tls_test_end_expect(tls_test *t, int rc, int handled, int last_rc) {
+    rc = tls_test_end(t, rc);
+    if (rc == 0 && ((handled != SRV_ANY && t->v.handled != handled) ||
+                    (last_rc != SRV_ANY && t->v.last_rc != last_rc))) {
+        fprintf(stderr, "server: handled %d, last_rc %d\n", t->v.handled, t->v.last_rc);
+        rc = CORIO_EFAILED;
+    }
+    return rc;
 }
 
 /* ---- the group ---------------------------------------------------------------------------- */
