@@ -16,31 +16,13 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
-#include "net/stream_internal.h"
+#include "net/listen.h"
 
 #define LISTEN_BACKLOG 511
 
-static int listen_unix(const char *path) {
-    struct sockaddr_un sun;
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun.sun_path)
-        return CORIO_EINVAL;
-    strcpy(sun.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
 int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
     if (o->unix_path)
-        return listen_unix(o->unix_path);
+        return corio__unix_listen_socket(o->unix_path, LISTEN_BACKLOG);
     return corio__tcp_listen_socket(o->host, *port_inout, true, LISTEN_BACKLOG, port_inout);
 }
 
@@ -66,18 +48,6 @@ static int activated_fd(void) {
         return -1;
     fcntl(3, F_SETFD, fl | FD_CLOEXEC);
     return 3;
-}
-
-int corio__socket_port(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return 0;
 }
 
 static const char *real_getenv(const char *name) {

@@ -24,7 +24,4 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o);
  * the fd or a negative code. */
 int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
 
-/* The TCP port a socket is bound to, or 0. */
-int corio__socket_port(int fd);
-
 #endif

@@ -30,6 +30,7 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "net/listen.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "corio/server.h"
+#include "net/listen.h"
 #include "net/stream_internal.h"
 #include "scope/scope_internal.h"
 
@@ -69,14 +70,6 @@ struct corio_server {
 bool corio_stream_draining(const corio_stream *s) {
     const conn *c = s ? s->owner : NULL; /* set for streams a server accepted */
     return c && c->srv->draining;
-}
-
-void corio_stream_set_idle(corio_stream *s, bool idle) {
-    if (!s)
-        return;
-    corio_task *t = corio__current();
-    s->idle = idle;
-    s->idle_scope = idle && t ? t->scopes : NULL;
 }
 
 /* Whether scope sc is entered by t (a scope recorded by set_idle may have
@@ -310,45 +303,6 @@ static void on_connection(uv_stream_t *lis, int status) {
 
 /* ---- listening ---------------------------------------------------------------------- */
 
-int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
-                             uint16_t *bound_port) {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (uv_ip4_addr(host, port, a4) == 0) {
-        len = sizeof *a4;
-    } else if (uv_ip6_addr(host, port, a6) == 0) {
-        len = sizeof *a6;
-    } else {
-        corio__report("server: host '%s' is not an IPv4 or IPv6 address", host);
-        return CORIO_EINVAL;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        goto out_errno;
-    if (ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
-        listen(fd, backlog > 0 ? backlog : DEFAULT_BACKLOG) != 0)
-        goto out_errno;
-    len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        goto out_errno;
-    if (bound_port)
-        *bound_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
-    return fd;
-out_errno:;
-    int err = -errno;
-    close(fd);
-    return err;
-}
-
 static int open_listener(corio_server *srv) {
     const corio_server_opts *o = &srv->opts;
     int rc;
@@ -365,10 +319,8 @@ static int open_listener(corio_server *srv) {
         srv->open = true;
         rc = srv->kind == CORIO__STREAM_PIPE ? uv_pipe_open(&srv->lis.pipe, o->inherited_fd)
                                              : uv_tcp_open(&srv->lis.tcp, o->inherited_fd);
-        if (rc == 0 && srv->kind == CORIO__STREAM_TCP && ss.ss_family == AF_INET)
-            srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (rc == 0 && srv->kind == CORIO__STREAM_TCP)
-            srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (rc == 0 && srv->kind == CORIO__STREAM_TCP)
+            srv->port = corio__sockaddr_port(&ss);
         return rc;
     }
     if (o->unix_path) {

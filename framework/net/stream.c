@@ -153,6 +153,14 @@ void corio_stream_set_reset_on_close(corio_stream *s) {
         s->reset_on_close = true;
 }
 
+void corio_stream_set_idle(corio_stream *s, bool idle) {
+    if (!s)
+        return;
+    corio_task *t = corio__current();
+    s->idle = idle;
+    s->idle_scope = idle && t ? t->scopes : NULL;
+}
+
 void corio__stream_close_nowait(corio_stream *s) {
     if (!s->closing)
         begin_close(s);

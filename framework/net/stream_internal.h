@@ -121,13 +121,6 @@ char *corio__stream_rbuf_room(corio_stream *s, size_t *room);
  * resumes it. */
 void corio__stream_pin(corio_stream *s, bool pin);
 
-/* Creates a non-blocking TCP socket bound to host:port (an IP literal) and
- * listening, with SO_REUSEADDR, SO_REUSEPORT if asked, IPV6_V6ONLY for IPv6.
- * Returns the fd (and the bound port in *bound_port) or a negative code.
- * Implemented in server.c; the runner's supervisor uses it too. */
-int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
-                             uint16_t *bound_port);
-
 /* Whether a read would return at once: bytes buffered (for TLS, ciphertext
  * pending too) or the end of input seen. */
 bool corio__stream_has_input(const corio_stream *s);

@@ -47,6 +47,11 @@ typedef int (*corio_conn_fn)(corio_stream *s, void *arg);
  * server accepted. */
 int corio_conn_idle(corio_stream *s, uint64_t timeout_ms);
 
+/* True once the server that accepted s has begun shutting down: a protocol
+ * should finish the request in hand and close (HTTP answers it with
+ * "Connection: close").  False for streams not from a server. */
+bool corio_stream_draining(const corio_stream *s);
+
 typedef struct corio_server_opts {
     const char *host;         /* IPv4 or IPv6 literal; NULL: "127.0.0.1" */
     uint16_t port;            /* 0: any free port (see corio_server_port) */

@@ -127,15 +127,10 @@ int corio_stream_local_name(corio_stream *s, char *buf, size_t len);
  * idle connections at once and lets busy ones finish: marked inside a scope
  * of the task's own (the wait for the next request), that innermost scope is
  * cancelled (its await returns CORIO_ECANCELED, the task goes on and should
- * check corio_stream_draining and close); marked at the task's top level,
- * the task is cancelled with reason shutdown.  Unmark before leaving the
- * scope it was marked in. */
+ * check corio_stream_draining (server.h) and close); marked at the task's
+ * top level, the task is cancelled with reason shutdown.  Unmark before
+ * leaving the scope it was marked in. */
 void corio_stream_set_idle(corio_stream *s, bool idle);
-
-/* True once the server that accepted s has begun shutting down: a protocol
- * should finish the request in hand and close (HTTP answers it with
- * "Connection: close").  False for streams not from a server. */
-bool corio_stream_draining(const corio_stream *s);
 
 /* A slot for the stream's owner (a protocol's per-connection state that
  * must survive corio_conn_idle); NULL at first, never touched by corio. */

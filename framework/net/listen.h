@@ -1,0 +1,32 @@
+/* Listening sockets made here rather than by libuv, so that SO_REUSEPORT can
+ * be set before bind (libuv 1.44 has no flag for it): a server adopts them
+ * (uv_tcp_open, server.c), the runner's supervisor makes one per worker.
+ * Also the one place that reads a port out of a socket address.
+ */
+#ifndef CORIO_NET_LISTEN_H
+#define CORIO_NET_LISTEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Creates a non-blocking TCP socket bound to host:port (an IP literal) and
+ * listening (backlog <= 0: 511), with SO_REUSEADDR, SO_REUSEPORT if asked,
+ * IPV6_V6ONLY for IPv6.  Returns the fd (and the bound port in *bound_port,
+ * if not NULL) or a negative code: CORIO_EINVAL for a host that is not an
+ * IP address, else the failing call's errno. */
+int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
+                             uint16_t *bound_port);
+
+/* Creates a non-blocking Unix stream socket bound to `path` and listening.
+ * Returns the fd or a negative code: CORIO_EINVAL for a path too long for
+ * sun_path, else the failing call's errno. */
+int corio__unix_listen_socket(const char *path, int backlog);
+
+/* The port of an IPv4 or IPv6 address (host order), 0 for other families. */
+int corio__sockaddr_port(const struct sockaddr_storage *ss);
+
+/* The TCP port socket fd is bound to, or 0 (not bound, not IP, an error). */
+int corio__socket_port(int fd);
+
+#endif
