@@ -50,6 +50,14 @@ PUBLIC = {
     "corio.h": "app",  # the umbrella: everything, so only the top may use it
 }
 
+# Private headers of a layer that the layers above must not include: a
+# protocol uses net's narrow interface (net/proto.h), never a stream's
+# fields (DESIGN.md).
+PRIVATE = {
+    "net/stream_internal.h": "net",
+    "net/tls_internal.h": "net",
+}
+
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 
@@ -110,6 +118,10 @@ def main():
                 if to.startswith("?"):
                     print("%s:%d: %s: unknown %s, not in the layer tables" %
                           (path, lineno, inc, to[1:]))
+                    bad += 1
+                elif m.group(2) in PRIVATE and PRIVATE[m.group(2)] != layer:
+                    print("%s:%d: %s: private to %s (protocols use net/proto.h)" %
+                          (path, lineno, inc, PRIVATE[m.group(2)]))
                     bad += 1
                 elif to not in ALLOWED[layer]:
                     print("%s:%d: %s -> %s (%s): an arrow up; %s may include %s" %

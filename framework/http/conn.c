@@ -15,7 +15,8 @@
 #include "corio/log.h"
 #include "corio/scope.h"
 #include "http/http_internal.h"
-#include "net/stream_internal.h"
+#include "net/proto.h"
+#include "runtime/internal.h"
 
 #define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
 #define HEAD_PARK 2       /* read_head: idle between requests, park without a task */
@@ -217,13 +218,12 @@ static int read_head(corio__hconn *c) {
             wait = park_at - now;
         /* Between requests the keep-alive timeout governs, not a read
          * timeout set on the stream (see corio_http_serve). */
-        uint64_t read_timeout = c->s->rtimeout;
-        if (idle)
-            c->s->rtimeout = 0;
+        uint64_t read_timeout = idle ? corio__stream_swap_read_timeout(c->s, 0) : 0;
         rc = fill_marked(c, wait, mark_idle);
         if (rc == CORIO_ECLOSED)
             return rc; /* the stream may be gone */
-        c->s->rtimeout = read_timeout;
+        if (idle)
+            corio__stream_swap_read_timeout(c->s, read_timeout);
         /* Our own wait ended (not a deadline or cancel of the task's): time
          * to park, or the loop finds the keep-alive time spent; or a drain
          * cancelled it, and the loop finds the server draining. */
@@ -344,10 +344,9 @@ static int dispatch(corio__hconn *c) {
      * is still in the read buffer), and a client that goes away cancels it
      * (reason "peer gone") unless it asked to finish. */
     corio__stream_pin(c->s, !c->req.head_copy);
-    c->s->on_input_end = on_peer_gone;
-    c->s->on_input_end_data = c;
+    corio__stream_on_input_end(c->s, on_peer_gone, c);
     int rc = corio_next_call(&next);
-    c->s->on_input_end = NULL;
+    corio__stream_on_input_end(c->s, NULL, NULL);
     corio__stream_pin(c->s, false);
     /* A client that left, did not read its response within the send
      * timeout, or sent a bad body, is no handler failure (and must not be
@@ -402,7 +401,7 @@ static void reset_request(corio__hconn *c) {
  * once would make the kernel answer its next bytes with a reset, which can
  * destroy the response before the client has read it. */
 static bool may_still_send(corio__hconn *c) {
-    if (c->s->rerr)
+    if (corio__stream_input_finished(c->s))
         return false; /* its input already ended (or failed) */
     size_t buffered;
     corio_stream_buffered(c->s, &buffered);
@@ -504,7 +503,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.srv = srv;
     c.task = corio_current();
     c.requests = (size_t)(uintptr_t)*corio_stream_data(s); /* when resumed after parking */
-    c.can_park = s->owner != NULL; /* accepted by a server: corio_conn_idle works */
+    c.can_park = corio__stream_from_server(s); /* accepted by a server: corio_conn_idle works */
     c.opts = srv->opts;
     apply_defaults(&c.opts);
     corio__arena_init(&c.arena);
@@ -512,14 +511,11 @@ int corio_http_serve(corio_stream *s, void *arg) {
     /* Per-read and per-write timeouts the server set on the stream (the
      * runner's --read-timeout and --write-timeout) still bound every read
      * and write, as well as the HTTP timeouts: the shorter wins. */
-    uint64_t send_ms = c.opts.send_timeout_ms;
-    if (s->wtimeout && s->wtimeout < send_ms)
-        send_ms = s->wtimeout;
-    corio_stream_opts so = {.read_buffer_max =
-                                c.opts.max_request_line + c.opts.max_header_bytes + 4096,
-                            .write_high_water = s->whigh, /* the server's */
-                            .read_timeout_ms = s->rtimeout,
-                            .write_timeout_ms = send_ms};
+    corio_stream_opts so; /* the server's high-water mark and timeouts */
+    corio__stream_get_opts(s, &so);
+    if (!so.write_timeout_ms || so.write_timeout_ms > c.opts.send_timeout_ms)
+        so.write_timeout_ms = c.opts.send_timeout_ms;
+    so.read_buffer_max = c.opts.max_request_line + c.opts.max_header_bytes + 4096;
     corio_stream_configure(s, &so);
     if (c.opts.access_log)
         corio__access_log_conn_begin(&c);

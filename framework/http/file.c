@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
@@ -46,10 +45,9 @@
 #include "corio/http_file.h"
 #include "corio/scope.h"
 #include "corio/task.h"
-#include "corio/tls.h"
 #include "http/file_internal.h"
 #include "http/http_internal.h"
-#include "net/stream_internal.h"
+#include "net/proto.h"
 
 #define SMALL_BODY (16 * 1024)        /* read into the arena, batched with the head */
 #define CHUNK (64 * 1024)             /* pread + stream write unit, on the loop */
@@ -363,9 +361,6 @@ static int send_copy(body_out *b) {
  * and sendfile resumes once the queue is empty again. */
 static int send_file(body_out *b) {
     corio_stream *s = b->s;
-    uv_os_fd_t sock;
-    if (uv_fileno(&s->h.handle, &sock) != 0)
-        return send_copy(b);
     char *buf = NULL;
     uint64_t since_await = 0;
     int rc = corio_stream_drain(s);
@@ -375,14 +370,12 @@ static int send_file(body_out *b) {
             rc = corio_yield();
             continue;
         }
-        if (s->werr || s->closing) { /* closing: the descriptor may be gone */
-            rc = s->werr ? s->werr : CORIO_ECLOSED;
+        rc = corio__stream_write_error(s); /* closing: the descriptor may be gone */
+        if (rc)
             break;
-        }
         size_t want = b->left < WINDOW ? (size_t)b->left : WINDOW;
         if (cached(b->fd, &b->probe, b->off, want)) {
-            off_t o = (off_t)b->off;
-            ssize_t n = sendfile(sock, b->fd, &o, want);
+            ssize_t n = corio__stream_sendfile(s, b->fd, b->off, want);
             if (n > 0) {
                 advance(b, (uint64_t)n);
                 since_await += (uint64_t)n;
@@ -392,10 +385,10 @@ static int send_file(body_out *b) {
                 rc = CORIO_EOF; /* the file shrank */
                 break;
             }
-            if (errno == EINTR)
+            if (n == -EINTR)
                 continue;
-            if (errno != EAGAIN) {
-                rc = -errno;
+            if (n != CORIO_EAGAIN) {
+                rc = (int)n;
                 break;
             }
         }
@@ -450,7 +443,7 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
                   .left = len,
                   .sent = &res->body_bytes};
     if (rc == 0)
-        rc = corio_stream_is_tls(c->s) ? send_copy(&b) : send_file(&b);
+        rc = corio__stream_can_sendfile(c->s) ? send_file(&b) : send_copy(&b);
     if (rc < 0)
         corio__hconn_send_failed(c, rc); /* the body is cut short */
     return rc;

@@ -16,7 +16,6 @@
 #include <strings.h>
 
 #include "http/http_internal.h"
-#include "net/stream_internal.h"
 
 /* The bytes between two chunks' data: CRLF, size, extensions (at most
  * CHUNK_EXT_MAX of them), CRLF. */

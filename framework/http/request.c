@@ -13,7 +13,8 @@
 #include <strings.h>
 
 #include "http/http_internal.h"
-#include "net/stream_internal.h"
+#include "net/proto.h"
+#include "runtime/internal.h"
 
 #define DRAIN_BODY_MAX (64 * 1024) /* an unread body beyond this closes */
 

@@ -13,6 +13,7 @@
 
 #include "corio/stream.h"
 #include "corio/tls.h"
+#include "net/proto.h"
 #include "runtime/internal.h"
 
 #define CORIO__STREAM_TCP 1
@@ -66,10 +67,8 @@ struct corio_stream {
     struct corio__tls *tls;           /* TLS state (tls.c); NULL for a plain stream */
     void (*on_free)(corio_stream *s); /* owner's hook, run before the free */
     void *owner;
-    /* Called (on the loop's stack) when the peer's end of input (EOF or an
-     * error) is seen while no task waits to read: how a protocol notices a
-     * client that went away while its request is being handled. */
-    void (*on_input_end)(corio_stream *s, int err, void *data);
+    /* corio__stream_on_input_end (net/proto.h) */
+    corio__stream_input_end_cb *on_input_end;
     void *on_input_end_data;
     /* Called (on the loop's stack) when input arrives — bytes, EOF or an
      * error — while no task waits to read: how a server resumes a
@@ -115,23 +114,7 @@ int corio__stream_park_reader(corio_stream *s, corio_task *t);
  * NULL with *room 0 when out of memory. */
 char *corio__stream_rbuf_room(corio_stream *s, size_t *room);
 
-/* Pins the read buffer: while pinned, bytes already buffered never move
- * (no compaction, no growth), so pointers into them stay valid across
- * awaits; reading ahead stops when the space after them is full.  Unpinning
- * resumes it. */
-void corio__stream_pin(corio_stream *s, bool pin);
-
-/* Whether a read would return at once: bytes buffered (for TLS, ciphertext
- * pending too) or the end of input seen. */
-bool corio__stream_has_input(const corio_stream *s);
-
-/* corio__stream_has_input, or the kernel holds bytes (or the end of input)
- * for s that libuv has not read yet: whether a read would find something
- * without waiting for the peer.  Peeks at the socket; never blocks. */
-bool corio__stream_input_pending(const corio_stream *s);
-/* Whether a write on s failed because its own write timeout expired: the
- * peer stopped reading (not a deadline or cancel of the writing task). */
-bool corio__stream_write_stalled(const corio_stream *s);
+/* Pinning, the input probes and write_stalled: see net/proto.h. */
 
 /* Tells the owner's on_input hook, if no reader is waiting. */
 void corio__stream_input_arrived(corio_stream *s);
