@@ -16,7 +16,7 @@
 
 #include "corio/http.h"
 #include "corio/server.h"
-#include "http/arena.h"
+#include "base/arena.h"
 #include "http/router.h"
 
 typedef struct corio__span {

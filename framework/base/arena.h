@@ -1,10 +1,10 @@
-/* Per-connection arena: bump allocation in chunks, reset all at once after
- * the responses of a batch of requests are written.  Chunks come from a
- * small per-thread cache (every loop runs on its own thread), so a request
- * allocates nothing from malloc on the hot path, and an idle connection holds
- * no chunk at all. */
-#ifndef CORIO_HTTP_ARENA_H
-#define CORIO_HTTP_ARENA_H
+/* Arena: bump allocation in chunks, reset all at once.  HTTP keeps one per
+ * connection, reset after the responses of a batch of requests are written.
+ * Chunks come from a small per-thread cache (every loop runs on its own
+ * thread), so a request allocates nothing from malloc on the hot path, and
+ * an idle connection holds no chunk at all. */
+#ifndef CORIO_BASE_ARENA_H
+#define CORIO_BASE_ARENA_H
 
 #include <stddef.h>
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/arena.h"
+#include "base/arena.h"
 
 #define CHUNK_SIZE 4096
 #define CACHE_MAX 256
