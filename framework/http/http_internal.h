@@ -171,7 +171,7 @@ long corio__pct_decode(corio_strv s, char *dst, bool plus_is_space);
  * response must then close the connection; see conn.c). */
 bool corio__hconn_body_blocks_keepalive(const corio__hconn *c);
 
-/* Access log (response.c): appends the line of the response just completed
+/* Access log (access_log.c): appends the line of the response just completed
  * on c to this thread's buffer.  begin/end bracket every connection served
  * with the log on: begin notes the client's address, and the thread's last
  * connection to end writes what is buffered. */
