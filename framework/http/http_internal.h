@@ -14,9 +14,9 @@
 #include <llhttp.h>
 #include <sys/uio.h>
 
+#include "base/arena.h"
 #include "corio/http.h"
 #include "corio/server.h"
-#include "base/arena.h"
 #include "http/router.h"
 
 typedef struct corio__span {
@@ -70,16 +70,16 @@ typedef struct corio__hconn {
     corio__arena arena;
     corio_req req;
     corio_res res;
-    size_t parsed;   /* bytes of the current request's head fed to llhttp */
-    size_t line_end; /* offset just past the request line, 0 until known */
-    int reject;      /* status chosen while parsing (400, 431, 501, 505...) */
-    bool in_value;   /* llhttp callbacks: last data was a header value */
-    bool close;      /* close after the current response */
-    bool can_park;   /* from a server: may wait between requests with no task */
-    int send_failed;  /* 0, or the error that cut a response short (nothing more is sent) */
-    bool peer_failed; /* ... and it was the client's doing: gone, or stopped reading */
+    size_t parsed;            /* bytes of the current request's head fed to llhttp */
+    size_t line_end;          /* offset just past the request line, 0 until known */
+    int reject;               /* status chosen while parsing (400, 431, 501, 505...) */
+    bool in_value;            /* llhttp callbacks: last data was a header value */
+    bool close;               /* close after the current response */
+    bool can_park;            /* from a server: may wait between requests with no task */
+    int send_failed;          /* 0, or the error that cut a response short (nothing more is sent) */
+    bool peer_failed;         /* ... and it was the client's doing: gone, or stopped reading */
     uint64_t park_timeout_ms; /* what is left of keepalive_timeout_ms when parking */
-    bool head_done;  /* llhttp is past the head: header callbacks are trailers */
+    bool head_done;           /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */
@@ -136,8 +136,8 @@ int corio__hconn_fill_within(corio__hconn *c, uint64_t ms);
 int corio__req_prepare_body(corio__hconn *c);
 
 /* After the handler: reads and drops what is left of the request's body if
- * it is small, else marks the connection to close.  Returns 0 or a read
- * error. */
+ * it is small, else marks the connection to close (see corio__req_drain).
+ * Returns 0 or a read error. */
 int corio__req_skip_body(corio__hconn *c);
 
 /* The origin-form part of a request target (absolute form accepted). */
@@ -167,9 +167,30 @@ int corio__http_send_error(corio__hconn *c, int status, bool close);
  * NUL byte. */
 long corio__pct_decode(corio_strv s, char *dst, bool plus_is_space);
 
-/* Whether the current request's body is unread and will stay so (the
- * response must then close the connection; see conn.c). */
-bool corio__hconn_body_blocks_keepalive(const corio__hconn *c);
+/* The drain rule: what becomes of the current request's body when the
+ * handler leaves some of it unread.  A response says "Connection: close"
+ * beforehand unless the rest is known to be read (DRAIN_NONE, DRAIN_READ);
+ * corio__req_skip_body does what the rule says after the handler. */
+/* Unread body bytes worth reading to keep a connection. */
+#define CORIO__DRAIN_BODY_MAX (64 * 1024)
+
+typedef enum corio__drain {
+    CORIO__DRAIN_NONE, /* nothing left */
+    CORIO__DRAIN_READ, /* at most CORIO__DRAIN_BODY_MAX left: read and dropped */
+    CORIO__DRAIN_SOME, /* chunked, size unknown: read and dropped up to the limit, closed past it */
+    CORIO__DRAIN_CLOSE, /* more than the limit, or a 100 Continue the client still awaits: closed */
+} corio__drain;
+
+static inline corio__drain corio__req_drain(const corio_req *r) {
+    if (!r->has_body || r->body_done)
+        return CORIO__DRAIN_NONE;
+    if (r->expect_continue && !r->continue_sent)
+        return CORIO__DRAIN_CLOSE; /* the client may be waiting for a 100 that will not come */
+    if (r->chunked)
+        return CORIO__DRAIN_SOME;
+    return r->content_length - r->body_read > CORIO__DRAIN_BODY_MAX ? CORIO__DRAIN_CLOSE
+                                                                    : CORIO__DRAIN_READ;
+}
 
 /* Access log (access_log.c): appends the line of the response just completed
  * on c to this thread's buffer.  begin/end bracket every connection served

@@ -16,8 +16,6 @@
 #include "net/proto.h"
 #include "runtime/internal.h"
 
-#define DRAIN_BODY_MAX (64 * 1024) /* an unread body beyond this closes */
-
 const char *corio__req_head(const corio_req *r) {
     if (r->head_copy)
         return r->head_copy;
@@ -369,21 +367,12 @@ int corio_req_body(corio_req *r, corio_strv *body) {
     return 0;
 }
 
-bool corio__hconn_body_blocks_keepalive(const corio__hconn *c) {
-    const corio_req *r = &c->req;
-    if (!r->has_body || r->body_done)
-        return false;
-    if (r->expect_continue && !r->continue_sent)
-        return true; /* the client may be waiting for a 100 that will not come */
-    return r->chunked || r->content_length - r->body_read > DRAIN_BODY_MAX;
-}
-
 int corio__req_skip_body(corio__hconn *c) {
     corio_req *r = &c->req;
-    if (!r->has_body || r->body_done || c->close || c->reject)
+    corio__drain d = corio__req_drain(r);
+    if (d == CORIO__DRAIN_NONE || c->close || c->reject)
         return 0;
-    if ((r->expect_continue && !r->continue_sent) ||
-        (!r->chunked && r->content_length - r->body_read > DRAIN_BODY_MAX)) {
+    if (d == CORIO__DRAIN_CLOSE) {
         c->close = true; /* not announced as coming, or not worth reading */
         return 0;
     }
@@ -394,7 +383,7 @@ int corio__req_skip_body(corio__hconn *c) {
         if (n < 0)
             return n;
         dropped += (size_t)n;
-        if (dropped > DRAIN_BODY_MAX) {
+        if (dropped > CORIO__DRAIN_BODY_MAX) {
             c->close = true;
             return 0;
         }

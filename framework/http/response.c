@@ -193,7 +193,7 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     corio__hconn *c = res->c;
     if (corio_stream_draining(c->s))
         c->close = true; /* the server is shutting down: this is the last response */
-    if (corio__hconn_body_blocks_keepalive(c))
+    if (corio__req_drain(&c->req) > CORIO__DRAIN_READ)
         c->close = true; /* say so now: the unread body will end the connection */
     bool keep = !c->close;
     /* Built with memcpy, not snprintf: this runs once per response, and
