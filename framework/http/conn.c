@@ -139,6 +139,7 @@ static int read_head(corio__hconn *c) {
         if (len > c->parsed) {
             if (!head_deadline)
                 head_deadline = corio__now(corio__tls_loop) + c->opts.header_timeout_ms;
+            c->req.head = buf; /* the spans' base (the buffer moves between reads) */
             llhttp_errno_t err = llhttp_execute(&c->parser, buf + c->parsed, len - c->parsed);
             if (err == HPE_PAUSED) {
                 c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - buf);
@@ -315,9 +316,7 @@ int corio_next_call(corio_next *n) {
  * segment at a time. */
 static int route(corio__hconn *c, corio__match *m) {
     corio_req *r = &c->req;
-    corio_strv target = corio__origin_target(corio_req_target(r));
-    const char *q = memchr(target.ptr, '?', target.len);
-    corio_strv raw = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
+    corio_strv raw = r->raw_path; /* corio__hconn_prepare's */
     char *scratch = NULL;
     if (memchr(raw.ptr, '%', raw.len)) {
         scratch = corio__arena_alloc(&c->arena, raw.len);
@@ -542,8 +541,10 @@ int corio_http_serve(corio_stream *s, void *arg) {
         } else {
             rc = serve_request(&c);
         }
-        if (c.opts.access_log && c.res.started)
+        if (c.opts.access_log && c.res.started) {
+            corio__req_track_head(&c);
             corio__access_log(&c);
+        }
         /* A cancelled task serves no next request, and its flush before the
          * next read would fail: what is queued goes out below. */
         if (rc < 0 || c.close || corio_cancelled())

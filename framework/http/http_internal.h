@@ -36,6 +36,13 @@ struct corio_req {
     size_t nhdrs, cap_hdrs;
     size_t head_len;       /* bytes of the head (request line + fields + CRLF) */
     const char *head_copy; /* set once the head moved into the arena */
+    /* The head's base, which spans are offsets from: the read buffer's
+     * bytes or head_copy.  Set by read_head before each parse and by
+     * relocate_head; the buffer does not move while the handler runs (it is
+     * pinned) or between the parse and the handler (nothing waits there).
+     * After the handler it may: corio__req_track_head before reading. */
+    const char *head;
+    corio_strv raw_path; /* the target's path undecoded (router.c matches on it) */
     corio_strv path, query;
     corio__param params[CORIO__MAX_PARAMS];
     size_t nparams;
@@ -144,7 +151,13 @@ int corio__req_skip_body(corio__hconn *c);
 corio_strv corio__origin_target(corio_strv target);
 
 /* The head's base pointer: the read buffer or the arena copy. */
-const char *corio__req_head(const corio_req *r);
+static inline const char *corio__req_head(const corio_req *r) {
+    return r->head;
+}
+
+/* Sets the request's head base again from the stream (after awaits with the
+ * read buffer unpinned: it may have moved). */
+void corio__req_track_head(corio__hconn *c);
 
 /* A reason phrase for a status code. */
 const char *corio__http_reason(int status);

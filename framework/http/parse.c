@@ -378,6 +378,7 @@ int corio__hconn_prepare(corio__hconn *c) {
     const char *q = memchr(target.ptr, '?', target.len);
     corio_strv raw_path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
     r->query = q ? (corio_strv){q + 1, target.len - raw_path.len - 1} : (corio_strv){"", 0};
+    r->raw_path = raw_path;
     if (memchr(raw_path.ptr, '%', raw_path.len)) {
         char *dec = corio__arena_alloc(&c->arena, raw_path.len + 1);
         if (!dec)

@@ -16,11 +16,9 @@
 #include "net/proto.h"
 #include "runtime/internal.h"
 
-const char *corio__req_head(const corio_req *r) {
-    if (r->head_copy)
-        return r->head_copy;
+void corio__req_track_head(corio__hconn *c) {
     size_t len;
-    return corio_stream_buffered(r->c->s, &len);
+    c->req.head = c->req.head_copy ? c->req.head_copy : corio_stream_buffered(c->s, &len);
 }
 
 static corio_strv span(const corio_req *r, corio__span s) {
@@ -179,6 +177,8 @@ static int relocate_head(corio__hconn *c) {
     memcpy(copy, buf, r->head_len);
     /* Slices handed out so far (path, query, parameters) pointed into the
      * buffer. */
+    if (r->raw_path.ptr >= buf && r->raw_path.ptr < buf + r->head_len)
+        r->raw_path.ptr = copy + (r->raw_path.ptr - buf);
     if (r->path.ptr >= buf && r->path.ptr < buf + r->head_len)
         r->path.ptr = copy + (r->path.ptr - buf);
     if (r->query.ptr >= buf && r->query.ptr < buf + r->head_len)
@@ -186,7 +186,7 @@ static int relocate_head(corio__hconn *c) {
     for (size_t i = 0; i < r->nparams; i++)
         if (r->params[i].value.ptr >= buf && r->params[i].value.ptr < buf + r->head_len)
             r->params[i].value.ptr = copy + (r->params[i].value.ptr - buf);
-    r->head_copy = copy;
+    r->head_copy = r->head = copy;
     corio__stream_pin(c->s, false); /* nothing points into the buffer now */
     corio_stream_consume(c->s, r->head_len);
     c->parsed = 0;
