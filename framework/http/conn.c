@@ -20,6 +20,7 @@
 
 #define HEAD_ONLY_CLOSE 1 /* read_head: the client closed between requests */
 #define HEAD_PARK 2       /* read_head: idle between requests, park without a task */
+#define HEAD_FLUSH 3      /* read_head: needs more bytes; the loop flushes what is queued first */
 #define LINGER_MS 2000    /* a lingering close lasts at most this */
 /* Draining, a connection that has had no request yet waits this long (at
  * most) for its first one; see read_head. */
@@ -129,10 +130,18 @@ static int fill_marked(corio__hconn *c, uint64_t ms, bool idle) {
     return rc;
 }
 
-static int read_head(corio__hconn *c) {
-    uint64_t head_deadline = 0;
-    uint64_t idle_deadline = 0, park_at = 0; /* keep-alive end, parking time */
-    uint64_t drain_until = 0; /* draining: a new connection's wait for a first request */
+/* read_head's clocks, kept by the loop across its HEAD_FLUSH returns (zero
+ * for each request). */
+typedef struct head_wait {
+    uint64_t head_deadline;
+    uint64_t idle_deadline, park_at; /* keep-alive end, parking time */
+    uint64_t drain_until;            /* draining: a new connection's wait for a first request */
+} head_wait;
+
+static int read_head(corio__hconn *c, head_wait *w) {
+    uint64_t head_deadline = w->head_deadline;
+    uint64_t idle_deadline = w->idle_deadline, park_at = w->park_at;
+    uint64_t drain_until = w->drain_until;
     for (;;) {
         size_t len;
         const char *buf = corio_stream_buffered(c->s, &len);
@@ -156,21 +165,20 @@ static int read_head(corio__hconn *c) {
             return 431;
         if (c->line_end == 0 && c->parsed > c->opts.max_request_line + c->opts.max_header_bytes)
             return 431;
-        int rc = corio__hconn_flush(c); /* answers to earlier pipelined requests */
-        if (rc)
-            return rc;
+        /* Answers to earlier pipelined requests go out before we wait:
+         * the loop flushes them (it alone flushes between requests) and
+         * calls again, which parses whatever came meanwhile (the flush may
+         * have waited for the client to read) before asking for more. */
+        if (c->nout || c->send_failed) {
+            *w = (head_wait){head_deadline, idle_deadline, park_at, drain_until};
+            return HEAD_FLUSH;
+        }
         /* Nothing queued points into the arena now, and a partly read head
          * holds nothing there (its fields are inline or in hdrs_heap):
          * free it.  A client that pipelines without pause is met here with
          * a head half read every time; were the arena freed only when a
          * read ends between two requests, its requests would pile up. */
         arena_reset(c);
-        /* The flush may have waited for the client to read, and more of
-         * its requests may have come meanwhile, filling the buffer: parse
-         * them before asking for more (which would fail with ERANGE). */
-        corio_stream_buffered(c->s, &len);
-        if (len > c->parsed)
-            continue;
         uint64_t now = corio__now(corio__tls_loop); /* cached: a deadline of seconds */
         bool idle = !head_deadline;
         if (idle && !idle_deadline) {
@@ -220,7 +228,7 @@ static int read_head(corio__hconn *c) {
         /* Between requests the keep-alive timeout governs, not a read
          * timeout set on the stream (see corio_http_serve). */
         uint64_t read_timeout = idle ? corio__stream_swap_read_timeout(c->s, 0) : 0;
-        rc = fill_marked(c, wait, mark_idle);
+        int rc = fill_marked(c, wait, mark_idle);
         if (rc == CORIO_ECLOSED)
             return rc; /* the stream may be gone */
         if (idle)
@@ -523,7 +531,14 @@ int corio_http_serve(corio_stream *s, void *arg) {
         reset_request(&c);
         if (c.nout == 0)
             arena_reset(&c); /* the previous requests' memory, all written */
-        int st = read_head(&c);
+        head_wait w = {0};
+        int st;
+        while ((st = read_head(&c, &w)) == HEAD_FLUSH) {
+            st = corio__hconn_flush(&c); /* before read_head waits for more */
+            if (st)
+                break;
+            arena_reset(&c); /* see read_head */
+        }
         if (st == HEAD_PARK) {
             *corio_stream_data(s) = (void *)(uintptr_t)c.requests; /* kept while parked */
             conn_release(&c);
@@ -553,7 +568,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
         if (!c.req.head_copy)
             corio_stream_consume(s, c.parsed);
         /* Keep going while more pipelined bytes are here; flush otherwise
-         * (read_head does, before it waits). */
+         * (above, when read_head says it must wait for more). */
         if (c.out_bytes > 64 * 1024)
             rc = corio__hconn_flush(&c);
         if (rc < 0)
