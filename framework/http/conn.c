@@ -1,18 +1,16 @@
 /* The HTTP/1.1 connection task: read a head, route, call the handler,
  * respond, repeat (see corio/http.h and http_internal.h); parse.c turns the
- * bytes into the request.
+ * bytes into the request, dispatch.c routes it to its handler, output.c
+ * queues and writes the responses (this loop flushes between requests).
  *
  * Closing.  A response carries "Connection: close" whenever the connection
  * ends after it: the client asked, HTTP/1.0 without keep-alive, a server
  * drain, a request body the server will not read.  If the client may still
  * be sending at that point, the close lingers (see linger()).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "corio/log.h"
 #include "corio/scope.h"
 #include "http/http_internal.h"
 #include "net/proto.h"
@@ -39,65 +37,6 @@ static const corio_http_opts default_opts = {
     .park_after_ms = 100,
     .send_timeout_ms = 30000,
 };
-
-/* ---- output queue ----------------------------------------------------------------------- */
-
-int corio__hconn_queue(corio__hconn *c, const void *p, size_t len) {
-    if (c->nout == c->cap_out) {
-        size_t cap = c->cap_out ? c->cap_out * 2 : 16;
-        struct iovec *out = corio__arena_alloc(&c->arena, cap * sizeof *out);
-        if (!out)
-            return CORIO_ENOMEM;
-        if (c->nout)
-            memcpy(out, c->out, c->nout * sizeof *out);
-        c->out = out;
-        c->cap_out = cap;
-    }
-    c->out[c->nout++] = (struct iovec){.iov_base = (void *)p, .iov_len = len};
-    c->out_bytes += len;
-    return 0;
-}
-
-void corio__hconn_send_failed(corio__hconn *c, int rc) {
-    if (c->send_failed)
-        return;
-    c->send_failed = rc;
-    c->close = true;
-    if (rc == CORIO_ECLOSED)
-        return; /* the stream may be gone */
-    c->peer_failed = rc == CORIO_EPIPE || rc == CORIO_ECONNRESET ||
-                     (rc == CORIO_ETIMEDOUT && corio__stream_write_stalled(c->s));
-    /* A peer that stopped reading would have the kernel trickle out what it
-     * holds after a FIN: reset instead.  A handler's own deadline or cancel
-     * is no reason to drop earlier answers still in the kernel: FIN. */
-    if (c->peer_failed)
-        corio_stream_set_reset_on_close(c->s);
-}
-
-int corio__hconn_flush(corio__hconn *c) {
-    if (c->send_failed) {
-        c->nout = 0; /* nothing more goes out after a cut */
-        c->out_bytes = 0;
-        return c->send_failed;
-    }
-    if (c->nout == 0)
-        return 0;
-    int rc = corio_stream_writev(c->s, c->out, c->nout);
-    if (rc < 0)
-        corio__hconn_send_failed(c, rc);
-    /* The iovec array stays for the next batch: a long stream of chunks
-     * must not take a new one from the arena per flush. */
-    c->nout = 0;
-    c->out_bytes = 0;
-    return rc;
-}
-
-/* Frees the arena, which nothing queued may point into any more. */
-static void arena_reset(corio__hconn *c) {
-    corio__arena_reset(&c->arena);
-    c->out = NULL;
-    c->cap_out = 0;
-}
 
 /* ---- reading a request head ------------------------------------------------------------------ */
 
@@ -178,7 +117,7 @@ static int read_head(corio__hconn *c, head_wait *w) {
          * free it.  A client that pipelines without pause is met here with
          * a head half read every time; were the arena freed only when a
          * read ends between two requests, its requests would pile up. */
-        arena_reset(c);
+        corio__hconn_arena_reset(c);
         uint64_t now = corio__now(corio__tls_loop); /* cached: a deadline of seconds */
         bool idle = !head_deadline;
         if (idle && !idle_deadline) {
@@ -251,141 +190,6 @@ static int read_head(corio__hconn *c, head_wait *w) {
     }
 }
 
-/* ---- one request ----------------------------------------------------------------------------- */
-
-static void log_request_error(corio__hconn *c, int rc) {
-    corio_strv m = corio_req_method(&c->req), t = corio_req_target(&c->req);
-    corio_log(CORIO_LOG_ERROR, "handler for \"%.*s %.*s\" failed: %s", (int)m.len, m.ptr,
-              (int)(t.len > 200 ? 200 : t.len), t.ptr, corio_strerror(rc));
-}
-
-/* The client closed or reset while its handler ran. */
-static void on_peer_gone(corio_stream *s, int err, void *data) {
-    (void)s;
-    (void)err;
-    corio__hconn *c = data;
-    c->close = true;
-    if (!c->req.finish_on_disconnect)
-        corio_cancel_with(c->task, CORIO_CANCEL_PEER_GONE);
-}
-
-void corio_req_finish_on_disconnect(corio_req *req) {
-    if (req)
-        req->finish_on_disconnect = true;
-}
-
-struct corio_next {
-    corio__hconn *c;
-    corio__match *m;
-    int found;
-    const corio__mw *global;
-    size_t nglobal, i;
-};
-
-/* The end of the chain: the route's handler, or the 404/405 answer. */
-static int run_endpoint(corio__hconn *c, corio__match *m, int found) {
-    corio_req *r = &c->req;
-    corio_res *res = &c->res;
-    if (found != 200 && r->has_body) {
-        /* Read the body first: it keeps the connection in step, and a
-         * malformed one is answered 400 rather than 404/405. */
-        int rc = corio__req_skip_body(c);
-        if (rc < 0 || c->reject)
-            return corio__http_send_error(c, c->reject ? c->reject : 400, true);
-    }
-    /* Not corio__http_send_error: that drops the headers set so far, and
-     * the middleware around us set them for this answer too. */
-    if (found == 404)
-        return corio_res_text(res, 404, "Not Found\n");
-    if (found == 405) {
-        corio_res_header(res, "Allow", m->allow);
-        return corio_res_text(res, 405, "Method Not Allowed\n");
-    }
-    return m->fn(r, res, m->arg);
-}
-
-int corio_next_call(corio_next *n) {
-    if (!n)
-        return CORIO_EINVAL;
-    size_t i = n->i++;
-    corio_req *r = &n->c->req;
-    corio_res *res = &n->c->res;
-    if (i < n->nglobal)
-        return n->global[i].fn(r, res, n, n->global[i].arg);
-    i -= n->nglobal;
-    if (n->found == 200 && i < n->m->nmws)
-        return n->m->mws[i].fn(r, res, n, n->m->mws[i].arg);
-    if (n->i > n->nglobal + (n->found == 200 ? n->m->nmws : 0) + 1)
-        return CORIO_EALREADY; /* the handler already ran */
-    return run_endpoint(n->c, n->m, n->found);
-}
-
-/* Routes on the raw path (see router.c), so parameters are decoded one
- * segment at a time. */
-static int route(corio__hconn *c, corio__match *m) {
-    corio_req *r = &c->req;
-    corio_strv raw = r->raw_path; /* corio__hconn_prepare's */
-    char *scratch = NULL;
-    if (memchr(raw.ptr, '%', raw.len)) {
-        scratch = corio__arena_alloc(&c->arena, raw.len);
-        if (!scratch)
-            return CORIO_ENOMEM;
-    }
-    int found = corio__router_match_raw(c->srv->router, corio_req_method(r), raw, scratch, m);
-    if (found == 200) {
-        memcpy(r->params, m->params, m->nparams * sizeof m->params[0]);
-        r->nparams = m->nparams;
-    }
-    return found;
-}
-
-static int dispatch(corio__hconn *c) {
-    corio_res *res = &c->res;
-    corio__match m;
-    int found = route(c, &m);
-    if (found < 0 || corio__req_prepare_body(c) != 0)
-        return corio__http_send_error(c, 503, true);
-    corio_next next = {.c = c, .m = &m, .found = found};
-    next.global = corio__router_global(c->srv->router, &next.nglobal);
-    /* While the handler runs, the slices it holds stay put (where the head
-     * is still in the read buffer), and a client that goes away cancels it
-     * (reason "peer gone") unless it asked to finish. */
-    corio__stream_pin(c->s, !c->req.head_copy);
-    corio__stream_on_input_end(c->s, on_peer_gone, c);
-    int rc = corio_next_call(&next);
-    corio__stream_on_input_end(c->s, NULL, NULL);
-    corio__stream_pin(c->s, false);
-    /* A client that left, did not read its response within the send
-     * timeout, or sent a bad body, is no handler failure (and must not be
-     * able to flood the log with ERROR lines); nor is a handler the drain
-     * deadline cut short (the runner logs that once, not per request). */
-    bool client_left =
-        rc == CORIO_EOF || rc == CORIO_ECONNRESET || rc == CORIO_EPIPE || c->peer_failed;
-    corio_cancel_reason why = corio_task_cancel_reason(c->task);
-    if (rc < 0 && !c->reject && !client_left && why != CORIO_CANCEL_PEER_GONE &&
-        why != CORIO_CANCEL_SHUTDOWN)
-        log_request_error(c, rc);
-    if (rc < 0 && client_left)
-        c->close = true;
-    if (!res->started) {
-        if (rc >= 0)
-            corio_log(CORIO_LOG_ERROR, "a handler returned without a response");
-        /* The body's own failure (400, 408, 413) if that is why. */
-        return corio__http_send_error(c, c->reject ? c->reject : 500, c->reject != 0);
-    }
-    int erc = 0;
-    if (!res->ended) {
-        if (rc < 0)
-            c->close = true; /* a stream cut short cannot be repaired */
-        else
-            erc = corio_res_end(res);
-    }
-    /* A response cut short ends the connection, whatever the handler
-     * returned (one that ignored the error would have the next response
-     * follow a truncated body). */
-    return c->send_failed ? c->send_failed : erc;
-}
-
 static void reset_request(corio__hconn *c) {
     memset(&c->req, 0, sizeof c->req);
     memset(&c->res, 0, sizeof c->res);
@@ -455,7 +259,7 @@ static int final_flush(corio__hconn *c) {
 
 /* What the connection's task holds, given back when it ends or parks. */
 static void conn_release(corio__hconn *c) {
-    arena_reset(c);
+    corio__hconn_arena_reset(c);
     free(c->hdrs_heap);
     c->hdrs_heap = NULL;
     c->hdrs_heap_cap = 0;
@@ -492,7 +296,7 @@ static int serve_request(corio__hconn *c) {
     c->requests++;
     if (!c->req.keep_alive || (c->opts.max_requests && c->requests >= c->opts.max_requests))
         c->close = true;
-    int rc = dispatch(c);
+    int rc = corio__hconn_dispatch(c);
     if (rc == 0)
         rc = corio__req_skip_body(c);
     if (c->reject)
@@ -530,14 +334,14 @@ int corio_http_serve(corio_stream *s, void *arg) {
     for (;;) {
         reset_request(&c);
         if (c.nout == 0)
-            arena_reset(&c); /* the previous requests' memory, all written */
+            corio__hconn_arena_reset(&c); /* the previous requests' memory, all written */
         head_wait w = {0};
         int st;
         while ((st = read_head(&c, &w)) == HEAD_FLUSH) {
             st = corio__hconn_flush(&c); /* before read_head waits for more */
             if (st)
                 break;
-            arena_reset(&c); /* see read_head */
+            corio__hconn_arena_reset(&c); /* see read_head */
         }
         if (st == HEAD_PARK) {
             *corio_stream_data(s) = (void *)(uintptr_t)c.requests; /* kept while parked */

@@ -112,10 +112,29 @@ typedef struct corio__hconn {
 /* Formats the Date header value (29 bytes), cached per second per thread. */
 const char *corio__http_date(void);
 
+/* ---- output.c ---- */
+
 /* Queues bytes (borrowed until the flush) for the next write. */
 int corio__hconn_queue(corio__hconn *c, const void *p, size_t len);
 /* Writes everything queued, then empties the queue. */
 int corio__hconn_flush(corio__hconn *c);
+
+/* Frees the arena, which nothing queued may point into any more. */
+static inline void corio__hconn_arena_reset(corio__hconn *c) {
+    corio__arena_reset(&c->arena);
+    c->out = NULL;
+    c->cap_out = 0;
+}
+
+/* ---- dispatch.c ---- */
+
+/* Await: routes the request whose head corio__hconn_prepare accepted and
+ * runs the middleware chain and handler (or answers 404/405/503), with
+ * the read buffer pinned and a client that leaves cancelling the handler
+ * (reason "peer gone") unless it asked to finish.  Ends the response the
+ * handler left open.  Returns 0, a handler or send error (the connection
+ * then closes). */
+int corio__hconn_dispatch(corio__hconn *c);
 
 /* ---- parse.c ---- */
 
