@@ -5,8 +5,10 @@ The layers are DESIGN.md's, lowest first; a file may include headers of its
 own layer and of the layers below it, never above.  A framework file's layer
 is its folder (framework/<layer>/...); a public header's layer is given in
 PUBLIC below.  An include this script cannot place (a new folder or public
-header) fails too: add it to the tables.  Prints each offending file:line and
-the arrow; exits 1 if there is one, 0 otherwise.
+header) fails too: add it to the tables.  A layer's private header (PRIVATE:
+a stream's fields) fails outside its layer, even from above: protocols use
+net/proto.h.  Prints each offending file:line and the arrow; exits 1 if there
+is one, 0 otherwise.
 
 Usage: .ci/layers.py [ROOT]   (ROOT: the repository, default: this script's ..)
 """
