@@ -352,8 +352,151 @@ static void test_awaiting_a_done_future_in_a_cancelled_task_gives_its_result(voi
     assert_int_equal(st.index, 0);
 }
 
+/* ---- review findings ------------------------------------------------------------------------ */
+
+typedef struct precheck_state {
+    op pending;
+    corio_cancel_reason child_reason;
+    int await_rc, child_rc;
+} precheck_state;
+
+static int sleeper(void *arg) {
+    (void)arg;
+    return corio_sleep(10000);
+}
+
+/* An await that fails at its very first check (the task already cancelled,
+ * a deadline already passed) still cancels what it awaits, as one cut short
+ * while waiting does. */
+static int precheck_main(void *arg) {
+    precheck_state *st = arg;
+    op_init(&st->pending);
+    corio_task *child = corio_test_spawn("child", sleeper, NULL);
+    corio_yield(); /* the child sleeps */
+    CORIO_WITH(corio_timeout_scope(0)) {
+        SOFT(corio_await(child) == CORIO_ETIMEDOUT);
+    }
+    st->child_rc = corio_await(child);
+    st->child_reason = corio_task_cancel_reason(child);
+    corio_task_release(child);
+    corio_cancel(corio_current());
+    st->await_rc = corio_await(st->pending.f);
+    corio_future_release(st->pending.f);
+    return 0;
+}
+
+static void test_await_failing_at_once_still_cancels_what_it_awaits(void **state) {
+    (void)state;
+    precheck_state st = {0};
+    corio_test_run_checked(precheck_main, &st);
+    assert_int_equal(st.child_rc, CORIO_ECANCELED);
+    assert_int_equal(st.child_reason, CORIO_CANCEL_USER);
+    assert_int_equal(st.await_rc, CORIO_ECANCELED);
+    assert_int_equal(st.pending.hooked, 1);
+}
+
+static int owns_its_arg(void *arg) {
+    free(arg); /* must run even if cancelled before it starts */
+    return corio_cancelled() ? CORIO_ECANCELED : 0;
+}
+
+static int early_ran;
+
+static int not_run(void *arg) {
+    (void)arg;
+    early_ran = 1;
+    return 0;
+}
+
+static int prerun_main(void *arg) {
+    (void)arg;
+    corio_spawn_opts o = {.name = "owner", .run_if_cancelled = true};
+    corio_task *t, *u;
+    SOFT(corio_spawn_ex(&t, &o, owns_its_arg, malloc(64)) == 0);
+    SOFT(corio_spawn(&u, "plain", not_run, NULL) == 0);
+    corio_cancel(t);
+    corio_cancel(u);
+    SOFT(corio_test_join(t) == CORIO_ECANCELED); /* it ran, and freed its arg */
+    SOFT(corio_test_join(u) == CORIO_ECANCELED); /* it never ran */
+    return 0;
+}
+
+static void test_run_if_cancelled_runs_a_task_cancelled_before_it_started(void **state) {
+    (void)state;
+    early_ran = 0;
+    corio_test_run_checked(prerun_main, NULL);
+    assert_int_equal(early_ran, 0); /* and LeakSanitizer/valgrind see the 64 bytes freed */
+}
+
+static int poll_spins;
+
+/* CPU work without an await inside a timeout scope: polling corio_cancelled()
+ * sees the deadline pass (the loop's clock is refreshed for it). */
+static int poll_cpu_main(void *arg) {
+    (void)arg;
+    CORIO_WITH(corio_timeout_scope(20)) {
+        while (!corio_cancelled() && poll_spins < 2000000000)
+            poll_spins++;
+        SOFT(corio_cancelled_reason() == CORIO_CANCEL_TIMEOUT);
+    }
+    return 0;
+}
+
+static void test_polling_cancelled_sees_a_deadline_without_awaiting(void **state) {
+    (void)state;
+    poll_spins = 0;
+    corio_test_run_checked(poll_cpu_main, NULL);
+    assert_true(poll_spins < 2000000000); /* ended by the deadline, not by the count */
+}
+
+static int late_spawn_rc = 1, late_ran;
+
+static int late_task(void *arg) {
+    (void)arg;
+    late_ran = 1;
+    return 0;
+}
+
+static void spawn_at_teardown(corio_future *f, void *data) {
+    (void)f;
+    (void)data;
+    late_spawn_rc = corio_spawn(NULL, "late", late_task, NULL);
+}
+
+static int stuck_in_shield(void *arg) {
+    (void)arg;
+    CORIO_WITH(corio_shield_scope()) {
+        corio_sleep(100000);
+    }
+    return 0;
+}
+
+static int teardown_main(void *arg) {
+    (void)arg;
+    corio_task *t;
+    if (corio_spawn(&t, "stuck", stuck_in_shield, NULL) != 0)
+        return 1;
+    corio_future_add_done_cb(corio_task_future(t), spawn_at_teardown, NULL);
+    corio_task_release(t);
+    return corio_sleep(1);
+}
+
+static void test_spawn_from_a_teardown_callback_is_refused(void **state) {
+    (void)state;
+    corio_run_opts o = {.shutdown_grace_ms = 50};
+    /* The stuck task is reported and reclaimed: EBUSY.  Its done callback
+     * runs after every task is gone: its spawn is refused, nothing leaks. */
+    assert_int_equal(corio_run_ex(&o, teardown_main, NULL), CORIO_EBUSY);
+    assert_int_equal(late_spawn_rc, CORIO_ECLOSED);
+    assert_int_equal(late_ran, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_await_failing_at_once_still_cancels_what_it_awaits),
+        cmocka_unit_test(test_run_if_cancelled_runs_a_task_cancelled_before_it_started),
+        cmocka_unit_test(test_polling_cancelled_sees_a_deadline_without_awaiting),
+        cmocka_unit_test(test_spawn_from_a_teardown_callback_is_refused),
         cmocka_unit_test(test_retrying_worker_cannot_freeze_shutdown),
         cmocka_unit_test(test_expired_deadline_retry_lets_timers_and_tasks_run),
         cmocka_unit_test(test_group_body_sees_sibling_cancel_and_polling_is_correct),

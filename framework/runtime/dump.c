@@ -32,6 +32,8 @@ int corio_tasks_dump(int fd) {
         if (t->state == CORIO__PARKED && t->waiting_on)
             dprintf(fd, " on %s for %llu ms", t->waiting_on,
                     (unsigned long long)(now - t->parked_since));
+        else if (t->state == CORIO__READY && t->waiting_on)
+            dprintf(fd, " after %s", t->waiting_on); /* a yield, a failed await: a spinner shows */
         for (corio_scope *s = t->scopes; s && s != &t->root; s = s->outer)
             dprintf(fd, " in %s", s->res.type && s->res.type->name ? s->res.type->name : "scope");
         if (t->root.cancelled)

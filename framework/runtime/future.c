@@ -195,9 +195,14 @@ int corio_future_await(corio_future *f) {
     }
     if (f->done)
         return f->result; /* nothing suspends: no cancellation point (asyncio) */
-    int rc = corio__await_check(t);
-    if (rc)
-        return rc;
+    int rc = corio__await_status(t);
+    if (rc) {
+        /* Cancelled or past a deadline before it could wait: the same as an
+         * await cut short (asyncio hands a pending cancel on to the future
+         * the task awaits), then round the loop. */
+        corio__future_abandoned(f);
+        return corio__await_fail(t, rc);
+    }
     corio__waiter w = {
         .task = t, .fire = NULL, .item = NULL, .data = NULL, .ref = corio_future_retain(f)};
     corio__list_init(&w.link);

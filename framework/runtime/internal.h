@@ -200,6 +200,7 @@ struct corio_loop {
     struct corio_loop *ts_open_next; /* threadsafe.c's registry */
     bool idle_active;
     bool stopping;
+    bool closed; /* tasks are gone: corio_spawn refuses (CORIO_ECLOSED) */
 };
 
 extern __thread corio_loop *corio__tls_loop;

@@ -141,8 +141,10 @@ static size_t shutdown_tasks(corio_loop *L, uint64_t grace_ms) {
      * (a done callback may spawn). */
     corio__run_threadsafe(L);
     corio__run_soon(L);
-    if (L->live_tasks == 0 && L->blocking_pending == 0)
+    if (L->live_tasks == 0 && L->blocking_pending == 0) {
+        L->closed = true; /* corio__ts_close may still run done callbacks */
         return 0;
+    }
     for (corio__link *n = L->tasks.next; n != &L->tasks; n = n->next)
         corio_cancel_with(corio__container_of(n, corio_task, all_link), CORIO_CANCEL_SHUTDOWN);
     uv_timer_t grace;
@@ -178,7 +180,9 @@ static size_t shutdown_tasks(corio_loop *L, uint64_t grace_ms) {
             uv_run(&L->uv, UV_RUN_ONCE);
     }
     /* Abandoned tasks' futures completed above: run their done callbacks
-     * (each holds a reference until it has run). */
+     * (each holds a reference until it has run).  No task runs from here
+     * on: a spawn from a callback is refused. */
+    L->closed = true;
     corio__run_soon(L);
     return stuck;
 }

@@ -28,11 +28,19 @@ int corio__await_status(corio_task *t) {
 
 corio_cancel_reason corio__cancel_in_effect(corio_task *t) {
     uint64_t now = corio__now(t->fut.loop);
+    bool fresh = false;
     corio_cancel_reason why = CORIO_CANCEL_NONE;
     for (corio_scope *s = t->scopes; s; s = s->outer) {
         if (s->cancelled)
             return s == &t->root ? (corio_cancel_reason)t->cancel_reason
                                  : (corio_cancel_reason)s->cancelled;
+        /* A poller that does not await never lets the loop clock move: read
+         * the clock once when a deadline is pending (corio_cancelled()'s
+         * polling idiom must see it pass). */
+        if (s->deadline != CORIO__NO_DEADLINE && s->deadline > now && !fresh) {
+            now = corio__now_fresh(t->fut.loop);
+            fresh = true;
+        }
         if (s->deadline <= now)
             why = CORIO_CANCEL_TIMEOUT; /* keep looking: a cancel further out wins */
         if (s->shield)
@@ -206,6 +214,8 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
     }
     if (!fn)
         return CORIO_EINVAL;
+    if (L->closed)
+        return CORIO_ECLOSED; /* corio_run is tearing down: it would never run */
     corio_task *t = malloc(sizeof *t);
     if (!t)
         return CORIO_ENOMEM;
@@ -239,7 +249,7 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
     t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
     t->wake_result = 0;
     t->cancel_reason = CORIO_CANCEL_NONE;
-    t->run_if_cancelled = false;
+    t->run_if_cancelled = opts && opts->run_if_cancelled;
     set_name(t, opts ? opts->name : NULL);
     t->ovf.name = t->name;
     t->ovf.id = t->id;

@@ -74,9 +74,17 @@ static int wait_many(const char *what, corio_future *const *fs, size_t n, enum w
             *index = first; /* nothing suspends: no cancellation point */
         return 0;
     }
-    int rc = corio__await_check(t);
-    if (rc)
-        return rc;
+    int rc = corio__await_status(t);
+    if (rc) {
+        /* As if cut short while waiting (see corio_future_await). */
+        for (size_t i = 0; i < n; i++)
+            corio_future_retain(fs[i]); /* a hook may drop others' references */
+        for (size_t i = 0; i < n; i++)
+            corio__future_abandoned(fs[i]);
+        for (size_t i = 0; i < n; i++)
+            corio_future_release(fs[i]);
+        return corio__await_fail(t, rc);
+    }
     corio__waiter local[8];
     corio__waiter *ws = n <= 8 ? local : malloc(n * sizeof *ws);
     if (!ws)

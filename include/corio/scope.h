@@ -74,6 +74,22 @@
  *     }                                          // commits on a normal end
  * The cost on the normal path is two stores per scope.
  *
+ * Where "when in doubt, a failure" shows: a helper that failed inside its
+ * own scopes and was retried successfully leaves its failure passed to the
+ * caller's innermost scope until that body ends normally.  A body that
+ * retries and then returns early with success says so (below).  And a
+ * deadline that passes after the body's last await (CPU work after it) is
+ * rule 2 even if the body then returns 0: the body overran its time; keep
+ * work that must commit out of the timeout scope.
+ *
+ *     CORIO_WITH(txn_scope(db)) {
+ *         for (int i = 0; i < 3 && (rc = attempt(db)) < 0; i++) {}
+ *         if (rc == 0) {
+ *             corio_scope_handled();             // the retries' failures
+ *             return 0;                          // commits
+ *         }
+ *     }
+ *
  * longjmp out of a scope is not supported: the task would be left pointing
  * at a dead frame.  A scope operation (enter, leave, corio_scope_fail) that
  * finds the task's innermost scope in a frame that has returned reports it,

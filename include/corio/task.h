@@ -91,6 +91,9 @@ typedef enum corio_cancel_reason {
 typedef struct corio_spawn_opts {
     const char *name;  /* copied (up to 47 bytes); NULL: "task-<id>" */
     size_t stack_size; /* 0: the loop's default; rounded up to pages */
+    /* Run fn even if the task is cancelled before it first runs (its awaits
+     * then fail at once): for a fn that owns `arg` and must release it. */
+    bool run_if_cancelled;
 } corio_spawn_opts;
 
 /* Creates a task running fn(arg) and puts it on the ready queue
@@ -98,8 +101,12 @@ typedef struct corio_spawn_opts {
  * the loop's thread while corio_run() runs.  On success *out (if `out` is
  * not NULL) receives a reference the caller must drop with
  * corio_task_release().  Returns 0, CORIO_ENOTASK outside corio_run(),
- * CORIO_EINVAL if fn is NULL, CORIO_ENOMEM when no stack or memory is left.
- * On error fn is never called.  `name` is copied; `arg` is borrowed. */
+ * CORIO_EINVAL if fn is NULL, CORIO_ENOMEM when no stack or memory is left,
+ * CORIO_ECLOSED once corio_run() is tearing down (a done callback spawning
+ * after the last task ended).  On error fn is never called; nor on success
+ * if the task is cancelled before it first runs (a spawn during shutdown
+ * is): if fn owns `arg` and must release it, spawn with
+ * corio_spawn_opts.run_if_cancelled.  `name` is copied; `arg` is borrowed. */
 int corio_spawn(corio_task **out, const char *name, corio_task_fn fn, void *arg);
 
 /* corio_spawn() with options; `opts` may be NULL. */
