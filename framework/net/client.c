@@ -101,11 +101,9 @@ int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t 
     if (!out || !host)
         return CORIO_EINVAL;
     *out = NULL;
-    corio_task *t = corio__task_require("corio_connect");
+    int rc;
+    corio_task *t = corio__await_begin("corio_connect", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     CORIO_WITH(corio_timeout_scope(timeout_ms ? timeout_ms : CORIO__NO_DEADLINE - 1)) {
         struct addrinfo *res = NULL;
@@ -135,11 +133,9 @@ int corio_connect_unix(corio_stream **out, const char *path) {
     if (!out || !path)
         return CORIO_EINVAL;
     *out = NULL;
-    corio_task *t = corio__task_require("corio_connect_unix");
+    int rc;
+    corio_task *t = corio__await_begin("corio_connect_unix", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     corio_stream *s = corio__stream_new(t->fut.loop, CORIO__STREAM_PIPE, &rc);
     if (!s)
@@ -159,11 +155,9 @@ int corio_tls_connect(corio_stream **out, const char *host, uint16_t port, corio
         corio__report("corio_tls_connect: ctx is a server TLS context");
         return CORIO_EINVAL;
     }
-    corio_task *t = corio__task_require("corio_tls_connect");
+    int rc;
+    corio_task *t = corio__await_begin("corio_tls_connect", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     CORIO_WITH(corio_timeout_scope(timeout_ms ? timeout_ms : CORIO__NO_DEADLINE - 1)) {
         corio_stream *s;

@@ -236,6 +236,22 @@ static inline int corio__await_check(corio_task *t) {
     return status ? corio__await_fail(t, status) : 0;
 }
 
+/* The prologue of an await that checks at once (corio__task_require, then
+ * corio__await_check): the current task with *rc = 0, or NULL with *rc =
+ * CORIO_ENOTASK (reported, naming `what`) or the check's CORIO_ECANCELED /
+ * CORIO_ETIMEDOUT (after going round the loop).  An await that does
+ * something between the two (returns a done future's result, cancels what
+ * it awaits on a failed check) writes them out. */
+static inline corio_task *corio__await_begin(const char *what, int *rc) {
+    corio_task *t = corio__task_require(what);
+    if (!t) {
+        *rc = CORIO_ENOTASK;
+        return NULL;
+    }
+    *rc = corio__await_check(t);
+    return *rc ? NULL : t;
+}
+
 /* The cancellation in effect for t's awaits now: the reason of the
  * innermost cancelled visible scope (the task's own reason for its root),
  * CORIO_CANCEL_TIMEOUT for an expired deadline, or CORIO_CANCEL_NONE. */

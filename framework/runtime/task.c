@@ -359,13 +359,8 @@ const char *corio_cancel_reason_name(corio_cancel_reason reason) {
     return "unknown";
 }
 
-int corio_yield(void) {
-    corio_task *t = corio__task_require("corio_yield");
-    if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
-        return rc;
+/* corio_yield once its prologue (corio__await_begin) has passed. */
+static int yield_now(corio_task *t) {
     corio_loop *L = t->fut.loop;
     t->state = CORIO__READY;
     t->waiting_on = "yield";
@@ -376,15 +371,19 @@ int corio_yield(void) {
     return corio__await_status(t);
 }
 
+int corio_yield(void) {
+    int rc;
+    corio_task *t = corio__await_begin("corio_yield", &rc);
+    return t ? yield_now(t) : rc;
+}
+
 int corio_sleep(uint64_t ms) {
-    corio_task *t = corio__task_require("corio_sleep");
+    int rc;
+    corio_task *t = corio__await_begin("corio_sleep", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    if (ms == 0)
-        return corio_yield();
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
+    if (ms == 0)
+        return yield_now(t);
     return corio__park(t, corio__deadline_after(t->fut.loop, ms), "sleep");
 }
 

@@ -21,11 +21,9 @@ bool corio_event_is_set(const corio_event *e) {
 }
 
 int corio_event_wait(corio_event *e) {
-    corio_task *t = corio__task_require("corio_event_wait");
+    int rc;
+    corio_task *t = corio__await_begin("corio_event_wait", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     if (e->set)
         return 0;

@@ -77,11 +77,9 @@ int corio_queue_try_put(corio_queue *q, void *item) {
 }
 
 int corio_queue_put(corio_queue *q, void *item) {
-    corio_task *t = corio__task_require("corio_queue_put");
+    int rc;
+    corio_task *t = corio__await_begin("corio_queue_put", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     rc = corio_queue_try_put(q, item);
     if (rc != CORIO_EAGAIN)
@@ -104,11 +102,9 @@ int corio_queue_try_get(corio_queue *q, void **item) {
 }
 
 int corio_queue_get(corio_queue *q, void **item) {
-    corio_task *t = corio__task_require("corio_queue_get");
+    int rc;
+    corio_task *t = corio__await_begin("corio_queue_get", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     rc = corio_queue_try_get(q, item);
     if (rc != CORIO_EAGAIN)

@@ -15,11 +15,9 @@ int corio_semaphore_try_acquire(corio_semaphore *s) {
 }
 
 int corio_semaphore_acquire(corio_semaphore *s) {
-    corio_task *t = corio__task_require("corio_semaphore_acquire");
+    int rc;
+    corio_task *t = corio__await_begin("corio_semaphore_acquire", &rc);
     if (!t)
-        return CORIO_ENOTASK;
-    int rc = corio__await_check(t);
-    if (rc)
         return rc;
     if (corio_semaphore_try_acquire(s) == 0)
         return 0;
