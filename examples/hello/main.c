@@ -29,15 +29,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hello: cannot build the router\n");
         return 1;
     }
-    corio_http_server http = {.router = router};
     corio_app app = {
         .name = "hello",
         .description = "TechEmpower-style hello server (/plaintext, /json)",
-        .handler = corio_http_serve,
-        .arg = &http,
         .default_port = 8080,
     };
-    int code = corio_app_main(&app, argc, argv);
-    corio_router_free(router);
-    return code;
+    return corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 }

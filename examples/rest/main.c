@@ -374,16 +374,13 @@ int main(int argc, char **argv) {
         corio_router_free(router);
         return 1;
     }
-    corio_http_server http = {.router = router, .opts = {.max_body = 64 * 1024}};
     corio_app app = {
         .name = "rest",
         .description = "in-memory CRUD API of items (run with --workers 1: one store per process)",
-        .handler = corio_http_serve,
-        .arg = &http,
         .default_port = 8080,
     };
-    int code = corio_app_main(&app, argc, argv);
-    corio_router_free(router);
+    corio_http_opts opts = {.max_body = 64 * 1024};
+    int code = corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */
     store_release(&st);
     return code;
 }

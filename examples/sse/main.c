@@ -100,15 +100,10 @@ int main(int argc, char **argv) {
         corio_router_free(router);
         return 1;
     }
-    corio_http_server http = {.router = router};
     corio_app app = {
         .name = "sse",
         .description = "server-sent-events clock (GET /clock; GET / for a page that shows it)",
-        .handler = corio_http_serve,
-        .arg = &http,
         .default_port = 8080,
     };
-    int code = corio_app_main(&app, argc, argv);
-    corio_router_free(router);
-    return code;
+    return corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 }

@@ -185,15 +185,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "static: cannot build the router\n");
         return 1;
     }
-    corio_http_server http = {.router = router};
     corio_app app = {
         .name = "static",
         .description = "static file server (--root DIR or STATIC_ROOT; --realpath)",
-        .handler = corio_http_serve,
-        .arg = &http,
         .default_port = 8080,
     };
-    int code = corio_app_main(&app, argc, argv);
-    corio_router_free(router);
-    return code;
+    return corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 }

@@ -208,16 +208,12 @@ int main(int argc, char **argv) {
         corio_router_free(router);
         return 1;
     }
-    /* The server enforces the limit on every body, chunked or not. */
-    corio_http_server http = {.router = router, .opts = {.max_body = (size_t)cfg.max}};
     corio_app app = {
         .name = "upload",
         .description = "streams POST /upload bodies to files in UPLOAD_DIR (at most UPLOAD_MAX)",
-        .handler = corio_http_serve,
-        .arg = &http,
         .default_port = 8080,
     };
-    int code = corio_app_main(&app, argc, argv);
-    corio_router_free(router);
-    return code;
+    /* The server enforces the limit on every body, chunked or not. */
+    corio_http_opts opts = {.max_body = (size_t)cfg.max};
+    return corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */
 }

@@ -1,5 +1,5 @@
-/* corio_app_main: the command line, then one worker or a supervisor (see
- * corio/app.h). */
+/* corio_app_main: the command line, then one worker or a supervisor;
+ * corio_http_app_main: the same serving an HTTP router (see corio/app.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -92,4 +92,23 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
     if (o.workers > 1)
         return corio__supervise(&a, &o);
     return corio__worker_run(&a, &o, -1, -1);
+}
+
+int corio_http_app_main(const corio_app *app, corio_router *router, const corio_http_opts *opts,
+                        int argc, char **argv) {
+    if (!app || !router || app->handler || app->arg) {
+        fprintf(stderr, "corio_http_app_main: %s\n",
+                !app      ? "no app"
+                : !router ? "no router"
+                          : "the app's handler and arg must be NULL (corio_http_serve is used)");
+        corio_router_free(router);
+        return 2;
+    }
+    corio_http_server http = {.router = router, .opts = opts ? *opts : (corio_http_opts){0}};
+    corio_app a = *app;
+    a.handler = corio_http_serve;
+    a.arg = &http;
+    int code = corio_app_main(&a, argc, argv);
+    corio_router_free(router);
+    return code;
 }

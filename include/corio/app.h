@@ -60,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http.h"
 #include "server.h"
 
 #ifdef __cplusplus
@@ -86,6 +87,23 @@ typedef struct corio_app {
  * command line.  Call it from main() (`return corio_app_main(&app, argc,
  * argv);`), not from inside corio_run(). */
 int corio_app_main(const corio_app *app, int argc, char **argv);
+
+/* corio_app_main for an HTTP server: serves `router` with corio_http_serve
+ * (the same as an app whose handler is corio_http_serve and whose arg is a
+ * corio_http_server {router, *opts}), so every example ends in one call:
+ *
+ *   corio_app app = {.name = "hello", .default_port = 8080};
+ *   return corio_http_app_main(&app, router, NULL, argc, argv);
+ *
+ * app: borrowed; name, version, description, default_port, conn_stack_size
+ * and tls_alpn as for corio_app_main; handler and arg must be NULL (this
+ * function supplies them).  router: transferred: freed before this returns,
+ * on every path, so its routes' args must outlive the call, not the router.
+ * opts: borrowed, copied; NULL: the defaults (all zero).
+ * Returns the exit code of corio_app_main; 2, after a line on stderr, for
+ * a NULL app or router or an app with a handler or arg of its own. */
+int corio_http_app_main(const corio_app *app, corio_router *router, const corio_http_opts *opts,
+                        int argc, char **argv);
 
 #ifdef __cplusplus
 }
