@@ -308,7 +308,7 @@ static void test_reset_on_close_sends_a_reset(void **state) {
     corio_test_run(reset_main, NULL);
 }
 
-/* ---- connections parked without a task (corio_conn_idle) ------------------------------------ */
+/* ---- connections parked without a task (corio_conn_park) ------------------------------------ */
 
 /* Echoes one line, then parks until the next one arrives. */
 static int line_then_idle(corio_stream *s, void *arg) {
@@ -323,7 +323,9 @@ static int line_then_idle(corio_stream *s, void *arg) {
     char out[300];
     int len = snprintf(out, sizeof out, "%lu:%.*s", (unsigned long)*served, (int)n, line);
     rc = corio_stream_write(s, out, (size_t)len);
-    return rc ? rc : corio_conn_idle(s, 300);
+    if (rc == 0)
+        rc = corio_conn_park(s, corio_now() + 300);
+    return rc;
 }
 
 /* Live tasks whose name starts with "conn". */
@@ -395,6 +397,83 @@ static int idle_main(void *arg) {
 static void test_idle_connection_parks_without_a_task(void **state) {
     (void)state;
     corio_test_run(idle_main, NULL);
+}
+
+/* Parks after each line, checking what the server kept: the state is zero
+ * on the first run, and a resumed run finds the state it parked with and
+ * corio_conn_resumed true.  A line "fail" asks to park and then fails: the
+ * connection is closed instead.  Answers "<runs>" per line. */
+typedef struct park_check {
+    uint64_t parked_until; /* what the last run parked with */
+    int bad;               /* a check that failed */
+} park_check;
+
+static int park_and_resume(corio_stream *s, void *arg) {
+    park_check *pc = arg;
+    corio_conn_state *st = corio_conn_state_of(s);
+    if (!st)
+        return pc->bad = 1;
+    bool resumed = corio_conn_resumed(s);
+    if (resumed != (st->proto > 0))
+        pc->bad = 2;
+    if (!resumed && (st->idle_until != 0 || st->proto != 0))
+        pc->bad = 3; /* not zeroed when accepted */
+    if (resumed && st->idle_until != pc->parked_until)
+        pc->bad = 4; /* not kept across parking */
+    char line[64];
+    size_t n;
+    int rc = corio_stream_read_until(s, "\n", 1, line, sizeof line, &n);
+    if (rc)
+        return rc == CORIO_EOF ? 0 : rc;
+    st->proto++;
+    char out[32];
+    int len = snprintf(out, sizeof out, "%lu\n", (unsigned long)st->proto);
+    rc = corio_stream_write(s, out, (size_t)len);
+    pc->parked_until = corio_now() + 2000;
+    if (rc == 0)
+        rc = corio_conn_park(s, pc->parked_until);
+    return rc == 0 && n == 5 && memcmp(line, "fail\n", 5) == 0 ? CORIO_EFAILED : rc;
+}
+
+static int park_state_main(void *arg) {
+    (void)arg;
+    park_check pc = {0};
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(park_and_resume, &pc, &srv, &c);
+    if (rc)
+        return rc;
+    /* A client stream is no server's: no state, no parking. */
+    if (corio_conn_state_of(c) != NULL || corio_conn_resumed(c) ||
+        corio_conn_park(c, 0) != CORIO_EINVAL)
+        rc = CORIO_EFAILED;
+    char buf[64];
+    size_t n;
+    const char *lines[] = {"a\n", "b\n", "fail\n"};
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        rc = corio_stream_write(c, lines[i], strlen(lines[i]));
+        if (rc == 0)
+            rc = corio_stream_read_until(c, "\n", 1, buf, sizeof buf, &n);
+        if (rc == 0 && (n != 2 || buf[0] != '1' + i))
+            rc = CORIO_EFAILED; /* the count goes on across parking */
+        for (int k = 0; rc == 0 && i < 2 && k < 100 && conn_tasks() != 0; k++)
+            corio_yield();
+        if (rc == 0 && i < 2 && (conn_tasks() != 0 || corio_server_conns(srv) != 1))
+            rc = CORIO_EFAILED; /* parked: open, with no task */
+    }
+    /* The handler asked to park, then failed: closed, not parked. */
+    if (rc == 0)
+        rc = corio_stream_read(c, buf, 1) == CORIO_EOF ? 0 : CORIO_EFAILED;
+    if (rc == 0 && pc.bad)
+        rc = CORIO_EFAILED;
+    corio_stream_close(c);
+    int rc2 = corio_server_shutdown(srv, 2000);
+    return rc ? rc : rc2;
+}
+
+static void test_parked_connection_resumes_with_its_state(void **state) {
+    (void)state;
+    corio_test_run(park_state_main, NULL);
 }
 
 /* ---- addresses; the contract's error codes --------------------------------------------------- */
@@ -674,6 +753,7 @@ int main(void) {
         cmocka_unit_test(test_max_connections_cap_pauses_and_resumes_accepting),
         cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
         cmocka_unit_test(test_idle_connection_parks_without_a_task),
+        cmocka_unit_test(test_parked_connection_resumes_with_its_state),
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
         cmocka_unit_test(test_local_and_peer_names_of_both_ends),
         cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),

@@ -70,7 +70,8 @@ static int fill_marked(corio__hconn *c, uint64_t ms, bool idle) {
 }
 
 /* read_head's clocks, kept by the loop across its HEAD_FLUSH returns (zero
- * for each request). */
+ * for each request, but for the keep-alive end a resumed connection
+ * continues with); on HEAD_PARK, idle_deadline is the keep-alive end. */
 typedef struct head_wait {
     uint64_t head_deadline;
     uint64_t idle_deadline, park_at; /* keep-alive end, parking time */
@@ -152,14 +153,16 @@ static int read_head(corio__hconn *c, head_wait *w) {
         }
         /* Between requests, with nothing buffered and nothing to write, a
          * connection from a server that stays idle for park_after_ms gives
-         * its task and stack back: the server runs corio_http_serve again
-         * when bytes come, for what is left of the keep-alive time.
+         * its task and stack back (corio_conn_park): the server runs
+         * corio_http_serve again when bytes come, which continues with the
+         * requests served and what is left of the keep-alive time.
          * Waiting that long first spares a busy connection a task start
          * per request. */
         bool may_park =
             mark_idle && c->parsed == 0 && c->nout == 0 && c->can_park && park_at < idle_deadline;
         if (may_park && now >= park_at && !corio__stream_has_input(c->s)) { /* TLS: undecrypted */
-            c->park_timeout_ms = wait;
+            /* parked until the keep-alive end */
+            *w = (head_wait){.idle_deadline = idle_deadline};
             return HEAD_PARK;
         }
         if (may_park && park_at > now && park_at - now < wait)
@@ -313,10 +316,19 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.s = s;
     c.srv = srv;
     c.task = corio_current();
-    c.requests = (size_t)(uintptr_t)*corio_stream_data(s); /* when resumed after parking */
-    c.can_park = corio__stream_from_server(s); /* accepted by a server: corio_conn_idle works */
     c.opts = srv->opts;
     apply_defaults(&c.opts);
+    /* Accepted by a server: the connection may park between requests, and
+     * its state says where a resumed one is (zero on a first run). */
+    corio_conn_state *cs = corio_conn_state_of(s);
+    c.can_park = cs != NULL;
+    head_wait resume = {0};
+    if (cs) {
+        c.requests = (size_t)cs->proto;
+        if (corio_conn_resumed(s) && cs->idle_until) /* the keep-alive time left */
+            resume = (head_wait){.idle_deadline = cs->idle_until,
+                                 .park_at = corio__now(corio__tls_loop) + c.opts.park_after_ms};
+    }
     corio__arena_init(&c.arena);
     corio__hconn_parser_init(&c);
     /* Per-read and per-write timeouts the server set on the stream (the
@@ -335,7 +347,8 @@ int corio_http_serve(corio_stream *s, void *arg) {
         reset_request(&c);
         if (c.nout == 0)
             corio__hconn_arena_reset(&c); /* the previous requests' memory, all written */
-        head_wait w = {0};
+        head_wait w = resume;
+        resume = (head_wait){0}; /* the next request's wait starts afresh */
         int st;
         while ((st = read_head(&c, &w)) == HEAD_FLUSH) {
             st = corio__hconn_flush(&c); /* before read_head waits for more */
@@ -344,9 +357,9 @@ int corio_http_serve(corio_stream *s, void *arg) {
             corio__hconn_arena_reset(&c); /* see read_head */
         }
         if (st == HEAD_PARK) {
-            *corio_stream_data(s) = (void *)(uintptr_t)c.requests; /* kept while parked */
+            cs->proto = c.requests; /* can_park: cs is the server's */
             conn_release(&c);
-            return corio_conn_idle(s, c.park_timeout_ms);
+            return corio_conn_park(s, w.idle_deadline);
         }
         if (st == HEAD_ONLY_CLOSE || st < 0) {
             rc = st < 0 ? st : 0;

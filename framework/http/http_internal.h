@@ -77,16 +77,15 @@ typedef struct corio__hconn {
     corio__arena arena;
     corio_req req;
     corio_res res;
-    size_t parsed;            /* bytes of the current request's head fed to llhttp */
-    size_t line_end;          /* offset just past the request line, 0 until known */
-    int reject;               /* status chosen while parsing (400, 431, 501, 505...) */
-    bool in_value;            /* llhttp callbacks: last data was a header value */
-    bool close;               /* close after the current response */
-    bool can_park;            /* from a server: may wait between requests with no task */
-    int send_failed;          /* 0, or the error that cut a response short (nothing more is sent) */
-    bool peer_failed;         /* ... and it was the client's doing: gone, or stopped reading */
-    uint64_t park_timeout_ms; /* what is left of keepalive_timeout_ms when parking */
-    bool head_done;           /* llhttp is past the head: header callbacks are trailers */
+    size_t parsed;    /* bytes of the current request's head fed to llhttp */
+    size_t line_end;  /* offset just past the request line, 0 until known */
+    int reject;       /* status chosen while parsing (400, 431, 501, 505...) */
+    bool in_value;    /* llhttp callbacks: last data was a header value */
+    bool close;       /* close after the current response */
+    bool can_park;    /* from a server: may wait between requests with no task */
+    int send_failed;  /* 0, or the error that cut a response short (nothing more is sent) */
+    bool peer_failed; /* ... and it was the client's doing: gone, or stopped reading */
+    bool head_done;   /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */

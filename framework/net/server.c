@@ -36,11 +36,12 @@ typedef struct conn {
     corio__link link;
     corio_server *srv;
     corio_stream *stream;
-    corio_task *task; /* NULL while parked idle (no task, no stack) */
-    corio__timer idle_timer;
-    uint64_t idle_timeout; /* asked for by corio_conn_idle() */
-    bool tls_done;         /* handshake made (a resumed task must not redo it) */
-    bool park;             /* the handler returned CORIO_CONN_IDLE */
+    corio_task *task;        /* NULL while parked idle (no task, no stack) */
+    corio__timer idle_timer; /* armed at state.idle_until while parked */
+    corio_conn_state state;  /* the protocol's, kept across parking */
+    bool tls_done;           /* handshake made (a resumed task must not redo it) */
+    bool park;               /* corio_conn_park asked; then: conn_main parks it */
+    bool resumed;            /* the task runs after parking */
 } conn;
 
 struct corio_server {
@@ -107,12 +108,23 @@ static void conn_gone(conn *c) {
         corio__wake(srv->waiter, 1);
 }
 
-int corio_conn_idle(corio_stream *s, uint64_t timeout_ms) {
+corio_conn_state *corio_conn_state_of(corio_stream *s) {
+    conn *c = s ? s->owner : NULL; /* set for streams a server accepted */
+    return c ? &c->state : NULL;
+}
+
+bool corio_conn_resumed(const corio_stream *s) {
+    const conn *c = s ? s->owner : NULL;
+    return c && c->resumed;
+}
+
+int corio_conn_park(corio_stream *s, uint64_t idle_until) {
     conn *c = s ? s->owner : NULL;
     if (!c)
         return CORIO_EINVAL; /* only connections a server accepted can park */
-    c->idle_timeout = timeout_ms;
-    return CORIO_CONN_IDLE;
+    c->state.idle_until = idle_until;
+    c->park = true; /* conn_main decides once the handler has returned */
+    return 0;
 }
 
 static int conn_main(void *arg);
@@ -124,6 +136,7 @@ static void on_parked_input(corio_stream *s, void *data) {
     s->on_input = NULL;
     s->idle = false;
     corio__timer_stop(c->srv->loop, &c->idle_timer);
+    c->resumed = true;
     corio_spawn_opts so = {.name = "conn", .stack_size = c->srv->opts.conn_stack_size};
     if (corio_spawn_ex(&c->task, &so, conn_main, c) != 0) {
         corio__stream_close_nowait(s);
@@ -148,7 +161,8 @@ static void on_idle_timeout(corio__timer *timer) {
 }
 
 /* Keeps the connection open with no task: the stream reads on (into no
- * buffer until bytes come) and calls on_parked_input. */
+ * buffer until bytes come) and calls on_parked_input; the idle timer closes
+ * it at state.idle_until. */
 static void park(conn *c) {
     corio_stream *s = c->stream;
     c->task = NULL;
@@ -160,9 +174,8 @@ static void park(conn *c) {
         return;
     }
     corio__stream_start_reading(s);
-    if (c->idle_timeout &&
-        corio__timer_start(c->srv->loop, &c->idle_timer,
-                           corio__deadline_after(c->srv->loop, c->idle_timeout)) != 0)
+    if (c->state.idle_until &&
+        corio__timer_start(c->srv->loop, &c->idle_timer, c->state.idle_until) != 0)
         close_parked(c);
 }
 
@@ -192,14 +205,14 @@ static int conn_main(void *arg) {
         if (rc == 0)
             rc = c->srv->fn(c->stream, c->srv->arg);
         c->park =
-            rc == CORIO_CONN_IDLE && !corio_cancelled() && !c->srv->draining && !c->stream->closing;
+            c->park && rc == 0 && !corio_cancelled() && !c->srv->draining && !c->stream->closing;
     }
     corio_task_release(c->task);
     if (c->park)
         park(c);
     else
         free(c);
-    return rc == CORIO_CONN_IDLE ? 0 : rc;
+    return rc;
 }
 
 static void adopt(corio_server *srv, corio_stream *s);
@@ -270,9 +283,10 @@ static void adopt(corio_server *srv, corio_stream *s) {
     }
     c->srv = srv;
     c->stream = s;
+    c->state = (corio_conn_state){0};
     c->tls_done = false;
     c->park = false;
-    c->idle_timeout = 0;
+    c->resumed = false;
     corio__timer_init(&c->idle_timer, on_idle_timeout);
     s->owner = c;
     corio_spawn_opts so = {.name = "conn", .stack_size = srv->opts.conn_stack_size};

@@ -31,21 +31,54 @@ typedef struct corio_server corio_server;
  * debug level only.  `s` is borrowed for the handler's duration. */
 typedef int (*corio_conn_fn)(corio_stream *s, void *arg);
 
-/* What a handler returns (through corio_conn_idle) to keep its connection
- * open with no task at all while it waits for the peer: the task ends and its
- * stack goes back to the pool; when bytes (or the end of input) arrive, the
- * server runs the handler again, in a new task, on the same stream with what
- * it had buffered.  An idle connection then costs only its socket and stream
- * (well under 1 KiB plus kernel buffers).  Protocols with requests (HTTP
- * keep-alive) use it between requests; state to keep goes in
- * corio_stream_data(). */
-#define CORIO_CONN_IDLE 1
+/* ---- parking: a connection kept open with no task between exchanges ----
+ *
+ * A protocol with requests (HTTP keep-alive, later WebSocket) spends most
+ * of a connection's life waiting for the peer.  Parked, the connection keeps
+ * no task and no stack: only its socket, stream and this state (well under
+ * 1 KiB plus kernel buffers).  The handler asks for it with corio_conn_park
+ * and returns 0; the server then ends the task, watches the socket, and when
+ * bytes (or the end of input) arrive runs the handler again, in a new task,
+ * on the same stream with what it had buffered.  The resumed handler
+ * continues from its corio_conn_state (corio_conn_resumed tells it that it
+ * was parked) rather than starting the connection over. */
 
-/* Returns CORIO_CONN_IDLE, for `return corio_conn_idle(s, 5000);`: the
- * connection is closed if nothing arrives within timeout_ms (0: no limit),
- * and at once if the server shuts down.  CORIO_EINVAL for a stream no
- * server accepted. */
-int corio_conn_idle(corio_stream *s, uint64_t timeout_ms);
+/* What a server keeps for each connection it accepted, for the connection's
+ * protocol: zeroed when the connection is accepted, left as it is across
+ * parking (and between the handler's runs), gone with the connection.  The
+ * server reads idle_until and never touches proto. */
+typedef struct corio_conn_state {
+    /* Loop time (corio_now()) at which a parked connection is closed if
+     * nothing has arrived; 0: no limit.  Set by corio_conn_park; on resume,
+     * the end of the idle time the protocol granted (what is left of it is
+     * idle_until - corio_now()). */
+    uint64_t idle_until;
+    /* The protocol's own word (HTTP: the requests served so far, for
+     * max_requests).  The server neither reads nor frees it: a protocol
+     * needing more keeps it elsewhere (a pointer here would leak when a
+     * parked connection is closed). */
+    uint64_t proto;
+} corio_conn_state;
+
+/* The state the server keeps for s (see corio_conn_state); NULL for a
+ * stream no server accepted (such a stream cannot park).  Borrowed: valid
+ * while the handler runs. */
+corio_conn_state *corio_conn_state_of(corio_stream *s);
+
+/* Whether the handler running on s was resumed from parking (false on the
+ * connection's first run, and for streams no server accepted). */
+bool corio_conn_resumed(const corio_stream *s);
+
+/* Asks the server to park s when its handler returns 0, until loop time
+ * `idle_until` (stored in the state; 0: no limit): the task ends and its
+ * stack goes back to the pool, the connection stays open, and the handler
+ * runs again (corio_conn_resumed true) when input arrives.  The connection
+ * is closed instead — as if never asked — if the handler returns nonzero,
+ * its task was cancelled, the server is draining, or the stream is closing;
+ * a parked one is closed when idle_until passes with nothing arrived, and
+ * at once when the server shuts down.  Call it just before returning.
+ * Returns 0, or CORIO_EINVAL for a stream no server accepted. */
+int corio_conn_park(corio_stream *s, uint64_t idle_until);
 
 /* True once the server that accepted s has begun shutting down: a protocol
  * should finish the request in hand and close (HTTP answers it with
