@@ -33,10 +33,6 @@ void corio__stream_get_opts(const corio_stream *s, corio_stream_opts *out) {
                                .write_timeout_ms = s->wtimeout};
 }
 
-bool corio__stream_from_server(const corio_stream *s) {
-    return s->owner != NULL;
-}
-
 bool corio__stream_can_sendfile(const corio_stream *s) {
     uv_os_fd_t sock;
     return !s->tls && uv_fileno(&s->h.handle, &sock) == 0;

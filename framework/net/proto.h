@@ -66,9 +66,6 @@ bool corio__stream_write_stalled(const corio_stream *s);
  * high-water mark (read_buffer_max is left 0: not reported). */
 void corio__stream_get_opts(const corio_stream *s, corio_stream_opts *out);
 
-/* Whether s was accepted by a corio server (corio_conn_idle works on it). */
-bool corio__stream_from_server(const corio_stream *s);
-
 /* ---- files ------------------------------------------------------------------------------- */
 
 /* Whether s can take file bytes with corio__stream_sendfile: a plain

@@ -72,7 +72,7 @@ struct corio_stream {
     void *on_input_end_data;
     /* Called (on the loop's stack) when input arrives — bytes, EOF or an
      * error — while no task waits to read: how a server resumes a
-     * connection parked without a task (corio_conn_idle). */
+     * connection parked without a task (corio_conn_park). */
     void (*on_input)(corio_stream *s, void *data);
     void *on_input_data;
     void *user; /* corio_stream_data() */

@@ -132,8 +132,9 @@ int corio_stream_local_name(corio_stream *s, char *buf, size_t len);
  * leaving the scope it was marked in. */
 void corio_stream_set_idle(corio_stream *s, bool idle);
 
-/* A slot for the stream's owner (a protocol's per-connection state that
- * must survive corio_conn_idle); NULL at first, never touched by corio. */
+/* A slot for the stream's user (the application's per-connection data);
+ * NULL at first, never touched by corio.  A protocol's state that must
+ * survive parking lives in corio_conn_state (server.h). */
 void **corio_stream_data(corio_stream *s);
 
 /* Bytes queued for writing and not yet handed to the kernel. */
