@@ -514,6 +514,29 @@ def raise_fd_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def run_with_servers(cases, start_servers):
+    """The main loop of a script whose cases share servers: start_servers()
+    returns an object whose Server attributes are the shared servers (it is
+    passed to every case); a shared server that dies ends the run (1); each
+    must stop cleanly at the end.  Returns summary()'s exit code."""
+    started = time.monotonic()
+    failed = 0
+    try:
+        t = start_servers()
+        shared = [v for v in vars(t).values() if isinstance(v, Server)]
+        for case in cases:
+            if not run_case(case.__name__, case, t):
+                failed += 1
+            if any(server_died(s) for s in shared):
+                return 1
+        for s in shared:
+            if not stop_cleanly(s):
+                failed += 1
+    finally:
+        kill_all()
+    return summary(len(cases) - failed, failed, started)
+
+
 def summary(passed, failed, started, failed_names=()):
     """Prints the totals (after a FAIL line for any sanitizer report no case
     claimed: it fails the run); returns the exit code."""

@@ -39,8 +39,7 @@ import time
 import zlib
 
 import harness
-from harness import (DEADLINE, HOST, MIB, Conn, check, kill_all, pick, raise_fd_limit,
-                     run_case, server_died, stop_cleanly, summary)
+from harness import DEADLINE, HOST, MIB, Conn, check, pick, raise_fd_limit
 
 PATTERN = bytes(range(256)) * 256  # what /big sends, 64 KiB at a time
 
@@ -957,10 +956,9 @@ def main():
     raise_fd_limit()
     cases = pick([v for k, v in globals().items()
                   if k.split("_")[0] in ("hello", "case", "lim", "own") and callable(v)], ARGS.k)
-    t = Servers()
-    failed = 0
-    started = time.monotonic()
-    try:
+
+    def start():
+        t = Servers()
         t.hello = Server(ARGS.hello)
         t.srv = Server(ARGS.server, env={"HTTP_TEST_MAX_BODY": str(128 * MIB),
                                          "HTTP_TEST_ACCESS_LOG": "1"})
@@ -968,17 +966,9 @@ def main():
                                          "HTTP_TEST_HEADER_TIMEOUT_MS": "300",
                                          "HTTP_TEST_BODY_TIMEOUT_MS": "300",
                                          "HTTP_TEST_KEEPALIVE_MS": "300"})
-        for case in cases:
-            if not run_case(case.__name__, case, t):
-                failed += 1
-            if any(server_died(s) for s in (t.hello, t.srv, t.lim)):
-                return 1
-        for s in (t.hello, t.srv, t.lim):
-            if not stop_cleanly(s):
-                failed += 1
-    finally:
-        kill_all()
-    return summary(len(cases) - failed, failed, started)
+        return t
+
+    return harness.run_with_servers(cases, start)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ import tempfile
 import time
 
 import harness
-from harness import (HOST, Conn, check, kill_all, make_cert, pick, raise_fd_limit, run_case,
-                     server_died, stop_cleanly, summary)
+from harness import HOST, Conn, check, make_cert, pick, raise_fd_limit
 
 ARGS = None
 Server = functools.partial(harness.Server, env_drop=("CORIO_", "HTTP_TEST_"))
@@ -450,23 +449,14 @@ def main():
     raise_fd_limit()
     cases = pick([v for k, v in globals().items()
                   if k.split("_")[0] in ("hello", "case", "own") and callable(v)], ARGS.k)
-    t = Servers()
-    failed = 0
-    started = time.monotonic()
-    try:
+
+    def start():
+        t = Servers()
         t.hello = Server(ARGS.hello)
         t.srv = Server(ARGS.server)
-        for case in cases:
-            if not run_case(case.__name__, case, t):
-                failed += 1
-            if any(server_died(s) for s in (t.hello, t.srv)):
-                return 1
-        for s in (t.hello, t.srv):
-            if not stop_cleanly(s):
-                failed += 1
-    finally:
-        kill_all()
-    return summary(len(cases) - failed, failed, started)
+        return t
+
+    return harness.run_with_servers(cases, start)
 
 
 if __name__ == "__main__":
