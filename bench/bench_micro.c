@@ -271,6 +271,29 @@ static double run_yield(long n) {
     return (now_ns() - t) / (double)n;
 }
 
+/* An empty CORIO_WITH: what every scope costs on its normal path (enter,
+ * the leave hook, the failure bookkeeping of issue 16's rule).  A timeout
+ * scope adds reading the clock; a shield is the cheapest resource. */
+static double run_scope(long n) {
+    double t = now_ns();
+    for (long i = 0; i < n; i++) {
+        CORIO_WITH(corio_shield_scope()) {
+            __asm__ volatile("" ::: "memory");
+        }
+    }
+    return (now_ns() - t) / (double)n;
+}
+
+static double run_timeout_scope(long n) {
+    double t = now_ns();
+    for (long i = 0; i < n; i++) {
+        CORIO_WITH(corio_timeout_scope(1000)) {
+            __asm__ volatile("" ::: "memory");
+        }
+    }
+    return (now_ns() - t) / (double)n;
+}
+
 /* ---- driver --------------------------------------------------------------------------- */
 
 typedef struct bench {
@@ -282,7 +305,19 @@ typedef struct bench {
     double best;
 } bench;
 
-enum { B_CTX, B_CORO, B_SWAPCONTEXT, B_CALL, B_SPAWN, B_FUTURE, B_LOCK, B_YIELD, B_COUNT };
+enum {
+    B_CTX,
+    B_CORO,
+    B_SWAPCONTEXT,
+    B_CALL,
+    B_SPAWN,
+    B_FUTURE,
+    B_LOCK,
+    B_YIELD,
+    B_SCOPE,
+    B_TIMEOUT_SCOPE,
+    B_COUNT
+};
 
 static bench benches[B_COUNT] = {
 #if !defined(CORIO_ASAN)
@@ -297,6 +332,8 @@ static bench benches[B_COUNT] = {
     [B_FUTURE] = {"future resolve -> resume", run_future, 1000000, true, 0, 0},
     [B_LOCK] = {"lock hand-off", run_lock, 1000000, true, 0, 0},
     [B_YIELD] = {"yield (task -> loop -> task)", run_yield, 2000000, true, 0, 0},
+    [B_SCOPE] = {"scope enter + leave (shield)", run_scope, 10000000, true, 0, 0},
+    [B_TIMEOUT_SCOPE] = {"scope enter + leave (timeout)", run_timeout_scope, 10000000, true, 0, 0},
 };
 
 static void measure(bench *b) {
