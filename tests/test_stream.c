@@ -408,6 +408,11 @@ typedef struct park_check {
     int bad;               /* a check that failed */
 } park_check;
 
+/* Another task than the connection's handler may not ask to park it. */
+static int park_from_elsewhere(void *arg) {
+    return corio_conn_park(arg, 0) == CORIO_EINVAL ? 0 : CORIO_EFAILED;
+}
+
 static int park_and_resume(corio_stream *s, void *arg) {
     park_check *pc = arg;
     corio_conn_state *st = corio_conn_state_of(s);
@@ -429,6 +434,12 @@ static int park_and_resume(corio_stream *s, void *arg) {
     char out[32];
     int len = snprintf(out, sizeof out, "%lu\n", (unsigned long)st->proto);
     rc = corio_stream_write(s, out, (size_t)len);
+    corio_task *other;
+    if (rc == 0 && corio_spawn(&other, "other", park_from_elsewhere, s) == 0) {
+        if (corio_await(other) != 0)
+            pc->bad = 5;
+        corio_task_release(other);
+    }
     pc->parked_until = corio_now() + 2000;
     if (rc == 0)
         rc = corio_conn_park(s, pc->parked_until);

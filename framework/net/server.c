@@ -120,8 +120,8 @@ bool corio_conn_resumed(const corio_stream *s) {
 
 int corio_conn_park(corio_stream *s, uint64_t idle_until) {
     conn *c = s ? s->owner : NULL;
-    if (!c)
-        return CORIO_EINVAL; /* only connections a server accepted can park */
+    if (!c || c->task != corio__current())
+        return CORIO_EINVAL; /* a connection a server accepted, asked by its own handler */
     c->state.idle_until = idle_until;
     c->park = true; /* conn_main decides once the handler has returned */
     return 0;

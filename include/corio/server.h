@@ -76,8 +76,10 @@ bool corio_conn_resumed(const corio_stream *s);
  * is closed instead — as if never asked — if the handler returns nonzero,
  * its task was cancelled, the server is draining, or the stream is closing;
  * a parked one is closed when idle_until passes with nothing arrived, and
- * at once when the server shuts down.  Call it just before returning.
- * Returns 0, or CORIO_EINVAL for a stream no server accepted. */
+ * at once when the server shuts down.  Call it just before returning: the
+ * request is final for this run of the handler (return nonzero to close
+ * instead).  Returns 0, or CORIO_EINVAL for a stream no server accepted or
+ * a caller that is not the connection's own handler task. */
 int corio_conn_park(corio_stream *s, uint64_t idle_until);
 
 /* True once the server that accepted s has begun shutting down: a protocol
