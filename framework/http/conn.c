@@ -50,9 +50,6 @@ int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
     return rc;
 }
 
-/* Parses bytes until a head is complete.  Returns 0, HEAD_ONLY_CLOSE when
- * the client left (or idled out) between requests, a status (400...) to
- * answer before closing, or a negative code for a socket error. */
 /* corio__hconn_fill_within, with the stream marked idle during the wait if
  * `idle`: a server's drain then cancels the wait's scope (not the task, see
  * corio_stream_set_idle), and read_head decides what comes next. */
@@ -78,6 +75,11 @@ typedef struct head_wait {
     uint64_t drain_until;            /* draining: a new connection's wait for a first request */
 } head_wait;
 
+/* Parses bytes until a head is complete.  Returns 0, HEAD_ONLY_CLOSE when
+ * the client left (or idled out) between requests, HEAD_FLUSH when answers
+ * are queued and more bytes are needed (the loop flushes and calls again
+ * with the same *w), HEAD_PARK, a status (400...) to answer before closing,
+ * or a negative code for a socket error. */
 static int read_head(corio__hconn *c, head_wait *w) {
     uint64_t head_deadline = w->head_deadline;
     uint64_t idle_deadline = w->idle_deadline, park_at = w->park_at;
