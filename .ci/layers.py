@@ -19,8 +19,11 @@ import sys
 # The allowed layer matrix: layer -> the layers it may include.  Each layer
 # sees itself and everything below it.  app is above http: the runner offers
 # ALPN "http/1.1" when the app's handler is corio_http_serve (app/app.c), so
-# app may include http; http never includes app.
-ORDER = ["base", "coro", "runtime", "sync", "scope", "net", "http", "app"]
+# app may include http; http never includes app.  client (DESIGN.md's
+# layer 8, the backend clients) sits beside http on net: it parses with
+# llhttp itself and includes no http header, and neither includes the
+# other; app may include both.
+ORDER = ["base", "coro", "runtime", "sync", "scope", "net", "http", "client", "app"]
 ALLOWED = {
     "base": {"base"},
     "coro": {"base", "coro"},
@@ -29,7 +32,8 @@ ALLOWED = {
     "scope": {"base", "coro", "runtime", "sync", "scope"},
     "net": {"base", "coro", "runtime", "sync", "scope", "net"},
     "http": {"base", "coro", "runtime", "sync", "scope", "net", "http"},
-    "app": {"base", "coro", "runtime", "sync", "scope", "net", "http", "app"},
+    "client": {"base", "coro", "runtime", "sync", "scope", "net", "client"},
+    "app": {"base", "coro", "runtime", "sync", "scope", "net", "http", "client", "app"},
 }
 
 # The layer of each public header (include/corio/<name>).
@@ -48,6 +52,7 @@ PUBLIC = {
     "server.h": "net",
     "http.h": "http",
     "http_file.h": "http",
+    "http_client.h": "client",
     "app.h": "app",
     "corio.h": "app",  # the umbrella: everything, so only the top may use it
 }

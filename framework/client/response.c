@@ -1,0 +1,223 @@
+/* The HTTP client's responses: parsed by llhttp (HTTP_RESPONSE, strict mode)
+ * into a response object that owns copies of its header fields and its body,
+ * under the client's limits (header section bytes, field count, body size).
+ * Header bytes are copied because a response outlives the read buffer it
+ * came from; a field split across reads is appended to in place. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client_internal.h"
+
+static corio__client_parse *of(llhttp_t *h) {
+    return (corio__client_parse *)h->data;
+}
+
+/* Appends n bytes to *buf (len, cap); 0 or CORIO_ENOMEM. */
+static int grow_append(char **buf, size_t *len, size_t *cap, const char *at, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t want = *cap ? *cap : 256;
+        while (want < *len + n + 1)
+            want *= 2;
+        char *b = realloc(*buf, want);
+        if (!b)
+            return CORIO_ENOMEM;
+        *buf = b;
+        *cap = want;
+    }
+    memcpy(*buf + *len, at, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+/* Stops the parser with err: the feed reports it. */
+static int stop(corio__client_parse *p, int err) {
+    p->error = err;
+    return HPE_USER;
+}
+
+static int head_bytes(corio__client_parse *p, size_t n) {
+    p->head_bytes += n;
+    return p->head_bytes > p->max_header_bytes ? stop(p, CORIO_ERANGE) : 0;
+}
+
+static int on_status(llhttp_t *h, const char *at, size_t n) {
+    (void)at;
+    return head_bytes(of(h), n);
+}
+
+static int on_field_bytes(llhttp_t *h, const char *at, size_t n) {
+    corio__client_parse *p = of(h);
+    corio_http_response *r = p->resp;
+    if (head_bytes(p, n))
+        return HPE_USER;
+    return grow_append(&r->hbuf, &r->hlen, &r->hcap, at, n) ? stop(p, CORIO_ENOMEM) : 0;
+}
+
+/* The end of a name or a value: a NUL separates it from the next. */
+static int on_field_end(llhttp_t *h) {
+    corio__client_parse *p = of(h);
+    corio_http_response *r = p->resp;
+    if (head_bytes(p, 4)) /* ": " and CRLF, roughly */
+        return HPE_USER;
+    r->hlen++; /* keep the NUL grow_append wrote (always one there) */
+    if (r->hlen + 1 > r->hcap && grow_append(&r->hbuf, &r->hlen, &r->hcap, "", 0))
+        return stop(p, CORIO_ENOMEM);
+    r->hbuf[r->hlen] = '\0';
+    return 0;
+}
+
+static int on_value_end(llhttp_t *h) {
+    corio__client_parse *p = of(h);
+    if (++p->resp->nfields > p->max_headers)
+        return stop(p, CORIO_ERANGE);
+    return on_field_end(h);
+}
+
+/* An empty value never calls on_header_value: give it its NUL anyway. */
+static int on_name_end(llhttp_t *h) {
+    return on_field_end(h);
+}
+
+static int on_headers_complete(llhttp_t *h) {
+    corio__client_parse *p = of(h);
+    p->resp->status = h->status_code;
+    /* A response to HEAD has no body whatever its Content-Length says
+     * (1: tell llhttp so). */
+    return p->head_request && h->status_code >= 200 ? 1 : 0;
+}
+
+static int on_body(llhttp_t *h, const char *at, size_t n) {
+    corio__client_parse *p = of(h);
+    corio_http_response *r = p->resp;
+    if (r->blen + n > p->max_body)
+        return stop(p, CORIO_ERANGE);
+    return grow_append(&r->body, &r->blen, &r->bcap, at, n) ? stop(p, CORIO_ENOMEM) : 0;
+}
+
+static int on_message_complete(llhttp_t *h) {
+    corio__client_parse *p = of(h);
+    corio_http_response *r = p->resp;
+    if (h->status_code >= 100 && h->status_code < 200 && h->status_code != 101) {
+        r->hlen = r->nfields = r->blen = 0; /* informational: the final one follows */
+        p->head_bytes = 0;
+        return 0;
+    }
+    p->done = true;
+    p->keep_alive = llhttp_should_keep_alive(h) && h->status_code != 101;
+    return HPE_PAUSED;
+}
+
+int corio__client_parse_init(corio__client_parse *p, const corio_http_client_opts *o,
+                             bool head_request) {
+    memset(p, 0, sizeof *p);
+    p->resp = calloc(1, sizeof *p->resp);
+    if (!p->resp)
+        return CORIO_ENOMEM;
+    p->max_header_bytes = o->max_header_bytes;
+    p->max_headers = o->max_headers;
+    p->max_body = o->max_body;
+    p->head_request = head_request;
+    llhttp_settings_init(&p->settings);
+    p->settings.on_status = on_status;
+    p->settings.on_header_field = on_field_bytes;
+    p->settings.on_header_value = on_field_bytes;
+    p->settings.on_header_field_complete = on_name_end;
+    p->settings.on_header_value_complete = on_value_end;
+    p->settings.on_headers_complete = on_headers_complete;
+    p->settings.on_body = on_body;
+    p->settings.on_message_complete = on_message_complete;
+    llhttp_init(&p->parser, HTTP_RESPONSE, &p->settings);
+    p->parser.data = p;
+    return 0;
+}
+
+int corio__client_parse_feed(corio__client_parse *p, const char *data, size_t n, size_t *used) {
+    llhttp_errno_t e = llhttp_execute(&p->parser, data, n);
+    *used = n;
+    if (e == HPE_OK)
+        return 0;
+    if (e == HPE_PAUSED && p->done) {
+        *used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
+        return 0;
+    }
+    if (e == HPE_USER && p->error)
+        return p->error;
+    return CORIO_HTTP_EBADRESPONSE;
+}
+
+int corio__client_parse_eof(corio__client_parse *p) {
+    if (p->done)
+        return 0;
+    llhttp_errno_t e = llhttp_finish(&p->parser);
+    if (e == HPE_OK || (e == HPE_PAUSED && p->done))
+        return 0;
+    return CORIO_HTTP_EBADRESPONSE;
+}
+
+corio_http_response *corio__client_parse_take(corio__client_parse *p) {
+    corio_http_response *r = p->resp;
+    if (r->nfields) {
+        r->fields = malloc(2 * r->nfields * sizeof *r->fields);
+        if (!r->fields)
+            return NULL;
+        const char *at = r->hbuf;
+        for (size_t i = 0; i < 2 * r->nfields; i++) {
+            r->fields[i] = at;
+            at += strlen(at) + 1;
+        }
+    }
+    if (!r->body && grow_append(&r->body, &r->blen, &r->bcap, "", 0))
+        return NULL;
+    p->resp = NULL;
+    return r;
+}
+
+void corio__client_parse_release(corio__client_parse *p) {
+    corio_http_response_free(p->resp);
+    p->resp = NULL;
+}
+
+/* ---- the public accessors ---------------------------------------------------------------- */
+
+int corio_http_response_status(const corio_http_response *r) {
+    return r->status;
+}
+
+const char *corio_http_response_header(const corio_http_response *r, const char *name) {
+    for (size_t i = 0; i < r->nfields; i++)
+        if (strcasecmp(r->fields[2 * i], name) == 0)
+            return r->fields[2 * i + 1];
+    return NULL;
+}
+
+size_t corio_http_response_header_count(const corio_http_response *r) {
+    return r->nfields;
+}
+
+int corio_http_response_header_at(const corio_http_response *r, size_t i, const char **name,
+                                  const char **value) {
+    if (i >= r->nfields)
+        return CORIO_ERANGE;
+    if (name)
+        *name = r->fields[2 * i];
+    if (value)
+        *value = r->fields[2 * i + 1];
+    return 0;
+}
+
+const char *corio_http_response_body(const corio_http_response *r, size_t *len) {
+    if (len)
+        *len = r->blen;
+    return r->body;
+}
+
+void corio_http_response_free(corio_http_response *r) {
+    if (!r)
+        return;
+    free(r->hbuf);
+    free(r->fields);
+    free(r->body);
+    free(r);
+}

@@ -1,0 +1,432 @@
+/* The HTTP client (framework/client/): against tests/upstream.py, a Python
+ * upstream that misbehaves on purpose (a child process on 127.0.0.1 port 0),
+ * and against an in-process corio server.  Covers keep-alive reuse, bodies
+ * by Content-Length and chunked, malformed and oversize responses, a
+ * timeout scope and a cancel around the await (the connection is closed,
+ * never pooled), gather with one failure, the retry of an idempotent
+ * request on a stale pooled connection, and the URLs refused. */
+#include "corio_test.h"
+
+#include <corio/http_client.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the upstream: a child process ------------------------------------------------------- */
+
+typedef struct upstream {
+    pid_t pid;
+    int in; /* its stdin: closing it stops it */
+    int port;
+    char base[64]; /* "http://127.0.0.1:PORT" */
+} upstream;
+
+static void upstream_start(upstream *u) {
+    char script[4096];
+    const char *file = __FILE__;
+    const char *slash = strrchr(file, '/');
+    snprintf(script, sizeof script, "%.*supstream.py", slash ? (int)(slash - file + 1) : 0, file);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    u->pid = fork();
+    assert_true(u->pid >= 0);
+    if (u->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("python3", "python3", script, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    u->in = in[1];
+    char line[32] = {0};
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t r = read(out[0], line + n, 1);
+        if (r <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    close(out[0]);
+    u->port = atoi(line);
+    assert_true(u->port > 0);
+    snprintf(u->base, sizeof u->base, "http://127.0.0.1:%d", u->port);
+}
+
+static void upstream_stop(upstream *u) {
+    close(u->in);
+    int status;
+    assert_int_equal(waitpid(u->pid, &status, 0), u->pid);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+typedef struct ctx {
+    upstream up;
+    corio_http_client *c;
+    corio_http_client_opts opts;
+} ctx;
+
+/* Await: one request; *out the response (caller frees) on success. */
+static int call(corio_http_client *c, const char *method, const char *url, const void *body,
+                size_t len, corio_http_response **out) {
+    corio_future *f;
+    int rc = corio_http_request(c, &f, method, url, NULL, 0, body, len);
+    if (rc)
+        return rc;
+    rc = corio_await(f);
+    if (rc == 0)
+        *out = corio_future_value(f);
+    corio_future_release(f);
+    return rc;
+}
+
+static int get(ctx *x, const char *path, corio_http_response **out) {
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", x->up.base, path);
+    return call(x->c, "GET", url, NULL, 0, out);
+}
+
+/* Await: the upstream's counters, asked on the pool like any request. */
+static void stats(ctx *x, int *accepts, int *closed) {
+    corio_http_response *r;
+    assert_corio(get(x, "/stats", &r), 0);
+    assert_int_equal(
+        sscanf(corio_http_response_body(r, NULL), "accepts=%d closed=%d", accepts, closed), 2);
+    corio_http_response_free(r);
+}
+
+/* Await: polls the counters until `closed` reaches want (bounded: 5 s). */
+static void wait_closed(ctx *x, int want) {
+    int a, cl = -1;
+    for (int i = 0; i < 500; i++) {
+        stats(x, &a, &cl);
+        if (cl >= want)
+            return;
+        assert_corio(corio_sleep(10), 0);
+    }
+    fail_msg("upstream saw %d closed connection(s), expected %d", cl, want);
+}
+
+static void run_with_upstream(corio_task_fn fn, const corio_http_client_opts *opts) {
+    ctx x = {0};
+    if (opts)
+        x.opts = *opts;
+    upstream_start(&x.up);
+    corio_test_run(fn, &x);
+    upstream_stop(&x.up);
+}
+
+static int open_client(ctx *x) {
+    return corio_http_client_new(&x->c, &x->opts);
+}
+
+/* ---- keep-alive --------------------------------------------------------------------------- */
+
+static int sequential_main(void *arg) {
+    ctx *x = arg;
+    assert_corio(open_client(x), 0);
+    for (int i = 0; i < 100; i++) {
+        corio_http_response *r;
+        assert_corio(get(x, "/ok", &r), 0);
+        assert_int_equal(corio_http_response_status(r), 200);
+        size_t len;
+        assert_string_equal(corio_http_response_body(r, &len), "hello");
+        assert_int_equal(len, 5);
+        assert_string_equal(corio_http_response_header(r, "x-TEST"), "Yes");
+        assert_string_equal(corio_http_response_header(r, "content-length"), "5");
+        assert_null(corio_http_response_header(r, "X-Missing"));
+        assert_int_equal(corio_http_response_header_count(r), 2);
+        const char *n, *v;
+        assert_corio(corio_http_response_header_at(r, 1, &n, &v), 0);
+        assert_string_equal(n, "X-Test");
+        assert_corio(corio_http_response_header_at(r, 2, &n, &v), CORIO_ERANGE);
+        corio_http_response_free(r);
+    }
+    int a, cl;
+    stats(x, &a, &cl);
+    assert_int_equal(a, 1); /* 100 requests and the stats: one connection */
+    assert_int_equal(cl, 0);
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_100_sequential_gets_use_one_connection(void **state) {
+    (void)state;
+    run_with_upstream(sequential_main, NULL);
+}
+
+/* ---- bodies ------------------------------------------------------------------------------- */
+
+static void check_pattern(corio_http_response *r, size_t n) {
+    size_t len;
+    const unsigned char *b = (const unsigned char *)corio_http_response_body(r, &len);
+    assert_int_equal(len, n);
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != i % 251)
+            fail_msg("byte %zu is %u", i, b[i]);
+}
+
+static int bodies_main(void *arg) {
+    ctx *x = arg;
+    corio_http_response *r;
+    assert_corio(open_client(x), 0);
+    assert_corio(get(x, "/big?n=300000", &r), 0);
+    check_pattern(r, 300000);
+    corio_http_response_free(r);
+    assert_corio(get(x, "/chunked?n=300000", &r), 0);
+    check_pattern(r, 300000);
+    assert_null(corio_http_response_header(r, "Content-Length"));
+    corio_http_response_free(r);
+    char url[128];
+    snprintf(url, sizeof url, "%s/big?n=77", x->up.base);
+    assert_corio(call(x->c, "HEAD", url, NULL, 0, &r), 0); /* no body, whatever it says */
+    assert_string_equal(corio_http_response_header(r, "Content-Length"), "77");
+    check_pattern(r, 0);
+    corio_http_response_free(r);
+    snprintf(url, sizeof url, "%s/echo", x->up.base);
+    assert_corio(call(x->c, "POST", url, "a\0b", 3, &r), 0);
+    size_t len;
+    assert_memory_equal(corio_http_response_body(r, &len), "a\0b", 3);
+    assert_int_equal(len, 3);
+    corio_http_response_free(r);
+    int a, cl;
+    stats(x, &a, &cl);
+    assert_int_equal(a, 1);
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_content_length_chunked_head_and_post_bodies_byte_exact(void **state) {
+    (void)state;
+    run_with_upstream(bodies_main, NULL);
+}
+
+/* ---- bad responses ------------------------------------------------------------------------ */
+
+static int bad_main(void *arg) {
+    ctx *x = arg;
+    corio_http_response *r;
+    assert_corio(open_client(x), 0);
+    assert_corio(get(x, "/ok", &r), 0);
+    corio_http_response_free(r);
+    assert_corio(get(x, "/malformed", &r), CORIO_HTTP_EBADRESPONSE); /* on the pooled one */
+    assert_corio(get(x, "/oversize", &r), CORIO_ERANGE);
+    assert_corio(get(x, "/close-headers", &r), CORIO_HTTP_EBADRESPONSE);
+    assert_corio(get(x, "/big?n=2000", &r), CORIO_ERANGE); /* max_body 1000 */
+    assert_corio(get(x, "/big?n=1000", &r), 0);
+    check_pattern(r, 1000);
+    corio_http_response_free(r);
+    int a, cl;
+    stats(x, &a, &cl);
+    /* ok+malformed, oversize, close-headers, big 2000, then big 1000 + stats
+     * on one kept connection: no failed one was reused. */
+    assert_int_equal(a, 5);
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_malformed_oversize_and_truncated_responses_fail_and_drop_conn(void **s) {
+    (void)s;
+    corio_http_client_opts o = {.max_body = 1000};
+    run_with_upstream(bad_main, &o);
+}
+
+/* ---- deadlines and cancellation ----------------------------------------------------------- */
+
+static int timeout_main(void *arg) {
+    ctx *x = arg;
+    corio_http_response *r = NULL;
+    int rc = 0;
+    assert_corio(open_client(x), 0);
+    CORIO_WITH(corio_timeout_scope(200)) {
+        rc = get(x, "/slow", &r);
+    }
+    assert_corio(rc, CORIO_ETIMEDOUT);
+    wait_closed(x, 1); /* the slow connection was closed, not pooled */
+    corio_http_client_free(x->c);
+
+    /* The client's own first-byte/read timeouts. */
+    corio_http_client_opts o = {.read_timeout_ms = 100};
+    assert_corio(corio_http_client_new(&x->c, &o), 0);
+    assert_corio(get(x, "/slow", &r), CORIO_ETIMEDOUT);
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_timeout_scope_around_await_times_out_and_closes_conn(void **state) {
+    (void)state;
+    run_with_upstream(timeout_main, NULL);
+}
+
+static int slow_caller(void *arg) {
+    corio_http_response *r;
+    return get(arg, "/slow", &r);
+}
+
+static int cancel_main(void *arg) {
+    ctx *x = arg;
+    int a = 0, cl;
+    assert_corio(open_client(x), 0);
+    corio_task *t;
+    assert_corio(corio_spawn(&t, "caller", slow_caller, x), 0);
+    for (int i = 0; i < 500 && a < 2; i++) { /* until the slow request is in */
+        assert_corio(corio_sleep(10), 0);
+        stats(x, &a, &cl);
+    }
+    assert_int_equal(a, 2);
+    assert_corio(corio_cancel(t), 0);
+    assert_corio(corio_await(t), CORIO_ECANCELED);
+    corio_task_release(t);
+    wait_closed(x, 1);
+    stats(x, &a, &cl);
+    assert_int_equal(a, 2); /* the stats connection went on; the slow one is gone */
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_cancelling_awaiting_task_cancels_request_and_closes_conn(void **state) {
+    (void)state;
+    run_with_upstream(cancel_main, NULL);
+}
+
+/* ---- retries ------------------------------------------------------------------------------ */
+
+static int retry_main(void *arg) {
+    ctx *x = arg;
+    corio_http_response *r;
+    char url[128];
+    int a, cl;
+    assert_corio(open_client(x), 0);
+    for (int i = 0; i < 2; i++) { /* the second is dropped, then retried on a new one */
+        assert_corio(get(x, "/drop", &r), 0);
+        assert_string_equal(corio_http_response_body(r, NULL), "first");
+        corio_http_response_free(r);
+    }
+    stats(x, &a, &cl);
+    assert_int_equal(a, 2);
+    /* The pool now holds the retry's connection, which served /drop and
+     * /stats: a POST there is dropped, and not retried. */
+    snprintf(url, sizeof url, "%s/drop", x->up.base);
+    int rc = call(x->c, "POST", url, "p", 1, &r);
+    if (rc != CORIO_EOF && rc != CORIO_ECONNRESET)
+        fail_msg("POST on a dropped connection: %s", corio_err_name(rc));
+    stats(x, &a, &cl);
+    assert_int_equal(a, 3);
+    corio_http_client_free(x->c);
+    return 0;
+}
+
+static void test_client_stale_pooled_conn_retried_for_get_not_for_post(void **state) {
+    (void)state;
+    run_with_upstream(retry_main, NULL);
+}
+
+/* ---- against a corio server, gather ------------------------------------------------------- */
+
+static int hello(corio_req *req, corio_res *res, void *arg) {
+    (void)req;
+    (void)arg;
+    return corio_res_text(res, 200, "from corio");
+}
+
+static int gather_main(void *arg) {
+    ctx *x = arg;
+    corio_router *router;
+    corio_server *srv;
+    assert_corio(corio_router_new(&router), 0);
+    assert_corio(corio_router_add(router, "GET", "/hello", hello, NULL), 0);
+    corio_http_server http = {.router = router};
+    corio_server_opts so = {.host = "127.0.0.1"};
+    assert_corio(corio_server_start(&srv, &so, corio_http_serve, &http), 0);
+    assert_corio(open_client(x), 0);
+
+    char url[128];
+    corio_future *fs[5];
+    for (int i = 0; i < 5; i++) {
+        if (i == 2)
+            snprintf(url, sizeof url, "%s/malformed", x->up.base);
+        else
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/hello", corio_server_port(srv));
+        assert_corio(corio_http_request(x->c, &fs[i], "GET", url, NULL, 0, NULL, 0), 0);
+    }
+    int rc = 0;
+    CORIO_WITH(corio_timeout_scope(5000)) {
+        rc = corio_gather(fs, 5);
+        if (rc == CORIO_HTTP_EBADRESPONSE)
+            rc = corio_wait_all(fs, 5);
+    }
+    assert_corio(rc, 0);
+    for (int i = 0; i < 5; i++) {
+        if (i == 2) {
+            assert_corio(corio_future_result(fs[i]), CORIO_HTTP_EBADRESPONSE);
+        } else {
+            assert_corio(corio_future_result(fs[i]), 0);
+            corio_http_response *r = corio_future_value(fs[i]);
+            assert_int_equal(corio_http_response_status(r), 200);
+            assert_string_equal(corio_http_response_body(r, NULL), "from corio");
+            corio_http_response_free(r);
+        }
+        corio_future_release(fs[i]);
+    }
+    corio_http_client_free(x->c);
+    assert_corio(corio_server_shutdown(srv, 1000), 0);
+    corio_router_free(router);
+    return 0;
+}
+
+static void test_client_gather_of_five_with_one_failing_against_corio_server(void **state) {
+    (void)state;
+    run_with_upstream(gather_main, NULL);
+}
+
+/* ---- what is refused ---------------------------------------------------------------------- */
+
+static int refused_main(void *arg) {
+    (void)arg;
+    corio_http_client *c;
+    corio_future *f = NULL;
+    assert_corio(corio_http_client_new(&c, NULL), 0);
+    assert_corio(corio_http_request(c, &f, "GET", "https://example.com/", NULL, 0, NULL, 0),
+                 CORIO_ENOTSUP);
+    assert_corio(corio_http_request(c, &f, "GET", "unix:/tmp/s", NULL, 0, NULL, 0), CORIO_ENOTSUP);
+    assert_corio(corio_http_request(c, &f, "GET", "127.0.0.1/x", NULL, 0, NULL, 0), CORIO_EINVAL);
+    assert_corio(corio_http_request(c, &f, "GET", "http://h:99999/", NULL, 0, NULL, 0),
+                 CORIO_EINVAL);
+    assert_corio(corio_http_request(c, &f, "GET", "http://u@h/", NULL, 0, NULL, 0), CORIO_EINVAL);
+    assert_corio(corio_http_request(c, &f, "GET", "http:///", NULL, 0, NULL, 0), CORIO_EINVAL);
+    assert_corio(corio_http_request(c, &f, "GE T", "http://h/", NULL, 0, NULL, 0), CORIO_EINVAL);
+    corio_http_header bad = {"X-A", "1\r\nX-Injected: 2"};
+    assert_corio(corio_http_request(c, &f, "GET", "http://h/", &bad, 1, NULL, 0), CORIO_EINVAL);
+    assert_null(f);
+    /* A refused connection fails the future. */
+    assert_corio(corio_http_request(c, &f, "GET", "http://127.0.0.1:1/", NULL, 0, NULL, 0), 0);
+    assert_corio(corio_await(f), CORIO_ECONNREFUSED);
+    corio_future_release(f);
+    corio_http_client_free(c);
+    return 0;
+}
+
+static void test_client_refuses_https_unix_and_bad_urls(void **state) {
+    (void)state;
+    corio_test_run(refused_main, NULL);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_100_sequential_gets_use_one_connection),
+        cmocka_unit_test(test_client_content_length_chunked_head_and_post_bodies_byte_exact),
+        cmocka_unit_test(test_client_malformed_oversize_and_truncated_responses_fail_and_drop_conn),
+        cmocka_unit_test(test_client_timeout_scope_around_await_times_out_and_closes_conn),
+        cmocka_unit_test(test_client_cancelling_awaiting_task_cancels_request_and_closes_conn),
+        cmocka_unit_test(test_client_stale_pooled_conn_retried_for_get_not_for_post),
+        cmocka_unit_test(test_client_gather_of_five_with_one_failing_against_corio_server),
+        cmocka_unit_test(test_client_refuses_https_unix_and_bad_urls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
