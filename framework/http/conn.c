@@ -40,16 +40,6 @@ static const corio_http_opts default_opts = {
 
 /* ---- reading a request head ------------------------------------------------------------------ */
 
-int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
-    int rc = CORIO_ETIMEDOUT;
-    if (ms == 0)
-        return rc;
-    CORIO_WITH(corio_timeout_scope(ms)) {
-        rc = corio_stream_fill(c->s);
-    }
-    return rc;
-}
-
 /* corio__hconn_fill_within, with the stream marked idle during the wait if
  * `idle`: a server's drain then cancels the wait's scope (not the task, see
  * corio_stream_set_idle), and read_head decides what comes next. */
@@ -58,12 +48,17 @@ static int fill_marked(corio__hconn *c, uint64_t ms, bool idle) {
     if (ms == 0)
         return rc;
     CORIO_WITH(corio_timeout_scope(ms)) {
-        corio_stream_set_idle(c->s, idle); /* notes this scope */
+        if (idle)
+            corio_stream_set_idle(c->s, true); /* notes this scope */
         rc = corio_stream_fill(c->s);
-        if (rc != CORIO_ECLOSED) /* else the stream may be gone */
+        if (idle && rc != CORIO_ECLOSED) /* else the stream may be gone */
             corio_stream_set_idle(c->s, false);
     }
     return rc;
+}
+
+int corio__hconn_fill_within(corio__hconn *c, uint64_t ms) {
+    return fill_marked(c, ms, false);
 }
 
 /* read_head's clocks, kept by the loop across its HEAD_FLUSH returns (zero

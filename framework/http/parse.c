@@ -58,17 +58,24 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
     return extend(c, &c->req.version, at, len);
 }
 
+/* Adds n to *count; past limit, the request is refused with `status`
+ * (llhttp stops at the -1).  Everything a client sends outside the head's
+ * own checks is counted so. */
+static int count_within(corio__hconn *c, size_t *count, size_t n, size_t limit, int status) {
+    *count += n;
+    if (*count > limit) {
+        c->reject = status;
+        return -1;
+    }
+    return 0;
+}
+
 /* Trailer fields (after a chunked body) arrive through the header callbacks
  * too, long after the head: they are not part of the request's headers (and
  * their bytes are nowhere near the head), so they are only counted against
  * the header limit and dropped. */
 static int trailer_bytes(corio__hconn *c, size_t len) {
-    c->trailer_bytes += len;
-    if (c->trailer_bytes > c->opts.max_header_bytes) {
-        c->reject = 431;
-        return -1;
-    }
-    return 0;
+    return count_within(c, &c->trailer_bytes, len, c->opts.max_header_bytes, 431);
 }
 
 /* More header fields than hdrs_inline holds go to hdrs_heap, kept across
@@ -146,12 +153,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
         r->sink += len;
         r->sink_len -= len;
     }
-    r->body_read += len;
-    if (r->body_read > c->opts.max_body) {
-        c->reject = 413;
-        return -1;
-    }
-    return 0;
+    return count_within(c, &r->body_read, len, c->opts.max_body, 413);
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -164,17 +166,11 @@ static int on_message_complete(llhttp_t *p) {
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
     (void)at;
     corio__hconn *c = conn_of(p);
-    c->chunk_ext_bytes += len;
-    if (c->chunk_ext_bytes > CHUNK_EXT_MAX) {
-        c->reject = 400;
-        return -1;
-    }
-    return 0;
+    return count_within(c, &c->chunk_ext_bytes, len, CHUNK_EXT_MAX, 400);
 }
 
 /* The size line is over: chunk data (or, for the last chunk, trailers)
- * follows. */
-/* Pauses (see corio__hconn_feed_body): the size line ends here. */
+ * follows.  Pauses (see corio__hconn_feed_body): the line ends here. */
 static int on_chunk_header(llhttp_t *p) {
     corio__hconn *c = conn_of(p);
     c->chunk_ext_bytes = 0;
@@ -226,7 +222,9 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
                 return HPE_OK;
             continue;
         }
-        if (err == HPE_OK && c->in_chunk_line && !chunk_line_add(c, line ? line : p, end))
+        /* Still in a size line: it began before this execute (a line
+         * beginning inside it pauses, and is looped round with `line` set). */
+        if (err == HPE_OK && c->in_chunk_line && !chunk_line_add(c, line, end))
             break;
         return err;
     }

@@ -129,6 +129,14 @@ int corio_conn_park(corio_stream *s, uint64_t idle_until) {
 
 static int conn_main(void *arg);
 
+/* Gives c a task running conn_main, which runs even if the task is
+ * cancelled before it starts: it owns the connection's close. */
+static int spawn_conn(conn *c) {
+    corio_spawn_opts so = {
+        .name = "conn", .stack_size = c->srv->opts.conn_stack_size, .run_if_cancelled = true};
+    return corio_spawn_ex(&c->task, &so, conn_main, c);
+}
+
 /* Bytes (or the end of input) arrived for a parked connection: give it a
  * task again.  Runs on the loop's stack, from the stream's read callback. */
 static void on_parked_input(corio_stream *s, void *data) {
@@ -137,14 +145,11 @@ static void on_parked_input(corio_stream *s, void *data) {
     s->idle = false;
     corio__timer_stop(c->srv->loop, &c->idle_timer);
     c->resumed = true;
-    corio_spawn_opts so = {.name = "conn", .stack_size = c->srv->opts.conn_stack_size};
-    if (corio_spawn_ex(&c->task, &so, conn_main, c) != 0) {
+    if (spawn_conn(c) != 0) {
         corio__stream_close_nowait(s);
         conn_gone(c);
         free(c);
-        return;
     }
-    corio__task_run_if_cancelled(c->task); /* conn_main closes the connection */
 }
 
 /* Closes a parked connection (idle timeout, server shutdown). */
@@ -272,7 +277,6 @@ static void accept_queued(corio_server *srv) {
 
 /* Makes an accepted stream a connection with a task of its own. */
 static void adopt(corio_server *srv, corio_stream *s) {
-    int rc;
     corio_stream_configure(s, &srv->opts.stream);
     if (srv->kind == CORIO__STREAM_TCP)
         uv_tcp_nodelay(&s->h.tcp, 1);
@@ -289,14 +293,11 @@ static void adopt(corio_server *srv, corio_stream *s) {
     c->resumed = false;
     corio__timer_init(&c->idle_timer, on_idle_timeout);
     s->owner = c;
-    corio_spawn_opts so = {.name = "conn", .stack_size = srv->opts.conn_stack_size};
-    rc = corio_spawn_ex(&c->task, &so, conn_main, c);
-    if (rc) {
+    if (spawn_conn(c) != 0) {
         corio__stream_close_nowait(s);
         free(c);
         return;
     }
-    corio__task_run_if_cancelled(c->task); /* conn_main closes the connection */
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
 }

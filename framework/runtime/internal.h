@@ -168,7 +168,7 @@ struct corio_task {
     int wake_result;
     uint8_t state;
     uint8_t cancel_reason;
-    bool run_if_cancelled; /* corio__task_run_if_cancelled */
+    bool run_if_cancelled; /* corio_spawn_opts.run_if_cancelled */
     char name[48];
 };
 
@@ -257,9 +257,6 @@ static inline corio_task *corio__await_begin(const char *what, int *rc) {
  * CORIO_CANCEL_TIMEOUT for an expired deadline, or CORIO_CANCEL_NONE. */
 corio_cancel_reason corio__cancel_in_effect(corio_task *t);
 
-/* The server's connection tasks: run the function even if cancelled before
- * it starts (it owns the connection's cleanup). */
-void corio__task_run_if_cancelled(corio_task *t);
 
 /* Parks the current task until woken, its deadline passes (ETIMEDOUT), it
  * is cancelled (ECANCELED), or, with wake_at != CORIO__NO_DEADLINE, loop time

@@ -337,9 +337,6 @@ corio_cancel_reason corio_cancelled_reason(void) {
     return t ? corio__cancel_in_effect(t) : CORIO_CANCEL_NONE;
 }
 
-void corio__task_run_if_cancelled(corio_task *t) {
-    t->run_if_cancelled = true;
-}
 
 const char *corio_cancel_reason_name(corio_cancel_reason reason) {
     switch (reason) {
