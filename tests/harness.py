@@ -73,6 +73,18 @@ def use_wrap(wrap, slow=None):
     DEADLINE = 10.0 * SLOW
 
 
+def parse_args(ap):
+    """Adds the options every script shares to the argparse parser ap (-k,
+    --wrap, --slow), parses the command line, applies --wrap/--slow
+    (use_wrap) and returns the arguments."""
+    ap.add_argument("-k", default="", help="run only cases whose name contains this")
+    ap.add_argument("--wrap", default="", help='servers\' command prefix, e.g. "valgrind -q"')
+    ap.add_argument("--slow", type=float, help="deadline factor (10 under --wrap)")
+    args = ap.parse_args()
+    use_wrap(args.wrap, args.slow)
+    return args
+
+
 def skip_under_wrap(what):
     """Under a command prefix, prints a SKIP line for `what` and returns
     True (the case then returns at once: load or timing means nothing under

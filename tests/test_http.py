@@ -947,11 +947,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hello", required=True)
     ap.add_argument("--server", required=True)
-    ap.add_argument("-k", default="", help="run only cases whose name contains this")
-    ap.add_argument("--wrap", default="", help='servers\' command prefix, e.g. "valgrind -q"')
-    ap.add_argument("--slow", type=float, help="deadline factor (10 under --wrap)")
-    ARGS = ap.parse_args()
-    harness.use_wrap(ARGS.wrap, ARGS.slow)
+    ARGS = harness.parse_args(ap)
     DEADLINE = harness.DEADLINE
     raise_fd_limit()
     cases = pick([v for k, v in globals().items()

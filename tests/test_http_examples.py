@@ -551,11 +551,7 @@ def main():
     ap.add_argument("--rest", help="the rest example (omitted: built without jansson)")
     ap.add_argument("--sse", required=True)
     ap.add_argument("--upload", required=True)
-    ap.add_argument("-k", help="run only cases whose name contains this")
-    ap.add_argument("--wrap", default="", help='servers\' command prefix, e.g. "valgrind -q"')
-    ap.add_argument("--slow", type=float, help="deadline factor (10 under --wrap)")
-    ARGS = ap.parse_args()
-    harness.use_wrap(ARGS.wrap, ARGS.slow)
+    ARGS = harness.parse_args(ap)
     DEADLINE = harness.DEADLINE
     t0 = time.monotonic()
     passed = failed = 0

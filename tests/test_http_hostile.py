@@ -404,32 +404,6 @@ def own_drain_tls_request_with_the_finished_message(t):
             srv.kill()
 
 
-def own_drain_closes_idle_used_connections_at_once(t):
-    """What the drain must keep doing: a keep-alive connection with nothing
-    sent is closed at once (the exit does not wait for it), while a request
-    in progress finishes."""
-    srv = Server(ARGS.server, "--drain-timeout", "10s")
-    idle = busy = None
-    try:
-        idle = Conn(srv.port)
-        idle.send(req("GET", "/plaintext"))
-        check(idle.response()[0] == 200, "idle connection's request")
-        busy = Conn(srv.port)
-        busy.send(req("GET", "/sleep?ms=1000"))
-        srv.wait_log(r"sleep start ms=1000")
-        srv.proc.send_signal(signal.SIGTERM)
-        idle.expect_eof()
-        check(srv.count_log(r"sleep done") == 0, "the idle connection waited for the busy one")
-        status, hdrs, body, raw = busy.response()
-        check(status == 200 and hdrs.get("connection") == "close", raw)
-        check(srv.wait_exit() == 0, srv.tail())
-    finally:
-        for c in (idle, busy):
-            if c:
-                c.close()
-        srv.kill()
-
-
 # ---- main ------------------------------------------------------------------------------------
 
 class Servers:
@@ -441,11 +415,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hello", required=True)
     ap.add_argument("--server", required=True)
-    ap.add_argument("-k", default="", help="run only cases whose name contains this")
-    ap.add_argument("--wrap", default="", help='servers\' command prefix, e.g. "valgrind -q"')
-    ap.add_argument("--slow", type=float, help="deadline factor (10 under --wrap)")
-    ARGS = ap.parse_args()
-    harness.use_wrap(ARGS.wrap, ARGS.slow)
+    ARGS = harness.parse_args(ap)
     raise_fd_limit()
     cases = pick([v for k, v in globals().items()
                   if k.split("_")[0] in ("hello", "case", "own") and callable(v)], ARGS.k)
