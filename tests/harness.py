@@ -32,6 +32,7 @@ import resource
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -342,6 +343,29 @@ def make_cert(d, name):
                     "-keyout", key, "-out", crt], check=True, capture_output=True,
                    timeout=DEADLINE)
     return crt, key
+
+
+def handshake_over_bios(sock, ctx=None):
+    """A TLS client on memory BIOs over the connected socket `sock`, driven
+    until its handshake is complete on its side (ctx: no verification when
+    not given).  Its last flight (the client's Finished) is left unsent in
+    `out`, for the caller to send when, and with what, it chooses.  Returns
+    (tls object, incoming BIO, outgoing BIO)."""
+    if ctx is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out)
+    while True:
+        try:
+            tls.do_handshake()
+            return tls, inc, out
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            check(data, "the server closed during the handshake")
+            inc.write(data)
 
 
 # ---- a raw HTTP/1.1 client -----------------------------------------------------------------

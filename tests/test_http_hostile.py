@@ -366,21 +366,8 @@ def own_drain_tls_request_with_the_finished_message(t):
         srv = Server(ARGS.server, "--drain-timeout", "10s", "--tls-cert", crt, "--tls-key", key)
         sock = None
         try:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            tls = ctx.wrap_bio(inc, out)
             sock = socket.create_connection((HOST, srv.port), timeout=harness.DEADLINE)
-            while True:  # up to the client's Finished, held back
-                try:
-                    tls.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    sock.sendall(out.read())
-                    data = sock.recv(65536)
-                    check(data, "server closed during the handshake")
-                    inc.write(data)
+            tls, inc, out = harness.handshake_over_bios(sock)  # the Finished held back
             srv.proc.send_signal(signal.SIGTERM)
             srv.wait_log(DRAINING)
             tls.write(req("GET", "/plaintext"))
