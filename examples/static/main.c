@@ -65,32 +65,26 @@ static bool query_char(unsigned char c) {
 /* 301 to the directory's URL: the request's path with a '/' after it, and
  * its query.  Built from the decoded path only, never from the raw target:
  * an absolute-form target ("GET http://evil.example/sub") would redirect
- * to another host, and "//sub" is a scheme-relative URL (host "sub").  The
- * path is normalised (empty and "." segments dropped, ".." taking the
- * segment before it) and each segment percent-encoded again, so the
- * Location always starts with exactly one '/'. */
+ * to another host, and "//sub" is a scheme-relative URL (host "sub").  Only
+ * a path corio_res_file* resolved gets here, so it holds no "." or ".."
+ * segment (they are refused first); empty segments are dropped and each
+ * segment percent-encoded again, so the Location starts with exactly one
+ * '/'. */
 static int redirect_to_dir(corio_req *req, corio_res *res) {
     corio_strv path = corio_req_path(req), query = corio_req_query_string(req);
     char *loc = corio_req_alloc(req, 3 * (path.len + query.len) + 4);
     if (!loc)
         return CORIO_ENOMEM;
     char *p = loc;
-    for (size_t i = 0; i < path.len;) {
-        size_t j = i;
-        while (j < path.len && path.ptr[j] != '/')
-            j++;
-        size_t n = j - i;
-        if (n == 2 && path.ptr[i] == '.' && path.ptr[i + 1] == '.') {
-            while (p > loc && *--p != '/') /* back to the segment's '/' */
-                ;
-        } else if (n && !(n == 1 && path.ptr[i] == '.')) {
+    for (size_t k = 0; k < path.len; k++) {
+        unsigned char c = (unsigned char)path.ptr[k];
+        if (c != '/')
+            p = put_byte(p, c, segment_char(c));
+        else if (p == loc || p[-1] != '/') /* empty segments dropped */
             *p++ = '/';
-            for (size_t k = i; k < j; k++)
-                p = put_byte(p, (unsigned char)path.ptr[k],
-                             segment_char((unsigned char)path.ptr[k]));
-        }
-        i = j + 1;
     }
+    if (p > loc && p[-1] == '/')
+        p--;
     *p++ = '/';
     if (query.len) {
         *p++ = '?';

@@ -294,7 +294,8 @@ typedef struct body_out {
     int fd;
     probe probe;
     uint64_t off, left;
-    uint64_t *sent; /* the response's body byte count (access log) */
+    uint64_t cached_to; /* [off, cached_to) was probed cached: not asked again */
+    uint64_t *sent;     /* the response's body byte count (access log) */
 } body_out;
 
 static void advance(body_out *b, uint64_t n) {
@@ -374,7 +375,10 @@ static int send_file(body_out *b) {
         if (rc)
             break;
         size_t want = b->left < WINDOW ? (size_t)b->left : WINDOW;
-        if (cached(b->fd, &b->probe, b->off, want)) {
+        uint64_t from = b->cached_to > b->off ? b->cached_to : b->off;
+        bool hot = from >= b->off + want || cached(b->fd, &b->probe, from, b->off + want - from);
+        if (hot) {
+            b->cached_to = b->off + want; /* a socket-full retry does not probe again */
             ssize_t n = corio__stream_sendfile(s, b->fd, b->off, want);
             if (n > 0) {
                 advance(b, (uint64_t)n);
