@@ -62,27 +62,33 @@ class Server(harness.Server):
         return wait_until(ok, timeout, "%d worker processes" % n)
 
 
-def runnable_seconds(pid):
-    """How long the process's main thread (where its loop runs) has been
-    runnable: on a CPU or waiting in a run queue for one (/proc/PID/schedstat,
-    the first two fields, in ns).  A loop that spins is runnable all the time
-    whether or not a loaded machine gives it a CPU, while one that sleeps is
-    runnable only while it handles a wake-up: unlike CPU time, this tells the
-    two apart on a busy machine too."""
-    with open("/proc/%d/task/%d/schedstat" % (pid, pid)) as f:
+def sched_sample(pid):
+    """(runnable seconds, voluntary context switches) of the process's main
+    thread, where its loop runs.  Runnable: on a CPU or waiting in a run
+    queue for one (/proc/PID/task/PID/schedstat, first two fields, ns); a
+    loop that spins is runnable all the time, whether or not a loaded machine
+    gives it a CPU.  Voluntary switches: each time it blocked (slept)."""
+    base = "/proc/%d/task/%d/" % (pid, pid)
+    with open(base + "schedstat") as f:
         on_cpu, queued = f.read().split()[:2]
-    return (int(on_cpu) + int(queued)) / 1e9
+    with open(base + "status") as f:
+        vol = next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+    return (int(on_cpu) + int(queued)) / 1e9, vol, time.monotonic()
 
 
 def check_sleeps(pid, window, what):
-    """Asserts that `pid` slept for most of `window` (from runnable_seconds
-    before and a monotonic time: (runnable0, t0)): a spinning loop is runnable
-    for all of it, a sleeping one for a few wake-ups.  Half the window
-    separates the two with room for any load."""
-    runnable0, t0 = window
-    busy = runnable_seconds(pid) - runnable0
-    span = time.monotonic() - t0
-    check(busy < span / 2, "%s was runnable for %.2f s of %.2f s: it spins" % (what, busy, span))
+    """Asserts that `pid` did not spin since `window` (a sched_sample).  A
+    spinning loop is runnable for most of the window and never blocks; a
+    sleeping one blocks at each wait.  Both signs are required, so a
+    sleeper on a loaded machine (long run-queue waits at each of its
+    wake-ups: runnable for long, but blocking each time) is not taken for a
+    spinner, and a starved spinner (little CPU) still is."""
+    runnable0, vol0, t0 = window
+    runnable, vol, t1 = sched_sample(pid)
+    busy, blocked, span = runnable - runnable0, vol - vol0, t1 - t0
+    check(not (busy > span / 2 and blocked < 10),
+          "%s was runnable for %.2f s of %.2f s and blocked %d times: it spins"
+          % (what, busy, span, blocked))
 
 
 def open_fds(pid):
@@ -543,7 +549,7 @@ def case_emfile_no_spin_and_recovery():
             for _ in range(100):
                 held.append(connect(srv.port))
             wait_until(lambda: open_fds(srv.pid) >= 62, 5, "the server to reach its fd limit")
-            window = runnable_seconds(srv.pid), time.monotonic()
+            window = sched_sample(srv.pid)
             for _ in range(10):  # the measuring window, more clients arriving
                 try:
                     held.append(connect(srv.port, timeout=1))
@@ -678,7 +684,7 @@ def case_sigterm_during_restart_backoff_no_spin():
             srv.wait_log(r"killed by signal 9 .*restarting in", 5, mark)
             os.kill(srv.pid, signal.SIGTERM)
             srv.wait_log(r"SIGTERM: stopping", 5, mark)
-            window = runnable_seconds(srv.pid), time.monotonic()
+            window = sched_sample(srv.pid)
             # The drain cannot end while the test holds connections open
             # (the drain timeout is far off): the window is inside the drain.
             wait_until(lambda: time.monotonic() - window[1] >= 1.0, 5, "the measuring window")
