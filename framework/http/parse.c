@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/tchar.h"
 #include "http/http_internal.h"
 
 /* The bytes between two chunks' data: CRLF, size, extensions (at most
@@ -252,11 +253,6 @@ void corio__hconn_parser_init(corio__hconn *c) {
     c->parser.data = c;
 }
 
-static bool is_tchar(unsigned char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 /* The status to answer a head llhttp refused with. */
 int corio__hconn_status_for(corio__hconn *c, llhttp_errno_t err) {
     if (c->reject)
@@ -272,7 +268,7 @@ int corio__hconn_status_for(corio__hconn *c, llhttp_errno_t err) {
         size_t len;
         const char *buf = corio_stream_buffered(c->s, &len);
         size_t i = 0;
-        while (i < len && i < 32 && is_tchar((unsigned char)buf[i]))
+        while (i < len && i < 32 && corio__is_tchar((unsigned char)buf[i]))
             i++;
         return i > 0 && i < len && buf[i] == ' ' ? 501 : 400;
     }
@@ -332,7 +328,7 @@ int corio__hconn_prepare(corio__hconn *c) {
     for (size_t i = 0; i < r->nhdrs; i++) {
         corio__hdr *h = &r->hdrs[i];
         for (uint32_t k = 0; k < h->name.len; k++)
-            if (!is_tchar((unsigned char)head[h->name.off + k]))
+            if (!corio__is_tchar((unsigned char)head[h->name.off + k]))
                 return 400;
         for (uint32_t k = 0; k < h->value.len; k++) {
             unsigned char ch = (unsigned char)head[h->value.off + k];

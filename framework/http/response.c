@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/fmt.h"
+#include "base/tchar.h"
 #include "http/http_internal.h"
 
 #define COPY_BODY_MAX (16 * 1024)
@@ -91,10 +92,6 @@ const char *corio__http_reason(int status) {
     }
 }
 
-static bool is_token_char(unsigned char c) {
-    return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
-}
-
 int corio_res_header(corio_res *res, const char *name, const char *value) {
     if (!res || !name || !value)
         return CORIO_EINVAL;
@@ -104,7 +101,7 @@ int corio_res_header(corio_res *res, const char *name, const char *value) {
     if (nlen == 0)
         return CORIO_EINVAL;
     for (size_t i = 0; i < nlen; i++)
-        if (!is_token_char((unsigned char)name[i]))
+        if (!corio__is_tchar((unsigned char)name[i]))
             return CORIO_EINVAL;
     for (size_t i = 0; i < vlen; i++)
         if (value[i] == '\r' || value[i] == '\n')
