@@ -68,6 +68,8 @@ class Handler(socketserver.BaseRequestHandler):
             self.send(b"200 OK", b"first")
         elif path == "/malformed":
             self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxyz")
+        elif path == "/many-headers":
+            self.send(b"200 OK", b"x", b"".join(b"X-%d: v\r\n" % i for i in range(150)))
         elif path == "/oversize":
             self.send(b"200 OK", b"x", b"X-Big: " + b"a" * 20480 + b"\r\n")
         elif path == "/slow":

@@ -21,7 +21,6 @@ struct corio_http_response {
 /* One response being parsed from a connection. */
 typedef struct corio__client_parse {
     llhttp_t parser;
-    llhttp_settings_t settings;
     corio_http_response *resp;
     size_t max_header_bytes, max_headers, max_body;
     size_t head_bytes; /* status line + header bytes seen so far */
@@ -35,11 +34,11 @@ typedef struct corio__client_parse {
 int corio__client_parse_init(corio__client_parse *p, const corio_http_client_opts *o,
                              bool head_request);
 /* Feeds n bytes.  Returns 0 (more wanted, or done: see p->done and *used,
- * the bytes consumed), CORIO_ERANGE (a limit), CORIO_HTTP_EBADRESPONSE. */
+ * the bytes consumed), CORIO_ERANGE (a limit), CORIO_EBADMSG. */
 int corio__client_parse_feed(corio__client_parse *p, const char *data, size_t n, size_t *used);
 /* The peer's input ended: completes a body delimited by the close.  Returns
  * 0 (p->done then tells whether the response is complete), or
- * CORIO_HTTP_EBADRESPONSE. */
+ * CORIO_EBADMSG. */
 int corio__client_parse_eof(corio__client_parse *p);
 /* Takes the parsed response (indexes its fields).  Returns NULL on ENOMEM. */
 corio_http_response *corio__client_parse_take(corio__client_parse *p);

@@ -16,11 +16,12 @@
  * once: simple and fair, at the price of a reconnect under contention.
  */
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "base/fmt.h"
+#include "base/tchar.h"
 #include "client_internal.h"
 #include "corio/scope.h"
 #include "corio/stream.h"
@@ -174,7 +175,9 @@ static int checkout(request *q, bool fresh, corio_stream **out, bool *reused) {
 static void checkin(request *q, corio_stream *s, bool reusable) {
     origin *o = q->org;
     pconn *pc = NULL;
-    if (reusable && !q->c->closed && o->waiting == 0 && !corio__stream_input_pending(s))
+    /* Buffered bytes past the response: junk.  Bytes still in the kernel
+     * are the checkout's to find (its peek), not a second recv here. */
+    if (reusable && !q->c->closed && o->waiting == 0 && !corio__stream_has_input(s))
         pc = malloc(sizeof *pc);
     if (!pc) {
         conn_close(o, s);
@@ -196,7 +199,7 @@ static int read_response(request *q, corio_stream *s, corio__client_parse *p, bo
         if (n == CORIO_EOF) {
             int rc = corio__client_parse_eof(p);
             if (rc == 0 && !p->done)
-                rc = *got_any ? CORIO_HTTP_EBADRESPONSE : CORIO_EOF;
+                rc = *got_any ? CORIO_EBADMSG : CORIO_EOF;
             if (rc == 0)
                 p->keep_alive = false;
             return rc;
@@ -312,6 +315,9 @@ static int parse_url(const char *s, url *u) {
     size_t hl = (size_t)(he - h);
     if (hl == 0 || hl >= sizeof u->host || memchr(h, '@', (size_t)(end - h)))
         return CORIO_EINVAL;
+    for (size_t i = 0; i < hl; i++) /* goes into Host: no CR/LF, space, control */
+        if ((unsigned char)h[i] <= ' ' || h[i] == 0x7f)
+            return CORIO_EINVAL;
     memcpy(u->host, h, hl);
     u->host[hl] = '\0';
     u->port = 80;
@@ -336,12 +342,13 @@ static int parse_url(const char *s, url *u) {
     return 0;
 }
 
-/* A token or value without CR, LF or NUL (a header injection otherwise). */
+/* A token (method, field name), or a value without CR or LF (a header
+ * injection otherwise; NUL cannot occur inside a C string). */
 static bool clean(const char *s, bool token) {
     if (token && !*s)
         return false;
     for (; *s; s++)
-        if (*s == '\r' || *s == '\n' || (token && (*s == ' ' || *s == ':')))
+        if (token ? !corio__is_tchar((unsigned char)*s) : (*s == '\r' || *s == '\n'))
             return false;
     return true;
 }
@@ -382,7 +389,8 @@ static int build_wire(request *q, const char *method, const url *u, const corio_
     rc = rc ? rc : APPEND_STR(" HTTP/1.1\r\n");
     if (rc == 0 && !has_header(h, nh, "Host")) {
         bool v6 = strchr(u->host, ':') != NULL;
-        snprintf(num, sizeof num, ":%u", (unsigned)u->port);
+        num[0] = ':';
+        num[1 + corio__fmt_u64(num + 1, u->port)] = '\0';
         rc = APPEND_STR("Host: ");
         rc = rc ? rc : APPEND_STR(v6 ? "[" : "");
         rc = rc ? rc : APPEND_STR(u->host);
@@ -399,8 +407,10 @@ static int build_wire(request *q, const char *method, const url *u, const corio_
     bool wants_length =
         len || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
     if (rc == 0 && wants_length && !has_header(h, nh, "Content-Length")) {
-        snprintf(num, sizeof num, "Content-Length: %zu\r\n", len);
-        rc = APPEND_STR(num);
+        num[corio__fmt_u64(num, len)] = '\0';
+        rc = APPEND_STR("Content-Length: ");
+        rc = rc ? rc : APPEND_STR(num);
+        rc = rc ? rc : APPEND_STR("\r\n");
     }
     rc = rc ? rc : APPEND_STR("\r\n");
     rc = rc || !len ? rc : append(&q->wire, &q->wire_len, &cap, body, len);

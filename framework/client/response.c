@@ -61,11 +61,8 @@ static int on_field_end(llhttp_t *h) {
     corio_http_response *r = p->resp;
     if (head_bytes(p, 4)) /* ": " and CRLF, roughly */
         return HPE_USER;
-    r->hlen++; /* keep the NUL grow_append wrote (always one there) */
-    if (r->hlen + 1 > r->hcap && grow_append(&r->hbuf, &r->hlen, &r->hcap, "", 0))
-        return stop(p, CORIO_ENOMEM);
-    r->hbuf[r->hlen] = '\0';
-    return 0;
+    /* "" is one NUL byte: append it as the separator. */
+    return grow_append(&r->hbuf, &r->hlen, &r->hcap, "", 1) ? stop(p, CORIO_ENOMEM) : 0;
 }
 
 static int on_value_end(llhttp_t *h) {
@@ -83,6 +80,20 @@ static int on_name_end(llhttp_t *h) {
 static int on_headers_complete(llhttp_t *h) {
     corio__client_parse *p = of(h);
     p->resp->status = h->status_code;
+    corio_http_response *r = p->resp;
+    /* A known length: refuse it now, or take the body in one allocation. */
+    if (!p->head_request && (h->flags & F_CONTENT_LENGTH) && h->status_code >= 200 &&
+        h->status_code != 204 && h->status_code != 304) {
+        if (h->content_length > p->max_body)
+            return stop(p, CORIO_ERANGE);
+        if (h->content_length && r->bcap < h->content_length + 1) {
+            char *b = realloc(r->body, h->content_length + 1);
+            if (!b)
+                return stop(p, CORIO_ENOMEM);
+            r->body = b;
+            r->bcap = h->content_length + 1;
+        }
+    }
     /* A response to HEAD has no body whatever its Content-Length says
      * (1: tell llhttp so). */
     return p->head_request && h->status_code >= 200 ? 1 : 0;
@@ -109,6 +120,17 @@ static int on_message_complete(llhttp_t *h) {
     return HPE_PAUSED;
 }
 
+static const llhttp_settings_t settings = {
+    .on_status = on_status,
+    .on_header_field = on_field_bytes,
+    .on_header_value = on_field_bytes,
+    .on_header_field_complete = on_name_end,
+    .on_header_value_complete = on_value_end,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 int corio__client_parse_init(corio__client_parse *p, const corio_http_client_opts *o,
                              bool head_request) {
     memset(p, 0, sizeof *p);
@@ -119,16 +141,7 @@ int corio__client_parse_init(corio__client_parse *p, const corio_http_client_opt
     p->max_headers = o->max_headers;
     p->max_body = o->max_body;
     p->head_request = head_request;
-    llhttp_settings_init(&p->settings);
-    p->settings.on_status = on_status;
-    p->settings.on_header_field = on_field_bytes;
-    p->settings.on_header_value = on_field_bytes;
-    p->settings.on_header_field_complete = on_name_end;
-    p->settings.on_header_value_complete = on_value_end;
-    p->settings.on_headers_complete = on_headers_complete;
-    p->settings.on_body = on_body;
-    p->settings.on_message_complete = on_message_complete;
-    llhttp_init(&p->parser, HTTP_RESPONSE, &p->settings);
+    llhttp_init(&p->parser, HTTP_RESPONSE, &settings);
     p->parser.data = p;
     return 0;
 }
@@ -142,9 +155,10 @@ int corio__client_parse_feed(corio__client_parse *p, const char *data, size_t n,
         *used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
         return 0;
     }
-    if (e == HPE_USER && p->error)
+    if (p->error) /* a callback's stop(): HPE_USER from a data callback, but
+                   * HPE_CB_* from a notification one (value_complete...) */
         return p->error;
-    return CORIO_HTTP_EBADRESPONSE;
+    return CORIO_EBADMSG;
 }
 
 int corio__client_parse_eof(corio__client_parse *p) {
@@ -153,7 +167,7 @@ int corio__client_parse_eof(corio__client_parse *p) {
     llhttp_errno_t e = llhttp_finish(&p->parser);
     if (e == HPE_OK || (e == HPE_PAUSED && p->done))
         return 0;
-    return CORIO_HTTP_EBADRESPONSE;
+    return CORIO_EBADMSG;
 }
 
 corio_http_response *corio__client_parse_take(corio__client_parse *p) {

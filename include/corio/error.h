@@ -27,6 +27,7 @@ extern "C" {
     X(EMFILE, -EMFILE, "too many open files")                                                      \
     X(EPIPE, -EPIPE, "broken pipe")                                                                \
     X(ERANGE, -ERANGE, "result out of range")                                                      \
+    X(EBADMSG, -EBADMSG, "malformed message from the peer")                                        \
     X(EALREADY, -EALREADY, "operation already done")                                               \
     X(ECANCELED, -ECANCELED, "operation canceled")                                                 \
     X(ETIMEDOUT, -ETIMEDOUT, "deadline expired")                                                   \

@@ -38,17 +38,11 @@
 #include "error.h"
 #include "future.h"
 #include "task.h"
-#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* A response the client could not parse (llhttp strict mode refused it, or
- * the connection ended inside it).  corio_strerror() names it ("Bad
- * message"). */
-#define CORIO_HTTP_EBADRESPONSE (-EBADMSG)
 
 typedef struct corio_http_client corio_http_client;
 typedef struct corio_http_response corio_http_response;
@@ -98,7 +92,8 @@ void corio_http_client_free(corio_http_client *c);
  *     resolved future whose response nobody takes leaks it);
  *   or an error and no value: a connect error (CORIO_ECONNREFUSED,
  *     CORIO_ENOTFOUND...), CORIO_ETIMEDOUT (a client timeout above),
- *     CORIO_HTTP_EBADRESPONSE, CORIO_ERANGE (header section, header count
+ *     CORIO_EBADMSG (a response llhttp in strict mode refused, or the
+ *     connection ended inside it), CORIO_ERANGE (header section, header count
  *     or body over its limit), CORIO_EOF / CORIO_ECONNRESET (the connection
  *     ended before a complete response), CORIO_ECANCELED,
  *     CORIO_ENOMEM.
