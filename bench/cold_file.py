@@ -30,9 +30,7 @@ often missing in containers, a loop device and the blkio throttle are not):
     bench/cold_file.py --static ... --dir /tmp/slow --size-mib 256 --server-cgroup /sys/fs/cgroup/blkio/slow
 """
 import argparse
-import ctypes
 import json
-import mmap
 import os
 import re
 import shutil
@@ -51,43 +49,9 @@ LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 # ---- the page cache -----------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-
-
-def resident_bytes(path):
-    """Bytes of path in the page cache (mincore on a mapping of it)."""
-    size = os.path.getsize(path)
-    if size == 0:
-        return 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap")
-        try:
-            page = mmap.PAGESIZE
-            vec = ctypes.create_string_buffer((size + page - 1) // page)
-            if _libc.mincore(addr, size, vec) != 0:
-                raise OSError(ctypes.get_errno(), "mincore")
-            return sum(b & 1 for b in vec.raw) * page
-        finally:
-            _libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-
-
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+# tests/pagecache.py, shared with tests/test_http_file_cold.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from pagecache import evict, resident_bytes  # noqa: E402
 
 
 def warm(path):

@@ -20,9 +20,7 @@ TLS one (pread + stream writes; skipped without openssl).  Every wait has a
 deadline.  Python standard library only; Linux.
 """
 import argparse
-import ctypes
 import hashlib
-import mmap
 import os
 import shlex
 import shutil
@@ -34,6 +32,7 @@ import threading
 import time
 
 import harness
+import pagecache
 from harness import (HOST, MIB, check, kill_all, make_cert, pick, run_case, server_died,
                      stop_cleanly, summary)
 
@@ -43,47 +42,12 @@ SMALL = 10 * 1024
 ARGS = None
 CLIENT_TLS = None  # an ssl.SSLContext while the TLS server is under test
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-
-
-def resident(path):
-    """Bytes of path in the page cache (mincore on a mapping of it)."""
-    size = os.path.getsize(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        check(addr not in (None, ctypes.c_void_p(-1).value), "mmap failed")
-        try:
-            vec = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
-            check(_libc.mincore(addr, size, vec) == 0, "mincore failed")
-            return sum(b & 1 for b in vec.raw) * mmap.PAGESIZE
-        finally:
-            _libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-
-
 def evict(path):
-    """Drops path's pages from the page cache (retrying a little: pages a
-    server's read still has in flight cannot go); says SKIP if some stay."""
-    for _ in range(50):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-        left = resident(path)
-        if not left:
-            return
-        time.sleep(0.02)
-    print("    SKIP coldness: %d of %d bytes of %s stay cached; bytes still checked"
-          % (left, os.path.getsize(path), os.path.basename(path)), flush=True)
+    """Drops path's pages from the page cache; says SKIP if some stay."""
+    left = pagecache.evict(path, tries=50)
+    if left:
+        print("    SKIP coldness: %d of %d bytes of %s stay cached; bytes still checked"
+              % (left, os.path.getsize(path), os.path.basename(path)), flush=True)
 
 
 class Tree:
