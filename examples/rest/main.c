@@ -132,8 +132,9 @@ static int access_log(corio_req *req, corio_res *res, corio_next *next, void *ar
     char status[8] = "-"; /* answered by the server: 404, 405, a failed handler's 500 */
     if (rec.status)
         snprintf(status, sizeof status, "%d", rec.status);
-    /* The decoded path is the client's: "%0a" in it would end the line and
-     * forge another, "%1b[" would reach a terminal.  Escaped, and cut. */
+    /* The decoded path is the client's.  corio_log already writes control
+     * bytes as \xNN (no forged line, no terminal escape); corio_log_escape
+     * also escapes quotes, backslashes and non-ASCII bytes, and cuts it. */
     corio_strv m = corio_req_method(req), path = corio_req_path(req);
     char safe[512];
     corio_log_escape(safe, sizeof safe, path.ptr, path.len);

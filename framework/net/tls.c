@@ -212,12 +212,17 @@ void corio__tls_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         corio__stream_input_arrived(s);
 }
 
+/* The peer's address for a log line, or who it is when it has none. */
+static void peer_label(corio_stream *s, char *buf, size_t len) {
+    if (corio_stream_peer_name(s, buf, len) != 0)
+        snprintf(buf, len, "%s", s->tls->server ? "a client" : "the server");
+}
+
 /* Logs a failure the peer caused: "tls: <what> <peer>: <OpenSSL's error
  * queue>", emptying the queue (see the top of this file). */
 static void report_peer(corio_stream *s, const char *what) {
     char peer[80], why[320];
-    if (corio_stream_peer_name(s, peer, sizeof peer) != 0)
-        snprintf(peer, sizeof peer, "%s", s->tls->server ? "a client" : "the server");
+    peer_label(s, peer, sizeof peer);
     corio__tls_errors(why, sizeof why);
     corio_log_peer(CORIO_LOG_WARN, "tls: %s %s: %s", what, peer, why);
 }
@@ -464,8 +469,7 @@ static int handshake_step(corio_stream *s, corio_task *t) {
 static void report_handshake(corio_stream *s, const char *name, int rc) {
     struct corio__tls *x = s->tls;
     char peer[80], why[400];
-    if (corio_stream_peer_name(s, peer, sizeof peer) != 0)
-        snprintf(peer, sizeof peer, "%s", x->server ? "a client" : "the server");
+    peer_label(s, peer, sizeof peer);
     if (rc == CORIO_ETLS_VERIFY) {
         snprintf(why, sizeof why, "certificate verify failed: %s",
                  X509_verify_cert_error_string(SSL_get_verify_result(x->ssl)));
