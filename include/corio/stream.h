@@ -1,5 +1,6 @@
 /* corio/stream.h — awaitable byte streams over TCP and Unix sockets
- * (asyncio's StreamReader/StreamWriter), and the TCP client.
+ * (asyncio's StreamReader/StreamWriter), and the TCP client (in one step,
+ * or as a lookup and a connect, for a caller that caches DNS answers).
  *
  * Reading.  A stream owns a read buffer that exists only while it holds
  * bytes: an idle connection waiting for input holds none (it is allocated
@@ -28,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "error.h"
@@ -140,14 +142,45 @@ void **corio_stream_data(corio_stream *s);
 /* Bytes queued for writing and not yet handed to the kernel. */
 size_t corio_stream_write_queued(const corio_stream *s);
 
-/* Await: connects to host:port over TCP (host may be a name: resolved with
- * libuv's async getaddrinfo; each address is tried in order).  timeout_ms
- * bounds the whole connect (0: no bound beyond the task's deadlines).  *out is
- * a new stream to close with corio_stream_close().  Returns 0,
- * CORIO_ENOTFOUND (or another libuv UV_EAI_* code) when the name does not
- * resolve, the socket error of the last address tried (CORIO_ECONNREFUSED,
- * CORIO_EHOSTUNREACH...),
- * CORIO_ETIMEDOUT, CORIO_ECANCELED, CORIO_EINVAL, CORIO_ENOMEM. */
+/* One socket address (IPv4 or IPv6, port included): sa holds len bytes of
+ * a struct sockaddr_in or sockaddr_in6.  A plain value, to copy and keep;
+ * corio_resolve zeroes the bytes past len, so its answers compare with
+ * memcmp. */
+typedef struct corio_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+} corio_addr;
+
+/* Await: resolves host (a name, or an IPv4 or IPv6 literal) for TCP to
+ * port, with libuv's async getaddrinfo (AF_UNSPEC, SOCK_STREAM,
+ * AI_ADDRCONFIG), into out[0..cap): the distinct addresses in getaddrinfo's
+ * order, the first cap of them.  out is borrowed for the call; *n is set
+ * (0 on any failure).  The lookup outlives a waiter that gives up (its
+ * answer is then dropped).  Returns 0 with *n >= 1, CORIO_ENOTFOUND (or
+ * another libuv UV_EAI_* code) when the name does not resolve,
+ * CORIO_ETIMEDOUT (a deadline of the task's), CORIO_ECANCELED, CORIO_EINVAL
+ * (a NULL pointer, cap 0), CORIO_ENOMEM. */
+int corio_resolve(const char *host, uint16_t port, corio_addr *out, size_t cap, size_t *n);
+
+/* Await: connects over TCP (no Nagle delay) to addrs[0], then each next
+ * address while the previous one fails, until one connects.  addrs is
+ * borrowed for the call.  timeout_ms bounds the whole (0: no bound beyond
+ * the task's deadlines); a timeout ends the call, it does not move on to the
+ * next address.  *out is a new stream to close with corio_stream_close()
+ * (NULL on failure).  Returns 0, the socket error of the last address tried
+ * (CORIO_ECONNREFUSED, CORIO_EHOSTUNREACH...), CORIO_ETIMEDOUT,
+ * CORIO_ECANCELED, CORIO_EINVAL (a NULL pointer, n 0, an address that is not
+ * a whole IPv4 or IPv6 one: checked before any is tried), CORIO_ENOMEM. */
+int corio_connect_addrs(corio_stream **out, const corio_addr *addrs, size_t n, uint64_t timeout_ms);
+
+/* Await: connects to host:port over TCP: corio_resolve (every distinct
+ * address), then corio_connect_addrs.  timeout_ms bounds the whole, lookup
+ * included (0: no bound beyond the task's deadlines).  *out is a new stream
+ * to close with corio_stream_close().  Returns 0, CORIO_ENOTFOUND (or
+ * another libuv UV_EAI_* code) when the name does not resolve, the socket
+ * error of the last address tried (CORIO_ECONNREFUSED,
+ * CORIO_EHOSTUNREACH...), CORIO_ETIMEDOUT, CORIO_ECANCELED, CORIO_EINVAL,
+ * CORIO_ENOMEM. */
 int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t timeout_ms);
 
 /* Await: connects to a Unix domain socket at `path`. */
