@@ -79,8 +79,10 @@ static int call(corio_http_client *c, const char *method, const char *url, const
     if (rc)
         return rc;
     rc = corio_await(f);
-    if (rc == 0)
+    if (rc == 0) {
         *out = corio_future_value(f);
+        corio_future_set_value_free(f, NULL); /* taken: the caller frees it */
+    }
     corio_future_release(f);
     return rc;
 }
@@ -367,10 +369,9 @@ static int gather_main(void *arg) {
             assert_corio(corio_future_result(fs[i]), CORIO_EBADMSG);
         } else {
             assert_corio(corio_future_result(fs[i]), 0);
-            corio_http_response *r = corio_future_value(fs[i]);
+            const corio_http_response *r = corio_future_value(fs[i]);
             assert_int_equal(corio_http_response_status(r), 200);
             assert_string_equal(corio_http_response_body(r, NULL), "from corio");
-            corio_http_response_free(r);
         }
         corio_future_release(fs[i]);
     }
@@ -392,9 +393,13 @@ static int refused_main(void *arg) {
     corio_http_client *c;
     corio_future *f = NULL;
     assert_corio(corio_http_client_new(&c, NULL), 0);
-    assert_corio(corio_http_request(c, &f, "GET", "https://example.com/", NULL, 0, NULL, 0),
+    assert_corio(corio_http_request(c, &f, "GET", "ftp://example.com/", NULL, 0, NULL, 0),
                  CORIO_ENOTSUP);
     assert_corio(corio_http_request(c, &f, "GET", "unix:/tmp/s", NULL, 0, NULL, 0), CORIO_ENOTSUP);
+    assert_corio(corio_http_request(c, &f, "GET", "http+unix:///x", NULL, 0, NULL, 0),
+                 CORIO_EINVAL);
+    corio_http_header owned = {"Transfer-Encoding", "chunked"};
+    assert_corio(corio_http_request(c, &f, "GET", "http://h/", &owned, 1, NULL, 0), CORIO_EINVAL);
     assert_corio(corio_http_request(c, &f, "GET", "127.0.0.1/x", NULL, 0, NULL, 0), CORIO_EINVAL);
     assert_corio(corio_http_request(c, &f, "GET", "http://h:99999/", NULL, 0, NULL, 0),
                  CORIO_EINVAL);
@@ -415,7 +420,7 @@ static int refused_main(void *arg) {
     return 0;
 }
 
-static void test_client_refuses_https_unix_and_bad_urls(void **state) {
+static void test_client_refuses_bad_schemes_urls_and_fields(void **state) {
     (void)state;
     corio_test_run(refused_main, NULL);
 }
@@ -430,7 +435,7 @@ int main(void) {
         cmocka_unit_test(test_client_cancelling_awaiting_task_cancels_request_and_closes_conn),
         cmocka_unit_test(test_client_stale_pooled_conn_retried_for_get_not_for_post),
         cmocka_unit_test(test_client_gather_of_five_with_one_failing_against_corio_server),
-        cmocka_unit_test(test_client_refuses_https_unix_and_bad_urls),
+        cmocka_unit_test(test_client_refuses_bad_schemes_urls_and_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,4 +21,18 @@ static inline size_t corio__fmt_u64(char *out, uint64_t v) {
     return n;
 }
 
+/* Writes v in lower-case hexadecimal at out (room for 16 digits needed;
+ * no NUL) and returns the number of digits written (a chunk-size line). */
+static inline size_t corio__fmt_hex(char *out, uint64_t v) {
+    char digits[16];
+    size_t n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
 #endif

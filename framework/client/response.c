@@ -1,8 +1,13 @@
 /* The HTTP client's responses: parsed by llhttp (HTTP_RESPONSE, strict mode)
- * into a response object that owns copies of its header fields and its body,
- * under the client's limits (header section bytes, field count, body size).
- * Header bytes are copied because a response outlives the read buffer it
- * came from; a field split across reads is appended to in place. */
+ * into a response object that owns copies of its header fields, under the
+ * client's limits (header section bytes, field count).  Header bytes are
+ * copied because a response outlives the read buffer it came from; a field
+ * split across reads is appended to in place.
+ *
+ * The parser pauses at every event its reader acts on: the end of the final
+ * head, each piece of body (handed out in place, as a span of the bytes fed:
+ * no copy), the end of the message.  The reader resumes it with the next
+ * feed, which may be of zero bytes (llhttp takes its remaining steps). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +57,8 @@ static int on_field_bytes(llhttp_t *h, const char *at, size_t n) {
     corio_http_response *r = p->resp;
     if (head_bytes(p, n))
         return HPE_USER;
+    if (p->head_done) /* trailers: counted, not kept (the fields are indexed) */
+        return 0;
     return grow_append(&r->hbuf, &r->hlen, &r->hcap, at, n) ? stop(p, CORIO_ENOMEM) : 0;
 }
 
@@ -61,13 +68,15 @@ static int on_field_end(llhttp_t *h) {
     corio_http_response *r = p->resp;
     if (head_bytes(p, 4)) /* ": " and CRLF, roughly */
         return HPE_USER;
+    if (p->head_done)
+        return 0;
     /* "" is one NUL byte: append it as the separator. */
     return grow_append(&r->hbuf, &r->hlen, &r->hcap, "", 1) ? stop(p, CORIO_ENOMEM) : 0;
 }
 
 static int on_value_end(llhttp_t *h) {
     corio__client_parse *p = of(h);
-    if (++p->resp->nfields > p->max_headers)
+    if (!p->head_done && ++p->resp->nfields > p->max_headers)
         return stop(p, CORIO_ERANGE);
     return on_field_end(h);
 }
@@ -77,41 +86,56 @@ static int on_name_end(llhttp_t *h) {
     return on_field_end(h);
 }
 
+/* Points fields[] into hbuf: once the head is complete (hbuf no longer
+ * grows). */
+static int index_fields(corio_http_response *r) {
+    if (!r->nfields)
+        return 0;
+    r->fields = malloc(2 * r->nfields * sizeof *r->fields);
+    if (!r->fields)
+        return CORIO_ENOMEM;
+    const char *at = r->hbuf;
+    for (size_t i = 0; i < 2 * r->nfields; i++) {
+        r->fields[i] = at;
+        at += strlen(at) + 1;
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *h) {
     corio__client_parse *p = of(h);
-    p->resp->status = h->status_code;
     corio_http_response *r = p->resp;
-    /* A known length: refuse it now, or take the body in one allocation. */
-    if (!p->head_request && (h->flags & F_CONTENT_LENGTH) && h->status_code >= 200 &&
-        h->status_code != 204 && h->status_code != 304) {
-        if (h->content_length > p->max_body)
-            return stop(p, CORIO_ERANGE);
-        if (h->content_length && r->bcap < h->content_length + 1) {
-            char *b = realloc(r->body, h->content_length + 1);
-            if (!b)
-                return stop(p, CORIO_ENOMEM);
-            r->body = b;
-            r->bcap = h->content_length + 1;
-        }
-    }
-    /* A response to HEAD has no body whatever its Content-Length says
-     * (1: tell llhttp so). */
-    return p->head_request && h->status_code >= 200 ? 1 : 0;
+    r->status = h->status_code;
+    if (h->status_code >= 100 && h->status_code < 200 && h->status_code != 101)
+        return 0; /* informational: on_message_complete forgets it */
+    if (index_fields(r))
+        return stop(p, CORIO_ENOMEM);
+    p->head_done = true;
+    p->head_bytes = 0; /* from now on: trailer bytes */
+    r->has_length = (h->flags & F_CONTENT_LENGTH) && !p->head_request &&
+                    h->status_code != 204 && h->status_code != 304;
+    r->length = r->has_length ? h->content_length : 0;
+    /* A response to HEAD has no body whatever its Content-Length says (1:
+     * tell llhttp so); the message completes at once and pauses there. */
+    if (p->head_request)
+        return 1;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *h, const char *at, size_t n) {
     corio__client_parse *p = of(h);
-    corio_http_response *r = p->resp;
-    if (r->blen + n > p->max_body)
-        return stop(p, CORIO_ERANGE);
-    return grow_append(&r->body, &r->blen, &r->bcap, at, n) ? stop(p, CORIO_ENOMEM) : 0;
+    if (n == 0) /* llhttp flushes an open body span at the end of each feed */
+        return 0;
+    p->span = at;
+    p->span_len = n;
+    return HPE_PAUSED;
 }
 
 static int on_message_complete(llhttp_t *h) {
     corio__client_parse *p = of(h);
     corio_http_response *r = p->resp;
-    if (h->status_code >= 100 && h->status_code < 200 && h->status_code != 101) {
-        r->hlen = r->nfields = r->blen = 0; /* informational: the final one follows */
+    if (!p->head_done) { /* informational: the final one follows */
+        r->hlen = r->nfields = 0;
         p->head_bytes = 0;
         return 0;
     }
@@ -139,20 +163,36 @@ int corio__client_parse_init(corio__client_parse *p, const corio_http_client_opt
         return CORIO_ENOMEM;
     p->max_header_bytes = o->max_header_bytes;
     p->max_headers = o->max_headers;
-    p->max_body = o->max_body;
     p->head_request = head_request;
     llhttp_init(&p->parser, HTTP_RESPONSE, &settings);
     p->parser.data = p;
     return 0;
 }
 
-int corio__client_parse_feed(corio__client_parse *p, const char *data, size_t n, size_t *used) {
+int corio__client_parse_feed(corio__client_parse *p, const char *data, size_t n, size_t *used,
+                             int *ev) {
+    if (p->paused) {
+        llhttp_resume(&p->parser);
+        p->paused = false;
+    }
+    bool had_head = p->head_done;
+    p->span = NULL;
+    if (!data) /* llhttp keeps an open span's start as the data pointer: NULL would close it */
+        data = "";
     llhttp_errno_t e = llhttp_execute(&p->parser, data, n);
     *used = n;
+    *ev = CORIO__PARSE_MORE;
     if (e == HPE_OK)
         return 0;
-    if (e == HPE_PAUSED && p->done) {
+    if (e == HPE_PAUSED) {
+        p->paused = true;
         *used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
+        if (!had_head) /* a HEAD's response may be done too: p->done says */
+            *ev = CORIO__PARSE_HEAD;
+        else if (p->span)
+            *ev = CORIO__PARSE_BODY;
+        else
+            *ev = CORIO__PARSE_DONE;
         return 0;
     }
     if (p->error) /* a callback's stop(): HPE_USER from a data callback, but
@@ -172,20 +212,19 @@ int corio__client_parse_eof(corio__client_parse *p) {
 
 corio_http_response *corio__client_parse_take(corio__client_parse *p) {
     corio_http_response *r = p->resp;
-    if (r->nfields) {
-        r->fields = malloc(2 * r->nfields * sizeof *r->fields);
-        if (!r->fields)
-            return NULL;
-        const char *at = r->hbuf;
-        for (size_t i = 0; i < 2 * r->nfields; i++) {
-            r->fields[i] = at;
-            at += strlen(at) + 1;
-        }
-    }
-    if (!r->body && grow_append(&r->body, &r->blen, &r->bcap, "", 0))
-        return NULL;
     p->resp = NULL;
     return r;
+}
+
+int corio__response_append(corio_http_response *r, const char *data, size_t n, size_t max) {
+    if (r->blen + n > max)
+        return CORIO_ERANGE;
+    if (!r->body && r->has_length && r->length <= max) { /* one allocation */
+        if (!(r->body = malloc(r->length + 1)))
+            return CORIO_ENOMEM;
+        r->bcap = r->length + 1;
+    }
+    return grow_append(&r->body, &r->blen, &r->bcap, data, n);
 }
 
 void corio__client_parse_release(corio__client_parse *p) {
@@ -224,7 +263,13 @@ int corio_http_response_header_at(const corio_http_response *r, size_t i, const 
 const char *corio_http_response_body(const corio_http_response *r, size_t *len) {
     if (len)
         *len = r->blen;
-    return r->body;
+    return r->body ? r->body : "";
+}
+
+bool corio_http_response_length(const corio_http_response *r, uint64_t *len) {
+    if (r->has_length && len)
+        *len = r->length;
+    return r->has_length;
 }
 
 void corio_http_response_free(corio_http_response *r) {

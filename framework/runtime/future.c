@@ -12,6 +12,7 @@ void corio__future_init(corio_future *f, corio_loop *L, bool is_task) {
     f->callbacks = NULL;
     corio__list_init(&f->soon_link);
     f->value = NULL;
+    f->value_free = NULL;
     f->cancel_hook = NULL;
     f->cancel_data = NULL;
     f->ts_next = NULL;
@@ -62,6 +63,8 @@ void corio_future_release(corio_future *f) {
     /* Last reference.  Nobody awaits (an awaiting task holds a reference)
      * and no callback is due (a due callback holds one too). */
     free_callbacks(f);
+    if (f->value_free && f->done && f->value)
+        f->value_free(f->value);
     free(f); /* a task's future is its first member: this frees the task */
 }
 
@@ -100,6 +103,13 @@ int corio_future_complete(corio_future *f, int result, void *value) {
         return CORIO_EINVAL;
     }
     return corio__future_finish(f, result, value);
+}
+
+int corio_future_set_value_free(corio_future *f, void (*fn)(void *value)) {
+    if (!f || f->is_task)
+        return CORIO_EINVAL;
+    f->value_free = fn;
+    return 0;
 }
 
 int corio_future_resolve(corio_future *f, void *value) {

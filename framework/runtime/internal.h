@@ -89,6 +89,7 @@ struct corio_future {
     corio__done_cb_node *callbacks;
     corio__link soon_link; /* in loop->soon while callbacks are due */
     void *value;
+    void (*value_free)(void *value); /* corio_future_set_value_free */
     void (*cancel_hook)(corio_future *f, void *data);
     void *cancel_data;
     struct corio_future *ts_next; /* thread-safe completion queue */

@@ -57,6 +57,15 @@ int corio_future_cancel(corio_future *f);
  * stopped.  One hook per future; a second call replaces the first. */
 void corio_future_on_cancel(corio_future *f, void (*hook)(corio_future *f, void *data), void *data);
 
+/* Makes f own its value: when f's last reference is released, fn(value) is
+ * called if f completed with a value that is not NULL (asyncio: the result
+ * lives as long as the future).  Whoever reads the value with
+ * corio_future_value borrows it until they release f.  A second call
+ * replaces the first; NULL: f owns nothing (the default) — which is also
+ * how a caller takes an owned value out of f, to free it itself later.
+ * Loop thread only; not for tasks (CORIO_EINVAL).  Returns 0. */
+int corio_future_set_value_free(corio_future *f, void (*fn)(void *value));
+
 /* Thread-safe completion, from any thread (a thread-pool worker, a foreign
  * library's thread), at any time, also after f's loop has ended.  The caller
  * must hold a reference to f for the duration of the call (retained on the
