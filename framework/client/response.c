@@ -112,8 +112,9 @@ static int on_headers_complete(llhttp_t *h) {
         return stop(p, CORIO_ENOMEM);
     p->head_done = true;
     p->head_bytes = 0; /* from now on: trailer bytes */
-    r->has_length = (h->flags & F_CONTENT_LENGTH) && !p->head_request &&
-                    h->status_code != 204 && h->status_code != 304;
+    /* To HEAD: the length the body would have (a proxy passes it on). */
+    r->has_length = (h->flags & F_CONTENT_LENGTH) && h->status_code != 204 &&
+                    h->status_code != 304;
     r->length = r->has_length ? h->content_length : 0;
     /* A response to HEAD has no body whatever its Content-Length says (1:
      * tell llhttp so); the message completes at once and pauses there. */

@@ -274,7 +274,8 @@ int corio_http_response_header_at(const corio_http_response *r, size_t i, const 
 /* The buffered body (borrowed, NUL-terminated for convenience; *len excludes
  * the NUL); empty for an exchange's head.  len may be NULL. */
 const char *corio_http_response_body(const corio_http_response *r, size_t *len);
-/* Whether the body's length is known (Content-Length) and, if so, *len. */
+/* Whether the body's length is known (Content-Length) and, if so, *len.
+ * For a response to HEAD: the length a GET's body would have. */
 bool corio_http_response_length(const corio_http_response *r, uint64_t *len);
 /* Frees a response a future no longer owns; accepts NULL.  (A future's
  * response is freed with the future: do not free that one.) */
