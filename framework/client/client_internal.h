@@ -146,6 +146,8 @@ struct corio_http_client {
     size_t open;             /* connections open, in use or idle */
     corio_tls_ctx *tls;      /* made at the first https:// request, or the caller's */
     char *tls_ca_file;
+    corio_task *keeper;      /* closes idle connections as they expire, and at loop end */
+    corio_event pooled;      /* set when a connection is pooled */
 };
 
 void corio__client_ref(corio_http_client *c);

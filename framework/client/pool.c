@@ -13,6 +13,13 @@
  *
  * Each origin caches its resolved addresses for dns_ttl_ms; a connect that
  * fails forgets them.
+ *
+ * A keeper task (one per client, started when the first connection is
+ * pooled) closes idle connections once they pass idle_timeout_ms, so an
+ * idle pool does not hold sockets the server has long given up on; and it
+ * closes them all when the loop shuts down (it is cancelled then, like
+ * every task), so a program that never calls corio_http_client_free still
+ * ends with every socket closed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,7 @@ int corio_http_client_new(corio_http_client **out, const corio_http_client_opts 
     o->tls_ca_file = c->tls_ca_file;
     c->tls = o->tls_ctx; /* the caller's: borrowed */
     corio_semaphore_init(&c->permits, o->max_conns);
+    corio_event_init(&c->pooled);
     c->refs = 1;
     *out = c;
     return 0;
@@ -83,18 +91,55 @@ static void conn_close(corio_http_client *c, corio_stream *s) {
     c->open--;
 }
 
+/* Await: closes the idle connections idle since `before` or earlier (all:
+ * UINT64_MAX).  Returns the time the next one expires (UINT64_MAX: none). */
+static uint64_t close_idle(corio_http_client *c, uint64_t before) {
+    uint64_t next = UINT64_MAX;
+    for (corio__origin *o = c->origins; o; o = o->next) {
+        for (corio__pconn **pp = &o->idle; *pp;) {
+            corio__pconn *pc = *pp;
+            if (before == UINT64_MAX || pc->idle_since <= before) {
+                *pp = pc->next;
+                conn_close(c, pc->s);
+                free(pc);
+            } else {
+                if (pc->idle_since + c->o.idle_timeout_ms < next)
+                    next = pc->idle_since + c->o.idle_timeout_ms;
+                pp = &pc->next;
+            }
+        }
+    }
+    return next;
+}
+
+static int keeper_task(void *arg) {
+    corio_http_client *c = arg;
+    while (!c->closed) {
+        corio_event_clear(&c->pooled);
+        uint64_t now = corio_now();
+        uint64_t next = close_idle(c, now >= c->o.idle_timeout_ms ? now - c->o.idle_timeout_ms : 0);
+        int rc;
+        if (next == UINT64_MAX)
+            rc = corio_event_wait(&c->pooled);
+        else
+            rc = corio_sleep(next - now);
+        if (rc == CORIO_ECANCELED)
+            break; /* the loop shuts down, or the client is freed */
+    }
+    close_idle(c, UINT64_MAX);
+    corio_task_release(c->keeper);
+    c->keeper = NULL;
+    corio__client_unref(c);
+    return 0;
+}
+
 void corio_http_client_free(corio_http_client *c) {
     if (!c)
         return;
     c->closed = true;
-    for (corio__origin *o = c->origins; o; o = o->next) {
-        while (o->idle) {
-            corio__pconn *pc = o->idle;
-            o->idle = pc->next;
-            conn_close(c, pc->s);
-            free(pc);
-        }
-    }
+    close_idle(c, UINT64_MAX);
+    if (c->keeper)
+        corio_cancel(c->keeper);
     corio__client_unref(c);
 }
 
@@ -216,6 +261,10 @@ void corio__checkin(corio_http_client *c, corio__origin *o, corio_stream *s, boo
         pc->idle_since = corio_now();
         pc->next = o->idle;
         o->idle = pc;
+        corio_event_set(&c->pooled);
+        corio_spawn_opts so = {.name = "http-client-pool", .run_if_cancelled = true};
+        if (!c->keeper && corio_spawn_ex(&c->keeper, &so, keeper_task, c) == 0)
+            corio__client_ref(c);
     } else {
         conn_close(c, s);
     }
