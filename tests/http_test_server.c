@@ -32,6 +32,20 @@
  *                            corio_res_send and corio_res_start; body
  *                            "send=<name>,<name>,<name> start=<...>"
  *   GET  /private          401 unless "Authorization: Bearer ok" (middleware)
+ *   GET  /relay?send=S     what a proxy relaying a body does: S bytes (0..255
+ *                            repeated, 64 KiB writes) after corio_res_start,
+ *                            or corio_res_start_length with &len=N; &over=1
+ *                            then tries one byte more; &then= says how it
+ *                            ends: end (corio_res_end, the default), abort
+ *                            (corio_res_abort, then a write and an end are
+ *                            tried), fail (returns CORIO_EFAILED, not ended),
+ *                            return (returns 0, not ended).  Logs "relay start=<rc>
+ *                            write=<rc> over=<rc> end=<rc>" (abort: end= is
+ *                            "<write after>,<end after>")
+ *   GET  /abort-first      corio_res_abort before any response, then tries
+ *                            corio_res_text; logs "abort-first text=<rc>";
+ *                            returns 0 (&fail=1: CORIO_EFAILED)
+ *   GET  /scheme           "https" if corio_req_is_tls, else "http"
  *   every response         "X-Mw: 1" (global middleware)
  *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
@@ -41,6 +55,7 @@
  * access log on.  Not a cmocka test: an executable the Python tests drive.
  */
 #include <corio/corio.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +301,61 @@ static int ctype(corio_req *req, corio_res *res, void *arg) {
     return corio_res_text(res, 200, out);
 }
 
+static const char *rc_name(int rc) {
+    return rc ? corio_err_name(rc) : "0";
+}
+
+/* How /relay ends its response (?then=). */
+static int relay_end(corio_req *req, corio_res *res, char *out, size_t cap) {
+    corio_strv then = {"end", 3};
+    corio_req_query(req, "then", &then);
+    if (corio_strv_eq(then, "abort")) {
+        corio_res_abort(res);
+        int w = corio_res_write(res, "x", 1);
+        int e = corio_res_end(res);
+        snprintf(out, cap, "%s,%s", rc_name(w), rc_name(e));
+        return 0;
+    }
+    if (corio_strv_eq(then, "fail") || corio_strv_eq(then, "return")) {
+        snprintf(out, cap, "none");
+        return corio_strv_eq(then, "fail") ? CORIO_EFAILED : 0;
+    }
+    int rc = corio_res_end(res);
+    snprintf(out, cap, "%s", rc_name(rc));
+    return rc;
+}
+
+static int relay(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    unsigned long send = query_num(req, "send", 0), len = query_num(req, "len", ULONG_MAX);
+    int start = len == ULONG_MAX
+                    ? corio_res_start(res, 200, "application/octet-stream")
+                    : corio_res_start_length(res, 200, "application/octet-stream", len);
+    int wrc = 0, over = 0;
+    for (unsigned long sent = 0; start == 0 && wrc == 0 && sent < send; sent += PIECE)
+        wrc = corio_res_write(res, pattern, send - sent < PIECE ? send - sent : PIECE);
+    if (start == 0 && wrc == 0 && query_num(req, "over", 0))
+        over = corio_res_write(res, pattern, 1);
+    char end[64] = "-";
+    int rc = start ? start : wrc ? wrc : relay_end(req, res, end, sizeof end);
+    corio_log(CORIO_LOG_INFO, "relay start=%s write=%s over=%s end=%s", rc_name(start),
+              rc_name(wrc), rc_name(over), end);
+    return rc;
+}
+
+static int abort_first(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_res_abort(res);
+    int rc = corio_res_text(res, 200, "answered after all");
+    corio_log(CORIO_LOG_INFO, "abort-first text=%s", rc_name(rc));
+    return query_num(req, "fail", 0) ? CORIO_EFAILED : 0;
+}
+
+static int scheme(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    return corio_res_text(res, 200, corio_req_is_tls(req) ? "https" : "http");
+}
+
 static int private_page(corio_req *req, corio_res *res, void *arg) {
     (void)req, (void)arg;
     return corio_res_text(res, 200, "secret");
@@ -337,6 +407,9 @@ static const route_def routes[] = {
     {"GET", "/hdr", hdr},
     {"GET", "/ctype", ctype},
     {"GET", "/private", private_page},
+    {"GET", "/relay", relay},
+    {"GET", "/abort-first", abort_first},
+    {"GET", "/scheme", scheme},
 };
 
 int main(int argc, char **argv) {

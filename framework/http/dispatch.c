@@ -4,6 +4,7 @@
  * pinned and the client's disconnect watched while they run; what a
  * handler leaves unanswered or half sent is settled here (conn.c then reads
  * on). */
+#include <inttypes.h>
 #include <string.h>
 
 #include "corio/log.h"
@@ -77,6 +78,28 @@ int corio_next_call(corio_next *n) {
     return run_endpoint(n->c, n->m, n->found);
 }
 
+/* The response will not be completed (corio_res_abort, corio_res_end short
+ * of the Content-Length, a handler that failed in mid-body): nothing more of
+ * it goes out, and the connection ends after what did, with no answer of
+ * the server's.  Chunks or a Content-Length tell the client it was cut
+ * short; a close-delimited body (HTTP/1.0) ends where the connection does,
+ * so there a reset (and no TLS close_notify) says so, and the close must
+ * not linger (its FIN would end the body as if whole): CORIO_ECONNABORTED
+ * makes the connection loop close at once.  Returns 0 otherwise. */
+static int cut_short(corio__hconn *c) {
+    corio_res *res = &c->res;
+    res->cut = true;
+    res->ended = res->started;
+    c->close = true;
+    if (c->send_failed)
+        return c->send_failed;
+    if (res->close_delimited && !c->req.head_method) {
+        corio_stream_set_reset_on_close(c->s);
+        return CORIO_ECONNABORTED;
+    }
+    return 0;
+}
+
 /* Routes on the raw path (see router.c), so parameters are decoded one
  * segment at a time. */
 static int route(corio__hconn *c, corio__match *m) {
@@ -124,21 +147,26 @@ int corio__hconn_dispatch(corio__hconn *c) {
         log_request_error(c, rc);
     if (rc < 0 && client_left)
         c->close = true;
-    if (!res->started) {
+    if (!res->started && !res->cut) {
         if (rc >= 0)
             corio_log(CORIO_LOG_ERROR, "a handler returned without a response");
         /* The body's own failure (400, 408, 413) if that is why. */
         return corio__http_send_error(c, c->reject ? c->reject : 500, c->reject != 0);
     }
     int erc = 0;
-    if (!res->ended) {
-        if (rc < 0)
-            c->close = true; /* a stream cut short cannot be repaired */
-        else
-            erc = corio_res_end(res);
+    if (!res->ended && !res->cut && rc >= 0) {
+        if (res->length_left && !c->req.head_method)
+            corio_log(CORIO_LOG_ERROR,
+                      "a handler returned %" PRIu64 " bytes short of its response's Content-Length",
+                      res->length_left);
+        erc = corio_res_end(res);
     }
-    /* A response cut short ends the connection, whatever the handler
-     * returned (one that ignored the error would have the next response
-     * follow a truncated body). */
+    /* Aborted, ended short, or left open by a failing handler: a stream
+     * cut short cannot be repaired. */
+    if (res->cut || !res->ended)
+        return cut_short(c);
+    /* A response cut short by a failed write ends the connection, whatever
+     * the handler returned (one that ignored the error would have the next
+     * response follow a truncated body). */
     return c->send_failed ? c->send_failed : erc;
 }

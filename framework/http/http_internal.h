@@ -65,7 +65,14 @@ struct corio_res {
     int status;          /* for the access log */
     uint64_t body_bytes; /* body bytes handed to the stream (access log) */
     char chunk_line[24]; /* the size line of the chunk being written */
-    bool started, ended, chunked, close_delimited;
+    /* corio_res_start_length: the body bytes its Content-Length still owes
+     * (counted for HEAD too, where none is sent) */
+    uint64_t length_left;
+    bool started, ended, chunked, close_delimited, length_framed;
+    /* Ended without being completed (corio_res_abort, a corio_res_end short
+     * of the Content-Length): the connection closes after what was sent,
+     * and no answer of the server's follows (dispatch.c settles it). */
+    bool cut;
 };
 
 typedef struct corio__hconn {
@@ -131,8 +138,9 @@ static inline void corio__hconn_arena_reset(corio__hconn *c) {
  * runs the middleware chain and handler (or answers 404/405/503), with
  * the read buffer pinned and a client that leaves cancelling the handler
  * (reason "peer gone") unless it asked to finish.  Ends the response the
- * handler left open.  Returns 0, a handler or send error (the connection
- * then closes). */
+ * handler left open, or settles one cut short (see cut_short there).
+ * Returns 0 (c->close says whether the connection goes on), a send error,
+ * or CORIO_ECONNABORTED for a close that must not linger. */
 int corio__hconn_dispatch(corio__hconn *c);
 
 /* ---- parse.c ---- */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "corio/tls.h"
 #include "http/http_internal.h"
 #include "net/proto.h"
 #include "runtime/internal.h"
@@ -157,6 +158,10 @@ bool corio_req_draining(const corio_req *req) {
     return req && corio_stream_draining(req->c->s);
 }
 
+bool corio_req_is_tls(const corio_req *req) {
+    return req && corio_stream_is_tls(req->c->s);
+}
+
 void *corio_req_alloc(corio_req *req, size_t n) {
     return corio__arena_alloc(&req->c->arena, n);
 }
@@ -204,10 +209,11 @@ static int body_failed(corio__hconn *c, int status, int rc) {
 
 /* "100 Continue", before the first body read: only to an HTTP/1.1 client
  * that asked, and only while no final response has begun (an interim
- * response after the final one would corrupt the stream). */
+ * response after the final one would corrupt the stream) nor been given up
+ * (corio_res_abort: no answer at all). */
 static int send_continue(corio__hconn *c) {
     corio_req *r = &c->req;
-    if (!r->expect_continue || r->continue_sent || r->minor == 0 || c->res.started)
+    if (!r->expect_continue || r->continue_sent || r->minor == 0 || c->res.started || c->res.cut)
         return 0;
     r->continue_sent = true;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -1,7 +1,9 @@
 /* Responses: heads serialized into the connection's arena, small bodies
  * copied beside them, everything queued for one write per batch; large
  * bodies and streamed chunks are written straight from the caller's memory.
- * The access log, which records responses, is access_log.c. */
+ * A response that cannot be completed (corio_res_abort, an end short of its
+ * Content-Length) is marked cut, and dispatch.c ends the connection after
+ * it.  The access log, which records responses, is access_log.c. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +97,7 @@ const char *corio__http_reason(int status) {
 int corio_res_header(corio_res *res, const char *name, const char *value) {
     if (!res || !name || !value)
         return CORIO_EINVAL;
-    if (res->started)
+    if (res->started || res->cut)
         return CORIO_EALREADY;
     size_t nlen = strlen(name), vlen = strlen(value);
     if (nlen == 0)
@@ -180,7 +182,7 @@ static char *append(char *p, const char *s, size_t n) {
 }
 
 /* Writes "Content-Length: <n>\r\n" and a NUL into buf (>= 48 bytes). */
-static void content_length_line(char *buf, size_t n) {
+static void content_length_line(char *buf, uint64_t n) {
     char *p = append(buf, "Content-Length: ", 16);
     p += corio__fmt_u64(p, n);
     memcpy(p, "\r\n", 3);
@@ -233,7 +235,7 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
 int corio__res_send_head(corio_res *res, int status, const char *content_type, uint64_t len) {
     if (!res)
         return CORIO_EINVAL;
-    if (res->started)
+    if (res->started || res->cut)
         return CORIO_EALREADY;
     if (!final_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
@@ -244,7 +246,7 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
     if (no_body)
         framing[0] = '\0';
     else
-        content_length_line(framing, (size_t)len);
+        content_length_line(framing, len);
     int rc = queue_head(res, status, no_body ? NULL : content_type, framing);
     if (rc == 0)
         res->ended = true;
@@ -281,7 +283,7 @@ int corio_res_json(corio_res *res, int status, const char *json) {
 int corio_res_start(corio_res *res, int status, const char *content_type) {
     if (!res)
         return CORIO_EINVAL;
-    if (res->started)
+    if (res->started || res->cut)
         return CORIO_EALREADY;
     if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
@@ -298,14 +300,34 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
     return rc ? rc : corio__hconn_flush(c);
 }
 
+int corio_res_start_length(corio_res *res, int status, const char *content_type, uint64_t length) {
+    if (!res)
+        return CORIO_EINVAL;
+    if (res->started || res->cut)
+        return CORIO_EALREADY;
+    if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
+        return CORIO_EINVAL;
+    char framing[48];
+    content_length_line(framing, length);
+    res->length_framed = true;
+    res->length_left = length;
+    int rc = queue_head(res, status, content_type, framing);
+    return rc ? rc : corio__hconn_flush(res->c);
+}
+
 int corio_res_write(corio_res *res, const void *data, size_t len) {
     if (!res || !res->started || res->ended)
         return CORIO_EINVAL;
+    if (res->length_framed) {
+        if (len > res->length_left)
+            return CORIO_EINVAL; /* past the Content-Length: the next response would start inside */
+        res->length_left -= len;
+    }
     corio__hconn *c = res->c;
     if (len == 0 || c->req.head_method)
         return 0;
     res->body_bytes += len;
-    if (!res->chunked)
+    if (!res->chunked) /* Content-Length or close-delimited: the bytes as they are */
         return write_borrowed(c, data, len, NULL);
     /* The size line lives in res, not the arena: a stream of many chunks
      * (server-sent events) must not grow the arena with each. */
@@ -315,14 +337,33 @@ int corio_res_write(corio_res *res, const void *data, size_t len) {
 }
 
 int corio_res_end(corio_res *res) {
-    if (!res || !res->started)
+    if (!res || res->cut || !res->started)
         return CORIO_EINVAL;
     if (res->ended)
         return 0;
     res->ended = true;
-    if (res->chunked && !res->c->req.head_method)
-        return corio__hconn_queue(res->c, "0\r\n\r\n", 5);
+    corio__hconn *c = res->c;
+    if (res->length_framed && res->length_left && !c->req.head_method) {
+        /* Short of its Content-Length: the client would wait for the rest,
+         * or read the next response as the rest.  The close says it was
+         * cut short. */
+        res->cut = true;
+        c->close = true;
+        return CORIO_EINVAL;
+    }
+    if (res->chunked && !c->req.head_method)
+        return corio__hconn_queue(c, "0\r\n\r\n", 5);
     return 0;
+}
+
+void corio_res_abort(corio_res *res) {
+    if (!res)
+        return;
+    res->c->close = true;
+    if (res->ended && !res->cut)
+        return; /* complete already: it stays so, and the connection ends after it */
+    res->cut = true;
+    res->ended = res->started;
 }
 
 int corio_res_status(const corio_res *res) {
@@ -337,7 +378,7 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
     if (close)
         c->close = true;
     corio_res *res = &c->res;
-    if (res->started)
+    if (res->started || res->cut)
         return 0;
     res->extra_len = 0;
     char body[64];

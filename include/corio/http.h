@@ -17,7 +17,8 @@
  *
  * Errors.  A handler returns 0, or a negative CORIO_E* code: if it had not
  * sent a response, the client gets a 500 with no internals in the body and the
- * error is logged with the request line.  Bad input from a client is answered
+ * error is logged with the request line; if it had started one and not ended
+ * it, the response is cut short as by corio_res_abort.  Bad input from a client is answered
  * by the server (400, 408, 413, 414, 431, 501, 505) and, where HTTP requires
  * it, the connection is closed; other connections never notice.
  */
@@ -112,6 +113,11 @@ void corio_req_finish_on_disconnect(corio_req *req);
 /* The client's address ("127.0.0.1:5555"). */
 int corio_req_peer(const corio_req *req, char *buf, size_t len);
 
+/* Whether the request came over TLS (a proxy's "X-Forwarded-Proto: https"):
+ * the connection's stream is a TLS stream (corio_stream_is_tls).  False for
+ * a NULL req. */
+bool corio_req_is_tls(const corio_req *req);
+
 /* Allocates n bytes from the request's arena, freed after the response.
  * Returns NULL when out of memory. */
 void *corio_req_alloc(corio_req *req, size_t n);
@@ -120,8 +126,9 @@ void *corio_req_alloc(corio_req *req, size_t n);
 
 /* Adds a header field.  Returns 0, CORIO_EINVAL if the name is not a token or
  * the value holds CR, LF or NUL (no header injection), CORIO_EALREADY once the
- * head has been sent, CORIO_ENOMEM.  Content-Length, Transfer-Encoding, Date
- * and Connection are the server's: CORIO_EPERM. Strings are copied. */
+ * head has been sent (or the response given up), CORIO_ENOMEM.
+ * Content-Length, Transfer-Encoding, Date and Connection are the server's:
+ * CORIO_EPERM. Strings are copied. */
 int corio_res_header(corio_res *res, const char *name, const char *value);
 
 /* Sends a complete response with a Content-Length.  `content_type` may be
@@ -138,13 +145,54 @@ int corio_res_json(corio_res *res, int status, const char *json);
 
 /* Streaming (chunked transfer coding on HTTP/1.1; close-delimited on 1.0).
  * corio_res_start sends the head; corio_res_write sends one chunk and awaits
- * backpressure; corio_res_end sends the last chunk.  Returns 0 or write
+ * backpressure; corio_res_end sends the last chunk.  For HEAD requests only
+ * the head is sent: writes are accepted and dropped.  Returns 0 or write
  * errors (CORIO_EPIPE etc. when the client left); corio_res_start also
  * CORIO_EINVAL for a status outside 200..599 or one without a body (204,
- * 304), CORIO_EALREADY if a response was already started. */
+ * 304), CORIO_EALREADY if a response was already started (or given up,
+ * corio_res_abort); corio_res_write and corio_res_end CORIO_EINVAL with no
+ * response started, and corio_res_write after the end.  `data` is borrowed
+ * until corio_res_write returns. */
 int corio_res_start(corio_res *res, int status, const char *content_type);
 int corio_res_write(corio_res *res, const void *data, size_t len);
 int corio_res_end(corio_res *res);
+
+/* Streaming a body of known length (a proxy relaying an upstream's
+ * Content-Length body): the head carries "Content-Length: length" (0 is an
+ * empty body), and each corio_res_write then sends its bytes as they are,
+ * with no chunk framing (an HTTP/1.0 connection too may then stay open).
+ * A write that would go past `length` returns CORIO_EINVAL and sends
+ * nothing.  corio_res_end with fewer than `length` bytes written cannot
+ * complete the response honestly: it returns CORIO_EINVAL and the
+ * connection closes after what was sent, so the client sees a body short of
+ * its Content-Length, never a complete one, and no next response on that
+ * connection is read as the rest; a handler that returns without
+ * corio_res_end and short is treated alike (and logged).  For HEAD requests
+ * only the head is sent: writes are counted (past `length` still refused)
+ * and dropped, and corio_res_end completes the response whatever the count.
+ * Returns like corio_res_start: 0, write errors, CORIO_EINVAL for a status
+ * outside 200..599 or one without a body (204, 304) or a content type
+ * holding CR or LF, CORIO_EALREADY if a response was already started (or
+ * given up). */
+int corio_res_start_length(corio_res *res, int status, const char *content_type, uint64_t length);
+
+/* Gives up the response, for a handler whose source failed mid-body (a
+ * proxy whose upstream closed mid-response).  Nothing more of it is sent
+ * (no last chunk, no padding up to a Content-Length) and no answer of the
+ * server's either: once the handler returns, the connection closes after
+ * whatever was already sent, so the client sees a body cut short (chunks
+ * without the last one, fewer bytes than the Content-Length; a
+ * close-delimited HTTP/1.0 body, whose end would be the close, ends with a
+ * reset instead of a FIN), and requests pipelined behind this one are not
+ * answered.  Called before any response was started, it closes the
+ * connection without answering at all (no 500).  On a response already
+ * complete (corio_res_send, corio_res_end) it only closes the connection
+ * after it.  A response given up cannot be written, ended (CORIO_EINVAL)
+ * or started (CORIO_EALREADY) any more.  The handler's return value is
+ * logged as usual (an error) or not (0).  A handler that returns an error
+ * after corio_res_start without ending its response gets the same as this;
+ * corio_res_abort is the explicit way.  NULL: nothing. */
+void corio_res_abort(corio_res *res);
 
 /* Whether a response has been started. */
 bool corio_res_started(const corio_res *res);
