@@ -1,0 +1,343 @@
+/* Reverse proxy: forwards every request under a path prefix to a set of
+ * upstreams, round robin, streaming both bodies.
+ *
+ *     proxy --upstream http://127.0.0.1:9000 --upstream http://127.0.0.1:9001
+ *           [--prefix /api] [--upstream-timeout 60s] [runner flags]
+ *
+ * The request target goes to the upstream as it came (prefix included),
+ * after the upstream URL's own path if it has one.  Hop-by-hop fields
+ * (Connection and the fields it names, Keep-Alive, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-*) are not forwarded either way;
+ * X-Forwarded-For, -Proto and -Host and Via are added.  Bodies of any size
+ * pass in bounded memory: the handler reads the client's body only as fast
+ * as the upstream takes it, and the upstream's only as fast as the client
+ * takes it.
+ *
+ * Failures: an upstream that refuses or cannot be reached is skipped for
+ * 5 s (passive health) and the request goes to the next; none healthy: 502
+ * at once.  An upstream that does not answer within --upstream-timeout:
+ * 504; garbage or a close before its head: 502; a close in the middle of its
+ * body: the client's connection is closed, never a short body presented as
+ * complete.  A client that goes away cancels the handler, and the upstream
+ * request with it (its connection is closed, not pooled half-read).
+ */
+#include <corio/corio.h>
+#include <corio/http_client.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { MAX_UPSTREAMS = 64, DOWN_FOR_MS = 5000, CHUNK = 16384 };
+
+typedef struct upstream {
+    const char *base; /* "http://host:port[/path]" without a trailing '/' */
+    uint64_t down_until;
+} upstream;
+
+typedef struct proxy {
+    upstream up[MAX_UPSTREAMS];
+    size_t n, next;
+    uint64_t timeout_ms;
+    corio_http_client *client; /* one per worker, made at its first request */
+} proxy;
+
+/* The request's body length: CORIO_HTTP_CHUNKED, N, or -2 for none. */
+static int64_t body_length(const corio_req *req) {
+    corio_strv v;
+    if (corio_req_header(req, "Transfer-Encoding", &v))
+        return CORIO_HTTP_CHUNKED; /* the server accepts chunked only */
+    if (corio_req_header(req, "Content-Length", &v))
+        return strtoll(v.ptr, NULL, 10); /* checked by the server's parser */
+    return -2;
+}
+
+static bool has_body(const corio_req *req) {
+    return body_length(req) != -2;
+}
+
+/* ---- the handler ------------------------------------------------------------------------ */
+
+static upstream *pick(proxy *p) {
+    for (size_t i = 0; i < p->n; i++) {
+        upstream *u = &p->up[p->next++ % p->n];
+        if (u->down_until <= corio_now())
+            return u;
+    }
+    return NULL;
+}
+
+static int relay(corio_req *req, corio_res *res, corio_http_exchange *x);
+static int build_request(corio_req *req, const upstream *u, corio_http_req *out);
+static const char *copy_response_headers(corio_res *res, const corio_http_response *r);
+
+/* Sends the request to one upstream after another until one takes it. */
+static int forward(corio_req *req, corio_res *res, void *arg) {
+    proxy *p = arg;
+    if (!p->client) {
+        corio_http_client_opts o = {.max_conns_per_origin = 1024, .max_conns = 4096,
+                                    .connect_timeout_ms = 5000,
+                                    .first_byte_timeout_ms = p->timeout_ms,
+                                    .read_timeout_ms = p->timeout_ms};
+        if (corio_http_client_new(&p->client, &o) < 0)
+            return CORIO_ENOMEM;
+    }
+    for (upstream *u; (u = pick(p));) {
+        corio_http_req rq;
+        corio_http_exchange *x;
+        int rc = build_request(req, u, &rq);
+        if (rc < 0)
+            return rc;
+        CORIO_WITH_RC(rc, corio_http_open(p->client, &rq, &x)) {
+            return relay(req, res, x);
+        }
+        if (rc == CORIO_ECANCELED || rc == CORIO_ENOMEM || rc == CORIO_EINVAL)
+            return rc;
+        corio_log(CORIO_LOG_WARN, "proxy: %s: %s; skipped for %d ms", u->base, corio_strerror(rc),
+                  DOWN_FOR_MS);
+        u->down_until = corio_now() + DOWN_FOR_MS;
+    }
+    return corio_res_text(res, 502, "Bad Gateway: no upstream available\n");
+}
+
+/* Streams the client's body up, then the upstream's response down. */
+static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
+    int rc = 0, n;
+    char *buf = corio_req_alloc(req, CHUNK);
+    if (!buf)
+        return CORIO_ENOMEM;
+    while (has_body(req) && (n = corio_req_read(req, buf, CHUNK)) != 0) {
+        if (n < 0)
+            return n; /* the client's fault (408, 413...): the server answers */
+        if ((rc = corio_http_write(x, buf, (size_t)n)) < 0)
+            return corio_res_text(res, 502, "Bad Gateway\n");
+    }
+    if (has_body(req) && (rc = corio_http_write_end(x)) < 0)
+        return corio_res_text(res, 502, "Bad Gateway\n");
+    const corio_http_response *r;
+    if ((rc = corio_http_response_head(x, &r)) < 0)
+        return rc == CORIO_ECANCELED ? rc
+               : rc == CORIO_ETIMEDOUT ? corio_res_text(res, 504, "Gateway Timeout\n")
+                                       : corio_res_text(res, 502, "Bad Gateway\n");
+    int status = corio_http_response_status(r);
+    if (status < 200 || status > 599)
+        return corio_res_text(res, 502, "Bad Gateway\n");
+    const char *ctype = copy_response_headers(res, r);
+    uint64_t len;
+    if (status == 204 || status == 304)
+        return corio_res_send(res, status, ctype, NULL, 0);
+    rc = corio_http_response_length(r, &len) ? corio_res_start_length(res, status, ctype, len)
+                                              : corio_res_start(res, status, ctype);
+    const char *piece;
+    while (rc == 0 && (n = corio_http_read(x, &piece)) > 0)
+        rc = corio_res_write(res, piece, (size_t)n);
+    if (rc == 0 && n < 0) { /* the upstream died mid-body: so does this response */
+        corio_res_abort(res);
+        return 0;
+    }
+    return rc < 0 ? rc : corio_res_end(res);
+}
+
+/* ---- headers ---------------------------------------------------------------------------- */
+
+/* A NUL-terminated copy of v in the request's arena. */
+static char *dup_strv(corio_req *req, corio_strv v) {
+    char *s = corio_req_alloc(req, v.len + 1);
+    if (s) {
+        memcpy(s, v.ptr, v.len);
+        s[v.len] = '\0';
+    }
+    return s;
+}
+
+/* Whether `name` appears as a token in the comma-separated list. */
+static bool listed(const char *list, size_t list_len, const char *name, size_t name_len) {
+    for (size_t i = 0; i < list_len;) {
+        while (i < list_len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list_len && list[i] != ',' && list[i] != ' ' && list[i] != '\t')
+            i++;
+        if (i - start == name_len && strncasecmp(list + start, name, name_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Hop-by-hop fields, the fields `connection` names, and those the proxy or
+ * the client set themselves (`also`, NULL-terminated). */
+static bool dropped(const char *name, size_t len, const char *connection, size_t clen,
+                    const char *const *also) {
+    static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
+                                      "Transfer-Encoding", "Upgrade", "Content-Length", NULL};
+    for (const char *const *h = hop; *h; h++)
+        if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
+            return true;
+    for (const char *const *h = also; *h; h++)
+        if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
+            return true;
+    return (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0) ||
+           (connection && listed(connection, clen, name, len));
+}
+
+static int build_request(corio_req *req, const upstream *u, corio_http_req *out) {
+    static const char *const ours[] = {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+                                       "Via", NULL};
+    size_t n = corio_req_header_count(req), k = 0;
+    corio_http_header *h = corio_req_alloc(req, (n + 4) * sizeof *h);
+    corio_strv target = corio_req_target(req), method = corio_req_method(req), name, value,
+               conn = {0}, prev;
+    char peer[64] = "";
+    corio_req_peer(req, peer, sizeof peer);
+    char *colon = strrchr(peer, ':'); /* "1.2.3.4:5", "[::1]:5": the address alone */
+    if (colon)
+        *colon = '\0';
+    char *addr = peer[0] == '[' ? peer + 1 : peer;
+    addr[strcspn(addr, "]")] = '\0';
+    char *url = corio_req_alloc(req, strlen(u->base) + target.len + 1);
+    if (!h || !url)
+        return CORIO_ENOMEM;
+    memcpy(stpcpy(url, u->base), target.ptr, target.len);
+    url[strlen(u->base) + target.len] = '\0';
+    corio_req_header(req, "Connection", &conn);
+    for (size_t i = 0; i < n && corio_req_header_at(req, i, &name, &value); i++)
+        if (!dropped(name.ptr, name.len, conn.ptr, conn.len, ours) &&
+            !(h[k].name = dup_strv(req, name), h[k].value = dup_strv(req, value), !h[k].name ||
+              !h[k].value))
+            k++;
+    char *xff = NULL, *via = NULL, *host = NULL;
+    if (corio_req_header(req, "X-Forwarded-For", &prev) &&
+        (xff = corio_req_alloc(req, prev.len + strlen(addr) + 3)))
+        sprintf(xff, "%.*s, %s", (int)prev.len, prev.ptr, addr);
+    if (corio_req_header(req, "Via", &prev) && (via = corio_req_alloc(req, prev.len + 16)))
+        sprintf(via, "%.*s, 1.1 corio", (int)prev.len, prev.ptr);
+    if (corio_req_header(req, "Host", &prev))
+        host = dup_strv(req, prev);
+    h[k++] = (corio_http_header){"X-Forwarded-For", xff ? xff : addr};
+    h[k++] = (corio_http_header){"X-Forwarded-Proto", corio_req_is_tls(req) ? "https" : "http"};
+    if (host)
+        h[k++] = (corio_http_header){"X-Forwarded-Host", host};
+    h[k++] = (corio_http_header){"Via", via ? via : "1.1 corio"};
+    int64_t len = body_length(req);
+    *out = (corio_http_req){.method = dup_strv(req, method), .url = url, .headers = h,
+                            .nheaders = k, .body_stream = len != -2,
+                            .body_length = len == -2 ? 0 : len};
+    return out->method ? 0 : CORIO_ENOMEM;
+}
+
+/* Copies the upstream's end-to-end fields; returns its Content-Type (the
+ * server writes that one itself), or NULL. */
+static const char *copy_response_headers(corio_res *res, const corio_http_response *r) {
+    static const char *const ours[] = {"Date", "Server", "Content-Type", NULL};
+    const char *conn = corio_http_response_header(r, "Connection"), *name, *value;
+    for (size_t i = 0; corio_http_response_header_at(r, i, &name, &value) == 0; i++)
+        if (!dropped(name, strlen(name), conn, conn ? strlen(conn) : 0, ours))
+            corio_res_header(res, name, value); /* a field the server refuses is left out */
+    corio_res_header(res, "Via", "1.1 corio");
+    return corio_http_response_header(r, "Content-Type");
+}
+
+/* ---- the command line ------------------------------------------------------------------- */
+
+/* Takes --upstream URL, --prefix PATH and --upstream-timeout T (and their
+ * --flag=value forms) out of argv: the runner refuses flags it does not
+ * know.  Returns the new argc, or -1 after a line on stderr. */
+static int take_flags(int argc, char **argv, proxy *p, const char **prefix) {
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *flags[] = {"--upstream", "--prefix", "--upstream-timeout"}, *v = NULL;
+        size_t f = 0;
+        for (; f < 3; f++) {
+            size_t l = strlen(flags[f]);
+            if (strcmp(argv[i], flags[f]) == 0 && i + 1 < argc) {
+                v = argv[++i];
+                break;
+            }
+            if (strncmp(argv[i], flags[f], l) == 0 && argv[i][l] == '=') {
+                v = argv[i] + l + 1;
+                break;
+            }
+        }
+        if (f == 3) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "proxy: %s needs a value\n", flags[f]);
+            return -1;
+        }
+        if (f == 0) {
+            if (p->n == MAX_UPSTREAMS || (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))) {
+                fprintf(stderr, "proxy: --upstream %s: an http:// or https:// URL (at most %d)\n",
+                        v, MAX_UPSTREAMS);
+                return -1;
+            }
+            char *b = strdup(v);
+            size_t bl = strlen(b);
+            while (bl > 8 && b[bl - 1] == '/')
+                b[--bl] = '\0';
+            p->up[p->n++].base = b;
+        } else if (f == 1) {
+            if (v[0] != '/') {
+                fprintf(stderr, "proxy: --prefix %s: a path starting with '/'\n", v);
+                return -1;
+            }
+            *prefix = v;
+        } else {
+            char *end;
+            unsigned long long ms = strtoull(v, &end, 10);
+            ms *= strcmp(end, "s") == 0 ? 1000 : 1;
+            if (ms == 0 || !(*end == '\0' || strcmp(end, "ms") == 0 || strcmp(end, "s") == 0)) {
+                fprintf(stderr, "proxy: --upstream-timeout %s: a duration (\"500ms\", \"60s\")\n",
+                        v);
+                return -1;
+            }
+            p->timeout_ms = ms;
+        }
+    }
+    argv[n] = NULL;
+    return n;
+}
+
+int main(int argc, char **argv) {
+    static proxy p = {.timeout_ms = 60000};
+    const char *prefix = "/";
+    if ((argc = take_flags(argc, argv, &p, &prefix)) < 0)
+        return 2;
+    if (p.n == 0) {
+        fprintf(stderr, "proxy: at least one --upstream URL is needed\n");
+        return 2;
+    }
+    /* prefix "/api" routes "/api" and "/api/..."; "/" routes everything. */
+    char exact[1024], rest[1040];
+    size_t pl = strlen(prefix);
+    while (pl > 1 && prefix[pl - 1] == '/')
+        pl--;
+    if (pl >= sizeof exact) {
+        fprintf(stderr, "proxy: --prefix is too long\n");
+        return 2;
+    }
+    snprintf(exact, sizeof exact, "%.*s", (int)pl, prefix);
+    snprintf(rest, sizeof rest, "%s/*", pl == 1 ? "" : exact);
+    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    corio_router *router;
+    int rc = corio_router_new(&router);
+    for (size_t i = 0; rc == 0 && i < sizeof methods / sizeof *methods; i++) {
+        rc = corio_router_add(router, methods[i], rest, forward, &p);
+        if (rc == 0 && pl > 1)
+            rc = corio_router_add(router, methods[i], exact, forward, &p);
+    }
+    if (rc) {
+        fprintf(stderr, "proxy: --prefix %s: %s\n", prefix, corio_strerror(rc));
+        return 2;
+    }
+    /* Bodies are streamed, never held: no size limit of the proxy's own
+     * (the upstream has its own); the body deadlines still apply. */
+    corio_http_opts opts = {.max_body = SIZE_MAX};
+    corio_app app = {
+        .name = "proxy",
+        .description = "reverse proxy (--upstream URL..., --prefix PATH, --upstream-timeout T)",
+        .default_port = 8080,
+    };
+    return corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */
+}
