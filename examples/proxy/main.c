@@ -194,8 +194,9 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
         *colon = '\0';
     char *addr = peer[0] == '[' ? peer + 1 : peer;
     addr[strcspn(addr, "]")] = '\0';
+    addr = dup_strv(req, (corio_strv){addr, strlen(addr)}); /* outlives this frame */
     char *url = corio_req_alloc(req, strlen(u->base) + target.len + 1);
-    if (!h || !url)
+    if (!h || !url || !addr)
         return CORIO_ENOMEM;
     memcpy(stpcpy(url, u->base), target.ptr, target.len);
     url[strlen(u->base) + target.len] = '\0';
