@@ -180,10 +180,12 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
     corio_future **started = calloc(n + 1, sizeof *started);
     corio_future **wait = calloc(n + 1, sizeof *wait);
     size_t *map = calloc(n + 1, sizeof *map);
-    if (!started || !wait || !map) {
+    bool *seen = calloc(n, sizeof *seen); /* its answer has been looked at */
+    if (!started || !wait || !map || !seen) {
         free(started);
         free(wait);
         free(map);
+        free(seen);
         return CORIO_ENOMEM;
     }
     size_t m = 0, live = 0;
@@ -207,7 +209,7 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
         /* Wait for any live request or the timer: pack them. */
         size_t w = 0;
         for (size_t i = 0; i < m; i++)
-            if (started[i] && !corio_future_done(started[i])) {
+            if (!seen[i]) { /* done ones too: each answer is looked at once */
                 wait[w] = started[i];
                 map[w++] = i;
             }
@@ -224,6 +226,7 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
             continue;
         }
         corio_future *f = started[map[k]];
+        seen[map[k]] = true;
         live--;
         if (good(f)) {
             win = f;
@@ -256,6 +259,7 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
     free(started);
     free(wait);
     free(map);
+    free(seen);
     if (win)
         *out = win;
     return win ? 0 : rc;
