@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "corio/scope.h"
 #include "net/stream_internal.h"
@@ -235,7 +236,8 @@ int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t 
 }
 
 int corio_connect_unix(corio_stream **out, const char *path) {
-    if (!out || !path)
+    /* libuv cuts a longer path short and would connect to another socket */
+    if (!out || !path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return CORIO_EINVAL;
     *out = NULL;
     int rc;

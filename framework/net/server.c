@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -339,6 +340,8 @@ static int open_listener(corio_server *srv) {
         return rc;
     }
     if (o->unix_path) {
+        if (strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return CORIO_EINVAL; /* libuv would bind a path cut short */
         srv->kind = CORIO__STREAM_PIPE;
         rc = uv_pipe_init(&srv->loop->uv, &srv->lis.pipe, 0);
         if (rc)

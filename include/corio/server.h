@@ -90,7 +90,8 @@ bool corio_stream_draining(const corio_stream *s);
 typedef struct corio_server_opts {
     const char *host;         /* IPv4 or IPv6 literal; NULL: "127.0.0.1" */
     uint16_t port;            /* 0: any free port (see corio_server_port) */
-    const char *unix_path;    /* listen on this Unix socket instead of TCP */
+    const char *unix_path;    /* listen on this Unix socket instead of TCP (under
+                                 108 bytes: CORIO_EINVAL otherwise) */
     int inherited_fd;         /* >= 3: an already listening socket (systemd
                                  LISTEN_FDS); host/port/unix_path ignored */
     bool reuseport;           /* SO_REUSEPORT, so several processes share a port */

@@ -183,7 +183,10 @@ int corio_connect_addrs(corio_stream **out, const corio_addr *addrs, size_t n, u
  * CORIO_ENOMEM. */
 int corio_connect(corio_stream **out, const char *host, uint16_t port, uint64_t timeout_ms);
 
-/* Await: connects to a Unix domain socket at `path`. */
+/* Await: connects to a Unix domain socket at `path`.  Returns 0 and *out,
+ * CORIO_EINVAL (NULL argument, or a path of 108 bytes or more: a socket
+ * address cannot hold it), the socket error (CORIO_ENOENT,
+ * CORIO_ECONNREFUSED...), CORIO_ECANCELED, CORIO_ETIMEDOUT. */
 int corio_connect_unix(corio_stream **out, const char *path);
 
 #ifdef __cplusplus
