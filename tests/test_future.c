@@ -320,6 +320,65 @@ static void test_future_cancel_runs_hook_and_fails_with_ecanceled(void **state) 
     assert_int_equal(st.task_rc, CORIO_ECANCELED);
 }
 
+typedef struct owned_state {
+    int frees, last_freed, task_rc, set_rc, frees_before_last, frees_at_last;
+} owned_state;
+
+static int returns_zero(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+static owned_state *owned_st;
+
+static void free_value(void *v) {
+    owned_st->frees++;
+    owned_st->last_freed = (int)(intptr_t)v;
+}
+
+static int owned_main(void *arg) {
+    owned_state *st = owned_st = arg;
+    /* Owned: freed at the last release, not before. */
+    corio_future *f = fnew();
+    st->set_rc = corio_future_set_value_free(f, free_value);
+    corio_future_retain(f);
+    corio_future_resolve(f, ARG(7));
+    corio_future_release(f);
+    st->frees_before_last = st->frees; /* one reference left */
+    corio_future_release(f);
+    st->frees_at_last = st->frees;
+    /* Taken out (set back to NULL): not freed; failed or pending: nothing to free. */
+    f = fnew();
+    corio_future_set_value_free(f, free_value);
+    corio_future_resolve(f, ARG(8));
+    corio_future_set_value_free(f, NULL);
+    corio_future_release(f);
+    f = fnew();
+    corio_future_set_value_free(f, free_value);
+    corio_future_fail(f, CORIO_EINVAL);
+    corio_future_release(f);
+    f = fnew();
+    corio_future_set_value_free(f, free_value);
+    corio_future_release(f); /* released pending */
+    /* Not for tasks. */
+    corio_future *t = spawn_f("t", returns_zero, NULL);
+    st->task_rc = corio_future_set_value_free(t, free_value);
+    join_f(t);
+    return 0;
+}
+
+static void test_future_set_value_free_frees_at_last_release_only_if_owned(void **state) {
+    (void)state;
+    owned_state st = {0};
+    corio_test_run(owned_main, &st);
+    assert_int_equal(st.set_rc, 0);
+    assert_int_equal(st.frees_before_last, 0);
+    assert_int_equal(st.frees_at_last, 1);
+    assert_int_equal(st.last_freed, 7);
+    assert_int_equal(st.frees, 1); /* taken, failed and pending ones: not freed */
+    assert_int_equal(st.task_rc, CORIO_EINVAL);
+}
+
 typedef struct abandon_state {
     int waiter_rc, resolve_rc;
     bool pending_after, unlinked, done_at_end;
@@ -872,6 +931,7 @@ int main(void) {
         cmocka_unit_test(test_fail_complete_twice_and_await_of_done_future),
         cmocka_unit_test(test_done_callbacks_run_soon_in_order_also_after_completion),
         cmocka_unit_test(test_future_cancel_runs_hook_and_fails_with_ecanceled),
+        cmocka_unit_test(test_future_set_value_free_frees_at_last_release_only_if_owned),
         cmocka_unit_test(test_cancelled_waiter_leaves_future_pending_and_unlinked),
         cmocka_unit_test(test_gather_all_succeed_results_readable),
         cmocka_unit_test(test_gather_returns_first_failure_early_while_siblings_run),
