@@ -16,16 +16,15 @@
  * again.  A redirect, when asked for, reads the 3xx's body away (up to a
  * small bound, else closes) and sends the request to the new location.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "base/fmt.h"
 #include "client_internal.h"
 #include "corio/scope.h"
+#include "net/fileread.h"
 
 struct corio_http_exchange {
     corio_http_client *c;
@@ -70,20 +69,33 @@ static void release_conn(corio_http_exchange *x) {
     x->s = NULL;
 }
 
-/* Await: sends the body of a file from the start. */
+/* Await: sends the body of a file from the start, 64 KiB at a time, each
+ * read on the loop while the file's pages are cached and on the thread pool
+ * when they are not (net/fileread.h): a cold file does not stall the loop.
+ * Cut short, a pool read finishes on its own with a descriptor of its own,
+ * so the request may close body_fd at once.  A write the socket takes at
+ * once does not wait, so a cached file sent to a fast reader would keep the
+ * loop to itself: other tasks get a turn every 4 MiB. */
 static int send_file(corio_http_exchange *x) {
     char *buf = malloc(65536);
     if (!buf)
         return CORIO_ENOMEM;
+    corio__fread in;
+    corio__fread_init(&in, x->q.body_fd);
     int rc = 0;
-    uint64_t off = 0, len = (uint64_t)x->q.body_length;
+    uint64_t off = 0, len = (uint64_t)x->q.body_length, mark = 0;
     while (rc == 0 && off < len) {
+        if (off - mark >= 4 * 1024 * 1024) {
+            mark = off;
+            rc = corio_yield();
+            continue;
+        }
         size_t want = len - off < 65536 ? (size_t)(len - off) : 65536;
-        ssize_t n = pread(x->q.body_fd, buf, want, (off_t)off);
-        if (n <= 0) /* the file shrank, or a read error: the request cannot be completed */
-            rc = n < 0 ? -errno : CORIO_EINVAL;
-        else if ((rc = corio_stream_write(x->s, buf, (size_t)n)) == 0)
-            off += (uint64_t)n;
+        rc = corio__fread_all(&in, buf, want, off);
+        if (rc == CORIO_EOF) /* the file shrank: the request cannot be completed */
+            rc = CORIO_EINVAL;
+        else if (rc == 0 && (rc = corio_stream_write(x->s, buf, want)) == 0)
+            off += want;
     }
     free(buf);
     return rc;

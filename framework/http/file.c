@@ -14,46 +14,33 @@
  * stream's write path is what knows how to wait for a socket), and with
  * pread() + stream writes on TLS.
  *
- * The disk.  A read of pages the page cache does not hold blocks the thread
- * that makes it, and on the loop that stalls every connection of the worker
- * (bench/cold_file.py: with a 50 MiB/s disk, a small request waited up to
- * 400 ms behind a cold download).  So the loop reads and sendfile()s only
- * what is cached, asking with preadv2(RWF_NOWAIT) (a byte every 256 KiB of
- * the next MiB before a sendfile; the read itself before a copy), and hands
- * what is not to libuv's thread pool: a pread into a buffer the pool job
- * owns, written to the socket from the loop (nginx's "aio threads").  A file
- * system without RWF_NOWAIT is read on the loop when it lives in memory
- * (tmpfs, ramfs) and on the pool otherwise.
+ * The disk.  A read of pages the page cache does not hold would stall the
+ * loop, and every connection of the worker with it (net/fileread.c says
+ * why and how it is avoided).  So the loop sendfile()s only what is cached,
+ * asking with preadv2(RWF_NOWAIT) (a byte every 256 KiB of the next MiB,
+ * corio__fread_is_cached) and copies through the stream otherwise: a chunk
+ * read on the loop while it is cached (the read itself is the probe), else
+ * read on libuv's thread pool into a buffer the pool job owns and written
+ * to the socket from the loop (nginx's "aio threads").
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* preadv2, RWF_NOWAIT */
-#endif
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#include "corio/future.h"
 #include "corio/http_file.h"
-#include "corio/scope.h"
 #include "corio/task.h"
 #include "http/file_internal.h"
 #include "http/http_internal.h"
+#include "net/fileread.h"
 #include "net/proto.h"
 
 #define SMALL_BODY (16 * 1024)        /* read into the arena, batched with the head */
 #define CHUNK (64 * 1024)             /* pread + stream write unit, on the loop */
 #define POOL_CHUNK (256 * 1024)       /* the same, read on the thread pool */
 #define WINDOW (1024 * 1024)          /* the most one sendfile() moves */
-#define PROBE_STRIDE (256 * 1024)     /* bytes between two cache probes of a window */
 #define YIELD_EVERY (4 * 1024 * 1024) /* sendfile bytes between two turns for others */
 
 /* ---- media types ---------------------------------------------------------------------- */
@@ -110,189 +97,12 @@ const char *corio_http_mime_type(corio_strv name) {
     return "application/octet-stream";
 }
 
-/* ---- reading without blocking the loop ------------------------------------------------ */
-
-/* Reads len bytes at off.  Returns 0, -errno, or CORIO_EOF if the file ends
- * first (it shrank since fstat). */
-static int read_at(int fd, char *buf, size_t len, uint64_t off) {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return CORIO_EOF;
-        got += (size_t)n;
-    }
-    return 0;
-}
-
-/* How a body's file tells whether a read would wait for the disk. */
-typedef enum probe {
-    PROBE_UNTRIED, /* not asked yet */
-    PROBE_NOWAIT,  /* preadv2(RWF_NOWAIT) answers EAGAIN for pages not cached */
-    PROBE_MEMORY,  /* tmpfs, ramfs: nothing to wait for, every read on the loop */
-    PROBE_NONE,    /* cannot tell (a network or FUSE file system): every read on the pool */
-} probe;
-
-/* The probe for a file whose file system refused RWF_NOWAIT. */
-static probe probe_fs(int fd) {
-    struct statfs fs;
-    if (fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
-        return PROBE_MEMORY;
-    return PROBE_NONE;
-}
-
-/* Reads up to len bytes at off if that waits for no disk.  Returns the count
- * (> 0: fewer than len when what follows is not cached), 0 when the first
- * page is not cached or *p says reads must go to the pool, CORIO_EOF,
- * -errno. */
-static ssize_t read_cached(int fd, probe *p, char *buf, size_t len, uint64_t off) {
-    if (*p == PROBE_NONE)
-        return 0;
-    if (*p == PROBE_MEMORY) {
-        int rc = read_at(fd, buf, len, off);
-        return rc ? rc : (ssize_t)len;
-    }
-    struct iovec v = {.iov_base = buf, .iov_len = len};
-    for (;;) {
-        ssize_t n = preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT);
-        if (n > 0) {
-            *p = PROBE_NOWAIT;
-            return n;
-        }
-        if (n == 0)
-            return CORIO_EOF;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            *p = PROBE_NOWAIT;
-            return 0;
-        }
-        if (*p == PROBE_UNTRIED && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
-            *p = probe_fs(fd);
-            return read_cached(fd, p, buf, len, off);
-        }
-        return -errno;
-    }
-}
-
-/* Whether sending [off, off + len) waits for no disk: a byte every
- * PROBE_STRIDE and the last one are read with RWF_NOWAIT.  An error or the
- * end of the file counts as cached (sendfile then reports it). */
-static bool cached(int fd, probe *p, uint64_t off, uint64_t len) {
-    char c;
-    for (uint64_t at = 0; at < len; at += PROBE_STRIDE) {
-        uint64_t last = at + PROBE_STRIDE >= len ? len - 1 : at;
-        ssize_t n = read_cached(fd, p, &c, 1, off + last);
-        if (n == 0)
-            return false;
-        if (n < 0 || *p == PROBE_MEMORY)
-            return true;
-        if (last != at && (n = read_cached(fd, p, &c, 1, off + at)) == 0)
-            return false;
-    }
-    return true;
-}
-
-/* A read on the thread pool.  It owns its buffer and a duplicate of the
- * descriptor: a task that stops waiting hands it to a done callback, so the
- * thread never touches what the task frees. */
-typedef struct pool_read {
-    int fd;
-    uint64_t off;
-    size_t len;
-    char buf[]; /* len bytes */
-} pool_read;
-
-static int pool_read_run(void *arg) {
-    pool_read *r = arg;
-    return read_at(r->fd, r->buf, r->len, r->off);
-}
-
-static void pool_read_free(pool_read *r) {
-    close(r->fd);
-    free(r);
-}
-
-static void pool_read_abandoned(corio_future *f, void *data) {
-    (void)f;
-    pool_read_free(data);
-}
-
-/* Await: reads len bytes at off on the thread pool.  Returns 0 with *out the
- * read (freed by the caller with pool_read_free), or CORIO_EOF, -errno,
- * CORIO_ENOMEM, CORIO_ECANCELED / CORIO_ETIMEDOUT when the await is cut short
- * (the read then finishes on its own and is freed by a done callback). */
-static int read_on_pool(int fd, size_t len, uint64_t off, pool_read **out) {
-    *out = NULL;
-    pool_read *r = malloc(sizeof *r + len);
-    if (!r)
-        return CORIO_ENOMEM;
-    r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (r->fd < 0) {
-        int rc = -errno;
-        free(r);
-        return rc;
-    }
-    r->off = off;
-    r->len = len;
-    corio_future *f;
-    int rc = corio_run_blocking(&f, pool_read_run, r);
-    if (rc) {
-        pool_read_free(r);
-        return rc;
-    }
-    rc = corio_await(f);
-    if (!corio_future_done(f)) {
-        if (corio_future_add_done_cb(f, pool_read_abandoned, r) == 0) {
-            r = NULL;
-        } else {
-            CORIO_WITH(corio_shield_scope()) { /* no memory: wait for the thread */
-                (void)corio_await(f);
-            }
-        }
-    }
-    corio_future_release(f);
-    if (rc == 0)
-        *out = r;
-    else if (r)
-        pool_read_free(r);
-    return rc;
-}
-
-/* Await: reads all len bytes at off into buf: on the loop while they are
- * cached, on the pool otherwise.  Returns 0, CORIO_EOF, or an error. */
-static int read_all(int fd, probe *p, char *buf, size_t len, uint64_t off) {
-    while (len) {
-        ssize_t n = read_cached(fd, p, buf, len, off);
-        if (n < 0)
-            return (int)n;
-        if (n == 0) {
-            pool_read *r;
-            int rc = read_on_pool(fd, len, off, &r);
-            if (rc == 0) {
-                memcpy(buf, r->buf, len);
-                pool_read_free(r);
-            }
-            return rc;
-        }
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /* ---- sending -------------------------------------------------------------------------- */
 
 /* A body in flight: the file's bytes [off, off + left) still to send. */
 typedef struct body_out {
     corio_stream *s;
-    int fd;
-    probe probe;
+    corio__fread in; /* the file */
     uint64_t off, left;
     uint64_t cached_to; /* [off, cached_to) was probed cached: not asked again */
     uint64_t *sent;     /* the response's body byte count (access log) */
@@ -310,7 +120,7 @@ static void advance(body_out *b, uint64_t n) {
  * thread pool. */
 static int copy_chunk(body_out *b, char *buf) {
     size_t n = b->left < CHUNK ? (size_t)b->left : CHUNK;
-    ssize_t got = read_cached(b->fd, &b->probe, buf, n, b->off);
+    ssize_t got = corio__fread_nowait(&b->in, buf, n, b->off);
     if (got < 0)
         return (int)got;
     if (got > 0) {
@@ -320,12 +130,12 @@ static int copy_chunk(body_out *b, char *buf) {
         return rc;
     }
     n = b->left < POOL_CHUNK ? (size_t)b->left : POOL_CHUNK;
-    pool_read *r;
-    int rc = read_on_pool(b->fd, n, b->off, &r);
+    corio__fread_buf *r;
+    int rc = corio__fread_pool(&b->in, n, b->off, &r);
     if (rc)
         return rc;
-    rc = corio_stream_write(b->s, r->buf, n);
-    pool_read_free(r);
+    rc = corio_stream_write(b->s, r->data, n);
+    corio__fread_buf_free(r);
     if (rc == 0)
         advance(b, n);
     return rc;
@@ -376,10 +186,11 @@ static int send_file(body_out *b) {
             break;
         size_t want = b->left < WINDOW ? (size_t)b->left : WINDOW;
         uint64_t from = b->cached_to > b->off ? b->cached_to : b->off;
-        bool hot = from >= b->off + want || cached(b->fd, &b->probe, from, b->off + want - from);
+        bool hot =
+            from >= b->off + want || corio__fread_is_cached(&b->in, from, b->off + want - from);
         if (hot) {
             b->cached_to = b->off + want; /* a socket-full retry does not probe again */
-            ssize_t n = corio__stream_sendfile(s, b->fd, b->off, want);
+            ssize_t n = corio__stream_sendfile(s, b->in.fd, b->off, want);
             if (n > 0) {
                 advance(b, (uint64_t)n);
                 since_await += (uint64_t)n;
@@ -427,8 +238,9 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
         char *buf = len ? corio__arena_alloc(&c->arena, (size_t)len) : NULL;
         if (len && !buf)
             return CORIO_ENOMEM;
-        probe p = PROBE_UNTRIED;
-        int rc = len ? read_all(fd, &p, buf, (size_t)len, off) : 0;
+        corio__fread in;
+        corio__fread_init(&in, fd);
+        int rc = len ? corio__fread_all(&in, buf, (size_t)len, off) : 0;
         if (rc == 0)
             rc = corio__res_send_head(res, status, ctype, len);
         if (rc == 0 && len)
@@ -440,12 +252,8 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
     int rc = corio__res_send_head(res, status, ctype, len);
     if (rc == 0)
         rc = corio__hconn_flush(c); /* earlier pipelined answers, then this head */
-    body_out b = {.s = c->s,
-                  .fd = fd,
-                  .probe = PROBE_UNTRIED,
-                  .off = off,
-                  .left = len,
-                  .sent = &res->body_bytes};
+    body_out b = {.s = c->s, .off = off, .left = len, .sent = &res->body_bytes};
+    corio__fread_init(&b.in, fd);
     if (rc == 0)
         rc = corio__stream_can_sendfile(c->s) ? send_file(&b) : send_copy(&b);
     if (rc < 0)
