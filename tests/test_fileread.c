@@ -320,19 +320,27 @@ static int deadline_main(void *arg) {
     return 0;
 }
 
+static char cut_path[4096]; /* the named file of run_cut, unlinked by cut_teardown */
+
 /* Runs fn on a cold file of 16 MiB named by path; the loop ends only once
  * the pool reads have (corio_run waits for them), and then no descriptor
  * and (under valgrind) no memory is left. */
 static void run_cut(corio_task_fn fn) {
-    char path[4096];
-    cut_ctx c = {.path = path, .size = 16 * MIB};
-    int fd = make_file_in(NULL, c.size, path);
+    cut_ctx c = {.path = cut_path, .size = 16 * MIB};
+    int fd = make_file_in(NULL, c.size, cut_path);
     (void)evict(fd, c.size);
     close(fd);
     int before = open_fds();
     corio_test_run_checked(fn, &c);
     assert_int_equal(open_fds(), before);
-    unlink(path);
+}
+
+static int cut_teardown(void **state) {
+    (void)state;
+    if (cut_path[0])
+        unlink(cut_path);
+    cut_path[0] = '\0';
+    return 0;
 }
 
 static void test_fread_pool_read_cancelled_finishes_and_frees_itself(void **state) {
@@ -381,8 +389,10 @@ int main(void) {
         cmocka_unit_test(test_fread_cached_file_is_read_on_the_loop_without_waiting),
         cmocka_unit_test(test_fread_past_the_end_is_eof_on_the_loop_and_on_the_pool),
         cmocka_unit_test(test_fread_evicted_file_is_read_on_the_pool_with_its_bytes),
-        cmocka_unit_test(test_fread_pool_read_cancelled_finishes_and_frees_itself),
-        cmocka_unit_test(test_fread_pool_read_past_its_deadline_is_etimedout_and_frees_itself),
+        cmocka_unit_test_teardown(test_fread_pool_read_cancelled_finishes_and_frees_itself,
+                                  cut_teardown),
+        cmocka_unit_test_teardown(
+            test_fread_pool_read_past_its_deadline_is_etimedout_and_frees_itself, cut_teardown),
         cmocka_unit_test(test_fread_tmpfs_file_is_read_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
