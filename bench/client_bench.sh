@@ -9,7 +9,8 @@
 # and bench/client_bench (this script builds nothing).  rounds defaults to 3.
 #
 # hello runs pinned to CPU 0 (CORIO_BENCH_SERVER_CPU), every client to CPU 1
-# (CORIO_BENCH_CLIENT_CPU).  Cases, each once per round, rounds interleaved:
+# (CORIO_BENCH_CLIENT_CPU).  Each round runs every case once, every other
+# round in reverse order:
 #
 #   corio-1-task           client_bench -t 1: one task, corio_http_request +
 #                          corio_await, one request after another
@@ -36,8 +37,12 @@
 # ~100% hello is the bottleneck, not the client); errors (non-200
 # responses, failed transfers).  A run is disturbed when other processes
 # took > 5% of CPU 0 or CPU 1 (/proc/stat minus hello and the client).
-# Medians over the clean runs (all, when none is clean).  CORIO_BENCH_QUIET_WAIT=N: wait up to N s
-# before each run for a second in which the machine was < 10% busy.
+# Medians over the clean runs (all, when none is clean), and the ratios
+# corio/curl and corio/hey within each round.
+#
+# CORIO_BENCH_QUIET_WAIT=N: wait up to N s before each run for a second in
+# which the machine was < 10% busy.  Every run is bounded; a full run takes
+# about 3 minutes (3 rounds), plus the waits.
 set -euo pipefail
 
 build=${1:-build}

@@ -14,6 +14,11 @@
 # upstream block with `keepalive 64` (CORIO_BENCH_KEEPALIVE), HTTP/1.1 and
 # Connection "" -- pooled upstream connections as corio's client keeps --
 # and the same header work as examples/proxy (Host kept, X-Forwarded-*, Via).
+# nginx keeps at most `keepalive` idle upstream connections: with more
+# requests in flight than that (256 connections) it closes and reopens
+# upstream connections thousands of times a second, which costs it and
+# hello dearly; examples/proxy pools up to 1024 per upstream.  For the two
+# proxies with pools of the same reach: CORIO_BENCH_KEEPALIVE=512.
 #
 # Placement: both proxies are pinned to CPU 0 (CORIO_BENCH_SERVER_CPU), wrk
 # to CPU 1 (CORIO_BENCH_CLIENT_CPU), and hello to CPU 0 as well
