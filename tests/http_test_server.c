@@ -46,6 +46,7 @@
  *                            corio_res_text; logs "abort-first text=<rc>";
  *                            returns 0 (&fail=1: CORIO_EFAILED)
  *   GET  /scheme           "https" if corio_req_is_tls, else "http"
+ *   GET  /peer-addr        corio_req_peer_addr, twice ("a|a": the second from the cache)
  *   every response         "X-Mw: 1" (global middleware)
  *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
@@ -356,6 +357,13 @@ static int scheme(corio_req *req, corio_res *res, void *arg) {
     return corio_res_text(res, 200, corio_req_is_tls(req) ? "https" : "http");
 }
 
+static int peer_addr(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    char body[128];
+    snprintf(body, sizeof body, "%s|%s", corio_req_peer_addr(req), corio_req_peer_addr(req));
+    return corio_res_text(res, 200, body);
+}
+
 static int private_page(corio_req *req, corio_res *res, void *arg) {
     (void)req, (void)arg;
     return corio_res_text(res, 200, "secret");
@@ -410,6 +418,7 @@ static const route_def routes[] = {
     {"GET", "/relay", relay},
     {"GET", "/abort-first", abort_first},
     {"GET", "/scheme", scheme},
+    {"GET", "/peer-addr", peer_addr},
 };
 
 int main(int argc, char **argv) {

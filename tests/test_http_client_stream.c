@@ -1206,7 +1206,7 @@ static int stale_post(corio_http_client *c, peer *p) {
 }
 
 static int stale_main(env *e) {
-    peer *p = env_peer(e, (peer_cfg){.keepalive_ms = 100});
+    peer *p = env_peer(e, (peer_cfg){.keepalive_ms = 300}); /* > the pool's 100 ms without a peek */
     REQUIRE(p);
     return stale_post(e->c, p);
 }
@@ -1319,7 +1319,7 @@ static int https_main(env *e) {
     REQUIRE(!failure[0]);
 
     /* A pooled TLS connection the server closed (close_notify) while idle. */
-    peer *idle = env_peer(e, (peer_cfg){.cert = pki.a_cert, .key = pki.a_key, .keepalive_ms = 100});
+    peer *idle = env_peer(e, (peer_cfg){.cert = pki.a_cert, .key = pki.a_key, .keepalive_ms = 300});
     REQUIRE(idle);
     return stale_post(e->c, idle);
 }

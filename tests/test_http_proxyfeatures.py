@@ -251,6 +251,19 @@ def case_req_is_tls_says_which(t):
         c.close()
 
 
+# ---- corio_req_peer_addr ------------------------------------------------------------------------
+
+def case_req_peer_addr_is_the_address_without_port(t):
+    c = http.client.HTTPConnection(HOST, t.srv.port, timeout=DEADLINE)
+    try:
+        for _ in range(2):  # a second request on the connection: the cached one
+            c.request("GET", "/peer-addr")
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == b"127.0.0.1|127.0.0.1", r.status)
+    finally:
+        c.close()
+
+
 # ---- main -----------------------------------------------------------------------------------------
 
 class Servers:

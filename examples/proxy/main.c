@@ -103,17 +103,17 @@ static int forward(corio_req *req, corio_res *res, void *arg) {
 /* Streams the client's body up, then the upstream's response down. */
 static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     int rc = 0, n;
-    char *buf = corio_req_alloc(req, CHUNK);
-    if (!buf)
-        return CORIO_ENOMEM;
-    while (has_body(req) && (n = corio_req_read(req, buf, CHUNK)) != 0) {
+    char *buf = has_body(req) ? corio_req_alloc(req, CHUNK) : NULL;
+    while (buf && (n = corio_req_read(req, buf, CHUNK)) != 0) {
         if (n < 0)
             return n; /* the client's fault (408, 413...): the server answers */
         if ((rc = corio_http_write(x, buf, (size_t)n)) < 0)
             return corio_res_text(res, 502, "Bad Gateway\n");
     }
-    if (has_body(req) && (rc = corio_http_write_end(x)) < 0)
+    if (buf && (rc = corio_http_write_end(x)) < 0)
         return corio_res_text(res, 502, "Bad Gateway\n");
+    if (has_body(req) && !buf)
+        return CORIO_ENOMEM;
     const corio_http_response *r;
     if ((rc = corio_http_response_head(x, &r)) < 0)
         return rc == CORIO_ECANCELED ? rc
@@ -122,14 +122,26 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     int status = corio_http_response_status(r);
     if (status < 200 || status > 599)
         return corio_res_text(res, 502, "Bad Gateway\n");
+    const char *piece = NULL;
+    n = corio_http_read(x, &piece); /* the first piece: often the whole body */
+    if (n < 0) /* nothing sent yet: still time for an honest answer */
+        return n == CORIO_ECANCELED ? n
+               : n == CORIO_ETIMEDOUT ? corio_res_text(res, 504, "Gateway Timeout\n")
+                                      : corio_res_text(res, 502, "Bad Gateway\n");
     const char *ctype = copy_response_headers(res, r);
     uint64_t len;
+    bool sized = corio_http_response_length(r, &len);
     if (status == 204 || status == 304)
         return corio_res_send(res, status, ctype, NULL, 0);
-    rc = corio_http_response_length(r, &len) ? corio_res_start_length(res, status, ctype, len)
-                                              : corio_res_start(res, status, ctype);
-    const char *piece;
-    while (rc == 0 && (n = corio_http_read(x, &piece)) > 0)
+    if (sized && n >= 0 && (uint64_t)n == len && corio_req_method(req).ptr[0] != 'H') {
+        rc = corio_res_send(res, status, ctype, piece, (size_t)n); /* head and body: one write */
+        if (rc == 0)
+            corio_http_read(x, &piece); /* 0: the body's end, so the connection is pooled */
+        return rc;
+    }
+    rc = sized ? corio_res_start_length(res, status, ctype, len)
+               : corio_res_start(res, status, ctype);
+    for (; rc == 0 && n > 0; n = corio_http_read(x, &piece))
         rc = corio_res_write(res, piece, (size_t)n);
     if (rc == 0 && n < 0) { /* the upstream died mid-body: so does this response */
         corio_res_abort(res);
@@ -187,16 +199,9 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
     corio_http_header *h = corio_req_alloc(req, (n + 4) * sizeof *h);
     corio_strv target = corio_req_target(req), method = corio_req_method(req), name, value,
                conn = {0}, prev;
-    char peer[64] = "";
-    corio_req_peer(req, peer, sizeof peer);
-    char *colon = strrchr(peer, ':'); /* "1.2.3.4:5", "[::1]:5": the address alone */
-    if (colon)
-        *colon = '\0';
-    char *addr = peer[0] == '[' ? peer + 1 : peer;
-    addr[strcspn(addr, "]")] = '\0';
-    addr = dup_strv(req, (corio_strv){addr, strlen(addr)}); /* outlives this frame */
+    const char *addr = corio_req_peer_addr(req); /* "127.0.0.1", "::1" */
     char *url = corio_req_alloc(req, strlen(u->base) + target.len + 1);
-    if (!h || !url || !addr)
+    if (!h || !url)
         return CORIO_ENOMEM;
     memcpy(stpcpy(url, u->base), target.ptr, target.len);
     url[strlen(u->base) + target.len] = '\0';

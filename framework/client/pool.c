@@ -30,6 +30,8 @@
 #include "corio/tls.h"
 #include "net/proto.h"
 
+enum { PEEK_AFTER_MS = 100 };
+
 int corio_http_client_new(corio_http_client **out, const corio_http_client_opts *opts) {
     if (!out)
         return CORIO_EINVAL;
@@ -226,8 +228,14 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio_st
         corio__pconn *pc = o->idle;
         o->idle = pc->next;
         corio_stream *s = pc->s;
-        bool stale = corio_now() - pc->idle_since >= c->o.idle_timeout_ms ||
-                     corio__stream_input_pending(s); /* closed by the peer, or junk */
+        uint64_t idle = corio_now() - pc->idle_since;
+        /* Closed by the peer, or junk?  Asking the kernel costs a syscall
+         * per reuse; a connection back for less than PEEK_AFTER_MS is taken
+         * on trust (a close that raced the reuse is found by the request,
+         * and retried if idempotent, as any close racing a check would be). */
+        bool stale = idle >= c->o.idle_timeout_ms ||
+                     (idle >= PEEK_AFTER_MS ? corio__stream_input_pending(s)
+                                            : corio__stream_has_input(s));
         free(pc);
         if (!stale) {
             *out = s;

@@ -62,26 +62,8 @@ static void alog_on_timer(corio__timer *t) {
     alog_write(&alog_tls);
 }
 
-/* The client's address without the port ("127.0.0.1", "::1"), or "-" when
- * it has none (a Unix socket).  Taken when the connection begins: once the
- * client has gone, the socket no longer knows. */
-static void alog_peer(corio__hconn *c) {
-    char name[sizeof c->peer + 8];
-    if (corio_stream_peer_name(c->s, name, sizeof name) != 0 || !name[0]) {
-        strcpy(c->peer, "-");
-        return;
-    }
-    const char *start = name[0] == '[' ? name + 1 : name;
-    const char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
-    size_t n = end ? (size_t)(end - start) : strlen(start);
-    if (n >= sizeof c->peer)
-        n = sizeof c->peer - 1;
-    memcpy(c->peer, start, n);
-    c->peer[n] = '\0';
-}
-
 void corio__access_log_conn_begin(corio__hconn *c) {
-    alog_peer(c);
+    corio__hconn_peer(c); /* now: once the client has gone, the socket no longer knows */
     alog *l = &alog_tls;
     if (l->conns++ > 0)
         return;

@@ -105,7 +105,7 @@ typedef struct corio__hconn {
     size_t nout, cap_out, out_bytes;
     size_t requests;
     uint64_t started_ns; /* the current request's head completed (uv_hrtime) */
-    char peer[48];       /* the client's address, for the access log */
+    char peer[48];       /* the client's address ("" until asked: corio__hconn_peer) */
     /* Header fields live here, not in the arena, so that the arena can be
      * reset while a head is only partly read (see read_head): the first
      * ones inline, more in hdrs_heap (up to max_headers, freed with the
@@ -114,6 +114,10 @@ typedef struct corio__hconn {
     size_t hdrs_heap_cap;
     corio__hdr hdrs_inline[CORIO__HDRS_INLINE];
 } corio__hconn;
+
+/* Fills c->peer: the client's address without the port ("127.0.0.1",
+ * "::1"), or "-" when it has none (a Unix socket) or is gone (request.c). */
+void corio__hconn_peer(corio__hconn *c);
 
 /* Formats the Date header value (29 bytes), cached per second per thread. */
 const char *corio__http_date(void);

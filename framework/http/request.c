@@ -150,6 +150,29 @@ bool corio_req_query(corio_req *req, const char *name, corio_strv *value) {
     return false;
 }
 
+void corio__hconn_peer(corio__hconn *c) {
+    char name[sizeof c->peer + 8];
+    if (corio_stream_peer_name(c->s, name, sizeof name) != 0 || !name[0]) {
+        strcpy(c->peer, "-");
+        return;
+    }
+    const char *start = name[0] == '[' ? name + 1 : name;
+    const char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= sizeof c->peer)
+        n = sizeof c->peer - 1;
+    memcpy(c->peer, start, n);
+    c->peer[n] = '\0';
+}
+
+const char *corio_req_peer_addr(const corio_req *req) {
+    if (!req)
+        return "-";
+    if (!req->c->peer[0])
+        corio__hconn_peer(req->c);
+    return req->c->peer;
+}
+
 int corio_req_peer(const corio_req *req, char *buf, size_t len) {
     return corio_stream_peer_name(req->c->s, buf, len);
 }

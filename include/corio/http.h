@@ -113,6 +113,11 @@ void corio_req_finish_on_disconnect(corio_req *req);
 /* The client's address ("127.0.0.1:5555"). */
 int corio_req_peer(const corio_req *req, char *buf, size_t len);
 
+/* The client's address without the port ("127.0.0.1", "::1"; "-" for a
+ * Unix socket or a client already gone), looked up once per connection (a
+ * proxy's X-Forwarded-For).  Borrowed: valid while the connection lasts. */
+const char *corio_req_peer_addr(const corio_req *req);
+
 /* Whether the request came over TLS (a proxy's "X-Forwarded-Proto: https"):
  * the connection's stream is a TLS stream (corio_stream_is_tls).  False for
  * a NULL req. */

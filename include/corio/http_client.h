@@ -52,7 +52,9 @@
  * max_conns are open closes the least recently used idle one of another
  * origin first.  An idle connection is checked at checkout: one idle longer
  * than idle_timeout_ms, or whose peer closed it or sent unsolicited bytes, is
- * closed and not used.
+ * closed and not used (the kernel is asked only about a connection idle for
+ * 100 ms or more: a busy pool reuses connections without a syscall, and a
+ * close that races the reuse is handled by the retry below).
  *
  * RETRY.  A request on a reused connection that fails before any response
  * byte (EOF, reset) is sent again once on a new connection, if its method is
