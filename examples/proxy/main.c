@@ -103,7 +103,8 @@ static int forward(corio_req *req, corio_res *res, void *arg) {
 /* Streams the client's body up, then the upstream's response down. */
 static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     int rc = 0, n;
-    char *buf = has_body(req) ? corio_req_alloc(req, CHUNK) : NULL;
+    bool body = has_body(req);
+    char *buf = body ? corio_req_alloc(req, CHUNK) : NULL;
     while (buf && (n = corio_req_read(req, buf, CHUNK)) != 0) {
         if (n < 0)
             return n; /* the client's fault (408, 413...): the server answers */
@@ -112,7 +113,7 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     }
     if (buf && (rc = corio_http_write_end(x)) < 0)
         return corio_res_text(res, 502, "Bad Gateway\n");
-    if (has_body(req) && !buf)
+    if (body && !buf)
         return CORIO_ENOMEM;
     const corio_http_response *r;
     if ((rc = corio_http_response_head(x, &r)) < 0)
@@ -176,19 +177,22 @@ static bool listed(const char *list, size_t list_len, const char *name, size_t n
     return false;
 }
 
+/* Whether name (len bytes) is one of the NULL-terminated names. */
+static bool one_of(const char *name, size_t len, const char *const *names) {
+    for (; *names; names++)
+        if (strncasecmp(*names, name, len) == 0 && (*names)[len] == '\0') /* [len]: in bounds */
+            return true;
+    return false;
+}
+
 /* Hop-by-hop fields, the fields `connection` names, and those the proxy or
  * the client set themselves (`also`, NULL-terminated). */
 static bool dropped(const char *name, size_t len, const char *connection, size_t clen,
                     const char *const *also) {
     static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
                                       "Transfer-Encoding", "Upgrade", "Content-Length", NULL};
-    for (const char *const *h = hop; *h; h++)
-        if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
-            return true;
-    for (const char *const *h = also; *h; h++)
-        if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
-            return true;
-    return (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0) ||
+    return one_of(name, len, hop) || one_of(name, len, also) ||
+           (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0) ||
            (connection && listed(connection, clen, name, len));
 }
 
