@@ -110,7 +110,7 @@ static inline int get(ctx *x, const char *path, corio_http_response **out) {
 
 /* Await: the upstream's counters, asked on the pool like any request. */
 static inline void stats(ctx *x, int *accepts, int *closed) {
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(get(x, "/stats", &r), 0);
     assert_int_equal(
         sscanf(corio_http_response_body(r, NULL), "accepts=%d closed=%d", accepts, closed), 2);
@@ -164,7 +164,7 @@ typedef struct ustat {
 static inline const char *control(ctx *x, const char *path) {
     static char body[512];
     char url[256];
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", x->up.ctl, path);
     assert_corio(call(x->ctl, "GET", url, NULL, 0, &r), 0);
     snprintf(body, sizeof body, "%s", corio_http_response_body(r, NULL));
@@ -230,7 +230,7 @@ static inline int fetch(ctx *x, int origin, const char *path, corio_http_respons
 
 /* Await: GET origin+path, which must answer 200 with `body`. */
 static inline void fetch_expect(ctx *x, int origin, const char *path, const char *body) {
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(fetch(x, origin, path, &r), 0);
     assert_int_equal(corio_http_response_status(r), 200);
     assert_string_equal(corio_http_response_body(r, NULL), body);

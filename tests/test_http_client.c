@@ -19,7 +19,7 @@ static int sequential_main(void *arg) {
     ctx *x = arg;
     assert_corio(open_client(x), 0);
     for (int i = 0; i < 100; i++) {
-        corio_http_response *r;
+        corio_http_response *r = NULL;
         assert_corio(get(x, "/ok", &r), 0);
         assert_int_equal(corio_http_response_status(r), 200);
         size_t len;
@@ -61,7 +61,7 @@ static void check_pattern(corio_http_response *r, size_t n) {
 
 static int bodies_main(void *arg) {
     ctx *x = arg;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(open_client(x), 0);
     assert_corio(get(x, "/big?n=300000", &r), 0);
     check_pattern(r, 300000);
@@ -98,7 +98,7 @@ static void test_client_content_length_chunked_head_and_post_bodies_byte_exact(v
 
 static int bad_main(void *arg) {
     ctx *x = arg;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(open_client(x), 0);
     assert_corio(get(x, "/ok", &r), 0);
     corio_http_response_free(r);
@@ -129,7 +129,7 @@ static void test_client_malformed_oversize_and_truncated_responses_fail_and_drop
 
 static int retry_main(void *arg) {
     ctx *x = arg;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     char url[128];
     int a, cl;
     assert_corio(open_client(x), 0);

@@ -20,7 +20,7 @@ static const corio_http_header creds[] = {
 static int redirects_main(void *arg) {
     ctx *x = arg;
     ustat st;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     char path[256];
     assert_corio(open_client(x), 0);
     static const struct {
@@ -97,7 +97,7 @@ static void test_client_redirects_followed_method_body_rules_and_limit(void **st
 static int redirect_cross_origin_main(void *arg) {
     ctx *x = arg;
     ustat st;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     char path[256];
     assert_corio(open_client(x), 0);
     corio_http_req rq = {.method = "POST",

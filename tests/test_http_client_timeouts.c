@@ -36,7 +36,7 @@ static void test_client_timeout_scope_around_await_times_out_and_closes_conn(voi
 }
 
 static int slow_caller(void *arg) {
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     return get(arg, "/slow", &r);
 }
 
@@ -71,7 +71,7 @@ static void test_client_cancelling_awaiting_task_cancels_request_and_closes_conn
 static int first_byte_main(void *arg) {
     ctx *x = arg;
     ustat st;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(open_client(x), 0);
     assert_corio(fetch(x, MAIN, "/silent", &r), CORIO_ETIMEDOUT);
     WAIT_FOR(x, MAIN, st, st.closed == 1);
@@ -91,7 +91,7 @@ static void test_client_first_byte_timeout_on_silent_upstream_closes_conn(void *
 static int read_timeout_main(void *arg) {
     ctx *x = arg;
     ustat st;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_corio(open_client(x), 0);
     /* The head, one byte of ten, then nothing. */
     assert_corio(fetch(x, MAIN, "/slow", &r), CORIO_ETIMEDOUT);

@@ -45,7 +45,7 @@ static int post_echo(corio_req *req, corio_res *res, void *arg) {
 
 static int example_main(void *arg) {
     corio_http_test *t;
-    corio_http_response *r;
+    corio_http_response *r = NULL;
     assert_int_equal(corio_http_test_start(&t, arg, NULL), 0);
 
     assert_int_equal(corio_http_test_get(t, &r, "/users/7"), 0);
