@@ -94,7 +94,7 @@ void corio__url_release(corio__url *u);
 /* A request's copied description: what a retry or redirect sends again. */
 typedef struct corio__req {
     const char *method;
-    corio_http_header *headers; /* strings inside `strings` */
+    corio_http_header *headers; /* one block with `strings`, which follow it */
     size_t nheaders;
     char *strings;
     corio__url url;

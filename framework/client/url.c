@@ -199,12 +199,13 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
     int rc = corio__url_parse(rq->url, NULL, &q->url);
     if (rc)
         return rc;
-    q->strings = malloc(sl);
-    q->headers = rq->nheaders ? malloc(rq->nheaders * sizeof *q->headers) : NULL;
-    if (!q->strings || (rq->nheaders && !q->headers)) {
+    /* One block: the header array, then the strings. */
+    q->headers = malloc(rq->nheaders * sizeof *q->headers + sl);
+    if (!q->headers) {
         corio__req_release(q);
         return CORIO_ENOMEM;
     }
+    q->strings = (char *)(q->headers + rq->nheaders);
     char *at = q->strings;
     q->method = at;
     at = stpcpy(at, method) + 1;
@@ -251,8 +252,7 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
 }
 
 void corio__req_release(corio__req *q) {
-    free(q->strings);
-    free(q->headers);
+    free(q->headers); /* and the strings after it */
     if (q->body_owned)
         free((void *)q->body);
     if (q->body_fd >= 0)
@@ -275,6 +275,7 @@ typedef struct buf {
     bool failed;
 } buf;
 
+/* Appends s; the first call sizes the buffer for the whole head (cap). */
 static void put(buf *b, const char *s) {
     size_t n = strlen(s);
     if (b->failed)
@@ -296,7 +297,14 @@ static void put(buf *b, const char *s) {
 }
 
 char *corio__req_head(const corio__req *q, size_t *len) {
-    buf b = {0};
+    /* Room for everything but the fields, and for the fields as copied in
+     * corio__req_init (their strings block): one allocation. */
+    size_t fields = 0;
+    for (size_t i = 0; i < q->nheaders; i++)
+        fields += strlen(q->headers[i].name) + strlen(q->headers[i].value) + 4;
+    buf b = {.cap = strlen(q->method) + strlen(q->url.target) + strlen(q->url.host) + fields + 128};
+    if (!(b.b = malloc(b.cap)))
+        return NULL;
     char num[32];
     put(&b, q->method);
     put(&b, " ");
