@@ -2,7 +2,8 @@
  * (http_client_helpers.h): the method and body rules of 301/302/303/307/308,
  * relative, absolute and scheme-relative Locations, max_redirects 0 (the 3xx
  * is the answer) and the limit (one hop more is CORIO_ERANGE), and
- * Authorization and Cookie dropped once a redirect leaves the origin. */
+ * Authorization, Cookie and a caller's Host dropped once a redirect leaves
+ * the origin. */
 #include "http_client_helpers.h"
 
 #include <signal.h>
@@ -128,6 +129,18 @@ static int redirect_cross_origin_main(void *arg) {
     assert_corio(request_to(x, rq, MAIN, path, &r), 0);
     assert_string_equal(corio_http_response_body(r, NULL),
                         "GET len=0 auth=0 cookie=0 ct=1 other=1 port=third");
+    corio_http_response_free(r);
+    /* A caller's Host names the origin it was given for: not sent to another. */
+    static const corio_http_header host[] = {{"Host", "api.example"}};
+    rq = (corio_http_req){.headers = host, .nheaders = 1, .max_redirects = 1};
+    snprintf(path, sizeof path, "/redirect?code=302&to=http://127.0.0.1:%d/host", x->up.ports[ALT]);
+    assert_corio(request_to(x, rq, MAIN, path, &r), 0);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", x->up.ports[ALT]);
+    assert_string_equal(corio_http_response_body(r, NULL), want);
+    corio_http_response_free(r);
+    assert_corio(request_to(x, rq, MAIN, "/redirect?code=302&to=/host", &r), 0);
+    assert_string_equal(corio_http_response_body(r, NULL), "api.example"); /* same origin: kept */
     corio_http_response_free(r);
     ustats(x, ALT, &st);
     assert_int_equal(st.accepts, 1);

@@ -34,6 +34,7 @@ The origins serve, one thread per connection, by path:
   /inspect        "METHOD len=L auth=0|1 cookie=0|1 ct=0|1 other=0|1 port=NAME":
                   the request's method, body length, whether it carried
                   Authorization, Cookie, Content-Type, X-Other; the origin
+  /host           the request's Host field, as the body
   /redirect?code=C&to=URL  status C, Location URL (the rest of the query
                   after "to=", taken as is), body "moved"
   /chain?n=N      N > 0: 302 to /chain?n=N-1; 0: 200 "end"
@@ -196,6 +197,8 @@ class Handler(socketserver.BaseRequestHandler):
             self.send(b"200 OK", b"%s len=%d auth=%s cookie=%s ct=%s other=%s port=%s" % (
                 method, len(body), has(b"authorization"), has(b"cookie"),
                 has(b"content-type"), has(b"x-other"), self.server.name.encode()))
+        elif path == "/host":
+            self.send(b"200 OK", headers.get(b"host", b"(none)"))
         elif path == "/redirect":
             to = target.partition("to=")[2].encode()
             self.send_code(arg(target, "code"), b"moved", b"Location: " + to + b"\r\n")

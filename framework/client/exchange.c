@@ -223,12 +223,13 @@ static int follow(corio_http_exchange *x) {
     x->body_done = x->p.done && !x->failed;
     release_conn(x);
     x->redirects++;
-    if (org != x->org) { /* credentials are for the origin they were given to */
+    if (org != x->org) { /* credentials are for the origin they were given to, and a
+                          * caller's Host names the old one */
         size_t k = 0;
         for (size_t i = 0; i < x->q.nheaders; i++) {
             const char *n = x->q.headers[i].name;
             if (strcasecmp(n, "Authorization") && strcasecmp(n, "Cookie") &&
-                strcasecmp(n, "Proxy-Authorization"))
+                strcasecmp(n, "Proxy-Authorization") && strcasecmp(n, "Host"))
                 x->q.headers[k++] = x->q.headers[i];
         }
         x->q.nheaders = k;

@@ -84,7 +84,13 @@
  * RESPONSES are parsed by llhttp in strict mode under the limits below; a
  * malformed or oversize response fails that call and its connection is
  * closed, never reused.  Informational (1xx) responses are skipped.
- * Redirects are followed only when the request asks (max_redirects).
+ *
+ * REDIRECTS are followed only when the request asks (max_redirects): 301,
+ * 302 and 303 turn a POST (303: any method but HEAD) into a GET without a
+ * body or Content-Type; 307 and 308 keep the method and body (a streamed
+ * body cannot be sent again: the 3xx is then the answer).  A redirect to
+ * another origin drops Authorization, Cookie, Proxy-Authorization and a
+ * caller's Host.  Beyond max_redirects: CORIO_ERANGE.
  */
 #ifndef CORIO_HTTP_CLIENT_H
 #define CORIO_HTTP_CLIENT_H
