@@ -280,13 +280,21 @@ int corio_res_json(corio_res *res, int status, const char *json) {
     return corio_res_send(res, status, "application/json", json, json ? strlen(json) : 0);
 }
 
-int corio_res_start(corio_res *res, int status, const char *content_type) {
+/* What corio_res_start and _start_length refuse: 0 or the code. */
+static int start_refused(const corio_res *res, int status, const char *content_type) {
     if (!res)
         return CORIO_EINVAL;
     if (res->started || res->cut)
         return CORIO_EALREADY;
     if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
         return CORIO_EINVAL;
+    return 0;
+}
+
+int corio_res_start(corio_res *res, int status, const char *content_type) {
+    int rc = start_refused(res, status, content_type);
+    if (rc)
+        return rc;
     corio__hconn *c = res->c;
     const char *framing = NULL;
     if (c->req.minor >= 1) {
@@ -296,22 +304,19 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
         res->close_delimited = true;
         c->close = true;
     }
-    int rc = queue_head(res, status, content_type, framing);
+    rc = queue_head(res, status, content_type, framing);
     return rc ? rc : corio__hconn_flush(c);
 }
 
 int corio_res_start_length(corio_res *res, int status, const char *content_type, uint64_t length) {
-    if (!res)
-        return CORIO_EINVAL;
-    if (res->started || res->cut)
-        return CORIO_EALREADY;
-    if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
-        return CORIO_EINVAL;
+    int rc = start_refused(res, status, content_type);
+    if (rc)
+        return rc;
     char framing[48];
     content_length_line(framing, length);
     res->length_framed = true;
     res->length_left = length;
-    int rc = queue_head(res, status, content_type, framing);
+    rc = queue_head(res, status, content_type, framing);
     return rc ? rc : corio__hconn_flush(res->c);
 }
 
