@@ -8,23 +8,21 @@
  * control port so that asking never touches the pool under test (ustats,
  * WAIT_FOR, release_hold, control); stats and wait_closed ask on the pool.
  * Header-only and static: every tests/test_*.c is a program of its own.
- * upstream.py is found beside this header (__FILE__).
+ * The child process itself: upstream_child.h.
  */
 #ifndef CORIO_HTTP_CLIENT_HELPERS_H
 #define CORIO_HTTP_CLIENT_HELPERS_H
 
 #include "corio_test.h"
+#include "upstream_child.h"
 
 #include <corio/http_client.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* ---- the upstream: a child process ------------------------------------------------------- */
 
 typedef struct upstream {
-    pid_t pid;
-    int in;                  /* its stdin: closing it stops it */
+    upstream_child child;
     int port, ports[3], ctl; /* ports: MAIN (== port), ALT, THIRD origins; ctl: control */
     char base[64];           /* "http://127.0.0.1:PORT" */
 } upstream;
@@ -34,35 +32,8 @@ enum { MAIN, ALT, THIRD };
 static const char *const origin_names[] = {"main", "alt", "third"};
 
 static inline void upstream_start(upstream *u) {
-    char script[4096];
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    snprintf(script, sizeof script, "%.*supstream.py", slash ? (int)(slash - file + 1) : 0, file);
-    int in[2], out[2];
-    assert_int_equal(pipe(in), 0);
-    assert_int_equal(pipe(out), 0);
-    u->pid = fork();
-    assert_true(u->pid >= 0);
-    if (u->pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp("python3", "python3", script, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    u->in = in[1];
-    char line[64] = {0};
-    size_t n = 0;
-    while (n < sizeof line - 1) {
-        ssize_t r = read(out[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n')
-            break;
-        n++;
-    }
-    close(out[0]);
+    char line[64];
+    upstream_child_start(&u->child, "upstream.py", line, sizeof line);
     assert_int_equal(
         sscanf(line, "%d %d %d %d", &u->ports[MAIN], &u->ports[ALT], &u->ports[THIRD], &u->ctl), 4);
     u->port = u->ports[MAIN];
@@ -71,9 +42,7 @@ static inline void upstream_start(upstream *u) {
 }
 
 static inline void upstream_stop(upstream *u) {
-    close(u->in);
-    int status;
-    assert_int_equal(waitpid(u->pid, &status, 0), u->pid);
+    upstream_child_stop(&u->child);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */

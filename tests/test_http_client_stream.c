@@ -25,11 +25,11 @@
  * CORIO_WITH scope): EXPECT records the first failure, REQUIRE also returns
  * from the test body, and the test fails after the loop has closed. */
 #include "tls_helpers.h"
+#include "upstream_child.h"
 
 #include <corio/http_client.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,55 +241,17 @@ static long probe_end(rss_probe *p, const char *what, uint64_t bytes) {
 /* ---- the Python upstream --------------------------------------------------------------------- */
 
 typedef struct upstream {
-    pid_t pid;
-    int in; /* its stdin: closing it stops it */
+    upstream_child child; /* pid 0: not started */
     int port;
     char base[64]; /* "http://127.0.0.1:PORT" */
 } upstream;
 
 static void upstream_start(upstream *u) {
-    char script[4096];
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    snprintf(script, sizeof script, "%.*supstream_stream.py", slash ? (int)(slash - file + 1) : 0,
-             file);
-    int in[2], out[2];
-    assert_int_equal(pipe(in), 0);
-    assert_int_equal(pipe(out), 0);
-    u->pid = fork();
-    assert_true(u->pid >= 0);
-    if (u->pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp("python3", "python3", script, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    u->in = in[1];
-    char line[32] = {0};
-    size_t n = 0;
-    while (n < sizeof line - 1) {
-        ssize_t r = read(out[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n')
-            break;
-        n++;
-    }
-    close(out[0]);
+    char line[32];
+    upstream_child_start(&u->child, "upstream_stream.py", line, sizeof line);
     u->port = atoi(line);
     assert_true(u->port > 0);
     snprintf(u->base, sizeof u->base, "http://127.0.0.1:%d", u->port);
-}
-
-static void upstream_stop(upstream *u) {
-    if (!u->pid)
-        return;
-    close(u->in);
-    int status;
-    assert_int_equal(waitpid(u->pid, &status, 0), u->pid);
-    u->pid = 0;
 }
 
 /* ---- the in-process corio server ------------------------------------------------------------- */
@@ -530,7 +492,7 @@ static void run_env(env_body body, bool with_upstream, void *arg,
     alarm(TEST_LIMIT_MS / 1000 + 60);
     int rc = corio_run(env_main, &e);
     alarm(0);
-    upstream_stop(&e.up);
+    upstream_child_stop(&e.up.child);
     if (failure[0])
         fail_msg("%s", failure);
     assert_int_equal(rc, 0);
@@ -878,16 +840,16 @@ typedef struct file_arg {
     uint64_t size;
 } file_arg;
 
-static int body_file_main(env *e) {
-    file_arg *fa = e->arg;
-    char url[400], body[128], want[128];
-    snprintf(url, sizeof url, "%s/count", e->pr.base);
-    snprintf(want, sizeof want, "count=%llu ok=1", (unsigned long long)fa->size);
-    corio_http_req rq = {.method = "POST", .url = url, .body_file = fa->path};
+/* Await: rq (its body from a file) sent as an exchange, then again as a
+ * future; each answered 200 with the body `want`.  write_refused: a write
+ * in the exchange is refused (the enter sent the whole body). */
+static int file_body_twice(env *e, const corio_http_req *rq, const char *want, bool write_refused) {
+    char body[128];
     corio_http_exchange *x;
     int rc;
-    CORIO_WITH_RC(rc, corio_http_open(e->c, &rq, &x)) { /* the whole body sent by the enter */
-        REQUIRE_RC(corio_http_write(x, "x", 1), CORIO_EINVAL);
+    CORIO_WITH_RC(rc, corio_http_open(e->c, rq, &x)) {
+        if (write_refused)
+            REQUIRE_RC(corio_http_write(x, "x", 1), CORIO_EINVAL);
         const corio_http_response *r;
         REQUIRE_RC(corio_http_response_head(x, &r), 0);
         REQUIRE(corio_http_response_status(r) == 200);
@@ -895,9 +857,8 @@ static int body_file_main(env *e) {
         REQUIRE_STR(body, want);
     }
     REQUIRE_RC(rc, 0);
-
     corio_future *f = NULL;
-    REQUIRE_RC(corio_http_request_ex(e->c, &f, &rq), 0);
+    REQUIRE_RC(corio_http_request_ex(e->c, &f, rq), 0);
     rc = corio_await(f);
     if (rc == 0) {
         const corio_http_response *r = corio_future_value(f);
@@ -907,6 +868,16 @@ static int body_file_main(env *e) {
     corio_future_release(f);
     REQUIRE_RC(rc, 0);
     REQUIRE(!failure[0]);
+    return 0;
+}
+
+static int body_file_main(env *e) {
+    file_arg *fa = e->arg;
+    char url[400], want[128];
+    snprintf(url, sizeof url, "%s/count", e->pr.base);
+    snprintf(want, sizeof want, "count=%llu ok=1", (unsigned long long)fa->size);
+    corio_http_req rq = {.method = "POST", .url = url, .body_file = fa->path};
+    REQUIRE_RC(file_body_twice(e, &rq, want, true), 0);
     REQUIRE(e->pr.accepts == 1);
 
     /* A missing file: the enter fails (the body never runs), and so does
@@ -914,13 +885,15 @@ static int body_file_main(env *e) {
     char missing[96];
     snprintf(missing, sizeof missing, "%s.missing", fa->path);
     corio_http_req gone = {.method = "POST", .url = url, .body_file = missing};
+    corio_http_exchange *x;
+    int rc;
     bool ran = false;
     CORIO_WITH_RC(rc, corio_http_open(e->c, &gone, &x)) {
         ran = true;
     }
     REQUIRE(!ran);
     REQUIRE_RC(rc, CORIO_ENOENT);
-    f = NULL;
+    corio_future *f = NULL;
     REQUIRE_RC(corio_http_request_ex(e->c, &f, &gone), CORIO_ENOENT);
     REQUIRE(f == NULL);
     /* Not a regular file: refused. */
@@ -940,21 +913,7 @@ static int body_file_main(env *e) {
     REQUIRE(a == 1);
     snprintf(url, sizeof url, "%s/count?drop=1", e->up.base);
     corio_http_req put = {.method = "PUT", .url = url, .body_file = fa->path};
-    CORIO_WITH_RC(rc, corio_http_open(e->c, &put, &x)) {
-        const corio_http_response *r;
-        REQUIRE_RC(corio_http_response_head(x, &r), 0);
-        REQUIRE(corio_http_response_status(r) == 200);
-        REQUIRE(read_all(x, body, sizeof body) > 0);
-        REQUIRE_STR(body, want);
-    }
-    REQUIRE_RC(rc, 0);
-    REQUIRE_RC(corio_http_request_ex(e->c, &f, &put), 0);
-    rc = corio_await(f);
-    if (rc == 0)
-        EXPECT(strcmp(corio_http_response_body(corio_future_value(f), NULL), want) == 0);
-    corio_future_release(f);
-    REQUIRE_RC(rc, 0);
-    REQUIRE(!failure[0]);
+    REQUIRE_RC(file_body_twice(e, &put, want, false), 0);
     REQUIRE_RC(up_stats(e, "/stats", &a, &cl), 0);
     REQUIRE(a == 3 && cl == 2); /* two dropped, the last retry's kept */
     return 0;
@@ -1019,6 +978,30 @@ static int stall_task(void *arg) {
         k = corio_http_read(x, &p); /* here until cancelled */
     }
     return rc < 0 ? rc : k;
+}
+
+/* Await: opens path on the Python upstream and reads only the head, then
+ * leaves the exchange: the connection is closed, and the upstream has seen
+ * `accepts` connections, `closed` of them closed. */
+static int head_only_closes(env *e, const char *path, int accepts, int closed) {
+    char url[400], wait[64];
+    snprintf(url, sizeof url, "%s%s", e->up.base, path);
+    corio_http_req rq = {.url = url};
+    corio_http_exchange *x;
+    int a, cl, rc;
+    CORIO_WITH_RC(rc, corio_http_open(e->c, &rq, &x)) {
+        const corio_http_response *r;
+        REQUIRE_RC(corio_http_response_head(x, &r), 0);
+    }
+    REQUIRE_RC(rc, 0);
+    snprintf(wait, sizeof wait, "/wait-closed?n=%d", closed);
+    REQUIRE_RC(up_stats(e, wait, &a, &cl), 0);
+    if (a != accepts || cl != closed) {
+        failf(__LINE__, "after the head of %s: accepts=%d closed=%d, expected %d and %d", path, a,
+              cl, accepts, closed);
+        return corio_scope_fail(CORIO_EFAILED);
+    }
+    return 0;
 }
 
 static int reuse_main(env *e) {
@@ -1086,24 +1069,10 @@ static int reuse_main(env *e) {
 
     /* Only the head read, though the 5-byte body came with it: the body
      * was not read to its end, so the connection is closed. */
-    snprintf(url, sizeof url, "%s/pattern?n=5", e->up.base);
-    CORIO_WITH_RC(rc, corio_http_open(e->c, &rq, &x)) {
-        const corio_http_response *r;
-        REQUIRE_RC(corio_http_response_head(x, &r), 0);
-    }
-    REQUIRE_RC(rc, 0);
-    REQUIRE_RC(up_stats(e, "/wait-closed?n=3", &a, &cl), 0);
-    REQUIRE(a == 4 && cl == 3);
+    REQUIRE_RC(head_only_closes(e, "/pattern?n=5", 4, 3), 0);
     /* The same when no body byte has come yet (nothing buffered, nothing
      * handed out): the upstream, waiting to send the rest, sees the close. */
-    snprintf(url, sizeof url, "%s/stall?n=0", e->up.base);
-    CORIO_WITH_RC(rc, corio_http_open(e->c, &rq, &x)) {
-        const corio_http_response *r;
-        REQUIRE_RC(corio_http_response_head(x, &r), 0);
-    }
-    REQUIRE_RC(rc, 0);
-    REQUIRE_RC(up_stats(e, "/wait-closed?n=4", &a, &cl), 0);
-    REQUIRE(a == 5 && cl == 4);
+    REQUIRE_RC(head_only_closes(e, "/stall?n=0", 5, 4), 0);
 
     /* A body that stalls: read_timeout_ms bounds each read (then closed). */
     corio_http_client_opts o = {.read_timeout_ms = 200};

@@ -48,12 +48,16 @@ The control port serves:
   /release-all[?ms=M]  lets every /hold that is waiting answer (M ms later)
 Exits on SIGTERM or when stdin reaches its end.
 """
+import os
 import select
 import socket
 import socketserver
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from upstream_common import serve_requests  # noqa: E402  (beside this script)
 
 LOCK = threading.Lock()
 ORIGINS = ("main", "alt", "third")
@@ -120,7 +124,8 @@ class Handler(socketserver.BaseRequestHandler):
     def send_code(self, code, body, extra=b""):
         self.send(b"%d X" % code, body, extra)
 
-    def respond(self, method, target, count, headers, body):
+    def respond(self, count, method, target, headers, body):
+        self.head = method == b"HEAD"
         path = target.partition("?")[0]
         if path == "/ok":
             self.send(b"200 OK", b"hello", b"X-Test: Yes\r\n")
@@ -221,68 +226,38 @@ class Handler(socketserver.BaseRequestHandler):
             st["accepts"] += 1
             st["open"] += 1
             st["peak"] = max(st["peak"], st["open"])
-        f = self.request.makefile("rb")
-        count = 0
         try:
-            while True:
-                line = f.readline(65537)
-                if not line:
-                    break
-                parts = line.split()
-                headers = {}
-                while True:
-                    h = f.readline(65537)
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    k, _, v = h.partition(b":")
-                    headers[k.strip().lower()] = v.strip()
-                body = f.read(int(headers.get(b"content-length", b"0")))
-                count += 1
-                self.head = parts[0] == b"HEAD"
-                if not self.respond(parts[0], parts[1].decode(), count, headers, body):
-                    break
-        except OSError:
-            pass
+            serve_requests(self.request, self.respond)
         finally:
-            f.close()
             with LOCK:
                 st["closed"] += 1
                 st["open"] -= 1
 
 
 class Control(socketserver.BaseRequestHandler):
+    def respond(self, _count, _method, target, _headers, _body):
+        path = target.partition("?")[0]
+        if path == "/stats":
+            name = target.partition("p=")[2] or "main"
+            with LOCK:
+                st = STATS[name]
+                body = b"accepts=%d closed=%d open=%d peak=%d held=%d arrived=%s" % (
+                    st["accepts"], st["closed"], st["open"], st["peak"], HELD[0],
+                    b",".join(b"%d" % i for i in ARRIVED))
+        elif path == "/release":
+            hold_event(arg(target, "id")).set()
+            body = b"ok"
+        elif path == "/release-all":
+            threading.Timer(arg(target, "ms") / 1000, release_all).start()
+            body = b"ok"
+        else:
+            body = b"?"
+        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
+                             (len(body), body))
+        return True
+
     def handle(self):
-        f = self.request.makefile("rb")
-        try:
-            while True:
-                line = f.readline(65537)
-                if not line:
-                    break
-                while f.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                target = line.split()[1].decode()
-                path = target.partition("?")[0]
-                if path == "/stats":
-                    name = target.partition("p=")[2] or "main"
-                    with LOCK:
-                        st = STATS[name]
-                        body = b"accepts=%d closed=%d open=%d peak=%d held=%d arrived=%s" % (
-                            st["accepts"], st["closed"], st["open"], st["peak"], HELD[0],
-                            b",".join(b"%d" % i for i in ARRIVED))
-                elif path == "/release":
-                    hold_event(arg(target, "id")).set()
-                    body = b"ok"
-                elif path == "/release-all":
-                    threading.Timer(arg(target, "ms") / 1000, release_all).start()
-                    body = b"ok"
-                else:
-                    body = b"?"
-                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
-                                     (len(body), body))
-        except OSError:
-            pass
-        finally:
-            f.close()
+        serve_requests(self.request, self.respond)
 
 
 class Server(socketserver.ThreadingTCPServer):

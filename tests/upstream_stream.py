@@ -27,10 +27,14 @@ connection, by path:
                      the test's way to wait for a close it caused
 Exits when stdin reaches its end (the test closes it) or on SIGTERM.
 """
+import os
 import select
 import socketserver
 import sys
 import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from upstream_common import serve_requests  # noqa: E402  (beside this script)
 
 COND = threading.Condition()
 STATS = {"accepts": 0, "closed": 0}
@@ -56,7 +60,7 @@ class Handler(socketserver.BaseRequestHandler):
         self.request.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: " +
                              str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
 
-    def respond(self, target, count, body):
+    def respond(self, count, _method, target, _headers, body):
         path = target.partition("?")[0]
         sock = self.request
         if path == "/count":
@@ -114,39 +118,9 @@ class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         with COND:
             STATS["accepts"] += 1
-        f = self.request.makefile("rb")
-        count = 0
         try:
-            while True:
-                line = f.readline(65537)
-                if not line:
-                    break
-                parts = line.split()
-                headers = {}
-                while True:
-                    h = f.readline(65537)
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    k, _, v = h.partition(b":")
-                    headers[k.strip().lower()] = v.strip()
-                if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-                    pieces = []
-                    while True:
-                        size = int(f.readline(1024).split(b";")[0], 16)
-                        pieces.append(f.read(size))
-                        f.readline(1024)  # the chunk's CRLF (or the end of the trailers)
-                        if size == 0:
-                            break
-                    body = b"".join(pieces)
-                else:
-                    body = f.read(int(headers.get(b"content-length", b"0")))
-                count += 1
-                if not self.respond(parts[1].decode(), count, body):
-                    break
-        except OSError:
-            pass
+            serve_requests(self.request, self.respond)
         finally:
-            f.close()
             with COND:
                 STATS["closed"] += 1
                 COND.notify_all()
