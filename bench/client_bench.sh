@@ -42,8 +42,11 @@
 #
 # CORIO_BENCH_QUIET_WAIT=N: wait up to N s before each run for a second in
 # which the machine was < 10% busy.  Every run is bounded; a full run takes
-# about 3 minutes (3 rounds), plus the waits.
+# about 3 minutes (3 rounds), plus the waits.  The helpers shared with the
+# other benchmarks are in bench/lib.sh.
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build=${1:-build}
 rounds=${2:-3}
@@ -55,94 +58,19 @@ path=/plaintext
 body='Hello, World!'
 max_n=1000000
 
-die() {
-  echo "client_bench: $*" >&2
-  exit 1
-}
-
 hello_bin=$build/examples/hello/hello
 bench_bin=$build/bench/client_bench
-for b in "$hello_bin" "$bench_bin"; do
-  [[ -x $b ]] || die "$b not found; build it first (Release):
-  cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2"
-done
-for tool in curl taskset python3 timeout; do
-  command -v "$tool" >/dev/null || die "$tool not found"
-done
+need_bins "$build" "$hello_bin" "$bench_bin"
+need_tools "" curl taskset python3 timeout
 have_hey=0
 command -v hey >/dev/null && have_hey=1
-[[ $rounds =~ ^[1-9][0-9]?$ ]] || die "rounds must be 1..99, not '$rounds'"
+check_rounds "$rounds"
 [[ $dur =~ ^[0-9]+s?$ && ${dur%s} -ge 1 && ${dur%s} -le 60 ]] ||
   die "CORIO_BENCH_DURATION must be 1s..60s, not '$dur'"
 dur_s=${dur%s}
-type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
-if [[ $type != Release ]]; then
-  echo "client_bench: warning: $build is a '${type:-?}' build; figures are meant for Release" >&2
-fi
+warn_unless_release "$build"
 
-clk=$(getconf CLK_TCK)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/client_bench.XXXXXX")
-hpid=
-
-# ---- helpers (the approach of bench/http_bench.sh) ------------------------------------------
-
-stop() { # pid: TERM, then KILL after 3 s; bounded
-  local pid=$1 i
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  stop "$hpid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-cpu_ticks() { # pid: utime + stime in clock ticks (fields 14, 15 of its stat)
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-
-cpu_busy() { # cpu: busy ticks (all but idle and iowait), from /proc/stat
-  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-
-# Hundredths of CPU seconds used by this shell's finished children: the
-# second line of `times`, which must run in this shell, not a $(...).
-children_cs() {
-  times >"$tmp/times"
-  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-                 printf "%d\n", t * 100 }' "$tmp/times"
-}
-
-# Up to $quiet_wait seconds (CORIO_BENCH_QUIET_WAIT, default 0: no wait) for
-# one second in which the machine's CPUs were less than 10% busy: on a
-# machine shared with builds and tests, a run then starts in a lull.
-wait_quiet() {
-  local i a b
-  for ((i = 0; i < quiet_wait; i++)); do
-    a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); busy = y[1] - x[1]; idle = y[2] - x[2]
-                                     exit !(busy + idle > 0 && busy < 0.1 * (busy + idle)) }' && return 0
-  done
-  ((quiet_wait == 0)) || echo "  (no quiet second in ${quiet_wait} s: running anyway)"
-}
+bench_setup hpid # clk, tmp; on exit: stop hello, remove tmp
 
 now_us() { echo $(($(date +%s%N) / 1000)); }
 
@@ -152,12 +80,8 @@ port=$(free_port)
 taskset -c "$server_cpu" "$hello_bin" --host 127.0.0.1 --port "$port" --log-level warn \
   >"$tmp/hello.log" 2>&1 &
 hpid=$!
-for ((i = 0; i < 50; i++)); do
-  kill -0 "$hpid" 2>/dev/null || die "hello exited at start: $(cat "$tmp/hello.log")"
-  curl -sf -o /dev/null "http://127.0.0.1:$port$path" && break
-  sleep 0.1
-done
-[[ $(curl -sf --max-time 2 "http://127.0.0.1:$port$path") == "$body" ]] || die "hello is not answering"
+wait_ready hello "$hpid" "$port" "$path"
+check_body hello "$port" "$path" "$body"
 [[ $(<"/proc/$hpid/comm") == hello ]] || die "pid $hpid is not hello"
 url=http://127.0.0.1:$port$path
 
@@ -181,7 +105,7 @@ declare -A count # case -> request count for curl and hey (from the warm-up's ra
 run() {
   local round=$1 case=$2 out=$tmp/out n h0 h1 b0 b1 w0 w1 k0 k1 t0 t1 line
   n=${count[$case]:-2000}
-  [[ $round == warm ]] || wait_quiet
+  [[ $round == warm ]] || wait_quiet "$quiet_wait"
   if [[ $round == warm ]]; then
     case $case in curl-sequential | hey-sequential) n=1024 ;; *) n=5120 ;; esac
   fi
@@ -285,12 +209,8 @@ done
 
 # ---- table -------------------------------------------------------------------------------------
 
-python3 - "$results" "$rounds" "$url" <<'EOF'
-import statistics, sys
-from collections import defaultdict
-
+bench_table "$results" "$rounds" "$url" <<'EOF'
 results, rounds, url = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = defaultdict(list)
 order = []
 with open(results) as f:
     for line in f:
@@ -303,13 +223,6 @@ with open(results) as f:
 canon = ["corio-1-task", "corio-1-task-exchange", "curl-sequential", "hey-sequential",
          "corio-64-tasks", "corio-64-tasks-exchange", "curl-parallel-64", "hey-64"]
 cases = [c for c in canon if c in runs] + [c for c in order if c not in canon]
-
-def chosen(case):
-    clean = [x for x in runs[case] if x["clean"]]
-    return clean or runs[case]
-
-def med(case, key):
-    return statistics.median(x[key] for x in chosen(case))
 
 print()
 print(f"GET {url} over keep-alive; medians over {rounds} round(s), over the clean runs")
@@ -333,11 +246,6 @@ if pairs:
     print("| pair | req/s | client CPU/req |")
     print("|---|---:|---:|")
     for a, b in pairs:
-        ra = {x["round"]: x for x in runs[a]}
-        rb = {x["round"]: x for x in runs[b]}
-        cols = []
-        for key in ("rps", "cus"):
-            vs = [ra[r][key] / rb[r][key] for r in ra if r in rb and rb[r][key] > 0]
-            cols.append(f"{statistics.median(vs):.2f} ({min(vs):.2f}..{max(vs):.2f})" if vs else "-")
+        cols = [spread(paired(runs[a], runs[b], key)) for key in ("rps", "cus")]
         print(f"| {a} / {b} | {cols[0]} | {cols[1]} |")
 EOF

@@ -47,7 +47,10 @@
 # CORIO_BENCH_DEPTH (pipeline depth, 16), CORIO_BENCH_PERF=FILE (also record
 # `perf record -e cpu-clock -g` of corio under the pipelined load into FILE).
 # Every run is bounded; a full run takes about 4 minutes (3 rounds).
+# The helpers shared with the other benchmarks are in bench/lib.sh.
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build}
@@ -61,100 +64,22 @@ client_cpu=${CORIO_BENCH_CLIENT_CPU:-1}
 perf_out=${CORIO_BENCH_PERF:-}
 paths=(/plaintext /json)
 
-die() {
-  echo "http_bench: $*" >&2
-  exit 1
-}
-
 bin=$build/examples/hello/hello
 rate_bin=$build/bench/rate_load
 rates=${CORIO_BENCH_RATES:-40000 100000}
 [[ -x $rate_bin ]] || die "$rate_bin not found; build the tree first (it is bench/rate_load.c)"
-[[ -x $bin ]] || die "$bin not found; build it first (Release):
-  cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2"
-for tool in wrk nginx taskset python3 curl; do
-  command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk nginx-light util-linux python3 curl)"
-done
-[[ $rounds =~ ^[1-9][0-9]?$ ]] || die "rounds must be 1..99, not '$rounds'"
+need_bins "$build" "$bin"
+need_tools "apt-get install wrk nginx-light util-linux python3 curl" wrk nginx taskset python3 curl
+check_rounds "$rounds"
 [[ $dur =~ ^[0-9]+[smh]?$ ]] || die "CORIO_BENCH_DURATION must look like 5s, not '$dur'"
 dur_s=${dur%[smh]}
 case $dur in *m) dur_s=$((dur_s * 60)) ;; *h) dur_s=$((dur_s * 3600)) ;; esac
-type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
-if [[ $type != Release ]]; then
-  echo "http_bench: warning: $build is a '${type:-?}' build; figures are meant for Release" >&2
-fi
+warn_unless_release "$build"
 if [[ $(nproc) -lt 2 && $server_cpu == "$client_cpu" ]]; then
   echo "http_bench: warning: one CPU: server and wrk share it" >&2
 fi
 
-clk=$(getconf CLK_TCK)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/http_bench.XXXXXX")
-cpid=
-npid=
-
-stop() { # pid: TERM, then KILL after 3 s; bounded
-  local pid=$1 i
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  stop "$cpid"
-  stop "$npid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# utime + stime of a process, in clock ticks (fields 14 and 15 of its stat;
-# the command name, field 2, may hold spaces, so cut after its ')').
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat # field 3 is now $1
-  echo $((${12} + ${13}))
-}
-
-# Busy ticks of one CPU (all but idle and iowait; steal included), from /proc/stat.
-cpu_busy() {
-  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-
-# Hundredths of CPU seconds used by this shell's finished children: the
-# second line of `times` ("0m1.234s 0m0.567s").  `times` runs in this shell,
-# not in a $(...) subshell, which has children of its own.
-children_cs() {
-  times >"$tmp/times"
-  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-                 printf "%d\n", t * 100 }' "$tmp/times"
-}
-
-wait_ready() { # name pid port: up to 5 s for a 200 on /plaintext
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$2" 2>/dev/null || die "$1 exited at start (log: $(cat "$tmp/$1.log" 2>/dev/null))"
-    curl -sf -o /dev/null "http://127.0.0.1:$3/plaintext" && return 0
-    sleep 0.1
-  done
-  die "$1 is not answering on 127.0.0.1:$3"
-}
-
-check_body() { # name port path want
-  local got
-  got=$(curl -sf --max-time 2 "http://127.0.0.1:$2$3") || die "$1 $3: request failed"
-  [[ $got == "$4" ]] || die "$1 $3: unexpected body '$got'"
-}
+bench_setup cpid npid # clk, tmp; on exit: stop corio and nginx, remove tmp
 
 # ---- servers ------------------------------------------------------------------------------
 
@@ -173,8 +98,8 @@ taskset -c "$server_cpu" nginx -p "$tmp/nginx/" -e "$tmp/nginx/error.log" \
   -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
 npid=$!
 
-wait_ready corio "$cpid" "$cport"
-wait_ready nginx "$npid" "$nport"
+wait_ready corio "$cpid" "$cport" /plaintext
+wait_ready nginx "$npid" "$nport" /plaintext
 [[ $(<"/proc/$cpid/comm") == hello ]] || die "pid $cpid is not hello"
 [[ $(<"/proc/$npid/comm") == nginx ]] || die "pid $npid is not nginx"
 for srv in corio nginx; do
@@ -230,14 +155,7 @@ run() {
   [[ $round == warm ]] && return 0
   line=$(awk -v round="$round" -v case="$case" -v srv="$srv" -v ticks=$((t1 - t0)) \
     -v clk="$clk" -v secs="$dur_s" -v other=$((b1 - b0 - (t1 - t0))) \
-    -v cother=$(((w1 - w0) - (k1 - k0) * clk / 100)) '
-    function us(v) { # wrk latency: 1.23us, 4.56ms, 1.02s
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/) return v * 60e6
-      if (v ~ /s$/) return v * 1e6
-      return v + 0
-    }
+    -v cother=$(((w1 - w0) - (k1 - k0) * clk / 100)) "$wrk_awk"'
     $1 == "50%" && !batch { p50 = us($2) }
     $1 == "99%" && !batch { p99 = us($2) }
     $1 == "batch_latency_us" { batch = 1; p50 = $3; p99 = $7 } # pipeline.lua: see there
@@ -245,10 +163,6 @@ run() {
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       reqs = v["done"]; rps = v["rate"]; p50 = v["p50_us"]; p99 = v["p99_us"]; errs += v["errors"]
     }
-    / requests in / { reqs = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ { gsub(/[^0-9 ]/, " "); errs += $1 + $2 + $3 + $4 }
-    /Non-2xx or 3xx responses:/ { errs += $NF }
     END {
       if (!reqs) { print "error"; exit }
       cpu = ticks / clk
@@ -268,21 +182,7 @@ for r in $rates; do
   cases+=("r$r:/plaintext")
 done
 
-echo "http_bench: warm-up (1 s per case and server)"
-for c in "${cases[@]}"; do
-  run warm "$c" corio 1s
-  run warm "$c" nginx 1s
-done
-
-for ((r = 1; r <= rounds; r++)); do
-  echo "http_bench: round $r/$rounds"
-  if ((r % 2)); then order=(corio nginx); else order=(nginx corio); fi
-  for c in "${cases[@]}"; do
-    for srv in "${order[@]}"; do
-      run "$r" "$c" "$srv"
-    done
-  done
-done
+run_interleaved "$rounds" server "${cases[@]}"
 
 # ---- idle keep-alive memory ---------------------------------------------------------------------
 
@@ -317,12 +217,8 @@ fi
 
 # ---- table ----------------------------------------------------------------------------------------
 
-python3 - "$results" "$idle" "$rounds" <<'EOF'
-import re, statistics, sys
-from collections import defaultdict
-
+bench_table "$results" "$idle" "$rounds" <<'EOF'
 results, idle, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = defaultdict(list)
 with open(results) as f:
     next(f)
     for line in f:
@@ -332,14 +228,6 @@ with open(results) as f:
                                       clean=(float(pct) >= 90 or re.match(r"(c1|r[0-9]+):", case) is not None)
                                       and float(other) <= 5
                                       and float(cother) <= 5))
-
-def chosen(case, srv):
-    """The clean runs (server saturated, its CPU not shared), or all if none is."""
-    clean = [x for x in runs[(case, srv)] if x["clean"]]
-    return clean or runs[(case, srv)]
-
-def med(case, srv, key):
-    return statistics.median(x[key] for x in chosen(case, srv))
 
 cases = list(dict.fromkeys(case for case, _ in runs))
 print()
@@ -378,17 +266,10 @@ print("paired ratios corio/nginx, run by run within a round: median (min..max) o
 print(f"{'path':<18} | {'req/s':>17} | {'CPU/req':>17} | {'p50':>17} | {'p99':>17}")
 print("-" * 98)
 for case in cases:
-    by_round = defaultdict(dict)
-    for srv in ("corio", "nginx"):
-        for x in runs[(case, srv)]:
-            by_round[x["round"]][srv] = x
-    pairs = [v for v in by_round.values() if len(v) == 2]
-    if not pairs:
+    a, b = runs[(case, "corio")], runs[(case, "nginx")]
+    if not {x["round"] for x in a} & {x["round"] for x in b}:
         continue
-    cols = []
-    for key in ("rps", "cpu", "p50", "p99"):
-        rs = [v["corio"][key] / v["nginx"][key] for v in pairs if v["nginx"][key] > 0]
-        cols.append(f"{statistics.median(rs):5.2f} ({min(rs):.2f}..{max(rs):.2f})" if rs else "-")
+    cols = [spread(paired(a, b, key), "5.2f") for key in ("rps", "cpu", "p50", "p99")]
     print(f"{case:<18} | " + " | ".join(f"{c:>17}" for c in cols))
 with open(idle) as f:
     lines = [l.split() for l in f if l.strip()]

@@ -58,8 +58,11 @@
 # Other knobs: CORIO_BENCH_DURATION (default 5s), CORIO_BENCH_QUIET_WAIT
 # (seconds to wait before each run for a quiet second on the machine,
 # default 0).  Every run is bounded; a full run takes about 1.5 minutes
-# (3 rounds), plus the waits.
+# (3 rounds), plus the waits.  The helpers shared with the other benchmarks
+# are in bench/lib.sh.
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build}
@@ -74,115 +77,25 @@ upstream_cpu=${CORIO_BENCH_UPSTREAM_CPU:-$server_cpu}
 path=/plaintext
 want='Hello, World!'
 
-die() {
-  echo "proxy_bench: $*" >&2
-  exit 1
-}
-
 hello_bin=$build/examples/hello/hello
 proxy_bin=$build/examples/proxy/proxy
-for b in "$hello_bin" "$proxy_bin"; do
-  [[ -x $b ]] || die "$b not found; build it first (Release):
-  cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2"
-done
-for tool in wrk nginx taskset python3 curl; do
-  command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk nginx-light util-linux python3 curl)"
-done
-[[ $rounds =~ ^[1-9][0-9]?$ ]] || die "rounds must be 1..99, not '$rounds'"
+need_bins "$build" "$hello_bin" "$proxy_bin"
+need_tools "apt-get install wrk nginx-light util-linux python3 curl" wrk nginx taskset python3 curl
+check_rounds "$rounds"
 [[ $dur =~ ^[0-9]+s?$ ]] || die "CORIO_BENCH_DURATION must look like 5s, not '$dur'"
 dur_s=${dur%s}
 for c in $conns_list; do
   [[ $c =~ ^[1-9][0-9]{0,3}$ ]] || die "CORIO_BENCH_CONNS: 1..9999 each, not '$c'"
 done
 [[ $keepalive =~ ^[1-9][0-9]{0,4}$ ]] || die "CORIO_BENCH_KEEPALIVE must be a count, not '$keepalive'"
-type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
-if [[ $type != Release ]]; then
-  echo "proxy_bench: warning: $build is a '${type:-?}' build; figures are meant for Release" >&2
-fi
+warn_unless_release "$build"
 
-clk=$(getconf CLK_TCK)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/proxy_bench.XXXXXX")
-hpid='' cpid='' npid=''
-
-# ---- helpers (the approach of bench/http_bench.sh) ------------------------------------------
-
-stop() { # pid: TERM, then KILL after 3 s; bounded
-  local pid=$1 i
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  stop "$cpid"
-  stop "$npid"
-  stop "$hpid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# utime + stime of a process, in clock ticks (fields 14 and 15 of its stat;
-# the command name, field 2, may hold spaces, so cut after its ')').
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat # field 3 is now $1
-  echo $((${12} + ${13}))
-}
-
-# Busy ticks of one CPU (all but idle and iowait; steal included), from /proc/stat.
-cpu_busy() {
-  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-
-# Hundredths of CPU seconds used by this shell's finished children (wrk):
-# the second line of `times`, which must run in this shell, not a $(...).
-children_cs() {
-  times >"$tmp/times"
-  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-                 printf "%d\n", t * 100 }' "$tmp/times"
-}
+bench_setup cpid npid hpid # clk, tmp; on exit: stop both proxies and hello, remove tmp
 
 # TCP connections opened by this machine so far (ActiveOpens of /proc/net/snmp).
 tcp_opens() {
   awk '$1 == "Tcp:" && !h { for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1; next }
        $1 == "Tcp:" { print $c }' /proc/net/snmp
-}
-
-# Up to $quiet_wait seconds (CORIO_BENCH_QUIET_WAIT, default 0: no wait) for
-# one second in which the machine's CPUs were less than 10% busy: on a
-# machine shared with builds and tests, a run then starts in a lull.
-wait_quiet() {
-  local i a b
-  for ((i = 0; i < quiet_wait; i++)); do
-    a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); busy = y[1] - x[1]; idle = y[2] - x[2]
-                                     exit !(busy + idle > 0 && busy < 0.1 * (busy + idle)) }' && return 0
-  done
-  ((quiet_wait == 0)) || echo "  (no quiet second in ${quiet_wait} s: running anyway)"
-}
-
-wait_ready() { # name pid port: up to 5 s for a 200 on $path
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$2" 2>/dev/null || die "$1 exited at start (log: $(cat "$tmp/$1.log" 2>/dev/null))"
-    curl -sf -o /dev/null "http://127.0.0.1:$3$path" && return 0
-    sleep 0.1
-  done
-  die "$1 is not answering on 127.0.0.1:$3"
 }
 
 # ---- servers ----------------------------------------------------------------------------------
@@ -191,7 +104,7 @@ hport=$(free_port)
 taskset -c "$upstream_cpu" "$hello_bin" --host 127.0.0.1 --port "$hport" --log-level warn \
   >"$tmp/hello.log" 2>&1 &
 hpid=$!
-wait_ready hello "$hpid" "$hport"
+wait_ready hello "$hpid" "$hport" "$path"
 
 cport=$(free_port)
 taskset -c "$server_cpu" "$proxy_bin" --upstream "http://127.0.0.1:$hport" \
@@ -209,16 +122,15 @@ taskset -c "$server_cpu" nginx -p "$tmp/nginx/" -e "$tmp/nginx/error.log" \
   -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
 npid=$!
 
-wait_ready corio "$cpid" "$cport"
-wait_ready nginx "$npid" "$nport"
+wait_ready corio "$cpid" "$cport" "$path"
+wait_ready nginx "$npid" "$nport" "$path"
 [[ $(<"/proc/$hpid/comm") == hello ]] || die "pid $hpid is not hello"
 [[ $(<"/proc/$cpid/comm") == proxy ]] || die "pid $cpid is not proxy"
 [[ $(<"/proc/$npid/comm") == nginx ]] || die "pid $npid is not nginx"
 for srv in corio nginx; do
   port=$cport
   [[ $srv == nginx ]] && port=$nport
-  got=$(curl -sf --max-time 2 "http://127.0.0.1:$port$path") || die "$srv $path: request failed"
-  [[ $got == "$want" ]] || die "$srv $path: unexpected body '$got'"
+  check_body "$srv" "$port" "$path" "$want"
   curl -sf --max-time 2 -D - -o /dev/null "http://127.0.0.1:$port$path" | grep -qi '^via: 1.1' ||
     die "$srv $path: no Via field: not proxied?"
 done
@@ -238,7 +150,7 @@ results=$tmp/results.tsv
 run() {
   local round=$1 c=$2 srv=$3 d=${4:-$dur} pid=$cpid port=$cport out=$tmp/wrk.out line
   [[ $srv == nginx ]] && pid=$npid port=$nport
-  [[ $round == warm ]] || wait_quiet
+  [[ $round == warm ]] || wait_quiet "$quiet_wait"
   local p0 h0 b0 w0 k0 o0 p1 h1 b1 w1 k1 o1
   p0=$(cpu_ticks "$pid") h0=$(cpu_ticks "$hpid")
   b0=$(cpu_busy "$server_cpu") w0=$(cpu_busy "$client_cpu") o0=$(tcp_opens)
@@ -262,20 +174,9 @@ run() {
   line=$(awk -v round="$round" -v c="$c" -v srv="$srv" -v pt=$((p1 - p0)) -v ht="$hello" \
     -v clk="$clk" -v secs="$dur_s" -v busy0=$((b1 - b0)) -v ours0="$ours0" \
     -v other0=$((b1 - b0 - ours0)) -v other1=$((w1 - w0 - ours1)) -v opens=$((o1 - o0 - c)) \
-    -v wt=$(((k1 - k0) * clk / 100)) '
-    function us(v) { # wrk latency: 1.23us, 4.56ms, 1.02s
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/) return v * 60e6
-      if (v ~ /s$/) return v * 1e6
-      return v + 0
-    }
+    -v wt=$(((k1 - k0) * clk / 100)) "$wrk_awk"'
     $1 == "50%" { p50 = us($2) }
     $1 == "99%" { p99 = us($2) }
-    / requests in / { reqs = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ { gsub(/[^0-9 ]/, " "); errs += $1 + $2 + $3 + $4 }
-    /Non-2xx or 3xx responses:/ { errs += $NF }
     END {
       if (!reqs) { print "error"; exit }
       printf "%s\tc%s\t%s\t%.0f\t%.0f\t%.0f\t%d\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%.0f\n",
@@ -291,21 +192,8 @@ run() {
     ($11 < 90 || $12 > 5 || $13 > 5) ? "  <- disturbed" : "" }' <<<"$line"
 }
 
-echo "proxy_bench: warm-up (1 s per case and proxy)"
-for c in $conns_list; do
-  run warm "$c" corio 1s
-  run warm "$c" nginx 1s
-done
-
-for ((r = 1; r <= rounds; r++)); do
-  echo "proxy_bench: round $r/$rounds"
-  if ((r % 2)); then order=(corio nginx); else order=(nginx corio); fi
-  for c in $conns_list; do
-    for srv in "${order[@]}"; do
-      run "$r" "$c" "$srv"
-    done
-  done
-done
+# shellcheck disable=SC2086 # one case per connection count
+run_interleaved "$rounds" proxy $conns_list
 
 for srv in corio nginx hello; do
   if [[ -s $tmp/$srv.log ]]; then
@@ -320,12 +208,8 @@ fi
 
 # ---- tables ------------------------------------------------------------------------------------
 
-python3 - "$results" "$rounds" "$path" <<'EOF'
-import statistics, sys
-from collections import defaultdict
-
+bench_table "$results" "$rounds" "$path" <<'EOF'
 results, rounds, path = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = defaultdict(list)
 with open(results) as f:
     for line in f:
         (r, case, srv, rps, p50, p99, errs, pcpu, hcpu, ppct, cpu0pct,
@@ -335,13 +219,6 @@ with open(results) as f:
                                       pct=float(ppct), opens=int(opens),
                                       clean=float(cpu0pct) >= 90 and float(other0) <= 5
                                       and float(other1) <= 5))
-
-def chosen(case, srv):
-    clean = [x for x in runs[(case, srv)] if x["clean"]]
-    return clean or runs[(case, srv)]
-
-def med(case, srv, key):
-    return statistics.median(x[key] for x in chosen(case, srv))
 
 cases = list(dict.fromkeys(case for case, _ in runs))
 print()
@@ -370,16 +247,9 @@ print()
 print("| conns | req/s | proxy CPU/req | p50 | p99 |")
 print("|---|---:|---:|---:|---:|")
 for case in cases:
-    by_round = defaultdict(dict)
-    for srv in ("corio", "nginx"):
-        for x in runs[(case, srv)]:
-            by_round[x["round"]][srv] = x
-    pairs = [v for v in by_round.values() if len(v) == 2]
-    if not pairs:
+    a, b = runs[(case, "corio")], runs[(case, "nginx")]
+    if not {x["round"] for x in a} & {x["round"] for x in b}:
         continue
-    cols = []
-    for key in ("rps", "cpu", "p50", "p99"):
-        rs = [v["corio"][key] / v["nginx"][key] for v in pairs if v["nginx"][key] > 0]
-        cols.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}..{max(rs):.2f})" if rs else "-")
+    cols = [spread(paired(a, b, key)) for key in ("rps", "cpu", "p50", "p99")]
     print(f"| {case[1:]} | " + " | ".join(cols) + " |")
 EOF
