@@ -1508,9 +1508,48 @@ static int heads_main(env *e) {
     REQUIRE_RC(rc, 0);
     REQUIRE(!failure[0]);
 
+    /* A 204 and a 304 with a Content-Length have no body (RFC 9110): at once,
+     * not after a read timeout waiting for 1234 bytes, and the connection
+     * stays usable. */
+    snprintf(url, sizeof url, "%s/bodiless?code=304", e->up.base);
+    REQUIRE_RC(fetch(e->c, url, body, sizeof body), 304);
+    REQUIRE_STR(body, "");
+    snprintf(url, sizeof url, "%s/bodiless?code=204", e->up.base);
+    REQUIRE_RC(fetch(e->c, url, body, sizeof body), 204);
+
+    /* A TCP origin's redirect to a local socket is not followed: the 302 is
+     * the answer. */
+    snprintf(url, sizeof url, "%s/to-unix?p=%%2Ftmp%%2Fnone.sock", e->up.base);
+    corio_http_req to_unix = {.url = url, .max_redirects = 3};
+    CORIO_WITH_RC(rc, corio_http_open(e->c, &to_unix, &x)) {
+        const corio_http_response *r;
+        REQUIRE_RC(corio_http_response_head(x, &r), 0);
+        REQUIRE(corio_http_response_status(r) == 302);
+        REQUIRE_RC(read_all(x, body, sizeof body), 5);
+    }
+    REQUIRE_RC(rc, 0);
+
     int a, cl;
     REQUIRE_RC(up_stats(e, "/stats", &a, &cl), 0);
     REQUIRE(a == 1 && cl == 0); /* all of it on one kept connection */
+
+    /* A piece stays put while its reader awaits something else: the stream
+     * reads ahead meanwhile, but never moves the bytes handed out. */
+    snprintf(url, sizeof url, "%s/pattern?n=%d", e->up.base, 4 << 20);
+    corio_http_req big = {.url = url};
+    uint64_t off = 0;
+    CORIO_WITH_RC(rc, corio_http_open(e->c, &big, &x)) {
+        const char *p;
+        int n;
+        for (int i = 0; i < 8 && (n = corio_http_read(x, &p)) > 0; i++) {
+            REQUIRE_RC(corio_sleep(5), 0); /* the socket has more: read-ahead runs */
+            for (int k = 0; k < n; k++)
+                REQUIRE((unsigned char)p[k] == (off + (uint64_t)k) % 251);
+            off += (uint64_t)n;
+        }
+    }
+    REQUIRE_RC(rc, 0);
+    REQUIRE(off > 0);
     return 0;
 }
 

@@ -8,6 +8,10 @@ connection, by path:
                      mid-body ends the connection: counted as closed)
   /continue          "100 Continue" and "103 Early Hints" (with a Link field)
                      before the final 200 ("hello", X-Final: yes)
+  /bodiless?code=C   status C (204 or 304) with "Content-Length: 1234" and
+                     no body, as RFC 9110 allows (the length a 200 would have)
+  /to-unix?p=P       302 to http+unix://P/secret (a redirect a client must
+                     not follow from a TCP origin)
   /trailers          a chunked "hello world" whose last chunk carries the
                      trailer fields X-Checksum and X-Other (4000 bytes: more
                      than the header fields took)
@@ -91,6 +95,12 @@ class Handler(socketserver.BaseRequestHandler):
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"
                          b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
                          b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Final: yes\r\n\r\nhello")
+        elif path == "/bodiless":
+            code = b"204 No Content" if "code=204" in target else b"304 Not Modified"
+            sock.sendall(b"HTTP/1.1 " + code + b"\r\nContent-Length: 1234\r\nETag: \"e\"\r\n\r\n")
+        elif path == "/to-unix":
+            to = target.partition("p=")[2].encode()
+            self.send(b"302 Found", b"moved", b"Location: http+unix://" + to + b"/secret\r\n")
         elif path == "/trailers":
             sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                          b"Trailer: X-Checksum, X-Other\r\nX-Before: 1\r\n\r\n"

@@ -82,6 +82,7 @@ static int forward(corio_req *req, corio_res *res, void *arg) {
         if (corio_http_client_new(&p->client, &o) < 0)
             return CORIO_ENOMEM;
     }
+    int reused_failures = 0;
     for (upstream *u; (u = pick(p));) {
         corio_http_req rq;
         corio_http_exchange *x;
@@ -93,6 +94,11 @@ static int forward(corio_req *req, corio_res *res, void *arg) {
         }
         if (rc == CORIO_ECANCELED || rc == CORIO_ENOMEM || rc == CORIO_EINVAL)
             return rc;
+        if (rc == CORIO_EPIPE || rc == CORIO_ECONNRESET || rc == CORIO_EOF) {
+            if (++reused_failures > 2) /* a pooled connection the upstream had closed */
+                break;
+            continue; /* the upstream is up: it just dropped an idle connection */
+        }
         corio_log(CORIO_LOG_WARN, "proxy: %s: %s; skipped for %d ms", u->base, corio_strerror(rc),
                   DOWN_FOR_MS);
         u->down_until = corio_now() + DOWN_FOR_MS;
@@ -124,14 +130,16 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     if (status < 200 || status > 599)
         return corio_res_text(res, 502, "Bad Gateway\n");
     const char *piece = NULL;
-    n = corio_http_read(x, &piece); /* the first piece: often the whole body */
+    uint64_t len;
+    bool sized = corio_http_response_length(r, &len);
+    /* With a length, the first piece is often the whole body: one write for
+     * head and body.  Without (events, long polls), the head goes at once. */
+    n = sized || status == 204 || status == 304 ? corio_http_read(x, &piece) : 0;
     if (n < 0) /* nothing sent yet: still time for an honest answer */
         return n == CORIO_ECANCELED ? n
                : n == CORIO_ETIMEDOUT ? corio_res_text(res, 504, "Gateway Timeout\n")
                                       : corio_res_text(res, 502, "Bad Gateway\n");
     const char *ctype = copy_response_headers(res, r);
-    uint64_t len;
-    bool sized = corio_http_response_length(r, &len);
     if (status == 204 || status == 304)
         return corio_res_send(res, status, ctype, NULL, 0);
     if (sized && n >= 0 && (uint64_t)n == len && corio_req_method(req).ptr[0] != 'H') {
@@ -142,6 +150,8 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
     }
     rc = sized ? corio_res_start_length(res, status, ctype, len)
                : corio_res_start(res, status, ctype);
+    if (rc == 0 && !sized)
+        n = corio_http_read(x, &piece);
     for (; rc == 0 && n > 0; n = corio_http_read(x, &piece))
         rc = corio_res_write(res, piece, (size_t)n);
     if (rc == 0 && n < 0) { /* the upstream died mid-body: so does this response */
@@ -196,31 +206,56 @@ static bool dropped(const char *name, size_t len, const char *connection, size_t
            (connection && listed(connection, clen, name, len));
 }
 
+/* Every value of the fields named `name`, joined with ", " in the
+ * request's arena (a list field may come as several fields: RFC 9110 5.3).
+ * {NULL, 0} when there is none. */
+static corio_strv joined(corio_req *req, const char *name) {
+    corio_strv n, v, all = {0};
+    size_t len = 0, count = corio_req_header_count(req);
+    for (size_t i = 0; i < count && corio_req_header_at(req, i, &n, &v); i++)
+        if (n.len == strlen(name) && strncasecmp(n.ptr, name, n.len) == 0)
+            len += v.len + 2;
+    char *out = len ? corio_req_alloc(req, len) : NULL;
+    for (size_t i = 0; out && i < count && corio_req_header_at(req, i, &n, &v); i++)
+        if (n.len == strlen(name) && strncasecmp(n.ptr, name, n.len) == 0) {
+            if (all.len) {
+                memcpy(out + all.len, ", ", 2);
+                all.len += 2;
+            }
+            memcpy(out + all.len, v.ptr, v.len);
+            all.len += v.len;
+        }
+    if (out) {
+        out[all.len] = '\0';
+        all.ptr = out;
+    }
+    return all;
+}
+
 static int build_request(corio_req *req, const upstream *u, corio_http_req *out) {
     static const char *const ours[] = {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
                                        "Via", NULL};
     size_t n = corio_req_header_count(req), k = 0;
     corio_http_header *h = corio_req_alloc(req, (n + 4) * sizeof *h);
     corio_strv target = corio_req_target(req), method = corio_req_method(req), name, value,
-               conn = {0}, prev;
+               conn = joined(req, "Connection"), prev;
     const char *addr = corio_req_peer_addr(req); /* "127.0.0.1", "::1" */
     char *url = corio_req_alloc(req, strlen(u->base) + target.len + 1);
     if (!h || !url)
         return CORIO_ENOMEM;
     memcpy(stpcpy(url, u->base), target.ptr, target.len);
     url[strlen(u->base) + target.len] = '\0';
-    corio_req_header(req, "Connection", &conn);
     for (size_t i = 0; i < n && corio_req_header_at(req, i, &name, &value); i++)
         if (!dropped(name.ptr, name.len, conn.ptr, conn.len, ours) &&
             !(h[k].name = dup_strv(req, name), h[k].value = dup_strv(req, value), !h[k].name ||
               !h[k].value))
             k++;
     char *xff = NULL, *via = NULL, *host = NULL;
-    if (corio_req_header(req, "X-Forwarded-For", &prev) &&
+    if ((prev = joined(req, "X-Forwarded-For")).ptr &&
         (xff = corio_req_alloc(req, prev.len + strlen(addr) + 3)))
-        sprintf(xff, "%.*s, %s", (int)prev.len, prev.ptr, addr);
-    if (corio_req_header(req, "Via", &prev) && (via = corio_req_alloc(req, prev.len + 16)))
-        sprintf(via, "%.*s, 1.1 corio", (int)prev.len, prev.ptr);
+        sprintf(xff, "%s, %s", prev.ptr, addr);
+    if ((prev = joined(req, "Via")).ptr && (via = corio_req_alloc(req, prev.len + 16)))
+        sprintf(via, "%s, 1.1 corio", prev.ptr);
     if (corio_req_header(req, "Host", &prev))
         host = dup_strv(req, prev);
     h[k++] = (corio_http_header){"X-Forwarded-For", xff ? xff : addr};
@@ -239,9 +274,13 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
  * server writes that one itself), or NULL. */
 static const char *copy_response_headers(corio_res *res, const corio_http_response *r) {
     static const char *const ours[] = {"Date", "Server", "Content-Type", NULL};
-    const char *conn = corio_http_response_header(r, "Connection"), *name, *value;
+    const char *name, *value;
+    char conn[1024] = ""; /* every Connection field's tokens (a longer list: cut) */
     for (size_t i = 0; corio_http_response_header_at(r, i, &name, &value) == 0; i++)
-        if (!dropped(name, strlen(name), conn, conn ? strlen(conn) : 0, ours))
+        if (strcasecmp(name, "Connection") == 0 && strlen(conn) + strlen(value) + 3 < sizeof conn)
+            strcat(strcat(conn, ", "), value);
+    for (size_t i = 0; corio_http_response_header_at(r, i, &name, &value) == 0; i++)
+        if (!dropped(name, strlen(name), conn, strlen(conn), ours))
             corio_res_header(res, name, value); /* a field the server refuses is left out */
     corio_res_header(res, "Via", "1.1 corio");
     return corio_http_response_header(r, "Content-Type");

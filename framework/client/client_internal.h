@@ -42,6 +42,7 @@ typedef struct corio__client_parse {
     corio_http_response *resp;
     size_t max_header_bytes, max_headers;
     size_t head_bytes; /* status line + header (or trailer) bytes seen so far */
+    unsigned interim;  /* 1xx responses so far */
     const char *span;  /* CORIO__PARSE_BODY's piece */
     size_t span_len;
     int error;         /* a limit's code when a callback stopped the parser */

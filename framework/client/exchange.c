@@ -25,6 +25,7 @@
 #include "client_internal.h"
 #include "corio/scope.h"
 #include "net/fileread.h"
+#include "net/proto.h"
 
 struct corio_http_exchange {
     corio_http_client *c;
@@ -58,11 +59,23 @@ static void set_timeouts(corio_http_exchange *x, bool first_byte) {
     corio_stream_configure(x->s, &so);
 }
 
+/* Lets go of the body piece last handed out: its bytes leave the buffer,
+ * which may move again. */
+static void let_go(corio_http_exchange *x) {
+    if (x->unconsumed) {
+        corio_stream_consume(x->s, x->unconsumed);
+        x->unconsumed = 0;
+        corio__stream_pin(x->s, false);
+    }
+}
+
 /* Await: gives the connection back (pooled only if everything about it is
  * clean) or closes it. */
 static void release_conn(corio_http_exchange *x) {
     if (!x->s)
         return;
+    if (x->unconsumed) /* a piece never let go: the check below closes it */
+        corio__stream_pin(x->s, false);
     bool reusable = x->req_done && !x->req_broken && x->body_done && !x->failed &&
                     x->p.keep_alive && x->unconsumed == 0;
     corio__checkin(x->c, x->org, x->s, reusable);
@@ -104,13 +117,14 @@ static int send_file(corio_http_exchange *x) {
 /* Await: a connection (fresh: a new one), and the request head on it with
  * a body that is bytes or a file. */
 static int send_request(corio_http_exchange *x, bool fresh) {
-    int rc = corio__checkout(x->c, x->org, fresh, &x->s, &x->reused);
-    if (rc < 0)
-        return rc;
+    /* A new exchange from here: nothing of the last one's head stands. */
     x->got_any = x->req_done = x->req_broken = x->head = x->body_done = false;
     x->failed = 0;
     x->sent = 0;
     x->unconsumed = 0;
+    int rc = corio__checkout(x->c, x->org, fresh, &x->s, &x->reused);
+    if (rc < 0)
+        return x->failed = rc;
     if (x->parsing)
         corio__client_parse_release(&x->p);
     x->parsing = false;
@@ -145,10 +159,7 @@ static int step(corio_http_exchange *x, int *ev) {
         return x->failed;
     corio_stream *s = x->s;
     for (;;) {
-        if (x->unconsumed) {
-            corio_stream_consume(s, x->unconsumed);
-            x->unconsumed = 0;
-        }
+        let_go(x);
         size_t n, used;
         const char *d = corio_stream_buffered(s, &n);
         int rc = corio__client_parse_feed(&x->p, d, n, &used, ev);
@@ -177,10 +188,14 @@ static int step(corio_http_exchange *x, int *ev) {
             x->failed = rc;
             return rc;
         }
-        if (*ev == CORIO__PARSE_BODY)
-            x->unconsumed = used; /* the piece stays readable until the next call */
-        else
+        if (*ev == CORIO__PARSE_BODY) {
+            /* The piece stays readable until the next call: pinned, so that
+             * reading ahead while the caller awaits cannot move it. */
+            x->unconsumed = used;
+            corio__stream_pin(s, true);
+        } else {
             corio_stream_consume(s, used);
+        }
         return 0;
     }
 }
@@ -210,6 +225,14 @@ static int follow(corio_http_exchange *x) {
     int rc = corio__url_parse(loc, &x->q.url, &u);
     if (rc < 0)
         return rc == CORIO_ENOMEM ? rc : CORIO_EBADMSG;
+    if (u.scheme == CORIO__UNIX && x->q.url.scheme != CORIO__UNIX) {
+        corio__url_release(&u); /* a remote server may not send us to a local socket */
+        return 0;
+    }
+    if (x->c->closed) {
+        corio__url_release(&u);
+        return CORIO_ECLOSED;
+    }
     corio__origin *org = corio__origin_get(x->c, &u);
     if (!org) {
         corio__url_release(&u);
@@ -297,10 +320,7 @@ int corio_http_read(corio_http_exchange *x, const char **data) {
     if (rc < 0)
         return rc;
     if (x->body_done) {
-        if (x->unconsumed) { /* the last piece is read: let it go */
-            corio_stream_consume(x->s, x->unconsumed);
-            x->unconsumed = 0;
-        }
+        let_go(x); /* the last piece is read */
         return 0;
     }
     for (;;) {

@@ -94,22 +94,31 @@ static void conn_close(corio_http_client *c, corio_stream *s) {
 }
 
 /* Await: closes the idle connections idle since `before` or earlier (all:
- * UINT64_MAX).  Returns the time the next one expires (UINT64_MAX: none). */
+ * UINT64_MAX).  Returns the time the next one expires (UINT64_MAX: none).
+ * They are unlinked first and closed after: a close awaits, and meanwhile
+ * a checkout may take (and free) the list's other entries. */
 static uint64_t close_idle(corio_http_client *c, uint64_t before) {
     uint64_t next = UINT64_MAX;
+    corio__pconn *doomed = NULL;
     for (corio__origin *o = c->origins; o; o = o->next) {
         for (corio__pconn **pp = &o->idle; *pp;) {
             corio__pconn *pc = *pp;
             if (before == UINT64_MAX || pc->idle_since <= before) {
                 *pp = pc->next;
-                conn_close(c, pc->s);
-                free(pc);
+                pc->next = doomed;
+                doomed = pc;
             } else {
                 if (pc->idle_since + c->o.idle_timeout_ms < next)
                     next = pc->idle_since + c->o.idle_timeout_ms;
                 pp = &pc->next;
             }
         }
+    }
+    while (doomed) {
+        corio__pconn *pc = doomed;
+        doomed = pc->next;
+        conn_close(c, pc->s);
+        free(pc);
     }
     return next;
 }
@@ -184,23 +193,31 @@ static bool close_lru_idle(corio_http_client *c) {
 /* Await: a TCP (or Unix) connection to o, and its TLS handshake. */
 static int dial(corio_http_client *c, corio__origin *o, corio_stream **out) {
     int rc = 0;
-    if (o->scheme == CORIO__UNIX)
-        return corio_connect_unix(out, o->host);
     if (o->scheme == CORIO__HTTPS && !c->tls) {
         corio_tls_client_opts to = {.ca_file = c->tls_ca_file, .alpn = "http/1.1"};
         if ((rc = corio_tls_ctx_new_client(&c->tls, &to)) < 0)
             return rc;
     }
     CORIO_WITH(corio_timeout_scope(c->o.connect_timeout_ms)) {
+        if (o->scheme == CORIO__UNIX) {
+            rc = corio_connect_unix(out, o->host);
+            break;
+        }
         if (corio_now() >= o->addrs_until) {
-            o->naddrs = 0;
-            rc = corio_resolve(o->host, o->port, o->addrs, sizeof o->addrs / sizeof *o->addrs,
-                               &o->naddrs);
+            size_t n = 0;
+            corio_addr fresh[sizeof o->addrs / sizeof *o->addrs];
+            rc = corio_resolve(o->host, o->port, fresh, sizeof fresh / sizeof *fresh, &n);
             if (rc < 0)
                 break;
+            memcpy(o->addrs, fresh, n * sizeof *fresh);
+            o->naddrs = n;
             o->addrs_until = corio_now() + c->o.dns_ttl_ms;
         }
-        rc = corio_connect_addrs(out, o->addrs, o->naddrs, 0);
+        /* A copy: another dial may refresh the cache while this one connects. */
+        size_t n = o->naddrs;
+        corio_addr addrs[sizeof o->addrs / sizeof *o->addrs];
+        memcpy(addrs, o->addrs, n * sizeof *addrs);
+        rc = corio_connect_addrs(out, addrs, n, 0);
         if (rc < 0) {
             o->addrs_until = 0; /* resolve again next time */
             break;

@@ -196,8 +196,12 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
         if (!timer && m < n) { /* the next attempt, and a timer for the one after */
             corio_http_req one = *rq;
             one.url = urls[m];
-            if ((rc = corio_http_request_ex(c, &started[m], &one)) < 0)
-                break;
+            if ((rc = corio_http_request_ex(c, &started[m], &one)) < 0) {
+                last = rc; /* a URL that cannot start: on to the next one */
+                seen[m++] = true;
+                rc = 0;
+                continue;
+            }
             m++;
             live++;
             if (m < n && (rc = corio_spawn(&timer, "http-hedge", sleeper,
@@ -251,7 +255,7 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
         rc = win ? 0 : last;
     }
     for (size_t i = 0; i < m; i++) {
-        if (started[i] != win) {
+        if (started[i] && started[i] != win) {
             corio_future_cancel(started[i]);
             corio_future_release(started[i]);
         }

@@ -14,6 +14,8 @@
 
 #include "client_internal.h"
 
+enum { MAX_INTERIM = 16 }; /* 1xx responses before the final one */
+
 static corio__client_parse *of(llhttp_t *h) {
     return (corio__client_parse *)h->data;
 }
@@ -116,9 +118,10 @@ static int on_headers_complete(llhttp_t *h) {
     r->has_length = (h->flags & F_CONTENT_LENGTH) && h->status_code != 204 &&
                     h->status_code != 304;
     r->length = r->has_length ? h->content_length : 0;
-    /* A response to HEAD has no body whatever its Content-Length says (1:
-     * tell llhttp so); the message completes at once and pauses there. */
-    if (p->head_request)
+    /* A response to HEAD, a 204 and a 304 have no body whatever their
+     * Content-Length says (RFC 9110 6.4.1; llhttp 8 would wait for one):
+     * 1 tells llhttp so; the message completes at once and pauses there. */
+    if (p->head_request || h->status_code == 204 || h->status_code == 304)
         return 1;
     return HPE_PAUSED;
 }
@@ -138,7 +141,8 @@ static int on_message_complete(llhttp_t *h) {
     if (!p->head_done) { /* informational: the final one follows */
         r->hlen = r->nfields = 0;
         p->head_bytes = 0;
-        return 0;
+        /* ... but not for ever: each resets the head's limits */
+        return ++p->interim > MAX_INTERIM ? stop(p, CORIO_EBADMSG) : 0;
     }
     p->done = true;
     p->keep_alive = llhttp_should_keep_alive(h) && h->status_code != 101;

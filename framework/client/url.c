@@ -103,6 +103,58 @@ static int set_target(corio__url *u, const char *s) {
     return 0;
 }
 
+/* RFC 3986 5.2.4: removes "." and ".." segments from the path of t (up to
+ * its '?'), in place. */
+static void remove_dot_segments(char *t) {
+    size_t plen = strcspn(t, "?");
+    char *out = t, *in = t, *end = t + plen;
+    while (in < end) {
+        char *seg = in + 1; /* t starts with '/' and so does each segment */
+        char *next = memchr(seg, '/', (size_t)(end - seg));
+        next = next ? next : end;
+        size_t n = (size_t)(next - seg);
+        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) {
+            if (n == 2) /* back to the previous segment's start */
+                while (out > t && *--out != '/') {
+                }
+            if (next == end) /* "/a/." and "/a/..": the directory, with its slash */
+                *out++ = '/';
+        } else {
+            memmove(out, in, (size_t)(next - in));
+            out += next - in;
+        }
+        in = next;
+    }
+    if (out == t)
+        *out++ = '/';
+    memmove(out, end, strlen(end) + 1);
+}
+
+/* A reference that is a relative path ("x", "../x"), a query ("?q") or
+ * empty ("", "#f"), resolved against base's target (RFC 3986 5.2.2-5.2.3). */
+static int resolve_relative(const char *ref, const corio__url *base, corio__url *u) {
+    *u = *base;
+    u->target = NULL;
+    const char *bt = base->target;
+    size_t keep = strcspn(bt, "?"); /* the base path: for "?q" */
+    if (ref[0] == '\0' || ref[0] == '#') /* the same document */
+        keep = strlen(bt);
+    else if (ref[0] != '?')
+        while (keep > 1 && bt[keep - 1] != '/') /* its directory (bt starts with '/') */
+            keep--;
+    size_t rl = strcspn(ref, "#");
+    char *t = malloc(keep + rl + 1);
+    if (!t)
+        return CORIO_ENOMEM;
+    memcpy(t, bt, keep);
+    memcpy(t + keep, ref, rl);
+    t[keep + rl] = '\0';
+    remove_dot_segments(t);
+    int rc = set_target(u, t);
+    free(t);
+    return rc;
+}
+
 int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
     static const struct {
         const char *prefix;
@@ -112,7 +164,14 @@ int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
     if (base && s[0] == '/' && s[1] != '/') { /* a path on the same origin */
         *u = *base;
         u->target = NULL;
-        return set_target(u, s);
+        int rc = set_target(u, s);
+        if (rc == 0)
+            remove_dot_segments(u->target);
+        return rc;
+    }
+    size_t scheme_len = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    if (base && s[0] != '/' && !(scheme_len && s[scheme_len] == ':')) {
+        return resolve_relative(s, base, u);
     }
     if (base && s[0] == '/' && s[1] == '/') { /* scheme-relative */
         u->scheme = base->scheme;

@@ -83,7 +83,8 @@
  *
  * RESPONSES are parsed by llhttp in strict mode under the limits below; a
  * malformed or oversize response fails that call and its connection is
- * closed, never reused.  Informational (1xx) responses are skipped.
+ * closed, never reused.  Informational (1xx) responses are skipped (more
+ * than 16 of them: CORIO_EBADMSG).
  *
  * REDIRECTS are followed only when the request asks (max_redirects): 301,
  * 302 and 303 turn a POST (303: any method but HEAD) into a GET without a
@@ -161,10 +162,12 @@ typedef struct corio_http_req {
 int corio_http_client_new(corio_http_client **out, const corio_http_client_opts *opts);
 
 /* Await: closes the client's idle connections and drops the caller's
- * reference.  Requests still running keep the client's memory alive and
- * close their connections when they end (none is pooled any more).  c may
- * be NULL.  Call it from a task; closing is shielded so a cancelled caller
- * still closes every idle connection. */
+ * reference: c must not be used after this call (asyncio's closed session:
+ * the pointer may be freed at once).  Requests and exchanges still running
+ * keep the client's memory alive, finish, and close their connections when
+ * they end (none is pooled any more; a redirect they would follow fails
+ * with CORIO_ECLOSED).  c may be NULL.  Call it from a task; closing is
+ * shielded so a cancelled caller still closes every idle connection. */
 void corio_http_client_free(corio_http_client *c);
 
 /* ---- requests as futures ------------------------------------------------------------------ */
@@ -174,8 +177,9 @@ void corio_http_client_free(corio_http_client *c);
  *   url      as corio_http_req.url (copied); port 80 (443 for https) by default.
  *   headers  nheaders fields sent as given (copied); Host and, when a body
  *            is given or the method is POST/PUT/PATCH, Content-Length are
- *            added unless present.  Connection, Transfer-Encoding,
- *            Content-Length with a body, and Upgrade are the client's:
+ *            added (Host unless present).  Connection, Content-Length,
+ *            Transfer-Encoding, Keep-Alive, Upgrade, TE and Trailer are the
+ *            client's (it frames the body and keeps the connection):
  *            CORIO_EINVAL.
  *   body     len bytes (copied), or NULL with len 0.
  * On success *out is a new future (release it with corio_future_release)
@@ -191,8 +195,8 @@ void corio_http_client_free(corio_http_client *c);
  *     a complete response), CORIO_ECANCELED, CORIO_ENOMEM.
  * Returns 0; CORIO_EINVAL (NULL argument, a URL that does not parse, a
  * method or header with CR/LF or a field the client owns); CORIO_ENOTSUP
- * for a scheme other than http, https, http+unix; CORIO_ECLOSED after
- * corio_http_client_free; CORIO_ENOTASK outside corio_run; CORIO_ENOMEM.
+ * for a scheme other than http, https, http+unix; CORIO_ENOTASK outside
+ * corio_run; CORIO_ENOMEM.
  * On error *out is untouched and nothing was started. */
 int corio_http_request(corio_http_client *c, corio_future **out, const char *method,
                        const char *url, const corio_http_header *headers, size_t nheaders,
