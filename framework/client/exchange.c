@@ -27,6 +27,8 @@
 #include "net/fileread.h"
 #include "net/proto.h"
 
+enum { WRITEV_MAX = 1 << 29 }; /* well under corio_stream_writev's 1 GiB per call */
+
 struct corio_http_exchange {
     corio_http_client *c;
     corio__origin *org;
@@ -136,9 +138,13 @@ static int send_request(corio_http_exchange *x, bool fresh) {
     char *head = corio__req_head(&x->q, &hlen);
     if (!head)
         return CORIO_ENOMEM;
-    if (x->q.body_kind == CORIO__BODY_BYTES) {
+    if (x->q.body_kind == CORIO__BODY_BYTES && x->q.body_length <= WRITEV_MAX) {
         struct iovec iov[2] = {{head, hlen}, {(void *)x->q.body, (size_t)x->q.body_length}};
         rc = corio_stream_writev(x->s, iov, x->q.body_length ? 2 : 1);
+    } else if (x->q.body_kind == CORIO__BODY_BYTES) { /* past writev's limit: two writes */
+        rc = corio_stream_write(x->s, head, hlen);
+        if (rc == 0)
+            rc = corio_stream_write(x->s, x->q.body, (size_t)x->q.body_length);
     } else {
         rc = corio_stream_write(x->s, head, hlen);
         if (rc == 0 && x->q.body_kind == CORIO__BODY_FILE)
