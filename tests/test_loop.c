@@ -100,8 +100,11 @@ static void test_sleepers_wake_in_deadline_order(void **state) {
     corio_test_run(sleep_order_main, &st);
     assert_int_equal(st.cancelled, ORDERED / 7);
     assert_int_equal(st.woke.len, ORDERED - ORDERED / 7);
+    /* corio_sleep reads the clock again after the sleeper recorded its
+     * deadline: a millisecond may tick between the two reads (under valgrind
+     * on a busy machine it did), so a recorded deadline may be 1 ms early. */
     for (int i = 1; i < st.woke.len; i++)
-        assert_true(st.deadline[st.woke.items[i - 1]] <= st.deadline[st.woke.items[i]]);
+        assert_true(st.deadline[st.woke.items[i - 1]] <= st.deadline[st.woke.items[i]] + 1);
 }
 
 typedef struct yield_arg {
