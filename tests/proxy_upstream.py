@@ -29,7 +29,18 @@ the request path (so "/api/x/echo" is "echo"; the query is for parameters):
                        (Connection naming X-Hop-Resp, X-Hop-Resp, Keep-Alive,
                        Trailer, Upgrade, Proxy-Authenticate, Proxy-Extra) and
                        end-to-end ones (X-End-To-End, Via: 1.1 origin)
-  status?code=C        status C (204, 304...) and no body
+  status?code=C[&length=N]  status C (204, 304...) and no body (with length:
+                       "Content-Length: N" all the same, as a 304 may carry)
+  two-connection       200 "two" with two Connection fields, "keep-alive" and
+                       "X-Other" (naming X-Other, which is set too: "secret")
+  events?id=K          server-sent events: a chunked head at once (then noted
+                       as arrived: arrived(K)), and no body byte until
+                       release("K.1") (the event "data: one"), then
+                       release("K.2") ("data: two" and the last chunk); until
+                       the peer closes or 30 s
+  close-after          200 "closing" with a Content-Length and no "Connection:
+                       close", and the connection closed right after it (a
+                       server that drops a keep-alive connection once idle)
 
 kill() closes the listening socket and every connection at once (a crashed
 upstream: connects are refused); stop() is the same at the end of a case.
@@ -353,11 +364,9 @@ class Upstream:
                 peer.s.sendall(p)
         return True
 
-    def _r_hold(self, peer, method, target, headers, q, body):
-        k = q.get("id", "")
-        with self.cond:
-            self.arrived_ids.add(k)
-            self.cond.notify_all()
+    def _held(self, peer, k):
+        """Waits until release(k) (or HOLD_MAX passes): True; False when the
+        upstream is killed or the peer closes first (noted: closed(k))."""
         deadline = time.monotonic() + HOLD_MAX
         while time.monotonic() < deadline:
             with self.cond:
@@ -370,6 +379,18 @@ class Upstream:
                     self.closed_ids.add(k)
                     self.cond.notify_all()
                 return False
+        return True
+
+    def _arrived(self, k):
+        with self.cond:
+            self.arrived_ids.add(k)
+            self.cond.notify_all()
+
+    def _r_hold(self, peer, method, target, headers, q, body):
+        k = q.get("id", "")
+        self._arrived(k)
+        if not self._held(peer, k):
+            return False
         data = ("held %s" % k).encode()
         self._send(peer, "200 OK", [("Content-Type", "text/plain"), ("Content-Length", len(data))],
                    data)
@@ -421,5 +442,33 @@ class Upstream:
     def _r_status(self, peer, method, target, headers, q, body):
         code = int(q["code"])
         reason = {204: "No Content", 304: "Not Modified"}.get(code, "Whatever")
-        self._send(peer, "%d %s" % (code, reason), [("ETag", '"v1"')])
+        fields = [("ETag", '"v1"')]
+        if "length" in q:
+            fields.append(("Content-Length", q["length"]))  # and still no body
+        self._send(peer, "%d %s" % (code, reason), fields)
         return True
+
+    def _r_two_connection(self, peer, method, target, headers, q, body):
+        self._send(peer, "200 OK", [
+            ("Content-Type", "text/plain"), ("Connection", "keep-alive"),
+            ("X-Kept", "yes"), ("Connection", "X-Other"), ("X-Other", "secret"),
+            ("Content-Length", 3)], b"two")
+        return True
+
+    def _r_events(self, peer, method, target, headers, q, body):
+        k = q.get("id", "")
+        self._send(peer, "200 OK", [("Content-Type", "text/event-stream"),
+                                    ("Cache-Control", "no-cache"),
+                                    ("Transfer-Encoding", "chunked")])
+        self._arrived(k)
+        for n, event in (("1", b"data: one\n\n"), ("2", b"data: two\n\n")):
+            if not self._held(peer, "%s.%s" % (k, n)):
+                return False
+            peer.s.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+        peer.s.sendall(b"0\r\n\r\n")
+        return True
+
+    def _r_close_after(self, peer, method, target, headers, q, body):
+        self._send(peer, "200 OK", [("Content-Type", "text/plain"), ("Content-Length", 7)],
+                   b"closing")
+        return False  # closed by _serve, with no "Connection: close" said

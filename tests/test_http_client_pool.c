@@ -4,10 +4,14 @@
  * connection that closes dials a new one); over all origins, the LRU idle
  * connection of another origin closed to make room; failed requests giving
  * their slots back; the idle timeout; and the client freed under running
- * requests (they finish, their connections are closed, not pooled).
+ * requests (they finish, their connections are closed, not pooled); and
+ * a checkout while the keeper's idle sweep awaits a close (white box: the
+ * origin's idle list, client/client_internal.h).
  * The counters and holds go through the control port, so asking for them
  * never touches the pool under test. */
 #include "http_client_helpers.h"
+
+#include "client/client_internal.h" /* white box: the origins' idle lists */
 
 #include <signal.h>
 
@@ -249,6 +253,93 @@ static void test_client_idle_timeout_conn_older_is_closed_not_reused(void **stat
     run_with_upstream(idle_timeout_main, &o);
 }
 
+/* The idle connections of all the client's origins. */
+static size_t idle_count(const corio_http_client *c) {
+    size_t n = 0;
+    for (corio__origin *o = c->origins; o; o = o->next)
+        for (corio__pconn *pc = o->idle; pc; pc = pc->next)
+            n++;
+    return n;
+}
+
+/* Await: the exchange's response, which must be 200 "hello" (/ok), read
+ * to its end. */
+static void read_hello(corio_http_exchange *e) {
+    const corio_http_response *r;
+    assert_corio(corio_http_response_head(e, &r), 0);
+    assert_int_equal(corio_http_response_status(r), 200);
+    char body[16];
+    size_t len = 0;
+    const char *piece;
+    int n;
+    while ((n = corio_http_read(e, &piece)) > 0) {
+        assert_true(len + (size_t)n < sizeof body);
+        memcpy(body + len, piece, (size_t)n);
+        len += (size_t)n;
+    }
+    assert_corio(n, 0);
+    body[len] = '\0';
+    assert_string_equal(body, "hello");
+}
+
+/* idle_timeout_ms 300: B pooled at t0, A at t0 + 150 (the idle list: A,
+ * B).  At t0 + 300 the keeper's sweep unlinks B and awaits its close; a
+ * request then checks A out, which frees A's entry of the list.  The sweep
+ * must not go on from that entry when the close returns (it did: a use
+ * after free, a crash or ASan's heap-use-after-free in close_idle); the
+ * request is answered on A, and B is closed. */
+static int keeper_sweep_main(void *arg) {
+    ctx *x = arg;
+    ustat st;
+    char url[256];
+    origin_url(x, url, sizeof url, MAIN, "/ok");
+    corio_http_req rq = {.url = url};
+    corio_http_exchange *a, *b;
+    int rc = -1, rc2 = -1;
+    assert_corio(open_client(x), 0);
+    CORIO_WITH_RC(rc, corio_http_open(x->c, &rq, &a)) {
+        CORIO_WITH_RC(rc2, corio_http_open(x->c, &rq, &b)) {
+            read_hello(b);
+        } /* B pooled: t0 */
+        assert_corio(rc2, 0);
+        assert_corio(corio_sleep(150), 0);
+        read_hello(a);
+    } /* A pooled: t0 + 150 */
+    assert_corio(rc, 0);
+    assert_int_equal(idle_count(x->c), 2);
+    assert_int_equal(x->c->open, 2);
+
+    /* Yielding (not sleeping) lets this task see the list the moment the
+     * sweep has unlinked B: the close it then awaits is still under way
+     * (B still counts as open). */
+    uint64_t until = corio_now() + 5000;
+    while (idle_count(x->c) == 2 && corio_now() < until)
+        assert_corio(corio_yield(), 0);
+    assert_int_equal(idle_count(x->c), 1);
+    if (x->c->open != 2)
+        fail_msg("B's close has already ended: the checkout did not meet the sweep");
+
+    corio_http_exchange *y;
+    CORIO_WITH_RC(rc, corio_http_open(x->c, &rq, &y)) { /* takes A: its entry freed */
+        read_hello(y);
+    }
+    assert_corio(rc, 0);
+    WAIT_FOR(x, MAIN, st, st.closed == 1); /* B */
+    assert_int_equal(st.accepts, 2);       /* the request went on A */
+    assert_int_equal(idle_count(x->c), 1);
+    fetch_expect(x, MAIN, "/ok", "hello"); /* the pool and its keeper go on */
+    corio_http_client_free(x->c);
+    WAIT_FOR(x, MAIN, st, st.closed == 2);
+    assert_int_equal(st.accepts, 2);
+    return 0;
+}
+
+static void test_client_keeper_sweep_meets_checkout_of_the_entry_it_stands_on(void **state) {
+    (void)state;
+    corio_http_client_opts o = {.idle_timeout_ms = 300};
+    run_with_upstream(keeper_sweep_main, &o);
+}
+
 /* ---- the client freed under running requests ---------------------------------------------- */
 
 /* corio_http_client_free with requests running: they finish (the client's
@@ -303,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_client_max_conns_over_origins_closes_lru_idle_of_other_origin),
         cmocka_unit_test(test_client_failed_requests_give_back_their_conn_slots),
         cmocka_unit_test(test_client_idle_timeout_conn_older_is_closed_not_reused),
+        cmocka_unit_test(test_client_keeper_sweep_meets_checkout_of_the_entry_it_stands_on),
         cmocka_unit_test(test_client_free_while_requests_run_they_finish_and_nothing_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,15 +11,19 @@ installed.
 
 What is covered: --upstream (repeated) and --prefix (forwarded with the
 target unchanged, 404 outside it), round robin, passive health (a dead
-upstream is tried once and skipped; none reachable: 502 at once), 1 GiB
-bodies both ways, Content-Length and chunked, with the proxy's peak RSS
-(VmHWM) growing less than 64 MiB; hop-by-hop fields dropped both ways and
-X-Forwarded-For/-Proto/-Host and Via added; 504 (--upstream-timeout), 502
-(garbage, a close mid-head), an upstream dying mid-body (Content-Length or
-chunked: the client's connection closes, http.client reports
-IncompleteRead); a client that leaves closes the upstream connection; HEAD
-keeps Content-Length, 204 and 304 have no body; SIGTERM drains an
-in-flight request and refuses new connections.
+upstream is tried once and skipped; none reachable: 502 at once; a pooled
+connection the upstream dropped does not mark it down), 1 GiB bodies both
+ways, Content-Length and chunked, with the proxy's peak RSS (VmHWM) growing
+less than 64 MiB; hop-by-hop fields dropped both ways (every Connection
+field counts) and X-Forwarded-For/-Proto/-Host and Via added (repeated
+fields joined); 504 (--upstream-timeout), 502 (garbage, a close mid-head),
+an upstream dying mid-body (Content-Length or chunked: the client's
+connection closes, http.client reports IncompleteRead); a client that
+leaves closes the upstream connection; a response without a length
+(server-sent events) has its head sent before its first body byte; HEAD
+keeps Content-Length, 204 and 304 have no body (and are answered at once
+when they carry a Content-Length); SIGTERM drains an in-flight request and
+refuses new connections.
 
 Each case starts its own proxy (port 0, read from its log) and upstreams,
 and stops the proxy with SIGTERM at its end: it must exit 0 with no
@@ -285,6 +289,32 @@ def case_no_upstream_reachable_is_502_at_once(t):
                   % (i, warned(srv, p1), warned(srv, p2), srv.tail()))
 
 
+def case_dropped_pooled_connection_does_not_mark_upstream_down(t):
+    """One upstream that closes each connection right after its response,
+    with no "Connection: close": the proxy's pooled connection is dead when
+    the next request comes.  A POST with a body after it is still answered
+    (not 502), and so is a GET after that: the upstream was not marked down.
+    (The POST is sent once the upstream has closed: a close racing the
+    proxy's reuse of the connection can still cost a POST, whose streamed
+    body is not sent twice, a 502.)"""
+    with rig(["A"]) as (srv, (a,)):
+        c = http.client.HTTPConnection(HOST, srv.port, timeout=deadline())
+        try:
+            for i in range(3):
+                st, _, body = request(srv.port, "GET", "/pd/close-after", conn=c)
+                check(st == 200 and body == b"closing", "close-after: %d %r" % (st, body))
+                wait_until(lambda: a.conns_closed >= i + 1, deadline(),
+                           "the upstream to close its connection")
+                doc = echoed(srv.port, "POST", "/pd/echo", b"a body %d" % i,
+                             {"Content-Type": "text/plain"}, conn=c)
+                check(doc["method"] == "POST" and doc["body"] == "a body %d" % i,
+                      "POST: %r" % doc)
+                check(echoed(srv.port, "GET", "/pd/echo", conn=c)["tag"] == "A", "GET after")
+            check(warned(srv, a.port) == 0, "the upstream was marked down:\n" + srv.tail())
+        finally:
+            c.close()
+
+
 # ---- bodies of 1 GiB -------------------------------------------------------------------------
 
 class Memory:
@@ -473,6 +503,54 @@ def case_hop_by_hop_response_fields_dropped_via_added(t):
             c.close()
 
 
+def case_every_connection_field_counts_both_ways(t):
+    """Connection may come as several fields (RFC 9110 5.3): the fields any
+    of them names are hop-by-hop, not only those the first one names."""
+    with rig(["A"]) as (srv, _):
+        c = Conn(srv.port)
+        try:
+            c.send(b"GET /cf/echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n"
+                   b"X-Hop: secret\r\nConnection: X-Hop\r\nX-End-To-End: kept\r\n\r\n")
+            st, _, body, raw = c.response()
+            check(st == 200, "status %d %r" % (st, raw))
+            doc = json.loads(body)
+            check(not fields(doc, "X-Hop"), "X-Hop, named by the second Connection field, "
+                  "reached the upstream: %r" % doc["headers"])
+            check(not fields(doc, "Connection"), "Connection forwarded: %r" % doc["headers"])
+            check(fields(doc, "X-End-To-End") == ["kept"], "end-to-end: %r" % doc["headers"])
+
+            # The upstream's response: "Connection: keep-alive", then
+            # "Connection: X-Other" and X-Other.  (The connection goes on.)
+            c.send(b"GET /cf/two-connection HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, h, body, raw = c.response()
+            check(st == 200 and body == b"two", "status %d body %r" % (st, body))
+            got = raw_fields(raw)
+            check("x-other" not in {k for k, _ in got},
+                  "X-Other, named by the second Connection field, reached the client: %r" % raw)
+            check(h.get("x-kept") == "yes" and h.get("x-upstream") == "A",
+                  "end-to-end fields: %r" % raw)
+            check(all(v.lower() in ("keep-alive", "close") for k, v in got if k == "connection"),
+                  "the upstream's Connection passed on: %r" % raw)
+            c.send(b"GET /cf/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, _, body, raw = c.response()
+            check(st == 200 and json.loads(body)["tag"] == "A", "after: %d %r" % (st, raw))
+        finally:
+            c.close()
+
+
+def case_repeated_forwarding_fields_are_joined(t):
+    """Two X-Forwarded-For fields and two Via fields: each list is all of
+    its fields' values in order, then the proxy's own entry."""
+    with rig(["A"]) as (srv, _):
+        doc = raw_echo(srv, b"GET /ff/echo HTTP/1.1\r\nHost: x\r\n"
+                       b"X-Forwarded-For: 1.1.1.1\r\nVia: 1.0 first\r\n"
+                       b"X-Forwarded-For: 2.2.2.2\r\nVia: 1.1 second\r\n\r\n")
+        check(fields(doc, "X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 127.0.0.1"],
+              "X-Forwarded-For: %r" % fields(doc, "X-Forwarded-For"))
+        check(fields(doc, "Via") == ["1.0 first, 1.1 second, 1.1 corio"],
+              "Via: %r" % fields(doc, "Via"))
+
+
 # ---- upstream failures -----------------------------------------------------------------------
 
 def case_upstream_timeout_is_504(t):
@@ -603,6 +681,62 @@ def case_client_leaving_closes_upstream_request(t):
         check(echoed(srv.port, "GET", "/l/echo")["tag"] == "A", "the proxy after the clients left")
 
 
+# ---- a response without a length -------------------------------------------------------------
+
+def read_chunk(c):
+    """One chunk of a chunked body from Conn c: its data (b"" for the last
+    chunk, whose trailer is read too)."""
+    size = int(c.read_until(b"\r\n").split(b";")[0], 16)
+    if size == 0:
+        while c.read_until(b"\r\n") != b"\r\n":
+            pass
+        return b""
+    data = c.read_exact(size)
+    check(c.read_exact(2) == b"\r\n", "chunk not followed by CRLF")
+    return data
+
+
+def case_events_head_sent_before_first_body_byte(t):
+    """Server-sent events: the upstream sends a chunked head and no body
+    byte until told.  The client gets the head at once (not with the first
+    event), then each event as it comes, and the connection goes on."""
+    with rig(["A"]) as (srv, (a,)):
+        bound = 2.0 * harness.SLOW  # the upstream holds the first event for up to 30 s
+        c = Conn(srv.port, timeout=bound)
+        try:
+            c.send(b"GET /ev/events?id=e1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                   b"\r\n")
+            a.arrived("e1", deadline())
+            t0 = time.monotonic()
+            try:
+                st, h, raw = c.read_head()
+            except socket.timeout:
+                raise CaseFailure("no response head within %.1f s of the upstream's (its body "
+                                  "held back)" % bound) from None
+            print("    head %.3f s after the upstream sent its own" % (time.monotonic() - t0))
+            c.s.settimeout(deadline())
+            check(st == 200, "status %d %r" % (st, raw))
+            check(h.get("content-type", "").startswith("text/event-stream"),
+                  "Content-Type %r" % h.get("content-type"))
+            check(h.get("transfer-encoding") == "chunked" and "content-length" not in h,
+                  "framing: %r" % raw)
+            time.sleep(0.05)
+            check(not c.readable(), "body bytes before the upstream sent any: %r" % c.buf)
+            a.release("e1.1")
+            check(read_chunk(c) == b"data: one\n\n", "the first event")
+            a.release("e1.2")
+            check(read_chunk(c) == b"data: two\n\n", "the second event")
+            check(read_chunk(c) == b"", "the last chunk")
+            c.send(b"GET /ev/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, _, body, raw = c.response()
+            check(st == 200 and json.loads(body)["tag"] == "A", "after the events: %d %r"
+                  % (st, raw))
+        finally:
+            a.release("e1.1")
+            a.release("e1.2")
+            c.close()
+
+
 # ---- HEAD, 204, 304 --------------------------------------------------------------------------
 
 def case_head_keeps_length_no_body(t):
@@ -645,6 +779,42 @@ def case_204_and_304_pass_without_body(t):
                 st, h, body, raw = c.response()
                 check(st == 200 and json.loads(body)["tag"] == "A",
                       "after %d: %d %r" % (code, st, raw[:100]))
+        finally:
+            c.close()
+
+
+def case_204_and_304_with_content_length_answered_at_once(t):
+    """A 304 and a 204 carrying "Content-Length: 1234" and no body: no body
+    is waited for (RFC 9110 6.4.1), so the answer comes at once, not after
+    --upstream-timeout, and both connections go on."""
+    with rig(["A"], "--upstream-timeout", "5s") as (srv, (a,)):
+        limit = min(2.0 * harness.SLOW, 4.5)  # under the 5 s a wait for the body would take
+        c = Conn(srv.port, timeout=limit)
+        try:
+            for code in (304, 204):
+                path = "/sl/status?code=%d&length=1234" % code
+                t0 = time.monotonic()
+                c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+                try:
+                    st, h, raw = c.read_head()
+                except socket.timeout:
+                    raise CaseFailure("%s: no answer within %.1f s" % (path, limit)) from None
+                took = time.monotonic() - t0
+                check(st == code, "%s: %d, want %d: %r" % (path, st, code, raw))
+                check(took < limit, "%s: answered after %.2f s" % (path, took))
+                check("transfer-encoding" not in h, "%s: %r" % (path, raw))
+                if code == 204:
+                    check("content-length" not in h, "%s: %r" % (path, raw))
+                else:
+                    check(h.get("etag") == '"v1"', "%s: ETag %r" % (path, h.get("etag")))
+                time.sleep(0.05)
+                check(not c.readable(), "%s: bytes after the head: %r" % (path, c.buf[:80]))
+                c.send(b"GET /sl/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                st, h, body, raw = c.response()
+                check(st == 200 and json.loads(body)["tag"] == "A",
+                      "after %d: %d %r" % (code, st, raw[:100]))
+            # The upstream's connection was pooled after each (no body to wait for).
+            check(a.accepts == 1, "the upstream saw %d connections" % a.accepts)
         finally:
             c.close()
 
