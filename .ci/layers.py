@@ -53,6 +53,7 @@ PUBLIC = {
     "http.h": "http",
     "http_file.h": "http",
     "http_client.h": "client",
+    "pg.h": "client",
     "app.h": "app",
     "http_test.h": "app",  # a router on loopback with a client: sees http and client
     "corio.h": "app",  # the umbrella: everything, so only the top may use it

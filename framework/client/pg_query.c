@@ -1,0 +1,274 @@
+/* Queries on a PostgreSQL connection (corio/pg.h): send, flush, collect;
+ * and when the calling task gives up, cancel on the server and drain.
+ *
+ * A query is PQsendQueryParams, then PQflush until libpq's output buffer is
+ * empty (waiting for the socket to take more, and reading meanwhile, as
+ * libpq's docs ask), then PQconsumeInput while PQisBusy, and PQgetResult
+ * until it says NULL.  Every wait is corio__pg_wait, an await of the task.
+ *
+ * A wait cut short by a deadline or a cancel leaves the query running on
+ * the server and its answer coming.  recover() puts the connection back to
+ * idle before the call returns: shielded (the task's cancel would fail each
+ * await) and under a 5 s timeout of its own, it finishes sending the query,
+ * sends a cancel request — PQcancel opens a second connection and blocks, so
+ * it runs on the thread pool and is awaited there, which also means the
+ * cancel has reached the server before the connection can be reused — and
+ * reads results until the server is idle again.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "corio/scope.h"
+#include "corio/task.h"
+#include "pg_internal.h"
+
+#define DRAIN_TIMEOUT_MS 5000
+#define MAX_PARAMS 65535
+
+static int lost(corio_pg_conn *c) {
+    corio__pg_set_libpq_error(c);
+    c->broken = true;
+    return CORIO_ECONNRESET;
+}
+
+/* Sends what libpq buffered.  Returns 0 or a wait's error. */
+static int flush_out(corio_pg_conn *c) {
+    int r;
+    while ((r = PQflush(c->pg)) == 1) {
+        int ev = corio__pg_wait(c, UV_READABLE | UV_WRITABLE);
+        if (ev < 0)
+            return ev;
+        if ((ev & UV_READABLE) && !PQconsumeInput(c->pg))
+            return lost(c);
+    }
+    return r == 0 ? 0 : lost(c);
+}
+
+/* Waits until PQgetResult would not block. */
+static int await_result(corio_pg_conn *c) {
+    while (PQisBusy(c->pg)) {
+        int ev = corio__pg_wait(c, UV_READABLE);
+        if (ev < 0)
+            return ev;
+        if (!PQconsumeInput(c->pg))
+            return lost(c);
+    }
+    return 0;
+}
+
+/* COPY TO STDOUT: reads the data and drops it. */
+static int skip_copy_out(corio_pg_conn *c) {
+    for (;;) {
+        char *buf = NULL;
+        int n = PQgetCopyData(c->pg, &buf, 1);
+        if (n > 0) {
+            PQfreemem(buf);
+            continue;
+        }
+        if (n == -1)
+            return 0; /* done: the command's result follows */
+        if (n == -2)
+            return lost(c);
+        int ev = corio__pg_wait(c, UV_READABLE);
+        if (ev < 0)
+            return ev;
+        if (!PQconsumeInput(c->pg))
+            return lost(c);
+    }
+}
+
+static bool result_ok(const PGresult *r) {
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
+}
+
+/* Reads results until PQgetResult says NULL.  *keep receives the first
+ * failed result, or else the last one (NULL if keep is NULL: all dropped).
+ * *copy is set when a COPY was refused or skipped.  Returns 0 or a wait's
+ * error (then *keep may hold a result already). */
+static int collect(corio_pg_conn *c, PGresult **keep, bool *copy) {
+    for (;;) {
+        int rc = await_result(c);
+        if (rc < 0)
+            return rc;
+        PGresult *r = PQgetResult(c->pg);
+        if (!r)
+            return 0;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            *copy = true;
+            PQclear(r);
+            if (st == PGRES_COPY_IN) {
+                if (PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported by corio_pg_query") < 0)
+                    return lost(c);
+                rc = flush_out(c);
+            } else if (st == PGRES_COPY_OUT) {
+                rc = skip_copy_out(c);
+            } else {
+                rc = lost(c); /* replication protocol: nothing to do with it here */
+            }
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (!keep)
+            PQclear(r);
+        else if (!*keep)
+            *keep = r;
+        else if (!result_ok(*keep))
+            PQclear(r); /* the first failure is the one to report */
+        else {
+            PQclear(*keep);
+            *keep = r;
+        }
+    }
+}
+
+typedef struct cancel_job {
+    PGcancel *cancel;
+    char err[256];
+    int ok;
+} cancel_job;
+
+static int cancel_run(void *arg) { /* on the thread pool */
+    cancel_job *j = arg;
+    j->ok = PQcancel(j->cancel, j->err, sizeof j->err);
+    return j->ok ? 0 : CORIO_EFAILED; /* the future's result: j may be freed before it is read */
+}
+
+static void cancel_job_free(corio_future *f, void *data) {
+    (void)f;
+    cancel_job *j = data;
+    PQfreeCancel(j->cancel);
+    free(j);
+}
+
+/* Sends a cancel request for c's query on the thread pool and awaits it.
+ * The job outlives an await cut short (by recover's own timeout): freed by
+ * the future's done callback once the thread is done with it, which may run
+ * before the await returns.  Returns 0, CORIO_EFAILED (the cancel request
+ * failed: the drain then waits for the query to end by itself), or the
+ * await's error. */
+static int send_cancel(corio_pg_conn *c) {
+    cancel_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return CORIO_ENOMEM;
+    j->cancel = PQgetCancel(c->pg);
+    if (!j->cancel) {
+        free(j);
+        return CORIO_ECLOSED;
+    }
+    corio_future *f;
+    int rc = corio_run_blocking(&f, cancel_run, j);
+    if (rc < 0) {
+        cancel_job_free(NULL, j);
+        return rc;
+    }
+    rc = corio_future_add_done_cb(f, cancel_job_free, j);
+    if (rc < 0) { /* cannot free j safely before the thread ends: wait for it */
+        CORIO_WITH(corio_shield_scope()) {
+            corio_future_await(f);
+        }
+        cancel_job_free(f, j);
+        corio_future_release(f);
+        return rc;
+    }
+    rc = corio_future_await(f); /* j is the done callback's now: freed, perhaps */
+    corio_future_release(f);
+    return rc;
+}
+
+/* After a wait of the query was cut short: back to idle, or broken. */
+static void recover(corio_pg_conn *c) {
+    int rc = 0;
+    CORIO_WITH(corio_shield_scope()) {
+        CORIO_WITH(corio_timeout_scope(DRAIN_TIMEOUT_MS)) {
+            rc = flush_out(c);
+            if (rc == 0) {
+                send_cancel(c); /* a failed cancel: the drain below waits out the query */
+                bool copy = false;
+                rc = collect(c, NULL, &copy);
+            }
+        }
+    }
+    if (rc < 0 && rc != CORIO_ECLOSED)
+        c->broken = true;
+}
+
+static int result_error(corio_pg_conn *c, PGresult *r) {
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    corio__pg_set_error(c, PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                        msg ? msg : PQresultErrorMessage(r),
+                        PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL));
+    return CORIO_EFAILED;
+}
+
+static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, size_t nparams,
+                     const char *const *params) {
+    if (!PQsendQueryParams(c->pg, sql, (int)nparams, NULL, params, NULL, NULL, 0)) {
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            return lost(c);
+        corio__pg_set_libpq_error(c);
+        return CORIO_EFAILED;
+    }
+    PGresult *keep = NULL;
+    bool copy = false;
+    int rc = flush_out(c);
+    if (rc == 0)
+        rc = collect(c, &keep, &copy);
+    if (rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) {
+        recover(c);
+        corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
+    }
+    if (rc == 0 && copy) {
+        corio__pg_set_error(c, NULL, "COPY is not supported by corio_pg_query", NULL);
+        rc = CORIO_ENOTSUP;
+    } else if (rc == 0 && !keep) {
+        corio__pg_set_error(c, NULL, "no result", NULL);
+        rc = CORIO_EFAILED;
+    } else if (rc == 0 && !result_ok(keep)) {
+        rc = result_error(c, keep);
+    }
+    if (rc == 0) {
+        corio_pg_result *r = malloc(sizeof *r);
+        if (!r) {
+            rc = CORIO_ENOMEM;
+        } else {
+            r->res = keep;
+            keep = NULL;
+            *out = r;
+        }
+    }
+    PQclear(keep);
+    return rc;
+}
+
+int corio_pg_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, size_t nparams,
+                   const char *const *params) {
+    if (out)
+        *out = NULL;
+    if (!c || !out || !sql || (nparams > 0 && !params) || nparams > MAX_PARAMS)
+        return CORIO_EINVAL;
+    if (!corio_current())
+        return CORIO_ENOTASK;
+    if (c->busy || c->closing)
+        return c->closing ? CORIO_ECLOSED : CORIO_EBUSY;
+    corio__pg_clear_error(c);
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+        corio__pg_set_error(c, NULL,
+                            "the connection is broken (lost, or not drained after a "
+                            "cancel): close it",
+                            NULL);
+        return CORIO_ECONNABORTED;
+    }
+    c->busy = true;
+    int rc = run_query(c, out, sql, nparams, params);
+    c->busy = false;
+    if (c->closing) {
+        corio_pg_result_free(*out);
+        *out = NULL;
+        corio__pg_conn_free(c);
+        return CORIO_ECLOSED;
+    }
+    return rc;
+}

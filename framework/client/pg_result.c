@@ -1,0 +1,118 @@
+/* Results of PostgreSQL queries (corio/pg.h): a PGresult behind accessors
+ * that read PostgreSQL's text output as the common C types. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_internal.h"
+
+void corio_pg_result_free(corio_pg_result *r) {
+    if (!r)
+        return;
+    PQclear(r->res);
+    free(r);
+}
+
+size_t corio_pg_result_rows(const corio_pg_result *r) {
+    return r ? (size_t)PQntuples(r->res) : 0;
+}
+
+size_t corio_pg_result_cols(const corio_pg_result *r) {
+    return r ? (size_t)PQnfields(r->res) : 0;
+}
+
+const char *corio_pg_result_col_name(const corio_pg_result *r, size_t col) {
+    if (!r || col >= (size_t)PQnfields(r->res))
+        return NULL;
+    return PQfname(r->res, (int)col);
+}
+
+uint64_t corio_pg_result_affected(const corio_pg_result *r) {
+    const char *n = r ? PQcmdTuples(r->res) : "";
+    return *n ? strtoull(n, NULL, 10) : 0;
+}
+
+static bool in_range(const corio_pg_result *r, size_t row, size_t col) {
+    return r && row < (size_t)PQntuples(r->res) && col < (size_t)PQnfields(r->res);
+}
+
+bool corio_pg_is_null(const corio_pg_result *r, size_t row, size_t col) {
+    return !in_range(r, row, col) || PQgetisnull(r->res, (int)row, (int)col);
+}
+
+const char *corio_pg_text(const corio_pg_result *r, size_t row, size_t col) {
+    if (corio_pg_is_null(r, row, col))
+        return NULL;
+    return PQgetvalue(r->res, (int)row, (int)col);
+}
+
+size_t corio_pg_len(const corio_pg_result *r, size_t row, size_t col) {
+    if (corio_pg_is_null(r, row, col))
+        return 0;
+    return (size_t)PQgetlength(r->res, (int)row, (int)col);
+}
+
+/* The text at (row, col) for a typed read: 0 with *s, or the error. */
+static int typed_text(const corio_pg_result *r, size_t row, size_t col, const void *out,
+                      const char **s) {
+    if (!out || !in_range(r, row, col))
+        return CORIO_EINVAL;
+    if (PQgetisnull(r->res, (int)row, (int)col))
+        return CORIO_ENOENT;
+    *s = PQgetvalue(r->res, (int)row, (int)col);
+    return **s ? 0 : CORIO_EINVAL;
+}
+
+int corio_pg_int64(const corio_pg_result *r, size_t row, size_t col, int64_t *out) {
+    const char *s;
+    int rc = typed_text(r, row, col, out, &s);
+    if (rc < 0)
+        return rc;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s)
+        return CORIO_EINVAL;
+    if (*end == '.') { /* a numeric: only zeros may follow the point */
+        const char *z = end + 1;
+        while (*z == '0')
+            z++;
+        if (z == end + 1 || *z)
+            return CORIO_EINVAL;
+        end = (char *)z;
+    }
+    if (*end)
+        return CORIO_EINVAL;
+    if (errno == ERANGE)
+        return CORIO_ERANGE;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int corio_pg_double(const corio_pg_result *r, size_t row, size_t col, double *out) {
+    const char *s;
+    int rc = typed_text(r, row, col, out, &s);
+    if (rc < 0)
+        return rc;
+    char *end;
+    double v = strtod(s, &end); /* "NaN", "Infinity", "-Infinity" included */
+    if (end == s || *end)
+        return CORIO_EINVAL;
+    *out = v; /* a numeric beyond double's range: ±HUGE_VAL, as PostgreSQL's cast */
+    return 0;
+}
+
+int corio_pg_bool(const corio_pg_result *r, size_t row, size_t col, bool *out) {
+    const char *s;
+    int rc = typed_text(r, row, col, out, &s);
+    if (rc < 0)
+        return rc;
+    if (strcmp(s, "t") == 0)
+        *out = true;
+    else if (strcmp(s, "f") == 0)
+        *out = false;
+    else
+        return CORIO_EINVAL;
+    return 0;
+}

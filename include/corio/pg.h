@@ -1,0 +1,182 @@
+/* corio/pg.h — a PostgreSQL client on libpq's non-blocking API: connecting
+ * and querying are awaits of the calling task, driven by a uv_poll_t on the
+ * connection's socket; no blocking libpq call runs on the loop.
+ *
+ *     corio_pg_conn *db;
+ *     int rc = corio_pg_connect(&db, "host=127.0.0.1 port=5432 dbname=app");
+ *     if (rc < 0) { ... corio_pg_error(NULL) says why ...; return rc; }
+ *     const char *params[] = {"7"};
+ *     corio_pg_result *r;
+ *     CORIO_WITH(corio_timeout_scope(500)) {
+ *         rc = corio_pg_query(db, &r, "select name from users where id = $1", 1, params);
+ *     }
+ *     if (rc == 0) {
+ *         ... corio_pg_result_rows(r), corio_pg_text(r, 0, 0) ...
+ *         corio_pg_result_free(r);
+ *     } else if (rc == CORIO_EFAILED) {
+ *         ... corio_pg_sqlstate(db) ("42601"), corio_pg_error(db) ...
+ *     }
+ *     corio_pg_close(db);
+ *
+ * ONE CALL AT A TIME.  A connection runs one call at a time (a query is a
+ * round trip on one socket); a second task calling in meanwhile gets
+ * CORIO_EBUSY.  Sharing connections between tasks is a pool's job (later).
+ *
+ * DEADLINES AND CANCELLATION.  Every wait inside a call is an await of the
+ * calling task: a deadline of its timeout scopes or a cancel (task.h) cuts
+ * the call short.  A query cut short is cancelled on the server: the call
+ * finishes sending the query, sends a cancel request (libpq's PQcancel,
+ * which blocks, on libuv's thread pool) and reads and drops what the server
+ * still answers, shielded from the cancel and bounded by 5 s of its own,
+ * before it returns CORIO_ETIMEDOUT / CORIO_ECANCELED: the connection is
+ * idle and usable afterwards.  Only when that drain does not finish (a
+ * server that ignores the cancel for 5 s, or goes away) is the connection
+ * marked broken: later calls on it fail with CORIO_ECONNABORTED, and the
+ * caller closes it.
+ *
+ * ERRORS.  A call that fails records why on the connection, readable until
+ * the next call on it: corio_pg_error() (libpq's or the server's message),
+ * corio_pg_sqlstate() (the server's SQLSTATE: "42601" for a syntax error;
+ * "" when the error did not come from the server), corio_pg_error_detail().
+ * A failed connect has no connection: its message is kept per thread and
+ * read with corio_pg_error(NULL) until the thread's next corio_pg_connect
+ * (read it before awaiting anything else).
+ *
+ * TYPES.  Parameters go as text (PostgreSQL infers or casts their type:
+ * "$1::int"); results come as text and are read with the typed accessors
+ * below, which parse PostgreSQL's text output.
+ *
+ * NOT YET.  Connection pools, pipeline mode, prepared statements,
+ * transactions as scopes, COPY (a COPY statement fails with CORIO_ENOTSUP:
+ * data sent to the client is dropped, data asked of it is refused).
+ */
+#ifndef CORIO_PG_H
+#define CORIO_PG_H
+#include "error.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct corio_pg_conn corio_pg_conn;
+typedef struct corio_pg_result corio_pg_result;
+
+/* Await: opens a connection (libpq's PQconnectStart + PQconnectPoll) with
+ * `conninfo`, a libpq connection string ("host=... port=... dbname=...") or
+ * URI ("postgresql://user@host:port/db"), with the usual PG* environment
+ * variables for what it leaves out.  A host name is resolved first with
+ * libuv's asynchronous getaddrinfo (corio_resolve), so that libpq never
+ * resolves on the loop; Unix-socket paths and addresses are used as they
+ * are.  A connect_timeout in conninfo bounds the whole connect (libpq's
+ * non-blocking API ignores it otherwise); the task's deadlines bound it too.
+ * On success *out receives the connection, to close with corio_pg_close().
+ * On failure *out is NULL and corio_pg_error(NULL) tells why.
+ * Returns:
+ *   0                   connected, the session ready for queries
+ *   CORIO_EINVAL        out or conninfo NULL, or conninfo malformed (an
+ *                       unknown keyword, a bad URI)
+ *   CORIO_ENOTFOUND     the host name does not resolve (or another libuv
+ *                       UV_EAI_* code)
+ *   CORIO_ECONNREFUSED  nothing listens there (libpq: "Connection refused")
+ *   CORIO_EFAILED       any other refusal or failure libpq reports
+ *                       (authentication, a database that does not exist:
+ *                       the message says which)
+ *   CORIO_ETIMEDOUT     connect_timeout or a deadline of the task passed
+ *   CORIO_ECANCELED     the task was cancelled
+ *   CORIO_ENOTASK       called outside a task
+ *   CORIO_ENOMEM        out of memory */
+int corio_pg_connect(corio_pg_conn **out, const char *conninfo);
+
+/* Closes the connection (libpq's PQfinish: a Terminate message, then the
+ * socket) and frees it; results it returned live on until freed.  Not an
+ * await.  Called while a task is inside a call on it (from another task),
+ * that call fails at once with CORIO_ECLOSED and the connection is freed
+ * when it returns.  Accepts NULL. */
+void corio_pg_close(corio_pg_conn *c);
+
+/* Await: runs one SQL statement with nparams text parameters ($1, $2 ...;
+ * params[i] NULL is SQL NULL; params may be NULL when nparams is 0), with
+ * libpq's PQsendQueryParams, and collects its result.  On success *out
+ * receives the result (rows for a SELECT or RETURNING, none otherwise), to
+ * free with corio_pg_result_free(); on failure *out is NULL and the error
+ * is recorded on c (see ERRORS above).  sql and params are borrowed for the
+ * call.
+ * Returns:
+ *   0                   the statement succeeded
+ *   CORIO_EFAILED       the server reported an error (corio_pg_sqlstate(c)
+ *                       names it; the connection stays usable)
+ *   CORIO_ETIMEDOUT     a deadline of the task passed: the query was
+ *                       cancelled on the server and the connection drained
+ *   CORIO_ECANCELED     the task was cancelled: likewise
+ *   CORIO_ECONNRESET    the connection was lost (the server went away)
+ *   CORIO_ECONNABORTED  c is broken (a drain that did not finish, a lost
+ *                       connection earlier): close it
+ *   CORIO_ECLOSED       c was closed by another task during the call
+ *   CORIO_EBUSY         another task is inside a call on c
+ *   CORIO_ENOTSUP       a COPY statement
+ *   CORIO_EINVAL        c, out or sql NULL, params NULL with nparams > 0,
+ *                       nparams above 65535
+ *   CORIO_ENOTASK       called outside a task
+ *   CORIO_ENOMEM        out of memory */
+int corio_pg_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, size_t nparams,
+                   const char *const *params);
+
+/* The message of the last failed call on c (borrowed until the next call on
+ * c or its close), or "" if none failed.  c NULL: the message of this
+ * thread's last corio_pg_connect if it failed, or "" (a buffer of the
+ * thread, rewritten by its next corio_pg_connect). */
+const char *corio_pg_error(const corio_pg_conn *c);
+
+/* The SQLSTATE of the last failed call on c, five characters ("42601"), or
+ * "" when that failure did not come from the server (borrowed, as above). */
+const char *corio_pg_sqlstate(const corio_pg_conn *c);
+
+/* The server's DETAIL of the last failed call on c, or "" (borrowed, as
+ * above). */
+const char *corio_pg_error_detail(const corio_pg_conn *c);
+
+/* Frees a result.  Accepts NULL. */
+void corio_pg_result_free(corio_pg_result *r);
+
+/* Rows and columns of r (0 for a statement that returns no rows). */
+size_t corio_pg_result_rows(const corio_pg_result *r);
+size_t corio_pg_result_cols(const corio_pg_result *r);
+
+/* The name of column col (borrowed from r), or NULL if col is out of range. */
+const char *corio_pg_result_col_name(const corio_pg_result *r, size_t col);
+
+/* The number of rows the statement affected (INSERT, UPDATE, DELETE,
+ * SELECT, MOVE, FETCH, COPY), 0 for the others. */
+uint64_t corio_pg_result_affected(const corio_pg_result *r);
+
+/* Whether the value at (row, col) is SQL NULL; true out of range too. */
+bool corio_pg_is_null(const corio_pg_result *r, size_t row, size_t col);
+
+/* The value at (row, col) as PostgreSQL's text output, NUL-terminated and
+ * borrowed from r (its length with corio_pg_len); NULL for SQL NULL or out
+ * of range. */
+const char *corio_pg_text(const corio_pg_result *r, size_t row, size_t col);
+
+/* The length in bytes of the value at (row, col); 0 for NULL or out of
+ * range. */
+size_t corio_pg_len(const corio_pg_result *r, size_t row, size_t col);
+
+/* Typed reads of the value at (row, col) into *out (untouched on failure).
+ * int64: a decimal integer (int2, int4, int8, oid; also a numeric with no
+ * fraction); double: any number, "NaN", "Infinity", "-Infinity"; bool:
+ * PostgreSQL's "t" or "f".  Each returns:
+ *   0               *out holds the value
+ *   CORIO_ENOENT    the value is SQL NULL
+ *   CORIO_EINVAL    r or out NULL, (row, col) out of range, or the text is
+ *                   not of that type
+ *   CORIO_ERANGE    an integer beyond int64 */
+int corio_pg_int64(const corio_pg_result *r, size_t row, size_t col, int64_t *out);
+int corio_pg_double(const corio_pg_result *r, size_t row, size_t col, double *out);
+int corio_pg_bool(const corio_pg_result *r, size_t row, size_t col, bool *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORIO_PG_H */
