@@ -19,8 +19,8 @@ static void check(const char *base, const char *ref, const char *target, const c
     if (rc != 0)
         fail_msg("\"%s\" against \"%s\": %s", ref, base ? base : "-", corio_err_name(rc));
     if (strcmp(u.target, target) != 0)
-        fail_msg("\"%s\" against \"%s\": target \"%s\", expected \"%s\"", ref,
-                 base ? base : "-", u.target, target);
+        fail_msg("\"%s\" against \"%s\": target \"%s\", expected \"%s\"", ref, base ? base : "-",
+                 u.target, target);
     if (host)
         assert_string_equal(u.host, host);
     if (port)

@@ -75,7 +75,8 @@ static const char *copy_response_headers(corio_res *res, const corio_http_respon
 static int forward(corio_req *req, corio_res *res, void *arg) {
     proxy *p = arg;
     if (!p->client) {
-        corio_http_client_opts o = {.max_conns_per_origin = 1024, .max_conns = 4096,
+        corio_http_client_opts o = {.max_conns_per_origin = 1024,
+                                    .max_conns = 4096,
                                     .connect_timeout_ms = 5000,
                                     .first_byte_timeout_ms = p->timeout_ms,
                                     .read_timeout_ms = p->timeout_ms};
@@ -123,7 +124,7 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
         return CORIO_ENOMEM;
     const corio_http_response *r;
     if ((rc = corio_http_response_head(x, &r)) < 0)
-        return rc == CORIO_ECANCELED ? rc
+        return rc == CORIO_ECANCELED   ? rc
                : rc == CORIO_ETIMEDOUT ? corio_res_text(res, 504, "Gateway Timeout\n")
                                        : corio_res_text(res, 502, "Bad Gateway\n");
     int status = corio_http_response_status(r);
@@ -136,7 +137,7 @@ static int relay(corio_req *req, corio_res *res, corio_http_exchange *x) {
      * head and body.  Without (events, long polls), the head goes at once. */
     n = sized || status == 204 || status == 304 ? corio_http_read(x, &piece) : 0;
     if (n < 0) /* nothing sent yet: still time for an honest answer */
-        return n == CORIO_ECANCELED ? n
+        return n == CORIO_ECANCELED   ? n
                : n == CORIO_ETIMEDOUT ? corio_res_text(res, 504, "Gateway Timeout\n")
                                       : corio_res_text(res, 502, "Bad Gateway\n");
     const char *ctype = copy_response_headers(res, r);
@@ -199,8 +200,9 @@ static bool one_of(const char *name, size_t len, const char *const *names) {
  * the client set themselves (`also`, NULL-terminated). */
 static bool dropped(const char *name, size_t len, const char *connection, size_t clen,
                     const char *const *also) {
-    static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
-                                      "Transfer-Encoding", "Upgrade", "Content-Length", NULL};
+    static const char *const hop[] = {
+        "Connection", "Keep-Alive",     "TE", "Trailer", "Transfer-Encoding",
+        "Upgrade",    "Content-Length", NULL};
     return one_of(name, len, hop) || one_of(name, len, also) ||
            (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0) ||
            (connection && listed(connection, clen, name, len));
@@ -247,8 +249,8 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
     url[strlen(u->base) + target.len] = '\0';
     for (size_t i = 0; i < n && corio_req_header_at(req, i, &name, &value); i++)
         if (!dropped(name.ptr, name.len, conn.ptr, conn.len, ours) &&
-            !(h[k].name = dup_strv(req, name), h[k].value = dup_strv(req, value), !h[k].name ||
-              !h[k].value))
+            !(h[k].name = dup_strv(req, name), h[k].value = dup_strv(req, value),
+              !h[k].name || !h[k].value))
             k++;
     char *xff = NULL, *via = NULL, *host = NULL;
     if ((prev = joined(req, "X-Forwarded-For")).ptr &&
@@ -264,8 +266,11 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
         h[k++] = (corio_http_header){"X-Forwarded-Host", host};
     h[k++] = (corio_http_header){"Via", via ? via : "1.1 corio"};
     int64_t len = body_length(req);
-    *out = (corio_http_req){.method = dup_strv(req, method), .url = url, .headers = h,
-                            .nheaders = k, .body_stream = len != -2,
+    *out = (corio_http_req){.method = dup_strv(req, method),
+                            .url = url,
+                            .headers = h,
+                            .nheaders = k,
+                            .body_stream = len != -2,
                             .body_length = len == -2 ? 0 : len};
     return out->method ? 0 : CORIO_ENOMEM;
 }

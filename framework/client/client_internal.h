@@ -99,10 +99,10 @@ typedef struct corio__req {
     size_t nheaders;
     char *strings;
     corio__url url;
-    int body_kind; /* CORIO__BODY_* */
-    const void *body;   /* BYTES: borrowed, or owned when body_owned */
+    int body_kind;    /* CORIO__BODY_* */
+    const void *body; /* BYTES: borrowed, or owned when body_owned */
     bool body_owned;
-    int body_fd;        /* FILE */
+    int body_fd;         /* FILE */
     int64_t body_length; /* BYTES, FILE, STREAM (CORIO_HTTP_CHUNKED) */
     unsigned max_redirects;
     bool idempotent, head;
@@ -147,8 +147,8 @@ struct corio_http_client {
     size_t open;             /* connections open, in use or idle */
     corio_tls_ctx *tls;      /* made at the first https:// request, or the caller's */
     char *tls_ca_file;
-    corio_task *keeper;      /* closes idle connections as they expire, and at loop end */
-    corio_event pooled;      /* set when a connection is pooled */
+    corio_task *keeper; /* closes idle connections as they expire, and at loop end */
+    corio_event pooled; /* set when a connection is pooled */
 };
 
 void corio__client_ref(corio_http_client *c);
@@ -167,8 +167,7 @@ void corio__checkin(corio_http_client *c, corio__origin *o, corio_stream *s, boo
 
 /* corio_http_open for a request already checked and copied: takes q over
  * (q is left empty, whatever happens). */
-corio_resource corio__http_open_req(corio_http_client *c, corio__req *q,
-                                    corio_http_exchange **out);
+corio_resource corio__http_open_req(corio_http_client *c, corio__req *q, corio_http_exchange **out);
 /* The exchange's response (head, and whatever body was appended to it):
  * the exchange forgets it. */
 corio_http_response *corio__exchange_take(corio_http_exchange *x);

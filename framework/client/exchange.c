@@ -45,8 +45,8 @@ struct corio_http_exchange {
     bool parsing; /* p initialised */
     bool head;    /* the final head is in */
     bool body_done;
-    int failed;          /* sticky: the first error of the response */
-    size_t unconsumed;   /* bytes parsed but still in the buffer (a body piece) */
+    int failed;        /* sticky: the first error of the response */
+    size_t unconsumed; /* bytes parsed but still in the buffer (a body piece) */
     unsigned redirects;
     corio_http_exchange **out;
 };

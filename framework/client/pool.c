@@ -250,9 +250,9 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio_st
          * per reuse; a connection back for less than PEEK_AFTER_MS is taken
          * on trust (a close that raced the reuse is found by the request,
          * and retried if idempotent, as any close racing a check would be). */
-        bool stale = idle >= c->o.idle_timeout_ms ||
-                     (idle >= PEEK_AFTER_MS ? corio__stream_input_pending(s)
-                                            : corio__stream_has_input(s));
+        bool stale =
+            idle >= c->o.idle_timeout_ms ||
+            (idle >= PEEK_AFTER_MS ? corio__stream_input_pending(s) : corio__stream_has_input(s));
         free(pc);
         if (!stale) {
             *out = s;

@@ -204,8 +204,8 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
             }
             m++;
             live++;
-            if (m < n && (rc = corio_spawn(&timer, "http-hedge", sleeper,
-                                           (void *)(uintptr_t)delay_ms)) < 0)
+            if (m < n &&
+                (rc = corio_spawn(&timer, "http-hedge", sleeper, (void *)(uintptr_t)delay_ms)) < 0)
                 break;
         }
         if (!live && !timer)

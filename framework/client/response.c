@@ -115,8 +115,7 @@ static int on_headers_complete(llhttp_t *h) {
     p->head_done = true;
     p->head_bytes = 0; /* from now on: trailer bytes */
     /* To HEAD: the length the body would have (a proxy passes it on). */
-    r->has_length = (h->flags & F_CONTENT_LENGTH) && h->status_code != 204 &&
-                    h->status_code != 304;
+    r->has_length = (h->flags & F_CONTENT_LENGTH) && h->status_code != 204 && h->status_code != 304;
     r->length = r->has_length ? h->content_length : 0;
     /* A response to HEAD, a 204 and a 304 have no body whatever their
      * Content-Length says (RFC 9110 6.4.1; llhttp 8 would wait for one):

@@ -136,7 +136,7 @@ static int resolve_relative(const char *ref, const corio__url *base, corio__url 
     *u = *base;
     u->target = NULL;
     const char *bt = base->target;
-    size_t keep = strcspn(bt, "?"); /* the base path: for "?q" */
+    size_t keep = strcspn(bt, "?");      /* the base path: for "?q" */
     if (ref[0] == '\0' || ref[0] == '#') /* the same document */
         keep = strlen(bt);
     else if (ref[0] != '?')
@@ -159,7 +159,8 @@ int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
     static const struct {
         const char *prefix;
         int scheme;
-    } schemes[] = {{"http://", CORIO__HTTP}, {"https://", CORIO__HTTPS}, {"http+unix://", CORIO__UNIX}};
+    } schemes[] = {
+        {"http://", CORIO__HTTP}, {"https://", CORIO__HTTPS}, {"http+unix://", CORIO__UNIX}};
     memset(u, 0, sizeof *u);
     if (base && s[0] == '/' && s[1] != '/') { /* a path on the same origin */
         *u = *base;
@@ -169,7 +170,8 @@ int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
             remove_dot_segments(u->target);
         return rc;
     }
-    size_t scheme_len = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    size_t scheme_len =
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
     if (base && s[0] != '/' && !(scheme_len && s[scheme_len] == ':')) {
         return resolve_relative(s, base, u);
     }
@@ -188,9 +190,10 @@ int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
         }
         if (i == sizeof schemes / sizeof *schemes) {
             const char *colon = strchr(s, ':');
-            bool scheme = colon && colon > s && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") ==
-                                                    (size_t)(colon - s);
+            bool scheme =
+                colon && colon > s &&
+                strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == (size_t)(colon - s);
             return scheme ? CORIO_ENOTSUP : CORIO_EINVAL;
         }
     }
@@ -221,7 +224,8 @@ static bool clean(const char *s, bool token) {
  * connection: a caller's would contradict it. */
 static bool owned_by_client(const char *name) {
     static const char *const owned[] = {"Connection", "Content-Length", "Transfer-Encoding",
-                                        "Keep-Alive", "Upgrade", "TE", "Trailer"};
+                                        "Keep-Alive", "Upgrade",        "TE",
+                                        "Trailer"};
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
         if (strcasecmp(name, owned[i]) == 0)
             return true;

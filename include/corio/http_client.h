@@ -147,12 +147,12 @@ typedef struct corio_http_req {
     const corio_http_header *headers;
     size_t nheaders;
     /* The body: at most one of these three (CORIO_EINVAL otherwise). */
-    const void *body; /* body_length bytes */
-    const char *body_file; /* a file's content, sent with its length */
-    bool body_stream;      /* written with corio_http_write, ended with _write_end;
-                            * exchanges only */
-    int64_t body_length;   /* bytes of `body`, or of the streamed body
-                            * (CORIO_HTTP_CHUNKED: unknown, sent chunked) */
+    const void *body;       /* body_length bytes */
+    const char *body_file;  /* a file's content, sent with its length */
+    bool body_stream;       /* written with corio_http_write, ended with _write_end;
+                             * exchanges only */
+    int64_t body_length;    /* bytes of `body`, or of the streamed body
+                             * (CORIO_HTTP_CHUNKED: unknown, sent chunked) */
     unsigned max_redirects; /* 0: a 3xx is the response; else follow up to this many */
 } corio_http_req;
 
