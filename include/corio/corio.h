@@ -20,6 +20,7 @@
 #include "http_client.h"
 #include "http_file.h"
 #include "http_test.h"
+#include "pg.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
