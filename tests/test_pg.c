@@ -281,6 +281,312 @@ static void test_pg_connect_by_host_name(void **state) {
     corio_test_run_checked(connect_by_name_main, NULL);
 }
 
+/* ---- pools and transactions ----------------------------------------------------------------- */
+
+/* Runs sql, dropping its rows; returns corio_pg_query's code. */
+static int q(corio_pg_conn *db, const char *sql) {
+    corio_pg_result *r = NULL;
+    int rc = corio_pg_query(db, &r, sql, 0, NULL);
+    if (rc < 0 && rc != CORIO_ECANCELED && rc != CORIO_ETIMEDOUT)
+        fprintf(stderr, "test_pg: %s: %s: %s (%s)\n", sql, corio_err_name(rc), corio_pg_error(db),
+                corio_pg_sqlstate(db));
+    corio_pg_result_free(r);
+    return rc;
+}
+
+/* The integer the one-row, one-column query sql returns, or -1. */
+static int64_t q_int(corio_pg_conn *db, const char *sql) {
+    corio_pg_result *r = NULL;
+    int64_t v = -1;
+    if (corio_pg_query(db, &r, sql, 0, NULL) == 0 && corio_pg_int64(r, 0, 0, &v) != 0)
+        v = -1;
+    corio_pg_result_free(r);
+    return v;
+}
+
+typedef struct holder {
+    corio_pg_pool *pool;
+    corio_event go;   /* set: give the connection back */
+    int rc;           /* the checkout's */
+    int64_t pid;      /* the server process of the connection it got */
+    uint64_t got_at;  /* corio_now() when it got one; 0: not yet */
+    uint64_t timeout; /* ms of a timeout scope around the checkout; 0: none */
+} holder;
+
+/* Checks out a connection and keeps it until h->go is set. */
+static int keeper_task(void *arg) {
+    holder *h = arg;
+    corio_pg_conn *db = NULL;
+    int rc = 0;
+    CORIO_WITH(corio_timeout_scope(h->timeout ? h->timeout : 60000)) {
+        CORIO_WITH_RC(rc, corio_pg_checkout(h->pool, &db)) {
+            h->got_at = corio_now();
+            h->pid = q_int(db, "select pg_backend_pid()");
+            corio_event_wait(&h->go);
+        }
+    }
+    h->rc = rc;
+    return 0;
+}
+
+static int pool_exhaustion_main(void *arg) {
+    (void)arg;
+    corio_pg_pool *pool = NULL;
+    corio_pg_pool_opts o = {.max_size = 2};
+    SOFT(corio_pg_pool_new(&pool, pg_srv.conninfo, &o) == 0);
+    holder h[5] = {{0}};
+    corio_task *t[5];
+    for (int i = 0; i < 5; i++) {
+        h[i].pool = pool;
+        corio_event_init(&h[i].go);
+    }
+    h[3].timeout = 150; /* a waiter with a deadline, queued between two without */
+    for (int i = 0; i < 5; i++) {
+        t[i] = corio_test_spawn("keeper", keeper_task, &h[i]);
+        SOFT(corio_sleep(i < 2 ? 200 : 20) == 0); /* the first two are connected */
+    }
+    SOFT(corio_sleep(250) == 0);
+    SOFT(h[0].got_at && h[1].got_at && h[0].pid != h[1].pid);
+    SOFT(!h[2].got_at && !h[4].got_at);
+    SOFT(h[3].rc == CORIO_ETIMEDOUT && !h[3].got_at); /* timed out waiting, left the queue */
+    SOFT(corio_pg_pool_in_use(pool) == 2);
+    /* one comes back: the first waiter (FIFO) gets that very connection */
+    corio_event_set(&h[0].go);
+    corio_test_join(t[0]);
+    SOFT(corio_sleep(300) == 0);
+    SOFT(h[2].got_at && !h[4].got_at);
+    SOFT(h[2].pid == h[0].pid); /* handed over, no reconnect */
+    corio_event_set(&h[1].go);
+    corio_test_join(t[1]);
+    SOFT(corio_sleep(300) == 0);
+    SOFT(h[4].got_at && h[4].pid == h[1].pid);
+    corio_event_set(&h[2].go);
+    corio_event_set(&h[4].go);
+    corio_test_join(t[2]);
+    corio_test_join(t[3]);
+    corio_test_join(t[4]);
+    SOFT(h[0].rc == 0 && h[1].rc == 0 && h[2].rc == 0 && h[4].rc == 0);
+    SOFT(corio_pg_pool_in_use(pool) == 0 && corio_pg_pool_idle(pool) == 2);
+    SOFT(corio_pg_pool_free(pool) == 0);
+    return 0;
+}
+
+static void test_pg_pool_exhaustion_fifo_waiters_and_a_waiter_timing_out(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(pool_exhaustion_main, NULL);
+}
+
+static int pool_return_main(void *arg) {
+    (void)arg;
+    corio_pg_pool *pool = NULL;
+    corio_pg_pool_opts o = {.max_size = 1, .check_after_ms = 100};
+    SOFT(corio_pg_pool_new(&pool, pg_srv.conninfo, &o) == 0);
+    corio_pg_conn *db = NULL;
+    int rc = -1;
+    int64_t pid1 = -1, pid2 = -1, pid3 = -1, pid4 = -1;
+    /* left inside a transaction: closed, not pooled */
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        pid1 = q_int(db, "select pg_backend_pid()");
+        SOFT(q(db, "begin") == 0);
+        SOFT(q(db, "create temporary table left_open (x int)") == 0);
+    }
+    SOFT(rc == 0 && db == NULL);
+    SOFT(corio_pg_pool_idle(pool) == 0 && corio_pg_pool_in_use(pool) == 0);
+    /* the next checkout gets a fresh connection, outside any transaction */
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        pid2 = q_int(db, "select pg_backend_pid()");
+        SOFT(q_int(db, "select count(*) from pg_tables where tablename = 'left_open'") == 0);
+        /* a failed statement inside a transaction: not pooled either */
+        SOFT(q(db, "begin") == 0);
+        SOFT(q(db, "select 1/0") == CORIO_EFAILED);
+    }
+    SOFT(rc == 0 && pid2 > 0 && pid2 != pid1);
+    SOFT(corio_pg_pool_idle(pool) == 0);
+    /* a clean one is pooled and handed out again */
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        pid3 = q_int(db, "select pg_backend_pid()");
+    }
+    SOFT(rc == 0 && pid3 > 0 && pid3 != pid2);
+    SOFT(corio_pg_pool_idle(pool) == 1);
+    /* broken while idle (the server ended it): the health check after
+     * check_after_ms finds it and the checkout opens a new one */
+    corio_pg_conn *admin = NULL;
+    SOFT(corio_pg_connect(&admin, pg_srv.conninfo) == 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "select pg_terminate_backend(%lld)", (long long)pid3);
+    SOFT(admin && q(admin, sql) == 0);
+    corio_pg_close(admin);
+    SOFT(corio_sleep(200) == 0);
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        pid4 = q_int(db, "select pg_backend_pid()");
+    }
+    SOFT(rc == 0 && pid4 > 0 && pid4 != pid3);
+    SOFT(corio_pg_pool_idle(pool) == 1);
+    SOFT(corio_pg_pool_free(pool) == 0);
+    return 0;
+}
+
+static void test_pg_pool_does_not_return_a_conn_left_in_a_transaction(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(pool_return_main, NULL);
+}
+
+/* Whether the row k is in tx_t, seen from another connection. */
+static int64_t committed(const char *k) {
+    corio_pg_conn *other = NULL;
+    if (corio_pg_connect(&other, pg_srv.conninfo) != 0)
+        return -1;
+    const char *params[] = {k};
+    corio_pg_result *r = NULL;
+    int64_t v = -1;
+    if (corio_pg_query(other, &r, "select count(*) from tx_t where k = $1", 1, params) == 0)
+        corio_pg_int64(r, 0, 0, &v);
+    corio_pg_result_free(r);
+    corio_pg_close(other);
+    return v;
+}
+
+static int fails_inside(corio_pg_conn *db, corio_pg_tx *tx) {
+    int rc = 0;
+    CORIO_WITH_RC(rc, corio_pg_transaction(tx, db, NULL)) {
+        if ((rc = q(db, "insert into tx_t values ('error')")) < 0)
+            return rc;
+        return corio_scope_fail(CORIO_EINVAL); /* the body's own failure */
+    }
+    return rc;
+}
+
+typedef struct tx_sleeper {
+    corio_pg_conn *db;
+    corio_pg_tx tx;
+    int rc;
+} tx_sleeper;
+
+static int tx_sleeper_task(void *arg) {
+    tx_sleeper *s = arg;
+    CORIO_WITH_RC(s->rc, corio_pg_transaction(&s->tx, s->db, NULL)) {
+        if (q(s->db, "insert into tx_t values ('cancel')") == 0)
+            s->rc = q(s->db, "select pg_sleep(10)");
+    }
+    return 0;
+}
+
+static int tx_main(void *arg) {
+    (void)arg;
+    corio_pg_conn *db = NULL;
+    SOFT(corio_pg_connect(&db, pg_srv.conninfo) == 0);
+    if (!db)
+        return 0;
+    SOFT(q(db, "create table if not exists tx_t (k text primary key)") == 0);
+    corio_pg_tx tx;
+    int rc = -1;
+    /* a normal end: committed */
+    CORIO_WITH_RC(rc, corio_pg_transaction(&tx, db, NULL)) {
+        SOFT(q(db, "insert into tx_t values ('commit')") == 0);
+        SOFT(committed("commit") == 0); /* not yet */
+    }
+    SOFT(rc == 0 && corio_pg_tx_result(&tx) == 0);
+    SOFT(committed("commit") == 1);
+    /* an error return: rolled back, the result is the failure */
+    SOFT(fails_inside(db, &tx) == CORIO_EINVAL);
+    corio_scope_handled();
+    SOFT(corio_pg_tx_result(&tx) == CORIO_EINVAL);
+    SOFT(committed("error") == 0);
+    /* a timeout: rolled back though the body ends normally */
+    uint64_t t0 = corio_now();
+    CORIO_WITH(corio_timeout_scope(200)) {
+        CORIO_WITH_RC(rc, corio_pg_transaction(&tx, db, NULL)) {
+            SOFT(q(db, "insert into tx_t values ('timeout')") == 0);
+            SOFT(q(db, "select pg_sleep(10)") == CORIO_ETIMEDOUT);
+        }
+    }
+    SOFT(corio_now() - t0 < 3000);
+    SOFT(corio_pg_tx_result(&tx) == CORIO_ETIMEDOUT);
+    SOFT(committed("timeout") == 0);
+    SOFT(q_int(db, "select 5") == 5); /* the connection, out of the transaction */
+    /* a cancel: rolled back */
+    tx_sleeper s = {.db = db};
+    corio_task *t = corio_test_spawn("tx", tx_sleeper_task, &s);
+    SOFT(corio_sleep(150) == 0);
+    SOFT(corio_cancel(t) == 0);
+    corio_test_join(t);
+    SOFT(s.rc == CORIO_ECANCELED);
+    SOFT(corio_pg_tx_result(&s.tx) == CORIO_ECANCELED);
+    SOFT(committed("cancel") == 0);
+    SOFT(q_int(db, "select 6") == 6);
+    /* a statement failed and the body went on: the server rolls back at COMMIT */
+    CORIO_WITH_RC(rc, corio_pg_transaction(&tx, db, NULL)) {
+        SOFT(q(db, "insert into tx_t values ('aborted')") == 0);
+        SOFT(q(db, "insert into tx_t values ('commit')") == CORIO_EFAILED);
+    }
+    SOFT(corio_pg_tx_result(&tx) == CORIO_EFAILED);
+    SOFT(strcmp(corio_pg_sqlstate(db), "25P02") == 0);
+    SOFT(committed("aborted") == 0);
+    /* read only, repeatable read: a write fails */
+    corio_pg_tx_opts ro = {.isolation = CORIO_PG_REPEATABLE_READ, .read_only = true};
+    CORIO_WITH_RC(rc, corio_pg_transaction(&tx, db, &ro)) {
+        SOFT(q_int(db, "select (current_setting('transaction_read_only') = 'on')::int") == 1);
+        SOFT(q_int(db, "select (current_setting('transaction_isolation') = 'repeatable read')"
+                       "::int") == 1);
+        SOFT(q(db, "insert into tx_t values ('ro')") == CORIO_EFAILED);
+        SOFT(strcmp(corio_pg_sqlstate(db), "25006") == 0);
+    }
+    SOFT(rc == 0 && corio_pg_tx_result(&tx) == CORIO_EFAILED);
+    SOFT(q(db, "drop table tx_t") == 0);
+    corio_pg_close(db);
+    return 0;
+}
+
+static void test_pg_transaction_commits_and_rolls_back(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(tx_main, NULL);
+}
+
+static int serialization_main(void *arg) {
+    (void)arg;
+    corio_pg_conn *a = NULL, *b = NULL;
+    SOFT(corio_pg_connect(&a, pg_srv.conninfo) == 0);
+    SOFT(corio_pg_connect(&b, pg_srv.conninfo) == 0);
+    if (!a || !b) {
+        corio_pg_close(a);
+        corio_pg_close(b);
+        return 0;
+    }
+    SOFT(q(a, "create table ser_t (class int, value int)") == 0);
+    SOFT(q(a, "insert into ser_t values (1, 10), (1, 20), (2, 100), (2, 200)") == 0);
+    corio_pg_tx_opts ser = {.isolation = CORIO_PG_SERIALIZABLE};
+    corio_pg_tx ta, tb;
+    int rca = -1, rcb = -1;
+    /* write skew: each reads what the other writes */
+    CORIO_WITH_RC(rca, corio_pg_transaction(&ta, a, &ser)) {
+        CORIO_WITH_RC(rcb, corio_pg_transaction(&tb, b, &ser)) {
+            SOFT(q_int(a, "select sum(value) from ser_t where class = 1") == 30);
+            SOFT(q_int(b, "select sum(value) from ser_t where class = 2") == 300);
+            SOFT(q(a, "insert into ser_t values (2, 30)") == 0);
+            SOFT(q(b, "insert into ser_t values (1, 300)") == 0);
+        } /* b commits first */
+        SOFT(corio_pg_tx_result(&tb) == 0);
+    } /* a's COMMIT fails */
+    SOFT(rca == 0 && rcb == 0);
+    SOFT(corio_pg_tx_result(&ta) == CORIO_EFAILED);
+    SOFT(strcmp(corio_pg_sqlstate(a), "40001") == 0);
+    fprintf(stderr, "test_pg: COMMIT: %s (%s)\n", corio_pg_error(a), corio_pg_sqlstate(a));
+    SOFT(q_int(a, "select count(*) from ser_t") == 5); /* b's row only */
+    SOFT(q(a, "drop table ser_t") == 0);
+    corio_pg_close(a);
+    corio_pg_close(b);
+    return 0;
+}
+
+static void test_pg_serialization_failure_at_commit_reaches_the_caller(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(serialization_main, NULL);
+}
+
 static int group_setup(void **state) {
     (void)state;
     int rc = pg_server_start();
@@ -303,6 +609,10 @@ int main(void) {
         cmocka_unit_test(test_pg_query_cancelled_by_task_cancel_and_close_mid_query),
         cmocka_unit_test(test_pg_connect_to_closed_port_fails_clearly),
         cmocka_unit_test(test_pg_connect_by_host_name),
+        cmocka_unit_test(test_pg_pool_exhaustion_fifo_waiters_and_a_waiter_timing_out),
+        cmocka_unit_test(test_pg_pool_does_not_return_a_conn_left_in_a_transaction),
+        cmocka_unit_test(test_pg_transaction_commits_and_rolls_back),
+        cmocka_unit_test(test_pg_serialization_failure_at_commit_reaches_the_caller),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

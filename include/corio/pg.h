@@ -46,13 +46,33 @@
  * "$1::int"); results come as text and are read with the typed accessors
  * below, which parse PostgreSQL's text output.
  *
- * NOT YET.  Connection pools, pipeline mode, prepared statements,
- * transactions as scopes, COPY (a COPY statement fails with CORIO_ENOTSUP:
- * data sent to the client is dropped, data asked of it is refused).
+ * POOLS AND TRANSACTIONS.  A pool (corio_pg_pool_new) hands out
+ * connections as a scoped resource, and a transaction is a scope on a
+ * connection that commits when its block ends normally and rolls back on
+ * every other way out (see scope.h's HOW A SCOPE ENDED):
+ *
+ *     corio_pg_conn *db;
+ *     corio_pg_tx tx;
+ *     CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+ *         CORIO_WITH_RC(rc, corio_pg_transaction(&tx, db, NULL)) {
+ *             if ((rc = corio_pg_query(db, &r, "update ...", 0, NULL)) < 0)
+ *                 return corio_scope_fail(rc);      // rolled back
+ *             corio_pg_result_free(r);
+ *         }                                         // COMMIT
+ *         rc = corio_pg_tx_result(&tx);             // 0: committed
+ *         if (rc == CORIO_EFAILED && !strcmp(corio_pg_sqlstate(db), "40001"))
+ *             ... a serialization failure at COMMIT: run it again ...
+ *     }                                             // db back to the pool
+ *
+ * NOT YET.  Pipeline mode, prepared statements, a retry helper for
+ * serialization failures, a keeper task closing idle pooled connections
+ * (they are closed when a checkout or corio_pg_pool_free finds them), COPY (a COPY statement fails
+ * with CORIO_ENOTSUP: data sent to the client is dropped, data asked of it is refused).
  */
 #ifndef CORIO_PG_H
 #define CORIO_PG_H
 #include "error.h"
+#include "resource.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +82,7 @@ extern "C" {
 
 typedef struct corio_pg_conn corio_pg_conn;
 typedef struct corio_pg_result corio_pg_result;
+typedef struct corio_pg_pool corio_pg_pool;
 
 /* Await: opens a connection (libpq's PQconnectStart + PQconnectPoll) with
  * `conninfo`, a libpq connection string ("host=... port=... dbname=...") or
@@ -175,6 +196,127 @@ size_t corio_pg_len(const corio_pg_result *r, size_t row, size_t col);
 int corio_pg_int64(const corio_pg_result *r, size_t row, size_t col, int64_t *out);
 int corio_pg_double(const corio_pg_result *r, size_t row, size_t col, double *out);
 int corio_pg_bool(const corio_pg_result *r, size_t row, size_t col, bool *out);
+
+/* ---- pools ----------------------------------------------------------------- */
+
+/* A pool's settings; zero fields take the defaults. */
+typedef struct corio_pg_pool_opts {
+    size_t max_size;          /* connections open (checked out + idle) at most; 0: 10 */
+    uint64_t idle_timeout_ms; /* an idle connection older than this is closed
+                                 instead of handed out; 0: 60000 */
+    uint64_t check_after_ms;  /* one idle this long is checked with "select 1"
+                                 before it is handed out; 0: 1000 */
+} corio_pg_pool_opts;
+
+/* Creates a pool of connections to conninfo (as corio_pg_connect takes it;
+ * copied).  Opens nothing yet: connections are opened by checkouts, as
+ * needed.  Not an await.  Returns 0, CORIO_EINVAL (out or conninfo NULL),
+ * CORIO_ENOMEM. */
+int corio_pg_pool_new(corio_pg_pool **out, const char *conninfo, const corio_pg_pool_opts *opts);
+
+/* Await: closes the pool.  Checkouts from now on fail with CORIO_ECLOSED
+ * (waiting ones too, when their turn comes); idle connections are closed at
+ * once; the call waits for the connections checked out to come back (each
+ * is closed when it does), then frees the pool.  Returns 0 (freed), or
+ * CORIO_ECANCELED / CORIO_ETIMEDOUT if the caller's wait was cut short: the
+ * pool then stays closing, not freed; call again.  CORIO_ENOTASK outside a
+ * task.  Accepts NULL. */
+int corio_pg_pool_free(corio_pg_pool *p);
+
+/* Counts, for monitoring and tests: connections idle in the pool, and
+ * checked out now. */
+size_t corio_pg_pool_idle(const corio_pg_pool *p);
+size_t corio_pg_pool_in_use(const corio_pg_pool *p);
+
+/* A checkout as a scope, for CORIO_WITH_RC:
+ *
+ *     corio_pg_conn *db;
+ *     CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) { ... db ... }
+ *     if (rc < 0) ... no connection: rc says why ...
+ *
+ * Enter (an await): takes one of max_size permits, waiting in FIFO order
+ * behind earlier checkouts while all are in use, under the task's
+ * deadlines and cancellation (a waiter that times out leaves the queue and
+ * is never handed a connection).  It then takes the most recently returned
+ * idle connection, closing those past idle_timeout_ms and those found
+ * broken, and checking one idle for check_after_ms or more with
+ * "select 1" (a failed check closes it and goes on to the next); with none
+ * left it opens a new one (corio_pg_connect: the failure's message in
+ * corio_pg_error(NULL)).  *conn receives it.
+ * Enter returns 0, CORIO_ECLOSED (the pool is closing), CORIO_ECANCELED,
+ * CORIO_ETIMEDOUT, CORIO_EINVAL (pool or conn NULL), CORIO_ENOTASK, or
+ * corio_pg_connect's codes; *conn is NULL then and the body is skipped.
+ * Exit (every way out of the body): the connection goes back to the pool
+ * only if it is idle, not in a transaction (libpq's PQtransactionStatus is
+ * PQTRANS_IDLE: a body that left a transaction open, or failed inside one,
+ * does not hand that transaction to the next user), not broken and still
+ * connected; otherwise it is closed (the pool opens a fresh one when
+ * needed).  Then its permit goes to the first waiter.  *conn is set to NULL.
+ * The body must not close the connection nor change *conn (the exit reads
+ * it to give the connection back). */
+corio_resource corio_pg_checkout(corio_pg_pool *pool, corio_pg_conn **conn);
+
+/* ---- transactions ------------------------------------------------------------ */
+
+enum {
+    CORIO_PG_READ_COMMITTED = 0, /* PostgreSQL's default */
+    CORIO_PG_REPEATABLE_READ = 1,
+    CORIO_PG_SERIALIZABLE = 2,
+};
+
+typedef struct corio_pg_tx_opts {
+    int isolation;  /* CORIO_PG_READ_COMMITTED (0), _REPEATABLE_READ, _SERIALIZABLE */
+    bool read_only; /* BEGIN ... READ ONLY */
+} corio_pg_tx_opts;
+
+/* A transaction scope's state: caller storage, filled by
+ * corio_pg_transaction() and read with corio_pg_tx_result() after the
+ * block.  Fields private. */
+typedef struct corio_pg_tx {
+    corio_pg_conn *conn;
+    corio_pg_tx_opts opts;
+    int result;
+} corio_pg_tx;
+
+/* A transaction on conn as a scope, for CORIO_WITH_RC (opts NULL: read
+ * committed, read write):
+ *
+ * Enter (an await): BEGIN [ISOLATION LEVEL ...] [READ ONLY].  It returns
+ * 0, corio_pg_query's codes (CORIO_EBUSY, CORIO_ECONNABORTED,
+ * CORIO_ETIMEDOUT ...) or CORIO_EINVAL (tx or conn NULL, an unknown
+ * isolation level); the body is skipped then.  Scopes do not nest: a BEGIN
+ * inside a transaction already open is only a warning of the server, and
+ * the inner scope's COMMIT or ROLLBACK ends the outer transaction.
+ * Exit: COMMIT when the scope ended normally (`how` 0), ROLLBACK when it
+ * ended by a failure, a cancellation or a deadline — scope.h's rules:
+ * `return corio_scope_fail(rc)` from the body (or from scopes inside it) is
+ * a rollback, and so is a deadline of an enclosing timeout scope that has
+ * passed even if the body then ends normally.  Either runs shielded under
+ * the exit's own 5 s deadline, so a cancelled task still rolls back.
+ *
+ * THE OUTCOME: corio_pg_tx_result(&tx), after the block:
+ *   0                   COMMIT succeeded: the transaction is durable
+ *   CORIO_EFAILED       COMMIT failed and the transaction was rolled back:
+ *                       corio_pg_sqlstate(conn) says why ("40001" a
+ *                       serialization failure, "40P01" a deadlock, "23xxx"
+ *                       a deferred constraint; "25P02" when a statement of
+ *                       the body had failed and the body still ended
+ *                       normally: the server rolled back at COMMIT)
+ *   how (< 0)           the scope did not end normally, so it rolled back:
+ *                       the failure, CORIO_ECANCELED or CORIO_ETIMEDOUT
+ *   another code        COMMIT itself did not complete (CORIO_ECONNRESET,
+ *                       CORIO_ECONNABORTED, CORIO_ETIMEDOUT of the exit's
+ *                       own deadline): whether it committed is unknown
+ *   the enter's code    BEGIN failed (the block did not run)
+ * A transaction whose ROLLBACK could not be sent (a lost connection) is
+ * rolled back by the server when it sees the connection gone; the
+ * connection is left broken or in the transaction, which a pool checkout's
+ * exit then closes. */
+corio_resource corio_pg_transaction(corio_pg_tx *tx, corio_pg_conn *conn,
+                                    const corio_pg_tx_opts *opts);
+
+/* The outcome of a transaction scope, as above (CORIO_EINVAL for NULL). */
+int corio_pg_tx_result(const corio_pg_tx *tx);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,97 @@
+/* The PostgreSQL client's transaction scope (corio/pg.h): BEGIN on enter,
+ * COMMIT on a normal end, ROLLBACK on every other; the outcome kept in the
+ * caller's corio_pg_tx for corio_pg_tx_result().
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "corio/scope.h"
+#include "pg_internal.h"
+
+/* Await: runs a statement without rows; the result's command tag copied
+ * into tag (may be NULL). */
+static int run(corio_pg_conn *c, const char *sql, char *tag, size_t taglen) {
+    corio_pg_result *r = NULL;
+    int rc = corio_pg_query(c, &r, sql, 0, NULL);
+    if (rc == 0 && tag) {
+        const char *t = PQcmdStatus(r->res);
+        snprintf(tag, taglen, "%s", t ? t : "");
+    }
+    corio_pg_result_free(r);
+    return rc;
+}
+
+static int tx_enter(void *self, uint64_t arg) {
+    (void)arg;
+    corio_pg_tx *tx = self;
+    if (!tx)
+        return CORIO_EINVAL;
+    tx->result = CORIO_EINVAL;
+    if (!tx->conn)
+        return CORIO_EINVAL;
+    const char *iso = "";
+    switch (tx->opts.isolation) {
+    case CORIO_PG_READ_COMMITTED:
+        iso = " isolation level read committed";
+        break;
+    case CORIO_PG_REPEATABLE_READ:
+        iso = " isolation level repeatable read";
+        break;
+    case CORIO_PG_SERIALIZABLE:
+        iso = " isolation level serializable";
+        break;
+    default:
+        return CORIO_EINVAL;
+    }
+    char sql[96];
+    snprintf(sql, sizeof sql, "begin%s%s", iso, tx->opts.read_only ? " read only" : "");
+    int rc = run(tx->conn, sql, NULL, 0);
+    tx->result = rc;
+    return rc;
+}
+
+static void tx_exit(void *self, int how) {
+    corio_pg_tx *tx = self;
+    corio_pg_conn *c = tx->conn;
+    if (how != 0) {
+        /* Rolled back: the result is why.  A failed ROLLBACK (a lost
+         * connection) leaves the server to roll back when it notices. */
+        run(c, "rollback", NULL, 0);
+        tx->result = how;
+        return;
+    }
+    char tag[32] = "";
+    int rc = run(c, "commit", tag, sizeof tag);
+    if (rc == 0 && strcmp(tag, "COMMIT") != 0) {
+        /* The transaction had failed (a statement's error the body went
+         * past): the server answers COMMIT with ROLLBACK. */
+        corio__pg_set_error(c, "25P02",
+                            "the transaction was aborted by an earlier error: COMMIT rolled it "
+                            "back",
+                            NULL);
+        rc = CORIO_EFAILED;
+    }
+    tx->result = rc;
+}
+
+static const corio_resource_type tx_type = {
+    .name = "pg_transaction",
+    .enter = tx_enter,
+    .exit = tx_exit,
+};
+
+corio_resource corio_pg_transaction(corio_pg_tx *tx, corio_pg_conn *conn,
+                                    const corio_pg_tx_opts *opts) {
+    if (tx) {
+        memset(tx, 0, sizeof *tx);
+        tx->conn = conn;
+        if (opts)
+            tx->opts = *opts;
+        tx->result = CORIO_EINVAL;
+    }
+    return (corio_resource){&tx_type, tx, 0};
+}
+
+int corio_pg_tx_result(const corio_pg_tx *tx) {
+    return tx ? tx->result : CORIO_EINVAL;
+}
