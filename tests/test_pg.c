@@ -587,6 +587,220 @@ static void test_pg_serialization_failure_at_commit_reaches_the_caller(void **st
     corio_test_run_checked(serialization_main, NULL);
 }
 
+/* ---- the pool's keeper task ------------------------------------------------------------------ */
+
+/* Whether the server still has the backend pid (1) or not (0); -1: no answer. */
+static int64_t backend_alive(int64_t pid) {
+    corio_pg_conn *admin = NULL;
+    if (corio_pg_connect(&admin, pg_srv.conninfo) != 0)
+        return -1;
+    char sql[96];
+    snprintf(sql, sizeof sql, "select count(*) from pg_stat_activity where pid = %lld",
+             (long long)pid);
+    int64_t v = q_int(admin, sql);
+    corio_pg_close(admin);
+    return v;
+}
+
+/* Polls backend_alive until it says 0, for up to 3 s (a backend takes a
+ * moment to go after its client closes). */
+static bool backend_gone(int64_t pid) {
+    for (int i = 0; i < 60; i++) {
+        if (backend_alive(pid) == 0)
+            return true;
+        if (corio_sleep(50) != 0)
+            return false;
+    }
+    return false;
+}
+
+static int keeper_idle_main(void *arg) {
+    (void)arg;
+    corio_pg_pool *pool = NULL;
+    corio_pg_pool_opts o = {.max_size = 2, .idle_timeout_ms = 300};
+    SOFT(corio_pg_pool_new(&pool, pg_srv.conninfo, &o) == 0);
+    corio_pg_conn *db = NULL;
+    int rc = -1;
+    int64_t pid = -1;
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        pid = q_int(db, "select pg_backend_pid()");
+    }
+    SOFT(rc == 0 && pid > 0);
+    SOFT(corio_pg_pool_idle(pool) == 1);
+    SOFT(corio_sleep(100) == 0);
+    SOFT(corio_pg_pool_idle(pool) == 1); /* not yet expired */
+    SOFT(backend_alive(pid) == 1);
+    /* past idle_timeout_ms: closed by the keeper, no checkout involved */
+    SOFT(corio_sleep(400) == 0);
+    SOFT(corio_pg_pool_idle(pool) == 0 && corio_pg_pool_in_use(pool) == 0);
+    SOFT(backend_gone(pid));
+    /* the pool goes on: a new connection, pooled again, then freed */
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        SOFT(q_int(db, "select 7") == 7);
+    }
+    SOFT(rc == 0 && corio_pg_pool_idle(pool) == 1);
+    SOFT(corio_pg_pool_free(pool) == 0);
+    return 0;
+}
+
+static void test_pg_pool_keeper_closes_expired_idle_connections(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(keeper_idle_main, NULL);
+}
+
+static corio_pg_pool *unfreed_pool;
+static int64_t unfreed_pid = -1;
+
+/* Pools a connection and returns without corio_pg_pool_free. */
+static int unfreed_main(void *arg) {
+    (void)arg;
+    SOFT(corio_pg_pool_new(&unfreed_pool, pg_srv.conninfo, NULL) == 0);
+    corio_pg_conn *db = NULL;
+    int rc = -1;
+    CORIO_WITH_RC(rc, corio_pg_checkout(unfreed_pool, &db)) {
+        unfreed_pid = q_int(db, "select pg_backend_pid()");
+    }
+    SOFT(rc == 0 && unfreed_pid > 0);
+    SOFT(corio_pg_pool_idle(unfreed_pool) == 1);
+    return 0; /* the loop shuts down: the keeper closes the idle connection */
+}
+
+/* A later loop: the connection is gone on the server; the pool's memory
+ * is freed. */
+static int unfreed_after_main(void *arg) {
+    (void)arg;
+    SOFT(corio_pg_pool_idle(unfreed_pool) == 0);
+    SOFT(backend_gone(unfreed_pid));
+    SOFT(corio_pg_pool_free(unfreed_pool) == 0);
+    unfreed_pool = NULL;
+    return 0;
+}
+
+static void test_pg_pool_never_freed_still_ends_the_loop_cleanly(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(unfreed_main, NULL); /* corio_run returned 0: no handle left */
+    corio_test_run_checked(unfreed_after_main, NULL);
+}
+
+/* ---- corio_pg_retry_tx ------------------------------------------------------------------------
+ */
+
+typedef struct skew {
+    corio_pg_pool *pool;
+    corio_event both_read; /* set when both first attempts have read */
+    int nread;
+    int attempts[2];
+    int rc[2];
+} skew;
+
+typedef struct skew_arg {
+    skew *s;
+    int i;
+} skew_arg;
+
+/* Task i reads the sum of class i+1 and inserts into the other class: each
+ * reads what the other writes (the write skew of serialization_main). */
+static int skew_body(corio_pg_conn *db, void *arg) {
+    skew_arg *a = arg;
+    skew *s = a->s;
+    s->attempts[a->i]++;
+    const char *read = a->i == 0 ? "select sum(value) from ser_t where class = 1"
+                                 : "select sum(value) from ser_t where class = 2";
+    const char *write =
+        a->i == 0 ? "insert into ser_t values (2, 30)" : "insert into ser_t values (1, 300)";
+    corio_pg_result *r = NULL;
+    int rc = corio_pg_query(db, &r, read, 0, NULL);
+    corio_pg_result_free(r);
+    if (rc < 0)
+        return rc;
+    if (s->attempts[a->i] == 1) { /* the first attempts overlap */
+        if (++s->nread == 2)
+            corio_event_set(&s->both_read);
+        if ((rc = corio_event_wait(&s->both_read)) < 0)
+            return rc;
+    }
+    if ((rc = corio_pg_query(db, &r, write, 0, NULL)) < 0)
+        fprintf(stderr, "test_pg: retry_tx body %d: %s (%s)\n", a->i, corio_pg_error(db),
+                corio_pg_sqlstate(db));
+    corio_pg_result_free(r);
+    return rc;
+}
+
+static int skew_task(void *arg) {
+    skew_arg *a = arg;
+    corio_pg_tx_opts ser = {.isolation = CORIO_PG_SERIALIZABLE};
+    a->s->rc[a->i] = corio_pg_retry_tx(a->s->pool, &ser, 5, skew_body, a);
+    return 0;
+}
+
+static int own_error_body(corio_pg_conn *db, void *arg) {
+    int *n = arg;
+    (*n)++;
+    int rc = q(db, "insert into ser_t values (3, 1)");
+    if (rc < 0)
+        return rc;
+    return CORIO_EINVAL; /* the body's own failure: rolled back, not retried */
+}
+
+static int always_40001_body(corio_pg_conn *db, void *arg) {
+    int *n = arg;
+    (*n)++;
+    /* raises a serialization failure at a statement */
+    corio_pg_result *r = NULL;
+    int rc = corio_pg_query(db, &r,
+                            "do $$ begin raise exception 'retry me' using errcode = '40001'; "
+                            "end $$",
+                            0, NULL);
+    corio_pg_result_free(r);
+    return rc;
+}
+
+static int retry_tx_main(void *arg) {
+    (void)arg;
+    skew s = {0};
+    corio_event_init(&s.both_read);
+    corio_pg_pool_opts o = {.max_size = 4};
+    SOFT(corio_pg_pool_new(&s.pool, pg_srv.conninfo, &o) == 0);
+    corio_pg_conn *db = NULL;
+    int rc = -1;
+    CORIO_WITH_RC(rc, corio_pg_checkout(s.pool, &db)) {
+        SOFT(q(db, "create table ser_t (class int, value int)") == 0);
+        SOFT(q(db, "insert into ser_t values (1, 10), (1, 20), (2, 100), (2, 200)") == 0);
+    }
+    SOFT(rc == 0);
+    skew_arg a0 = {&s, 0}, a1 = {&s, 1};
+    corio_task *t0 = corio_test_spawn("skew0", skew_task, &a0);
+    corio_task *t1 = corio_test_spawn("skew1", skew_task, &a1);
+    corio_test_join(t0);
+    corio_test_join(t1);
+    fprintf(stderr, "test_pg: retry_tx: attempts %d and %d\n", s.attempts[0], s.attempts[1]);
+    SOFT(s.rc[0] == 0 && s.rc[1] == 0);       /* both committed in the end */
+    SOFT(s.attempts[0] + s.attempts[1] == 3); /* one of them retried once */
+    SOFT(s.attempts[0] >= 1 && s.attempts[1] >= 1);
+    int own = 0, always = 0;
+    SOFT(corio_pg_retry_tx(s.pool, NULL, 5, own_error_body, &own) == CORIO_EINVAL);
+    SOFT(own == 1);
+    SOFT(corio_pg_retry_tx(s.pool, NULL, 3, always_40001_body, &always) == CORIO_EFAILED);
+    SOFT(always == 3);
+    SOFT(corio_pg_retry_tx(s.pool, NULL, 0, always_40001_body, &always) == CORIO_EINVAL);
+    CORIO_WITH_RC(rc, corio_pg_checkout(s.pool, &db)) {
+        SOFT(q_int(db, "select count(*) from ser_t") == 6); /* both rows, not the body's own */
+        SOFT(q_int(db, "select count(*) from ser_t where class = 3") == 0);
+        SOFT(q(db, "drop table ser_t") == 0);
+    }
+    SOFT(rc == 0);
+    SOFT(corio_pg_pool_free(s.pool) == 0);
+    return 0;
+}
+
+static void test_pg_retry_tx_write_skew_both_commit_one_retried(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(retry_tx_main, NULL);
+}
+
 static int group_setup(void **state) {
     (void)state;
     int rc = pg_server_start();
@@ -613,6 +827,9 @@ int main(void) {
         cmocka_unit_test(test_pg_pool_does_not_return_a_conn_left_in_a_transaction),
         cmocka_unit_test(test_pg_transaction_commits_and_rolls_back),
         cmocka_unit_test(test_pg_serialization_failure_at_commit_reaches_the_caller),
+        cmocka_unit_test(test_pg_pool_keeper_closes_expired_idle_connections),
+        cmocka_unit_test(test_pg_pool_never_freed_still_ends_the_loop_cleanly),
+        cmocka_unit_test(test_pg_retry_tx_write_skew_both_commit_one_retried),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "corio/future.h"
@@ -31,6 +32,12 @@ struct corio_pg_conn {
     bool busy;              /* a task is inside a call */
     bool closing;           /* corio_pg_close during that call */
     bool broken;            /* lost, or left undrained: calls fail */
+    /* Pool bookkeeping (pg_pool.c): the pool while checked out (the
+     * checkout's exit finds it here; NULL otherwise), and the idle list's
+     * link and the time it came back while idle. */
+    struct corio_pg_pool *pool;
+    struct corio_pg_conn *idle_next;
+    uint64_t idle_since;
     char sqlstate[6];
     char *message; /* the last failure's, or NULL */
     char *detail;

@@ -7,9 +7,18 @@
  * Idle connections hold no permit; since one becomes idle only by coming
  * back, no more than max_size are ever open.
  *
- * No keeper task: idle connections are looked at when a checkout takes
- * them (closed past idle_timeout_ms, checked with "select 1" past
- * check_after_ms) and closed by corio_pg_pool_free.
+ * A keeper task (one per pool, started when the first connection is
+ * pooled, as the HTTP client's in pool.c) closes idle connections once they
+ * pass idle_timeout_ms, and closes them all when the loop shuts down (it is
+ * cancelled then, like every task) or the pool is freed, so a program that
+ * never calls corio_pg_pool_free still ends with every connection closed.
+ * A checkout also looks at the idle connection it takes (closed past
+ * idle_timeout_ms, checked with "select 1" past check_after_ms).
+ *
+ * Each connection checked out points at its pool (corio_pg_conn.pool): the
+ * checkout's exit hook is given only the caller's variable.  Idle ones are
+ * linked through corio_pg_conn.idle_next.  corio_pg_close is not an await,
+ * so the lists never change under a loop over them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,26 +27,17 @@
 #include "corio/scope.h"
 #include "pg_internal.h"
 
-/* A pooled connection: on its pool's idle list, or on the thread's list of
- * connections checked out (the checkout's exit hook is given only the
- * caller's variable, and finds the pool from there). */
-typedef struct pg_idle {
-    struct pg_idle *next;
-    corio_pg_conn *c;
-    struct corio_pg_pool *pool;
-    uint64_t since;
-} pg_idle;
-
-static _Thread_local pg_idle *checked_out;
-
 struct corio_pg_pool {
     char *conninfo;
     corio_pg_pool_opts o;
     corio_semaphore permits;
     corio_event drained; /* set when the last checkout returns while closing */
-    pg_idle *idle;       /* most recently returned first */
+    corio_event pooled;  /* set when a connection is pooled: wakes the keeper */
+    corio_task *keeper;  /* NULL: none running */
+    corio_pg_conn *idle; /* most recently returned first */
     size_t out;          /* checked out (permits held) */
     size_t nidle;
+    unsigned refs; /* corio_pg_pool_free's and the keeper's */
     bool closing;
 };
 
@@ -58,18 +58,58 @@ int corio_pg_pool_new(corio_pg_pool **out, const char *conninfo, const corio_pg_
     p->o.check_after_ms = p->o.check_after_ms ? p->o.check_after_ms : 1000;
     corio_semaphore_init(&p->permits, p->o.max_size);
     corio_event_init(&p->drained);
+    corio_event_init(&p->pooled);
+    p->refs = 1;
     *out = p;
     return 0;
 }
 
-static void close_idle(corio_pg_pool *p) {
-    while (p->idle) {
-        pg_idle *i = p->idle;
-        p->idle = i->next;
-        corio_pg_close(i->c);
-        free(i);
-        p->nidle--;
+static void pool_unref(corio_pg_pool *p) {
+    if (--p->refs)
+        return;
+    free(p->conninfo);
+    free(p);
+}
+
+/* Closes the idle connections idle since `before` or earlier (all:
+ * UINT64_MAX).  Returns the time the next one expires (UINT64_MAX: none). */
+static uint64_t close_idle(corio_pg_pool *p, uint64_t before) {
+    uint64_t next = UINT64_MAX;
+    for (corio_pg_conn **pp = &p->idle; *pp;) {
+        corio_pg_conn *c = *pp;
+        if (before == UINT64_MAX || c->idle_since <= before) {
+            *pp = c->idle_next;
+            c->idle_next = NULL;
+            p->nidle--;
+            corio_pg_close(c);
+        } else {
+            if (c->idle_since + p->o.idle_timeout_ms < next)
+                next = c->idle_since + p->o.idle_timeout_ms;
+            pp = &c->idle_next;
+        }
     }
+    return next;
+}
+
+static int keeper_task(void *arg) {
+    corio_pg_pool *p = arg;
+    while (!p->closing) {
+        corio_event_clear(&p->pooled);
+        uint64_t now = corio_now();
+        uint64_t next = close_idle(p, now >= p->o.idle_timeout_ms ? now - p->o.idle_timeout_ms : 0);
+        int rc;
+        if (next == UINT64_MAX)
+            rc = corio_event_wait(&p->pooled);
+        else
+            rc = corio_sleep(next > now ? next - now : 0);
+        if (rc == CORIO_ECANCELED)
+            break; /* the loop shuts down, or the pool is freed */
+    }
+    close_idle(p, UINT64_MAX);
+    corio_task_release(p->keeper);
+    p->keeper = NULL;
+    pool_unref(p);
+    return 0;
 }
 
 int corio_pg_pool_free(corio_pg_pool *p) {
@@ -78,16 +118,17 @@ int corio_pg_pool_free(corio_pg_pool *p) {
     if (!corio_current())
         return CORIO_ENOTASK;
     p->closing = true;
-    close_idle(p);
+    close_idle(p, UINT64_MAX);
+    if (p->keeper)
+        corio_cancel(p->keeper);
     while (p->out > 0) {
         int rc = corio_event_wait(&p->drained);
         if (rc < 0)
             return rc; /* still closing: call again */
         corio_event_clear(&p->drained);
     }
-    close_idle(p);
-    free(p->conninfo);
-    free(p);
+    close_idle(p, UINT64_MAX);
+    pool_unref(p);
     return 0;
 }
 
@@ -115,21 +156,18 @@ static void give_back(corio_pg_pool *p) {
 
 /* Await, holding a permit: an idle connection that passes its checks, or
  * a new one. */
-static int take(corio_pg_pool *p, corio_pg_conn **out, pg_idle **node) {
+static int take(corio_pg_pool *p, corio_pg_conn **out) {
     uint64_t now = corio_now();
     while (p->idle) {
-        pg_idle *i = p->idle;
-        p->idle = i->next;
+        corio_pg_conn *c = p->idle;
+        p->idle = c->idle_next;
+        c->idle_next = NULL;
         p->nidle--;
-        corio_pg_conn *c = i->c;
-        uint64_t since = i->since;
-        free(*node); /* an entry of one closed before, if any */
-        *node = i;
-        if (!reusable(c) || now - since >= p->o.idle_timeout_ms) {
+        if (!reusable(c) || now - c->idle_since >= p->o.idle_timeout_ms) {
             corio_pg_close(c);
             continue;
         }
-        if (now - since >= p->o.check_after_ms) {
+        if (now - c->idle_since >= p->o.check_after_ms) {
             corio_pg_result *r = NULL;
             int rc = corio_pg_query(c, &r, "select 1", 0, NULL);
             corio_pg_result_free(r);
@@ -145,8 +183,6 @@ static int take(corio_pg_pool *p, corio_pg_conn **out, pg_idle **node) {
         *out = c;
         return 0;
     }
-    if (!*node && !(*node = malloc(sizeof **node)))
-        return CORIO_ENOMEM;
     return corio_pg_connect(out, p->conninfo);
 }
 
@@ -169,17 +205,12 @@ static int checkout_enter(void *self, uint64_t arg) {
         return CORIO_ECLOSED;
     }
     corio_pg_conn *c = NULL;
-    pg_idle *node = NULL; /* the list entry of the connection taken */
-    rc = take(p, &c, &node);
+    rc = take(p, &c);
     if (rc < 0) {
-        free(node);
         give_back(p);
         return rc;
     }
-    node->c = c;
-    node->pool = p;
-    node->next = checked_out;
-    checked_out = node;
+    c->pool = p;
     *out = c;
     return 0;
 }
@@ -191,29 +222,27 @@ static void checkout_exit(void *self, int how) {
     *slot = NULL;
     if (!c)
         return; /* the caller cleared it: the permit is lost (documented) */
-    pg_idle **pp = &checked_out;
-    while (*pp && (*pp)->c != c)
-        pp = &(*pp)->next;
-    pg_idle *i = *pp;
-    if (!i) {
+    corio_pg_pool *p = c->pool;
+    if (!p) {
         fprintf(stderr, "corio: corio_pg_checkout's exit: the connection variable was changed "
                         "in the body; its connection and permit are lost\n");
         return;
     }
-    *pp = i->next;
-    corio_pg_pool *p = i->pool;
+    c->pool = NULL;
     if (!p->closing && reusable(c)) {
-        i->since = corio_now();
-        i->next = p->idle;
-        p->idle = i;
+        c->idle_since = corio_now();
+        c->idle_next = p->idle;
+        p->idle = c;
         p->nidle++;
+        corio_event_set(&p->pooled);
+        corio_spawn_opts so = {.name = "pg-pool", .run_if_cancelled = true};
+        if (!p->keeper && corio_spawn_ex(&p->keeper, &so, keeper_task, p) == 0)
+            p->refs++;
     } else {
         corio_pg_close(c);
-        free(i);
     }
     give_back(p);
 }
-
 static const corio_resource_type checkout_type = {
     .name = "pg_checkout",
     .enter = checkout_enter,

@@ -95,3 +95,60 @@ corio_resource corio_pg_transaction(corio_pg_tx *tx, corio_pg_conn *conn,
 int corio_pg_tx_result(const corio_pg_tx *tx) {
     return tx ? tx->result : CORIO_EINVAL;
 }
+
+/* Whether c's last failure is one a retry of the whole transaction may
+ * clear: a serialization failure or a deadlock. */
+static bool retryable(const corio_pg_conn *c) {
+    const char *s = corio_pg_sqlstate(c);
+    return s && (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0);
+}
+
+int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigned max_attempts,
+                      int (*body)(corio_pg_conn *conn, void *arg), void *arg) {
+    if (!pool || !body || max_attempts == 0)
+        return CORIO_EINVAL;
+    if (!corio_current())
+        return CORIO_ENOTASK;
+    int rc = 0;
+    for (unsigned attempt = 1;; attempt++) {
+        corio_pg_conn *db = NULL;
+        corio_pg_tx tx;
+        bool retry = false;
+        int crc = 0;
+        CORIO_WITH_RC(crc, corio_pg_checkout(pool, &db)) {
+            int trc = 0;
+            int brc = 0;
+            bool stmt_retry = false;
+            CORIO_WITH_RC(trc, corio_pg_transaction(&tx, db, opts)) {
+                brc = body(db, arg);
+                if (brc < 0) {
+                    /* read before the ROLLBACK clears the connection's record */
+                    stmt_retry = brc == CORIO_EFAILED && retryable(db);
+                    corio_scope_fail(brc);
+                    break; /* rolls back; the checkout's body goes on */
+                }
+            }
+            corio_scope_handled(); /* the outcome is in rc, from here on */
+            if (trc < 0) {
+                rc = trc; /* BEGIN failed */
+                retry = trc == CORIO_EFAILED && retryable(db);
+            } else if (brc < 0) {
+                rc = brc;
+                retry = stmt_retry;
+            } else {
+                rc = corio_pg_tx_result(&tx);
+                retry = rc == CORIO_EFAILED && retryable(db);
+            }
+        }
+        if (crc < 0)
+            return crc;
+        if (!retry || attempt >= max_attempts)
+            return rc;
+        /* a short, growing, jittered pause so two conflicting callers do not
+         * meet again at once */
+        uint64_t ms = (corio_now() * 2654435761u >> 7) % (5u * attempt) + 1;
+        int src = corio_sleep(ms);
+        if (src < 0)
+            return src;
+    }
+}

@@ -203,7 +203,8 @@ int corio_pg_bool(const corio_pg_result *r, size_t row, size_t col, bool *out);
 typedef struct corio_pg_pool_opts {
     size_t max_size;          /* connections open (checked out + idle) at most; 0: 10 */
     uint64_t idle_timeout_ms; /* an idle connection older than this is closed
-                                 instead of handed out; 0: 60000 */
+                                 (by the pool's keeper task, or by a checkout
+                                 instead of handed out); 0: 60000 */
     uint64_t check_after_ms;  /* one idle this long is checked with "select 1"
                                  before it is handed out; 0: 1000 */
 } corio_pg_pool_opts;
@@ -211,7 +212,13 @@ typedef struct corio_pg_pool_opts {
 /* Creates a pool of connections to conninfo (as corio_pg_connect takes it;
  * copied).  Opens nothing yet: connections are opened by checkouts, as
  * needed.  Not an await.  Returns 0, CORIO_EINVAL (out or conninfo NULL),
- * CORIO_ENOMEM. */
+ * CORIO_ENOMEM.
+ * When the first connection is pooled, a keeper task starts ("pg-pool"): it
+ * closes idle connections as they pass idle_timeout_ms, and all of them
+ * when the loop shuts down (the task is cancelled then) or the pool is
+ * freed; so corio_run ends cleanly in a program that never frees its pool
+ * (the pool's memory is then not freed: corio_pg_pool_free, from a task of
+ * a later corio_run, frees it). */
 int corio_pg_pool_new(corio_pg_pool **out, const char *conninfo, const corio_pg_pool_opts *opts);
 
 /* Await: closes the pool.  Checkouts from now on fail with CORIO_ECLOSED
@@ -317,6 +324,32 @@ corio_resource corio_pg_transaction(corio_pg_tx *tx, corio_pg_conn *conn,
 
 /* The outcome of a transaction scope, as above (CORIO_EINVAL for NULL). */
 int corio_pg_tx_result(const corio_pg_tx *tx);
+
+/* Await: a transaction retried while the server asks for it.  Checks out
+ * a connection from pool (corio_pg_checkout), runs body(conn, arg) inside
+ * corio_pg_transaction(opts) and commits it when body returns >= 0.  When
+ * the transaction fails with a serialization failure (SQLSTATE 40001) or a
+ * deadlock (40P01) — at BEGIN, at a statement of body (body returned
+ * CORIO_EFAILED with that SQLSTATE on conn), or at COMMIT — it is rolled
+ * back and run again from the start, after a short random pause, on a
+ * connection checked out afresh, up to max_attempts attempts in all (the
+ * first included).
+ * body: may run several times, so it must have no effect outside the
+ * transaction it cannot repeat (or undo when it is run again); it should
+ * return a failed statement's CORIO_EFAILED as is, at once (a body that
+ * goes on past a failed statement and returns 0 gets COMMIT's 25P02,
+ * which is not retried); it must not end the transaction nor close conn.
+ * A body returning < 0 rolls the transaction back.
+ * Returns 0 (committed), body's own error (< 0 and not a retryable
+ * CORIO_EFAILED: not retried), the last attempt's error when attempts run
+ * out (CORIO_EFAILED; corio_pg_sqlstate() is of a connection back in the
+ * pool by then, so not available), corio_pg_tx_result()'s codes other than
+ * 0 (a COMMIT of unknown outcome is not retried), the checkout's codes
+ * (CORIO_ECLOSED, corio_pg_connect's ...), CORIO_ECANCELED /
+ * CORIO_ETIMEDOUT (the caller's; a transaction in progress rolled back),
+ * CORIO_EINVAL (pool or body NULL, max_attempts 0), CORIO_ENOTASK. */
+int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigned max_attempts,
+                      int (*body)(corio_pg_conn *conn, void *arg), void *arg);
 
 #ifdef __cplusplus
 }
