@@ -120,6 +120,8 @@ char *corio__req_head(const corio__req *q, size_t *len);
 
 /* ---- the pool (pool.c) ----------------------------------------------------------------------- */
 
+/* A connection of a pool: allocated when it opens, freed when it closes;
+ * in its origin's idle list while pooled, held by an exchange otherwise. */
 typedef struct corio__pconn {
     struct corio__pconn *next;
     corio_stream *s;
@@ -157,11 +159,11 @@ void corio__client_unref(corio_http_client *c);
 corio__origin *corio__origin_get(corio_http_client *c, const corio__url *u);
 /* Await: a connection to o, checked out (a permit of o and of the client
  * held).  fresh: never an idle one.  *reused tells which it is. */
-int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio_stream **out,
+int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio__pconn **out,
                     bool *reused);
 /* Await: gives a checked-out connection back (pooled if reusable, else
  * closed) and its permits. */
-void corio__checkin(corio_http_client *c, corio__origin *o, corio_stream *s, bool reusable);
+void corio__checkin(corio_http_client *c, corio__origin *o, corio__pconn *pc, bool reusable);
 
 /* ---- exchanges (exchange.c) ------------------------------------------------------------------ */
 

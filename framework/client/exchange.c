@@ -33,8 +33,9 @@ struct corio_http_exchange {
     corio_http_client *c;
     corio__origin *org;
     corio__req q;
-    int error; /* of corio_http_open's checks: the enter reports it */
-    corio_stream *s;
+    int error;        /* of corio_http_open's checks: the enter reports it */
+    corio__pconn *pc; /* the checked-out connection */
+    corio_stream *s;  /* its stream (pc->s), or NULL when none is held */
     bool reused, got_any;
     /* request body */
     int64_t sent;    /* body bytes sent */
@@ -80,7 +81,8 @@ static void release_conn(corio_http_exchange *x) {
         corio__stream_pin(x->s, false);
     bool reusable = x->req_done && !x->req_broken && x->body_done && !x->failed &&
                     x->p.keep_alive && x->unconsumed == 0;
-    corio__checkin(x->c, x->org, x->s, reusable);
+    corio__checkin(x->c, x->org, x->pc, reusable);
+    x->pc = NULL;
     x->s = NULL;
 }
 
@@ -124,9 +126,10 @@ static int send_request(corio_http_exchange *x, bool fresh) {
     x->failed = 0;
     x->sent = 0;
     x->unconsumed = 0;
-    int rc = corio__checkout(x->c, x->org, fresh, &x->s, &x->reused);
+    int rc = corio__checkout(x->c, x->org, fresh, &x->pc, &x->reused);
     if (rc < 0)
         return x->failed = rc;
+    x->s = x->pc->s;
     if (x->parsing)
         corio__client_parse_release(&x->p);
     x->parsing = false;
@@ -185,7 +188,8 @@ static int step(corio_http_exchange *x, int *ev) {
                 rc = 0;
                 if (!x->got_any) {
                     x->got_any = true;
-                    set_timeouts(x, false); /* from now on, the idle read timeout */
+                    if (x->c->o.read_timeout_ms != x->c->o.first_byte_timeout_ms)
+                        set_timeouts(x, false); /* from now on, the idle read timeout */
                 }
                 continue;
             }

@@ -232,7 +232,7 @@ static int dial(corio_http_client *c, corio__origin *o, corio_stream **out) {
     return rc;
 }
 
-int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio_stream **out,
+int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio__pconn **out,
                     bool *reused) {
     int rc = corio_semaphore_acquire(&o->permits);
     if (rc)
@@ -244,45 +244,43 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio_st
     while (!fresh && o->idle) {
         corio__pconn *pc = o->idle;
         o->idle = pc->next;
-        corio_stream *s = pc->s;
         uint64_t idle = corio_now() - pc->idle_since;
         /* Closed by the peer, or junk?  Asking the kernel costs a syscall
          * per reuse; a connection back for less than PEEK_AFTER_MS is taken
          * on trust (a close that raced the reuse is found by the request,
          * and retried if idempotent, as any close racing a check would be). */
-        bool stale =
-            idle >= c->o.idle_timeout_ms ||
-            (idle >= PEEK_AFTER_MS ? corio__stream_input_pending(s) : corio__stream_has_input(s));
-        free(pc);
+        bool stale = idle >= c->o.idle_timeout_ms ||
+                     (idle >= PEEK_AFTER_MS ? corio__stream_input_pending(pc->s)
+                                            : corio__stream_has_input(pc->s));
         if (!stale) {
-            *out = s;
+            *out = pc;
             *reused = true;
             return 0;
         }
-        conn_close(c, s);
+        conn_close(c, pc->s);
+        free(pc);
     }
     while (c->open >= c->o.max_conns && close_lru_idle(c)) {
     }
     c->open++; /* counted from now: a concurrent opener sees it */
-    rc = dial(c, o, out);
+    corio__pconn *pc = malloc(sizeof *pc); /* the connection's record, for its life */
+    rc = pc ? dial(c, o, &pc->s) : CORIO_ENOMEM;
     if (rc < 0) {
+        free(pc);
         c->open--;
         corio_semaphore_release(&c->permits);
         corio_semaphore_release(&o->permits);
         return rc;
     }
+    *out = pc;
     *reused = false;
     return 0;
 }
 
-void corio__checkin(corio_http_client *c, corio__origin *o, corio_stream *s, bool reusable) {
-    corio__pconn *pc = NULL;
+void corio__checkin(corio_http_client *c, corio__origin *o, corio__pconn *pc, bool reusable) {
     /* Buffered bytes past the response: junk.  Bytes still in the kernel
      * are the checkout's to find (its peek), not a second recv here. */
-    if (reusable && !c->closed && !corio__stream_has_input(s))
-        pc = malloc(sizeof *pc);
-    if (pc) {
-        pc->s = s;
+    if (reusable && !c->closed && !corio__stream_has_input(pc->s)) {
         pc->idle_since = corio_now();
         pc->next = o->idle;
         o->idle = pc;
@@ -291,7 +289,8 @@ void corio__checkin(corio_http_client *c, corio__origin *o, corio_stream *s, boo
         if (!c->keeper && corio_spawn_ex(&c->keeper, &so, keeper_task, c) == 0)
             corio__client_ref(c);
     } else {
-        conn_close(c, s);
+        conn_close(c, pc->s);
+        free(pc);
     }
     corio_semaphore_release(&c->permits);
     corio_semaphore_release(&o->permits);
