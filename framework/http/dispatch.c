@@ -88,9 +88,7 @@ int corio_next_call(corio_next *n) {
  * makes the connection loop close at once.  Returns 0 otherwise. */
 static int cut_short(corio__hconn *c) {
     corio_res *res = &c->res;
-    res->cut = true;
-    res->ended = res->started;
-    c->close = true;
+    corio_res_abort(res);
     if (c->send_failed)
         return c->send_failed;
     if (res->close_delimited && !c->req.head_method) {

@@ -169,7 +169,6 @@ static int write_borrowed(corio__hconn *c, const char *p, size_t len, const char
     }
 }
 
-/* Serializes the head into the arena and queues it. */
 /* A header value given as a C string: no CR or LF (no header injection). */
 static bool safe_value(const char *v) {
     return !v || !strpbrk(v, "\r\n");
@@ -188,6 +187,7 @@ static void content_length_line(char *buf, uint64_t n) {
     memcpy(p, "\r\n", 3);
 }
 
+/* Serializes the head into the arena and queues it. */
 static int queue_head(corio_res *res, int status, const char *ctype, const char *framing) {
     corio__hconn *c = res->c;
     if (corio_stream_draining(c->s))
@@ -232,13 +232,24 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     return corio__hconn_queue(c, h, (size_t)(p - h));
 }
 
-int corio__res_send_head(corio_res *res, int status, const char *content_type, uint64_t len) {
+/* What starting a response refuses: 0 or the code.  A streamed body cannot
+ * follow a bodiless status (204, 304); a head alone may (bodiless). */
+static int start_refused(const corio_res *res, int status, const char *content_type,
+                         bool bodiless) {
     if (!res)
         return CORIO_EINVAL;
     if (res->started || res->cut)
         return CORIO_EALREADY;
-    if (!final_status(status) || !safe_value(content_type))
+    if (!final_status(status) || (!bodiless && bodiless_status(status)) ||
+        !safe_value(content_type))
         return CORIO_EINVAL;
+    return 0;
+}
+
+int corio__res_send_head(corio_res *res, int status, const char *content_type, uint64_t len) {
+    int rc = start_refused(res, status, content_type, true);
+    if (rc)
+        return rc;
     if (len > SIZE_MAX)
         return CORIO_ERANGE;
     char framing[48];
@@ -247,7 +258,7 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
         framing[0] = '\0';
     else
         content_length_line(framing, len);
-    int rc = queue_head(res, status, no_body ? NULL : content_type, framing);
+    rc = queue_head(res, status, no_body ? NULL : content_type, framing);
     if (rc == 0)
         res->ended = true;
     return rc;
@@ -280,19 +291,9 @@ int corio_res_json(corio_res *res, int status, const char *json) {
     return corio_res_send(res, status, "application/json", json, json ? strlen(json) : 0);
 }
 
-/* What corio_res_start and _start_length refuse: 0 or the code. */
-static int start_refused(const corio_res *res, int status, const char *content_type) {
-    if (!res)
-        return CORIO_EINVAL;
-    if (res->started || res->cut)
-        return CORIO_EALREADY;
-    if (!final_status(status) || bodiless_status(status) || !safe_value(content_type))
-        return CORIO_EINVAL;
-    return 0;
-}
 
 int corio_res_start(corio_res *res, int status, const char *content_type) {
-    int rc = start_refused(res, status, content_type);
+    int rc = start_refused(res, status, content_type, false);
     if (rc)
         return rc;
     corio__hconn *c = res->c;
@@ -309,7 +310,7 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
 }
 
 int corio_res_start_length(corio_res *res, int status, const char *content_type, uint64_t length) {
-    int rc = start_refused(res, status, content_type);
+    int rc = start_refused(res, status, content_type, false);
     if (rc)
         return rc;
     char framing[48];
