@@ -377,8 +377,10 @@ static int tmpfs_main(void *arg) {
 static void test_fread_tmpfs_file_is_read_on_the_loop(void **state) {
     (void)state;
     struct statfs fs;
-    if (statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC_ || access("/dev/shm", W_OK))
+    if (statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC_ || access("/dev/shm", W_OK)) {
+        fprintf(stderr, "    SKIP: /dev/shm is not a writable tmpfs\n");
         skip();
+    }
     int fd = make_file_in("/dev/shm", 3 * MIB, NULL);
     corio_test_run_checked(tmpfs_main, &fd);
     close(fd);
