@@ -20,7 +20,7 @@
  *
  * ONE CALL AT A TIME.  A connection runs one call at a time (a query is a
  * round trip on one socket); a second task calling in meanwhile gets
- * CORIO_EBUSY.  Sharing connections between tasks is a pool's job (later).
+ * CORIO_EBUSY.  Sharing connections between tasks is a pool's job (below).
  *
  * DEADLINES AND CANCELLATION.  Every wait inside a call is an await of the
  * calling task: a deadline of its timeout scopes or a cancel (task.h) cuts
@@ -64,10 +64,9 @@
  *             ... a serialization failure at COMMIT: run it again ...
  *     }                                             // db back to the pool
  *
- * NOT YET.  Pipeline mode, prepared statements, a retry helper for
- * serialization failures, a keeper task closing idle pooled connections
- * (they are closed when a checkout or corio_pg_pool_free finds them), COPY (a COPY statement fails
- * with CORIO_ENOTSUP: data sent to the client is dropped, data asked of it is refused).
+ * NOT YET.  Pipeline mode, prepared statements, COPY (a COPY statement
+ * fails with CORIO_ENOTSUP: data sent to the client is dropped, data asked
+ * of it is refused).
  */
 #ifndef CORIO_PG_H
 #define CORIO_PG_H
