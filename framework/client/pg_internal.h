@@ -43,9 +43,11 @@ struct corio_pg_conn {
     char *detail;
 };
 
-struct corio_pg_result {
-    PGresult *res;
-};
+/* A corio_pg_result is libpq's PGresult itself (the type is opaque): no
+ * wrapper to allocate per query. */
+static inline PGresult *corio__pg_res(const corio_pg_result *r) {
+    return (PGresult *)r;
+}
 
 /* Await: waits until c's socket is ready for `events` (UV_READABLE,
  * UV_WRITABLE or both).  Returns the events seen (> 0), CORIO_ECLOSED (no

@@ -230,14 +230,8 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
         rc = result_error(c, keep);
     }
     if (rc == 0) {
-        corio_pg_result *r = malloc(sizeof *r);
-        if (!r) {
-            rc = CORIO_ENOMEM;
-        } else {
-            r->res = keep;
-            keep = NULL;
-            *out = r;
-        }
+        *out = (corio_pg_result *)keep;
+        keep = NULL;
     }
     PQclear(keep);
     return rc;

@@ -8,49 +8,46 @@
 #include "pg_internal.h"
 
 void corio_pg_result_free(corio_pg_result *r) {
-    if (!r)
-        return;
-    PQclear(r->res);
-    free(r);
+    PQclear(corio__pg_res(r)); /* NULL: nothing */
 }
 
 size_t corio_pg_result_rows(const corio_pg_result *r) {
-    return r ? (size_t)PQntuples(r->res) : 0;
+    return r ? (size_t)PQntuples(corio__pg_res(r)) : 0;
 }
 
 size_t corio_pg_result_cols(const corio_pg_result *r) {
-    return r ? (size_t)PQnfields(r->res) : 0;
+    return r ? (size_t)PQnfields(corio__pg_res(r)) : 0;
 }
 
 const char *corio_pg_result_col_name(const corio_pg_result *r, size_t col) {
-    if (!r || col >= (size_t)PQnfields(r->res))
+    if (!r || col >= (size_t)PQnfields(corio__pg_res(r)))
         return NULL;
-    return PQfname(r->res, (int)col);
+    return PQfname(corio__pg_res(r), (int)col);
 }
 
 uint64_t corio_pg_result_affected(const corio_pg_result *r) {
-    const char *n = r ? PQcmdTuples(r->res) : "";
+    const char *n = r ? PQcmdTuples(corio__pg_res(r)) : "";
     return *n ? strtoull(n, NULL, 10) : 0;
 }
 
 static bool in_range(const corio_pg_result *r, size_t row, size_t col) {
-    return r && row < (size_t)PQntuples(r->res) && col < (size_t)PQnfields(r->res);
+    return r && row < (size_t)PQntuples(corio__pg_res(r)) && col < (size_t)PQnfields(corio__pg_res(r));
 }
 
 bool corio_pg_is_null(const corio_pg_result *r, size_t row, size_t col) {
-    return !in_range(r, row, col) || PQgetisnull(r->res, (int)row, (int)col);
+    return !in_range(r, row, col) || PQgetisnull(corio__pg_res(r), (int)row, (int)col);
 }
 
 const char *corio_pg_text(const corio_pg_result *r, size_t row, size_t col) {
     if (corio_pg_is_null(r, row, col))
         return NULL;
-    return PQgetvalue(r->res, (int)row, (int)col);
+    return PQgetvalue(corio__pg_res(r), (int)row, (int)col);
 }
 
 size_t corio_pg_len(const corio_pg_result *r, size_t row, size_t col) {
     if (corio_pg_is_null(r, row, col))
         return 0;
-    return (size_t)PQgetlength(r->res, (int)row, (int)col);
+    return (size_t)PQgetlength(corio__pg_res(r), (int)row, (int)col);
 }
 
 /* The text at (row, col) for a typed read: 0 with *s, or the error. */
@@ -58,9 +55,9 @@ static int typed_text(const corio_pg_result *r, size_t row, size_t col, const vo
                       const char **s) {
     if (!out || !in_range(r, row, col))
         return CORIO_EINVAL;
-    if (PQgetisnull(r->res, (int)row, (int)col))
+    if (PQgetisnull(corio__pg_res(r), (int)row, (int)col))
         return CORIO_ENOENT;
-    *s = PQgetvalue(r->res, (int)row, (int)col);
+    *s = PQgetvalue(corio__pg_res(r), (int)row, (int)col);
     return **s ? 0 : CORIO_EINVAL;
 }
 

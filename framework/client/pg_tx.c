@@ -14,7 +14,7 @@ static int run(corio_pg_conn *c, const char *sql, char *tag, size_t taglen) {
     corio_pg_result *r = NULL;
     int rc = corio_pg_query(c, &r, sql, 0, NULL);
     if (rc == 0 && tag) {
-        const char *t = PQcmdStatus(r->res);
+        const char *t = PQcmdStatus(corio__pg_res(r));
         snprintf(tag, taglen, "%s", t ? t : "");
     }
     corio_pg_result_free(r);
