@@ -22,7 +22,8 @@ JOBS      := $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages needed to build and test (override to install others: make deps PKGS=...).
 PKGS := build-essential cmake pkg-config libuv1-dev libssl-dev libcmocka-dev node-llhttp \
-        libjansson-dev valgrind python3 curl clang openssl wrk netcat-openbsd libpq-dev postgresql
+        libjansson-dev valgrind python3 curl clang openssl wrk netcat-openbsd libpq-dev postgresql \
+        libhiredis-dev redis-server
 
 # -Werror in CI only; explicit OFF otherwise so a CI run does not stick in the CMake cache.
 WERROR := $(if $(filter true,$(CI)),ON,OFF)

@@ -54,6 +54,7 @@ PUBLIC = {
     "http_file.h": "http",
     "http_client.h": "client",
     "pg.h": "client",
+    "redis.h": "client",
     "app.h": "app",
     "http_test.h": "app",  # a router on loopback with a client: sees http and client
     "corio.h": "app",  # the umbrella: everything, so only the top may use it
