@@ -160,6 +160,7 @@ void corio__pg_conn_free(corio_pg_conn *c) {
     if (c->pg)
         PQfinish(c->pg);
     corio__pg_clear_error(c);
+    corio__pg_stmts_free(c);
     free(c);
 }
 

@@ -38,6 +38,11 @@ struct corio_pg_conn {
     struct corio_pg_pool *pool;
     struct corio_pg_conn *idle_next;
     uint64_t idle_since;
+    /* Prepared statements (pg_batch.c): SQL text -> name "corio_<id>",
+     * at most CORIO__PG_STMTS_MAX; next_stmt numbers the next one. */
+    struct corio__pg_stmt *stmts;
+    size_t nstmts, cap_stmts;
+    unsigned next_stmt;
     char sqlstate[6];
     char *message; /* the last failure's, or NULL */
     char *detail;
@@ -54,6 +59,43 @@ static inline PGresult *corio__pg_res(const corio_pg_result *r) {
  * socket, or c closed meanwhile), CORIO_ECANCELED, CORIO_ETIMEDOUT,
  * CORIO_ENOMEM, or a libuv error of the poll. */
 int corio__pg_wait(corio_pg_conn *c, int events);
+
+/* One remembered prepared statement.  `ready` once the server said the
+ * prepare succeeded; before that it is being prepared by a batch in
+ * flight (later statements of that batch may use it already). */
+typedef struct corio__pg_stmt {
+    char *sql;
+    uint64_t hash;
+    unsigned id;
+    bool ready;
+} corio__pg_stmt;
+
+#define CORIO__PG_STMTS_MAX 256
+
+/* Frees c's statement cache (at close). */
+void corio__pg_stmts_free(corio_pg_conn *c);
+
+/* A call's start and end on c, shared by every call (pg_query.c):
+ * begin checks (ENOTASK, ECLOSED, EBUSY, ECONNABORTED for a broken c),
+ * clears the error record and marks c busy; end unmarks it and, when c
+ * was closed during the call, frees it and returns true (the call then
+ * returns CORIO_ECLOSED and touches c no more). */
+int corio__pg_call_begin(corio_pg_conn *c);
+bool corio__pg_call_end(corio_pg_conn *c);
+
+/* Awaits shared by queries and batches (pg_query.c).  lost: records
+ * libpq's message, marks c broken, returns CORIO_ECONNRESET.  flush: sends
+ * what libpq buffered (reading meanwhile).  await_result: waits until
+ * PQgetResult would not block.  send_cancel: a cancel request for c's
+ * query, sent on the thread pool and awaited (its job outlives an await cut
+ * short); 0, CORIO_EFAILED (the request failed), or the await's error.
+ * result_error: records a failed result's SQLSTATE, message and detail on
+ * c and returns CORIO_EFAILED. */
+int corio__pg_lost(corio_pg_conn *c);
+int corio__pg_flush(corio_pg_conn *c);
+int corio__pg_await_result(corio_pg_conn *c);
+int corio__pg_send_cancel(corio_pg_conn *c);
+int corio__pg_result_error(corio_pg_conn *c, const PGresult *r);
 
 /* Records a failure on c (c NULL: the thread's connect failure): message
  * (trailing newlines dropped; NULL: ""), SQLSTATE and detail (NULL: ""). */

@@ -25,33 +25,31 @@
 #define DRAIN_TIMEOUT_MS 5000
 #define MAX_PARAMS 65535
 
-static int lost(corio_pg_conn *c) {
+int corio__pg_lost(corio_pg_conn *c) {
     corio__pg_set_libpq_error(c);
     c->broken = true;
     return CORIO_ECONNRESET;
 }
 
-/* Sends what libpq buffered.  Returns 0 or a wait's error. */
-static int flush_out(corio_pg_conn *c) {
+int corio__pg_flush(corio_pg_conn *c) {
     int r;
     while ((r = PQflush(c->pg)) == 1) {
         int ev = corio__pg_wait(c, UV_READABLE | UV_WRITABLE);
         if (ev < 0)
             return ev;
         if ((ev & UV_READABLE) && !PQconsumeInput(c->pg))
-            return lost(c);
+            return corio__pg_lost(c);
     }
-    return r == 0 ? 0 : lost(c);
+    return r == 0 ? 0 : corio__pg_lost(c);
 }
 
-/* Waits until PQgetResult would not block. */
-static int await_result(corio_pg_conn *c) {
+int corio__pg_await_result(corio_pg_conn *c) {
     while (PQisBusy(c->pg)) {
         int ev = corio__pg_wait(c, UV_READABLE);
         if (ev < 0)
             return ev;
         if (!PQconsumeInput(c->pg))
-            return lost(c);
+            return corio__pg_lost(c);
     }
     return 0;
 }
@@ -68,12 +66,12 @@ static int skip_copy_out(corio_pg_conn *c) {
         if (n == -1)
             return 0; /* done: the command's result follows */
         if (n == -2)
-            return lost(c);
+            return corio__pg_lost(c);
         int ev = corio__pg_wait(c, UV_READABLE);
         if (ev < 0)
             return ev;
         if (!PQconsumeInput(c->pg))
-            return lost(c);
+            return corio__pg_lost(c);
     }
 }
 
@@ -88,7 +86,7 @@ static bool result_ok(const PGresult *r) {
  * error (then *keep may hold a result already). */
 static int collect(corio_pg_conn *c, PGresult **keep, bool *copy) {
     for (;;) {
-        int rc = await_result(c);
+        int rc = corio__pg_await_result(c);
         if (rc < 0)
             return rc;
         PGresult *r = PQgetResult(c->pg);
@@ -100,12 +98,12 @@ static int collect(corio_pg_conn *c, PGresult **keep, bool *copy) {
             PQclear(r);
             if (st == PGRES_COPY_IN) {
                 if (PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported by corio_pg_query") < 0)
-                    return lost(c);
-                rc = flush_out(c);
+                    return corio__pg_lost(c);
+                rc = corio__pg_flush(c);
             } else if (st == PGRES_COPY_OUT) {
                 rc = skip_copy_out(c);
             } else {
-                rc = lost(c); /* replication protocol: nothing to do with it here */
+                rc = corio__pg_lost(c); /* replication protocol: nothing to do with it here */
             }
             if (rc < 0)
                 return rc;
@@ -143,13 +141,7 @@ static void cancel_job_free(corio_future *f, void *data) {
     free(j);
 }
 
-/* Sends a cancel request for c's query on the thread pool and awaits it.
- * The job outlives an await cut short (by recover's own timeout): freed by
- * the future's done callback once the thread is done with it, which may run
- * before the await returns.  Returns 0, CORIO_EFAILED (the cancel request
- * failed: the drain then waits for the query to end by itself), or the
- * await's error. */
-static int send_cancel(corio_pg_conn *c) {
+int corio__pg_send_cancel(corio_pg_conn *c) {
     cancel_job *j = calloc(1, sizeof *j);
     if (!j)
         return CORIO_ENOMEM;
@@ -183,9 +175,9 @@ static void recover(corio_pg_conn *c) {
     int rc = 0;
     CORIO_WITH(corio_shield_scope()) {
         CORIO_WITH(corio_timeout_scope(DRAIN_TIMEOUT_MS)) {
-            rc = flush_out(c);
+            rc = corio__pg_flush(c);
             if (rc == 0) {
-                send_cancel(c); /* a failed cancel: the drain below waits out the query */
+                corio__pg_send_cancel(c); /* a failed cancel: the drain below waits out the query */
                 bool copy = false;
                 rc = collect(c, NULL, &copy);
             }
@@ -195,7 +187,7 @@ static void recover(corio_pg_conn *c) {
         c->broken = true;
 }
 
-static int result_error(corio_pg_conn *c, PGresult *r) {
+int corio__pg_result_error(corio_pg_conn *c, const PGresult *r) {
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     corio__pg_set_error(c, PQresultErrorField(r, PG_DIAG_SQLSTATE),
                         msg ? msg : PQresultErrorMessage(r),
@@ -207,13 +199,13 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
                      const char *const *params) {
     if (!PQsendQueryParams(c->pg, sql, (int)nparams, NULL, params, NULL, NULL, 0)) {
         if (PQstatus(c->pg) == CONNECTION_BAD)
-            return lost(c);
+            return corio__pg_lost(c);
         corio__pg_set_libpq_error(c);
         return CORIO_EFAILED;
     }
     PGresult *keep = NULL;
     bool copy = false;
-    int rc = flush_out(c);
+    int rc = corio__pg_flush(c);
     if (rc == 0)
         rc = collect(c, &keep, &copy);
     if (rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) {
@@ -227,7 +219,7 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
         corio__pg_set_error(c, NULL, "no result", NULL);
         rc = CORIO_EFAILED;
     } else if (rc == 0 && !result_ok(keep)) {
-        rc = result_error(c, keep);
+        rc = corio__pg_result_error(c, keep);
     }
     if (rc == 0) {
         *out = (corio_pg_result *)keep;
@@ -237,12 +229,7 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
     return rc;
 }
 
-int corio_pg_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, size_t nparams,
-                   const char *const *params) {
-    if (out)
-        *out = NULL;
-    if (!c || !out || !sql || (nparams > 0 && !params) || nparams > MAX_PARAMS)
-        return CORIO_EINVAL;
+int corio__pg_call_begin(corio_pg_conn *c) {
     if (!corio_current())
         return CORIO_ENOTASK;
     if (c->busy || c->closing)
@@ -256,12 +243,30 @@ int corio_pg_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, siz
         return CORIO_ECONNABORTED;
     }
     c->busy = true;
-    int rc = run_query(c, out, sql, nparams, params);
+    return 0;
+}
+
+bool corio__pg_call_end(corio_pg_conn *c) {
     c->busy = false;
-    if (c->closing) {
+    if (!c->closing)
+        return false;
+    corio__pg_conn_free(c);
+    return true;
+}
+
+int corio_pg_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, size_t nparams,
+                   const char *const *params) {
+    if (out)
+        *out = NULL;
+    if (!c || !out || !sql || (nparams > 0 && !params) || nparams > MAX_PARAMS)
+        return CORIO_EINVAL;
+    int rc = corio__pg_call_begin(c);
+    if (rc < 0)
+        return rc;
+    rc = run_query(c, out, sql, nparams, params);
+    if (corio__pg_call_end(c)) {
         corio_pg_result_free(*out);
         *out = NULL;
-        corio__pg_conn_free(c);
         return CORIO_ECLOSED;
     }
     return rc;
