@@ -82,6 +82,30 @@ static inline void pg_server_stop(void) {
     }
 }
 
+/* Stops the server (fast shutdown: its sessions are terminated) keeping
+ * its data, to start again with pg_server_resume.  Blocks: call it off the
+ * loop (corio_run_blocking) when the loop must go on meanwhile.  Returns 0
+ * or -1. */
+static inline int pg_server_halt(void) {
+    if (!pg_srv.running)
+        return -1;
+    int rc = pg_server_sh("%s/pg_ctl -D %s/data -m fast -w -t 30 stop", pg_srv.bin, pg_srv.dir);
+    if (rc == 0)
+        pg_srv.running = false;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Starts a halted server again on the same port.  Blocks, as above. */
+static inline int pg_server_resume(void) {
+    int rc = pg_server_sh("%s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-h 127.0.0.1 "
+                          "-p %d -k %s -F -c full_page_writes=off -c synchronous_commit=off\" "
+                          "start",
+                          pg_srv.bin, pg_srv.dir, pg_srv.dir, pg_srv.port, pg_srv.dir);
+    if (rc == 0)
+        pg_srv.running = true;
+    return rc == 0 ? 0 : -1;
+}
+
 /* Prints the server's log (after a failure to start). */
 static inline void pg_server_dump_log(void) {
     char path[128];
@@ -170,12 +194,7 @@ static inline int pg_server_start(void) {
     }
     for (int attempt = 0; attempt < 3; attempt++) { /* the port may be taken meanwhile */
         pg_srv.port = pg_server_free_port();
-        int rc = pg_server_sh("%s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-h 127.0.0.1 "
-                              "-p %d -k %s -F -c full_page_writes=off -c synchronous_commit=off\" "
-                              "start",
-                              pg_srv.bin, pg_srv.dir, pg_srv.dir, pg_srv.port, pg_srv.dir);
-        if (rc == 0) {
-            pg_srv.running = true;
+        if (pg_server_resume() == 0) {
             pg_server_watchdog();
             snprintf(pg_srv.conninfo, sizeof pg_srv.conninfo,
                      "host=127.0.0.1 port=%d user=postgres dbname=postgres", pg_srv.port);

@@ -1,0 +1,212 @@
+/* A PostgreSQL server that goes away under a running pool, and comes back
+ * (corio/pg.h): calls fail clearly and promptly, the pool recovers.  The
+ * test starts its own server (pg_server.h); with CORIO_TEST_PG it skips,
+ * since it must stop and start the server. */
+#include "corio_test.h"
+
+#ifdef CORIO_HAVE_PG
+#include <corio/pg.h>
+#include <string.h>
+
+#include "pg_server.h"
+
+static bool server_up;
+
+static int halt_job(void *arg) {
+    (void)arg;
+    return pg_server_halt() == 0 ? 0 : CORIO_EFAILED;
+}
+
+static int resume_job(void *arg) {
+    (void)arg;
+    return pg_server_resume() == 0 ? 0 : CORIO_EFAILED;
+}
+
+/* Runs a blocking pg_ctl job on the thread pool, the loop going on. */
+static int off_loop(corio_task_fn job) {
+    corio_future *f = NULL;
+    int rc = corio_run_blocking(&f, job, NULL);
+    if (rc == 0) {
+        rc = corio_future_await(f);
+        corio_future_release(f);
+    }
+    return rc;
+}
+
+/* Checks a connection out and runs `select <n>`; the result code, and the
+ * value in *got. */
+static int pooled_select(corio_pg_pool *pool, int n, int64_t *got) {
+    corio_pg_conn *db = NULL;
+    int rc = 0, qrc = CORIO_EFAILED;
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        char sql[32];
+        snprintf(sql, sizeof sql, "select %d", n);
+        corio_pg_result *r = NULL;
+        qrc = corio_pg_query(db, &r, sql, 0, NULL);
+        if (qrc == 0 && corio_pg_int64(r, 0, 0, got) != 0)
+            qrc = CORIO_EFAILED;
+        if (qrc)
+            fprintf(stderr, "test_pg_restart: select %d: %s: [%s] %s\n", n, corio_err_name(qrc),
+                    corio_pg_sqlstate(db), corio_pg_error(db));
+        corio_pg_result_free(r);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "test_pg_restart: checkout: %s: %s\n", corio_err_name(rc),
+                corio_pg_error(NULL));
+        return rc;
+    }
+    return qrc;
+}
+
+typedef struct sleeper {
+    corio_pg_pool *pool;
+    int rc;
+    char sqlstate[6];
+    bool done;
+} sleeper;
+
+static int sleeper_task(void *arg) {
+    sleeper *s = arg;
+    corio_pg_conn *db = NULL;
+    CORIO_WITH_RC(s->rc, corio_pg_checkout(s->pool, &db)) {
+        corio_pg_result *r = NULL;
+        s->rc = corio_pg_query(db, &r, "select pg_sleep(60)", 0, NULL);
+        snprintf(s->sqlstate, sizeof s->sqlstate, "%s", corio_pg_sqlstate(db));
+        corio_pg_result_free(r);
+    }
+    s->done = true;
+    return 0;
+}
+
+/* Waits (polling pg_stat_activity from a connection of its own, up to
+ * 10 s) until the sleeper's query runs on the server. */
+static int wait_for_sleeper(void) {
+    corio_pg_conn *db = NULL;
+    int rc = corio_pg_connect(&db, pg_srv.conninfo);
+    for (int i = 0; rc == 0 && i < 2000; i++) {
+        corio_pg_result *r = NULL;
+        int64_t n = 0;
+        rc = corio_pg_query(db, &r,
+                            "select count(*) from pg_stat_activity where state = 'active' "
+                            "and query = 'select pg_sleep(60)'",
+                            0, NULL);
+        if (rc == 0 && corio_pg_int64(r, 0, 0, &n) == 0 && n == 1) {
+            corio_pg_result_free(r);
+            break;
+        }
+        corio_pg_result_free(r);
+        rc = rc ? rc : corio_sleep(5);
+        if (i == 1999)
+            rc = CORIO_ETIMEDOUT;
+    }
+    corio_pg_close(db);
+    return rc;
+}
+
+/* A code that says the server went away: the connection was lost, or the
+ * server's own "terminating connection" (57P01, admin shutdown) came
+ * first. */
+static bool gone(int rc, const char *sqlstate) {
+    return rc == CORIO_ECONNRESET || (rc == CORIO_EFAILED && !strcmp(sqlstate, "57P01"));
+}
+
+static int restart_main(void *arg) {
+    (void)arg;
+    corio_pg_pool *pool = NULL;
+    const corio_pg_pool_opts opts = {.max_size = 3, .check_after_ms = 60000};
+    SOFT(corio_pg_pool_new(&pool, pg_srv.conninfo, &opts) == 0);
+    if (!pool)
+        return 0;
+    int64_t v = 0;
+    SOFT(pooled_select(pool, 1, &v) == 0 && v == 1);
+    SOFT(corio_pg_pool_idle(pool) == 1);
+
+    /* A query in flight when the server shuts down fails at once, with a
+     * clear code, and its connection is not pooled again. */
+    sleeper s = {.pool = pool};
+    corio_task *t = corio_test_spawn("sleeper", sleeper_task, &s);
+    SOFT(wait_for_sleeper() == 0);
+    SOFT(off_loop(halt_job) == 0);
+    corio_test_join(t);
+    SOFT(s.done);
+    SOFT(gone(s.rc, s.sqlstate));
+    fprintf(stderr, "test_pg_restart: in flight: %s [%s]\n", corio_err_name(s.rc), s.sqlstate);
+    SOFT(corio_pg_pool_in_use(pool) == 0);
+    SOFT(corio_pg_pool_idle(pool) == 0); /* neither connection was kept */
+
+    /* While the server is down: a checkout fails clearly, without waiting
+     * out a timeout. */
+    SOFT(pooled_select(pool, 2, &v) == CORIO_ECONNREFUSED);
+    SOFT(strstr(corio_pg_error(NULL), "refused") != NULL);
+    SOFT(corio_pg_pool_in_use(pool) == 0);
+
+    /* Back: the pool opens fresh connections. */
+    SOFT(off_loop(resume_job) == 0);
+    SOFT(pooled_select(pool, 3, &v) == 0 && v == 3);
+    SOFT(corio_pg_pool_idle(pool) == 1);
+
+    /* An idle pooled connection that the server dropped while it was away
+     * (and handed out unchecked: check_after_ms is long here) fails its
+     * first query clearly; the checkout's exit closes it; the next
+     * checkout works. */
+    SOFT(off_loop(halt_job) == 0);
+    SOFT(off_loop(resume_job) == 0);
+    char state[6] = "";
+    corio_pg_conn *db = NULL;
+    int rc = 0, qrc = 0;
+    CORIO_WITH_RC(rc, corio_pg_checkout(pool, &db)) {
+        corio_pg_result *r = NULL;
+        qrc = corio_pg_query(db, &r, "select 4", 0, NULL);
+        snprintf(state, sizeof state, "%s", corio_pg_sqlstate(db));
+        fprintf(stderr, "test_pg_restart: stale idle: %s [%s] %s\n", corio_err_name(qrc), state,
+                corio_pg_error(db));
+        corio_pg_result_free(r);
+    }
+    SOFT(rc == 0);
+    SOFT(gone(qrc, state));
+    SOFT(corio_pg_pool_idle(pool) == 0);
+    SOFT(pooled_select(pool, 5, &v) == 0 && v == 5);
+    SOFT(corio_pg_pool_free(pool) == 0);
+    return 0;
+}
+
+static void test_pg_restart_under_a_running_pool(void **state) {
+    (void)state;
+    if (!server_up || !pg_srv.running) {
+        fprintf(stderr, "test_pg_restart: skipped: %s\n",
+                server_up ? "CORIO_TEST_PG is set: this test must stop and start its own server"
+                          : pg_srv.skip_why);
+        skip();
+    }
+    corio_test_run_checked(restart_main, NULL);
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    int rc = pg_server_start();
+    server_up = rc == 0;
+    return rc < 0 ? -1 : 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    pg_server_stop();
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pg_restart_under_a_running_pool),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
+
+#else /* built without libpq */
+
+int main(void) {
+    fprintf(stderr, "test_pg_restart: skipped: corio was built without libpq (Debian libpq-dev)\n");
+    const char *code = getenv("CORIO_TEST_SKIP_CODE");
+    return code && *code ? atoi(code) : 0;
+}
+
+#endif
