@@ -751,6 +751,24 @@ static int always_40001_body(corio_pg_conn *db, void *arg) {
     return rc;
 }
 
+static int always_40p01_body(corio_pg_conn *db, void *arg) {
+    int *n = arg;
+    (*n)++;
+    corio_pg_result *r = NULL;
+    int rc = corio_pg_query(db, &r,
+                            "do $$ begin raise exception 'deadlocked' using errcode = '40P01'; "
+                            "end $$",
+                            0, NULL);
+    corio_pg_result_free(r);
+    return rc;
+}
+
+static int duplicate_body(corio_pg_conn *db, void *arg) {
+    int *n = arg;
+    (*n)++;
+    return q(db, "insert into uniq_t values (1)");
+}
+
 static int retry_tx_main(void *arg) {
     (void)arg;
     skew s = {0};
@@ -778,6 +796,41 @@ static int retry_tx_main(void *arg) {
     SOFT(own == 1);
     SOFT(corio_pg_retry_tx(s.pool, NULL, 3, always_40001_body, &always) == CORIO_EFAILED);
     SOFT(always == 3);
+    /* why it failed, though the connection is back in the pool */
+    SOFT(strcmp(corio_pg_sqlstate(NULL), "40001") == 0);
+    SOFT(strstr(corio_pg_error(NULL), "retry me") != NULL);
+    always = 0;
+    SOFT(corio_pg_retry_tx(s.pool, NULL, 2, always_40p01_body, &always) == CORIO_EFAILED);
+    SOFT(always == 2); /* a deadlock is retried too */
+    SOFT(strcmp(corio_pg_sqlstate(NULL), "40P01") == 0);
+    /* a failure that a retry cannot clear: once, and its SQLSTATE */
+    int dup = 0;
+    CORIO_WITH_RC(rc, corio_pg_checkout(s.pool, &db)) {
+        SOFT(q(db, "create table uniq_t (k int primary key)") == 0);
+        SOFT(q(db, "insert into uniq_t values (1)") == 0);
+    }
+    SOFT(corio_pg_retry_tx(s.pool, NULL, 5, duplicate_body, &dup) == CORIO_EFAILED);
+    SOFT(dup == 1);
+    SOFT(strcmp(corio_pg_sqlstate(NULL), "23505") == 0);
+    /* a transaction scope rolled back by a failed statement keeps its
+     * SQLSTATE readable after the block (the ROLLBACK does not clear it) */
+    CORIO_WITH_RC(rc, corio_pg_checkout(s.pool, &db)) {
+        corio_pg_tx tx;
+        int trc = 0;
+        CORIO_WITH_RC(trc, corio_pg_transaction(&tx, db, NULL)) {
+            int qrc = q(db, "insert into uniq_t values (1)");
+            if (qrc < 0) {
+                corio_scope_fail(qrc);
+                break;
+            }
+        }
+        corio_scope_handled();
+        SOFT(trc == 0);
+        SOFT(corio_pg_tx_result(&tx) == CORIO_EFAILED);
+        SOFT(strcmp(corio_pg_sqlstate(db), "23505") == 0);
+        SOFT(strstr(corio_pg_error(db), "duplicate") != NULL);
+        SOFT(q(db, "drop table uniq_t") == 0);
+    }
     SOFT(corio_pg_retry_tx(s.pool, NULL, 0, always_40001_body, &always) == CORIO_EINVAL);
     CORIO_WITH_RC(rc, corio_pg_checkout(s.pool, &db)) {
         SOFT(q_int(db, "select count(*) from ser_t") == 6); /* both rows, not the body's own */

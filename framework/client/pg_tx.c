@@ -3,6 +3,7 @@
  * caller's corio_pg_tx for corio_pg_tx_result().
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "corio/scope.h"
@@ -55,9 +56,24 @@ static void tx_exit(void *self, int how) {
     corio_pg_conn *c = tx->conn;
     if (how != 0) {
         /* Rolled back: the result is why.  A failed ROLLBACK (a lost
-         * connection) leaves the server to roll back when it notices. */
-        run(c, "rollback", NULL, 0);
+         * connection) leaves the server to roll back when it notices.
+         * The failure the body left on c (a statement's SQLSTATE) stays
+         * readable after the block: the ROLLBACK, a call of its own, would
+         * clear it, so it is put back when the ROLLBACK succeeds. */
+        char state[sizeof c->sqlstate];
+        memcpy(state, c->sqlstate, sizeof state);
+        char *message = c->message, *detail = c->detail;
+        c->message = c->detail = NULL;
         tx->result = how;
+        if (run(c, "rollback", NULL, 0) != 0) { /* c may be gone (closed meanwhile) */
+            free(message);
+            free(detail);
+            return;
+        }
+        corio__pg_clear_error(c);
+        memcpy(c->sqlstate, state, sizeof state);
+        c->message = message;
+        c->detail = detail;
         return;
     }
     char tag[32] = "";
@@ -122,7 +138,6 @@ int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigne
             CORIO_WITH_RC(trc, corio_pg_transaction(&tx, db, opts)) {
                 brc = body(db, arg);
                 if (brc < 0) {
-                    /* read before the ROLLBACK clears the connection's record */
                     stmt_retry = brc == CORIO_EFAILED && retryable(db);
                     corio_scope_fail(brc);
                     break; /* rolls back; the checkout's body goes on */
@@ -139,6 +154,8 @@ int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigne
                 rc = corio_pg_tx_result(&tx);
                 retry = rc == CORIO_EFAILED && retryable(db);
             }
+            if (rc == CORIO_EFAILED) /* why, for the caller: db goes back to the pool */
+                corio__pg_set_error(NULL, corio_pg_sqlstate(db), corio_pg_error(db), NULL);
         }
         if (crc < 0)
             return crc;

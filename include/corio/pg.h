@@ -255,8 +255,10 @@ void corio_pg_batch_free(corio_pg_batch *b);
 
 /* The message of the last failed call on c (borrowed until the next call on
  * c or its close), or "" if none failed.  c NULL: the message of this
- * thread's last corio_pg_connect if it failed, or "" (a buffer of the
- * thread, rewritten by its next corio_pg_connect). */
+ * thread's last corio_pg_connect if it failed (or of corio_pg_retry_tx's
+ * CORIO_EFAILED), or "" (a buffer of the thread, rewritten by its next
+ * corio_pg_connect).  A transaction scope that rolls back keeps the record
+ * its body left (the SQLSTATE of the statement that failed). */
 const char *corio_pg_error(const corio_pg_conn *c);
 
 /* The SQLSTATE of the last failed call on c, five characters ("42601"), or
@@ -451,12 +453,15 @@ int corio_pg_tx_result(const corio_pg_tx *tx);
  * A body returning < 0 rolls the transaction back.
  * Returns 0 (committed), body's own error (< 0 and not a retryable
  * CORIO_EFAILED: not retried), the last attempt's error when attempts run
- * out (CORIO_EFAILED; corio_pg_sqlstate() is of a connection back in the
- * pool by then, so not available), corio_pg_tx_result()'s codes other than
+ * out (CORIO_EFAILED), corio_pg_tx_result()'s codes other than
  * 0 (a COMMIT of unknown outcome is not retried), the checkout's codes
  * (CORIO_ECLOSED, corio_pg_connect's ...), CORIO_ECANCELED /
  * CORIO_ETIMEDOUT (the caller's; a transaction in progress rolled back),
- * CORIO_EINVAL (pool or body NULL, max_attempts 0), CORIO_ENOTASK. */
+ * CORIO_EINVAL (pool or body NULL, max_attempts 0), CORIO_ENOTASK.
+ * After CORIO_EFAILED (a statement's, BEGIN's or COMMIT's), its SQLSTATE
+ * and message are the thread's: corio_pg_sqlstate(NULL) ("23505": a body
+ * inserting a duplicate) and corio_pg_error(NULL), until the thread's next
+ * connect or retry_tx (the connection is back in the pool by then). */
 int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigned max_attempts,
                       int (*body)(corio_pg_conn *conn, void *arg), void *arg);
 
