@@ -18,7 +18,8 @@ values those of the table, read back with psql); /updates (the same counts
 and clamping; the new values in the table afterwards, read back with psql;
 concurrent requests on the same rows all answered, none deadlocked);
 /fortunes (the exact page: 13 rows sorted by message, the <script> one
-escaped, the Japanese one as UTF-8); /cached-queries; a second server with
+escaped, the Japanese one as UTF-8); /cached-queries; rows holding
+int4's extremes; HEAD and an unknown path; a second server with
 --db-init on the initialised database (no row added, none changed) and with
 --workers 2; a request held past --db-timeout by a lock answered 503 and
 the server fine after; the database gone: 503, /plaintext still served,
@@ -270,6 +271,25 @@ def test_cached_queries(t):
     get_worlds(t.port, "/cached-queries", 1)
 
 
+def test_extreme_values(t):
+    """Rows holding int4's extremes (a table changed by hand) are sent back
+    as they are: the JSON buffers are sized for any int."""
+    PG.psql(DB, "drop table if exists world_saved; create table world_saved as "
+                "select * from world; update world set randomnumber = case when id % 2 = 0 "
+                "then -2147483648 else 2147483647 end")
+    try:
+        for path, n in (("/queries?queries=500", 500), ("/db", None)):
+            doc = get_json(t.port, path)
+            rows = doc if n else [doc]
+            check(len(rows) == (n or 1), "%s: %d rows" % (path, len(rows)))
+            bad = [w for w in rows
+                   if w["randomNumber"] != (-2147483648 if w["id"] % 2 == 0 else 2147483647)]
+            check(not bad, "%s: %r" % (path, bad[:3]))
+    finally:
+        PG.psql(DB, "update world w set randomnumber = s.randomnumber from world_saved s "
+                    "where s.id = w.id; drop table world_saved")
+
+
 def test_head_and_unknown(t):
     c = http.client.HTTPConnection(HOST, t.port, timeout=deadline())
     c.request("HEAD", "/db")
@@ -385,8 +405,8 @@ def test_database_gone(t):
 
 CASES = [test_plaintext, test_json, test_db, test_queries_counts, test_queries_clamped,
          test_queries_values, test_updates, test_updates_clamped, test_updates_concurrent,
-         test_fortunes, test_cached_queries, test_head_and_unknown, test_reinit_keeps_rows,
-         test_deadline_503, test_flags_refused, test_database_gone]
+         test_fortunes, test_cached_queries, test_extreme_values, test_head_and_unknown,
+         test_reinit_keeps_rows, test_deadline_503, test_flags_refused, test_database_gone]
 
 
 def built_without_pg():

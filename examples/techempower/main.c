@@ -72,14 +72,19 @@ static int rand_world(void) {
 
 /* ---- output helpers ----------------------------------------------------------------------- */
 
-/* Writes v (>= 0) in decimal at p; returns the end. */
-static char *put_uint(char *p, unsigned v) {
+/* Writes v in decimal at p (11 bytes at most); returns the end. */
+static char *put_int(char *p, int v) {
+    unsigned u = (unsigned)v;
+    if (v < 0) {
+        *p++ = '-';
+        u = 0u - u;
+    }
     char tmp[10];
     int n = 0;
     do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
     while (n)
         *p++ = tmp[--n];
     return p;
@@ -95,14 +100,15 @@ typedef struct world {
     int id, rn;
 } world;
 
-/* The longest {"id":10000,"randomNumber":10000} plus a comma. */
-#define WORLD_JSON_MAX 35
+/* The longest {"id":N,"randomNumber":M} plus a comma: N and M of 11 bytes
+ * ("-2147483648": a table changed by hand may hold any int). */
+#define WORLD_JSON_MAX 46
 
 static char *put_world(char *p, const world *w) {
     p = PUT_LIT(p, "{\"id\":");
-    p = put_uint(p, (unsigned)w->id);
+    p = put_int(p, w->id);
     p = PUT_LIT(p, ",\"randomNumber\":");
-    p = put_uint(p, (unsigned)w->rn);
+    p = put_int(p, w->rn);
     *p++ = '}';
     return p;
 }
@@ -470,7 +476,7 @@ static char *render_fortunes(corio_req *req, fortune *f, size_t n, size_t *len) 
     p = PUT_LIT(p, FORTUNES_HEAD);
     for (size_t i = 0; i < n; i++) {
         p = PUT_LIT(p, "<tr><td>");
-        p = put_uint(p, (unsigned)f[i].id);
+        p = put_int(p, f[i].id);
         p = PUT_LIT(p, "</td><td>");
         p = put_html(p, f[i].msg, f[i].len);
         p = PUT_LIT(p, "</td></tr>");
