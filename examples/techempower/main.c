@@ -237,8 +237,12 @@ static int with_db(db_fn fn, void *arg) {
 
 /* Answers a failed database step: 503 when the database could not be
  * reached in time, 500 when it refused; the cause is logged (rate-limited:
- * a database down under load would flood the log otherwise). */
+ * a database down under load would flood the log otherwise).  A request
+ * cancelled (its client gone, the drain deadline) is no database failure:
+ * its code goes back to the server, which knows why. */
 static int db_failed(corio_req *req, corio_res *res, int rc) {
+    if (rc == CORIO_ECANCELED)
+        return rc;
     corio_strv path = corio_req_path(req);
     corio_log_peer(CORIO_LOG_WARN, "%.*s: database: %s", (int)path.len, path.ptr,
                    corio_strerror(rc));
@@ -251,7 +255,6 @@ static int db_failed(corio_req *req, corio_res *res, int rc) {
     case CORIO_ECONNABORTED:
     case CORIO_ECLOSED:
     case CORIO_ENOTFOUND:
-    case CORIO_ECANCELED:
         return corio_res_text(res, 503, "database unavailable\n");
     default: /* the server refused (CORIO_EFAILED), a row missing (CORIO_ENOENT) */
         return corio_res_text(res, 500, "database error\n");
