@@ -693,6 +693,15 @@ static int take_flags(int argc, char **argv) {
     return n;
 }
 
+/* Whether the runner is asked only to print something (then the database
+ * is left alone). */
+static bool prints_only(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "--version") == 0)
+            return true;
+    return false;
+}
+
 int main(int argc, char **argv) {
     cfg.db = getenv("CORIO_DB");
     if (cfg.db && !*cfg.db)
@@ -719,7 +728,7 @@ int main(int argc, char **argv) {
         rc = corio_router_add(router, "GET", "/json", json, NULL);
 #ifdef CORIO_HAVE_PG
     if (rc == 0 && cfg.db) {
-        if (corio_run(startup, NULL) != 0) {
+        if (!prints_only(argc, argv) && corio_run(startup, NULL) != 0) {
             corio_router_free(router);
             return 1;
         }
