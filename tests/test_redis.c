@@ -739,6 +739,9 @@ static int connect_main(void *arg) {
     SOFT(r && corio_redis_command(r, &rep, "PING") == 0);
     corio_redis_reply_free(rep);
     corio_redis_close(r);
+    /* a Unix socket that is not there */
+    SOFT(corio_redis_connect(&r, "/nonexistent/redis.sock", NULL) == CORIO_ENOENT);
+    SOFT(strstr(corio_redis_error(NULL), "No such file") != NULL);
     /* AUTH refused (the server has no password), SELECT refused */
     snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", srv.port);
     SOFT(corio_redis_connect(&r, url, NULL) == CORIO_EACCES);
@@ -755,6 +758,66 @@ static void test_redis_connect_addresses_auth_select_and_failures(void **state) 
     (void)state;
     need_server();
     corio_test_run_checked(connect_main, NULL);
+}
+
+/* ---- a server that never answers
+ * ------------------------------------------------------------------ */
+
+/* A listening socket nobody accepts on: the kernel completes connects
+ * (the backlog), and whatever is sent is never answered. */
+static int silent_listener(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int silent_main(void *arg) {
+    (void)arg;
+    int port = 0;
+    int fd = silent_listener(&port);
+    SOFT(fd >= 0);
+    if (fd < 0)
+        return 0;
+    char addr[64];
+    /* AUTH is never answered: connect_timeout_ms ends the connect */
+    snprintf(addr, sizeof addr, "redis://:pw@127.0.0.1:%d", port);
+    corio_redis *r = (corio_redis *)&r;
+    corio_redis_opts o = {.connect_timeout_ms = 50};
+    SOFT(corio_redis_connect(&r, addr, &o) == CORIO_ETIMEDOUT);
+    SOFT(r == NULL);
+    fprintf(stderr, "test_redis: silent server: %s\n", corio_redis_error(NULL));
+    /* without a password nothing is asked on connect; a command then waits
+     * for a reply that never comes, until the caller's deadline */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    r = connect_or_report(addr, NULL);
+    if (r) {
+        corio_redis_reply *rep = (corio_redis_reply *)&rep;
+        int rc = 0;
+        CORIO_WITH(corio_timeout_scope(50)) {
+            rc = corio_redis_get(r, &rep, "k");
+        }
+        SOFT(rc == CORIO_ETIMEDOUT && rep == NULL);
+        SOFT(corio_redis_pending(r) == 1);
+        SOFT(corio_redis_connected(r));
+        corio_redis_close(r); /* the abandoned command's record is freed with the connection */
+    }
+    close(fd);
+    return 0;
+}
+
+static void
+test_redis_server_that_never_answers_connect_timeout_and_command_deadline(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(silent_main, NULL);
 }
 
 /* ---- bad arguments, calls outside a task
@@ -787,6 +850,7 @@ static int bad_args_main(void *arg) {
     SOFT(corio_redis_command_argv(NULL, &rep, 1, argv, NULL) == CORIO_EINVAL);
     SOFT(corio_redis_command(r, &rep, NULL) == CORIO_EINVAL);
     SOFT(corio_redis_command(r, &rep, "   ") == CORIO_EINVAL);
+    SOFT(corio_redis_command(r, &rep, "GET %y") == CORIO_EINVAL); /* not a format hiredis knows */
     SOFT(corio_redis_get(r, &rep, NULL) == CORIO_EINVAL);
     SOFT(corio_redis_set(r, NULL, "v", 1, 0) == CORIO_EINVAL);
     SOFT(corio_redis_set(r, "k", NULL, 1, 0) == CORIO_EINVAL);
@@ -898,6 +962,7 @@ int main(void) {
         cmocka_unit_test(test_redis_pubsub_channels_patterns_binary_and_an_external_publisher),
         cmocka_unit_test(test_redis_pubsub_overflow_ends_the_subscriber_and_close_wakes_a_reader),
         cmocka_unit_test(test_redis_connect_addresses_auth_select_and_failures),
+        cmocka_unit_test(test_redis_server_that_never_answers_connect_timeout_and_command_deadline),
         cmocka_unit_test(test_redis_bad_arguments_are_einval_and_refused_commands_enotsup),
         cmocka_unit_test(test_redis_never_closed_client_ends_the_loop_cleanly_and_outside_a_task),
     };

@@ -233,7 +233,7 @@ static bool refused(const char *cmd, size_t len) {
 static int run(corio_redis *r, corio_redis_reply **out, char *cmd, int len) {
     int rc;
     if (len < 0)
-        rc = len == -2 ? CORIO_ENOMEM : CORIO_EINVAL; /* hiredis: -1 bad format, -2 no memory */
+        rc = len == -1 ? CORIO_ENOMEM : CORIO_EINVAL; /* hiredis: -1 no memory, -2 bad format */
     else if (r->conn.closing)
         rc = CORIO_ECLOSED;
     else if (!r->conn.ready)
@@ -273,7 +273,7 @@ int corio_redis_command_argv(corio_redis *r, corio_redis_reply **out, size_t arg
             return CORIO_EINVAL;
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, (int)argc, (const char **)argv, argvlen);
-    return run(r, out, cmd, len < 0 ? -2 : len);
+    return run(r, out, cmd, len < 0 ? -1 : len); /* it fails only for memory */
 }
 
 int corio_redis_command(corio_redis *r, corio_redis_reply **out, const char *fmt, ...) {

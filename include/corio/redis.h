@@ -127,8 +127,7 @@ typedef struct corio_redis_opts {
  *   CORIO_ECONNREFUSED  nothing listens there (or another socket error:
  *                       CORIO_ENOENT for a missing Unix socket ...)
  *   CORIO_EACCES        AUTH was refused (the message says why)
- *   CORIO_EFAILED       SELECT was refused, or the server closed the new
- *                       connection with an error (too many clients ...)
+ *   CORIO_EFAILED       SELECT was refused (a database out of range)
  *   CORIO_ECONNRESET    the connection was lost while being set up
  *   CORIO_ETIMEDOUT     connect_timeout_ms or a deadline of the task passed
  *   CORIO_ECANCELED     the task was cancelled
@@ -201,8 +200,9 @@ int corio_redis_command_argv(corio_redis *r, corio_redis_reply **out, size_t arg
 int corio_redis_command(corio_redis *r, corio_redis_reply **out, const char *fmt, ...);
 
 /* ---- convenience commands (awaits; the codes of corio_redis_command_argv
- * unless said otherwise; a key is a NUL-terminated string, values are
- * binary safe) ------------------------------------------------------------------ */
+ * unless said otherwise, and CORIO_EBADMSG for a reply of another kind than
+ * the command answers; a key is a NUL-terminated string, values are binary
+ * safe) ------------------------------------------------------------------------ */
 
 /* GET key.  On success *out receives the value, a string reply
  * (corio_redis_reply_str).  Returns 0, CORIO_ENOENT when the key does not
