@@ -401,10 +401,14 @@ static int connect_one(corio__redis_conn *c, const char *ip, uint16_t port, cons
         c->connect_f = NULL;
         snprintf(c->error, sizeof c->error, "connect: %s", corio_strerror(rc));
         redisAsyncFree(ac); /* not connected: no callback runs */
-    } else if (rc == 0 && corio_future_result(f) == 0) {
-        c->ac = ac;
-    } else if (rc == 0) {
-        rc = corio_future_result(f); /* hiredis freed the context after on_connect */
+    } else {
+        /* Connected: c's now, also if the await failed after all (a cancel
+         * that came with the connect): the failed dial drops it.  Not
+         * connected: hiredis freed the context after on_connect. */
+        if (corio_future_result(f) == 0)
+            c->ac = ac;
+        if (rc == 0)
+            rc = corio_future_result(f);
     }
     corio_future_release(f);
     return rc;
