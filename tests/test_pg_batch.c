@@ -267,8 +267,12 @@ static int cut_task(void *arg) {
     SOFT(corio_pg_batch_add(b, "select 1", 0, NULL) == 0);
     SOFT(corio_pg_batch_add(b, "select pg_sleep(30)", 0, NULL) == 0);
     SOFT(corio_pg_batch_add(b, "select 3", 0, NULL) == 0);
+    /* Independent statements each run after the one before is cancelled:
+     * this one needs a cancel of its own, or the drain would wait 30 s,
+     * give up at 5 s and leave the connection broken. */
+    SOFT(corio_pg_batch_add(b, "select pg_sleep(30)", 0, NULL) == 0);
     s->rc = corio_pg_batch_run(s->db, b);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         const corio_pg_result *r = (const corio_pg_result *)&r;
         SOFT(corio_pg_batch_result(b, i, &r) == s->rc);
         SOFT(r == NULL);

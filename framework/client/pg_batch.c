@@ -23,11 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corio/scope.h"
 #include "corio/task.h"
 #include "pg_internal.h"
 
-#define DRAIN_TIMEOUT_MS 5000
 #define MAX_PARAMS 65535
 
 /* One statement of a run: borrowed text, then its outcome. */
@@ -268,21 +266,16 @@ static int read_all(corio_pg_conn *c, pg_item *it, size_t n, cursor *cur) {
     return 0;
 }
 
-/* After a wait of the run was cut short: cancel what runs, read what is
- * owed, shielded and bounded, as pg_query.c's recover does. */
-static void recover(corio_pg_conn *c, pg_item *it, size_t n, cursor *cur) {
-    int rc = 0;
-    CORIO_WITH(corio_shield_scope()) {
-        CORIO_WITH(corio_timeout_scope(DRAIN_TIMEOUT_MS)) {
-            rc = corio__pg_flush(c);
-            if (rc == 0) {
-                corio__pg_send_cancel(c);
-                rc = read_all(c, it, n, cur);
-            }
-        }
-    }
-    if (rc < 0 && rc != CORIO_ECLOSED)
-        c->broken = true;
+/* The drain after a run was cut short: what is owed from the cursor on. */
+typedef struct drain_arg {
+    pg_item *it;
+    size_t n;
+    cursor *cur;
+} drain_arg;
+
+static int drain_run(corio_pg_conn *c, void *arg) {
+    drain_arg *d = arg;
+    return read_all(c, d->it, d->n, d->cur);
 }
 
 /* ---- a run ------------------------------------------------------------------------ */
@@ -307,7 +300,7 @@ static int run_items(corio_pg_conn *c, pg_item *it, size_t n, const corio_pg_bat
     if (rc == 0)
         rc = read_all(c, it, n, &cur);
     if (rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) {
-        recover(c, it, n, &cur);
+        corio__pg_recover(c, drain_run, &(drain_arg){it, n, &cur});
         corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
     }
     if (rc < 0) {

@@ -91,6 +91,13 @@ bool corio__pg_call_end(corio_pg_conn *c);
  * short); 0, CORIO_EFAILED (the request failed), or the await's error.
  * result_error: records a failed result's SQLSTATE, message and detail on
  * c and returns CORIO_EFAILED. */
+/* After a wait of a call was cut short (a deadline, a cancel): back to
+ * idle, or broken.  Shielded from the task's cancel and bounded by 5 s of
+ * its own, it finishes sending, sends a cancel request and runs drain(c,
+ * arg) — which reads and drops what the server still owes, resumable —
+ * sending another cancel each time the drain stalls for 250 ms.  A drain
+ * that does not finish leaves c broken. */
+void corio__pg_recover(corio_pg_conn *c, int (*drain)(corio_pg_conn *c, void *arg), void *arg);
 int corio__pg_lost(corio_pg_conn *c);
 int corio__pg_flush(corio_pg_conn *c);
 int corio__pg_await_result(corio_pg_conn *c);

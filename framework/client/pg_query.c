@@ -7,7 +7,7 @@
  * until it says NULL.  Every wait is corio__pg_wait, an await of the task.
  *
  * A wait cut short by a deadline or a cancel leaves the query running on
- * the server and its answer coming.  recover() puts the connection back to
+ * the server and its answer coming.  corio__pg_recover() puts the connection back to
  * idle before the call returns: shielded (the task's cancel would fail each
  * await) and under a 5 s timeout of its own, it finishes sending the query,
  * sends a cancel request — PQcancel opens a second connection and blocks, so
@@ -18,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corio/loop.h"
 #include "corio/scope.h"
 #include "corio/task.h"
 #include "pg_internal.h"
 
 #define DRAIN_TIMEOUT_MS 5000
+#define RECANCEL_MS 250
 #define MAX_PARAMS 65535
 
 int corio__pg_lost(corio_pg_conn *c) {
@@ -170,21 +172,40 @@ int corio__pg_send_cancel(corio_pg_conn *c) {
     return rc;
 }
 
-/* After a wait of the query was cut short: back to idle, or broken. */
-static void recover(corio_pg_conn *c) {
+void corio__pg_recover(corio_pg_conn *c, int (*drain)(corio_pg_conn *c, void *arg), void *arg) {
     int rc = 0;
+    uint64_t end = corio_now() + DRAIN_TIMEOUT_MS;
     CORIO_WITH(corio_shield_scope()) {
         CORIO_WITH(corio_timeout_scope(DRAIN_TIMEOUT_MS)) {
             rc = corio__pg_flush(c);
-            if (rc == 0) {
-                corio__pg_send_cancel(c); /* a failed cancel: the drain below waits out the query */
-                bool copy = false;
-                rc = collect(c, NULL, &copy);
+            while (rc == 0 || rc == CORIO_ETIMEDOUT) {
+                /* A failed cancel: the drain waits the statement out.  One
+                 * that came before the statement started, or a statement
+                 * after it (independent statements of a batch), gets
+                 * another when the drain stalls for a slice. */
+                corio__pg_send_cancel(c);
+                uint64_t now = corio_now();
+                if (now >= end) {
+                    rc = CORIO_ETIMEDOUT;
+                    break;
+                }
+                uint64_t slice = end - now < RECANCEL_MS ? end - now : RECANCEL_MS;
+                CORIO_WITH(corio_timeout_scope(slice)) {
+                    rc = drain(c, arg);
+                }
+                if (rc == 0)
+                    break;
             }
         }
     }
     if (rc < 0 && rc != CORIO_ECLOSED)
         c->broken = true;
+}
+
+static int drain_query(corio_pg_conn *c, void *arg) {
+    (void)arg;
+    bool copy = false;
+    return collect(c, NULL, &copy);
 }
 
 int corio__pg_result_error(corio_pg_conn *c, const PGresult *r) {
@@ -209,7 +230,7 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
     if (rc == 0)
         rc = collect(c, &keep, &copy);
     if (rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) {
-        recover(c);
+        corio__pg_recover(c, drain_query, NULL);
         corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
     }
     if (rc == 0 && copy) {

@@ -21,6 +21,7 @@
 #include "http_file.h"
 #include "http_test.h"
 #include "pg.h"
+#include "redis.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
