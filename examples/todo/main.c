@@ -155,9 +155,8 @@ static corio_redis *cache(void) {
             redis = r;
             corio_log(CORIO_LOG_INFO, "redis %s: connected", cfg.redis);
         } else {
-            char why[256];
-            snprintf(why, sizeof why, "%s (%s)", corio_strerror(rc), corio_redis_error(NULL));
-            cache_trouble(why);
+            const char *why = corio_redis_error(NULL);
+            cache_trouble(*why ? why : corio_strerror(rc));
             if (corio_spawn(NULL, "redis-connector", redis_connector, NULL) < 0)
                 corio_log(CORIO_LOG_ERROR, "redis: cannot start the connector: no cache");
         }
@@ -253,6 +252,7 @@ static corio_pg_pool *pool;
 /* One request's database work: its input, and what came back. */
 typedef struct job {
     int64_t id;        /* the todo's; set by a create */
+    char id_text[24];  /* id in decimal, a statement's parameter */
     const char *title; /* NUL-terminated, or NULL: left as it is */
     int done;          /* 0, 1, or -1: left as it is (false for a create) */
     bool found;        /* the todo exists (get, update, delete) */
@@ -264,10 +264,20 @@ typedef struct job {
 
 typedef int (*db_fn)(corio_pg_conn *db, job *j);
 
+static void job_set_id(job *j, int64_t id) {
+    j->id = id;
+    snprintf(j->id_text, sizeof j->id_text, "%lld", (long long)id);
+}
+
 /* The columns of a todo, as todo_json reads them. */
 #define TODO_COLS                                                                                  \
     "id, title, done, to_char(created_at at time zone 'UTC', "                                     \
     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The length of the first line of a (libpq) message: its others are hints. */
+static int first_line(const char *msg) {
+    return (int)strcspn(msg, "\n");
+}
 
 /* Runs one prepared statement (prepared on each connection at its first
  * use); *r receives the result, or it is freed when r is NULL.  A
@@ -279,7 +289,8 @@ static int run(corio_pg_conn *db, job *j, corio_pg_result **r, const char *sql, 
     int rc = corio_pg_query_prepared(db, &res, sql, nparams, params);
     if (rc == CORIO_EFAILED) {
         snprintf(j->sqlstate, sizeof j->sqlstate, "%s", corio_pg_sqlstate(db));
-        corio_log_peer(CORIO_LOG_WARN, "postgresql: %s", corio_pg_error(db));
+        const char *msg = corio_pg_error(db);
+        corio_log_peer(CORIO_LOG_WARN, "postgresql: %.*s", first_line(msg), msg);
     }
     if (rc == 0 && r)
         *r = res;
@@ -309,14 +320,12 @@ static int take_row(job *j, corio_pg_result *r) {
 
 /* The other half of every write: its line in todo_log. */
 static int log_change(corio_pg_conn *db, job *j, const char *op) {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)j->id);
-    const char *params[] = {id, op};
+    const char *params[] = {j->id_text, op};
     return run(db, j, NULL, "insert into todo_log (todo_id, op) values ($1, $2)", 2, params);
 }
 
 static int db_list(corio_pg_conn *db, job *j) {
-    corio_pg_result *r;
+    corio_pg_result *r = NULL;
     int rc = run(db, j, &r, "select " TODO_COLS " from todos order by id", 0, NULL);
     if (rc < 0)
         return rc;
@@ -329,10 +338,8 @@ static int db_list(corio_pg_conn *db, job *j) {
 }
 
 static int db_get(corio_pg_conn *db, job *j) {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)j->id);
-    const char *params[] = {id};
-    corio_pg_result *r;
+    const char *params[] = {j->id_text};
+    corio_pg_result *r = NULL;
     int rc = run(db, j, &r, "select " TODO_COLS " from todos where id = $1", 1, params);
     if (rc == 0) {
         rc = take_row(j, r);
@@ -343,23 +350,23 @@ static int db_get(corio_pg_conn *db, job *j) {
 
 static int tx_create(corio_pg_conn *db, job *j) {
     const char *params[] = {j->title, j->done == 1 ? "true" : "false"};
-    corio_pg_result *r;
+    corio_pg_result *r = NULL;
     int rc = run(db, j, &r, "insert into todos (title, done) values ($1, $2) returning " TODO_COLS,
                  2, params);
     if (rc < 0)
         return rc;
     j->changed = true;
-    corio_pg_int64(r, 0, 0, &j->id);
+    int64_t id = 0;
+    corio_pg_int64(r, 0, 0, &id);
+    job_set_id(j, id);
     rc = take_row(j, r);
     corio_pg_result_free(r);
     return rc < 0 ? rc : log_change(db, j, "create");
 }
 
 static int tx_update(corio_pg_conn *db, job *j) {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)j->id);
-    const char *params[] = {id, j->title, j->done < 0 ? NULL : j->done ? "true" : "false"};
-    corio_pg_result *r;
+    const char *params[] = {j->id_text, j->title, j->done < 0 ? NULL : j->done ? "true" : "false"};
+    corio_pg_result *r = NULL;
     int rc = run(db, j, &r,
                  "update todos set title = coalesce($2, title), "
                  "done = coalesce($3::boolean, done) where id = $1 returning " TODO_COLS,
@@ -375,10 +382,8 @@ static int tx_update(corio_pg_conn *db, job *j) {
 }
 
 static int tx_delete(corio_pg_conn *db, job *j) {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)j->id);
-    const char *params[] = {id};
-    corio_pg_result *r;
+    const char *params[] = {j->id_text};
+    corio_pg_result *r = NULL;
     int rc = run(db, j, &r, "delete from todos where id = $1", 1, params);
     if (rc < 0)
         return rc;
@@ -420,13 +425,15 @@ static int db_run(db_fn fn, job *j, bool write) {
             } /* COMMIT, unless the deadline passed meanwhile */
             if (trc < 0)
                 rc = trc; /* BEGIN failed */
-            else if (rc == 0)
-                rc = corio_pg_tx_result(&tx);
+            else if (rc == 0 && (rc = corio_pg_tx_result(&tx)) == CORIO_EFAILED)
+                snprintf(j->sqlstate, sizeof j->sqlstate, "%s", corio_pg_sqlstate(db));
         }
         if (crc < 0) {
+            const char *msg = corio_pg_error(NULL);
             j->no_conn = true;
-            corio_log_peer(CORIO_LOG_WARN, "postgresql: no connection: %s: %s", corio_strerror(crc),
-                           corio_pg_error(NULL));
+            if (crc != CORIO_ECANCELED && crc != CORIO_ETIMEDOUT) /* logged by db_failed */
+                corio_log_peer(CORIO_LOG_WARN, "postgresql: no connection: %.*s", first_line(msg),
+                               *msg ? msg : corio_strerror(crc));
         }
     }
     return crc < 0 ? crc : rc;
@@ -435,21 +442,30 @@ static int db_run(db_fn fn, job *j, bool write) {
 /* Answers a failed db_run: 503 when the database could not be reached in
  * time (no connection, a lost one, the deadline, a server shutting down),
  * 500 when it refused the statement. */
-static int db_failed(corio_res *res, int rc, const job *j) {
+static int db_failed(corio_req *req, corio_res *res, int rc, const job *j) {
     const char *s = j->sqlstate;
+    corio_strv m = corio_req_method(req), path = corio_req_path(req);
+    char safe[128];
+    corio_log_escape(safe, sizeof safe, path.ptr, path.len);
     switch (rc) {
     case CORIO_ECANCELED: /* the client went away (or the server is stopping) */
     case CORIO_ENOMEM:    /* the server's 500 */
         return rc;
     case CORIO_ETIMEDOUT:
+        corio_log_peer(CORIO_LOG_WARN, "%.*s %s: the database did not answer within %llu ms",
+                       (int)m.len, m.ptr, safe, (unsigned long long)cfg.deadline_ms);
         return reply_error(res, 503, "the database did not answer within the deadline");
     case CORIO_EFAILED:
         /* Connection exceptions (08), insufficient resources (53), operator
          * intervention (57: a shutdown) are the database's unavailability. */
-        if (!j->no_conn && strncmp(s, "08", 2) && strncmp(s, "53", 2) && strncmp(s, "57", 2))
-            return reply_error(res, 500, "the database refused the change");
+        if (!j->no_conn && strncmp(s, "08", 2) != 0 && strncmp(s, "53", 2) != 0 &&
+            strncmp(s, "57", 2) != 0)
+            return reply_error(res, 500, "the database refused the request");
         /* fall through */
-    default: /* no connection, a lost one (CORIO_ECONNREFUSED, _ECONNRESET ...) */
+    default:             /* no connection, a lost one (CORIO_ECONNREFUSED, _ECONNRESET ...) */
+        if (!j->no_conn) /* a checkout's failure is logged already */
+            corio_log_peer(CORIO_LOG_WARN, "%.*s %s: database: %s", (int)m.len, m.ptr, safe,
+                           corio_strerror(rc));
         return reply_error(res, 503, "the database is unavailable");
     }
 }
@@ -582,14 +598,15 @@ static int todos_list(corio_req *req, corio_res *res, void *arg) {
     int rc = db_run(db_list, &j, false);
     if (rc < 0) {
         json_decref(j.out);
-        return db_failed(res, rc, &j);
+        return db_failed(req, res, rc, &j);
     }
     return reply_fresh(res, j.out, LIST_KEY);
 }
 
 static int todo_get(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    job j = {.id = todo_id(req), .done = -1};
+    job j = {.done = -1};
+    job_set_id(&j, todo_id(req));
     if (!j.id)
         return reply_error(res, 404, "no such todo");
     char key[40];
@@ -600,7 +617,7 @@ static int todo_get(corio_req *req, corio_res *res, void *arg) {
     int rc = db_run(db_get, &j, false);
     if (rc < 0) {
         json_decref(j.out);
-        return db_failed(res, rc, &j);
+        return db_failed(req, res, rc, &j);
     }
     if (!j.found)
         return reply_error(res, 404, "no such todo"); /* not cached: it may come */
@@ -620,7 +637,7 @@ static int todos_create(corio_req *req, corio_res *res, void *arg) {
         cache_invalidate(NULL);
     if (rc < 0) {
         json_decref(j.out);
-        return db_failed(res, rc, &j);
+        return db_failed(req, res, rc, &j);
     }
     char location[40];
     snprintf(location, sizeof location, "/todos/%lld", (long long)j.id);
@@ -633,7 +650,8 @@ static int todos_create(corio_req *req, corio_res *res, void *arg) {
 
 static int todo_update(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    job j = {.id = todo_id(req), .done = -1};
+    job j = {.done = -1};
+    job_set_id(&j, todo_id(req));
     if (!j.id)
         return reply_error(res, 404, "no such todo");
     int rc = read_fields(req, res, &j, false);
@@ -647,7 +665,7 @@ static int todo_update(corio_req *req, corio_res *res, void *arg) {
     }
     if (rc < 0) {
         json_decref(j.out);
-        return db_failed(res, rc, &j);
+        return db_failed(req, res, rc, &j);
     }
     if (!j.found)
         return reply_error(res, 404, "no such todo");
@@ -656,7 +674,8 @@ static int todo_update(corio_req *req, corio_res *res, void *arg) {
 
 static int todo_delete(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    job j = {.id = todo_id(req), .done = -1};
+    job j = {.done = -1};
+    job_set_id(&j, todo_id(req));
     if (!j.id)
         return reply_error(res, 404, "no such todo");
     int rc = db_run(tx_delete, &j, true);
@@ -666,7 +685,7 @@ static int todo_delete(corio_req *req, corio_res *res, void *arg) {
         cache_invalidate(key);
     }
     if (rc < 0)
-        return db_failed(res, rc, &j);
+        return db_failed(req, res, rc, &j);
     if (!j.found)
         return reply_error(res, 404, "no such todo");
     return corio_res_send(res, 204, NULL, NULL, 0);
@@ -675,6 +694,7 @@ static int todo_delete(corio_req *req, corio_res *res, void *arg) {
 /* ---- start and stop ---------------------------------------------------------------------- */
 
 static const char *const SCHEMA[] = {
+    "set client_min_messages = warning", /* no NOTICE that a table exists */
     "create table if not exists todos (id bigserial primary key, title text not null, "
     "done boolean not null default false, created_at timestamptz not null default now())",
     "create table if not exists todo_log (seq bigserial primary key, todo_id bigint not null, "
@@ -811,7 +831,7 @@ int main(int argc, char **argv) {
                        "HOST:PORT, --deadline-ms MS, --cache-ttl-ms MS)",
         .default_port = 8080,
     };
-    corio_http_opts opts = {.max_body = 64 * 1024, .access_log = true};
+    corio_http_opts opts = {.max_body = (size_t)64 * 1024, .access_log = true};
     int code = corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */
     if (pool && corio_run(free_pool, NULL) != 0)
         code = code ? code : 1;
