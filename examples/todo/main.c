@@ -28,10 +28,15 @@
  *  - A cache in front of the reads (cache-aside): a GET looks in Redis
  *    first ("todos:all", "todos:<id>"); on a miss it reads PostgreSQL and
  *    stores the JSON it answers for --cache-ttl-ms (30 s).  A write deletes
- *    the entries it changed once it has committed.
- *  - Redis as a help, never a need: with Redis down (or without --redis)
- *    reads go to PostgreSQL and writes succeed; the outage is logged once,
- *    and the client reconnects by itself.
+ *    the entries it changed once it has committed; an entry that escapes
+ *    that (see cache_invalidate) is stale for the TTL at most.
+ *  - Redis as a help, never a need: each Redis call has 250 ms, and with
+ *    Redis down or slow (or without --redis) reads go to PostgreSQL and
+ *    writes succeed; the outage is logged once, and the client reconnects
+ *    by itself.
+ *
+ * Each worker process (--workers N) has its own pool and Redis client,
+ * made at its first request.
  *
  * --db (or CORIO_DB) is a libpq connection string or URI; without either,
  * libpq's PG* environment variables say where.  The tables are created
@@ -113,6 +118,12 @@ static void cache_trouble(const char *what) {
     cache_down = true;
 }
 
+/* Why r (NULL: the last connect) failed, or what rc says. */
+static const char *redis_why(const corio_redis *r, int rc) {
+    const char *why = corio_redis_error(r);
+    return *why ? why : corio_strerror(rc);
+}
+
 static void cache_fine(void) {
     if (cache_down)
         corio_log(CORIO_LOG_INFO, "redis %s: back; caching again", cfg.redis);
@@ -154,15 +165,16 @@ static corio_redis *cache(void) {
         if (rc == 0) {
             redis = r;
             corio_log(CORIO_LOG_INFO, "redis %s: connected", cfg.redis);
+        } else if (rc == CORIO_ECANCELED) {
+            redis_tried = false; /* the client left: no news of Redis, the next request tries */
         } else {
-            const char *why = corio_redis_error(NULL);
-            cache_trouble(*why ? why : corio_strerror(rc));
+            cache_trouble(redis_why(NULL, rc));
             if (corio_spawn(NULL, "redis-connector", redis_connector, NULL) < 0)
                 corio_log(CORIO_LOG_ERROR, "redis: cannot start the connector: no cache");
         }
     }
     if (redis && !corio_redis_connected(redis)) {
-        cache_trouble(corio_redis_error(redis));
+        cache_trouble(redis_why(redis, CORIO_ECONNRESET));
         return NULL;
     }
     return redis;
@@ -174,7 +186,7 @@ static void cache_failed(int rc, const char *key) {
     if (rc == CORIO_EFAILED)
         corio_log(CORIO_LOG_WARN, "redis %s: %s: refused", cfg.redis, key);
     else if (rc != CORIO_ECANCELED) /* a client gone is no news of Redis */
-        cache_trouble(rc == CORIO_ECONNRESET ? corio_redis_error(redis) : corio_strerror(rc));
+        cache_trouble(rc == CORIO_ECONNRESET ? redis_why(redis, rc) : corio_strerror(rc));
 }
 
 /* The cached value of key (the caller frees it), or NULL: a miss, for
