@@ -35,11 +35,16 @@ fi
 [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || die "no initdb/pg_ctl (Debian: postgresql; or set PG_BIN)"
 command -v redis-server >/dev/null || die "no redis-server (Debian: redis-server)"
 
-# A port nothing listens on (bash's /dev/tcp: a refused connect).
+# A port to listen on: below the kernel's range of ephemeral ports (those
+# of outgoing connections, which a bind would collide with), and where
+# nothing listens (bash's /dev/tcp: a refused connect).  Racy as any such
+# choice: the servers below are started on another one if it was taken.
 free_port() {
-    local p
+    local low=32768 p
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 11024)) || low=32768
     for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return
@@ -71,27 +76,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pg_port=$(free_port)
-echo "run.sh: PostgreSQL on 127.0.0.1:$pg_port, files in $dir" >&2
 (
-    cd "$dir"  # as nobody, the caller's directory may be out of reach
+    cd "$dir" # as nobody, the caller's directory may be out of reach
     "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C \
-        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-h 127.0.0.1 -p $pg_port -k $dir -F" start >/dev/null ||
-        { cat "$dir/postgres.log" >&2; exit 1; }
-)
-
-redis_port=$(free_port)
-echo "run.sh: Redis on 127.0.0.1:$redis_port" >&2
-redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no --dir "$dir" \
-    --logfile "$dir/redis.log" &
-redis_pid=$!
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
-    kill -0 "$redis_pid" 2>/dev/null || die "redis-server did not start: $(tail -5 "$dir/redis.log")"
-    sleep 0.05
+        --no-sync >"$dir/initdb.log" 2>&1
+) || die "initdb failed: $(cat "$dir/initdb.log")"
+for attempt in 1 2 3; do
+    pg_port=$(free_port)
+    (cd "$dir" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
+        -t 60 -o "-h 127.0.0.1 -p $pg_port -k $dir -F" start >/dev/null 2>&1) && break
+    ((attempt < 3)) || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
 done
+echo "run.sh: PostgreSQL on 127.0.0.1:$pg_port, files in $dir" >&2
+
+for attempt in 1 2 3; do
+    redis_port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+        --dir "$dir" --logfile "$dir/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break 2
+        kill -0 "$redis_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+    ((attempt < 3)) || die "redis-server did not start: $(tail -5 "$dir/redis.log")"
+done
+echo "run.sh: Redis on 127.0.0.1:$redis_port" >&2
 
 cat >&2 <<EOF
 
