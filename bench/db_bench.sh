@@ -8,7 +8,7 @@
 # build-dir defaults to build and should hold a Release build of
 # examples/techempower (this script builds no C; it builds the Go peer,
 # bench/db/go/main.go, into its temp dir).  rounds defaults to 3
-# (CORIO_BENCH_ROUNDS too).  A server whose dependency is missing is skipped
+# (CORIO_BENCH_ROUNDS or ROUNDS too).  A server whose dependency is missing is skipped
 # with a line saying so (corio: no techempower binary; go: no go or no
 # lib/pq sources; uvicorn: no uvicorn or asyncpg for CORIO_BENCH_PYTHON);
 # the others still run.
@@ -31,8 +31,9 @@
 # (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET ALL: one more round
 # trip) at every release, and connection.prepare() parses the statement
 # anew for every /queries request; database/sql checks a connection out of
-# its pool for every query.  The PG CPU column shows what these cost
-# PostgreSQL.  Debian 12 has no uvloop or httptools installed, so uvicorn
+# its pool for every query; corio's pool closes connections idle for 60 s
+# (between its runs, when the quiet waits are long) and reopens them in its
+# next run.  The PG CPU column shows what these cost PostgreSQL.  Debian 12 has no uvloop or httptools installed, so uvicorn
 # parses HTTP with h11 on the asyncio loop, slower than TechEmpower's
 # uvicorn entry (uvloop, httptools, several gunicorn workers).
 # The routes, TechEmpower's: /db (one random World row as JSON),
@@ -79,13 +80,14 @@
 # route, by median req/s, marked).  When bench/results exists the tables
 # are also written to bench/results/db_DATE.md.
 #
-# Other knobs: CORIO_BENCH_DURATION (default 5s), CORIO_BENCH_CONNS (wrk's
-# connections, 64), CORIO_BENCH_QUIET_WAIT (seconds to wait before each run
-# for a quiet second, default 0), CORIO_BENCH_PYTHON (/usr/bin/python3, the
-# interpreter with Debian's uvicorn and asyncpg), CORIO_BENCH_GOPATH
-# (/usr/share/gocode), CORIO_BENCH_TECHEMPOWER (the corio binary).  Every
-# step is bounded; a full run takes about 2 minutes (3 rounds).  The
-# helpers shared with the other benchmarks are in bench/lib.sh.
+# Other knobs: CORIO_BENCH_DURATION or DURATION (default 5s),
+# CORIO_BENCH_CONNS or CONNS (wrk's connections, 64), CORIO_BENCH_QUIET_WAIT
+# (seconds to wait before each run for a quiet second, default 0),
+# CORIO_BENCH_PYTHON (/usr/bin/python3, the interpreter with Debian's
+# uvicorn and asyncpg), CORIO_BENCH_GOPATH (/usr/share/gocode),
+# CORIO_BENCH_TECHEMPOWER (the corio binary).  Every step is bounded; a
+# full run takes about 2 minutes (3 rounds).  The helpers shared with the
+# other benchmarks are in bench/lib.sh.
 # shellcheck disable=SC2034 # the SERVER_pid and SERVER_port variables are read by name: ${!pv}
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -93,9 +95,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build}
-rounds=${2:-${CORIO_BENCH_ROUNDS:-3}}
-dur=${CORIO_BENCH_DURATION:-5s}
-conns=${CORIO_BENCH_CONNS:-64}
+rounds=${2:-${CORIO_BENCH_ROUNDS:-${ROUNDS:-3}}}
+dur=${CORIO_BENCH_DURATION:-${DURATION:-5s}}
+conns=${CORIO_BENCH_CONNS:-${CONNS:-64}}
 pool=${CORIO_BENCH_DB_POOL:-8}
 queries=${CORIO_BENCH_QUERIES:-20}
 server_cpu=${CORIO_BENCH_SERVER_CPU:-0}
@@ -218,10 +220,18 @@ pg_version=$("$pg_bin/postgres" --version | sed 's/^[^0-9]*\([^ ]*\).*/\1/')
 echo "db_bench: PostgreSQL $pg_version (pid $pg_pid, 127.0.0.1:$pg_port, as nobody, fsync off)" \
   "on CPU $pg_cpu; World 10000 rows, Fortune $(wc -l <"$tmp/fortune.tsv") rows"
 
-# pg_ticks: utime + stime of the postmaster and its children (the backends, the checkpointer...).
+# pg_ticks: utime + stime of the postmaster and of its children (the
+# backends, the checkpointer...), those alive and those gone: a backend that
+# exits (a pool closed an idle connection) is reaped by the postmaster, and
+# its ticks move to the postmaster's cutime + cstime (fields 16 and 17).
 pg_ticks() {
-  local t=0 p c
-  for p in "$pg_pid" $(pgrep -P "$pg_pid" 2>/dev/null || true); do
+  local t stat p c
+  stat=$(<"/proc/$pg_pid/stat")
+  stat=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- $stat # field 3 is now $1
+  t=$((${12} + ${13} + ${14} + ${15}))
+  for p in $(pgrep -P "$pg_pid" 2>/dev/null || true); do
     c=$(cpu_ticks "$p" 2>/dev/null) || continue
     t=$((t + c))
   done
