@@ -323,6 +323,70 @@ static void test_pg_batch_cut_by_deadline_cancel_and_close(void **state) {
     corio_test_run_checked(cut_main, NULL);
 }
 
+/* ---- a call after its deadline sends nothing; a changed schema; a failed Prepare used twice -- */
+
+static int edge_main(void *arg) {
+    (void)arg;
+    corio_pg_conn *db = connect_db();
+    if (!db)
+        return 0;
+    SOFT(exec_sql(db, "create temporary table late (x int)") == 0);
+    CORIO_WITH(corio_timeout_scope(20)) {
+        SOFT(corio_sleep(10000) == CORIO_ETIMEDOUT);
+        corio_pg_result *r = NULL;
+        SOFT(corio_pg_query(db, &r, "insert into late values (1)", 0, NULL) == CORIO_ETIMEDOUT);
+        SOFT(corio_pg_query_prepared(db, &r, "insert into late values (2)", 0, NULL) ==
+             CORIO_ETIMEDOUT);
+        corio_pg_batch *b = NULL;
+        SOFT(corio_pg_batch_new(&b, NULL) == 0);
+        SOFT(corio_pg_batch_add(b, "insert into late values (3)", 0, NULL) == 0);
+        SOFT(corio_pg_batch_run(db, b) == CORIO_ETIMEDOUT);
+        SOFT(corio_pg_batch_result(b, 0, NULL) == CORIO_EINVAL); /* not run: may run again */
+        corio_pg_batch_free(b);
+    }
+    SOFT(scalar(db, "select count(*) from late") == 0); /* none of them was sent */
+
+    /* A cached `select *` whose table changed: 0A000 once, then prepared
+     * afresh. */
+    SOFT(exec_sql(db, "create temporary table shape (a int)") == 0);
+    SOFT(exec_sql(db, "insert into shape values (1)") == 0);
+    corio_pg_result *r = NULL;
+    SOFT(corio_pg_query_prepared(db, &r, "select * from shape", 0, NULL) == 0);
+    SOFT(corio_pg_result_cols(r) == 1);
+    corio_pg_result_free(r);
+    SOFT(exec_sql(db, "alter table shape add column b int default 7") == 0);
+    SOFT(corio_pg_query_prepared(db, &r, "select * from shape", 0, NULL) == CORIO_EFAILED);
+    SOFT(strcmp(corio_pg_sqlstate(db), "0A000") == 0);
+    SOFT(corio_pg_query_prepared(db, &r, "select * from shape", 0, NULL) == 0);
+    SOFT(corio_pg_result_cols(r) == 2);
+    corio_pg_result_free(r);
+
+    /* The same statement twice in a run, its Prepare failing: both report
+     * the Prepare's reason. */
+    corio_pg_batch *b = NULL;
+    const corio_pg_batch_opts o = {.prepared = true, .independent = true};
+    SOFT(corio_pg_batch_new(&b, &o) == 0);
+    SOFT(corio_pg_batch_add(b, "select * from no_such_table", 0, NULL) == 0);
+    SOFT(corio_pg_batch_add(b, "select 1", 0, NULL) == 0);
+    SOFT(corio_pg_batch_add(b, "select * from no_such_table", 0, NULL) == 0);
+    SOFT(corio_pg_batch_run(db, b) == CORIO_EFAILED);
+    SOFT(corio_pg_batch_result(b, 0, NULL) == CORIO_EFAILED);
+    SOFT(corio_pg_batch_result(b, 1, NULL) == 0);
+    SOFT(corio_pg_batch_result(b, 2, NULL) == CORIO_EFAILED);
+    SOFT(strcmp(corio_pg_batch_sqlstate(b, 0), "42P01") == 0);
+    SOFT(strcmp(corio_pg_batch_sqlstate(b, 2), "42P01") == 0);
+    SOFT(strstr(corio_pg_batch_error(b, 2), "no_such_table") != NULL);
+    corio_pg_batch_free(b);
+    corio_pg_close(db);
+    return 0;
+}
+
+static void test_pg_late_call_schema_change_and_a_failed_prepare_used_twice(void **state) {
+    (void)state;
+    need_server();
+    corio_test_run_checked(edge_main, NULL);
+}
+
 /* ---- bad calls ---------------------------------------------------------------------------- */
 
 static int bad_calls_main(void *arg) {
@@ -400,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_pg_batch_is_one_transaction_unless_independent),
         cmocka_unit_test(test_pg_prepared_statements_cached_per_connection),
         cmocka_unit_test(test_pg_batch_cut_by_deadline_cancel_and_close),
+        cmocka_unit_test(test_pg_late_call_schema_change_and_a_failed_prepare_used_twice),
         cmocka_unit_test(test_pg_batch_bad_calls),
         cmocka_unit_test(test_pg_batch_outside_a_task),
     };

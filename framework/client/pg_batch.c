@@ -14,10 +14,11 @@
  *
  * The statement cache maps SQL text to "corio_<n>"; an entry is added when
  * a run first sends its Prepare, is usable by later statements of the same
- * run at once (the server handles the Prepare first), becomes `ready` when
- * the server confirms it, and is dropped when the Prepare fails or its
- * outcome is unknown (a drained run).  Names are never reused, so a
- * dropped entry's statement lingering on the server cannot clash.
+ * run at once (the server handles the Prepare first), and is dropped when
+ * the Prepare fails or its outcome is unknown (a drained run), or when
+ * the server no longer takes it (26000: deallocated; 0A000: the schema
+ * changed under it).  Names are never reused, so a dropped entry's
+ * statement lingering on the server cannot clash.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,13 @@ typedef struct pg_item {
     const char *sql;
     const char *const *params;
     int nparams;
-    unsigned stmt; /* the cache's statement number, or 0: unnamed */
-    bool prepares; /* a Prepare of stmt precedes the execution */
-    bool sync;     /* a Sync follows */
-    int status;    /* 0, CORIO_EFAILED, CORIO_ECANCELED, or the run's code */
-    PGresult *res; /* the result, or the failure's (for its error fields) */
-    char *mem;     /* a batch's copies of sql and params (one block) */
+    unsigned stmt;  /* the cache's statement number, or 0: unnamed */
+    bool prepares;  /* a Prepare of stmt precedes the execution */
+    bool sync;      /* a Sync follows */
+    int status;     /* 0, CORIO_EFAILED, CORIO_ECANCELED, or the run's code */
+    PGresult *res;  /* the result, or the failure's (for its error fields) */
+    size_t same_as; /* 1 + the item whose failed Prepare this one used, or 0 */
+    char *mem;      /* a batch's copies of sql and params (one block) */
 } pg_item;
 
 struct corio_pg_batch {
@@ -80,7 +82,7 @@ static corio__pg_stmt *stmt_by_id(corio_pg_conn *c, unsigned id) {
     return NULL;
 }
 
-/* A new entry, not ready; NULL when the cache is full or memory is short
+/* A new entry; NULL when the cache is full or memory is short
  * (the statement then runs unnamed). */
 static corio__pg_stmt *stmt_add(corio_pg_conn *c, const char *sql, uint64_t h) {
     if (c->nstmts == CORIO__PG_STMTS_MAX)
@@ -224,16 +226,18 @@ static int read_all(corio_pg_conn *c, pg_item *it, size_t n, cursor *cur) {
             if (t->prepares) {
                 if ((rc = read_command(c, cur, &r)) < 0)
                     return rc;
-                corio__pg_stmt *s = stmt_by_id(c, t->stmt);
                 if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
-                    if (s)
-                        s->ready = true;
                     PQclear(r);
                 } else {
                     stmt_drop(c, t->stmt);
                     settle(t, r);
                     if (t->status == 0) /* a NULL or odd answer to a Prepare */
                         t->status = CORIO_EFAILED;
+                    /* Later statements of the run that use it fail for the
+                     * same reason (not for its name being unknown). */
+                    for (size_t j = cur->i + 1; j < n; j++)
+                        if (it[j].stmt == t->stmt && !it[j].prepares)
+                            it[j].same_as = cur->i + 1;
                 }
             }
             cur->phase = PH_EXEC;
@@ -241,13 +245,22 @@ static int read_all(corio_pg_conn *c, pg_item *it, size_t n, cursor *cur) {
         if (cur->phase == PH_EXEC) {
             if ((rc = read_command(c, cur, &r)) < 0)
                 return rc;
-            /* A cached statement that the server no longer knows (a
-             * DEALLOCATE or DISCARD of the caller's): forget it, so the next
-             * run prepares it again. */
+            /* A cached statement that the server no longer takes: one it
+             * does not know (26000: a DEALLOCATE or DISCARD of the
+             * caller's), or one whose result type a schema change altered
+             * (0A000: "cached plan must not change result type"): forget
+             * it, so the next run prepares it again. */
             const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-            if (t->stmt && !t->prepares && state && !strcmp(state, "26000"))
+            if (t->stmt && !t->prepares && state &&
+                (!strcmp(state, "26000") || !strcmp(state, "0A000")))
                 stmt_drop(c, t->stmt);
-            settle(t, r);
+            if (t->same_as) { /* its Prepare failed earlier in the run */
+                PQclear(r);
+                if (t->status == 0)
+                    t->status = CORIO_EFAILED;
+            } else {
+                settle(t, r);
+            }
             cur->phase = PH_SYNC;
         }
         if (cur->phase == PH_SYNC && t->sync) {
@@ -286,6 +299,7 @@ static int run_items(corio_pg_conn *c, pg_item *it, size_t n, const corio_pg_bat
         it[i].res = NULL;
         it[i].stmt = 0;
         it[i].prepares = false;
+        it[i].same_as = 0;
     }
     if (!PQenterPipelineMode(c->pg)) {
         corio__pg_set_libpq_error(c);
@@ -465,9 +479,12 @@ int corio_pg_batch_result(const corio_pg_batch *b, size_t i, const corio_pg_resu
 }
 
 static const char *failure_field(const corio_pg_batch *b, size_t i, int field) {
-    if (!b || !b->ran || i >= b->n || b->items[i].status != CORIO_EFAILED || !b->items[i].res)
+    if (!b || !b->ran || i >= b->n || b->items[i].status != CORIO_EFAILED)
         return "";
-    const char *v = PQresultErrorField(b->items[i].res, field);
+    const pg_item *t = b->items[i].same_as ? &b->items[b->items[i].same_as - 1] : &b->items[i];
+    if (!t->res)
+        return "";
+    const char *v = PQresultErrorField(t->res, field);
     return v ? v : "";
 }
 

@@ -295,6 +295,8 @@ void corio_pg_close(corio_pg_conn *c) {
     }
     /* A task is inside a call: fail its wait; the call frees c on its way out. */
     c->closing = true;
+    if (c->on_close)
+        c->on_close(c);
     corio__pg_watch *w = c->watch;
     if (w && w->f) {
         corio_future *f = w->f;

@@ -1,7 +1,9 @@
 /* The PostgreSQL client's private parts: the connection, its socket
- * watcher, and the error record, shared by pg_conn.c (connect, close,
- * waiting on the socket), pg_conninfo.c (host names resolved off the loop),
- * pg_query.c (queries, cancel and drain) and pg_result.c (accessors).
+ * watcher, the error record and the statement cache, shared by pg_conn.c
+ * (connect, close, waiting on the socket), pg_conninfo.c (host names
+ * resolved off the loop), pg_query.c (queries, cancel and drain),
+ * pg_batch.c (pipeline mode, prepared statements), pg_result.c
+ * (accessors), pg_pool.c and pg_tx.c.
  */
 #ifndef CORIO_CLIENT_PG_INTERNAL_H
 #define CORIO_CLIENT_PG_INTERNAL_H
@@ -40,6 +42,10 @@ struct corio_pg_conn {
     uint64_t idle_since;
     /* Prepared statements (pg_batch.c): SQL text -> name "corio_<id>",
      * at most CORIO__PG_STMTS_MAX; next_stmt numbers the next one. */
+    /* A call's await of a cancel job (pg_query.c), which corio_pg_close
+     * ends at once through on_close; NULL otherwise. */
+    corio_future *cancel_wait;
+    void (*on_close)(struct corio_pg_conn *c);
     struct corio__pg_stmt *stmts;
     size_t nstmts, cap_stmts;
     unsigned next_stmt;
@@ -60,14 +66,14 @@ static inline PGresult *corio__pg_res(const corio_pg_result *r) {
  * CORIO_ENOMEM, or a libuv error of the poll. */
 int corio__pg_wait(corio_pg_conn *c, int events);
 
-/* One remembered prepared statement.  `ready` once the server said the
- * prepare succeeded; before that it is being prepared by a batch in
- * flight (later statements of that batch may use it already). */
+/* One remembered prepared statement, named "corio_<id>".  An entry is
+ * added by the run that sends its Prepare (later statements of that run
+ * may use it at once) and dropped when the Prepare fails or its outcome is
+ * unknown. */
 typedef struct corio__pg_stmt {
     char *sql;
     uint64_t hash;
     unsigned id;
-    bool ready;
 } corio__pg_stmt;
 
 #define CORIO__PG_STMTS_MAX 256

@@ -124,8 +124,18 @@ static int collect(corio_pg_conn *c, PGresult **keep, bool *copy) {
     }
 }
 
+/* A cancel request on the thread pool.  libpq 15's PQcancel blocks until
+ * the server closes the cancel connection, with no timeout: a server that
+ * stalls holds the thread as long.  So at most MAX_CANCELS run at once in
+ * the process (a cancel beyond that is skipped: the drain waits the
+ * statement out, bounded as ever), leaving the rest of libuv's pool to
+ * everything else. */
+#define MAX_CANCELS 2
+static unsigned cancels_running; /* loop thread only */
+
 typedef struct cancel_job {
     PGcancel *cancel;
+    corio_future *wake; /* the await of send_cancel, completed when the job ends */
     char err[256];
     int ok;
 } cancel_job;
@@ -136,39 +146,67 @@ static int cancel_run(void *arg) { /* on the thread pool */
     return j->ok ? 0 : CORIO_EFAILED; /* the future's result: j may be freed before it is read */
 }
 
-static void cancel_job_free(corio_future *f, void *data) {
-    (void)f;
+static void cancel_job_done(corio_future *f, void *data) {
     cancel_job *j = data;
+    cancels_running--;
+    corio_future_complete(j->wake, f ? corio_future_result(f) : CORIO_EFAILED, NULL);
+    corio_future_release(j->wake);
     PQfreeCancel(j->cancel);
     free(j);
 }
 
+/* The close of c while its call awaits a cancel job: the await ends at
+ * once (the job finishes on its own). */
+static void on_cancel_wait_close(corio_pg_conn *c) {
+    if (c->cancel_wait)
+        corio_future_complete(c->cancel_wait, CORIO_ECLOSED, NULL);
+}
+
 int corio__pg_send_cancel(corio_pg_conn *c) {
+    if (cancels_running >= MAX_CANCELS)
+        return CORIO_EBUSY;
     cancel_job *j = calloc(1, sizeof *j);
     if (!j)
         return CORIO_ENOMEM;
-    j->cancel = PQgetCancel(c->pg);
-    if (!j->cancel) {
-        free(j);
-        return CORIO_ECLOSED;
-    }
-    corio_future *f;
-    int rc = corio_run_blocking(&f, cancel_run, j);
+    int rc = corio_future_new(&j->wake);
     if (rc < 0) {
-        cancel_job_free(NULL, j);
+        free(j);
         return rc;
     }
-    rc = corio_future_add_done_cb(f, cancel_job_free, j);
-    if (rc < 0) { /* cannot free j safely before the thread ends: wait for it */
-        CORIO_WITH(corio_shield_scope()) {
-            corio_future_await(f);
+    j->cancel = PQgetCancel(c->pg);
+    corio_future *f = NULL;
+    rc = j->cancel ? corio_run_blocking(&f, cancel_run, j) : CORIO_ECLOSED;
+    if (rc == 0) {
+        cancels_running++;
+        rc = corio_future_add_done_cb(f, cancel_job_done, j);
+        if (rc < 0) { /* cannot free j before the thread ends: wait for it */
+            CORIO_WITH(corio_shield_scope()) {
+                corio_future_await(f);
+            }
+            cancel_job_done(f, j); /* frees j and wake */
+            corio_future_release(f);
+            return rc;
         }
-        cancel_job_free(f, j);
         corio_future_release(f);
+    }
+    if (rc < 0) {
+        if (j->cancel)
+            PQfreeCancel(j->cancel);
+        corio_future_release(j->wake);
+        free(j);
         return rc;
     }
-    rc = corio_future_await(f); /* j is the done callback's now: freed, perhaps */
-    corio_future_release(f);
+    /* j belongs to its done callback now; wake has two references: the
+     * job's and this await's. */
+    corio_future *wake = corio_future_retain(j->wake);
+    c->cancel_wait = wake;
+    c->on_close = on_cancel_wait_close;
+    rc = corio_future_await(wake);
+    if (!c->closing) {
+        c->cancel_wait = NULL;
+        c->on_close = NULL;
+    }
+    corio_future_release(wake);
     return rc;
 }
 
@@ -241,6 +279,10 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
         rc = CORIO_EFAILED;
     } else if (rc == 0 && !result_ok(keep)) {
         rc = corio__pg_result_error(c, keep);
+        if (PQstatus(c->pg) == CONNECTION_BAD) { /* a FATAL: the server ended the session */
+            c->broken = true;
+            rc = CORIO_ECONNRESET;
+        }
     }
     if (rc == 0) {
         *out = (corio_pg_result *)keep;
@@ -256,6 +298,14 @@ int corio__pg_call_begin(corio_pg_conn *c) {
     if (c->busy || c->closing)
         return c->closing ? CORIO_ECLOSED : CORIO_EBUSY;
     corio__pg_clear_error(c);
+    /* A deadline passed or a cancel already in effect: nothing is sent
+     * (it would run, and perhaps commit, while the call reports it cut). */
+    corio_cancel_reason why = corio_cancelled_reason();
+    if (why != CORIO_CANCEL_NONE) {
+        int rc = why == CORIO_CANCEL_TIMEOUT ? CORIO_ETIMEDOUT : CORIO_ECANCELED;
+        corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
+        return rc;
+    }
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
         corio__pg_set_error(c, NULL,
                             "the connection is broken (lost, or not drained after a "

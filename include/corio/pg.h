@@ -24,12 +24,18 @@
  *
  * DEADLINES AND CANCELLATION.  Every wait inside a call is an await of the
  * calling task: a deadline of its timeout scopes or a cancel (task.h) cuts
- * the call short.  A query cut short is cancelled on the server: the call
- * finishes sending the query, sends a cancel request (libpq's PQcancel,
- * which blocks, on libuv's thread pool) and reads and drops what the server
- * still answers, shielded from the cancel and bounded by 5 s of its own,
- * before it returns CORIO_ETIMEDOUT / CORIO_ECANCELED: the connection is
- * idle and usable afterwards.  Only when that drain does not finish (a
+ * the call short.  A call made when a deadline has passed or a cancel is
+ * in effect already sends nothing.  A query cut short is cancelled on the
+ * server: the call finishes sending the query, sends a cancel request
+ * (libpq's PQcancel, which blocks, on libuv's thread pool: at most two run
+ * at once in the process, since one waits as long as a stalled server
+ * does; a cancel beyond that is skipped), again each time the drain
+ * stalls for 250 ms, and reads and drops what the server still answers,
+ * shielded from the cancel and bounded by 5 s of its own, before it
+ * returns CORIO_ETIMEDOUT / CORIO_ECANCELED: the connection is idle and
+ * usable afterwards.  A statement that finished before the cancel reached
+ * the server keeps its effect (only a transaction scope makes "cut short"
+ * mean "rolled back").  Only when that drain does not finish (a
  * server that ignores the cancel for 5 s, or goes away) is the connection
  * marked broken: later calls on it fail with CORIO_ECONNABORTED, and the
  * caller closes it.
@@ -80,7 +86,11 @@
  * opts.prepared run a statement by name: prepared on the connection the
  * first time its SQL text is used there (in the same round trip as its
  * first run) and remembered per connection, so later runs skip the
- * server's parsing and planning.
+ * server's parsing and planning.  A remembered statement the server no
+ * longer takes fails once and is forgotten, so the next run prepares it
+ * afresh: 26000 (deallocated: DEALLOCATE, DISCARD ALL) and 0A000 ("cached
+ * plan must not change result type": the tables under a `select *` were
+ * altered).
  *
  * NOT YET.  COPY (a COPY statement fails with CORIO_ENOTSUP: data sent to
  * the client is dropped, data asked of it is refused).
@@ -227,7 +237,11 @@ size_t corio_pg_batch_size(const corio_pg_batch *b);
  *   CORIO_ECONNRESET, CORIO_ECONNABORTED, CORIO_ECLOSED, CORIO_EBUSY,
  *   CORIO_ENOTASK, CORIO_ENOMEM: as for corio_pg_query (statuses: this
  *   code)
- *   CORIO_EINVAL        c or b NULL, b empty or already run */
+ *   CORIO_EINVAL        c or b NULL, b empty or already run
+ * A run refused before anything is sent — CORIO_EBUSY, CORIO_ECLOSED,
+ * CORIO_ECONNABORTED (a broken c), CORIO_ENOTASK, or CORIO_ETIMEDOUT /
+ * CORIO_ECANCELED when a deadline or cancel is in effect already — leaves b
+ * not run: it may be run again (on another connection). */
 int corio_pg_batch_run(corio_pg_conn *c, corio_pg_batch *b);
 
 /* The outcome of statement i of a batch that ran: *out receives its result
