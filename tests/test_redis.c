@@ -862,6 +862,17 @@ static int bad_args_main(void *arg) {
     SOFT(corio_redis_command(r, &rep, "MONITOR") == CORIO_ENOTSUP);
     SOFT(corio_redis_command(r, &rep, "CLIENT REPLY OFF") == CORIO_ENOTSUP);
     SOFT(corio_redis_command(r, &rep, "HELLO 3") == CORIO_ENOTSUP);
+    /* hiredis takes a leading 'p' off: PMONITOR would be a monitor to it */
+    SOFT(corio_redis_command(r, &rep, "PMONITOR") == CORIO_ENOTSUP);
+    /* a transaction would take in other tasks' commands */
+    SOFT(corio_redis_command(r, &rep, "MULTI") == CORIO_ENOTSUP);
+    SOFT(corio_redis_command(r, &rep, "exec") == CORIO_ENOTSUP);
+    SOFT(corio_redis_command(r, &rep, "WATCH %s", "k") == CORIO_ENOTSUP);
+    SOFT(rep == NULL);
+    /* the connection still answers */
+    SOFT(corio_redis_command(r, &rep, "PING") == 0);
+    corio_redis_reply_free(rep);
+    rep = NULL;
     SOFT(rep == NULL);
     SOFT(corio_redis_command(r, &rep, "PING") == 0 && str_is(rep, "PONG"));
     corio_redis_reply_free(rep);

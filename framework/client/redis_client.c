@@ -217,10 +217,17 @@ static bool arg_is(const char *cmd, size_t len, size_t i, const char *word) {
 }
 
 /* The commands that break one reply per command, which multiplexing (and
- * hiredis's bookkeeping of callbacks) rests on. */
+ * hiredis's bookkeeping of callbacks) rests on, and those whose effect
+ * would span other tasks' commands on the shared connection: a MULTI
+ * would take them into its transaction (they would answer QUEUED), and a
+ * WATCH would watch for them.  hiredis itself treats a command by its
+ * first word with one leading 'p' taken off ("pmonitor" is a monitor to
+ * it, though the server refuses it), so those variants are refused too. */
 static bool refused(const char *cmd, size_t len) {
-    static const char *const words[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
-                                        "punsubscribe", "sunsubscribe", "monitor"};
+    static const char *const words[] = {
+        "subscribe",    "psubscribe",  "ssubscribe",    "unsubscribe", "punsubscribe",
+        "sunsubscribe", "pssubscribe", "psunsubscribe", "monitor",     "pmonitor",
+        "multi",        "exec",        "discard",       "watch",       "unwatch"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (arg_is(cmd, len, 0, words[i]))
             return true;
@@ -307,6 +314,8 @@ static int simple(corio_redis *r, const char *call, size_t argc, const char *con
         rc = corio_redis_command_argv(r, &rep, argc, argv, argvlen);
     if (rc == 0 && corio_redis_reply_type(rep) != want)
         rc = CORIO_EBADMSG; /* not what the command answers */
+    if (rc == 0 && want == CORIO_REDIS_STATUS && strcmp(corio_redis_reply_str(rep, NULL), "OK"))
+        rc = CORIO_EBADMSG; /* stored only on +OK */
     if (rc == 0 && value)
         corio_redis_reply_integer(rep, value);
     corio_redis_reply_free(rep);
@@ -321,10 +330,11 @@ int corio_redis_get(corio_redis *r, corio_redis_reply **out, const char *key) {
         return CORIO_EINVAL;
     const char *argv[] = {"GET", key};
     rc = corio_redis_command_argv(r, out, 2, argv, NULL);
-    if (rc == 0 && corio_redis_reply_type(*out) == CORIO_REDIS_NIL) {
+    corio_redis_type type = rc == 0 ? corio_redis_reply_type(*out) : 0;
+    if (rc == 0 && type != CORIO_REDIS_STRING) {
         corio_redis_reply_free(*out);
         *out = NULL;
-        rc = CORIO_ENOENT;
+        rc = type == CORIO_REDIS_NIL ? CORIO_ENOENT : CORIO_EBADMSG;
     }
     return rc;
 }

@@ -20,9 +20,12 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "base/report.h"
@@ -330,6 +333,18 @@ static int context_error(const redisContext *c, int err_no) {
     return CORIO_EFAILED;
 }
 
+/* TCP keepalive on fd: a first probe after 15 s idle, then every 5 s, 3
+ * of them.  Set here rather than with hiredis's redisEnableKeepAlive,
+ * which records a failure as the context's error (and so ends it).
+ * Failures are ignored: keepalive only helps. */
+static void keepalive(int fd) {
+    int on = 1, idle = 15, intvl = 5, cnt = 3;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status) {
     int err_no = errno; /* the socket error hiredis just found, before anything else runs */
     corio__redis_conn *c = ac->data;
@@ -340,6 +355,13 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         rc = context_error(&ac->c, err_no);
         snprintf(c->error, sizeof c->error, "%s",
                  ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+    } else {
+        /* c's from now on, before the waiting task resumes: a loss in
+         * between (the peer's EOF in the same loop turn) is then a loss
+         * that on_disconnect sees, not a context freed behind c's back. */
+        c->ac = (redisAsyncContext *)ac;
+        if (ac->c.connection_type == REDIS_CONN_TCP)
+            keepalive(ac->c.fd); /* a peer gone silent is found */
     }
     if (f)
         corio_future_complete(f, rc, NULL);
@@ -402,13 +424,16 @@ static int connect_one(corio__redis_conn *c, const char *ip, uint16_t port, cons
         snprintf(c->error, sizeof c->error, "connect: %s", corio_strerror(rc));
         redisAsyncFree(ac); /* not connected: no callback runs */
     } else {
-        /* Connected: c's now, also if the await failed after all (a cancel
-         * that came with the connect): the failed dial drops it.  Not
-         * connected: hiredis freed the context after on_connect. */
-        if (corio_future_result(f) == 0)
-            c->ac = ac;
+        /* Connected: on_connect made it c's (also if the await failed
+         * after all, a cancel that came with the connect: the failed dial
+         * drops it), unless it was lost since (on_disconnect took it back
+         * and hiredis freed it).  Not connected: hiredis freed it after
+         * on_connect. */
+        int res = corio_future_result(f);
+        if (res == 0 && c->ac != ac)
+            res = CORIO_ECONNRESET;
         if (rc == 0)
-            rc = corio_future_result(f);
+            rc = res;
     }
     corio_future_release(f);
     return rc;
@@ -488,6 +513,8 @@ int corio__redis_dial(corio__redis_conn *c, const corio__redis_target *t, uint64
         if (rc == 0)
             rc = setup(c, t);
     }
+    if (rc == 0 && !c->ac) /* lost after its setup's last reply */
+        rc = CORIO_ECONNRESET;
     if (rc < 0) {
         if (!c->error[0])
             snprintf(c->error, sizeof c->error, "%s", corio_strerror(rc));

@@ -73,7 +73,12 @@
  *
  * NOT YET.  TLS; RESP3; unsubscribing (close the subscriber); MONITOR and
  * CLIENT REPLY (CORIO_ENOTSUP: they break the one-reply-per-command rule
- * that multiplexing rests on).
+ * that multiplexing rests on); MULTI/EXEC transactions (CORIO_ENOTSUP: on
+ * a shared connection they would take in other tasks' commands; EVAL is
+ * atomic); a bound on a reply's size (a huge reply is held whole, twice
+ * while it is copied); noticing a server that stops answering without
+ * closing (TCP keepalive finds a dead peer; commands meanwhile end at
+ * their deadlines).
  */
 #ifndef CORIO_REDIS_H
 #define CORIO_REDIS_H
@@ -140,8 +145,8 @@ int corio_redis_connect(corio_redis **out, const char *where, const corio_redis_
  * later call, and tasks in corio_redis_wait_connected wake with it; the
  * background task ends.  Callable from a task, from code on the loop's
  * thread, and after corio_run returned (for a client the loop's shutdown
- * disconnected).  Closing twice is a programming error (reported on
- * stderr).  Accepts NULL. */
+ * disconnected).  Accepts NULL.  Closing twice is undefined, as a double
+ * free() is (r may be freed by the first). */
 void corio_redis_close(corio_redis *r);
 
 /* Whether r is connected and ready for commands now (false for NULL). */
@@ -183,7 +188,10 @@ const char *corio_redis_error(const corio_redis *r);
  *   CORIO_EBUSY         max_pending commands are in flight already
  *   CORIO_ENOTSUP       a command that would break multiplexing: the
  *                       (P|S)(UN)SUBSCRIBE family (use a subscriber),
- *                       MONITOR, CLIENT REPLY, HELLO 3
+ *                       MONITOR, CLIENT REPLY, HELLO 3; or span other
+ *                       tasks' commands on the shared connection: MULTI,
+ *                       EXEC, DISCARD, WATCH, UNWATCH (use a Lua script,
+ *                       EVAL, for atomic work over several keys)
  *   CORIO_EINVAL        r or out NULL, argc 0, argv NULL or holding NULL
  *   CORIO_ENOTASK       called outside a task
  *   CORIO_ENOMEM        out of memory
