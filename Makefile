@@ -3,6 +3,7 @@
 #   make deps        install missing Debian packages (no apt at all when none is missing)
 #   make build       Release build in build/
 #   make run         run the hello server on 127.0.0.1:8080 (Ctrl-C stops it)
+#   make run-todo    the todo API on throwaway PostgreSQL and Redis, on 127.0.0.1:8080
 #   make test        ctest on the Release build
 #   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
 #   make valgrind    every test binary under valgrind memcheck
@@ -33,7 +34,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run test test-asan test-ucontext valgrind valgrind-integration bench clean format
+.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench clean format
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
 deps:
@@ -57,6 +58,10 @@ build: deps
 # Run the main demo: the hello HTTP server on 127.0.0.1:8080.
 run: build
 	./$(BUILD_DIR)/examples/hello/hello --host 127.0.0.1 --port 8080
+
+# examples/todo against a throwaway PostgreSQL and Redis (examples/todo/run.sh).
+run-todo: build
+	BUILD_DIR=$(BUILD_DIR) examples/todo/run.sh
 
 # Run the test suite on the Release build; print (and log) a one-line summary.
 test: build
