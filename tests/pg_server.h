@@ -14,6 +14,7 @@
 #ifndef CORIO_PG_SERVER_H
 #define CORIO_PG_SERVER_H
 
+#include "free_port.h"
 #include <glob.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -33,6 +34,7 @@ typedef struct pg_server {
     char skip_why[256]; /* set when the tests cannot run */
     int port;
     bool running; /* started here (and to be stopped here) */
+    bool up;      /* the tests can run: started here, or CORIO_TEST_PG */
 } pg_server;
 
 static pg_server pg_srv;
@@ -52,19 +54,6 @@ static inline int pg_server_sh(const char *fmt, ...) {
              geteuid() == 0 ? "runuser -u nobody -- " : "", cmd);
     int st = system(line);
     return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static inline int pg_server_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 /* Stops the server (immediate shutdown) and removes its directory. */
@@ -193,7 +182,7 @@ static inline int pg_server_start(void) {
         return -1;
     }
     for (int attempt = 0; attempt < 3; attempt++) { /* the port may be taken meanwhile */
-        pg_srv.port = pg_server_free_port();
+        pg_srv.port = test_free_port();
         if (pg_server_resume() == 0) {
             pg_server_watchdog();
             snprintf(pg_srv.conninfo, sizeof pg_srv.conninfo,
@@ -206,6 +195,32 @@ static inline int pg_server_start(void) {
     fprintf(stderr, "pg_server: the server did not start\n");
     pg_server_dump_log();
     return -1;
+}
+
+/* cmocka's group setup and teardown for a test file on this server (the
+ * file includes cmocka, through corio_test.h, first). */
+static inline int pg_server_group_setup(void **state) {
+    (void)state;
+    int rc = pg_server_start();
+    pg_srv.up = rc == 0;
+    return rc < 0 ? -1 : 0;
+}
+
+static inline int pg_server_group_teardown(void **state) {
+    (void)state;
+    pg_server_stop();
+    return 0;
+}
+
+/* Skips the calling test, saying why, when there is no server;
+ * own: it must be one this process started (it stops or pauses it). */
+static inline void pg_server_need(const char *who, bool own) {
+    if (!pg_srv.up || (own && !pg_srv.running)) {
+        fprintf(stderr, "%s: skipped: %s\n", who,
+                pg_srv.up ? "CORIO_TEST_PG is set: this test must stop and start its own server"
+                          : pg_srv.skip_why);
+        skip();
+    }
 }
 
 #endif

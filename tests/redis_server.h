@@ -23,6 +23,7 @@
 #ifndef CORIO_REDIS_SERVER_H
 #define CORIO_REDIS_SERVER_H
 
+#include "free_port.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -52,19 +53,6 @@ typedef struct redis_server {
 
 enum { REDIS_SERVER_MAX = 4 };
 static redis_server *redis_servers[REDIS_SERVER_MAX];
-
-static inline int redis_server_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static inline bool redis_server_find_bin(void) {
     const char *path = getenv("PATH");
@@ -250,7 +238,7 @@ static inline int redis_server_start(redis_server *s, bool shared) {
     }
     redis_server_watchdog(s);
     for (int attempt = 0; attempt < 3; attempt++) { /* the port may be taken meanwhile */
-        s->port = redis_server_free_port();
+        s->port = test_free_port();
         if (redis_server_spawn(s) == 0) {
             snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
             return 0;

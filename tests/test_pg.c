@@ -9,13 +9,8 @@
 
 #include "pg_server.h"
 
-static bool server_up;
-
 static void need_server(void) {
-    if (!server_up) {
-        fprintf(stderr, "test_pg: skipped: %s\n", pg_srv.skip_why);
-        skip();
-    }
+    pg_server_need("test_pg", false);
 }
 
 /* ---- connect + select 1 -------------------------------------------------------------- */
@@ -228,7 +223,7 @@ static void test_pg_query_cancelled_by_task_cancel_and_close_mid_query(void **st
 
 static int connect_fail_main(void *arg) {
     (void)arg;
-    int port = pg_server_free_port(); /* nothing listens there */
+    int port = test_free_port(); /* nothing listens there */
     char ci[128];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres", port);
     corio_pg_conn *db = (corio_pg_conn *)&db;
@@ -848,19 +843,6 @@ static void test_pg_retry_tx_write_skew_both_commit_one_retried(void **state) {
     corio_test_run_checked(retry_tx_main, NULL);
 }
 
-static int group_setup(void **state) {
-    (void)state;
-    int rc = pg_server_start();
-    server_up = rc == 0;
-    return rc < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    pg_server_stop();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pg_connect_and_select_one),
@@ -878,7 +860,7 @@ int main(void) {
         cmocka_unit_test(test_pg_pool_never_freed_still_ends_the_loop_cleanly),
         cmocka_unit_test(test_pg_retry_tx_write_skew_both_commit_one_retried),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, pg_server_group_setup, pg_server_group_teardown);
 }
 
 #else /* built without libpq */

@@ -9,13 +9,8 @@
 
 #include "pg_server.h"
 
-static bool server_up;
-
 static void need_server(void) {
-    if (!server_up) {
-        fprintf(stderr, "test_pg_batch: skipped: %s\n", pg_srv.skip_why);
-        skip();
-    }
+    pg_server_need("test_pg_batch", false);
 }
 
 static corio_pg_conn *connect_db(void) {
@@ -444,19 +439,6 @@ static void test_pg_batch_outside_a_task(void **state) {
     corio_pg_batch_free(b);
 }
 
-static int group_setup(void **state) {
-    (void)state;
-    int rc = pg_server_start();
-    server_up = rc == 0;
-    return rc < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    pg_server_stop();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pg_batch_hundred_independent_queries_one_failing_in_the_middle),
@@ -468,7 +450,7 @@ int main(void) {
         cmocka_unit_test(test_pg_batch_bad_calls),
         cmocka_unit_test(test_pg_batch_outside_a_task),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, pg_server_group_setup, pg_server_group_teardown);
 }
 
 #else /* built without libpq */

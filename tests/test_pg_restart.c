@@ -11,8 +11,6 @@
 
 #include "pg_server.h"
 
-static bool server_up;
-
 static int halt_job(void *arg) {
     (void)arg;
     return pg_server_halt() == 0 ? 0 : CORIO_EFAILED;
@@ -173,12 +171,7 @@ static int restart_main(void *arg) {
 
 static void test_pg_restart_under_a_running_pool(void **state) {
     (void)state;
-    if (!server_up || !pg_srv.running) {
-        fprintf(stderr, "test_pg_restart: skipped: %s\n",
-                server_up ? "CORIO_TEST_PG is set: this test must stop and start its own server"
-                          : pg_srv.skip_why);
-        skip();
-    }
+    pg_server_need("test_pg_restart", true);
     corio_test_run_checked(restart_main, NULL);
 }
 
@@ -264,29 +257,11 @@ static int stall_main(void *arg) {
 
 static void test_pg_stalled_server_cancels_bounded_and_close_is_prompt(void **state) {
     (void)state;
-    if (!server_up || !pg_srv.running) {
-        fprintf(stderr, "test_pg_restart: skipped: %s\n",
-                server_up ? "CORIO_TEST_PG is set: this test must stop its own server"
-                          : pg_srv.skip_why);
-        skip();
-    }
+    pg_server_need("test_pg_restart", true);
     corio_test_run_checked(stall_main, NULL);
     pid_t pm = postmaster_pid(); /* never leave it stopped, even on failure */
     if (pm > 0)
         kill(pm, SIGCONT);
-}
-
-static int group_setup(void **state) {
-    (void)state;
-    int rc = pg_server_start();
-    server_up = rc == 0;
-    return rc < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    pg_server_stop();
-    return 0;
 }
 
 int main(void) {
@@ -294,7 +269,7 @@ int main(void) {
         cmocka_unit_test(test_pg_restart_under_a_running_pool),
         cmocka_unit_test(test_pg_stalled_server_cancels_bounded_and_close_is_prompt),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, pg_server_group_setup, pg_server_group_teardown);
 }
 
 #else /* built without libpq */

@@ -704,7 +704,7 @@ static int connect_main(void *arg) {
     corio_redis_reply *rep = NULL;
     /* nothing listens there */
     char addr[160];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", redis_server_free_port());
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", test_free_port());
     r = (corio_redis *)&r;
     SOFT(corio_redis_connect(&r, addr, NULL) == CORIO_ECONNREFUSED);
     SOFT(r == NULL);
