@@ -524,6 +524,36 @@ static int restart_main(void *arg) {
     corio_redis_reply_free(rep);
     corio_redis_sub_close(sub);
     corio_redis_close(r);
+
+    /* A client made while the server is away, connecting in the
+     * background: at once, disconnected, failing fast; connected once the
+     * server is there. */
+    redis_server_stop(&restart_srv);
+    const corio_redis_opts bg = {.connect_in_background = true};
+    r = NULL;
+    SOFT(corio_redis_connect(&r, restart_srv.addr, &bg) == 0);
+    if (!r)
+        return 0;
+    rep = NULL;
+    SOFT(corio_redis_get(r, &rep, "k") == CORIO_ECONNRESET);
+    CORIO_WITH(corio_timeout_scope(20)) {
+        rc = corio_redis_wait_connected(r);
+    }
+    SOFT(rc == CORIO_ETIMEDOUT && !corio_redis_connected(r));
+    for (int i = 0; i < 2000 && !*corio_redis_error(r); i++) /* its first attempt's news */
+        SOFT(corio_sleep(5) == 0);
+    SOFT(strstr(corio_redis_error(r), "refused") != NULL);
+    SOFT(redis_server_restart(&restart_srv) == 0);
+    CORIO_WITH(corio_timeout_scope(30000)) {
+        rc = corio_redis_wait_connected(r);
+    }
+    SOFT(rc == 0);
+    SOFT(corio_redis_set(r, "k", "bg", 2, 0) == 0);
+    SOFT(corio_redis_get(r, &rep, "k") == 0 && str_is(rep, "bg"));
+    corio_redis_reply_free(rep);
+    corio_redis_close(r);
+    /* a malformed address is still refused at once */
+    SOFT(corio_redis_connect(&r, "127.0.0.1:notaport", &bg) == CORIO_EINVAL && r == NULL);
     return 0;
 }
 

@@ -102,12 +102,10 @@ static int reply_error(corio_res *res, int status, const char *message) {
 
 /* ---- the cache --------------------------------------------------------------------------- */
 
-/* This worker's client (a client belongs to the loop that connected it:
- * each worker process connects its own, at its first request), NULL until
- * it connected. */
+/* This worker's client (a client belongs to the loop that made it: each
+ * worker process makes its own, at its first request), NULL before. */
 static corio_redis *redis;
-static bool redis_tried; /* the first connect was made (or is under way) */
-static bool cache_down;  /* an outage was logged and has not ended */
+static bool cache_down; /* an outage was logged and has not ended */
 
 /* Logged once per outage, not per request: while Redis is away every
  * request would say the same. */
@@ -118,7 +116,7 @@ static void cache_trouble(const char *what) {
     cache_down = true;
 }
 
-/* Why r (NULL: the last connect) failed, or what rc says. */
+/* Why r failed, or what rc says. */
 static const char *redis_why(const corio_redis *r, int rc) {
     const char *why = corio_redis_error(r);
     return *why ? why : corio_strerror(rc);
@@ -130,51 +128,25 @@ static void cache_fine(void) {
     cache_down = false;
 }
 
-/* A Redis that was down when the worker started: tried again in the
- * background, from 50 ms apart up to 2 s, until it answers.  (Once
- * connected, the client reconnects by itself.)  Cancelled when the loop
- * ends. */
-static int redis_connector(void *arg) {
-    (void)arg;
-    corio_redis_opts o = {.connect_timeout_ms = 1000};
-    for (uint64_t pause = 50;; pause = pause < 1000 ? pause * 2 : 2000) {
-        if (corio_sleep(pause) < 0)
-            return 0;
-        corio_redis *r;
-        int rc = corio_redis_connect(&r, cfg.redis, &o);
-        if (rc == 0) {
-            redis = r;
-            cache_fine();
-            return 0;
-        }
-        if (rc == CORIO_ECANCELED)
-            return 0;
-    }
-}
-
 /* The worker's client when it is ready for commands, else NULL (no cache
- * configured, not connected yet, connection lost). */
+ * configured, not connected yet, connection lost).  The client connects
+ * in the background and reconnects by itself (Redis may start after this
+ * server, or go away and come back): a request never waits for it. */
 static corio_redis *cache(void) {
     if (!cfg.redis)
         return NULL;
-    if (!redis_tried) {
-        redis_tried = true;
-        corio_redis_opts o = {.connect_timeout_ms = CACHE_TIMEOUT_MS};
-        corio_redis *r = NULL;
-        int rc = corio_redis_connect(&r, cfg.redis, &o);
-        if (rc == 0) {
-            redis = r;
-            corio_log(CORIO_LOG_INFO, "redis %s: connected", cfg.redis);
-        } else if (rc == CORIO_ECANCELED) {
-            redis_tried = false; /* the client left: no news of Redis, the next request tries */
-        } else {
-            cache_trouble(redis_why(NULL, rc));
-            if (corio_spawn(NULL, "redis-connector", redis_connector, NULL) < 0)
-                corio_log(CORIO_LOG_ERROR, "redis: cannot start the connector: no cache");
+    if (!redis) {
+        corio_redis_opts o = {.connect_timeout_ms = 1000, .connect_in_background = true};
+        int rc = corio_redis_connect(&redis, cfg.redis, &o);
+        if (rc < 0) { /* a malformed address is refused at start: memory, then */
+            cache_trouble(corio_strerror(rc));
+            return NULL;
         }
     }
-    if (redis && !corio_redis_connected(redis)) {
-        cache_trouble(redis_why(redis, CORIO_ECONNRESET));
+    if (!corio_redis_connected(redis)) {
+        const char *why = corio_redis_error(redis);
+        if (*why) /* not merely "not yet": an attempt failed, or the connection was lost */
+            cache_trouble(why);
         return NULL;
     }
     return redis;

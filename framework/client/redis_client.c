@@ -121,7 +121,7 @@ int corio_redis_connect(corio_redis **out, const char *where, const corio_redis_
     r->refs = 1;
     int rc =
         corio__redis_target_parse(&r->target, where, opts, r->conn.error, sizeof r->conn.error);
-    if (rc == 0)
+    if (rc == 0 && !r->o.connect_in_background)
         rc = corio__redis_dial(&r->conn, &r->target, r->o.connect_timeout_ms);
     if (rc == 0) {
         r->refs++;
@@ -139,7 +139,8 @@ int corio_redis_connect(corio_redis **out, const char *where, const corio_redis_
         return rc;
     }
     corio__redis_set_connect_error("");
-    corio_event_set(&r->up);
+    if (r->conn.ready) /* else the keeper dials: in the background */
+        corio_event_set(&r->up);
     *out = r;
     return 0;
 }

@@ -108,6 +108,14 @@ typedef struct corio_redis_opts {
     /* Messages a subscriber queues for corio_redis_next_message at most;
      * 0: 1024. */
     size_t max_messages;
+    /* A client (not a subscriber): corio_redis_connect returns at once
+     * with a client that connects in its background task, retrying with
+     * the reconnect pauses until it does, as after a lost connection (its
+     * commands fail with CORIO_ECONNRESET until then; await
+     * corio_redis_wait_connected to wait; corio_redis_error tells why the
+     * last attempt failed).  For a server that may start after the
+     * application, or go away before it starts. */
+    bool connect_in_background;
     /* AUTH [username] password after each connect, and SELECT db (when
      * db > 0), unless the address (a redis:// URL) gives them; copied. */
     const char *username;
@@ -118,7 +126,10 @@ typedef struct corio_redis_opts {
 /* ---- clients ------------------------------------------------------------------ */
 
 /* Await: connects to `where` (see ADDRESSES above; copied), sends AUTH and
- * SELECT if given, and starts the client's background task.  opts may be
+ * SELECT if given, and starts the client's background task (with
+ * opts.connect_in_background: only parses `where` and starts the task,
+ * which connects; not an await then, and the codes below that come from
+ * connecting do not occur).  opts may be
  * NULL (the defaults); it is copied.  On success *out receives the client,
  * to close with corio_redis_close(); on failure *out is NULL and
  * corio_redis_error(NULL) says why.
