@@ -121,7 +121,7 @@ valgrind: build
 # SIGTERM exit, which must be 0: --error-exitcode) fails its case, and any failure fails the
 # target.  Cases that mean nothing under valgrind (load) say SKIP.  Logs in build/valgrind/.
 VALGRIND_IT_SCRIPTS := test_http test_http_examples test_http_hostile test_http_static test_proxy \
-                       test_techempower
+                       test_techempower test_todo
 valgrind-integration: build
 	@mkdir -p $(BUILD_DIR)/valgrind; fail=0; b=$(abspath $(BUILD_DIR)); \
 	rest=""; [ -x "$$b/examples/rest/rest" ] && rest="--rest $$b/examples/rest/rest"; \
@@ -133,6 +133,7 @@ valgrind-integration: build
 	    test_http_static) args="--static $$b/examples/static/static";; \
 	    test_proxy) args="--proxy $$b/examples/proxy/proxy --hello $$b/examples/hello/hello";; \
 	    test_techempower) args="--server $$b/examples/techempower/techempower";; \
+	    test_todo) args="--server $$b/examples/todo/todo";; \
 	  esac; \
 	  log=$$b/valgrind/$$s.py.log; \
 	  if timeout 900 python3 tests/$$s.py $$args --wrap "$(VALGRIND)" >"$$log" 2>&1; then \

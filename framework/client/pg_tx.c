@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corio/loop.h"
 #include "corio/scope.h"
+#include "corio/task.h"
 #include "pg_internal.h"
 
 /* Await: runs a statement without rows; the result's command tag copied
@@ -162,8 +164,10 @@ int corio_pg_retry_tx(corio_pg_pool *pool, const corio_pg_tx_opts *opts, unsigne
         if (!retry || attempt >= max_attempts)
             return rc;
         /* a short, growing, jittered pause so two conflicting callers do not
-         * meet again at once */
-        uint64_t ms = (corio_now() * 2654435761u >> 7) % (5u * attempt) + 1;
+         * meet again at once (the task's id in the seed: two tasks failing
+         * in one loop turn see the same loop time) */
+        uint64_t seed = corio_now() ^ (corio_task_id(corio_current()) << 20);
+        uint64_t ms = (seed * 0x9E3779B97F4A7C15ull >> 40) % (5u * attempt) + 1;
         int src = corio_sleep(ms);
         if (src < 0)
             return src;
