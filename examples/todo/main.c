@@ -15,10 +15,11 @@
  * value is a 400, an unknown id a 404, each with {"error": "..."}.
  *
  * The ideas it shows:
- *  - A transaction scope per write, on a connection checked out of a pool
- *    (both scopes: corio/pg.h).  Each write changes its todo and appends a
- *    line to todo_log, and the two go together or not at all: COMMIT when
- *    the block ends normally, ROLLBACK on every other way out.
+ *  - A transaction scope per request (READ ONLY for reads), on a
+ *    connection checked out of a pool (both scopes: corio/pg.h).  Each
+ *    write changes its todo and appends a line to todo_log, and the two go
+ *    together or not at all: COMMIT when the block ends normally, ROLLBACK
+ *    on every other way out.
  *  - A deadline per request: its database work (waiting for a connection,
  *    the statements, COMMIT) runs in a timeout scope of --deadline-ms (2 s).
  *    Past it the statement running is cancelled on the server, the
@@ -379,10 +380,11 @@ static int tx_delete(corio_pg_conn *db, job *j) {
     return log_change(db, j, "delete");
 }
 
-/* Runs fn on a connection of the worker's pool, in a transaction when
- * `write` (a lone SELECT is a transaction of its own already: BEGIN and
- * COMMIT around it would be two round trips for nothing), all of it under
- * the request's deadline.  Returns fn's result, the checkout's (j->no_conn
+/* Runs fn on a connection of the worker's pool, in a transaction scope
+ * (READ ONLY unless `write`: a read that writes by mistake fails), all of
+ * it under the request's deadline.  (A lone SELECT would be a transaction
+ * of its own without the scope; the scope costs two round trips and keeps
+ * every route the same shape.)  Returns fn's result, the checkout's (j->no_conn
  * set), or the transaction's outcome: CORIO_ETIMEDOUT when the deadline
  * passed before COMMIT (rolled back), a COMMIT that failed ... */
 static int db_run(db_fn fn, job *j, bool write) {
@@ -396,12 +398,9 @@ static int db_run(db_fn fn, job *j, bool write) {
     CORIO_WITH(corio_timeout_scope(cfg.deadline_ms)) {
         corio_pg_conn *db;
         corio_pg_tx tx;
+        const corio_pg_tx_opts txo = {.read_only = !write};
         CORIO_WITH_RC(crc, corio_pg_checkout(pool, &db)) {
-            if (!write) {
-                rc = fn(db, j);
-                break;
-            }
-            CORIO_WITH_RC(trc, corio_pg_transaction(&tx, db, NULL)) {
+            CORIO_WITH_RC(trc, corio_pg_transaction(&tx, db, &txo)) {
                 if ((rc = fn(db, j)) < 0) {
                     corio_scope_fail(rc); /* ROLLBACK */
                     break;
