@@ -18,14 +18,21 @@
 #define COPY_BODY_MAX (16 * 1024)
 #define WRITE_SLICE (256 * 1024)
 
+/* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 bytes: the head copies
+ * exactly that many) with English names whatever the application's locale
+ * (strftime's %a and %b follow LC_TIME). */
 const char *corio__http_date(void) {
-    static __thread char buf[32];
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    static __thread char buf[80]; /* room for any int the format could see */
     static __thread time_t last;
     time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        snprintf(buf, sizeof buf, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday,
+                 tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
         last = now;
     }
     return buf;
@@ -290,7 +297,6 @@ int corio_res_text(corio_res *res, int status, const char *text) {
 int corio_res_json(corio_res *res, int status, const char *json) {
     return corio_res_send(res, status, "application/json", json, json ? strlen(json) : 0);
 }
-
 
 int corio_res_start(corio_res *res, int status, const char *content_type) {
     int rc = start_refused(res, status, content_type, false);
