@@ -524,6 +524,33 @@ static void test_bad_durations_rejected(void **state) {
     assert_int_equal(corio__parse_duration(NULL, &ms), CORIO_EINVAL);
 }
 
+/* ---- --reuse-port ----------------------------------------------------------------- */
+
+static void test_reuse_port_flag_and_variable(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE0(&o), 0);
+    assert_false(o.reuse_port); /* a port in use is refused unless asked */
+    assert_int_equal(PARSE(&o, "--reuse-port"), 0);
+    assert_true(o.reuse_port);
+    expect_rejected(PARSE(&o, "--reuse-port=1"), "--reuse-port", "takes no value");
+    static const char *const yes[] = {"1", "true", "YES", "on"}, *const no[] = {"0", "false", "no",
+                                                                                "Off"};
+    for (size_t i = 0; i < 4; i++) {
+        env_set("CORIO_REUSE_PORT", yes[i]);
+        assert_int_equal(PARSE0(&o), 0);
+        assert_true(o.reuse_port);
+        env_set("CORIO_REUSE_PORT", no[i]);
+        assert_int_equal(PARSE0(&o), 0);
+        assert_false(o.reuse_port);
+    }
+    env_set("CORIO_REUSE_PORT", "maybe");
+    expect_rejected(PARSE0(&o), "CORIO_REUSE_PORT", "got 'maybe'");
+    env_set("CORIO_REUSE_PORT", "0");
+    assert_int_equal(PARSE(&o, "--reuse-port"), 0); /* the flag wins */
+    assert_true(o.reuse_port);
+}
+
 /* ---- --help -------------------------------------------------------------------------- */
 
 static void test_usage_lists_every_flag_and_variable(void **state) {
@@ -540,19 +567,14 @@ static void test_usage_lists_every_flag_and_variable(void **state) {
     text[n] = '\0';
     fclose(f);
     unlink(path);
-    static const char *const want[] = {"usage: myapp",    "does things",
-                                       "--host",          "CORIO_HOST",
-                                       "--port",          "CORIO_PORT",
-                                       "--unix",          "CORIO_UNIX",
-                                       "--workers",       "CORIO_WORKERS",
-                                       "--tls-cert",      "CORIO_TLS_CERT",
-                                       "--tls-key",       "CORIO_TLS_KEY",
-                                       "--max-conns",     "CORIO_MAX_CONNS",
-                                       "--read-timeout",  "CORIO_READ_TIMEOUT",
-                                       "--write-timeout", "CORIO_WRITE_TIMEOUT",
-                                       "--drain-timeout", "CORIO_DRAIN_TIMEOUT",
-                                       "--log-level",     "CORIO_LOG_LEVEL",
-                                       "--help",          "--version"};
+    static const char *const want[] = {
+        "usage: myapp",    "does things",         "--host",          "CORIO_HOST",
+        "--port",          "CORIO_PORT",          "--unix",          "CORIO_UNIX",
+        "--workers",       "CORIO_WORKERS",       "--tls-cert",      "CORIO_TLS_CERT",
+        "--tls-key",       "CORIO_TLS_KEY",       "--max-conns",     "CORIO_MAX_CONNS",
+        "--read-timeout",  "CORIO_READ_TIMEOUT",  "--write-timeout", "CORIO_WRITE_TIMEOUT",
+        "--drain-timeout", "CORIO_DRAIN_TIMEOUT", "--log-level",     "CORIO_LOG_LEVEL",
+        "--reuse-port",    "CORIO_REUSE_PORT",    "--help",          "--version"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(text, want[i]))
             fail_msg("--help lacks '%s':\n%s", want[i], text);
@@ -585,6 +607,7 @@ int main(void) {
         T(test_message_truncated_to_buffer),
         T(test_durations_parsed),
         T(test_bad_durations_rejected),
+        T(test_reuse_port_flag_and_variable),
         T(test_usage_lists_every_flag_and_variable),
     };
     return cmocka_run_group_tests(tests, make_files, remove_files);

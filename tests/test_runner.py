@@ -607,6 +607,65 @@ def case_two_workers_share_connections():
                 s.close()
 
 
+def run_refused(args, env=None):
+    """Runs a server that must not start: returns its stderr once it exits
+    non-zero.  One that serves instead is killed at the deadline, a failure."""
+    try:
+        r = run_cli(ARGS.echo, args, env)
+    except subprocess.TimeoutExpired:
+        raise CaseFailure("%s started (shares a port it must not)" % args) from None
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode != 0, "%s exited %d: %r" % (args, r.returncode, err))
+    return err
+
+
+def all_echo(port, n=40):
+    """n connections to port, open at once, each echoed."""
+    socks = [connect(port) for _ in range(n)]
+    try:
+        for i, s in enumerate(socks):
+            echo_on(s, b"all %d\n" % i)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def case_second_server_on_taken_port_refused():
+    """A second server on a port a running one holds, whether one process or
+    a supervisor, exits non-zero saying "address already in use" (not a
+    silent SO_REUSEPORT share), and the first still serves every
+    connection."""
+    for first in ((), ("--workers", "2")):
+        with Server(ARGS.echo, *first) as srv:
+            if first:
+                srv.wait_children(2)
+            for second in ((), ("--workers", "2")):
+                err = run_refused(["--port", str(srv.port), *second])
+                check("address already in use" in err and "--reuse-port" in err,
+                      "%s after %s: %r" % (second, first, err))
+            all_echo(srv.port)
+
+
+def case_reuse_port_lets_a_second_share():
+    """--reuse-port (or CORIO_REUSE_PORT=1) lets a second server share the
+    port, a rolling replacement: both serve connections on it, and when the
+    first leaves, the second serves them all."""
+    for flag, env in ((("--reuse-port",), None), ((), {"CORIO_REUSE_PORT": "1"})):
+        first = Server(ARGS.echo)
+        with first, Server(ARGS.echo, "--port", str(first.port), *flag, env=env) as second:
+            check(second.port == first.port, "second on %d, first on %d"
+                  % (second.port, first.port))
+            socks, counts = open_until_both_own(None, [first.pid, second.pid], first.port)
+            for s in socks:
+                s.close()
+            code = first.terminate(10)
+            check(code == 0, "first exit %s" % code)
+            all_echo(second.port)
+    r = run_cli(ARGS.echo, [], {"CORIO_REUSE_PORT": "maybe"})
+    check(r.returncode == 2 and b"CORIO_REUSE_PORT" in r.stderr,
+          "CORIO_REUSE_PORT=maybe: exit %d %r" % (r.returncode, r.stderr))
+
+
 def case_killed_worker_restarted_others_serve():
     """kill -9 of one worker: the supervisor logs it and forks a new worker
     (a new child pid) that serves; the other worker keeps echoing on its open
@@ -1159,6 +1218,8 @@ CASES = [
     case_max_conns_holds_third_connection,
     case_emfile_no_spin_and_recovery,
     case_two_workers_share_connections,
+    case_second_server_on_taken_port_refused,
+    case_reuse_port_lets_a_second_share,
     case_killed_worker_restarted_others_serve,
     case_sigterm_during_restart_backoff_no_spin,
     case_supervisor_killed_workers_exit,

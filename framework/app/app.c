@@ -26,6 +26,24 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
     return corio__tcp_listen_socket(o->host, *port_inout, true, LISTEN_BACKLOG, port_inout);
 }
 
+/* Every listener of the runner has SO_REUSEPORT: a supervisor's workers
+ * share the port so, and a --reuse-port instance can take over from a
+ * running one.  Without --reuse-port, a port that some socket listens on
+ * is refused rather than silently shared.  Port 0 needs no check: the
+ * kernel never picks a port another socket holds. */
+int corio__port_check(const corio__app_opts *o) {
+    if (o->unix_path || o->inherited_fd >= 0 || o->port == 0 || o->reuse_port)
+        return 0;
+    return corio__tcp_port_free(o->host, o->port);
+}
+
+const char *corio__listen_hint(const corio__app_opts *o, int rc) {
+    if (rc != CORIO_EADDRINUSE || o->unix_path || o->inherited_fd >= 0 || o->reuse_port)
+        return "";
+    return " (another server listens on that port; --reuse-port shares it, for a rolling "
+           "replacement of one instance by another)";
+}
+
 /* systemd socket activation: a listening socket passed as fd 3 when
  * LISTEN_PID names this process and LISTEN_FDS >= 1.  The variables are
  * removed so that children (workers) do not take them as their own. */

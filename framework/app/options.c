@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -16,7 +17,18 @@
 #include "app/options.h"
 #include "corio/corio.h"
 
-enum kind { K_HOST, K_PORT, K_PATH, K_WORKERS, K_FILE, K_COUNT, K_DURATION, K_LEVEL, K_FLAG };
+enum kind {
+    K_HOST,
+    K_PORT,
+    K_PATH,
+    K_WORKERS,
+    K_FILE,
+    K_COUNT,
+    K_DURATION,
+    K_LEVEL,
+    K_BOOL, /* a flag without a value; its variable holds 1/0, true/false, yes/no, on/off */
+    K_FLAG, /* --help, --version: no variable */
+};
 
 typedef struct option {
     const char *flag;
@@ -49,6 +61,10 @@ static const option options[] = {
      "a duration such as 500ms, 10s, 2m", "graceful drain on SIGTERM before cancelling"},
     {"log-level", "CORIO_LOG_LEVEL", K_LEVEL, OFF(log_level), "error, warn, info or debug",
      "log verbosity"},
+    {"reuse-port", "CORIO_REUSE_PORT", K_BOOL, OFF(reuse_port),
+     "1 or 0 (true/false, yes/no, on/off)",
+     "share the TCP port with a server already listening on it, for a rolling replacement of "
+     "one instance by another"},
     {"help", NULL, K_FLAG, OFF(help), NULL, "show this help"},
     {"version", NULL, K_FLAG, OFF(version), NULL, "show the version"},
 };
@@ -90,6 +106,19 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         return CORIO_EINVAL;
     *out = v;
     return 0;
+}
+
+/* A boolean variable's value. */
+static int parse_bool(const char *s, bool *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                                "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, 0;
+    }
+    return CORIO_EINVAL;
 }
 
 static int set_value(corio__app_opts *o, const option *opt, const char *v) {
@@ -140,6 +169,8 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
         return corio__parse_duration(v, (uint64_t *)field);
     case K_LEVEL:
         return corio_log_level_parse(v, (corio_log_level *)field);
+    case K_BOOL:
+        return parse_bool(v, (bool *)field);
     case K_FLAG:
         *(bool *)field = true;
         return 0;
@@ -185,10 +216,10 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
         if (!opt)
             return fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)nlen, name);
         const char *v;
-        if (opt->kind == K_FLAG) {
+        if (opt->kind == K_FLAG || opt->kind == K_BOOL) {
             if (eq)
                 return fail(err, errlen, "--%s takes no value", opt->flag);
-            v = "";
+            v = opt->kind == K_BOOL ? "1" : "";
         } else if (eq) {
             v = eq + 1;
         } else if (i + 1 < argc) {
@@ -221,7 +252,8 @@ void corio__app_usage(const corio_app *app, int fd) {
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option *opt = &options[i];
         char flag[40];
-        snprintf(flag, sizeof flag, "--%s%s", opt->flag, opt->kind == K_FLAG ? "" : " VALUE");
+        bool bare = opt->kind == K_FLAG || opt->kind == K_BOOL;
+        snprintf(flag, sizeof flag, "--%s%s", opt->flag, bare ? "" : " VALUE");
         dprintf(fd, "  %-22s %s", flag, opt->help);
         if (opt->accepts)
             dprintf(fd, "; %s", opt->accepts);

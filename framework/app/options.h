@@ -19,6 +19,7 @@ typedef struct corio__app_opts {
     size_t max_conns;
     uint64_t read_timeout_ms, write_timeout_ms, drain_timeout_ms;
     corio_log_level log_level;
+    bool reuse_port; /* --reuse-port: join a port another server listens on */
     bool help, version;
 } corio__app_opts;
 

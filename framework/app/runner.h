@@ -24,4 +24,15 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o);
  * the fd or a negative code. */
 int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
 
+/* Refuses a TCP port that some socket already listens on, unless
+ * --reuse-port (see corio__tcp_port_free; nothing to check for Unix
+ * sockets, inherited sockets and port 0).  Called just before the first
+ * listener of the process is made.  Returns 0 or a negative code
+ * (-EADDRINUSE: the port is taken). */
+int corio__port_check(const corio__app_opts *o);
+
+/* What to add to "cannot listen on HOST:PORT: <error>" for error rc: a
+ * hint at --reuse-port for a TCP port in use, else "".  Static storage. */
+const char *corio__listen_hint(const corio__app_opts *o, int rc);
+
 #endif

@@ -133,11 +133,14 @@ static int worker_main(void *arg) {
             .stream = {.read_timeout_ms = o->read_timeout_ms,
                        .write_timeout_ms = o->write_timeout_ms},
         };
-        rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
+        rc = w->listen_fd < 0 ? corio__port_check(o) : 0;
+        if (rc == 0)
+            rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
         if (rc && o->unix_path)
             fail(w, "cannot listen on unix:%s: %s", o->unix_path, corio_strerror(rc));
         else if (rc)
-            fail(w, "cannot listen on %s:%u: %s", o->host, o->port, corio_strerror(rc));
+            fail(w, "cannot listen on %s:%u: %s%s", o->host, o->port, corio_strerror(rc),
+                 corio__listen_hint(o, rc));
     }
     if (rc == 0) {
         if (w->listen_fd < 0 && o->inherited_fd >= 0) {

@@ -30,30 +30,44 @@ int corio__socket_port(int fd) {
     return corio__sockaddr_port(&ss);
 }
 
-int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
-                             uint16_t *bound_port) {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (uv_ip4_addr(host, port, a4) == 0) {
-        len = sizeof *a4;
-    } else if (uv_ip6_addr(host, port, a6) == 0) {
-        len = sizeof *a6;
-    } else {
-        corio__report("server: host '%s' is not an IPv4 or IPv6 address", host);
-        return CORIO_EINVAL;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* host:port into *ss (an IP literal: no name lookup).  Returns the address
+ * length, or 0 after a report. */
+static socklen_t ip_address(const char *host, uint16_t port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+        return sizeof(struct sockaddr_in);
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return sizeof(struct sockaddr_in6);
+    corio__report("server: host '%s' is not an IPv4 or IPv6 address", host);
+    return 0;
+}
+
+/* A TCP socket of ss's family with the options every listener here has:
+ * SO_REUSEADDR (a port whose connections linger in TIME_WAIT can be bound
+ * again at once) and, for IPv6, IPV6_V6ONLY.  Returns the fd or -errno. */
+static int tcp_socket(const struct sockaddr_storage *ss) {
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    return fd;
+}
+
+int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
+                             uint16_t *bound_port) {
+    struct sockaddr_storage ss;
+    socklen_t len = ip_address(host, port, &ss);
+    if (!len)
+        return CORIO_EINVAL;
+    int fd = tcp_socket(&ss);
+    if (fd < 0)
+        return fd;
+    int one = 1;
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         goto out_errno;
-    if (ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
         listen(fd, backlog > 0 ? backlog : DEFAULT_BACKLOG) != 0)
         goto out_errno;
@@ -67,6 +81,23 @@ out_errno:;
     int err = -errno;
     close(fd);
     return err;
+}
+
+/* The kernel lets a socket without SO_REUSEPORT share a port with no
+ * listening socket, SO_REUSEPORT or not (a listener on the wildcard
+ * address covers 127.0.0.1 too): the probe's bind fails exactly when some
+ * socket listens there. */
+int corio__tcp_port_free(const char *host, uint16_t port) {
+    struct sockaddr_storage ss;
+    socklen_t len = ip_address(host, port, &ss);
+    if (!len)
+        return CORIO_EINVAL;
+    int fd = tcp_socket(&ss);
+    if (fd < 0)
+        return fd;
+    int rc = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
 }
 
 int corio__unix_listen_socket(const char *path, int backlog) {

@@ -18,6 +18,16 @@
 int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, int backlog,
                              uint16_t *bound_port);
 
+/* Whether a new SO_REUSEPORT group may be made on host:port without
+ * joining another's: binds a socket without SO_REUSEPORT there (with
+ * SO_REUSEADDR, as the listeners have, so connections in TIME_WAIT do not
+ * count) and closes it at once.  Returns 0 when no socket listens on the
+ * port, -EADDRINUSE when one does (SO_REUSEPORT or not), CORIO_EINVAL for a
+ * host that is not an IP address, else the failing call's errno.  Nothing
+ * holds the port after the check: a server that binds it in between is not
+ * seen. */
+int corio__tcp_port_free(const char *host, uint16_t port);
+
 /* Creates a non-blocking Unix stream socket bound to `path` and listening.
  * Returns the fd or a negative code: CORIO_EINVAL for a path too long for
  * sun_path, else the failing call's errno. */

@@ -14,6 +14,7 @@
  *   --write-timeout T    per write without progress        CORIO_WRITE_TIMEOUT (0: none)
  *   --drain-timeout T    graceful drain on SIGTERM         CORIO_DRAIN_TIMEOUT (25s)
  *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
+ *   --reuse-port         share a port another server holds CORIO_REUSE_PORT (off)
  *   --help, --version
  *
  * Socket activation: when LISTEN_PID names the process and LISTEN_FDS >= 1
@@ -23,6 +24,20 @@
  * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.
  * Flags win over environment variables.  A bad value is one line on stderr
  * naming the flag (or variable) and what it accepts, and exit code 2.
+ *
+ * One port, one server.  Every listening TCP socket of the runner has
+ * SO_REUSEPORT (the workers of one supervisor share the port through it),
+ * but a port that another socket already listens on is refused: the program
+ * exits 1 with "cannot listen on HOST:PORT: address already in use" instead
+ * of silently splitting the connections with a server it knows nothing of.
+ * The check binds a socket without SO_REUSEPORT just before the listeners
+ * are made (nothing is checked for port 0, which the kernel picks free, nor
+ * for Unix or inherited sockets).  It is not atomic: two servers started on
+ * one port within the same few microseconds could both pass it.  --reuse-port
+ * (CORIO_REUSE_PORT=1) skips it, on purpose: for a rolling replacement of one
+ * instance by another, the new one starts with --reuse-port beside the old
+ * (any corio server, one process or supervised), both serve, then the old
+ * one gets SIGTERM and drains.
  *
  * Processes.  With --workers 1 the program is the worker.  With more, a
  * supervisor process opens one SO_REUSEPORT listening socket per worker

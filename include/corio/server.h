@@ -94,7 +94,12 @@ typedef struct corio_server_opts {
                                  108 bytes: CORIO_EINVAL otherwise) */
     int inherited_fd;         /* >= 3: an already listening socket (systemd
                                  LISTEN_FDS); host/port/unix_path ignored */
-    bool reuseport;           /* SO_REUSEPORT, so several processes share a port */
+    /* SO_REUSEPORT, so several sockets share the port and the kernel
+     * spreads connections among them: any socket of the same user with
+     * SO_REUSEPORT can join, whichever process it is in (the server does
+     * not check that the port is free; the runner does, see app.h).
+     * false: the port is this server's alone (another bind fails). */
+    bool reuseport;
     int backlog;              /* 0: 511 */
     size_t max_conns;         /* 0: no cap */
     size_t conn_stack_size;   /* 0: the loop's default */
