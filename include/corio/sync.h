@@ -33,6 +33,8 @@ typedef struct corio_lock {
     corio_task *owner;   /* private */
 } corio_lock;
 
+/* Initialises a lock, free (asyncio.Lock()).  Caller storage; nothing to
+ * free. */
 void corio_lock_init(corio_lock *l);
 
 /* Await: takes the lock, waiting in FIFO order while another task holds it.
@@ -50,6 +52,7 @@ int corio_lock_try_acquire(corio_lock *l);
  * CORIO_EPERM if the calling task does not hold it (reported on stderr). */
 int corio_lock_release(corio_lock *l);
 
+/* Whether some task holds the lock (asyncio's locked()). */
 bool corio_lock_locked(const corio_lock *l);
 
 /* ---- event ------------------------------------------------------------- */
@@ -59,6 +62,8 @@ typedef struct corio_event {
     bool set;            /* private */
 } corio_event;
 
+/* Initialises an event, clear (asyncio.Event()).  Caller storage; nothing
+ * to free. */
 void corio_event_init(corio_event *e);
 /* Sets the flag and wakes every waiter (callable from any code on the loop
  * thread, also outside tasks). */
@@ -76,6 +81,8 @@ typedef struct corio_semaphore {
     size_t value;        /* private */
 } corio_semaphore;
 
+/* Initialises a semaphore with `value` permits (asyncio.Semaphore(value)).
+ * Caller storage; nothing to free. */
 void corio_semaphore_init(corio_semaphore *s, size_t value);
 /* Await: takes one permit, waiting FIFO while none is free.  Returns 0,
  * CORIO_ECANCELED, CORIO_ETIMEDOUT, CORIO_ENOTASK. */
@@ -123,6 +130,8 @@ int corio_queue_try_get(corio_queue *q, void **item);
  * and (once empty) getter is woken with CORIO_ECLOSED.  Idempotent. */
 void corio_queue_close(corio_queue *q);
 
+/* The items queued now, the capacity given to corio_queue_new, and whether
+ * the queue was closed. */
 size_t corio_queue_size(const corio_queue *q);
 size_t corio_queue_capacity(const corio_queue *q);
 bool corio_queue_closed(const corio_queue *q);
