@@ -5,17 +5,24 @@
  * characters whoever formatted it: a log line stays one line even when a
  * caller quotes what a client sent.  corio_log_peer adds a per-thread token
  * bucket in front, for lines a peer can make us write as often as it
- * likes. */
+ * likes.
+ *
+ * Writing a line (emit) is async-signal-safe: the prefix is formatted by
+ * hand (base/timefmt.h, no gmtime_r, no stdio), so corio__report_raw can
+ * write the same line from a signal handler; only corio_log's own printf
+ * formatting is not. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fmt.h"
+#include "base/report.h"
+#include "base/timefmt.h"
 #include "corio/error.h"
 #include "corio/log.h"
 
@@ -52,8 +59,7 @@ static bool enabled(corio_log_level level) {
 /* Appends src[0..n) to dst[0..cap) from *o, control bytes (and, for a
  * quoted field, bytes from 0x80, '"' and '\\') as \xNN, stopping at a whole
  * byte or escape so that one byte of cap stays free. */
-static void escape_into(char *dst, size_t cap, size_t *o, const void *src, size_t n,
-                        bool quoted) {
+static void escape_into(char *dst, size_t cap, size_t *o, const void *src, size_t n, bool quoted) {
     const unsigned char *p = src;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = p[i];
@@ -80,22 +86,36 @@ size_t corio_log_escape(char *dst, size_t cap, const void *src, size_t n) {
     return o;
 }
 
+/* "2026-11-25T13:30:00.123Z INFO  [1234] " into line (LINE_MAX_ bytes);
+ * returns its length.  Async-signal-safe. */
+static size_t format_prefix(char *line, corio_log_level level) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    size_t n = corio__timefmt_iso_ms(line, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    line[n++] = ' ';
+    memcpy(line + n, level_tags[level], 5);
+    n += 5;
+    line[n++] = ' ';
+    line[n++] = '[';
+    n += corio__fmt_u64(line + n, (uint64_t)getpid());
+    line[n++] = ']';
+    line[n++] = ' ';
+    return n;
+}
+
 /* Writes one line: the prefix, then msg with its control characters
- * escaped, cut to LINE_MAX_ bytes with the newline. */
+ * escaped, cut to LINE_MAX_ bytes with the newline.  Async-signal-safe. */
 static void emit(corio_log_level level, const char *msg, size_t mlen) {
     char line[LINE_MAX_];
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s [%d] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), level_tags[level], (int)getpid());
-    size_t len = n < 0 ? 0 : (size_t)n;
+    size_t len = format_prefix(line, level);
     escape_into(line, sizeof line, &len, msg, mlen, false);
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+void corio__report_raw(const char *msg) {
+    emit(CORIO_LOG_ERROR, msg, strlen(msg));
 }
 
 static void vlog(corio_log_level level, const char *fmt, va_list ap) {

@@ -1,18 +1,17 @@
-/* corio__report: one diagnostic line on stderr (see report.h). */
+/* corio__report: one ERROR line through the logger (see report.h;
+ * corio__report_raw, which writes it, is in log.c beside the line format). */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "base/report.h"
 
 void corio__report(const char *fmt, ...) {
-    char line[512];
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
-    if ((size_t)n >= sizeof line)
-        n = sizeof line - 1;
-    fprintf(stderr, "corio: %.*s\n", n, line);
+    corio__report_raw(line);
 }

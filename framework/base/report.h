@@ -1,10 +1,24 @@
 /* Diagnostics for programming errors, unusable configuration and teardown
- * problems: one line on stderr, prefixed "corio: ", whatever the log level.
- * Never used for anything a peer can cause (bad input, failed handshakes):
- * that goes through corio_log_peer (corio/log.h), leveled and rate-limited. */
+ * problems: one ERROR line through the logger (corio/log.h), in the format
+ * of every other line,
+ *
+ *   2026-11-25T13:30:00.123Z ERROR [1234] corio_spawn called outside corio_run()
+ *
+ * and so written whatever the log level (ERROR is never filtered).  Never
+ * used for anything a peer can cause (bad input, failed handshakes): that
+ * goes through corio_log_peer, leveled and rate-limited. */
 #ifndef CORIO_BASE_REPORT_H
 #define CORIO_BASE_REPORT_H
 
+/* Formats the message (printf) and logs it at CORIO_LOG_ERROR.  Safe on any
+ * thread, before or after a loop exists: it touches no loop and no stdio
+ * state, only a stack buffer and one write(2).  Not async-signal-safe (its
+ * printf formatting is not): from a signal handler, use corio__report_raw. */
 void corio__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The same line for a message formatted already (msg: borrowed,
+ * NUL-terminated): async-signal-safe (a hand-formatted prefix and one
+ * write(2)), for a fault handler such as the stack-overflow report. */
+void corio__report_raw(const char *msg);
 
 #endif

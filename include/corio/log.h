@@ -1,9 +1,16 @@
 /* corio/log.h — leveled logging to stderr.
  *
- * One line per message: "2026-11-25T13:30:00.123Z INFO  [1234] message".
+ * One line per message: "2026-11-25T13:30:00.123Z INFO  [1234] message"
+ * (UTC, milliseconds, the level padded to five letters, the process id).
  * Messages above the current level are dropped before formatting.  Writes
  * are single write(2) calls of whole lines, so lines from several worker
  * processes sharing stderr do not interleave.
+ *
+ * corio's own messages use this one format too: misuse of the API and
+ * problems at teardown are ERROR lines (written whatever the level), what a
+ * peer causes is WARN through corio_log_peer.  The access log
+ * (corio_http_opts.access_log) is the exception: its lines are in the
+ * common log format, for the tools that read that.
  */
 #ifndef CORIO_LOG_H
 #define CORIO_LOG_H

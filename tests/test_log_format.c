@@ -1,0 +1,178 @@
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
+/* One format for every line corio writes on stderr (framework/base/log.c,
+ * report.c, timefmt.h): corio's own diagnostics (corio__report, and so
+ * every misuse of the API) are ERROR lines like corio_log's, whatever the
+ * level, also when written from a signal handler (corio__report_raw); the
+ * hand-made timestamp agrees with gmtime_r over the whole four-digit-year
+ * range. */
+#include "corio_test.h"
+
+#include <fcntl.h>
+#include <regex.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <corio/log.h>
+
+#include "base/report.h"
+#include "base/timefmt.h"
+
+typedef struct capture {
+    int saved, rd;
+} capture;
+
+static void capture_begin(capture *c) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    fflush(stderr);
+    c->saved = dup(STDERR_FILENO);
+    assert_true(c->saved >= 0);
+    assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    close(p[1]);
+    c->rd = p[0];
+}
+
+/* Restores stderr; returns what was written (malloc'd, NUL-terminated). */
+static char *capture_end(capture *c) {
+    fflush(stderr);
+    assert_int_equal(dup2(c->saved, STDERR_FILENO), STDERR_FILENO);
+    close(c->saved);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        ssize_t n = read(c->rd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(c->rd);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Asserts that out is exactly one line in corio_log's format, at `level`
+ * ("ERROR", "WARN "...), from this process, with the message `msg`. */
+static void assert_one_log_line(const char *out, const char *level, const char *msg) {
+    char want[512];
+    snprintf(want, sizeof want,
+             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z %s \\[%d\\] ",
+             level, (int)getpid());
+    regex_t re;
+    assert_int_equal(regcomp(&re, want, REG_EXTENDED | REG_NOSUB), 0);
+    int m = regexec(&re, out, 0, NULL, 0);
+    regfree(&re);
+    if (m != 0)
+        fail_msg("not a corio_log line at %s: '%s'", level, out);
+    const char *text = strstr(out, "] ") + 2;
+    size_t n = strlen(msg);
+    if (strncmp(text, msg, n) != 0 || strcmp(text + n, "\n") != 0)
+        fail_msg("message '%s', expected '%s'", text, msg);
+}
+
+static void test_report_is_an_error_line_in_the_log_format(void **state) {
+    (void)state;
+    corio_log_set_level(CORIO_LOG_INFO);
+    capture c;
+    capture_begin(&c);
+    corio__report("task '%s' misbehaved (%d)", "t1", 7);
+    char *out = capture_end(&c);
+    assert_one_log_line(out, "ERROR", "task 't1' misbehaved (7)");
+    free(out);
+}
+
+static void test_report_written_at_every_level(void **state) {
+    (void)state;
+    corio_log_set_level(CORIO_LOG_ERROR);
+    capture c;
+    capture_begin(&c);
+    corio_log(CORIO_LOG_WARN, "dropped");
+    corio__report("kept");
+    char *out = capture_end(&c);
+    corio_log_set_level(CORIO_LOG_INFO);
+    assert_one_log_line(out, "ERROR", "kept");
+    free(out);
+}
+
+static void test_report_raw_has_the_same_shape(void **state) {
+    (void)state;
+    capture c;
+    capture_begin(&c);
+    corio__report_raw("stack overflow in task 'x'\n\x1b[31m");
+    char *out = capture_end(&c);
+    assert_one_log_line(out, "ERROR", "stack overflow in task 'x'\\x0a\\x1b[31m");
+    free(out);
+}
+
+/* A real misuse: the line comes from the library's own report, formatted as
+ * corio_log's (it was "corio: ..." without time, level or pid). */
+static void test_library_misuse_is_reported_in_the_log_format(void **state) {
+    (void)state;
+    capture c;
+    capture_begin(&c);
+    corio_future *f = NULL;
+    int rc = corio_future_new(&f);
+    char *out = capture_end(&c);
+    assert_int_not_equal(rc, 0);
+    assert_one_log_line(out, "ERROR", "corio_future_new called outside corio_run()");
+    free(out);
+}
+
+/* One time t: corio__timefmt_* against gmtime_r, with strftime's names in
+ * the C locale (the test's: nobody called setlocale). */
+static void check_timefmt(int64_t t) {
+    char got[64], want[64], wday[8], mon[8];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    assert_non_null(gmtime_r(&tt, &tm));
+    strftime(wday, sizeof wday, "%a", &tm);
+    strftime(mon, sizeof mon, "%b", &tm);
+    corio__timefmt_iso_ms(got, t * 1000 + 123);
+    snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.123Z", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_string_equal(got, want);
+    assert_int_equal(corio__timefmt_clf(got, tt), 26);
+    snprintf(want, sizeof want, "%02d/%s/%04d:%02d:%02d:%02d +0000", tm.tm_mday, mon,
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_string_equal(got, want);
+    assert_int_equal(corio__timefmt_http(got, tt), 29);
+    snprintf(want, sizeof want, "%s, %02d %s %04d %02d:%02d:%02d GMT", wday, tm.tm_mday, mon,
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_string_equal(got, want);
+}
+
+/* At a step that is no whole number of days, so that it lands on every
+ * month, weekday and hour, from year 1 to 9999; and at the edges: around
+ * the epoch, leap days, century years. */
+static void test_timefmt_agrees_with_gmtime(void **state) {
+    (void)state;
+    const int64_t first = -62135596800, last = 253402300799; /* 0001-01-01 .. 9999-12-31 */
+    unsigned checked = 0;
+    for (int64_t t = first; t <= last; t += 86400 * 29 + 3607, checked++)
+        check_timefmt(t);
+    assert_true(checked > 100000);
+    const int64_t edges[] = {-86401,     -86400,     -1,         0,          1,
+                             86399,      86400,      951782399,  951782400,  951868800,
+                             4107456000, 4107542399, 4107542400, 1795620441, last};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        check_timefmt(edges[i]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_is_an_error_line_in_the_log_format),
+        cmocka_unit_test(test_report_written_at_every_level),
+        cmocka_unit_test(test_report_raw_has_the_same_shape),
+        cmocka_unit_test(test_library_misuse_is_reported_in_the_log_format),
+        cmocka_unit_test(test_timefmt_agrees_with_gmtime),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
