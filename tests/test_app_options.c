@@ -137,7 +137,7 @@ static void test_default_port_is_8080_when_app_has_none(void **state) {
 static void assert_every_option(const corio__app_opts *o) {
     assert_string_equal(o->host, "::1");
     assert_int_equal(o->port, 9001);
-    assert_string_equal(o->unix_path, "/tmp/corio.sock");
+    assert_null(o->unix_path); /* not with a port: see test_unix_and_port_exclusive */
     assert_int_equal(o->workers, 3);
     assert_string_equal(o->tls_cert, cert_path);
     assert_string_equal(o->tls_key, key_path);
@@ -151,10 +151,9 @@ static void assert_every_option(const corio__app_opts *o) {
 static void test_every_flag_with_separate_value(void **state) {
     (void)state;
     corio__app_opts o;
-    int rc = PARSE(&o, "--host", "::1", "--port", "9001", "--unix", "/tmp/corio.sock", "--workers",
-                   "3", "--tls-cert", cert_path, "--tls-key", key_path, "--max-conns", "123",
-                   "--read-timeout", "250ms", "--write-timeout", "10s", "--drain-timeout", "2m",
-                   "--log-level", "debug");
+    int rc = PARSE(&o, "--host", "::1", "--port", "9001", "--workers", "3", "--tls-cert", cert_path,
+                   "--tls-key", key_path, "--max-conns", "123", "--read-timeout", "250ms",
+                   "--write-timeout", "10s", "--drain-timeout", "2m", "--log-level", "debug");
     assert_int_equal(rc, 0);
     assert_every_option(&o);
     assert_false(o.help);
@@ -167,9 +166,9 @@ static void test_every_flag_with_equals(void **state) {
     char cert[96], key[96];
     snprintf(cert, sizeof cert, "--tls-cert=%s", cert_path);
     snprintf(key, sizeof key, "--tls-key=%s", key_path);
-    int rc = PARSE(&o, "--host=::1", "--port=9001", "--unix=/tmp/corio.sock", "--workers=3", cert,
-                   key, "--max-conns=123", "--read-timeout=250ms", "--write-timeout=10s",
-                   "--drain-timeout=2m", "--log-level=debug");
+    int rc = PARSE(&o, "--host=::1", "--port=9001", "--workers=3", cert, key, "--max-conns=123",
+                   "--read-timeout=250ms", "--write-timeout=10s", "--drain-timeout=2m",
+                   "--log-level=debug");
     assert_int_equal(rc, 0);
     assert_every_option(&o);
 }
@@ -234,7 +233,6 @@ static void test_every_variable_used_without_flags(void **state) {
     (void)state;
     env_set("CORIO_HOST", "::1");
     env_set("CORIO_PORT", "9001");
-    env_set("CORIO_UNIX", "/tmp/corio.sock");
     env_set("CORIO_WORKERS", "3");
     env_set("CORIO_TLS_CERT", cert_path);
     env_set("CORIO_TLS_KEY", key_path);
@@ -524,6 +522,32 @@ static void test_bad_durations_rejected(void **state) {
     assert_int_equal(corio__parse_duration(NULL, &ms), CORIO_EINVAL);
 }
 
+/* ---- --unix ------------------------------------------------------------------------- */
+
+static void test_unix_and_port_exclusive(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE(&o, "--unix", "/tmp/corio.sock"), 0);
+    assert_string_equal(o.unix_path, "/tmp/corio.sock");
+    assert_int_equal(PARSE(&o, "--unix=/tmp/corio.sock"), 0);
+    assert_string_equal(o.unix_path, "/tmp/corio.sock");
+    expect_rejected(PARSE(&o, "--unix", "/tmp/corio.sock", "--port", "9001"), "--unix and --port",
+                    "one or the other");
+    expect_rejected(PARSE(&o, "--port=0", "--unix=/tmp/corio.sock"), "--unix and --port", NULL);
+    env_set("CORIO_UNIX", "/tmp/corio.sock");
+    assert_int_equal(PARSE0(&o), 0);
+    assert_string_equal(o.unix_path, "/tmp/corio.sock");
+    env_set("CORIO_PORT", "9001");
+    expect_rejected(PARSE0(&o), "CORIO_UNIX and CORIO_PORT", "one or the other");
+    /* A flag wins over the other's variable, as over its own. */
+    assert_int_equal(PARSE(&o, "--port", "9002"), 0);
+    assert_null(o.unix_path);
+    assert_int_equal(o.port, 9002);
+    assert_int_equal(PARSE(&o, "--unix", "/tmp/other.sock"), 0);
+    assert_string_equal(o.unix_path, "/tmp/other.sock");
+    assert_int_equal(o.port, 7000); /* the default, unused */
+}
+
 /* ---- --reuse-port ----------------------------------------------------------------- */
 
 static void test_reuse_port_flag_and_variable(void **state) {
@@ -607,6 +631,7 @@ int main(void) {
         T(test_message_truncated_to_buffer),
         T(test_durations_parsed),
         T(test_bad_durations_rejected),
+        T(test_unix_and_port_exclusive),
         T(test_reuse_port_flag_and_variable),
         T(test_usage_lists_every_flag_and_variable),
     };

@@ -347,6 +347,29 @@ def run_cli(binary, args, env=None):
     return subprocess.run([binary] + args, capture_output=True, env=clean_env(env), timeout=10)
 
 
+def run_refused(args, env=None):
+    """Runs a server that must not start: returns its stderr once it exits
+    non-zero.  One that serves instead is killed at the deadline, a failure."""
+    try:
+        r = run_cli(ARGS.echo, args, env)
+    except subprocess.TimeoutExpired:
+        raise CaseFailure("%s started serving; it must not" % args) from None
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode != 0, "%s exited %d: %r" % (args, r.returncode, err))
+    return err
+
+
+def all_echo(port, n=40):
+    """n connections to port, open at once, each echoed."""
+    socks = [connect(port) for _ in range(n)]
+    try:
+        for i, s in enumerate(socks):
+            echo_on(s, b"all %d\n" % i)
+    finally:
+        for s in socks:
+            s.close()
+
+
 def case_bad_flag_values_exit_2_naming_the_flag():
     """Each bad value: exit code 2, one line on stderr naming the flag (or
     variable), nothing served."""
@@ -395,6 +418,126 @@ def case_help_and_version_exit_0():
     r = run_cli(ARGS.echo, ["--version"])
     check(r.returncode == 0, "--version exit %d" % r.returncode)
     check(re.search(rb"\d+\.\d+\.\d+", r.stdout), "--version prints no version: %r" % r.stdout)
+
+
+# ---- cases: Unix sockets ----------------------------------------------------------------
+
+class UnixServer:
+    """echo on a Unix socket (harness.Server passes --port 0, which --unix
+    refuses): started in its own process group, ready once it logs
+    "listening on unix:"; killed on exit from the with block."""
+
+    def __init__(self, path, *args, env=None):
+        self.proc = subprocess.Popen([ARGS.echo, "--unix", path, *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=clean_env(env),
+                                     start_new_session=True)
+        self.log = b""
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 10
+        try:
+            while b"listening on unix:" not in self.log:
+                left = deadline - time.monotonic()
+                chunk = os.read(self.proc.stderr.fileno(), 4096) if (
+                    left > 0 and sel.select(left)) else None
+                if not chunk:
+                    raise CaseFailure("%s: not listening: %r" % (path, self.log))
+                self.log += chunk
+        except BaseException:
+            self.__exit__()
+            raise
+        finally:
+            sel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stderr.close()
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def unix_echo(path, payload=b"over unix\n"):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        echo_on(s, payload)
+
+
+def stale_socket(path):
+    """A socket file that nothing listens on, as a killed server leaves."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+
+
+def case_unix_and_port_refused_together():
+    """--unix with --port (or both variables): exit 2, one line naming both.
+    A flag still wins over the other's variable."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="corio-runner-unix-") as d:
+        path = os.path.join(d, "s.sock")
+        for args, env, names in ((["--unix", path, "--port", "8080"], None, ("--unix", "--port")),
+                                 (["--port=0", "--unix=" + path], None, ("--unix", "--port")),
+                                 ([], {"CORIO_UNIX": path, "CORIO_PORT": "8080"},
+                                  ("CORIO_UNIX", "CORIO_PORT"))):
+            r = run_cli(ARGS.echo, args, env)
+            err = r.stderr.decode()
+            check(r.returncode == 2 and len(err.splitlines()) == 1,
+                  "%s %s: exit %d, %r" % (args, env, r.returncode, err))
+            check(all(n in err for n in names), "%s: %r does not name %s" % (args, err, names))
+            check(not os.path.exists(path), "%s: the socket was made" % args)
+        with UnixServer(path, env={"CORIO_PORT": "8080"}) as srv:
+            unix_echo(path)
+            check(srv.terminate() == 0, "exit code %s" % srv.proc.returncode)
+        with Server(ARGS.echo, env={"CORIO_UNIX": path}) as srv:  # --port 0 wins
+            echo_once(srv.port)
+            check(not os.path.exists(path), "CORIO_UNIX was used beside --port")
+
+
+def case_unix_socket_missing_directory_named():
+    """A Unix socket in a directory that does not exist: exit 1, "no such
+    directory" and the directory (libuv alone would say "permission
+    denied"), one process or supervised."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="corio-runner-unix-") as d:
+        missing = os.path.join(d, "missing")
+        for workers in ("1", "2"):
+            err = run_refused(["--unix", os.path.join(missing, "s.sock"), "--workers", workers])
+            check("no such directory: %s" % missing in err, "workers %s: %r" % (workers, err))
+            check("permission denied" not in err.lower(), "workers %s: %r" % (workers, err))
+
+
+def case_unix_stale_socket_replaced_live_refused():
+    """A socket file nothing listens on (a killed server's) is replaced; a
+    live one is refused with "address already in use" and keeps serving; a
+    file that is not a socket is refused and left alone."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="corio-runner-unix-") as d:
+        path = os.path.join(d, "s.sock")
+        for workers in ("1", "2"):
+            stale_socket(path)
+            with UnixServer(path, "--workers", workers) as srv:
+                unix_echo(path)
+                for second in ("1", "2"):
+                    err = run_refused(["--unix", path, "--workers", second])
+                    check("address already in use" in err, "workers %s: %r" % (second, err))
+                for i in range(10):
+                    unix_echo(path, b"still %d\n" % i)
+                check(srv.terminate() == 0, "exit code %s" % srv.proc.returncode)
+            check(not os.path.exists(path), "workers %s: the socket file was left" % workers)
+        with open(path, "w") as f:
+            f.write("not a socket\n")
+        err = run_refused(["--unix", path])
+        check("not a socket" in err, "regular file: %r" % err)
+        with open(path) as f:
+            check(f.read() == "not a socket\n", "the regular file was changed")
 
 
 # ---- cases: echo -----------------------------------------------------------------------
@@ -605,29 +748,6 @@ def case_two_workers_share_connections():
         finally:
             for s in socks:
                 s.close()
-
-
-def run_refused(args, env=None):
-    """Runs a server that must not start: returns its stderr once it exits
-    non-zero.  One that serves instead is killed at the deadline, a failure."""
-    try:
-        r = run_cli(ARGS.echo, args, env)
-    except subprocess.TimeoutExpired:
-        raise CaseFailure("%s started (shares a port it must not)" % args) from None
-    err = r.stderr.decode(errors="replace")
-    check(r.returncode != 0, "%s exited %d: %r" % (args, r.returncode, err))
-    return err
-
-
-def all_echo(port, n=40):
-    """n connections to port, open at once, each echoed."""
-    socks = [connect(port) for _ in range(n)]
-    try:
-        for i, s in enumerate(socks):
-            echo_on(s, b"all %d\n" % i)
-    finally:
-        for s in socks:
-            s.close()
 
 
 def case_second_server_on_taken_port_refused():
@@ -1211,6 +1331,9 @@ def case_tls_flags_serve_tls_and_sighup_reloads():
 CASES = [
     case_bad_flag_values_exit_2_naming_the_flag,
     case_help_and_version_exit_0,
+    case_unix_and_port_refused_together,
+    case_unix_socket_missing_directory_named,
+    case_unix_stale_socket_replaced_live_refused,
     case_echo_round_trip_and_half_close,
     case_reset_mid_write_spares_others,
     case_never_reading_client_bounded_rss,

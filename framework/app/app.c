@@ -26,22 +26,39 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
     return corio__tcp_listen_socket(o->host, *port_inout, true, LISTEN_BACKLOG, port_inout);
 }
 
-/* Every listener of the runner has SO_REUSEPORT: a supervisor's workers
- * share the port so, and a --reuse-port instance can take over from a
- * running one.  Without --reuse-port, a port that some socket listens on
+/* TCP: every listener of the runner has SO_REUSEPORT (a supervisor's
+ * workers share the port so, and a --reuse-port instance can take over from
+ * a running one); without --reuse-port, a port that some socket listens on
  * is refused rather than silently shared.  Port 0 needs no check: the
- * kernel never picks a port another socket holds. */
-int corio__port_check(const corio__app_opts *o) {
-    if (o->unix_path || o->inherited_fd >= 0 || o->port == 0 || o->reuse_port)
+ * kernel never picks a port another socket holds.  Unix: a stale socket
+ * file is replaced, a live one refused (corio__unix_path_claim). */
+int corio__listen_check(const corio__app_opts *o) {
+    if (o->inherited_fd >= 0)
+        return 0;
+    if (o->unix_path)
+        return corio__unix_path_claim(o->unix_path);
+    if (o->port == 0 || o->reuse_port)
         return 0;
     return corio__tcp_port_free(o->host, o->port);
 }
 
-const char *corio__listen_hint(const corio__app_opts *o, int rc) {
-    if (rc != CORIO_EADDRINUSE || o->unix_path || o->inherited_fd >= 0 || o->reuse_port)
-        return "";
-    return " (another server listens on that port; --reuse-port shares it, for a rolling "
-           "replacement of one instance by another)";
+const char *corio__listen_error(const corio__app_opts *o, int rc, char *buf, size_t len) {
+    if (o->unix_path && (rc == -ENOENT || rc == -ENOTDIR)) {
+        const char *slash = strrchr(o->unix_path, '/');
+        int dlen = slash ? (int)(slash - o->unix_path) : 0;
+        snprintf(buf, len, "no such directory: %.*s", dlen ? dlen : 1, o->unix_path);
+    } else if (o->unix_path && rc == -ENOTSOCK) {
+        snprintf(buf, len, "the path exists and is not a socket (left alone)");
+    } else if (o->unix_path && rc == CORIO_EADDRINUSE) {
+        snprintf(buf, len, "address already in use (a server listens on it)");
+    } else if (rc == CORIO_EADDRINUSE && o->inherited_fd < 0 && !o->reuse_port) {
+        snprintf(buf, len,
+                 "address already in use (another server listens on that port; --reuse-port "
+                 "shares it, for a rolling replacement of one instance by another)");
+    } else {
+        snprintf(buf, len, "%s", corio_strerror(rc));
+    }
+    return buf;
 }
 
 /* systemd socket activation: a listening socket passed as fd 3 when

@@ -231,13 +231,26 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
             return fail(err, errlen, "--%s: expected %s, got '%s'", opt->flag, opt->accepts, v);
         given[opt - options] = true;
     }
+    /* A Unix socket has no port: both given is a mistake, not a choice
+     * between them.  One given as a flag wins over the other's variable. */
+    size_t iport = (size_t)(find_flag("port", 4) - options);
+    size_t iunix = (size_t)(find_flag("unix", 4) - options);
+    if (given[iport] && given[iunix])
+        return fail(err, errlen,
+                    "--unix and --port: give one or the other (a Unix socket has no port)");
+    bool flag_chose = given[iport] || given[iunix];
+    given[iport] = given[iunix] = flag_chose;
     /* --help and --version answer even in a broken environment. */
-    for (size_t i = 0; get_env && !o->help && !o->version && i < NOPTIONS; i++) {
+    bool env_read = get_env && !o->help && !o->version;
+    for (size_t i = 0; env_read && i < NOPTIONS; i++) {
         const char *v = options[i].env && !given[i] ? get_env(options[i].env) : NULL;
         if (v && set_value(o, &options[i], v) != 0)
             return fail(err, errlen, "%s: expected %s, got '%s'", options[i].env,
                         options[i].accepts, v);
     }
+    if (env_read && !flag_chose && get_env(options[iport].env) && get_env(options[iunix].env))
+        return fail(err, errlen, "%s and %s: give one or the other (a Unix socket has no port)",
+                    options[iunix].env, options[iport].env);
     if (!o->help && !o->version && (!o->tls_cert) != (!o->tls_key))
         return fail(err, errlen, "--tls-cert and --tls-key: give both or neither");
     return 0;

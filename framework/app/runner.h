@@ -24,15 +24,17 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o);
  * the fd or a negative code. */
 int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
 
-/* Refuses a TCP port that some socket already listens on, unless
- * --reuse-port (see corio__tcp_port_free; nothing to check for Unix
- * sockets, inherited sockets and port 0).  Called just before the first
- * listener of the process is made.  Returns 0 or a negative code
- * (-EADDRINUSE: the port is taken). */
-int corio__port_check(const corio__app_opts *o);
+/* Checks, just before the first listener of the process is made, that
+ * its address is free: a TCP port that some socket listens on is refused
+ * unless --reuse-port (corio__tcp_port_free; port 0 is not checked); a
+ * Unix socket path is claimed (corio__unix_path_claim: a stale socket file
+ * is removed).  Inherited sockets are not checked.  Returns 0 or a
+ * negative code (corio__listen_error describes it). */
+int corio__listen_check(const corio__app_opts *o);
 
-/* What to add to "cannot listen on HOST:PORT: <error>" for error rc: a
- * hint at --reuse-port for a TCP port in use, else "".  Static storage. */
-const char *corio__listen_hint(const corio__app_opts *o, int rc);
+/* What follows "cannot listen on ADDRESS: " for error rc, in buf (len
+ * bytes): the missing directory of a Unix socket, a hint at --reuse-port
+ * for a TCP port in use, or corio_strerror(rc).  Returns buf. */
+const char *corio__listen_error(const corio__app_opts *o, int rc, char *buf, size_t len);
 
 #endif

@@ -602,7 +602,7 @@ static int loop(supervisor *sv) {
 static int open_listeners(supervisor *sv, uint16_t *port) {
     const corio__app_opts *o = sv->opts;
     bool shared = o->unix_path || o->inherited_fd >= 0;
-    int rc = corio__port_check(o);
+    int rc = corio__listen_check(o);
     if (rc)
         return rc;
     for (unsigned i = 0; i < sv->n; i++) {
@@ -630,12 +630,12 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     if (rc == 0)
         rc = open_listeners(&sv, &port);
     if (rc) {
+        char why[160];
+        corio__listen_error(o, rc, why, sizeof why);
         if (o->unix_path)
-            corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path,
-                      corio_strerror(rc));
+            corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path, why);
         else
-            corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s%s", o->host, o->port,
-                      corio_strerror(rc), corio__listen_hint(o, rc));
+            corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s", o->host, o->port, why);
         close_listeners(&sv);
         free(sv.slots);
         return 1;

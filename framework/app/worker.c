@@ -133,14 +133,16 @@ static int worker_main(void *arg) {
             .stream = {.read_timeout_ms = o->read_timeout_ms,
                        .write_timeout_ms = o->write_timeout_ms},
         };
-        rc = w->listen_fd < 0 ? corio__port_check(o) : 0;
+        rc = w->listen_fd < 0 ? corio__listen_check(o) : 0;
         if (rc == 0)
             rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
+        char why[160];
         if (rc && o->unix_path)
-            fail(w, "cannot listen on unix:%s: %s", o->unix_path, corio_strerror(rc));
+            fail(w, "cannot listen on unix:%s: %s", o->unix_path,
+                 corio__listen_error(o, rc, why, sizeof why));
         else if (rc)
-            fail(w, "cannot listen on %s:%u: %s%s", o->host, o->port, corio_strerror(rc),
-                 corio__listen_hint(o, rc));
+            fail(w, "cannot listen on %s:%u: %s", o->host, o->port,
+                 corio__listen_error(o, rc, why, sizeof why));
     }
     if (rc == 0) {
         if (w->listen_fd < 0 && o->inherited_fd >= 0) {

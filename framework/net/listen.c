@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
@@ -98,6 +99,43 @@ int corio__tcp_port_free(const char *host, uint16_t port) {
     int rc = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : -errno;
     close(fd);
     return rc;
+}
+
+/* A socket file outlives its server when the server is killed: nothing
+ * unlinks it, and bind() then fails with EADDRINUSE although nobody
+ * listens.  Connecting tells the two apart.  libuv reports a missing
+ * directory as EACCES (uv_pipe_bind), so it is looked for here first. */
+int corio__unix_path_claim(const char *path) {
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path)
+        return CORIO_EINVAL;
+    strcpy(sun.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT)
+            return -errno;
+        char dir[sizeof sun.sun_path];
+        strcpy(dir, path);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return 0;               /* in the working directory, which exists */
+        slash[slash == dir] = '\0'; /* "/s.sock": the root */
+        return stat(dir, &st) == 0 ? 0 : -errno;
+    }
+    if (!S_ISSOCK(st.st_mode))
+        return -ENOTSOCK;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc == 0 || rc == -EAGAIN) /* EAGAIN: it listens, its backlog is full */
+        return -EADDRINUSE;
+    if (rc != -ECONNREFUSED)
+        return rc == -ENOENT ? 0 : rc; /* ENOENT: gone meanwhile */
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
 int corio__unix_listen_socket(const char *path, int backlog) {

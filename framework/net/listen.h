@@ -28,6 +28,15 @@ int corio__tcp_listen_socket(const char *host, uint16_t port, bool reuseport, in
  * seen. */
 int corio__tcp_port_free(const char *host, uint16_t port);
 
+/* Makes `path` free for a Unix listening socket: a socket file there that
+ * nothing listens on (connect() refused: its server died without removing
+ * it) is removed.  Returns 0 (nothing there now), -EADDRINUSE (a server
+ * listens there), -ENOTSOCK (a file that is not a socket: left alone),
+ * -ENOENT or -ENOTDIR (the directory is missing, or not a directory),
+ * CORIO_EINVAL (longer than sun_path), else the failing call's errno.  Not
+ * atomic: a server binding the path meanwhile is not seen. */
+int corio__unix_path_claim(const char *path);
+
 /* Creates a non-blocking Unix stream socket bound to `path` and listening.
  * Returns the fd or a negative code: CORIO_EINVAL for a path too long for
  * sun_path, else the failing call's errno. */

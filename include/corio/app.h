@@ -5,7 +5,7 @@
  *
  *   --host ADDR          IPv4/IPv6 address to bind        CORIO_HOST    (127.0.0.1)
  *   --port N             TCP port, 0..65535                CORIO_PORT    (app default, 8080)
- *   --unix PATH          listen on a Unix socket instead   CORIO_UNIX
+ *   --unix PATH          a Unix socket, not a TCP port     CORIO_UNIX
  *   --workers N|auto     worker processes, 1..256          CORIO_WORKERS (1)
  *   --tls-cert FILE      PEM certificate chain             CORIO_TLS_CERT
  *   --tls-key FILE       PEM private key                   CORIO_TLS_KEY
@@ -38,6 +38,14 @@
  * instance by another, the new one starts with --reuse-port beside the old
  * (any corio server, one process or supervised), both serve, then the old
  * one gets SIGTERM and drains.
+ *
+ * Unix sockets.  --unix with --port (or CORIO_UNIX with CORIO_PORT) is
+ * refused, exit 2; a flag still wins over the other's variable.  A socket
+ * file that a server left behind (nothing listens: connect() is refused) is
+ * replaced; one that a server listens on is refused ("address already in
+ * use"), as is a file that is not a socket (left alone), and a missing
+ * directory is named ("no such directory: DIR").  The file is removed at a
+ * graceful exit.
  *
  * Processes.  With --workers 1 the program is the worker.  With more, a
  * supervisor process opens one SO_REUSEPORT listening socket per worker
