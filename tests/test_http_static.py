@@ -487,6 +487,47 @@ class Ctx:
     pass
 
 
+def run_static(args, env=None, user=None):
+    """examples/static run to its exit (it must not start): (code, stderr)."""
+    kw = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
+    try:
+        r = subprocess.run([ARGS.static, "--port", "0", *args], capture_output=True,
+                           env=harness.clean_env(env, ("CORIO_", "STATIC_")), timeout=10, **kw)
+    except subprocess.TimeoutExpired:
+        raise harness.CaseFailure("static %s %s started serving; it must not" % (args, env))
+    return r.returncode, r.stderr.decode(errors="replace")
+
+
+def case_bad_root_refused(t, port):
+    """A root that is missing, not a directory or unreadable (every request
+    would be 403): exit 2 and one line naming the root and why."""
+    base = tempfile.mkdtemp(prefix="corio-static-root-")
+    try:
+        os.chmod(base, 0o755)
+        missing, plain, locked = (os.path.join(base, n) for n in ("missing", "plain", "locked"))
+        open(plain, "w").close()
+        os.mkdir(locked, 0o000)
+        os.chmod(locked, 0o000)
+        cases = [(["--root", missing], None, missing, "no such directory"),
+                 ([], {"STATIC_ROOT": missing}, missing, "no such directory"),
+                 (["--root=" + plain], None, plain, "not a directory")]
+        # root reads every directory: the locked one is tried as nobody.
+        user = 65534 if os.geteuid() == 0 else None
+        cases.append((["--root", locked], None, locked, "permission denied"))
+        for args, env, root, why in cases:
+            try:
+                code, err = run_static(args, env, user if root == locked else None)
+            except PermissionError:
+                print("  SKIP the unreadable root: nobody cannot run %s" % ARGS.static)
+                continue
+            check(code == 2, "%s %s: exit %d: %r" % (args, env, code, err))
+            check(len(err.splitlines()) == 1 and root in err and why in err,
+                  "%s %s: %r should name %s and say %r" % (args, env, err, root, why))
+    finally:
+        os.chmod(os.path.join(base, "locked"), 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main():
     global ARGS, CLIENT_TLS
     ap = argparse.ArgumentParser()

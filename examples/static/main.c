@@ -2,6 +2,9 @@
  *
  *     static --root DIR [runner flags]     (or STATIC_ROOT=DIR; default ".")
  *
+ * A root that is missing, not a directory, or that this user cannot read
+ * is refused at start (exit 2), rather than answering 403 to everything.
+ *
  *     GET/HEAD /path   ->  DIR/path, with ETag, Last-Modified, 304 and Range
  *     GET /dir/        ->  DIR/dir/index.html
  *     GET /dir         ->  301 to /dir/ (so the index's relative links work)
@@ -15,11 +18,13 @@
  * applies (--port, --workers, ...; see --help).
  */
 #include <corio/corio.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct site {
     char root[PATH_MAX];
@@ -138,6 +143,25 @@ static int serve(corio_req *req, corio_res *res, void *arg) {
     return answer_error(req, res, rc);
 }
 
+/* Resolves the root into `out` (PATH_MAX bytes), refusing one the server
+ * could not serve from: missing, not a directory, or one this user cannot
+ * list and enter (every request would be answered 403).  Returns 0, or -1
+ * after a line on stderr. */
+static int check_root(const char *root, char *out) {
+    struct stat sb;
+    const char *why = NULL;
+    if (!realpath(root, out) || stat(out, &sb) != 0)
+        why = errno == ENOENT ? "no such directory" : strerror(errno);
+    else if (!S_ISDIR(sb.st_mode))
+        why = "not a directory";
+    else if (access(out, R_OK | X_OK) != 0)
+        why = errno == EACCES ? "cannot read it (permission denied)" : strerror(errno);
+    if (!why)
+        return 0;
+    fprintf(stderr, "static: --root %s: %s\n", root, why);
+    return -1;
+}
+
 /* Takes --root DIR, --root=DIR and --realpath out of argv (the runner
  * refuses flags it does not know).  Returns the new argc, or -1. */
 static int take_flags(int argc, char **argv, const char **root, bool *two_step) {
@@ -167,13 +191,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "static: --root needs a directory\n");
         return 2;
     }
-    struct stat sb;
     if (!root)
         root = ".";
-    if (!realpath(root, st.root) || stat(st.root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "static: --root %s: not a directory\n", root);
+    if (check_root(root, st.root) != 0)
         return 2;
-    }
     corio_router *router;
     if (corio_router_new(&router) != 0 || corio_router_add(router, "GET", "/*", serve, &st) != 0) {
         fprintf(stderr, "static: cannot build the router\n");
