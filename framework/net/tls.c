@@ -29,9 +29,10 @@
  * (logged) before the task can yield.
  *
  * Whatever a peer can make fail (a handshake, a bad record, a renegotiation
- * attempt, replies it never reads) is logged with corio_log_peer: at WARN,
- * so --log-level error silences it, and rate-limited, so a peer cannot
- * flood the log.
+ * attempt, replies it never reads) is logged at WARN, so --log-level error
+ * silences it, and rate-limited, so a peer cannot flood the log: failed
+ * handshakes, which any port scanner makes by the thousand, by a summary
+ * per interval (see hs_log below), the rest with corio_log_peer.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -466,9 +467,109 @@ static int handshake_step(corio_stream *s, corio_task *t) {
     }
 }
 
+/* ---- failed handshakes in the log --------------------------------------------------- */
+
+/* Each interval of corio__tls_hs_log_interval_ms writes its first
+ * HS_LOG_FULL failed handshakes in full; the others are counted, and when
+ * the interval ends (a loop timer) one line sums them up,
+ *
+ *   tls: handshake failures: 995 similar messages suppressed in the last 5 s
+ *   (the last with 127.0.0.1:40312: ...wrong version number)
+ *
+ * so a scanner costs at most HS_LOG_FULL + 1 lines an interval however fast
+ * it goes.  The first failure after the interval starts the next one.  The
+ * state is per thread, so per loop (per worker process) and lock-free; a
+ * count still pending when its loop ends is written by the next failure on
+ * that thread, late rather than lost.  ("N similar messages suppressed" is
+ * corio_log_peer's wording: one phrase to grep for, whatever was dropped.) */
+#define HS_LOG_FULL 5
+#define HS_LOG_INTERVAL_MS 5000
+
+/* Test hooks (tests/test_tls_log_ratelimit.c declares them): the interval,
+ * read when one starts; and corio__tls_hs_log_flush, which ends the current
+ * interval now, as its timer would. */
+uint64_t corio__tls_hs_log_interval_ms = HS_LOG_INTERVAL_MS;
+void corio__tls_hs_log_flush(void);
+
+static __thread struct {
+    uint64_t loop_id; /* ts_id of the loop the rest belongs to; 0: none yet */
+    bool open;        /* an interval runs */
+    uint64_t started, ends;
+    unsigned logged;     /* failures written in full in it */
+    uint64_t suppressed; /* failures only counted */
+    char last[768];      /* the last one counted: "<peer>: <why>" */
+    corio__timer timer;  /* at `ends`, while something is counted */
+} hs_log;
+
+/* Writes the count (if any) and ends the interval. */
+static void hs_log_summary(uint64_t now) {
+    if (hs_log.suppressed) {
+        uint64_t secs = now > hs_log.started ? (now - hs_log.started + 999) / 1000 : 1;
+        corio_log(CORIO_LOG_WARN,
+                  "tls: handshake failures: %llu similar messages suppressed in the last %llu s "
+                  "(the last with %s)",
+                  (unsigned long long)hs_log.suppressed, (unsigned long long)(secs ? secs : 1),
+                  hs_log.last);
+    }
+    hs_log.suppressed = 0;
+    hs_log.open = false;
+}
+
+static void hs_log_on_timer(corio__timer *t) {
+    (void)t;
+    hs_log_summary(hs_log.ends);
+}
+
+/* Makes hs_log the current loop's.  After an earlier loop on this thread
+ * ended, its timer is gone with its heap: written off, not stopped. */
+static void hs_log_attach(corio_loop *L) {
+    if (hs_log.loop_id == L->ts_id)
+        return;
+    if (hs_log.open)
+        hs_log_summary(hs_log.ends);
+    hs_log.loop_id = L->ts_id;
+    corio__timer_init(&hs_log.timer, hs_log_on_timer);
+}
+
+void corio__tls_hs_log_flush(void) {
+    corio_loop *L = corio__tls_loop;
+    if (!L || hs_log.loop_id != L->ts_id || !hs_log.open)
+        return;
+    corio__timer_stop(L, &hs_log.timer);
+    hs_log_summary(corio__now_fresh(L));
+}
+
+/* One failed handshake with `peer` ("127.0.0.1:40312 (name)"), for `why`. */
+static void hs_log_failure(const char *peer, const char *why) {
+    if (corio_log_get_level() < CORIO_LOG_WARN)
+        return; /* neither written nor counted */
+    corio_loop *L = corio__tls_loop;
+    hs_log_attach(L);
+    uint64_t now = corio__now_fresh(L);
+    if (hs_log.open && now >= hs_log.ends) { /* the timer could not be armed */
+        corio__timer_stop(L, &hs_log.timer);
+        hs_log_summary(now);
+    }
+    if (!hs_log.open) {
+        hs_log.open = true;
+        hs_log.started = now;
+        hs_log.ends = now + corio__tls_hs_log_interval_ms;
+        hs_log.logged = 0;
+    }
+    if (hs_log.logged < HS_LOG_FULL) {
+        hs_log.logged++;
+        corio_log(CORIO_LOG_WARN, "tls: handshake with %s failed: %s", peer, why);
+        return;
+    }
+    hs_log.suppressed++;
+    snprintf(hs_log.last, sizeof hs_log.last, "%s: %s", peer, why);
+    if (!corio__timer_armed(&hs_log.timer))
+        (void)corio__timer_start(L, &hs_log.timer, hs_log.ends); /* else: the next failure */
+}
+
 static void report_handshake(corio_stream *s, const char *name, int rc) {
     struct corio__tls *x = s->tls;
-    char peer[80], why[400];
+    char peer[80], who[360], why[400];
     peer_label(s, peer, sizeof peer);
     if (rc == CORIO_ETLS_VERIFY) {
         snprintf(why, sizeof why, "certificate verify failed: %s",
@@ -484,8 +585,9 @@ static void report_handshake(corio_stream *s, const char *name, int rc) {
     } else {
         snprintf(why, sizeof why, "%s", corio_strerror(rc));
     }
-    corio_log_peer(CORIO_LOG_WARN, "tls: handshake with %s%s%s%s failed: %s", peer,
-                   name ? " (" : "", name ? name : "", name ? ")" : "", why);
+    snprintf(who, sizeof who, "%s%s%s%s", peer, name ? " (" : "", name ? name : "",
+             name ? ")" : "");
+    hs_log_failure(who, why);
 }
 
 /* Runs the handshake under the context's deadline; logs a failure.  A
