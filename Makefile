@@ -4,7 +4,7 @@
 #   make build       Release build in build/
 #   make run         run the hello server on 127.0.0.1:8080 (Ctrl-C stops it)
 #   make run-todo    the todo API on throwaway PostgreSQL and Redis, on 127.0.0.1:8080
-#   make test        ctest on the Release build
+#   make test        ctest on the Release build (JOBS=N: N tests at a time, default nproc)
 #   make test-asan   Debug build with ASan+UBSan in build-asan/, then ctest
 #   make valgrind    every test binary under valgrind memcheck
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
@@ -65,7 +65,7 @@ run-todo: build
 
 # Run the test suite on the Release build; print (and log) a one-line summary.
 test: build
-	@rc=0; ctest --test-dir $(BUILD_DIR) --output-on-failure --no-tests=error -j2 \
+	@rc=0; ctest --test-dir $(BUILD_DIR) --output-on-failure --no-tests=error -j$(JOBS) \
 	  | tee $(BUILD_DIR)/ctest.log || rc=$$?; \
 	line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
 	  $(BUILD_DIR)/ctest.log || true); \

@@ -1,7 +1,7 @@
 -- wrk script: sends `depth` requests (default 16) for the URL's path in one
 -- write and waits for all their responses before the next batch.
 --
---   CORIO_BENCH_WRK_CONNS=100 wrk -c100 -s bench/pipeline.lua http://127.0.0.1:8080/plaintext -- 16
+--   wrk -c100 -s bench/pipeline.lua http://127.0.0.1:8080/plaintext -- 16
 --
 -- wrk records one latency sample per batch (from the write to the last
 -- response), so percentiles are per batch, not per request.
@@ -14,10 +14,55 @@
 -- that correction (it is deterministic, and each synthetic sample lies below
 -- the real one it came from) and prints the percentiles of the real samples:
 --   batch_latency_us p50 N p90 N p99 N max N samples N
--- It needs the connection count (wrk does not tell scripts) in the
--- environment variable CORIO_BENCH_WRK_CONNS; without it, it prints nothing.
+-- It needs the connection count, which wrk does not tell scripts: it reads
+-- wrk's -c/--connections from /proc/self/cmdline (wrk's default, 10, without
+-- one); the environment variable CORIO_BENCH_WRK_CONNS, when set, wins.
 
 local batch
+
+-- wrk's scan_metric: a number with an optional k, M or G (x1000 each).
+local function metric(s)
+  local n, unit = tostring(s):match("^(%d+%.?%d*)([kKmMgG]?)$")
+  if not n then
+    return nil
+  end
+  local scale = ({ [""] = 1, k = 1e3, K = 1e3, m = 1e6, M = 1e6, g = 1e9, G = 1e9 })[unit]
+  return math.floor(tonumber(n) * scale)
+end
+
+-- The connection count wrk runs with: CORIO_BENCH_WRK_CONNS, else -c N, -cN,
+-- --connections N or --connections=N among wrk's arguments (before --), else 10.
+local function wrk_connections()
+  local env = metric(os.getenv("CORIO_BENCH_WRK_CONNS") or "")
+  if env then
+    return env
+  end
+  local f = io.open("/proc/self/cmdline", "rb")
+  if not f then
+    return nil
+  end
+  local argv = {}
+  for a in f:read("*a"):gmatch("([^%z]*)%z") do
+    argv[#argv + 1] = a
+  end
+  f:close()
+  for i = 2, #argv do
+    local a, v = argv[i], nil
+    if a == "--" then
+      break
+    elseif a == "-c" or a == "--connections" then
+      v = argv[i + 1]
+    elseif a:sub(1, 14) == "--connections=" then
+      v = a:sub(15)
+    elseif a:sub(1, 2) == "-c" then
+      v = a:sub(3)
+    end
+    if v then
+      return metric(v)
+    end
+  end
+  return 10
+end
 
 init = function(args)
   local depth = tonumber(args[1]) or 16
@@ -33,7 +78,7 @@ request = function()
 end
 
 done = function(summary, latency, requests)
-  local conns = tonumber(os.getenv("CORIO_BENCH_WRK_CONNS") or "")
+  local conns = wrk_connections()
   if not conns or summary.requests < conns then
     return
   end
