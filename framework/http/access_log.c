@@ -10,15 +10,27 @@
  * it passes 16 KiB, a second after the first line waiting at the latest (a
  * loop timer), and when the thread's last connection ends, which is also
  * how every line is out before a worker exits.  Writes are whole lines, at
- * most PIPE_BUF bytes each, so workers sharing stderr never interleave. */
+ * most PIPE_BUF bytes each, so workers sharing stderr never interleave.
+ *
+ * Whether a connection logs, and where to: the server's opts.access_log,
+ * unless the process says otherwise (corio_http_access_log_set, or else the
+ * environment variable CORIO_ACCESS_LOG, read at the first connection):
+ * off, on (stderr), or a file every process appends to (O_APPEND: whole
+ * lines from several workers do not interleave there either). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/report.h"
+#include "corio/error.h"
 #include "corio/log.h"
 #include "http/http_internal.h"
 #include "runtime/internal.h"
@@ -39,6 +51,85 @@ typedef struct alog {
 
 static __thread alog alog_tls;
 
+/* ---- the process's setting ------------------------------------------------------------ */
+
+typedef enum alog_mode {
+    ALOG_OPTS, /* each server's opts.access_log decides */
+    ALOG_OFF,
+    ALOG_ON,
+} alog_mode;
+
+/* Resolved once (the first connection, or corio_http_access_log_set) under
+ * the mutex; read without it once `resolved` is set. */
+static struct {
+    pthread_mutex_t lock;
+    atomic_bool resolved;
+    alog_mode mode;
+    int fd; /* where lines go: STDERR_FILENO or the file */
+} alog_cfg = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = STDERR_FILENO};
+
+static bool word_in(const char *s, const char *const *words, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Applies spec (see corio_http_access_log_set) with the lock held.  Returns
+ * 0, or the error opening the file (the setting is then left as it was). */
+static int apply_locked(const char *spec) {
+    static const char *const off[] = {"off", "0", "false", "no"};
+    static const char *const on[] = {"on", "1", "true", "yes", "stderr", "-"};
+    alog_mode mode = ALOG_ON;
+    int fd = STDERR_FILENO;
+    if (!spec || !*spec) {
+        mode = ALOG_OPTS;
+    } else if (word_in(spec, off, sizeof off / sizeof off[0])) {
+        mode = ALOG_OFF;
+    } else if (!word_in(spec, on, sizeof on / sizeof on[0])) {
+        fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+    }
+    if (alog_cfg.fd != STDERR_FILENO)
+        close(alog_cfg.fd);
+    alog_cfg.mode = mode;
+    alog_cfg.fd = fd;
+    atomic_store(&alog_cfg.resolved, true);
+    return 0;
+}
+
+int corio_http_access_log_set(const char *spec) {
+    pthread_mutex_lock(&alog_cfg.lock);
+    int rc = apply_locked(spec);
+    pthread_mutex_unlock(&alog_cfg.lock);
+    return rc;
+}
+
+/* The environment's setting, on first use (unless set in code before). */
+static void resolve(void) {
+    pthread_mutex_lock(&alog_cfg.lock);
+    if (!atomic_load(&alog_cfg.resolved)) {
+        const char *spec = getenv("CORIO_ACCESS_LOG");
+        int rc = apply_locked(spec);
+        if (rc) {
+            corio__report("CORIO_ACCESS_LOG=%s: cannot open the file (%s); the access log goes "
+                          "to stderr",
+                          spec, corio_strerror(rc));
+            apply_locked("on");
+        }
+    }
+    pthread_mutex_unlock(&alog_cfg.lock);
+}
+
+bool corio__access_log_wanted(bool opt) {
+    if (!atomic_load_explicit(&alog_cfg.resolved, memory_order_acquire))
+        resolve();
+    return alog_cfg.mode == ALOG_OPTS ? opt : alog_cfg.mode == ALOG_ON;
+}
+
+/* ---- the per-thread buffer --------------------------------------------------------------- */
+
 static void alog_write(alog *l) {
     size_t off = 0;
     while (off < l->len) {
@@ -47,11 +138,11 @@ static void alog_write(alog *l) {
             const char *nl = memrchr(l->buf + off, '\n', PIPE_BUF);
             n = nl ? (size_t)(nl - (l->buf + off)) + 1 : PIPE_BUF;
         }
-        ssize_t w = write(STDERR_FILENO, l->buf + off, n);
+        ssize_t w = write(alog_cfg.fd, l->buf + off, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            break; /* stderr is gone: the lines are dropped */
+            break; /* stderr (or the file) is gone: the lines are dropped */
         off += (size_t)w;
     }
     l->len = 0;

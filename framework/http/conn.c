@@ -315,6 +315,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
     c.task = corio_current();
     c.opts = srv->opts;
     apply_defaults(&c.opts);
+    c.opts.access_log = corio__access_log_wanted(c.opts.access_log);
     /* Accepted by a server: the connection may park between requests, and
      * its state says where a resumed one is (zero on a first run). */
     corio_conn_state *cs = corio_conn_state_of(s);

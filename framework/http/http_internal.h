@@ -242,5 +242,9 @@ static inline corio__drain corio__req_drain(const corio_req *r) {
 void corio__access_log(corio__hconn *c);
 void corio__access_log_conn_begin(corio__hconn *c);
 void corio__access_log_conn_end(void);
+/* Whether a connection of a server with opts.access_log == opt logs: opt,
+ * unless the process's setting (corio_http_access_log_set, CORIO_ACCESS_LOG)
+ * overrides it. */
+bool corio__access_log_wanted(bool opt);
 
 #endif

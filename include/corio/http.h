@@ -283,7 +283,9 @@ typedef struct corio_http_opts {
      *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /a?b=1 HTTP/1.1" 200 13 87
      * Lines are buffered per thread and written as whole lines when 16 KiB
      * have gathered, within a second, and when the thread's last connection
-     * ends.  Off by default. */
+     * ends.  Off by default.  The process-wide setting overrides it: the
+     * environment variable CORIO_ACCESS_LOG, or corio_http_access_log_set
+     * (the runner's --access-log). */
     bool access_log;
 } corio_http_opts;
 
@@ -291,6 +293,26 @@ typedef struct corio_http_server {
     corio_router *router; /* borrowed */
     corio_http_opts opts;
 } corio_http_server;
+
+/* The access log's process-wide setting, which overrides the
+ * opts.access_log of every server in the process:
+ *   "off" (also "0", "false", "no")   no access log;
+ *   "on" (also "1", "true", "yes", "stderr", "-")   lines on stderr;
+ *   anything else                     the path of a file the lines are
+ *                                     appended to (created 0644 if need
+ *                                     be; a file named "on" is "./on");
+ *   NULL or ""                        no override: each server's
+ *                                     opts.access_log, lines on stderr.
+ * Until this is called, the environment variable CORIO_ACCESS_LOG holds the
+ * setting, in the same words, read at the process's first HTTP connection
+ * (a file it names that cannot be opened is reported once, as an ERROR
+ * line, and the lines go to stderr).  Keywords are case-insensitive.
+ * Call it before serving (the runner calls it before it forks its workers,
+ * which then share the file; the file is opened O_APPEND, and a line is one
+ * write, so their lines do not interleave).  spec is borrowed for the call.
+ * Returns 0, or the error opening the file as a negative errno code
+ * (CORIO_ENOENT, CORIO_EACCES, ...; the setting is then unchanged). */
+int corio_http_access_log_set(const char *spec);
 
 /* A connection handler (corio_conn_fn) that serves HTTP/1.1 on `s` with the
  * corio_http_server passed as arg.  Use it as the handler of a corio_app or a
