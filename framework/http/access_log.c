@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "base/report.h"
+#include "base/timefmt.h"
 #include "corio/error.h"
 #include "corio/log.h"
 #include "http/http_internal.h"
@@ -46,7 +47,7 @@ typedef struct alog {
     size_t conns; /* connections with the log on, on this thread */
     corio__timer timer;
     time_t date_at;
-    char date[32];
+    char date[CORIO__TIMEFMT_CLF_SIZE];
 } alog;
 
 static __thread alog alog_tls;
@@ -179,10 +180,8 @@ void corio__access_log(corio__hconn *c) {
     if (!l->buf)
         return; /* no memory for the buffer when the connections began */
     time_t now = time(NULL);
-    if (now != l->date_at) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(l->date, sizeof l->date, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    if (now != l->date_at) { /* English month names, whatever LC_TIME says */
+        corio__timefmt_clf(l->date, now);
         l->date_at = now;
     }
     const corio_req *r = &c->req;

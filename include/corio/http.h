@@ -281,6 +281,7 @@ typedef struct corio_http_opts {
      * followed by the request's duration in microseconds (from its head
      * complete to its response complete):
      *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /a?b=1 HTTP/1.1" 200 13 87
+     * (the date in UTC with English month names, whatever the locale).
      * Lines are buffered per thread and written as whole lines when 16 KiB
      * have gathered, within a second, and when the thread's last connection
      * ends.  Off by default.  The process-wide setting overrides it: the
