@@ -10,6 +10,7 @@
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
+#   make install     install into PREFIX (/usr/local), under DESTDIR if given
 #   make clean       remove the build directories
 #   make format      clang-format the sources
 
@@ -144,6 +145,13 @@ valgrind-integration: build
 	  fi; \
 	done; \
 	[ $$fail -eq 0 ]
+
+# Install the Release build under $(PREFIX) (default /usr/local), staged under $(DESTDIR)
+# when given: libcorio.a, libcorio.so.0, include/corio/, lib/cmake/corio/, lib/pkgconfig/corio.pc.
+PREFIX ?= /usr/local
+.PHONY: install
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
 
 # Micro-benchmarks (built with the project, never run by ctest).
 bench: build
