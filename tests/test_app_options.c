@@ -604,6 +604,217 @@ static void test_usage_lists_every_flag_and_variable(void **state) {
             fail_msg("--help lacks '%s':\n%s", want[i], text);
 }
 
+/* ---- the program's own flags (corio_app.flags) ---------------------------------------- */
+
+static const char *f_str;
+static int64_t f_int;
+static uint64_t f_ms;
+static bool f_bool;
+static char f_seen[64]; /* what the FUNC flag took, in order */
+
+static int take_word(const char *v, void *target) {
+    if (strcmp(v, "bad") == 0)
+        return CORIO_EINVAL;
+    strcat(strcat((char *)target, v), ";");
+    return 0;
+}
+
+static const corio_app_flag app_flags[] = {
+    {.name = "root",
+     .type = CORIO_APP_FLAG_STRING,
+     .target = &f_str,
+     .env = "T_ROOT",
+     .accepts = "a directory",
+     .help = "what to serve"},
+    {.name = "pool",
+     .type = CORIO_APP_FLAG_INT,
+     .target = &f_int,
+     .env = "T_POOL",
+     .min = 1,
+     .max = 10,
+     .help = "connections"},
+    {.name = "wait",
+     .type = CORIO_APP_FLAG_DURATION,
+     .target = &f_ms,
+     .min = 1,
+     .max = 600000,
+     .help = "how long"},
+    {.name = "fast",
+     .type = CORIO_APP_FLAG_BOOL,
+     .target = &f_bool,
+     .env = "T_FAST",
+     .help = "go fast"},
+    {.name = "word",
+     .type = CORIO_APP_FLAG_FUNC,
+     .parse = take_word,
+     .target = f_seen,
+     .accepts = "a word but 'bad'",
+     .help = "a word, repeatable"},
+};
+
+static const corio_app flag_app = {
+    .name = "t", .default_port = 7000, .flags = app_flags, .nflags = 5};
+
+static int parse_app_v(corio__app_opts *o, const corio_app *app, const char *const *args) {
+    char *argv[32] = {"prog"};
+    int argc = 1;
+    for (; args[argc - 1]; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    err[0] = '\0';
+    f_str = "default";
+    f_int = 5;
+    f_ms = 2000;
+    f_bool = false;
+    f_seen[0] = '\0';
+    return corio__app_parse(o, app, argc, argv, get_fake_env, err, sizeof err);
+}
+
+#define PARSE_APP(o, ...) parse_app_v((o), &flag_app, (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_app_flags_parsed_with_the_runners(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE_APP(&o, "--root", "/srv", "--port", "9001", "--pool=7", "--wait", "2m",
+                               "--fast", "--word", "a", "--word=b"),
+                     0);
+    assert_string_equal(f_str, "/srv");
+    assert_int_equal(o.port, 9001);
+    assert_int_equal(f_int, 7);
+    assert_int_equal(f_ms, 120000);
+    assert_true(f_bool);
+    assert_string_equal(f_seen, "a;b;");               /* a FUNC flag: each occurrence, in order */
+    assert_int_equal(PARSE_APP(&o, "--port", "1"), 0); /* none given: the defaults stay */
+    assert_string_equal(f_str, "default");
+    assert_int_equal(f_int, 5);
+    assert_false(f_bool);
+}
+
+static void test_app_flag_variables(void **state) {
+    (void)state;
+    corio__app_opts o;
+    env_set("T_ROOT", "/env");
+    env_set("T_POOL", "3");
+    env_set("T_FAST", "yes");
+    assert_int_equal(PARSE_APP(&o, "--port", "1"), 0);
+    assert_string_equal(f_str, "/env");
+    assert_int_equal(f_int, 3);
+    assert_true(f_bool);
+    env_set("T_POOL", "99"); /* a bad variable under a flag is not read */
+    assert_int_equal(PARSE_APP(&o, "--pool", "4", "--root", "/flag"), 0);
+    assert_int_equal(f_int, 4);
+    assert_string_equal(f_str, "/flag");
+    expect_rejected(PARSE_APP(&o, "--port", "1"), "T_POOL", "an integer 1..10, got '99'");
+    env_set("T_POOL", ""); /* "" counts as unset */
+    env_set("T_ROOT", "");
+    assert_int_equal(PARSE_APP(&o, "--port", "1"), 0);
+    assert_int_equal(f_int, 5);
+    assert_string_equal(f_str, "default");
+}
+
+static void test_app_flag_bad_values_rejected(void **state) {
+    (void)state;
+    corio__app_opts o;
+    expect_rejected(PARSE_APP(&o, "--pool", "11"), "--pool", "an integer 1..10, got '11'");
+    expect_rejected(PARSE_APP(&o, "--pool", "0"), "--pool", "1..10");
+    expect_rejected(PARSE_APP(&o, "--pool", "x"), "--pool", "got 'x'");
+    expect_rejected(PARSE_APP(&o, "--pool", "5x"), "--pool", "got '5x'");
+    expect_rejected(PARSE_APP(&o, "--wait", "soon"), "--wait", "duration");
+    expect_rejected(PARSE_APP(&o, "--wait", "11m"), "--wait", "duration");
+    expect_rejected(PARSE_APP(&o, "--wait", "0"), "--wait", "from 1 to 600000 ms");
+    expect_rejected(PARSE_APP(&o, "--root", ""), "--root", "expected a directory, got ''");
+    expect_rejected(PARSE_APP(&o, "--root"), "--root", "--root needs a directory");
+    expect_rejected(PARSE_APP(&o, "--fast=1"), "--fast", "takes no value");
+    expect_rejected(PARSE_APP(&o, "--word", "bad"), "--word", "a word but 'bad'");
+    expect_rejected(PARSE_APP(&o, "--wrod", "x"), "--wrod", "unknown option");
+    env_set("T_FAST", "maybe");
+    expect_rejected(PARSE_APP(&o, "--port", "1"), "T_FAST", "got 'maybe'");
+}
+
+static void test_app_flags_untouched_by_help_and_version(void **state) {
+    (void)state;
+    corio__app_opts o;
+    env_set("T_POOL", "3");
+    assert_int_equal(PARSE_APP(&o, "--pool", "9", "--word", "a", "--help"), 0);
+    assert_true(o.help);
+    assert_int_equal(f_int, 5);
+    assert_string_equal(f_seen, "");
+    assert_int_equal(PARSE_APP(&o, "-h"), 0);
+    assert_true(o.help);
+    assert_int_equal(PARSE_APP(&o, "--root", "/x", "--version"), 0);
+    assert_string_equal(f_str, "default");
+    expect_rejected(PARSE_APP(&o, "-x"), "-x", "unexpected argument");
+}
+
+static void test_bad_flag_tables_rejected(void **state) {
+    (void)state;
+    static const corio_app_flag clash[] = {
+        {.name = "port", .type = CORIO_APP_FLAG_INT, .target = &f_int}};
+    static const corio_app_flag h[] = {
+        {.name = "h", .type = CORIO_APP_FLAG_BOOL, .target = &f_bool}};
+    static const corio_app_flag twice[] = {
+        {.name = "a", .type = CORIO_APP_FLAG_BOOL, .target = &f_bool},
+        {.name = "a", .type = CORIO_APP_FLAG_INT, .target = &f_int}};
+    static const corio_app_flag no_target[] = {{.name = "a", .type = CORIO_APP_FLAG_INT}};
+    static const corio_app_flag no_parser[] = {{.name = "a", .type = CORIO_APP_FLAG_FUNC}};
+    static const corio_app_flag dashes[] = {
+        {.name = "--a", .type = CORIO_APP_FLAG_BOOL, .target = &f_bool}};
+    static const corio_app_flag range[] = {
+        {.name = "a", .type = CORIO_APP_FLAG_INT, .target = &f_int, .min = 2, .max = 1}};
+    const struct {
+        const corio_app_flag *flags;
+        const char *why;
+    } bad[] = {{clash, "runner has"},      {h, "runner has"},     {twice, "twice"},
+               {no_target, "target"},      {no_parser, "parser"}, {dashes, "without dashes"},
+               {range, "min is above max"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        corio_app app = {.name = "t", .flags = bad[i].flags, .nflags = i == 2 ? 2 : 1};
+        corio__app_opts o;
+        expect_rejected(parse_app_v(&o, &app, (const char *const[]){NULL}), "flag table",
+                        bad[i].why);
+    }
+}
+
+static void test_usage_lists_app_flags_and_defaults(void **state) {
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/corio_test_usage_%d.txt", (int)getpid());
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    f_str = "/srv/www";
+    f_int = 5;
+    f_ms = 2000;
+    f_bool = false;
+    corio__app_usage(&flag_app, fileno(f));
+    char text[8192];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    static const char *const want[] = {"(default: 127.0.0.1)",
+                                       "(default: 7000)",
+                                       "(default: 25s)",
+                                       "(default: info)",
+                                       "(default: off)",
+                                       "also -h",
+                                       "t options:",
+                                       "--root VALUE",
+                                       "what to serve; a directory [T_ROOT] (default: /srv/www)",
+                                       "--pool VALUE",
+                                       "an integer 1..10 [T_POOL] (default: 5)",
+                                       "--wait VALUE",
+                                       "(default: 2s)",
+                                       "--fast ",
+                                       "go fast [T_FAST] (default: off)",
+                                       "--word VALUE",
+                                       "a word but 'bad'"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i]))
+            fail_msg("--help lacks '%s':\n%s", want[i], text);
+    assert_null(
+        strstr(text, "--word VALUE           a word, repeatable; a word but 'bad' (default"));
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, reset_env)
 
 int main(void) {
@@ -634,6 +845,12 @@ int main(void) {
         T(test_unix_and_port_exclusive),
         T(test_reuse_port_flag_and_variable),
         T(test_usage_lists_every_flag_and_variable),
+        T(test_app_flags_parsed_with_the_runners),
+        T(test_app_flag_variables),
+        T(test_app_flag_bad_values_rejected),
+        T(test_app_flags_untouched_by_help_and_version),
+        T(test_bad_flag_tables_rejected),
+        T(test_usage_lists_app_flags_and_defaults),
     };
     return cmocka_run_group_tests(tests, make_files, remove_files);
 }

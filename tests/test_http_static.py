@@ -528,6 +528,38 @@ def case_bad_root_refused(t, port):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def case_app_flags_in_help_env_and_refused(t, port):
+    """--root and --realpath are the runner's to parse: --help and -h list
+    them with their variable and default beside the runner's flags (with
+    theirs); STATIC_ROOT serves; a malformed one exits 2 naming it."""
+    for h in ("--help", "-h"):
+        r = subprocess.run([ARGS.static, h], capture_output=True, timeout=10,
+                           env=harness.clean_env(None, ("CORIO_", "STATIC_")))
+        out = r.stdout.decode()
+        check(r.returncode == 0, "%s: exit %d" % (h, r.returncode))
+        for want in ("--root VALUE", "[STATIC_ROOT] (default: .)", "--realpath",
+                     "--port VALUE", "(default: 8080)", "--drain-timeout", "(default: 25s)"):
+            check(want in out, "%s lacks %r:\n%s" % (h, want, out))
+    for args, name in ((["--realpath=yes"], "--realpath"), (["--root", ""], "--root"),
+                       (["--root"], "--root"), (["--rot", "x"], "--rot")):
+        code, err = run_static(args)
+        check(code == 2 and len(err.splitlines()) == 1 and name in err,
+              "%s: exit %d, %r" % (args, code, err))
+    srv = harness.Server(ARGS.static, env={"STATIC_ROOT": os.path.join(t.tree.root, "sub")},
+                         env_drop=("CORIO_", "STATIC_"), wrap=shlex.split(ARGS.wrap),
+                         start_timeout=DEADLINE * ARGS.slow, name="static STATIC_ROOT")
+    try:
+        c = http.client.HTTPConnection(HOST, srv.port, timeout=DEADLINE * ARGS.slow)
+        c.request("GET", "/page.html")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        with open(os.path.join(t.tree.root, "sub", "page.html"), "rb") as f:
+            check(r.status == 200 and body == f.read(), "STATIC_ROOT not served: %d" % r.status)
+    finally:
+        srv.kill()
+
+
 def main():
     global ARGS, CLIENT_TLS
     ap = argparse.ArgumentParser()

@@ -406,8 +406,8 @@ def case_bad_flag_values_exit_2_naming_the_flag():
 
 
 def case_help_and_version_exit_0():
-    """--help lists every flag and exits 0 (even with a bad environment);
-    --version exits 0 and names the version."""
+    """--help (or -h) lists every flag with its default and exits 0 (even
+    with a bad environment); --version exits 0 and names the version."""
     r = run_cli(ARGS.echo, ["--help"], {"CORIO_PORT": "x"})
     out = r.stdout.decode()
     check(r.returncode == 0, "--help exit %d" % r.returncode)
@@ -415,6 +415,11 @@ def case_help_and_version_exit_0():
                  "--max-conns", "--read-timeout", "--write-timeout", "--drain-timeout",
                  "--log-level", "--help", "--version", "CORIO_PORT"):
         check(flag in out, "--help does not list %s" % flag)
+    for default in ("(default: 127.0.0.1)", "(default: 7000)", "(default: 25s)",
+                    "(default: info)", "(default: 1)"):
+        check(default in out, "--help does not show %s:\n%s" % (default, out))
+    h = run_cli(ARGS.echo, ["-h"])
+    check(h.returncode == 0 and h.stdout == r.stdout, "-h: exit %d, %r" % (h.returncode, h.stdout))
     r = run_cli(ARGS.echo, ["--version"])
     check(r.returncode == 0, "--version exit %d" % r.returncode)
     check(re.search(rb"\d+\.\d+\.\d+", r.stdout), "--version prints no version: %r" % r.stdout)

@@ -4,6 +4,8 @@
  *     proxy --upstream http://127.0.0.1:9000 --upstream http://127.0.0.1:9001
  *           [--prefix /api] [--upstream-timeout 60s] [runner flags]
  *
+ * The three flags are declared to the runner (corio_app.flags): --help
+ * lists them with the runner's, a bad value is refused (exit 2). *
  * The request target goes to the upstream as it came (prefix included),
  * after the upstream URL's own path if it has one.  Hop-by-hop fields
  * (Connection and the fields it names, Keep-Alive, TE, Trailer,
@@ -293,71 +295,36 @@ static const char *copy_response_headers(corio_res *res, const corio_http_respon
 
 /* ---- the command line ------------------------------------------------------------------- */
 
-/* Takes --upstream URL, --prefix PATH and --upstream-timeout T (and their
- * --flag=value forms) out of argv: the runner refuses flags it does not
- * know.  Returns the new argc, or -1 after a line on stderr. */
-static int take_flags(int argc, char **argv, proxy *p, const char **prefix) {
-    int n = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *flags[] = {"--upstream", "--prefix", "--upstream-timeout"}, *v = NULL;
-        size_t f = 0;
-        for (; f < 3; f++) {
-            size_t l = strlen(flags[f]);
-            if (strcmp(argv[i], flags[f]) == 0 && i + 1 < argc) {
-                v = argv[++i];
-                break;
-            }
-            if (strncmp(argv[i], flags[f], l) == 0 && argv[i][l] == '=') {
-                v = argv[i] + l + 1;
-                break;
-            }
-        }
-        if (f == 3) {
-            argv[n++] = argv[i];
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "proxy: %s needs a value\n", flags[f]);
-            return -1;
-        }
-        if (f == 0) {
-            if (p->n == MAX_UPSTREAMS || (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))) {
-                fprintf(stderr, "proxy: --upstream %s: an http:// or https:// URL (at most %d)\n",
-                        v, MAX_UPSTREAMS);
-                return -1;
-            }
-            char *b = strdup(v);
-            size_t bl = strlen(b);
-            while (bl > 8 && b[bl - 1] == '/')
-                b[--bl] = '\0';
-            p->up[p->n++].base = b;
-        } else if (f == 1) {
-            if (v[0] != '/') {
-                fprintf(stderr, "proxy: --prefix %s: a path starting with '/'\n", v);
-                return -1;
-            }
-            *prefix = v;
-        } else {
-            char *end;
-            unsigned long long ms = strtoull(v, &end, 10);
-            ms *= strcmp(end, "s") == 0 ? 1000 : 1;
-            if (ms == 0 || !(*end == '\0' || strcmp(end, "ms") == 0 || strcmp(end, "s") == 0)) {
-                fprintf(stderr, "proxy: --upstream-timeout %s: a duration (\"500ms\", \"60s\")\n",
-                        v);
-                return -1;
-            }
-            p->timeout_ms = ms;
-        }
-    }
-    argv[n] = NULL;
-    return n;
+/* --upstream URL, once per upstream. */
+static int add_upstream(const char *v, void *arg) {
+    proxy *p = arg;
+    if (p->n == MAX_UPSTREAMS || (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)))
+        return CORIO_EINVAL;
+    char *b = strdup(v);
+    if (!b)
+        return CORIO_ENOMEM;
+    size_t bl = strlen(b);
+    while (bl > 8 && b[bl - 1] == '/')
+        b[--bl] = '\0';
+    p->up[p->n++].base = b;
+    return 0;
 }
 
-int main(int argc, char **argv) {
-    static proxy p = {.timeout_ms = 60000};
-    const char *prefix = "/";
-    if ((argc = take_flags(argc, argv, &p, &prefix)) < 0)
-        return 2;
+/* --prefix PATH */
+static int set_prefix(const char *v, void *arg) {
+    if (v[0] != '/' || strlen(v) >= 1024)
+        return CORIO_EINVAL;
+    *(const char **)arg = v;
+    return 0;
+}
+
+static proxy p = {.timeout_ms = 60000};
+static const char *prefix = "/";
+
+/* Once the flags are parsed (corio_app.setup): the routes under --prefix.
+ * Returns 0, or 2 after a line on stderr. */
+static int add_routes(void *arg) {
+    corio_router *router = arg;
     if (p.n == 0) {
         fprintf(stderr, "proxy: at least one --upstream URL is needed\n");
         return 2;
@@ -367,15 +334,10 @@ int main(int argc, char **argv) {
     size_t pl = strlen(prefix);
     while (pl > 1 && prefix[pl - 1] == '/')
         pl--;
-    if (pl >= sizeof exact) {
-        fprintf(stderr, "proxy: --prefix is too long\n");
-        return 2;
-    }
     snprintf(exact, sizeof exact, "%.*s", (int)pl, prefix);
     snprintf(rest, sizeof rest, "%s/*", pl == 1 ? "" : exact);
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-    corio_router *router;
-    int rc = corio_router_new(&router);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof methods / sizeof *methods; i++) {
         rc = corio_router_add(router, methods[i], rest, forward, &p);
         if (rc == 0 && pl > 1)
@@ -385,13 +347,48 @@ int main(int argc, char **argv) {
         fprintf(stderr, "proxy: --prefix %s: %s\n", prefix, corio_strerror(rc));
         return 2;
     }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const corio_app_flag flags[] = {
+        {.name = "upstream",
+         .type = CORIO_APP_FLAG_FUNC,
+         .parse = add_upstream,
+         .target = &p,
+         .accepts = "an http:// or https:// URL (at most 64 upstreams)",
+         .help = "an upstream to forward to; repeat it for more (round robin)"},
+        {.name = "prefix",
+         .type = CORIO_APP_FLAG_FUNC,
+         .parse = set_prefix,
+         .target = &prefix,
+         .accepts = "a path starting with '/'",
+         .default_text = "/",
+         .help = "forward the requests under this path"},
+        {.name = "upstream-timeout",
+         .type = CORIO_APP_FLAG_DURATION,
+         .target = &p.timeout_ms,
+         .min = 1,
+         .max = INT64_MAX,
+         .accepts = "a duration such as 500ms or 60s",
+         .help = "an upstream that has not answered by then: 504"},
+    };
+    corio_router *router;
+    if (corio_router_new(&router) != 0) {
+        fprintf(stderr, "proxy: out of memory\n");
+        return 1;
+    }
     /* Bodies are streamed, never held: no size limit of the proxy's own
      * (the upstream has its own); the body deadlines still apply. */
     corio_http_opts opts = {.max_body = SIZE_MAX};
     corio_app app = {
         .name = "proxy",
-        .description = "reverse proxy (--upstream URL..., --prefix PATH, --upstream-timeout T)",
+        .description = "reverse proxy",
         .default_port = 8080,
+        .flags = flags,
+        .nflags = sizeof flags / sizeof flags[0],
+        .setup = add_routes,
+        .setup_arg = router,
     };
     return corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */
 }

@@ -1,6 +1,6 @@
 /* Static file server: serves one directory and nothing outside it.
  *
- *     static --root DIR [runner flags]     (or STATIC_ROOT=DIR; default ".")
+ *     static [--root DIR] [--realpath] [runner flags]   (or STATIC_ROOT=DIR; default ".")
  *
  * A root that is missing, not a directory, or that this user cannot read
  * is refused at start (exit 2), rather than answering 403 to everything.
@@ -14,8 +14,9 @@
  * (openat2 RESOLVE_BENEATH).  With --realpath the example takes the two-step
  * road instead: corio_http_file_path() maps and checks the path, then
  * corio_res_file() serves it (this path blocks the loop in realpath(); it is
- * kept to show and test the helper).  Every flag of the standalone runner
- * applies (--port, --workers, ...; see --help).
+ * kept to show and test the helper).  Both flags are declared to the runner
+ * (corio_app.flags), which parses them with its own (--port, --workers,
+ * ...), lists them in --help and refuses bad values.
  */
 #include <corio/corio.h>
 #include <errno.h>
@@ -143,58 +144,42 @@ static int serve(corio_req *req, corio_res *res, void *arg) {
     return answer_error(req, res, rc);
 }
 
-/* Resolves the root into `out` (PATH_MAX bytes), refusing one the server
- * could not serve from: missing, not a directory, or one this user cannot
- * list and enter (every request would be answered 403).  Returns 0, or -1
- * after a line on stderr. */
-static int check_root(const char *root, char *out) {
+static site st;
+static const char *root = ".";
+
+/* Resolves --root into st.root, refusing a root the server could not serve
+ * from: missing, not a directory, or one this user cannot list and enter
+ * (every request would be answered 403).  Runs once the flags are parsed
+ * (corio_app.setup).  Returns 0, or 2 after a line on stderr. */
+static int check_root(void *arg) {
+    (void)arg;
     struct stat sb;
     const char *why = NULL;
-    if (!realpath(root, out) || stat(out, &sb) != 0)
+    if (!realpath(root, st.root) || stat(st.root, &sb) != 0)
         why = errno == ENOENT ? "no such directory" : strerror(errno);
     else if (!S_ISDIR(sb.st_mode))
         why = "not a directory";
-    else if (access(out, R_OK | X_OK) != 0)
+    else if (access(st.root, R_OK | X_OK) != 0)
         why = errno == EACCES ? "cannot read it (permission denied)" : strerror(errno);
     if (!why)
         return 0;
     fprintf(stderr, "static: --root %s: %s\n", root, why);
-    return -1;
-}
-
-/* Takes --root DIR, --root=DIR and --realpath out of argv (the runner
- * refuses flags it does not know).  Returns the new argc, or -1. */
-static int take_flags(int argc, char **argv, const char **root, bool *two_step) {
-    int n = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--root") == 0) {
-            if (i + 1 == argc)
-                return -1;
-            *root = argv[++i];
-        } else if (strncmp(argv[i], "--root=", 7) == 0) {
-            *root = argv[i] + 7;
-        } else if (strcmp(argv[i], "--realpath") == 0) {
-            *two_step = true;
-        } else {
-            argv[n++] = argv[i];
-        }
-    }
-    argv[n] = NULL;
-    return n;
+    return 2;
 }
 
 int main(int argc, char **argv) {
-    static site st;
-    const char *root = getenv("STATIC_ROOT");
-    argc = take_flags(argc, argv, &root, &st.two_step);
-    if (argc < 0) {
-        fprintf(stderr, "static: --root needs a directory\n");
-        return 2;
-    }
-    if (!root)
-        root = ".";
-    if (check_root(root, st.root) != 0)
-        return 2;
+    static const corio_app_flag flags[] = {
+        {.name = "root",
+         .type = CORIO_APP_FLAG_STRING,
+         .target = &root,
+         .env = "STATIC_ROOT",
+         .accepts = "a directory",
+         .help = "the directory to serve"},
+        {.name = "realpath",
+         .type = CORIO_APP_FLAG_BOOL,
+         .target = &st.two_step,
+         .help = "map paths with corio_http_file_path, then corio_res_file"},
+    };
     corio_router *router;
     if (corio_router_new(&router) != 0 || corio_router_add(router, "GET", "/*", serve, &st) != 0) {
         fprintf(stderr, "static: cannot build the router\n");
@@ -202,8 +187,11 @@ int main(int argc, char **argv) {
     }
     corio_app app = {
         .name = "static",
-        .description = "static file server (--root DIR or STATIC_ROOT; --realpath)",
+        .description = "static file server",
         .default_port = 8080,
+        .flags = flags,
+        .nflags = sizeof flags / sizeof flags[0],
+        .setup = check_root,
     };
     return corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 }

@@ -10,6 +10,8 @@
  *
  *     techempower [--db URI] [--db-init] [--db-pool N] [--db-timeout MS] [runner flags]
  *
+ * The four flags are declared to the runner (corio_app.flags): --help
+ * lists them with their defaults, a bad value is refused (exit 2).
  * --db (or CORIO_DB) is a libpq connection string or URI; without it only
  * /plaintext and /json are served.  --db-init creates the tables World(id,
  * randomnumber) with 10,000 rows and Fortune(id, message) with TechEmpower's
@@ -42,8 +44,8 @@
 typedef struct te_config {
     const char *db; /* conninfo, or NULL: no database routes */
     bool db_init;
-    size_t pool_size;
-    uint64_t timeout_ms;
+    int64_t pool_size;  /* --db-pool */
+    int64_t timeout_ms; /* --db-timeout */
 } te_config;
 
 static te_config cfg = {.pool_size = 8, .timeout_ms = 2000};
@@ -206,7 +208,7 @@ static corio_pg_pool *pool;
 
 static int worker_pool(corio_pg_pool **out) {
     if (!pool) {
-        corio_pg_pool_opts o = {.max_size = cfg.pool_size};
+        corio_pg_pool_opts o = {.max_size = (size_t)cfg.pool_size};
         int rc = corio_pg_pool_new(&pool, cfg.db, &o);
         if (rc < 0)
             return rc;
@@ -226,7 +228,7 @@ static int with_db(db_fn fn, void *arg) {
     int rc = worker_pool(&p), crc = 0;
     if (rc < 0)
         return rc;
-    CORIO_WITH(corio_timeout_scope(cfg.timeout_ms)) {
+    CORIO_WITH(corio_timeout_scope((uint64_t)cfg.timeout_ms)) {
         corio_pg_conn *db;
         CORIO_WITH_RC(crc, corio_pg_checkout(p, &db)) {
             rc = fn(db, arg);
@@ -633,86 +635,70 @@ static int free_pool(void *arg) {
 
 /* ---- main --------------------------------------------------------------------------------- */
 
-/* Whether argv[*i] is `--name VALUE` or `--name=VALUE`; sets *val (NULL
- * when the value is missing) and steps *i over a separate value. */
-static bool flag_value(int argc, char **argv, int *i, const char *name, const char **val) {
-    size_t l = strlen(name);
-    if (strncmp(argv[*i], name, l) != 0)
-        return false;
-    if (argv[*i][l] == '=') {
-        *val = argv[*i] + l + 1;
-        return true;
-    }
-    if (argv[*i][l] != '\0')
-        return false;
-    *val = *i + 1 < argc ? argv[++*i] : NULL;
-    return true;
-}
-
-/* A decimal integer in 1..max, or 0. */
-static unsigned long long parse_count(const char *s, unsigned long long max) {
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    return *end || v > max ? 0 : v;
-}
-
-/* Takes this program's flags out of argv (the runner refuses flags it does
- * not know).  Returns the new argc, or -1 after a message. */
-static int take_flags(int argc, char **argv) {
-    int n = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *val;
-        unsigned long long v;
-        if (flag_value(argc, argv, &i, "--db", &val)) {
-            if (!val || !*val) {
-                fprintf(stderr, "techempower: --db needs a connection string or URI\n");
-                return -1;
-            }
-            cfg.db = val;
-        } else if (flag_value(argc, argv, &i, "--db-pool", &val)) {
-            if (!(v = parse_count(val, 1000))) {
-                fprintf(stderr, "techempower: --db-pool wants an integer 1..1000\n");
-                return -1;
-            }
-            cfg.pool_size = (size_t)v;
-        } else if (flag_value(argc, argv, &i, "--db-timeout", &val)) {
-            if (!(v = parse_count(val, 3600000))) {
-                fprintf(stderr, "techempower: --db-timeout wants milliseconds, 1..3600000\n");
-                return -1;
-            }
-            cfg.timeout_ms = v;
-        } else if (strcmp(argv[i], "--db-init") == 0) {
-            cfg.db_init = true;
-        } else {
-            argv[n++] = argv[i];
-        }
-    }
-    argv[n] = NULL;
-    return n;
-}
-
-/* Whether the runner is asked only to print something (then the database
- * is left alone). */
-static bool prints_only(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "--version") == 0)
-            return true;
-    return false;
-}
-
-int main(int argc, char **argv) {
-    cfg.db = getenv("CORIO_DB");
-    if (cfg.db && !*cfg.db)
-        cfg.db = NULL;
-    argc = take_flags(argc, argv);
-    if (argc < 0)
-        return 2;
+/* Once the flags are parsed (corio_app.setup; not for --help or
+ * --version): --db-init, the cache and the database routes, before the
+ * runner forks its workers.  Returns 0, or the exit code after a line on
+ * stderr. */
+static int setup(void *arg) {
+    corio_router *router = arg;
     if (cfg.db_init && !cfg.db) {
         fprintf(stderr, "techempower: --db-init needs --db\n");
         return 2;
     }
+    if (!cfg.db)
+        return 0;
+#ifdef CORIO_HAVE_PG
+    if (corio_run(startup, NULL) != 0)
+        return 1;
+    static const struct {
+        const char *path;
+        corio_http_handler fn;
+    } routes[] = {{"/db", single_query},
+                  {"/queries", queries},
+                  {"/updates", updates},
+                  {"/fortunes", fortunes},
+                  {"/cached-queries", cached_queries}};
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (corio_router_add(router, "GET", routes[i].path, routes[i].fn, NULL) != 0) {
+            fprintf(stderr, "techempower: cannot build the router\n");
+            return 1;
+        }
+    return 0;
+#else
+    (void)router;
+    (void)cached_queries;
+    fprintf(stderr, "techempower: --db: this build has no PostgreSQL client (libpq-dev was "
+                    "not found when corio was configured)\n");
+    return 2;
+#endif
+}
+
+int main(int argc, char **argv) {
+    static const corio_app_flag flags[] = {
+        {.name = "db",
+         .type = CORIO_APP_FLAG_STRING,
+         .target = &cfg.db,
+         .env = "CORIO_DB",
+         .accepts = "a connection string or URI",
+         .help = "PostgreSQL (libpq conninfo); without it only /plaintext and /json"},
+        {.name = "db-init",
+         .type = CORIO_APP_FLAG_BOOL,
+         .target = &cfg.db_init,
+         .help = "create and fill the World and Fortune tables where missing"},
+        {.name = "db-pool",
+         .type = CORIO_APP_FLAG_INT,
+         .target = &cfg.pool_size,
+         .min = 1,
+         .max = 1000,
+         .help = "database connections per worker"},
+        {.name = "db-timeout",
+         .type = CORIO_APP_FLAG_INT,
+         .target = &cfg.timeout_ms,
+         .min = 1,
+         .max = 3600000,
+         .accepts = "milliseconds, 1..3600000",
+         .help = "deadline of each database route"},
+    };
     rng_seed();
     if (pthread_atfork(NULL, NULL, rng_seed) != 0) {
         fprintf(stderr, "techempower: pthread_atfork failed\n");
@@ -723,46 +709,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "techempower: out of memory\n");
         return 1;
     }
-    int rc = corio_router_add(router, "GET", "/plaintext", plaintext, NULL);
-    if (rc == 0)
-        rc = corio_router_add(router, "GET", "/json", json, NULL);
-#ifdef CORIO_HAVE_PG
-    if (rc == 0 && cfg.db) {
-        if (!prints_only(argc, argv) && corio_run(startup, NULL) != 0) {
-            corio_router_free(router);
-            return 1;
-        }
-        static const struct {
-            const char *path;
-            corio_http_handler fn;
-        } routes[] = {{"/db", single_query},
-                      {"/queries", queries},
-                      {"/updates", updates},
-                      {"/fortunes", fortunes},
-                      {"/cached-queries", cached_queries}};
-        for (size_t i = 0; rc == 0 && i < sizeof routes / sizeof *routes; i++)
-            rc = corio_router_add(router, "GET", routes[i].path, routes[i].fn, NULL);
-    }
-#else
-    if (cfg.db) {
-        fprintf(stderr, "techempower: --db: this build has no PostgreSQL client (libpq-dev was "
-                        "not found when corio was configured)\n");
-        corio_router_free(router);
-        return 2;
-    }
-    (void)cached_queries;
-#endif
-    if (rc != 0) {
+    if (corio_router_add(router, "GET", "/plaintext", plaintext, NULL) != 0 ||
+        corio_router_add(router, "GET", "/json", json, NULL) != 0) {
         fprintf(stderr, "techempower: cannot build the router\n");
         corio_router_free(router);
         return 1;
     }
     corio_app app = {
         .name = "techempower",
-        .description = "TechEmpower benchmark routes (--db URI, --db-init, --db-pool N, "
-                       "--db-timeout MS; /plaintext /json /db /queries /updates /fortunes "
-                       "/cached-queries)",
+        .description = "TechEmpower benchmark routes (/plaintext /json /db /queries /updates "
+                       "/fortunes /cached-queries)",
         .default_port = 8080,
+        .flags = flags,
+        .nflags = sizeof flags / sizeof flags[0],
+        .setup = setup,
+        .setup_arg = router,
     };
     int code = corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 #ifdef CORIO_HAVE_PG

@@ -9,6 +9,10 @@
  *
  *     todo [--db URI] [--redis HOST:PORT] [--deadline-ms MS] [--cache-ttl-ms MS] [runner flags]
  *
+ * The four flags are declared to the runner (corio_app.flags): --help
+ * lists them with their defaults and variables, a bad value is refused
+ * (exit 2).
+ *
  * A todo is {"id": 1, "title": "milk", "done": false, "created_at":
  * "2026-05-01T09:30:00.000Z"}.  A title is a string of 1 to 200 characters,
  * done true or false; a body that is not JSON, holds another field or a bad
@@ -69,9 +73,9 @@ enum {
 #define LIST_KEY "todos:all"
 
 typedef struct todo_config {
-    const char *db;    /* conninfo or URI; "": libpq's PG* variables */
-    const char *redis; /* where Redis is, or NULL: no cache */
-    uint64_t deadline_ms, cache_ttl_ms;
+    const char *db;                    /* conninfo or URI; "": libpq's PG* variables */
+    const char *redis;                 /* where Redis is, or NULL: no cache */
+    int64_t deadline_ms, cache_ttl_ms; /* --deadline-ms, --cache-ttl-ms */
 } todo_config;
 
 static todo_config cfg = {.db = "", .deadline_ms = 2000, .cache_ttl_ms = 30000};
@@ -191,7 +195,7 @@ static void cache_put(const char *key, const char *val, size_t len) {
     if (!r)
         return;
     CORIO_WITH(corio_timeout_scope(CACHE_TIMEOUT_MS)) {
-        rc = corio_redis_set(r, key, val, len, cfg.cache_ttl_ms);
+        rc = corio_redis_set(r, key, val, len, (uint64_t)cfg.cache_ttl_ms);
     }
     if (rc == 0)
         cache_fine();
@@ -395,7 +399,7 @@ static int db_run(db_fn fn, job *j, bool write) {
             return rc;
     }
     int rc = 0, crc = 0, trc = 0;
-    CORIO_WITH(corio_timeout_scope(cfg.deadline_ms)) {
+    CORIO_WITH(corio_timeout_scope((uint64_t)cfg.deadline_ms)) {
         corio_pg_conn *db;
         corio_pg_tx tx;
         const corio_pg_tx_opts txo = {.read_only = !write};
@@ -714,78 +718,44 @@ static int free_pool(void *arg) {
     return corio_pg_pool_free(pool);
 }
 
-/* Whether argv[*i] is `--name VALUE` or `--name=VALUE`; sets *val (NULL
- * when the value is missing) and steps *i over a separate value. */
-static bool flag_value(int argc, char **argv, int *i, const char *name, const char **val) {
-    size_t l = strlen(name);
-    if (strncmp(argv[*i], name, l) != 0)
-        return false;
-    if (argv[*i][l] == '=') {
-        *val = argv[*i] + l + 1;
-        return true;
-    }
-    if (argv[*i][l] != '\0')
-        return false;
-    *val = *i + 1 < argc ? argv[++*i] : NULL;
-    return true;
-}
-
-/* Milliseconds, 1..3600000, into *ms; false if val is not that. */
-static bool parse_ms(const char *val, uint64_t *ms) {
-    char *end;
-    if (!val || *val < '0' || *val > '9')
-        return false;
-    unsigned long long v = strtoull(val, &end, 10);
-    if (*end || v < 1 || v > 3600000)
-        return false;
-    *ms = v;
-    return true;
-}
-
-/* Takes this program's flags out of argv (the runner refuses flags it does
- * not know).  Returns the new argc, or -1 after a message. */
-static int take_flags(int argc, char **argv) {
-    int n = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *val;
-        if (flag_value(argc, argv, &i, "--db", &val)) {
-            if (!val) {
-                fprintf(stderr, "todo: --db needs a connection string or URI\n");
-                return -1;
-            }
-            cfg.db = val;
-        } else if (flag_value(argc, argv, &i, "--redis", &val)) {
-            if (!val || !*val) {
-                fprintf(stderr, "todo: --redis needs HOST:PORT\n");
-                return -1;
-            }
-            cfg.redis = val;
-        } else if (flag_value(argc, argv, &i, "--deadline-ms", &val)) {
-            if (!parse_ms(val, &cfg.deadline_ms)) {
-                fprintf(stderr, "todo: --deadline-ms wants milliseconds, 1..3600000\n");
-                return -1;
-            }
-        } else if (flag_value(argc, argv, &i, "--cache-ttl-ms", &val)) {
-            if (!parse_ms(val, &cfg.cache_ttl_ms)) {
-                fprintf(stderr, "todo: --cache-ttl-ms wants milliseconds, 1..3600000\n");
-                return -1;
-            }
-        } else {
-            argv[n++] = argv[i];
-        }
-    }
-    argv[n] = NULL;
-    return n;
+/* Once the flags are parsed (corio_app.setup; not for --help or
+ * --version): the tables, before the runner forks its workers. */
+static int setup(void *arg) {
+    (void)arg;
+    return corio_run(startup, NULL) != 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
-    const char *env = getenv("CORIO_DB");
-    if (env)
-        cfg.db = env;
-    if ((env = getenv("CORIO_REDIS")) != NULL && *env)
-        cfg.redis = env;
-    if ((argc = take_flags(argc, argv)) < 0)
-        return 2;
+    static const corio_app_flag flags[] = {
+        {.name = "db",
+         .type = CORIO_APP_FLAG_STRING,
+         .target = &cfg.db,
+         .env = "CORIO_DB",
+         .accepts = "a connection string or URI",
+         .default_text = "libpq's PG* variables",
+         .help = "PostgreSQL (libpq conninfo or URI)"},
+        {.name = "redis",
+         .type = CORIO_APP_FLAG_STRING,
+         .target = &cfg.redis,
+         .env = "CORIO_REDIS",
+         .accepts = "HOST:PORT, a socket path or a redis:// URL",
+         .default_text = "none: no cache",
+         .help = "Redis, the cache in front of the reads"},
+        {.name = "deadline-ms",
+         .type = CORIO_APP_FLAG_INT,
+         .target = &cfg.deadline_ms,
+         .min = 1,
+         .max = 3600000,
+         .accepts = "milliseconds, 1..3600000",
+         .help = "deadline of each request's database work"},
+        {.name = "cache-ttl-ms",
+         .type = CORIO_APP_FLAG_INT,
+         .target = &cfg.cache_ttl_ms,
+         .min = 1,
+         .max = 3600000,
+         .accepts = "milliseconds, 1..3600000",
+         .help = "how long a cached read is kept"},
+    };
     corio_router *router;
     if (corio_router_new(&router) != 0) {
         fprintf(stderr, "todo: out of memory\n");
@@ -800,19 +770,13 @@ int main(int argc, char **argv) {
         corio_router_free(router);
         return 1;
     }
-    /* --help and --version need no database. */
-    bool info_only = false;
-    for (int i = 1; i < argc; i++)
-        info_only |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "--version");
-    if (!info_only && corio_run(startup, NULL) != 0) {
-        corio_router_free(router);
-        return 1;
-    }
     corio_app app = {
         .name = "todo",
-        .description = "todo list API on PostgreSQL with a Redis cache (--db URI, --redis "
-                       "HOST:PORT, --deadline-ms MS, --cache-ttl-ms MS)",
+        .description = "todo list API on PostgreSQL with a Redis cache",
         .default_port = 8080,
+        .flags = flags,
+        .nflags = sizeof flags / sizeof flags[0],
+        .setup = setup,
     };
     corio_http_opts opts = {.max_body = (size_t)64 * 1024, .access_log = true};
     int code = corio_http_app_main(&app, router, &opts, argc, argv); /* frees router */

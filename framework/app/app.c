@@ -111,6 +111,13 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         return 0;
     }
     corio_log_set_level(o.log_level);
+    if (app->setup) {
+        int rc = app->setup(app->setup_arg);
+        if (rc < 0)
+            corio_log(CORIO_LOG_ERROR, "%s: setup failed: %s", name, corio_strerror(rc));
+        if (rc)
+            return rc < 0 ? 1 : rc;
+    }
     o.inherited_fd = activated_fd();
     signal(SIGPIPE, SIG_IGN);
     /* Until the worker's loop watches them, SIGHUP and SIGUSR1 must not

@@ -5,6 +5,7 @@
  * read it, so they cannot drift apart. */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,36 +38,42 @@ typedef struct option {
     size_t offset;
     const char *accepts; /* for messages and --help */
     const char *help;
+    const char *dflt; /* the default --help shows; NULL: none (--port: the app's) */
 } option;
 
 #define OFF(field) offsetof(corio__app_opts, field)
 
 static const option options[] = {
-    {"host", "CORIO_HOST", K_HOST, OFF(host), "an IPv4 or IPv6 address", "address to bind"},
-    {"port", "CORIO_PORT", K_PORT, OFF(port), "an integer 0..65535", "TCP port (0: any)"},
+    {"host", "CORIO_HOST", K_HOST, OFF(host), "an IPv4 or IPv6 address", "address to bind",
+     "127.0.0.1"},
+    {"port", "CORIO_PORT", K_PORT, OFF(port), "an integer 0..65535", "TCP port (0: any)", NULL},
     {"unix", "CORIO_UNIX", K_PATH, OFF(unix_path), "a socket path of at most 107 bytes",
-     "listen on a Unix socket instead of TCP"},
+     "listen on a Unix socket instead of TCP", NULL},
     {"workers", "CORIO_WORKERS", K_WORKERS, OFF(workers), "an integer 1..256 or 'auto'",
-     "worker processes ('auto': one per CPU)"},
+     "worker processes ('auto': one per CPU)", "1"},
     {"tls-cert", "CORIO_TLS_CERT", K_FILE, OFF(tls_cert), "a readable PEM file",
-     "TLS certificate chain"},
-    {"tls-key", "CORIO_TLS_KEY", K_FILE, OFF(tls_key), "a readable PEM file", "TLS private key"},
+     "TLS certificate chain", NULL},
+    {"tls-key", "CORIO_TLS_KEY", K_FILE, OFF(tls_key), "a readable PEM file", "TLS private key",
+     NULL},
     {"max-conns", "CORIO_MAX_CONNS", K_COUNT, OFF(max_conns), "an integer 0..10000000",
-     "open connections per worker (0: no cap)"},
+     "open connections per worker (0: no cap)", "0"},
     {"read-timeout", "CORIO_READ_TIMEOUT", K_DURATION, OFF(read_timeout_ms),
-     "a duration such as 500ms, 10s, 2m (0: none)", "a read without progress fails after this"},
+     "a duration such as 500ms, 10s, 2m (0: none)", "a read without progress fails after this",
+     "0"},
     {"write-timeout", "CORIO_WRITE_TIMEOUT", K_DURATION, OFF(write_timeout_ms),
-     "a duration such as 500ms, 10s, 2m (0: none)", "a write without progress fails after this"},
+     "a duration such as 500ms, 10s, 2m (0: none)", "a write without progress fails after this",
+     "0"},
     {"drain-timeout", "CORIO_DRAIN_TIMEOUT", K_DURATION, OFF(drain_timeout_ms),
-     "a duration such as 500ms, 10s, 2m", "graceful drain on SIGTERM before cancelling"},
+     "a duration such as 500ms, 10s, 2m", "graceful drain on SIGTERM before cancelling", "25s"},
     {"log-level", "CORIO_LOG_LEVEL", K_LEVEL, OFF(log_level), "error, warn, info or debug",
-     "log verbosity"},
+     "log verbosity", "info"},
     {"reuse-port", "CORIO_REUSE_PORT", K_BOOL, OFF(reuse_port),
      "1 or 0 (true/false, yes/no, on/off)",
      "share the TCP port with a server already listening on it, for a rolling replacement of "
-     "one instance by another"},
-    {"help", NULL, K_FLAG, OFF(help), NULL, "show this help"},
-    {"version", NULL, K_FLAG, OFF(version), NULL, "show the version"},
+     "one instance by another",
+     "off"},
+    {"help", NULL, K_FLAG, OFF(help), NULL, "show this help (also -h)", NULL},
+    {"version", NULL, K_FLAG, OFF(version), NULL, "show the version", NULL},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -193,6 +200,223 @@ static const option *find_flag(const char *name, size_t len) {
     return NULL;
 }
 
+/* ---- the program's own flags (corio_app.flags) --------------------------------------- */
+
+static const corio_app_flag *find_app_flag(const corio_app *app, const char *name, size_t len) {
+    for (size_t i = 0; app && i < app->nflags; i++)
+        if (strlen(app->flags[i].name) == len && strncmp(app->flags[i].name, name, len) == 0)
+            return &app->flags[i];
+    return NULL;
+}
+
+/* What a value of f may be: its own words, else the type's and range's
+ * (in buf, len bytes). */
+static const char *app_accepts(const corio_app_flag *f, char *buf, size_t len) {
+    bool ranged = f->min || f->max;
+    if (f->accepts)
+        return f->accepts;
+    switch (f->type) {
+    case CORIO_APP_FLAG_STRING:
+        return "a non-empty value";
+    case CORIO_APP_FLAG_INT:
+        if (!ranged)
+            return "an integer";
+        snprintf(buf, len, "an integer %" PRId64 "..%" PRId64, f->min, f->max);
+        return buf;
+    case CORIO_APP_FLAG_DURATION:
+        if (!ranged)
+            return "a duration such as 500ms, 10s, 2m";
+        snprintf(buf, len, "a duration such as 500ms, 10s, 2m, from %" PRId64 " to %" PRId64 " ms",
+                 f->min, f->max);
+        return buf;
+    case CORIO_APP_FLAG_BOOL:
+        return "1 or 0 (true/false, yes/no, on/off)";
+    case CORIO_APP_FLAG_FUNC:
+        break;
+    }
+    return "a valid value";
+}
+
+/* The default --help shows for f (in buf, len bytes), or NULL. */
+static const char *app_default(const corio_app_flag *f, char *buf, size_t len) {
+    if (f->default_text || !f->target)
+        return f->default_text;
+    switch (f->type) {
+    case CORIO_APP_FLAG_STRING:
+        return *(const char *const *)f->target;
+    case CORIO_APP_FLAG_INT:
+        snprintf(buf, len, "%" PRId64, *(const int64_t *)f->target);
+        return buf;
+    case CORIO_APP_FLAG_DURATION: {
+        uint64_t ms = *(const uint64_t *)f->target;
+        if (ms && ms % 60000 == 0)
+            snprintf(buf, len, "%" PRIu64 "m", ms / 60000);
+        else if (ms && ms % 1000 == 0)
+            snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
+        else
+            snprintf(buf, len, "%" PRIu64 "ms", ms);
+        return buf;
+    }
+    case CORIO_APP_FLAG_BOOL:
+        return *(const bool *)f->target ? "on" : "off";
+    case CORIO_APP_FLAG_FUNC:
+        break;
+    }
+    return NULL;
+}
+
+static int parse_int64(const char *s, int64_t *out) {
+    const char *digits = s[0] == '-' ? s + 1 : s;
+    if (!isdigit((unsigned char)digits[0]))
+        return CORIO_EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || errno)
+        return CORIO_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Checks value v for f and writes f's target.  Returns 0 or CORIO_EINVAL. */
+static int set_app_value(const corio_app_flag *f, const char *v) {
+    bool ranged = f->min || f->max;
+    int64_t n;
+    uint64_t ms;
+    switch (f->type) {
+    case CORIO_APP_FLAG_STRING:
+        if (!*v)
+            return CORIO_EINVAL;
+        *(const char **)f->target = v;
+        return 0;
+    case CORIO_APP_FLAG_INT:
+        if (parse_int64(v, &n) || (ranged && (n < f->min || n > f->max)))
+            return CORIO_EINVAL;
+        *(int64_t *)f->target = n;
+        return 0;
+    case CORIO_APP_FLAG_DURATION:
+        if (corio__parse_duration(v, &ms) ||
+            (ranged && (ms > INT64_MAX || (int64_t)ms < f->min || (int64_t)ms > f->max)))
+            return CORIO_EINVAL;
+        *(uint64_t *)f->target = ms;
+        return 0;
+    case CORIO_APP_FLAG_BOOL:
+        return parse_bool(v, (bool *)f->target);
+    case CORIO_APP_FLAG_FUNC:
+        return f->parse(v, f->target) < 0 ? CORIO_EINVAL : 0;
+    }
+    return CORIO_EINVAL;
+}
+
+/* A flag table's mistakes are the program's, found before any flag is
+ * read: a name taken twice (or one of the runner's), a missing target or
+ * parser, a range upside down. */
+static int check_app_flags(const corio_app *app, char *err, size_t errlen) {
+    for (size_t i = 0; app && i < app->nflags; i++) {
+        const corio_app_flag *f = &app->flags[i];
+        const char *why = NULL;
+        if (!f->name || !*f->name || f->name[0] == '-' || strchr(f->name, '='))
+            why = "a name without dashes or '=' is needed";
+        else if (find_flag(f->name, strlen(f->name)) || strcmp(f->name, "h") == 0)
+            why = "the runner has a flag of that name";
+        else if (find_app_flag(app, f->name, strlen(f->name)) != f)
+            why = "declared twice";
+        else if ((unsigned)f->type > CORIO_APP_FLAG_FUNC)
+            why = "unknown type";
+        else if (f->type == CORIO_APP_FLAG_FUNC ? !f->parse : !f->target)
+            why = f->type == CORIO_APP_FLAG_FUNC ? "a FUNC flag needs a parser"
+                                                 : "a target is needed";
+        else if (f->min > f->max)
+            why = "min is above max";
+        if (why)
+            return fail(err, errlen, "flag table: '%s': %s", f->name ? f->name : "(null)", why);
+    }
+    return 0;
+}
+
+/* ---- the command line ------------------------------------------------------------------ */
+
+/* Reads the flag at argv[*i] and its value (stepping *i over a separate
+ * one): the runner's (*opt) or the program's (*aflag).  Returns 0, or
+ * CORIO_EINVAL with the message in err. */
+static int next_flag(const corio_app *app, int argc, char **argv, int *i, const option **opt,
+                     const corio_app_flag **aflag, const char **value, char *err, size_t errlen) {
+    const char *a = argv[*i];
+    *opt = NULL;
+    *aflag = NULL;
+    *value = "1"; /* a flag without a value: set (K_FLAG, K_BOOL, CORIO_APP_FLAG_BOOL) */
+    if (strcmp(a, "-h") == 0) {
+        *opt = find_flag("help", 4);
+        return 0;
+    }
+    if (strncmp(a, "--", 2) != 0)
+        return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    *opt = find_flag(name, nlen);
+    *aflag = *opt ? NULL : find_app_flag(app, name, nlen);
+    if (!*opt && !*aflag)
+        return fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)nlen, name);
+    const char *flag = *opt ? (*opt)->flag : (*aflag)->name;
+    bool bare = *opt ? (*opt)->kind == K_FLAG || (*opt)->kind == K_BOOL
+                     : (*aflag)->type == CORIO_APP_FLAG_BOOL;
+    if (bare && eq)
+        return fail(err, errlen, "--%s takes no value", flag);
+    if (bare)
+        return 0;
+    if (eq) {
+        *value = eq + 1;
+        return 0;
+    }
+    if (*i + 1 < argc) {
+        *value = argv[++*i];
+        return 0;
+    }
+    char buf[128];
+    const char *acc = *opt ? (*opt)->accepts : app_accepts(*aflag, buf, sizeof buf);
+    return fail(err, errlen, "--%s: missing value; --%s needs %s", flag, flag, acc);
+}
+
+static bool app_flag_given(const corio_app *app, int argc, char **argv, const corio_app_flag *f) {
+    char err[8];
+    for (int i = 1; i < argc; i++) {
+        const option *opt;
+        const corio_app_flag *af;
+        const char *v;
+        if (next_flag(app, argc, argv, &i, &opt, &af, &v, err, sizeof err) == 0 && af == f)
+            return true;
+    }
+    return false;
+}
+
+/* The program's flags, in their order on the command line, then the
+ * variables of those not given ("" counts as unset). */
+static int apply_app_flags(const corio_app *app, int argc, char **argv,
+                           const char *(*get_env)(const char *name), char *err, size_t errlen) {
+    char buf[128];
+    for (int i = 1; app && app->nflags && i < argc; i++) {
+        const option *opt;
+        const corio_app_flag *f;
+        const char *v;
+        int rc = next_flag(app, argc, argv, &i, &opt, &f, &v, err, errlen);
+        if (rc)
+            return rc;
+        if (f && set_app_value(f, v) != 0)
+            return fail(err, errlen, "--%s: expected %s, got '%s'", f->name,
+                        app_accepts(f, buf, sizeof buf), v);
+    }
+    for (size_t k = 0; app && get_env && k < app->nflags; k++) {
+        const corio_app_flag *f = &app->flags[k];
+        const char *v = f->env ? get_env(f->env) : NULL;
+        if (!v || !*v || app_flag_given(app, argc, argv, f))
+            continue;
+        if (set_app_value(f, v) != 0)
+            return fail(err, errlen, "%s: expected %s, got '%s'", f->env,
+                        app_accepts(f, buf, sizeof buf), v);
+    }
+    return 0;
+}
+
 int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **argv,
                      const char *(*get_env)(const char *name), char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
@@ -202,31 +426,23 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
     o->workers = 1;
     o->drain_timeout_ms = 25000;
     o->log_level = CORIO_LOG_INFO;
-    /* Flags first, then the environment for what no flag gave: a flag wins
-     * over its variable even when the variable holds a bad value (a stale
-     * CORIO_PORT=x must not make `--port 80` fail). */
+    int rc = check_app_flags(app, err, errlen);
+    if (rc)
+        return rc;
+    /* The runner's flags first; the program's are only read for their shape
+     * here, and set below once --help and --version are ruled out (--help
+     * then shows their defaults).  Then the environment for what no flag
+     * gave: a flag wins over its variable even when the variable holds a
+     * bad value (a stale CORIO_PORT=x must not make `--port 80` fail). */
     bool given[NOPTIONS] = {false};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0)
-            return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const option *opt = find_flag(name, nlen);
-        if (!opt)
-            return fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)nlen, name);
+        const option *opt;
+        const corio_app_flag *af;
         const char *v;
-        if (opt->kind == K_FLAG || opt->kind == K_BOOL) {
-            if (eq)
-                return fail(err, errlen, "--%s takes no value", opt->flag);
-            v = opt->kind == K_BOOL ? "1" : "";
-        } else if (eq) {
-            v = eq + 1;
-        } else if (i + 1 < argc) {
-            v = argv[++i];
-        } else {
-            return fail(err, errlen, "--%s: missing value (expected %s)", opt->flag, opt->accepts);
-        }
+        if ((rc = next_flag(app, argc, argv, &i, &opt, &af, &v, err, errlen)) != 0)
+            return rc;
+        if (!opt)
+            continue;
         if (set_value(o, opt, v) != 0)
             return fail(err, errlen, "--%s: expected %s, got '%s'", opt->flag, opt->accepts, v);
         given[opt - options] = true;
@@ -238,22 +454,39 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
     if (given[iport] && given[iunix])
         return fail(err, errlen,
                     "--unix and --port: give one or the other (a Unix socket has no port)");
+    /* --help and --version answer even in a broken environment. */
+    if (o->help || o->version)
+        return 0;
     bool flag_chose = given[iport] || given[iunix];
     given[iport] = given[iunix] = flag_chose;
-    /* --help and --version answer even in a broken environment. */
-    bool env_read = get_env && !o->help && !o->version;
-    for (size_t i = 0; env_read && i < NOPTIONS; i++) {
+    for (size_t i = 0; get_env && i < NOPTIONS; i++) {
         const char *v = options[i].env && !given[i] ? get_env(options[i].env) : NULL;
         if (v && set_value(o, &options[i], v) != 0)
             return fail(err, errlen, "%s: expected %s, got '%s'", options[i].env,
                         options[i].accepts, v);
     }
-    if (env_read && !flag_chose && get_env(options[iport].env) && get_env(options[iunix].env))
+    if (get_env && !flag_chose && get_env(options[iport].env) && get_env(options[iunix].env))
         return fail(err, errlen, "%s and %s: give one or the other (a Unix socket has no port)",
                     options[iunix].env, options[iport].env);
-    if (!o->help && !o->version && (!o->tls_cert) != (!o->tls_key))
+    if ((!o->tls_cert) != (!o->tls_key))
         return fail(err, errlen, "--tls-cert and --tls-key: give both or neither");
-    return 0;
+    return apply_app_flags(app, argc, argv, get_env, err, errlen);
+}
+
+/* ---- --help ------------------------------------------------------------------------------ */
+
+static void usage_line(int fd, const char *flag, bool bare, const char *help, const char *accepts,
+                       const char *env, const char *dflt) {
+    char f[48];
+    snprintf(f, sizeof f, "--%s%s", flag, bare ? "" : " VALUE");
+    dprintf(fd, "  %-24s %s", f, help ? help : "");
+    if (accepts && !bare)
+        dprintf(fd, "; %s", accepts);
+    if (env)
+        dprintf(fd, " [%s]", env);
+    if (dflt && *dflt)
+        dprintf(fd, " (default: %s)", dflt);
+    dprintf(fd, "\n");
 }
 
 void corio__app_usage(const corio_app *app, int fd) {
@@ -262,16 +495,21 @@ void corio__app_usage(const corio_app *app, int fd) {
     if (app && app->description)
         dprintf(fd, "%s\n", app->description);
     dprintf(fd, "\noptions (environment variable in brackets):\n");
+    char port[8];
+    snprintf(port, sizeof port, "%u", app && app->default_port ? app->default_port : 8080);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option *opt = &options[i];
-        char flag[40];
         bool bare = opt->kind == K_FLAG || opt->kind == K_BOOL;
-        snprintf(flag, sizeof flag, "--%s%s", opt->flag, bare ? "" : " VALUE");
-        dprintf(fd, "  %-22s %s", flag, opt->help);
-        if (opt->accepts)
-            dprintf(fd, "; %s", opt->accepts);
-        if (opt->env)
-            dprintf(fd, " [%s]", opt->env);
-        dprintf(fd, "\n");
+        const char *dflt = opt->kind == K_PORT ? port : opt->dflt;
+        usage_line(fd, opt->flag, bare, opt->help, opt->accepts, opt->env, dflt);
+    }
+    if (!app || !app->nflags)
+        return;
+    dprintf(fd, "\n%s options:\n", name);
+    for (size_t i = 0; i < app->nflags; i++) {
+        const corio_app_flag *f = &app->flags[i];
+        char acc[128], dflt[32];
+        usage_line(fd, f->name, f->type == CORIO_APP_FLAG_BOOL, f->help,
+                   app_accepts(f, acc, sizeof acc), f->env, app_default(f, dflt, sizeof dflt));
     }
 }

@@ -15,7 +15,10 @@
  *   --drain-timeout T    graceful drain on SIGTERM         CORIO_DRAIN_TIMEOUT (25s)
  *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
  *   --reuse-port         share a port another server holds CORIO_REUSE_PORT (off)
- *   --help, --version
+ *   --help (-h), --version
+ *
+ * plus the program's own flags (corio_app.flags below), listed by --help
+ * after these, each with its variable and its default.
  *
  * Socket activation: when LISTEN_PID names the process and LISTEN_FDS >= 1
  * (systemd), the socket on fd 3 is served and --host/--port/--unix are
@@ -90,6 +93,56 @@
 extern "C" {
 #endif
 
+/* ---- the program's own flags ----
+ *
+ * A program declares its flags in a table; the runner parses them with its
+ * own (--name VALUE and --name=VALUE; a flag given twice: the last wins,
+ * except FUNC, called for each), reads the flag's environment variable
+ * when the flag is not given (a variable set to "" counts as unset), lists
+ * them in --help, and refuses a bad value as it refuses its own: one line
+ * on stderr, "<app>: --name: expected <accepts>, got 'VALUE'", and exit 2.
+ * Targets are written only when the program is going to serve: --help and
+ * --version leave them alone (so --help shows their defaults). */
+typedef enum corio_app_flag_type {
+    CORIO_APP_FLAG_STRING,   /* const char **target: the value (in argv or the
+                                environment, not copied); "" is refused */
+    CORIO_APP_FLAG_INT,      /* int64_t *target: a decimal integer in min..max */
+    CORIO_APP_FLAG_DURATION, /* uint64_t *target: milliseconds, from "250ms", "10s",
+                                "2m" or a bare number of ms, in min..max */
+    CORIO_APP_FLAG_BOOL,     /* bool *target: --name sets it and takes no value;
+                                the variable holds 1/0, true/false, yes/no, on/off */
+    CORIO_APP_FLAG_FUNC,     /* parse(value, target) decides */
+} corio_app_flag_type;
+
+/* Takes one value of a FUNC flag (from the command line, in order, or the
+ * variable).  target: the flag's, borrowed.  Returns 0, or a negative code
+ * to refuse the value (the runner prints the flag's `accepts` and exits 2). */
+typedef int (*corio_app_flag_fn)(const char *value, void *target);
+
+typedef struct corio_app_flag {
+    const char *name; /* without the dashes: "root" is --root; not one of the
+                         runner's, nor "h" */
+    corio_app_flag_type type;
+    void *target;      /* borrowed, written as the type says; its value before
+                          corio_app_main is the default */
+    const char *help;  /* one line for --help */
+    const char *env;   /* variable read when the flag is not given; NULL: none */
+    const char *accepts; /* what a value may be, for --help and errors ("a
+                            directory"); NULL: said from the type and range */
+    const char *default_text; /* the default --help shows; NULL: the target's
+                                 value (none for FUNC, a NULL or "" string) */
+    int64_t min, max;  /* INT, DURATION: the range; both 0: any (a duration
+                          is never negative) */
+    corio_app_flag_fn parse; /* FUNC: the parser; NULL otherwise */
+} corio_app_flag;
+
+/* After the command line is parsed (every target set), before the runner
+ * listens or forks: the program's checks of its flags taken together and
+ * the work that depends on them (routes, a database schema).  Not run for
+ * --help, --version or a bad command line.  Returns 0 to serve, or the
+ * exit code after a line on stderr (2: a bad command line; 1: a failure). */
+typedef int (*corio_app_setup_fn)(void *setup_arg);
+
 typedef struct corio_app {
     const char *name;        /* shown in --help, --version and logs */
     const char *version;     /* --version; NULL: corio's version */
@@ -101,13 +154,19 @@ typedef struct corio_app {
     /* ALPN list offered with --tls-cert, e.g. "http/1.1".  NULL: "http/1.1"
      * when handler is corio_http_serve, none otherwise; "": none. */
     const char *tls_alpn;
+    const corio_app_flag *flags; /* the program's flags (see above); borrowed */
+    size_t nflags;
+    corio_app_setup_fn setup;    /* NULL: none */
+    void *setup_arg;             /* passed to setup; borrowed */
 } corio_app;
 
-/* Parses the command line and environment, then serves until a graceful
- * shutdown.  Returns the process exit code: 0 after a graceful shutdown or
+/* Parses the command line and environment (the runner's flags and
+ * app->flags), runs app->setup, then serves until a graceful shutdown.
+ * Returns the process exit code: 0 after a graceful shutdown or
  * --help/--version, 1 when the server could not start or failed (under a
  * supervisor also: its workers could not start, see above), 2 for a bad
- * command line.  Call it from main() (`return corio_app_main(&app, argc,
+ * command line or a bad flag table (a name taken twice, a NULL target or
+ * parser); or what setup returned.  Call it from main() (`return corio_app_main(&app, argc,
  * argv);`), not from inside corio_run(). */
 int corio_app_main(const corio_app *app, int argc, char **argv);
 
@@ -118,8 +177,8 @@ int corio_app_main(const corio_app *app, int argc, char **argv);
  *   corio_app app = {.name = "hello", .default_port = 8080};
  *   return corio_http_app_main(&app, router, NULL, argc, argv);
  *
- * app: borrowed; name, version, description, default_port, conn_stack_size
- * and tls_alpn as for corio_app_main; handler and arg must be NULL (this
+ * app: borrowed; everything but handler and arg as for corio_app_main
+ * (setup may still add routes to `router`); handler and arg must be NULL (this
  * function supplies them).  router: transferred: freed before this returns,
  * on every path, so its routes' args must outlive the call, not the router.
  * opts: borrowed, copied; NULL: the defaults (all zero).
