@@ -52,6 +52,7 @@ PUBLIC = {
     "server.h": "net",
     "http.h": "http",
     "http_file.h": "http",
+    "metrics.h": "http",
     "http_client.h": "client",
     "pg.h": "client",
     "redis.h": "client",

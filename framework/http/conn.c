@@ -13,6 +13,7 @@
 
 #include "corio/scope.h"
 #include "http/http_internal.h"
+#include "http/metrics_internal.h"
 #include "net/proto.h"
 #include "runtime/internal.h"
 
@@ -206,6 +207,7 @@ static void reset_request(corio__hconn *c) {
     c->chunk_line_bytes = 0;
     c->last_chunk = false;
     c->body_waited = 0;
+    c->metrics_route = CORIO__ROUTE_REJECTED; /* until routed */
 }
 
 /* Whether the client may still be sending when we close: then closing at
@@ -340,6 +342,8 @@ int corio_http_serve(corio_stream *s, void *arg) {
     corio_stream_configure(s, &so);
     if (c.opts.access_log)
         corio__access_log_conn_begin(&c);
+    if (corio__metrics_on)
+        corio__metrics_conn_begin();
     int rc = 0;
     for (;;) {
         reset_request(&c);
@@ -363,7 +367,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
             rc = st < 0 ? st : 0;
             break;
         }
-        if (c.opts.access_log)
+        if (c.opts.access_log || corio__metrics_on)
             c.started_ns = uv_hrtime();
         if (st) {
             c.reject = st;
@@ -375,6 +379,8 @@ int corio_http_serve(corio_stream *s, void *arg) {
             corio__req_track_head(&c);
             corio__access_log(&c);
         }
+        if (corio__metrics_on)
+            corio__metrics_request(&c);
         /* A cancelled task serves no next request, and its flush before the
          * next read would fail: what is queued goes out below. */
         if (rc < 0 || c.close || corio_cancelled())

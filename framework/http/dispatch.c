@@ -9,6 +9,7 @@
 
 #include "corio/log.h"
 #include "http/http_internal.h"
+#include "http/metrics_internal.h"
 #include "net/proto.h"
 
 static void log_request_error(corio__hconn *c, int rc) {
@@ -110,6 +111,7 @@ static int route(corio__hconn *c, corio__match *m) {
             return CORIO_ENOMEM;
     }
     int found = corio__router_match_raw(c->srv->router, corio_req_method(r), raw, scratch, m);
+    c->metrics_route = found == 200 ? m->metrics_id : CORIO__ROUTE_UNMATCHED;
     if (found == 200) {
         memcpy(r->params, m->params, m->nparams * sizeof m->params[0]);
         r->nparams = m->nparams;

@@ -105,7 +105,10 @@ typedef struct corio__hconn {
     size_t nout, cap_out, out_bytes;
     size_t requests;
     uint64_t started_ns; /* the current request's head completed (uv_hrtime) */
-    char peer[48];       /* the client's address ("" until asked: corio__hconn_peer) */
+    /* The current request's route for the metrics: the route's id, or
+     * CORIO__ROUTE_UNMATCHED / CORIO__ROUTE_REJECTED (metrics_internal.h) */
+    uint16_t metrics_route;
+    char peer[48]; /* the client's address ("" until asked: corio__hconn_peer) */
     /* Header fields live here, not in the arena, so that the arena can be
      * reset while a head is only partly read (see read_head): the first
      * ones inline, more in hdrs_heap (up to max_headers, freed with the

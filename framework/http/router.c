@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "http/metrics_internal.h"
 #include "http/router.h"
 
 typedef struct route {
@@ -21,6 +22,7 @@ typedef struct route {
     void *arg;
     corio__mw *mws;
     size_t nmws;
+    uint16_t metrics_id; /* corio__metrics_route_id */
 } route;
 
 typedef struct node node;
@@ -204,6 +206,7 @@ int corio_router_add(corio_router *r, const char *method, const char *pattern,
     if (!e)
         return CORIO_ENOMEM;
     strcpy(e->method, method);
+    e->metrics_id = corio__metrics_route_id(method, pattern);
     e->fn = fn;
     e->arg = arg;
     e->next = *list;
@@ -275,6 +278,7 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
             m->arg = e->arg;
             m->mws = e->mws;
             m->nmws = e->nmws;
+            m->metrics_id = e->metrics_id;
             return 200;
         }
         if (n->routes || n->wildcard) {
@@ -322,6 +326,7 @@ static int match(const node *n, const char *p, const char *end, corio_strv metho
             m->arg = e->arg;
             m->mws = e->mws;
             m->nmws = e->nmws;
+            m->metrics_id = e->metrics_id;
             return 200;
         }
         add_allow(m, n->wildcard);
@@ -353,3 +358,8 @@ int corio__router_match_raw(const corio_router *r, corio_strv method, corio_strv
     decoder d = {raw_path.ptr, scratch};
     return match_root(r, method, raw_path, m, &d);
 }
+
+/* The metrics and health routes compile with this file until the library's
+ * source list (CMakeLists.txt) names them. */
+#include "http/health.c"
+#include "http/metrics.c"

@@ -21,6 +21,7 @@ typedef struct corio__match {
     void *arg;
     const corio__mw *mws; /* the route's middleware */
     size_t nmws;
+    uint16_t metrics_id; /* the route's id for the metrics (http/metrics_internal.h) */
     corio__param params[CORIO__MAX_PARAMS];
     size_t nparams;
     char allow[128]; /* for 405: the methods the path answers */

@@ -21,13 +21,14 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "corio/server.h"
 #include "net/listen.h"
 #include "net/stream_internal.h"
+#include "runtime/stats.h"
 #include "scope/scope_internal.h"
 
 #define DEFAULT_BACKLOG 511
@@ -103,6 +104,7 @@ static void conn_gone(conn *c) {
     corio_server *srv = c->srv;
     corio__list_remove(&c->link);
     srv->nconns--;
+    corio__stat_sub(&corio__stats_sink->conns_open, 1);
     if (srv->backlogged && srv->open)
         accept_one(srv);
     if (srv->waiter && srv->nconns == 0)
@@ -223,16 +225,27 @@ static int conn_main(void *arg) {
 
 static void adopt(corio_server *srv, corio_stream *s);
 
+/* Counts a connection that could not be accepted (runtime/stats.h). */
+static void accept_failed(int err) {
+    enum corio__accept_error kind = err == UV_EMFILE || err == UV_ENFILE ? CORIO__ACCEPT_FD_LIMIT
+                                    : err == UV_ENOMEM || err == UV_ENOBUFS
+                                        ? CORIO__ACCEPT_NO_MEMORY
+                                        : CORIO__ACCEPT_OTHER;
+    corio__stat_add(&corio__stats_sink->accept_errors[kind], 1);
+}
+
 static void accept_one(corio_server *srv) {
     srv->backlogged = false;
     int rc;
     corio_stream *s = corio__stream_new(srv->loop, srv->kind, &rc);
     if (!s) {
         srv->backlogged = true; /* try again when a connection ends */
+        accept_failed(UV_ENOMEM);
         return;
     }
     rc = uv_accept(&srv->lis.stream, &s->h.stream);
     if (rc) {
+        accept_failed(rc);
         corio__stream_close_nowait(s);
         return;
     }
@@ -259,6 +272,8 @@ static void accept_queued(corio_server *srv) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && errno == EINTR)
             continue;
+        if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            accept_failed(-errno);
         if (fd < 0)
             return; /* EAGAIN: the queue is empty; anything else: give up */
         int rc;
@@ -267,6 +282,7 @@ static void accept_queued(corio_server *srv) {
             rc = srv->kind == CORIO__STREAM_TCP ? uv_tcp_open(&s->h.tcp, fd)
                                                 : uv_pipe_open(&s->h.pipe, fd);
         if (!s || rc) {
+            accept_failed(s ? rc : UV_ENOMEM);
             close(fd);
             if (s)
                 corio__stream_close_nowait(s);
@@ -283,6 +299,7 @@ static void adopt(corio_server *srv, corio_stream *s) {
         uv_tcp_nodelay(&s->h.tcp, 1);
     conn *c = malloc(sizeof *c);
     if (!c) {
+        accept_failed(UV_ENOMEM);
         corio__stream_close_nowait(s);
         return;
     }
@@ -295,12 +312,15 @@ static void adopt(corio_server *srv, corio_stream *s) {
     corio__timer_init(&c->idle_timer, on_idle_timeout);
     s->owner = c;
     if (spawn_conn(c) != 0) {
+        accept_failed(UV_ENOMEM);
         corio__stream_close_nowait(s);
         free(c);
         return;
     }
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
+    corio__stat_add(&corio__stats_sink->conns_open, 1);
+    corio__stat_add(&corio__stats_sink->conns_accepted, 1);
 }
 
 static void on_connection(uv_stream_t *lis, int status) {
@@ -308,9 +328,11 @@ static void on_connection(uv_stream_t *lis, int status) {
     if (status < 0) {
         /* EMFILE/ENFILE: libuv has shed the connection with its reserve fd;
          * nothing to do but go on. */
+        accept_failed(status);
         return;
     }
     if (srv->opts.max_conns && srv->nconns >= srv->opts.max_conns) {
+        corio__stat_add(&corio__stats_sink->max_conns_waits, 1);
         srv->backlogged = true; /* libuv stops polling until uv_accept() */
         return;
     }

@@ -13,8 +13,13 @@
 
 #include "coro/sanitizer.h"
 #include "runtime/internal.h"
+#include "runtime/stats.h"
 
 __thread corio_loop *corio__tls_loop;
+
+/* The process's counters until the metrics give it a slot (runtime/stats.h). */
+static corio__stats local_stats;
+corio__stats *corio__stats_sink = &local_stats;
 
 #if defined(CORIO_ASAN)
 #define DEFAULT_STACK_SIZE (256 * 1024)
