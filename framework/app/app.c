@@ -16,6 +16,7 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "http/metrics_internal.h"
 #include "net/listen.h"
 
 #define LISTEN_BACKLOG 511
@@ -111,6 +112,13 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         return 0;
     }
     corio_log_set_level(o.log_level);
+    if (o.access_log) { /* before any fork: a file is opened once, shared by the workers */
+        int rc = corio_http_access_log_set(o.access_log);
+        if (rc) {
+            fprintf(stderr, "%s: --access-log %s: %s\n", name, o.access_log, corio_strerror(rc));
+            return 2;
+        }
+    }
     if (app->setup) {
         int rc = app->setup(app->setup_arg);
         if (rc < 0)
@@ -131,6 +139,7 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
     corio_app a = *app;
     if (!a.tls_alpn && a.handler == corio_http_serve)
         a.tls_alpn = "http/1.1";
+    corio__metrics_prepare(o.workers); /* before any fork: the shared segment */
     if (o.workers > 1)
         return corio__supervise(&a, &o);
     return corio__worker_run(&a, &o, -1, -1);

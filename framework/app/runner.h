@@ -37,4 +37,13 @@ int corio__listen_check(const corio__app_opts *o);
  * for a TCP port in use, or corio_strerror(rc).  Returns buf. */
 const char *corio__listen_error(const corio__app_opts *o, int rc, char *buf, size_t len);
 
+/* Tells the service manager `state` ("READY=1", "STOPPING=1"; MAINPID is
+ * added) when $NOTIFY_SOCKET names one (systemd's Type=notify); nothing
+ * otherwise.  Not an await; never fails (a send error is logged). */
+void corio__notify(const char *state);
+
+/* Makes this process silent towards the service manager (a worker under a
+ * supervisor, which speaks for the service). */
+void corio__notify_forget(void);
+
 #endif

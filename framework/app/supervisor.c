@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "app/runner.h"
+#include "http/metrics_internal.h"
 #include "corio/corio.h"
 #include "corio/log.h"
 #include "net/listen.h"
@@ -82,6 +83,7 @@ typedef struct supervisor {
     unsigned gen; /* SIGHUPs acted on so far */
     int rolling;  /* slot the SIGHUP roll is at, or -1 */
     bool stopping;
+    bool notified_ready; /* READY=1 sent to the service manager */
     int code; /* exit code once every child is reaped: 1 after giving up */
     uint64_t kill_at;
 } supervisor;
@@ -223,6 +225,8 @@ static pid_t fork_worker(supervisor *sv, slot *s, int *ready_fd) {
     }
     if (pid == 0) {
         child_reset(sv, s, parent);
+        corio__notify_forget(); /* the supervisor speaks for the service */
+        corio__metrics_worker(slot_index(sv, s));
         close(rp[0]);
         _exit(corio__worker_run(sv->app, sv->opts, s->fd, rp[1]));
     }
@@ -293,6 +297,7 @@ static void stop(supervisor *sv, const char *why) {
     if (sv->stopping)
         return;
     sv->stopping = true;
+    corio__notify("STOPPING=1");
     sv->rolling = -1;
     sv->kill_at = now_ms() + sv->opts->drain_timeout_ms + KILL_MARGIN_MS;
     for (unsigned i = 0; i < sv->n; i++)
@@ -346,6 +351,15 @@ static void became_ready(supervisor *sv, slot *s) {
     s->start_failures = 0;
     s->error[0] = '\0';
     corio_log(CORIO_LOG_INFO, "worker %u (pid %d) serves", slot_index(sv, s), (int)s->pid);
+    if (!sv->notified_ready) { /* the service is up once every slot serves */
+        unsigned serving = 0;
+        for (unsigned i = 0; i < sv->n; i++)
+            serving += sv->slots[i].state == SLOT_SERVING;
+        if (serving == sv->n) {
+            sv->notified_ready = true;
+            corio__notify("READY=1");
+        }
+    }
 }
 
 /* The SIGHUP roll, one slot at a time: each slot gets one worker forked

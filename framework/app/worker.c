@@ -160,7 +160,9 @@ static int worker_main(void *arg) {
             close(w->ready_fd);
             w->ready_fd = -1;
         }
+        corio__notify("READY=1"); /* a worker under a supervisor has no NOTIFY_SOCKET */
         rc = corio_event_wait(&w->stop);
+        corio__notify("STOPPING=1");
         corio_log(CORIO_LOG_INFO, "%s: draining %zu connection(s), up to %llu ms",
                   w->stop_signal == SIGINT ? "SIGINT" : "SIGTERM", corio_server_conns(srv),
                   (unsigned long long)o->drain_timeout_ms);

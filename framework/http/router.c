@@ -358,8 +358,3 @@ int corio__router_match_raw(const corio_router *r, corio_strv method, corio_strv
     decoder d = {raw_path.ptr, scratch};
     return match_root(r, method, raw_path, m, &d);
 }
-
-/* The metrics and health routes compile with this file until the library's
- * source list (CMakeLists.txt) names them. */
-#include "http/health.c"
-#include "http/metrics.c"

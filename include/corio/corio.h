@@ -24,6 +24,7 @@
 #include "redis.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "resource.h"
 #include "scope.h"
