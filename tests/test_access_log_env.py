@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 import tempfile
+import subprocess
 import time
 
 import harness
@@ -44,7 +45,12 @@ ACCESS_RE = re.compile(r'^127\.0\.0\.1 - - \[\d\d/(%s)/\d{4}:\d\d:\d\d:\d\d \+00
 def serve_and_stop(binary, env, paths=("/plaintext", "/json")):
     """Starts binary with env, makes one request per path (each on its own
     connection, closed), stops it with SIGTERM; returns its stderr lines."""
-    srv = harness.Server(binary, env=env)
+    return serve_and_stop_args(binary, env, [], paths)
+
+
+def serve_and_stop_args(binary, env, args, paths=("/plaintext", "/json")):
+    """serve_and_stop with extra command-line arguments."""
+    srv = harness.Server(binary, *args, env=env)
     try:
         for path in paths:
             c = Conn(srv.port)
@@ -107,14 +113,28 @@ def case_off_overrides_the_code():
     check(not access and not other, "with CORIO_ACCESS_LOG=OFF: %r" % (access + other))
 
 
-def case_unopenable_file_reported_and_stderr_used():
+def case_unopenable_file_refused_at_start():
+    """The runner opens the file before it serves: one it cannot open stops it
+    at start (exit 2, the reason named), rather than logging elsewhere."""
     path = os.path.join(TMP, "no-such-dir", "access.log")
-    lines = serve_and_stop(ARGS.hello, {"CORIO_ACCESS_LOG": path})
-    access, logs, other = split(lines)
-    check(len(access) == 2 and not other, "lines:\n%s" % "\n".join(lines))
-    errors = [ln for ln in logs if " ERROR " in ln and "CORIO_ACCESS_LOG=" + path in ln]
-    check(len(errors) == 1 and "no such file or directory" in errors[0],
-          "the ERROR line: %r" % logs)
+    for how in ("env", "flag"):
+        env = harness.clean_env({"CORIO_ACCESS_LOG": path} if how == "env" else {})
+        argv = [ARGS.hello, "--port", "0"] + (["--access-log", path] if how == "flag" else [])
+        p = subprocess.run(argv, env=env, capture_output=True, timeout=harness.DEADLINE)
+        err = p.stderr.decode(errors="replace")
+        check(p.returncode == 2 and "no such file or directory" in err and path in err,
+              "%s: exit %d: %r" % (how, p.returncode, err))
+
+
+def case_flag_wins_over_the_variable():
+    path = os.path.join(TMP, "flag.log")
+    srv_env = {"CORIO_ACCESS_LOG": "off"}
+    lines = serve_and_stop_args(ARGS.hello, srv_env, ["--access-log", path])
+    access, _, other = split(lines)
+    check(not access and not other, "on stderr: %r" % (access + other))
+    with open(path) as f:
+        got = f.read().splitlines()
+    check(len(got) == 2 and all(ACCESS_RE.match(ln) for ln in got), "the file: %r" % got)
 
 
 def main():

@@ -22,6 +22,7 @@ enum kind {
     K_HOST,
     K_PORT,
     K_PATH,
+    K_TEXT, /* any non-empty string */
     K_WORKERS,
     K_FILE,
     K_COUNT,
@@ -67,6 +68,9 @@ static const option options[] = {
      "a duration such as 500ms, 10s, 2m", "graceful drain on SIGTERM before cancelling", "25s"},
     {"log-level", "CORIO_LOG_LEVEL", K_LEVEL, OFF(log_level), "error, warn, info or debug",
      "log verbosity", "info"},
+    {"access-log", "CORIO_ACCESS_LOG", K_TEXT, OFF(access_log),
+     "off, on (stderr) or a file path",
+     "HTTP access log, one line per response (overrides the application's setting)", NULL},
     {"reuse-port", "CORIO_REUSE_PORT", K_BOOL, OFF(reuse_port),
      "1 or 0 (true/false, yes/no, on/off)",
      "share the TCP port with a server already listening on it, for a rolling replacement of "
@@ -141,6 +145,11 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
     }
     case K_PATH:
         if (!*v || strlen(v) > 107)
+            return CORIO_EINVAL;
+        *(const char **)field = v;
+        return 0;
+    case K_TEXT:
+        if (!*v)
             return CORIO_EINVAL;
         *(const char **)field = v;
         return 0;
