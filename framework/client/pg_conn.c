@@ -15,6 +15,7 @@
 #include "corio/loop.h"
 #include "corio/scope.h"
 #include "corio/task.h"
+#include "base/report.h"
 #include "pg_internal.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -252,7 +253,7 @@ int corio_pg_connect(corio_pg_conn **out, const char *conninfo) {
         return CORIO_EINVAL;
     }
     if (!corio_current()) {
-        fprintf(stderr, "corio: corio_pg_connect called outside a task\n");
+        corio__report("corio_pg_connect called outside a task");
         return CORIO_ENOTASK;
     }
     connect_message[0] = '\0';
@@ -286,7 +287,7 @@ void corio_pg_close(corio_pg_conn *c) {
     if (!c)
         return;
     if (c->closing) {
-        fprintf(stderr, "corio: corio_pg_close called twice on one connection\n");
+        corio__report("corio_pg_close called twice on one connection");
         return;
     }
     if (!c->busy) {

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "corio/scope.h"
+#include "base/report.h"
 #include "pg_internal.h"
 
 struct corio_pg_pool {
@@ -224,8 +225,8 @@ static void checkout_exit(void *self, int how) {
         return; /* the caller cleared it: the permit is lost (documented) */
     corio_pg_pool *p = c->pool;
     if (!p) {
-        fprintf(stderr, "corio: corio_pg_checkout's exit: the connection variable was changed "
-                        "in the body; its connection and permit are lost\n");
+        corio__report("corio_pg_checkout's exit: the connection variable was changed in the "
+                      "body; its connection and permit are lost");
         return;
     }
     c->pool = NULL;

@@ -10,6 +10,7 @@
 
 #include "corio/error.h"
 #include "base/fmt.h"
+#include "base/report.h"
 #include "coro/overflow.h"
 
 __thread const corio__overflow_info *corio__overflow_current;
@@ -44,7 +45,7 @@ static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v) {
 static void report_overflow(const corio__overflow_info *info) {
     char msg[256];
     size_t n = 0, cap = sizeof msg - 1;
-    n = put_str(msg, n, cap, "corio: stack overflow in task '");
+    n = put_str(msg, n, cap, "stack overflow in task '");
     n = put_str(msg, n, cap, info->name ? info->name : "?");
     n = put_str(msg, n, cap, "' (id ");
     n = put_u64(msg, n, cap, info->id);
@@ -54,9 +55,9 @@ static void report_overflow(const corio__overflow_info *info) {
      * top of the mapping, a number the user never asked for.  The guard size
      * was cached when the stack was mapped, so this stays signal-safe. */
     n = put_u64(msg, n, cap, info->stack->map_size - corio__guard_size());
-    n = put_str(msg, n, cap, " bytes): give it a larger stack (corio_spawn_opts.stack_size)\n");
-    ssize_t w = write(STDERR_FILENO, msg, n);
-    (void)w;
+    n = put_str(msg, n, cap, " bytes): give it a larger stack (corio_spawn_opts.stack_size)");
+    msg[n] = '\0';
+    corio__report_raw(msg); /* the one log line format, async-signal-safely */
 }
 
 static void chain(int sig, siginfo_t *si, void *uctx) {
