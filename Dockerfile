@@ -52,9 +52,9 @@ ENV CORIO_HOST=0.0.0.0 \
     CORIO_DRAIN_TIMEOUT=8s
 STOPSIGNAL SIGTERM
 EXPOSE 8080
-# Until the runner serves a /healthz, ask hello's /plaintext, with bash's
-# /dev/tcp (the slim image has no curl).  For another example: docker run
-# --health-cmd ... or --no-healthcheck.
+# hello's /healthz (answered by its event loop, so a stuck loop fails it),
+# asked with bash's /dev/tcp (the slim image has no curl).  For an example
+# that does not mount it: docker run --health-cmd ... or --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /plaintext HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -qx 'HTTP/1.1 200'"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -qx 'HTTP/1.1 200'"]
 CMD ["/usr/local/bin/hello", "--host", "0.0.0.0", "--port", "8080"]

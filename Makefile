@@ -25,7 +25,7 @@ JOBS      := $(shell nproc 2>/dev/null || echo 2)
 # Debian packages needed to build and test (override to install others: make deps PKGS=...).
 PKGS := build-essential cmake pkg-config libuv1-dev libssl-dev libcmocka-dev node-llhttp \
         libjansson-dev valgrind python3 curl clang openssl wrk netcat-openbsd libpq-dev postgresql \
-        libhiredis-dev redis-server
+        libhiredis-dev redis-server doxygen yamllint
 
 # -Werror in CI only; explicit OFF otherwise so a CI run does not stick in the CMake cache.
 WERROR := $(if $(filter true,$(CI)),ON,OFF)
@@ -165,3 +165,10 @@ clean:
 format:
 	@command -v clang-format >/dev/null 2>&1 || $(MAKE) --no-print-directory deps PKGS=clang-format
 	find $(SOURCE_DIRS) -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i
+
+# The API reference from the headers' contract comments (docs/Doxyfile): build/docs/html.
+.PHONY: docs
+docs:
+	@command -v doxygen >/dev/null 2>&1 || $(MAKE) --no-print-directory deps PKGS=doxygen
+	doxygen docs/Doxyfile
+	@echo "docs: build/docs/html/index.html"

@@ -17,7 +17,10 @@ when they drift apart.
 - systemd: the service's TimeoutStopSec exceeds its drain deadline, it is
   Type=notify with the hardening the docs promise, and socket activation
   works: systemd-socket-activate (Debian's systemd package) hands the
-  server a listening socket the way systemd does, and it serves on it.
+  server a listening socket the way systemd does, and it serves on it;
+  and Type=notify's protocol: READY=1 once the server serves, STOPPING=1
+  when it drains, from the main process only (one process, and a
+  supervisor of workers).
 
 Usage: test_deploy.py --hello build/examples/hello/hello"""
 import argparse
@@ -236,6 +239,54 @@ def test_socket_activation():
             p.wait()
 
 
+def notify_case(workers, abstract):
+    """The runner's READY=1 once it serves and STOPPING=1 at SIGTERM, on
+    $NOTIFY_SOCKET, from the main process only (MAINPID), once each."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = "corio-test-notify-%d-%d" % (os.getpid(), workers)
+            sock.bind("\0" + name)
+            where = "@" + name
+        else:
+            where = os.path.join(d, "notify")
+            sock.bind(where)
+        sock.settimeout(harness.DEADLINE)
+        srv = harness.Server(ARGS.hello, "--workers", str(workers),
+                             env={"NOTIFY_SOCKET": where}, env_drop=("CORIO_",))
+        try:
+            msg = sock.recv(4096).decode()
+            check("READY=1" in msg.split("\n"), "READY=1: %r" % msg)
+            check("MAINPID=%d" % srv.pid in msg, "from the main process: %r" % msg)
+            st, _ = get(srv.port, "/plaintext")
+            check(st == 200, "serving once READY")
+            srv.proc.terminate()
+            check(srv.proc.wait(timeout=harness.DEADLINE) == 0, "exit 0")
+            # Every process has ended: what it sent is queued on the socket.
+            sock.setblocking(False)
+            rest = []
+            while True:
+                try:
+                    rest.append(sock.recv(4096).decode())
+                except BlockingIOError:
+                    break
+            check(len(rest) == 1 and "STOPPING=1" in rest[0].split("\n")
+                  and "MAINPID=%d" % srv.pid in rest[0],
+                  "after READY, one STOPPING=1 from the main process: %r" % rest)
+        finally:
+            srv.kill()
+            sock.close()
+
+
+def test_sd_notify_one_process():
+    notify_case(1, abstract=False)
+
+
+def test_sd_notify_supervisor_abstract_socket():
+    notify_case(2, abstract=True)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -244,7 +295,8 @@ def main():
     started = time.monotonic()
     passed = failed = 0
     for case in (test_manifests_parse, test_cross_file_facts, test_probes_answer,
-                 test_systemd_units, test_socket_activation):
+                 test_systemd_units, test_socket_activation, test_sd_notify_one_process,
+                 test_sd_notify_supervisor_abstract_socket):
         ok = harness.run_case(case.__name__, case)
         passed, failed = passed + ok, failed + (not ok)
     harness.kill_all()

@@ -364,7 +364,22 @@ def example_binaries(build):
     return sorted(out)
 
 
+def sanitized(build):
+    """Whether BUILD is a sanitizer build (CORIO_SANITIZE in its CMake cache):
+    its binaries need libasan and libubsan, which the image's Release build
+    does not, so their libraries say nothing about the image."""
+    try:
+        with open(os.path.join(build, "CMakeCache.txt"), encoding="utf-8") as f:
+            return any(re.match(r"CORIO_SANITIZE:\w+=\S", line) for line in f)
+    except OSError:
+        return False
+
+
 def check_libraries(info, build):
+    if sanitized(build):
+        print(f"SKIP the libraries check: {build} is a sanitizer build (CORIO_SANITIZE), "
+              "not what the image builds", flush=True)
+        return
     bins = example_binaries(build)
     if not bins:
         fail(f"no example binaries under {build}/examples: build them first")

@@ -54,6 +54,8 @@ typedef int (*corio_http_handler)(corio_req *req, corio_res *res, void *arg);
 
 /* ---- request ------------------------------------------------------------------------ */
 
+/* The request's method as sent ("GET", "POST"; borrowed from the request,
+ * valid until the handler returns). */
 corio_strv corio_req_method(const corio_req *req);
 /* The request target as sent ("/a%20b?x=1").  An absolute-form target
  * ("http://host/a?x=1", RFC 9112 3.2.2) is accepted; its path and query are
