@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # corio: build the examples on Debian 12, ship them in a slim runtime image.
 #   docker build -t corio .
 #   docker run --rm -p 8080:8080 corio              # the hello server, on all interfaces

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # corio — thin wrapper around CMake/CTest. The real build lives in CMakeLists.txt.
 #
 #   make deps        install missing Debian packages (no apt at all when none is missing)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Layer check: every #include in framework/ and include/corio/ points down.
 
 The layers are DESIGN.md's, lowest first; a file may include headers of its

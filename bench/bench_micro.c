@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Micro-benchmarks of corio's hot paths, in nanoseconds per operation.
  *
  *   raw switch        corio__ctx_switch ping-pong between two contexts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Client-only throughput of corio's HTTP client: keep-alive GETs of one URL
  * (examples/hello's /plaintext on loopback, as bench/client_bench.sh runs it).
  *

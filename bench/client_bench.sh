@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # HTTP client benchmark: corio's client (bench/client_bench.c) against curl
 # (and hey, if installed) fetching examples/hello's /plaintext over
 # keep-alive connections on 127.0.0.1.

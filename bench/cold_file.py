@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Does a cold file stall the other connections of a worker?  (issue 15, item 10)
 
     bench/cold_file.py --static build/examples/static/static [--size-mib 512] [--rounds 3]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Database benchmark: examples/techempower against uvicorn + asyncpg and Go
 # net/http + database/sql + lib/pq, all against the same throwaway
 # PostgreSQL, in the same run, on 127.0.0.1 only.

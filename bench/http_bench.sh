@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # HTTP benchmark: examples/hello against nginx (Debian's), on 127.0.0.1 only.
 #
 #   bench/http_bench.sh [build-dir] [rounds]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Memory per idle keep-alive connection of an HTTP server.
 
     bench/idle_conns.py --pid PID --port PORT [--conns 5000] [--path /plaintext]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Helpers shared by bench/http_bench.sh, bench/proxy_bench.sh and
 # bench/client_bench.sh, which source this file first:
 #

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- wrk script: sends `depth` requests (default 16) for the URL's path in one
 -- write and waits for all their responses before the next batch.
 --

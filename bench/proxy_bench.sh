@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Reverse-proxy benchmark: examples/proxy against nginx (Debian's), both in
 # front of the same examples/hello, on 127.0.0.1 only.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rate_load: an open-loop HTTP/1.1 load generator for bench/http_bench.sh.
  *
  *   rate_load PORT PATH RATE CONNS SECONDS

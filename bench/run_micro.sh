@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs corio's micro-benchmarks pinned to one CPU and prints their table.
 #
 #   bench/run_micro.sh [build-dir] [scale]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # corio's install rules, included by CMakeLists.txt with CORIO_INSTALL:
 #   <libdir>/libcorio.a, libcorio.so.0.1.0 (+ the libcorio.so.0 and .so links)
 #   <includedir>/corio/*.h

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Doxygen's input filter for corio's headers: their contract comments are
 plain C comments (/* ... */) at column 0 above each declaration; this makes
 each a Doxygen comment shown verbatim (return-code tables keep their
@@ -13,6 +14,9 @@ first = True
 comment = None  # the lines of a column-0 comment being read
 with open(sys.argv[1], encoding="utf-8") as f:
     for line in f:
+        if "SPDX-License-Identifier" in line:  # the licence line: not documentation
+            out.append(line)
+            continue
         if comment is None and line.startswith("/*") and not line.startswith("/**"):
             comment = [line]
         elif comment is not None:

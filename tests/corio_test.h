@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for corio's cmocka tests.
  *
  * Every test body runs inside corio_run() through corio_test_run(), whose

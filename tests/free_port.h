@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A free TCP port on 127.0.0.1 for a server a test starts (PostgreSQL,
  * Redis): bound to port 0 and closed again, so another process may take
  * it before the server binds it; the servers' helpers retry on another

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared harness of the Python integration tests (test_http.py,
 test_http_static.py, test_http_examples.py, test_runner.py).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the HTTP client tests (test_http_client.c and
  * test_http_client_{pool,timeouts,redirect,hedged}.c): tests/upstream.py
  * started and stopped as a child process (three origins and a control port

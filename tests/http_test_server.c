@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_test_server — the HTTP/1.1 server under test for tests/test_http.py.
  *
  * A corio_app like examples/hello, with routes that exercise what a real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A file's pages in the page cache (Linux): how many are resident
 (mincore on a mapping of the file) and dropping them (fsync, then
 POSIX_FADV_DONTNEED).  Shared by tests/test_http_file_cold.py and

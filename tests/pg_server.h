@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A throwaway PostgreSQL server for the PostgreSQL client's tests
  * (test_pg.c): initdb + pg_ctl on 127.0.0.1, a free port, a temporary data
  * and socket directory, fsync off; stopped and removed at teardown and at

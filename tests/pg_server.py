@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A throwaway PostgreSQL server for the Python integration tests, as
 tests/pg_server.h is for the C ones: initdb + pg_ctl on 127.0.0.1, a free
 port, a temporary data and socket directory, fsync off; stopped and removed

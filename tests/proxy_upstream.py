@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Upstreams for test_proxy.py: HTTP/1.1 origins on 127.0.0.1, in the test's
 own process (threads, raw sockets), that answer well or misbehave on
 purpose, and record what they were sent.  Python standard library only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Throwaway Redis servers for the Redis client's tests (test_redis.c):
  * redis-server on 127.0.0.1, a free port, a Unix socket and its working
  * directory in a temporary directory, no persistence (--save ''

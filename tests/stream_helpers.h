@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the stream tests (test_stream.c, test_tls*.c): an echo
  * loop for servers and a bulk echo round trip through a writer task.
  * Header-only and static: every tests/test_*.c is a program of its own.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the task and loop tests (test_task.c, test_loop.c,
  * test_task_cancel.c): spawn and join, an ordered log written by tasks,
  * a monotonic clock, and stderr captured while a test provokes reports.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The access log switched from outside the code: CORIO_ACCESS_LOG.
 
     test_access_log_env.py --hello build/examples/hello/hello

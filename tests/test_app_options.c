@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runner's command line and environment (framework/app/options.c): every
  * flag in both spellings, every variable, flags over variables, every bad
  * value rejected with a message naming the flag and what it accepts. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation semantics (issue "runtime semantics"): a task that retries
  * failed awaits cannot freeze the loop, corio_cancelled() answers for every
  * kind of cancellation in effect, and a cancel reaches what the task waits

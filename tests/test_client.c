@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client side of streams (framework/net/client.c) and serving on a Unix
  * socket: corio_resolve (literals, localhost, a name that cannot resolve,
  * the cap), corio_connect_addrs (moving on past a refusal, every address

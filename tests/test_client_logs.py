@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What a client can make a corio server log, and what TLS it is offered.
 
     test_client_logs.py --hello build/examples/hello/hello

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # corio as a subproject: a parent project that does add_subdirectory(corio)
 # keeps its own Release flags, and a target of its own linking corio::corio
 # builds.  And corio on its own still gets its defaults (Release, -O2 -g).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 1: the raw context switch (coro/coro.h) and the stacks it runs on
  * (coro/stack.h), below any loop or task; and the stack overflow report.
  *

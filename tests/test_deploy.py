@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """deploy/ against the server it deploys: the facts that break a deployment
 when they drift apart.
 

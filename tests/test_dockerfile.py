@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks the top-level Dockerfile without a container engine.
 
     tests/test_dockerfile.py --build BUILD_DIR [--source SOURCE_DIR]

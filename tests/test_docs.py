@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """docs/guide.md against what it shows: every ```c block that opens with
 "/* docs/snippets/NAME.c" must be that file, byte for byte; every snippet
 file must be in the guide; and the "Prints:" block after a program must be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 5: reading a file range without blocking the loop (net/fileread.h).
  *
  * Files are written to $TMPDIR (else /var/tmp, else /tmp), unlinked at once

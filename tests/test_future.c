@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 2: futures (future.h): completion and await, done callbacks, cancel
  * hooks, gather/wait, thread-safe completion and run_blocking.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Every public function has its contract comment: each function declared
 in include/corio/*.h must follow a comment, directly or as one of a group
 of declarations that a comment heads with no blank line between them (the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """HTTP/1.1 server tests with real clients, against examples/hello and
 tests/http_test_server.c.
 

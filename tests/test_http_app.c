@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio_http_app_main's contract: it takes the router on every path (also
  * when it refuses its arguments, which ASan and valgrind would show as a
  * leak otherwise), refuses a NULL app or router and an app that brings its

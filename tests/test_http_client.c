@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client (framework/client/), the basics: against tests/upstream.py,
  * a Python upstream that misbehaves on purpose (a child process with three
  * origins and a control port on 127.0.0.1, ports 0), and against an

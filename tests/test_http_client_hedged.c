@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio_http_first and corio_http_hedged, against tests/upstream.py
  * (http_client_helpers.h): the first good answer wins, else the first 5xx,
  * else the last error (the others cancelled, their connections closed); the

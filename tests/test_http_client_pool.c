@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's connection pool at its limits, against tests/upstream.py
  * (http_client_helpers.h): per origin, FIFO waiters handed connections (a
  * waiter whose caller's deadline passes leaves the queue; one waiting for a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's redirects, against tests/upstream.py
  * (http_client_helpers.h): the method and body rules of 301/302/303/307/308,
  * relative, absolute and scheme-relative Locations, max_redirects 0 (the 3xx

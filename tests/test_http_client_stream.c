@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's streaming, bodies, TLS and Unix sockets, against real
  * peers: tests/upstream_stream.py (a Python child process on 127.0.0.1 port
  * 0: Content-Length downloads, 1xx heads, trailers, a stalled body, its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's timeouts and the caller's deadlines, against
  * tests/upstream.py (http_client_helpers.h): a timeout scope and a cancel
  * around the await (the connection is closed, never pooled), the client's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's URLs (framework/client/url.c): absolute URLs of the
  * three schemes, and a redirect's Location resolved against the URL it
  * answers as RFC 3986 5.2 says (paths, queries, dot segments, scheme-relative

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of the HTTP examples: rest (CRUD + middleware), sse
 (a streamed clock that ends on shutdown) and upload (streamed bodies).
 

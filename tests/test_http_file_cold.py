@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """File responses from pages not in the page cache (framework/http/file.c:
 cold reads go to the thread pool), against examples/static.
 

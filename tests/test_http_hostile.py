@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Regression tests for the server defects a security review found (issue
 "fix first": unbounded memory from one pipelining connection, llhttp's
 lenient mode, HTTP/1.0 with Transfer-Encoding, a drain that dropped requests

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An application that calls setlocale(LC_ALL, "") under a locale with other
  * day and month names (de_DE here) still gets an RFC 9110 Date header:
  * English names, 29 bytes, no NUL.  The locale is compiled into a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What a reverse proxy needs of the HTTP server, with real clients, against
 tests/http_test_server.c (its /relay, /abort-first and /scheme routes):
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a handler sees of a request (framework/http/request.c, router.c):
  * an in-process HTTP server on 127.0.0.1 port 0 (corio_server_start +
  * corio_http_serve), a corio client stream writing raw HTTP bytes, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How a streamed response is framed and how it ends (framework/http/response.c,
  * dispatch.c): corio_res_start_length (a Content-Length body written in
  * pieces), corio_res_abort, a corio_res_end short of the length, a handler

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which statuses a final response may carry (framework/http/response.c),
  * without a socket: what would be written is read back from the
  * connection's iovec list.  A 1xx is interim: sent as the final response it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The response serializer, without a socket: heads and bodies are queued on
  * the connection's iovec list, which the test reads back.  Checks the status
  * line, framing headers, Date, extra headers, header-injection refusal,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Router and URL helpers: matching order, parameters, wildcard, 404/405 with
  * Allow, HEAD via GET, bad patterns, percent-decoding. */
 #include "corio_test.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """File responses (framework/http/file.c) against examples/static, with real clients.
 
     test_http_static.py --static build/examples/static/static [-k NAME] [--wrap "valgrind ..."]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/http_test.h, the test helper for users' own tests — and the README's
  * example of it ("Testing your handlers"): public headers and cmocka only,
  * as a user's test would be.  A router with a JSON route and a route that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install and consume: `cmake --install` of the current build tree into a temp
 # prefix, then examples/out-of-tree built against it four ways, each binary run
 # on 127.0.0.1 port 0 and asked for / with curl:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 /* One format for every line corio writes on stderr (framework/base/log.c,
  * report.c, timefmt.h): corio's own diagnostics (corio__report, and so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process-wide log level (framework/base/log.c, corio/log.h): what
  * corio_log_get_level reads back, and that it decides which lines reach
  * stderr.  (test_log.c covers escaping and corio_log_peer.) */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 /* Leveled logging (framework/base/log.c): stderr is a pipe the test reads
  * back.  Control characters never reach a line raw, corio_log_escape makes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 2: the loop's timing (loop.h, task.h): ten thousand sleepers,
  * timers in deadline order, yield order and fairness towards timers, and
  * independent loops on two threads.

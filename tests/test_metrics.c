@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/metrics.h in one process: the health probes' answers (readiness
  * callback included), route labels (the pattern, never the raw path; label
  * values escaped), an app gauge with an escaped HELP text, and the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of the health probes and Prometheus metrics
 (corio/metrics.h) on examples/hello, which mounts /healthz, /readyz and
 /metrics:

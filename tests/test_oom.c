@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Out-of-memory paths: this program is linked with -Wl,--wrap=malloc (and
  * calloc, realloc), so every allocation corio makes goes through a switch that
  * can make the Nth one fail.  A scenario touching every allocating call runs

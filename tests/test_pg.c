@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL client (corio/pg.h) against a real server that the test
  * starts itself (pg_server.h; CORIO_TEST_PG=<conninfo> uses another). */
 #include "corio_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL batches (pipeline mode) and prepared statements (corio/pg.h)
  * against a real server the test starts itself (pg_server.h;
  * CORIO_TEST_PG=<conninfo> uses another). */

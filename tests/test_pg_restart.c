@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A PostgreSQL server that goes away under a running pool, and comes back
  * (corio/pg.h): calls fail clearly and promptly, the pool recovers.  The
  * test starts its own server (pg_server.h); with CORIO_TEST_PG it skips,

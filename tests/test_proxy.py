@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of examples/proxy, the reverse proxy on the HTTP client,
 against real upstreams on 127.0.0.1: examples/hello, and the Python origins
 of proxy_upstream.py (in this process, one thread per connection), which

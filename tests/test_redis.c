@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Redis client (corio/redis.h) against real servers that the test
  * starts itself (redis_server.h; CORIO_TEST_REDIS=host:port uses another,
  * and the restart test then skips).  Keys carry the test process's pid, so

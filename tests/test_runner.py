@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of corio's standalone runner (framework/app), driving the
 real echo and chat binaries over loopback.
 

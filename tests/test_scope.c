@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 4: scoped resources, timeouts, shields and task groups
  * (include/corio/scope.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streams, server and client on loopback: corio server, corio client. */
 #define _GNU_SOURCE /* memfd_create */
 #include "corio_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 3: lock, event, semaphore, bounded queue (include/corio/sync.h).
  *
  * Tasks are ordered with yields and events only: a spawned task runs when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 2: tasks (task.h, loop.h): spawning order, results, names and
  * ids, references, misuse outside tasks, dumps and stack sizes.  The loop's
  * timing (sleep, yield, timers, a loop per thread) is in test_loop.c,

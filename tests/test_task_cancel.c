@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer 2: cancelling tasks (task.h) and the end of corio_run: a cancel is
  * sticky and keeps its first reason, a shield defers it; leftover tasks are
  * cancelled and awaited at shutdown; a task that ignores cancellation, or

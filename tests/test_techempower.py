@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of examples/techempower against a throwaway PostgreSQL
 (pg_server.py), route by route against TechEmpower's rules.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread-safe completion against the loop's lifetime: a foreign thread that
  * completes a future after corio_run() returned gets CORIO_ECLOSED and
  * touches nothing of the loop (it was a use after free of the loop's mutex

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS streams on loopback, the records: bulk echo, every reading call,
  * close_notify, and a bounded buffer of unread ciphertext.  The handshake
  * (versions, ciphers, ALPN, verification, peers that are not TLS) is in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS contexts: bad configurations are refused, and a server context's
  * certificate is reloaded (or, on a failed reload, kept) under live
  * connections.  Real openssl s_client peers read the certificate served

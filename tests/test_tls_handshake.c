@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS handshakes on loopback: protocol versions and cipher suites,
  * renegotiation, ALPN, the client's verification of chain and name, and
  * peers that do not speak TLS or never finish the handshake (real openssl

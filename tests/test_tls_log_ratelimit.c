@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 /* Failed TLS handshakes in the log (framework/net/tls.c, hs_log): a client
  * speaking plain HTTP to a TLS server on 127.0.0.1, 200 times, writes the

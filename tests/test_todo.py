@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of examples/todo against a throwaway PostgreSQL and a
 throwaway Redis (todo_servers.py), with curl as well as Python's client.
 

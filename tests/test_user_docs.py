@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What README.md tells a new user to run works, and make test honours JOBS.
 
     tests/test_user_docs.py --build BUILD_DIR [--source SOURCE_DIR]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for the TLS tests (test_tls.c, test_tls_handshake.c,
  * test_tls_ctx.c): a throwaway PKI made with the openssl command line in a
  * mkdtemp directory; real `openssl s_client` peers driven through pipes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Throwaway servers for tests/test_todo.py: a PostgreSQL server that can be
 halted and resumed on the same port (pg_server.PgServer, plus halt() and
 resume(), as tests/pg_server.h has them), and a Redis server (redis-server

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A misbehaving HTTP/1.1 upstream for test_http_client.c (standard library only).
 
 Listens on 127.0.0.1 port 0 four times and prints "<main> <alt> <third> <ctl>\\n":

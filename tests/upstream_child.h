@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A Python upstream as a child process, for the HTTP client tests
  * (http_client_helpers.h runs tests/upstream.py, test_http_client_stream.c
  * tests/upstream_stream.py): python3 runs the script found beside this

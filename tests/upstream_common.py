@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the Python upstreams of the HTTP client tests share (upstream.py,
 upstream_stream.py; standard library only): reading one request off a
 connection (read_request), and serving a connection's requests in turn

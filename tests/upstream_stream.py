@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """An HTTP/1.1 upstream for test_http_client_stream.c (standard library only).
 
 Listens on 127.0.0.1 port 0, prints "<port>\\n" and serves, one thread per

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The Python peer of bench/db_bench.sh: a raw ASGI app for uvicorn (one
 worker) with an asyncpg pool, serving TechEmpower's /db, /queries?queries=N
 and /fortunes as TechEmpower's uvicorn entry does: asyncpg's prepared

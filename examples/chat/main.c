@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A line-based chat server on corio's standalone runner: every line a client
  * sends goes to every other client, prefixed with the sender's address.
  *

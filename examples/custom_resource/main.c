@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A resource type of your own (an async context manager: __aenter__ and
  * __aexit__), here a connection checked out of a pool of two.
  *

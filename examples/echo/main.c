@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A TCP echo server on corio's standalone runner: every byte a client sends
  * comes back.  The runner gives it --port, --workers, --max-conns, timeouts,
  * graceful drain on SIGTERM and the rest (see --help).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A deadline over several concurrent calls: asyncio.timeout around
  * asyncio.gather, then the same with a TaskGroup.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TechEmpower-style hello server:
  *
  *     GET /plaintext  ->  Hello, World!               (text/plain)

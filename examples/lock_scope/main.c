@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A lock held for a scope (async with asyncio.Lock()).
  *
  *     async with lock:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program built outside corio's tree, against an installed corio:
  *
  *     GET /  ->  Hello from outside corio's tree (corio 0.1.0: postgresql redis)

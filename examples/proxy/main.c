@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reverse proxy: forwards every request under a path prefix to a set of
  * upstreams, round robin, streaming both bodies.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Producers and consumers through a bounded queue (asyncio.Queue(maxsize=4)).
  *
  * Two producers put numbered jobs; three consumers take them and "process"

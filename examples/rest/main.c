@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An in-memory REST API of items {"id": n, "name": "...", "qty": n}:
  *
  *     GET    /items        the list                       200

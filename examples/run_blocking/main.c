@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CPU-heavy work off the loop (asyncio.to_thread).
  *
  *     key = await asyncio.to_thread(hashlib.pbkdf2_hmac, "sha256", pw, salt, 600_000)

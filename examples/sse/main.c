@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A server-sent-events clock:
  *
  *     GET /clock  ->  text/event-stream, "data: 2026-01-02T03:04:05Z" every second

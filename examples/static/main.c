@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Static file server: serves one directory and nothing outside it.
  *
  *     static [--root DIR] [--realpath] [runner flags]   (or STATIC_ROOT=DIR; default ".")

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The asyncio demo corio started from, in C.
  *
  *     async def f1(): print(1); await asyncio.sleep(2); print(2)

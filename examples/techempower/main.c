@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TechEmpower Framework Benchmarks' test types on corio:
  *
  *     GET /plaintext              Hello, World!                      text/plain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A todo list as a REST API on PostgreSQL, with a Redis cache in front of
  * its reads:
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs examples/todo against a throwaway PostgreSQL and a throwaway Redis:
 #
 #     examples/todo/run.sh [todo flags...]        # e.g. --cache-ttl-ms 5000

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming uploads to disk:
  *
  *     POST /upload   ->  201 {"bytes": n, "sha256": "...", "file": "upload-XXXXXX"}

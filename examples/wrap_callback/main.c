@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Turning a callback API into something to await (loop.create_future() plus
  * a callback that calls fut.set_result()).
  *

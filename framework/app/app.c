@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio_app_main: the command line, then one worker or a supervisor;
  * corio_http_app_main: the same serving an HTTP router (see corio/app.h). */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A router served on loopback inside the caller's loop, with a client for
  * it: the test helper of corio/http_test.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The service manager's notification protocol (systemd's sd_notify),
  * written without libsystemd: one datagram of "KEY=VALUE" lines to the
  * AF_UNIX socket named by $NOTIFY_SOCKET (a path, or '@' for Linux's

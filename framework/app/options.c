@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command line and environment parsing for the runner (see corio/app.h).
  *
  * One table lists every option with its flag, its environment variable, its

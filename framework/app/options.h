@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command line and environment of the standalone runner (see corio/app.h). */
 #ifndef CORIO_APP_OPTIONS_H
 #define CORIO_APP_OPTIONS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runner's processes: a worker (one loop serving connections) and the
  * supervisor of several workers. */
 #ifndef CORIO_APP_RUNNER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The supervisor of several worker processes (see corio/app.h).
  *
  * It never runs a libuv loop: it forks workers, then sleeps in poll() on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A worker process: one corio loop, one server, signal handling through
  * libuv (see corio/app.h for what each signal does). */
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Arena for per-request memory (see arena.h). */
 #include <stdint.h>
 #include <stdlib.h>

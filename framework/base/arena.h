@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Arena: bump allocation in chunks, reset all at once.  HTTP keeps one per
  * connection, reset after the responses of a batch of requests are written.
  * Chunks come from a small per-thread cache (every loop runs on its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error names and messages, all from the one table in corio/error.h. */
 #include <string.h>
 

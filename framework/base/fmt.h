@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Number formatting without printf: for hot paths (task names, response
  * heads) and for signal handlers (the overflow report), where snprintf is
  * too slow or not async-signal-safe. */

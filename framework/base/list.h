@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Intrusive circular doubly linked lists.
  *
  * A node that is not on a list points at itself, so removing a node twice, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Leveled logging (see corio/log.h).
  *
  * Every line is one write(2) of at most LINE_MAX bytes, so workers sharing

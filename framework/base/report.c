@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio__report: one ERROR line through the logger (see report.h;
  * corio__report_raw, which writes it, is in log.c beside the line format). */
 #include <stdarg.h>

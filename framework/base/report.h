@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Diagnostics for programming errors, unusable configuration and teardown
  * problems: one ERROR line through the logger (corio/log.h), in the format
  * of every other line,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RFC 9110 token characters ("tchar"): what a method, a header field name
  * and other HTTP tokens are made of, for the server's parser and
  * responses and for the client's requests alike. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Dates in the fixed formats corio writes: the log line's timestamp, the
  * access log's common-log-format date and HTTP's IMF-fixdate.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's private pieces shared by its files:
  *   response.c  the response object and its llhttp parser;
  *   url.c       URLs and request heads;

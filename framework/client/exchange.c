@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One request and its response on a checked-out connection: the scoped
  * exchange of http_client.h.
  *

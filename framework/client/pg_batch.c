@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Batches and prepared statements on a PostgreSQL connection (corio/pg.h),
  * on libpq's pipeline mode.
  *

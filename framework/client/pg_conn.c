@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL connections (corio/pg.h): connect, close, and the one way a
  * call waits on the socket.
  *

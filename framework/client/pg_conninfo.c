@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connection parameters with host names resolved off the loop.
  *
  * libpq resolves a host name with a blocking getaddrinfo inside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL client's private parts: the connection, its socket
  * watcher, the error record and the statement cache, shared by pg_conn.c
  * (connect, close, waiting on the socket), pg_conninfo.c (host names

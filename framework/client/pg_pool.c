@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL client's connection pool and checkout scope (corio/pg.h).
  *
  * Permits, as in the HTTP client's pool (pool.c): a semaphore of max_size

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queries on a PostgreSQL connection (corio/pg.h): send, flush, collect;
  * and when the calling task gives up, cancel on the server and drain.
  *

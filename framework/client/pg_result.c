@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Results of PostgreSQL queries (corio/pg.h): a PGresult behind accessors
  * that read PostgreSQL's text output as the common C types. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL client's transaction scope (corio/pg.h): BEGIN on enter,
  * COMMIT on a normal end, ROLLBACK on every other; the outcome kept in the
  * caller's corio_pg_tx for corio_pg_tx_result().

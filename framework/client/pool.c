@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client and its connection pools.
  *
  * Permits, not counts of open connections, bound what is in use: an origin

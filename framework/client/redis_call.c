@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One Redis command's round trip, and replies (corio/redis.h).
  *
  * A command is a small heap record handed to hiredis as its callback data,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Redis client (corio/redis.h): one multiplexed connection, its keeper
  * task, and the commands.
  *

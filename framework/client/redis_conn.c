@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Redis connections (corio/redis.h): addresses, the socket glue between
  * hiredis and libuv, and connecting.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Redis client's private parts, shared by redis_conn.c (addresses,
  * the socket glue, connecting), redis_call.c (one command's round trip,
  * replies), redis_client.c (the client, its reconnecting keeper task and

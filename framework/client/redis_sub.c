@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Redis subscribers (corio/redis.h): a connection in subscribe mode as an
  * awaitable stream of messages.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Requests as futures: each runs an exchange (exchange.c) in a task of its
  * own and buffers the body; the future owns the response.  And the helpers
  * over several requests: the first good answer, and hedged requests. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's responses: parsed by llhttp (HTTP_RESPONSE, strict mode)
  * into a response object that owns copies of its header fields, under the
  * client's limits (header section bytes, field count).  Header bytes are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP client's URLs and requests: parsing an absolute URL (or a
  * redirect's Location against the URL it answers), checking and copying a
  * request description, and writing its head.  Nothing here awaits. */

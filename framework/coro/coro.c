@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coroutine switches with ASan fiber annotations (see coro.h).
  *
  * ASan keeps per-stack bookkeeping (fake stacks for use-after-return, the

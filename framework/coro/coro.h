@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coroutines: a machine context on a pooled stack, switched with the sanitizer
  * and valgrind told about every stack change.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Machine contexts: the raw context switch, one backend per target.
  *
  * The asm backends (x86-64 System V, aarch64) save only what the ABI says a

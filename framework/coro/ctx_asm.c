@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Initial frames for the asm context switch backends.
  *
  * A new context is a stack that looks as if corio__ctx_switch had just saved

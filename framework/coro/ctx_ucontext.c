@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Portable context backend on getcontext/makecontext/swapcontext, for targets
  * without an asm switch.  makecontext passes int arguments only, so the entry
  * function and its argument each travel as two 32-bit halves. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stack overflow detection (see overflow.h).  Everything the handler does is
  * async-signal-safe: it formats its message by hand and calls write(2) and
  * abort(3). */

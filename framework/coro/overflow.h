@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stack overflow reports.
  *
  * A task that runs into its guard page gets SIGSEGV.  The handler runs on an

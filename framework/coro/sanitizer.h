@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which sanitizers and tools the build is under, in one place. */
 #ifndef CORIO_CORO_SANITIZER_H
 #define CORIO_CORO_SANITIZER_H

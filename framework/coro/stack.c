@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coroutine stacks and their per-loop pool (see stack.h).
  *
  * The stack descriptor lives in the top bytes of its own mapping, so getting

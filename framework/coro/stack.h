@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coroutine stacks: mmap'd, with a PROT_NONE guard below (256 KiB of address
  * space, see corio__guard_size), pooled per loop.
  *

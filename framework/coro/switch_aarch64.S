@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Context switch for aarch64 (AAPCS64).
  *
  * void corio__ctx_switch(corio__ctx *from, corio__ctx *to)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Context switch for x86-64 System V.
  *
  * void corio__ctx_switch(corio__ctx *from, corio__ctx *to)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* memrchr */
 /* The access log (see corio_http_opts.access_log): one line per response,
  * the common log format plus the microseconds from the request's head being

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP/1.1 connection task: read a head, route, call the handler,
  * respond, repeat (see corio/http.h and http_internal.h); parse.c turns the
  * bytes into the request, dispatch.c routes it to its handler, output.c

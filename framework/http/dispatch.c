@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Dispatch: a request whose head is read goes to its route (router.c,
  * on the raw path) through the middleware chain (global, then the
  * route's) to its handler or the 404/405 answer, with the read buffer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File responses (see corio/http_file.h).
  *
  * The parts: media types, answering and sending here; checking paths and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File responses: validators, preconditions and ranges (see
  * file_internal.h, corio/http_file.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private interface between the parts of file responses (corio/http_file.h).
  *
  * file.c answers a request with a file and sends it; file_open.c checks

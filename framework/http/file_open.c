@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* O_PATH */
 /* File responses: checking request paths and opening files (see
  * file_internal.h, corio/http_file.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Health probes (see corio/metrics.h): /healthz answers from the loop, so
  * only a loop that turns answers it; /readyz says whether to send traffic. */
 #include "corio/metrics.h"

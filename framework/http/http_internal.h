@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private structures of the HTTP/1.1 server.
  *
  * The request head stays where it was read: in the stream's read buffer,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Metrics (see corio/metrics.h): counters in slots of one shared segment,
  * a Prometheus text exposition of their sums.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The metrics' hooks (http/metrics.c; see corio/metrics.h): what the
  * connection loop, the dispatcher and the router tell the metrics, and what
  * the runner calls around its fork. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The connection's output: responses are queued (slices of the arena or of
  * the caller's memory) and leave in one write per batch when the connection
  * loop flushes (conn.c: before it waits for the next request, or past 64

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Turning bytes into a request (see http_internal.h): the llhttp callbacks
  * that record the head as offsets into the read buffer and bound what llhttp
  * leaves unbounded (header fields, trailers, chunk lines and extensions),

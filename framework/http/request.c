@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request accessors: slices of the head, decoded path and query, body
  * reading.
  *

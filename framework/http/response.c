@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Responses: heads serialized into the connection's arena, small bodies
  * copied beside them, everything queued for one write per batch; large
  * bodies and streamed chunks are written straight from the caller's memory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Router: a tree of path segments.  Each node has literal children, at most
  * one parameter child and an optional trailing-wildcard route; routes hang
  * off nodes by method.  Matching tries literal children before the parameter

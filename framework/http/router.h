@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Route matching (see corio/http.h for the pattern rules). */
 #ifndef CORIO_HTTP_ROUTER_H
 #define CORIO_HTTP_ROUTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TCP and Unix-socket clients: corio_resolve (libuv's async DNS),
  * corio_connect_addrs, corio_connect (the two in one await), and
  * corio_tls_connect on top of it.

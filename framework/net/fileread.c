@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading a file range without blocking the loop on the disk (see
  * net/fileread.h).
  *

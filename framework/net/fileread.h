@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading a file range without blocking the loop on the disk (fileread.c).
  *
  * For the protocols that send bodies from files: HTTP file responses

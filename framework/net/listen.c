@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listening sockets and socket ports (see listen.h). */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listening sockets made here rather than by libuv, so that SO_REUSEPORT can
  * be set before bind (libuv 1.44 has no flag for it): a server adopts them
  * (uv_tcp_open, server.c), the runner's supervisor makes one per worker.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stream interface of protocol layers (see proto.h): the calls that are
  * not part of the read path in stream.c. */
 #include <errno.h>

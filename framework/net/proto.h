@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stream interface of protocol layers (HTTP today; the HTTP client, the
  * proxy and WebSocket next): what a protocol needs of a stream beyond
  * corio/stream.h, without its fields (struct corio_stream stays private to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Servers: listening sockets, accepting, one task per connection inside a
  * connection scope (see corio/server.h).
  *

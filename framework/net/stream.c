@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* memmem */
 /* Awaitable streams over libuv (see corio/stream.h).
  *

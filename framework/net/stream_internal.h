@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private structure of streams, shared by the stream, client, server and TLS
  * code.
  *

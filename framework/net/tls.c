@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS connections: OpenSSL 3 driven through memory BIOs (see corio/tls.h;
  * contexts are in tls_ctx.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS contexts (see corio/tls.h): settings shared by many connections, and
  * the OpenSSL SSL_CTX built from them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to the TLS code: the context structure (tls_ctx.c) and what the
  * connection code (tls.c) needs from it. */
 #ifndef CORIO_NET_TLS_INTERNAL_H

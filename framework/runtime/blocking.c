@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking work on libuv's thread pool, returned as a future
  * (asyncio.to_thread). */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Live task listing (like `python -m asyncio pstree`), for SIGUSR1 and for
  * debugging. */
 #include <stdio.h>

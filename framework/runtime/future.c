@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures: completion, await and done callbacks (see future.h; thread-safe
  * completion is in threadsafe.c).  Reference counts are atomic because a
  * foreign thread may hold and drop a reference around a thread-safe

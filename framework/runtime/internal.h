@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime's private structures: loop, task, future, waiter, timer.
  *
  * Waking.  A task that waits parks: it records why, arms its timer when a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The loop: corio_run(), the bridge between libuv's phases and the ready
  * queue, and teardown.
  *

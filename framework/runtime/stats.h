@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Counters that layers below http keep for the metrics (http/metrics.c,
  * corio/metrics.h): what the server refuses or fails to accept, and its
  * open connections.

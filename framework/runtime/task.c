@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: spawn, the switch in and out of a task, parking and waking,
  * cancellation, sleep and yield (see task.h for the contract and
  * runtime/internal.h for the waking rules). */

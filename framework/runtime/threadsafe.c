@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread-safe completion (corio_future_*_threadsafe) and its lifetime against
  * the loop's.
  *

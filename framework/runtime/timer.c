@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: a binary min-heap of deadlines per loop, driven by a single
  * uv_timer_t armed for the earliest one.  Entries are embedded in their
  * owners (tasks, task groups), so arming and disarming never allocate except

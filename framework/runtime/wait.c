@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Waiting on many futures at once: gather, wait_any, wait_all.
  *
  * One waiter per pending future, all pointing at a shared state; a future's

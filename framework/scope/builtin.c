@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The resources that come with corio: lock, semaphore, timeout, shield. */
 #include "corio/scope.h"
 #include "runtime/internal.h"

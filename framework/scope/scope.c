@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scoped resources: the engine behind CORIO_WITH (see scope.h).
  *
  * Entering pushes the scope on the task's scope stack before the enter hook

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private helpers of the scope layer, for itself and the layers above it.
  *
  * Dead-scope detection.  A task keeps its entered scopes as a chain of

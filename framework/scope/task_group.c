@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task groups (asyncio.TaskGroup, trio's nursery).
  *
  * The group's scope is a cancel scope: the first member failure cancels the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Event (asyncio.Event): set wakes every waiter; waiters woken by a set
  * return 0 even if the event is cleared before they run. */
 #include "sync/wait.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lock (asyncio.Lock): FIFO hand-off.  Releasing with waiters gives the lock
  * straight to the first waiter that can still be woken, so no task barges in
  * between and a cancelled waiter is never made owner. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bounded queue (asyncio.Queue with maxsize): a ring buffer plus two waiter
  * queues.  An item goes straight to a waiting getter when there is one; a
  * waiting putter's item moves into the buffer as soon as room appears.  Both

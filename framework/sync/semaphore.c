@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Semaphore (asyncio.Semaphore): permits handed straight to the first waiter
  * that can still be woken, FIFO, no barging. */
 #include "sync/wait.h"

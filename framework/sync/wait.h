@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The waiting pattern every sync primitive shares: check the task's status,
  * queue a waiter node, park, and leave the queue again whatever woke us. */
 #ifndef CORIO_SYNC_WAIT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/app.h — the standalone server runner.
  *
  * corio_app_main() gives every corio program the same command line and

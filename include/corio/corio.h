@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio.h — the umbrella header: everything corio offers.
  *
  * corio is an asynchronous HTTP/TCP server framework in C whose ideas are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/error.h — error codes.
  *
  * Every corio function that can fail returns 0 (CORIO_OK) or a negative

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/future.h — futures (asyncio.Future), await, gather/wait, to_thread.
  *
  * A future is a result that arrives later: pending, then done exactly once

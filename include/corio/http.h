@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/http.h — the HTTP/1.1 server: coroutine handlers and routing.
  *
  *     static int hello(corio_req *req, corio_res *res, void *arg) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/http_client.h — an HTTP/1.1 client for backend calls: requests as
  * futures, or as a scoped exchange that streams both bodies; a keep-alive
  * connection pool per origin; http://, https:// and Unix sockets.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/http_file.h — serving files: static responses from the file system.
  *
  *     static int get_static(corio_req *req, corio_res *res, void *arg) {

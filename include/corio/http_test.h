@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/http_test.h — a router served on loopback for the caller's own tests
  * (aiohttp's TestClient, Go's httptest.NewServer).
  *

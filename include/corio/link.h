@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/link.h — the intrusive list link that corio's public structures
  * embed (wait queues, a task group's members).  Private to corio: its
  * operations are in framework/base/list.h.

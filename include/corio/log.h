@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/log.h — leveled logging to stderr.
  *
  * One line per message: "2026-11-25T13:30:00.123Z INFO  [1234] message"

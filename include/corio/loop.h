@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/loop.h — running the event loop (asyncio.run).
  *
  * corio_run() creates a fresh libuv loop on the calling thread, runs `main` as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/metrics.h — health checks and Prometheus metrics for an HTTP server.
  *
  *     corio_health_mount(router, NULL, NULL);   // GET /healthz, GET /readyz

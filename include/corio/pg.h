@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/pg.h — a PostgreSQL client on libpq's non-blocking API: connecting
  * and querying are awaits of the calling task, driven by a uv_poll_t on the
  * connection's socket; no blocking libpq call runs on the loop.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/redis.h — a Redis client on hiredis's asynchronous API: every
  * command is an await of the calling task, and many tasks share one
  * connection, their commands pipelined on its socket.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/resource.h — the types behind scopes (scope.h): a resource type
  * (its enter and exit hooks), a resource value, and the frame of an entered
  * scope, which a task keeps on a stack.  The runtime reads those frames

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/scope.h — scoped resources (`async with`), timeouts, shields and task
  * groups.
  *

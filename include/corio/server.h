@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/server.h — TCP and Unix-socket servers (asyncio.start_server).
  *
  * A server accepts connections in libuv's callbacks and runs the handler for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/stream.h — awaitable byte streams over TCP and Unix sockets
  * (asyncio's StreamReader/StreamWriter), and the TCP client (in one step,
  * or as a lookup and a connect, for a caller that caches DNS answers).

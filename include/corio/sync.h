@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/sync.h — lock, event, semaphore, bounded queue (asyncio.Lock, Event,
  * Semaphore, Queue).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/task.h — tasks (asyncio.Task), cancellation, sleep.
  *
  * A task runs a corio_task_fn on a stack of its own.  Spawning only schedules

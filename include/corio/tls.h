@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio/tls.h — TLS on corio streams (OpenSSL 3 behind memory BIOs).
  *
  * A TLS stream is an ordinary corio_stream: read, read_exactly, read_until,

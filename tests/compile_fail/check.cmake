@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # A compile-fail test: cmake -DCC=<compiler> -DSRC=<file.c> -DINCLUDE=<dir>
 #   "-DFLAGS=<flags, space-separated>" "-DEXPECT=<regex>" -P check.cmake
 # Compiles SRC with -DCORIO_COMPILE_FAIL_CONTROL, which must succeed (so the

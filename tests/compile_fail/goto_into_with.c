@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Must not compile: a goto into a CORIO_WITH body would run the body without
  * its scope entered (the lock not taken) and then run the exit hook on a
  * scope that was never set up: a crash later, far from the mistake.  Clang

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Go peer of bench/db_bench.sh: net/http with database/sql and lib/pq
 // (Debian's golang-github-lib-pq-dev), serving TechEmpower's /db,
 // /queries?queries=N and /fortunes as TechEmpower's Go net/http entry does:
