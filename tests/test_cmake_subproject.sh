@@ -39,9 +39,8 @@ mkdir -p "$tmp/parent"
 cat >"$tmp/parent/CMakeLists.txt" <<EOF
 cmake_minimum_required(VERSION 3.18)
 project(parent C)
-set(CORIO_BUILD_TESTS OFF CACHE BOOL "" FORCE)
-set(CORIO_BUILD_EXAMPLES OFF CACHE BOOL "" FORCE)
-set(CORIO_BUILD_BENCH OFF CACHE BOOL "" FORCE)
+# corio's tests, examples and benchmarks are off by default under a parent:
+# nothing set here, and the build below checks that none was configured.
 add_subdirectory("$src" corio)
 add_executable(app main.c)
 target_link_libraries(app PRIVATE corio::corio)
@@ -72,6 +71,10 @@ echo "test_cmake_subproject: parent with CMAKE_C_FLAGS_RELEASE=\"$flags\""
 "$cmake" -S "$tmp/parent" -B "$tmp/b1" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_C_FLAGS_RELEASE=$flags" >"$tmp/b1.log" 2>&1 ||
   { cat "$tmp/b1.log"; fail "the parent does not configure"; }
+for opt in CORIO_BUILD_TESTS CORIO_BUILD_EXAMPLES CORIO_BUILD_BENCH; do
+  [ "$(cache_value "$tmp/b1" "$opt")" = OFF ] || fail "$opt is not OFF under a parent"
+done
+[ ! -e "$tmp/b1/corio/tests" ] || fail "corio's tests were configured under a parent"
 got=$(cache_value "$tmp/b1" CMAKE_C_FLAGS_RELEASE)
 [[ $got == "$flags" ]] || fail "parent's cached CMAKE_C_FLAGS_RELEASE is '$got', not '$flags'"
 grep -qF "parent: CMAKE_C_FLAGS_RELEASE=$flags" "$tmp/b1.log" ||
