@@ -107,6 +107,9 @@ static void test_gauge_registration_refusals(void **state) {
     assert_int_equal(corio_metrics_gauge("9lives", "x", two_and_a_half, NULL), CORIO_EINVAL);
     assert_int_equal(corio_metrics_gauge("bad-name", "x", two_and_a_half, NULL), CORIO_EINVAL);
     assert_int_equal(corio_metrics_gauge("fine", "x", NULL, NULL), CORIO_EINVAL);
+    /* corio's own families' prefix: a repeat of one would break every scrape */
+    assert_int_equal(corio_metrics_gauge("corio_connections_open", "x", two_and_a_half, NULL),
+                     CORIO_EINVAL);
     assert_int_equal(corio_metrics_gauge("twice:ok", "x", two_and_a_half, NULL), 0);
     assert_int_equal(corio_metrics_gauge("twice:ok", "x", two_and_a_half, NULL), CORIO_EALREADY);
     assert_int_equal(corio_metrics_mount(NULL, NULL), CORIO_EINVAL);

@@ -26,6 +26,7 @@ import argparse
 import os
 import re
 import signal
+import subprocess
 import socket
 import sys
 
@@ -359,9 +360,52 @@ def case_killed_worker_keeps_counts():
         check(srv.terminate() == 0, "exit code")
 
 
+def case_retired_workers_slots_freed_even_if_their_pid_returns():
+    """After a SIGHUP roll the retired workers' slots are freed when the
+    supervisor reaps them: a process that later gets one of their pids does
+    not make a slot count as a live worker again (root only: the pid is
+    handed out again through /proc/sys/kernel/ns_last_pid)."""
+    if os.geteuid() != 0 or not os.access("/proc/sys/kernel/ns_last_pid", os.W_OK):
+        print("    SKIP not root: cannot hand a pid out again", flush=True)
+        return
+    with hello("--workers", "2", "--drain-timeout", "200ms") as srv:
+        srv.wait_log(r"worker \d+ \(pid \d+\) serves", count=2)
+        port = port_of(srv)
+        old = workers_of(srv)
+        mark = srv.mark()
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        srv.wait_log(r"SIGHUP: every worker restarted", start=mark)
+        harness.wait_until(lambda: not set(old) & set(workers_of(srv)), harness.DEADLINE,
+                           "the retired workers gone")
+        sc = Scraper(port)
+        live = value(sc.scrape(), "corio_workers_live")
+        check(live == 2, "live workers after the roll: %s" % live)
+        impostor = None
+        for victim in old:  # the first pid the kernel hands out again
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(victim - 1))
+            p = subprocess.Popen(["sleep", "30"])
+            if p.pid == victim:
+                impostor = p
+                break
+            p.kill()
+            p.wait()
+        if impostor is None:
+            print("    SKIP the retired pids were taken meanwhile", flush=True)
+        else:
+            try:
+                live = value(sc.scrape(), "corio_workers_live")
+                check(live == 2, "live workers with pid %d reused: %s" % (impostor.pid, live))
+            finally:
+                impostor.kill()
+                impostor.wait()
+        check(srv.terminate() == 0, "exit code")
+
+
 CASES = [case_health_probes, case_readyz_503_while_draining, case_counts_match_traffic,
          case_open_connections, case_workers_sum_whichever_answers,
-         case_killed_worker_keeps_counts]
+         case_killed_worker_keeps_counts,
+         case_retired_workers_slots_freed_even_if_their_pid_returns]
 
 
 def main():

@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "app/runner.h"
-#include "http/metrics_internal.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "http/metrics_internal.h"
 #include "net/listen.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -85,7 +85,7 @@ typedef struct supervisor {
     int rolling;  /* slot the SIGHUP roll is at, or -1 */
     bool stopping;
     bool notified_ready; /* READY=1 sent to the service manager */
-    int code; /* exit code once every child is reaped: 1 after giving up */
+    int code;            /* exit code once every child is reaped: 1 after giving up */
     uint64_t kill_at;
 } supervisor;
 
@@ -503,6 +503,7 @@ static void reap(supervisor *sv) {
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         forget_kid(sv, pid);
+        corio__metrics_reaped(pid);
         for (unsigned i = 0; i < sv->n; i++) {
             slot *s = &sv->slots[i];
             if (pid == s->pid || pid == s->next_pid) {

@@ -218,6 +218,30 @@ static int mt_map(size_t nslots) {
     return 0;
 }
 
+/* Adds src's counters (not its gauges) to dst's: what a worker counted
+ * apart, before it had a slot, goes on in the slot it takes. */
+static void mt_add_all(uint64_t *dst, const uint64_t *src, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (src[k])
+            mt_add(&dst[k], mt_get(&src[k]));
+}
+
+static void mt_merge(mt_slot *dst, const mt_slot *src) {
+#define MT_ADD_ARRAY(f)                                                                            \
+    mt_add_all((uint64_t *)(void *)dst->f, (const uint64_t *)(const void *)src->f,                 \
+               sizeof dst->f / sizeof(uint64_t))
+    MT_ADD_ARRAY(dur);
+    MT_ADD_ARRAY(rejected);
+    MT_ADD_ARRAY(lag);
+    MT_ADD_ARRAY(unrouted);
+    MT_ADD_ARRAY(routes);
+#undef MT_ADD_ARRAY
+    mt_add(&dst->dur_sum_ns, mt_get(&src->dur_sum_ns));
+    mt_add(&dst->bytes_in, mt_get(&src->bytes_in));
+    mt_add(&dst->bytes_out, mt_get(&src->bytes_out));
+    mt_add(&dst->lag_sum_ns, mt_get(&src->lag_sum_ns));
+}
+
 /* Takes slot i for this process if it is free or its owner is gone. */
 static bool mt_take(size_t i, int32_t me) {
     mt_slot *s = &mt_seg[i];
@@ -239,6 +263,10 @@ static bool mt_take(size_t i, int32_t me) {
     mt_set(&s->lag_max_ns, 0);
     for (size_t g = 0; g < MAX_GAUGES; g++)
         mt_set(&s->gauges[g], 0);
+    if (mt_mine == &mt_scratch) { /* counted apart until now: carried over */
+        mt_merge(s, &mt_scratch);
+        memset(&mt_scratch, 0, sizeof mt_scratch);
+    }
     mt_mine = s;
     corio__stats_sink = &s->net;
     uint32_t hw = __atomic_load_n(&mt_head->hiwater, __ATOMIC_ACQUIRE);
@@ -272,6 +300,14 @@ int corio__metrics_prepare(size_t workers) {
     mt_on_fork_child();
     mt_workers = workers;
     return 2 * workers > mt_nslots ? mt_map(2 * workers) : 0;
+}
+
+void corio__metrics_reaped(pid_t pid) {
+    for (size_t i = 0; mt_seg && i < mt_nslots; i++) {
+        int32_t o = (int32_t)pid;
+        __atomic_compare_exchange_n(&mt_seg[i].owner, &o, 0, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE);
+    }
 }
 
 void corio__metrics_worker(size_t hint) {
@@ -399,6 +435,8 @@ static void mt_on_tick(corio__timer *t) {
     mt_set(&s->lag_last_ns, lag);
     if (lag > mt_get(&s->lag_max_ns))
         mt_set(&s->lag_max_ns, lag);
+    if (mt_mine == &mt_scratch && mt_seg) /* no slot was free: try again (counts carried over) */
+        mt_claim(SIZE_MAX, mt_workers ? mt_workers : 0);
     mt_publish();
     mt_arm(corio__tls_loop);
 }
@@ -427,7 +465,9 @@ static bool mt_valid_name(const char *n) {
 }
 
 int corio_metrics_gauge(const char *name, const char *help, double (*fn)(void *arg), void *arg) {
-    if (!mt_valid_name(name) || !fn)
+    /* corio_ is corio's own families' prefix: a gauge there could repeat one
+     * (a second HELP/TYPE for a family fails the whole scrape). */
+    if (!mt_valid_name(name) || !fn || strncmp(name, "corio_", 6) == 0)
         return CORIO_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&mt_lock);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct corio__hconn;
 
@@ -44,6 +45,11 @@ void corio__metrics_request(struct corio__hconn *c);
  * Nothing to do unless metrics are mounted.  Returns 0 or CORIO_ENOMEM (then each process counts
  * alone). */
 int corio__metrics_prepare(size_t workers);
+
+/* The supervisor reaped `pid`: a slot it owned is free again (its counters
+ * stay, summed as ever; its gauges no longer count, and a later process
+ * given the same pid does not revive them). */
+void corio__metrics_reaped(pid_t pid);
 
 /* A worker, just forked, before it serves: takes a slot of the segment,
  * slot `hint` if it is free (its predecessor's, whose counters it then

@@ -10,8 +10,10 @@
  * the server has begun its graceful shutdown (a load balancer then stops
  * sending it traffic while the requests in progress finish), or 503 "not
  * ready" while the app's readiness callback (corio_health_set_ready) says
- * so.  During a drain the listening socket is closed, so the 503 is what a
- * request on a connection opened before the drain gets.
+ * so.  During a drain the listening socket is closed and idle keep-alive
+ * connections are closed too, so the 503 is what a request arriving behind
+ * one in progress on its connection gets; a new probe is refused (which a
+ * readiness probe counts as not ready, as it should).
  *
  * Metrics.  /metrics answers in the Prometheus text exposition format
  * (version 0.0.4):
@@ -107,7 +109,9 @@ int corio_metrics_mount(corio_router *r, const char *path);
  * shows the sum over the live workers as `name` with the HELP text `help`.
  * Register before the workers fork (before corio_app_main).  Returns 0,
  * CORIO_EINVAL for a name that is not a Prometheus metric name
- * ([a-zA-Z_:][a-zA-Z0-9_:]*) or a NULL fn, CORIO_EALREADY for a name
+ * ([a-zA-Z_:][a-zA-Z0-9_:]*), one starting with "corio_" (corio's own
+ * families: a gauge repeating one would break every scrape), or a NULL fn,
+ * CORIO_EALREADY for a name
  * registered already, CORIO_ERANGE past 32 gauges, CORIO_EBUSY once the
  * workers have forked, CORIO_ENOMEM.  Strings are copied; arg is borrowed. */
 int corio_metrics_gauge(const char *name, const char *help, double (*fn)(void *arg), void *arg);
