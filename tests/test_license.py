@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """The licence: LICENSE holds the MIT licence, and every tracked source
 file says so in an SPDX line (SPDX-License-Identifier: MIT) among its first
-three lines (after a shebang).  Left out: prose (*.md, LICENSE itself) and
+three lines (after a shebang).  Left out: prose (*.md, LICENSE itself),
+images (*.svg, drawn by bench/chart.sh) and
 docs/snippets/*.c, which docs/guide.md shows as they are (the repository's
 licence covers them).  Prints each file without the line and exits 1, or
 the count and 0.  `--fix` adds the line where it is missing, in the
@@ -17,7 +18,7 @@ TAG = "SPDX-License-Identifier: MIT"
 # The comment each kind of file takes, by suffix or by name.
 C_STYLE = (".c", ".h", ".S", ".map")
 HASH_STYLE = (".py", ".sh", ".txt", ".cmake", ".in", ".yaml", ".yml", ".socket", ".service",
-              ".gitignore", ".clang-format")
+              ".gitignore", ".clang-format", ".dat")
 HASH_NAMES = ("Dockerfile", "Makefile", "Doxyfile", "run")
 
 
@@ -35,8 +36,8 @@ def comment(path):
 
 
 def exempt(path):
-    return (path.endswith(".md") or path == "LICENSE" or path.startswith("docs/snippets/")
-            and path.endswith(".c"))
+    return (path.endswith((".md", ".svg")) or path == "LICENSE"
+            or path.startswith("docs/snippets/") and path.endswith(".c"))
 
 
 def main():
