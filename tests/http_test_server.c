@@ -48,6 +48,10 @@
  *                            returns 0 (&fail=1: CORIO_EFAILED)
  *   GET  /scheme           "https" if corio_req_is_tls, else "http"
  *   GET  /peer-addr        corio_req_peer_addr, twice ("a|a": the second from the cache)
+ *   GET  /backend          GETs HTTP_TEST_BACKEND (a URL) twice with the HTTP
+ *                            client, setting no header: from the handler, and
+ *                            from a task it spawns (which logs "backend child");
+ *                            logs "backend handler"; body "<status>,<status>"
  *   every response         "X-Mw: 1" (global middleware)
  *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
@@ -389,6 +393,50 @@ static int mw_auth(corio_req *req, corio_res *res, corio_next *next, void *arg) 
     return corio_next_call(next);
 }
 
+/* ---- /backend: the request id goes upstream ------------------------------------------ */
+
+/* GETs HTTP_TEST_BACKEND; returns its status or an error. */
+static int backend_get(void) {
+    const char *url = getenv("HTTP_TEST_BACKEND");
+    corio_http_client *c;
+    corio_future *f = NULL;
+    if (!url)
+        return CORIO_EINVAL;
+    int rc = corio_http_client_new(&c, NULL);
+    if (rc)
+        return rc;
+    rc = corio_http_request(c, &f, "GET", url, NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = corio_await(f);
+    if (rc == 0)
+        rc = corio_http_response_status(corio_future_value(f));
+    corio_future_release(f);
+    corio_http_client_free(c);
+    return rc;
+}
+
+static int backend_child(void *arg) {
+    (void)arg;
+    corio_log(CORIO_LOG_INFO, "backend child");
+    return backend_get();
+}
+
+static int backend(corio_req *req, corio_res *res, void *arg) {
+    (void)req;
+    (void)arg;
+    corio_log(CORIO_LOG_INFO, "backend handler");
+    int first = backend_get();
+    corio_task *t;
+    int rc = corio_spawn(&t, "backend-child", backend_child, NULL);
+    if (rc)
+        return rc;
+    rc = corio_await(t);
+    corio_task_release(t);
+    char body[64];
+    snprintf(body, sizeof body, "%d,%d", first, rc);
+    return corio_res_text(res, 200, body);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static unsigned long long env_num(const char *name) {
@@ -420,6 +468,7 @@ static const route_def routes[] = {
     {"GET", "/abort-first", abort_first},
     {"GET", "/scheme", scheme},
     {"GET", "/peer-addr", peer_addr},
+    {"GET", "/backend", backend},
 };
 
 int main(int argc, char **argv) {

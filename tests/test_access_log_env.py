@@ -40,7 +40,7 @@ TMP = None
 LOG_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN |INFO |DEBUG) \[\d+\] ")
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 ACCESS_RE = re.compile(r'^127\.0\.0\.1 - - \[\d\d/(%s)/\d{4}:\d\d:\d\d:\d\d \+0000\] '
-                       r'"GET (/plaintext|/json) HTTP/1\.1" 200 \d+ \d+$' % MONTHS)
+                       r'"GET (/plaintext|/json) HTTP/1\.1" 200 \d+ \d+ "[0-9a-f]{32}"$' % MONTHS)
 
 
 def serve_and_stop(binary, env, paths=("/plaintext", "/json")):

@@ -329,7 +329,7 @@ def case_rest_log_escapes_the_decoded_path():
         st = raw_request(srv.port, b"/items%0aFORGED%20line%1b[31m%22q%5c")
         check(st == 404, "status %d" % st)
         line = srv.wait_log(r"GET /items", start=start).string
-        check(re.search(r'INFO  \[\d+\] GET /items\\x0aFORGED line\\x1b\[31m\\x22q\\x5c - \d+us$',
+        check(re.search(r'INFO  \[\d+\] GET /items\\x0aFORGED line\\x1b\[31m\\x22q\\x5c - \d+us req=[0-9a-f]{32}$',
                         line), "the log line: %r" % line)
         with srv.cond:
             forged = [ln for ln in srv.lines if ln.startswith("FORGED")]

@@ -734,7 +734,7 @@ def case_wrk_keepalive_load(t):
 
 
 ACCESS_RE = (r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
-             r'"GET /q\?x=acc%s HTTP/1\.1" 200 %d (\d+)$')
+             r'"GET /q\?x=acc%s HTTP/1\.1" 200 %d (\d+) "[0-9a-f]{32}"$')
 
 
 def case_access_log_line_per_request(t):
@@ -751,10 +751,10 @@ def case_access_log_line_per_request(t):
         c.response()
     finally:
         c.close()
-    t.srv.wait_log(r'"GET /nope HTTP/1\.1" 404 10 \d+$', timeout=5)
+    t.srv.wait_log(r'"GET /nope HTTP/1\.1" 404 10 \d+ "[0-9a-f]{32}"$', timeout=5)
     # Every line written so far (wrk's included: many 16 KiB flushes) whole.
     line_re = re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "(-|[A-Z]+ \S+ HTTP/1\.[01])" '
-                         r'\d{3} (-|\d+) \d+$')
+                         r'\d{3} (-|\d+) \d+ "[^"]*"$')
     with t.srv.cond:
         lines = [ln for ln in t.srv.lines  # not the log's own lines, nor valgrind's
                  if not re.match(r"^(\d{4}-\d\d-\d\dT|==\d+==)", ln)]

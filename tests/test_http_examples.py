@@ -216,8 +216,8 @@ def case_rest_access_log(srv):
     check(st == 201, "POST: %d" % st)
     loc = "/items/%d" % json.loads(body)["id"]
     request(srv.port, "DELETE", loc)
-    srv.wait_log(r"POST /items 201 \d+us$", DEADLINE)
-    srv.wait_log(r"DELETE %s 204 \d+us$" % loc, DEADLINE)
+    srv.wait_log(r"POST /items 201 \d+us req=[0-9a-f]{32}$", DEADLINE)
+    srv.wait_log(r"DELETE %s 204 \d+us req=[0-9a-f]{32}$" % loc, DEADLINE)
 
 
 # ---- sse -------------------------------------------------------------------------------------

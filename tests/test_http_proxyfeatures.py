@@ -104,7 +104,7 @@ def case_length_body_is_the_bytes_and_the_connection_goes_on(t):
         check(c.read_exact(n) == relayed(n), "the body differs")
         status, hdrs, body, raw = c.response()  # right behind the body: nothing between
         check(status == 200 and body == b"Hello, World!", (raw, body))
-        t.srv.wait_log(r"relay start=0 write=0 over=0 end=0$", start=mark)
+        t.srv.wait_log(r"relay start=0 write=0 over=0 end=0 req=[0-9a-f]{32}$", start=mark)
     finally:
         c.close()
     # A real client reads it as a whole body, and an empty one as empty.
@@ -128,7 +128,7 @@ def case_write_past_length_refused_and_not_sent(t):
         check(status == 200 and body == relayed(10), (raw, body))
         status, hdrs, body, raw = c.response()  # the stream is in step
         check(status == 200 and body == b"Hello, World!", (raw, body))
-        t.srv.wait_log(r"relay start=0 write=0 over=EINVAL end=0$", start=mark)
+        t.srv.wait_log(r"relay start=0 write=0 over=EINVAL end=0 req=[0-9a-f]{32}$", start=mark)
     finally:
         c.close()
 
@@ -146,14 +146,15 @@ def case_head_gets_the_length_and_no_body(t):
             check("connection" not in hdrs, raw)
         status, hdrs, body, raw = c.response()  # right after the heads: no body came
         check(status == 200 and body == b"Hello, World!", (raw, body))
-        t.srv.wait_log(r"relay start=0 write=0 over=EINVAL end=0$", start=mark)
-        t.srv.wait_log(r"relay start=0 write=0 over=0 end=0$", start=mark)
+        t.srv.wait_log(r"relay start=0 write=0 over=EINVAL end=0 req=[0-9a-f]{32}$", start=mark)
+        t.srv.wait_log(r"relay start=0 write=0 over=0 end=0 req=[0-9a-f]{32}$", start=mark)
     finally:
         c.close()
 
 
 def case_short_end_closes_after_what_was_sent(t):
-    for then, logged in (("end", r"end=EINVAL$"), ("return", r"end=none$")):
+    for then, logged in (("end", r"end=EINVAL req=[0-9a-f]{32}$"),
+                         ("return", r"end=none req=[0-9a-f]{32}$")):
         mark = t.srv.mark()
         path = "/relay?len=100&send=10&then=" + then
         hdrs = cut_short_then_eof(t, path, relayed(10))
@@ -173,7 +174,7 @@ def case_abort_mid_body_closes_without_completing(t):
     hdrs = cut_short_then_eof(t, "/relay?len=100&send=10&then=abort", relayed(10))
     check(hdrs.get("content-length") == "100", hdrs)
     # After the abort, a write and an end were refused.
-    t.srv.wait_log(r"relay start=0 write=0 over=0 end=EINVAL,EINVAL$", start=mark, count=2)
+    t.srv.wait_log(r"relay start=0 write=0 over=0 end=EINVAL,EINVAL req=[0-9a-f]{32}$", start=mark, count=2)
     for path in ("/relay?send=10&then=abort", "/relay?len=100&send=10&then=abort"):
         r, partial = get_incomplete(t.srv.port, path)
         check(partial == relayed(10), (path, partial))
@@ -196,7 +197,7 @@ def case_abort_before_a_response_closes_without_answering(t):
             status, hdrs, body, raw = c.response()
             check(status == 200 and body == b"Hello, World!", (raw, body))
             c.expect_eof()  # no 500, nothing for the third request
-            t.srv.wait_log(r"abort-first text=EALREADY$", start=mark)
+            t.srv.wait_log(r"abort-first text=EALREADY req=[0-9a-f]{32}$", start=mark)
         finally:
             c.close()
 

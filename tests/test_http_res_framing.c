@@ -172,6 +172,17 @@ static void mask_dates(char *s) {
     }
 }
 
+/* Drops each "X-Request-Id: ...\r\n" line (a generated id), in place. */
+static void mask_request_ids(char *s) {
+    char *p = s;
+    while ((p = strstr(p, "\r\nX-Request-Id: ")) != NULL) {
+        char *end = strstr(p + 2, "\r\n");
+        if (!end)
+            return;
+        memmove(p, end, strlen(end) + 1);
+    }
+}
+
 /* What one connection received, and how it ended. */
 typedef struct wire {
     char bytes[4096];
@@ -180,7 +191,8 @@ typedef struct wire {
 } wire;
 
 /* Sends `request` on a new connection and reads until the connection ends
- * or 3 s pass; w->bytes gets what came (NUL-terminated, Dates masked).
+ * or 3 s pass; w->bytes gets what came (NUL-terminated, Dates masked,
+ * X-Request-Id lines dropped).
  * The client is a plain socket read with recv, as most clients read: a
  * libuv stream reports a reset that comes with the last bytes as an EOF. */
 static int exchange(fixture *f, const char *request, wire *w) {
@@ -215,6 +227,7 @@ static int exchange(fixture *f, const char *request, wire *w) {
     }
     w->bytes[w->len] = '\0';
     mask_dates(w->bytes);
+    mask_request_ids(w->bytes);
     close(fd);
     return rc;
 }

@@ -7,7 +7,10 @@
  * hand-made timestamp agrees with gmtime_r over the whole four-digit-year
  * range; and the access log's date has English month names in a French
  * locale (built with localedef into a temporary LOCPATH: Debian ships only
- * C.UTF-8; skipped, saying why, when that cannot be done). */
+ * C.UTF-8; skipped, saying why, when that cannot be done).  JSON lines
+ * (corio_log_set_format): the same fields as keys, hostile bytes escaped
+ * into valid JSON, the request id last; the report from a signal handler in
+ * the same shape. */
 #include "corio_test.h"
 
 #include <fcntl.h>
@@ -115,6 +118,88 @@ static void test_report_raw_has_the_same_shape(void **state) {
     char *out = capture_end(&c);
     assert_one_log_line(out, "ERROR", "stack overflow in task 'x'\\x0a\\x1b[31m");
     free(out);
+}
+
+/* ---- JSON lines and request ids ---- */
+
+static void test_json_escape_makes_valid_json_of_hostile_bytes(void **state) {
+    (void)state;
+    static const char in[] = "q\"b\\s\n\x01\x1b\x7f"
+                             "\xc3\xa9"         /* é: kept */
+                             "\xf0\x9f\x98\x80" /* an emoji: kept */
+                             "\xff"             /* never UTF-8 */
+                             "\xc0\xaf"         /* overlong '/' */
+                             "\xed\xa0\x80"     /* a surrogate */
+                             "\xe2\x82";        /* cut short */
+    char out[256];
+    size_t n = corio_log_json_escape(out, sizeof out, in, sizeof in - 1);
+    assert_string_equal(out, "q\\\"b\\\\s\\u000a\\u0001\\u001b\\u007f\xc3\xa9\xf0\x9f\x98\x80"
+                             "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd");
+    assert_int_equal(n, strlen(out));
+    /* Cut at a whole escape: 7 bytes (with the NUL) hold "a" and no half
+     * of \u0001. */
+    char small[7];
+    corio_log_json_escape(small, sizeof small, "a\x01", 2);
+    assert_string_equal(small, "a");
+}
+
+/* Asserts that out is one JSON line of ours at `level` ("error"...) with the
+ * message part `msg` (as escaped) and the tail `tail` ("" or
+ * ,"request_id":"..."). */
+static void assert_one_json_line(const char *out, const char *level, const char *msg,
+                                 const char *tail) {
+    char want[512];
+    snprintf(want, sizeof want,
+             "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\","
+             "\"level\":\"%s\",\"pid\":%d,\"msg\":\"",
+             level, (int)getpid());
+    regex_t re;
+    assert_int_equal(regcomp(&re, want, REG_EXTENDED | REG_NOSUB), 0);
+    int m = regexec(&re, out, 0, NULL, 0);
+    regfree(&re);
+    if (m != 0)
+        fail_msg("not a JSON log line at %s: '%s'", level, out);
+    char rest[512];
+    snprintf(rest, sizeof rest, "\"msg\":\"%s\"%s}\n", msg, tail);
+    const char *at = strstr(out, "\"msg\":\"");
+    if (strcmp(at, rest) != 0)
+        fail_msg("line '%s', expected it to end '%s'", out, rest);
+}
+
+static void test_json_lines_have_the_fields_as_keys(void **state) {
+    (void)state;
+    corio_log_set_format(CORIO_LOG_JSON);
+    capture c;
+    capture_begin(&c);
+    corio_log(CORIO_LOG_WARN, "say \"%s\"", "hi\n");
+    char *out = capture_end(&c);
+    assert_one_json_line(out, "warn", "say \\\"hi\\u000a\\\"", "");
+    free(out);
+    capture_begin(&c);
+    corio__report_raw("stack overflow in task 'x'\n\x1b[31m"); /* the fault handler's path */
+    out = capture_end(&c);
+    corio_log_set_format(CORIO_LOG_TEXT);
+    assert_one_json_line(out, "error", "stack overflow in task 'x'\\u000a\\u001b[31m", "");
+    free(out);
+}
+
+static void test_a_request_id_ends_the_line(void **state) {
+    (void)state;
+    corio__log_request_id = "r-1\"x"; /* what the runtime sets for a request's task */
+    capture c;
+    capture_begin(&c);
+    corio_log(CORIO_LOG_INFO, "handled");
+    char *text = capture_end(&c);
+    corio_log_set_format(CORIO_LOG_JSON);
+    capture_begin(&c);
+    corio_log(CORIO_LOG_INFO, "handled");
+    char *json = capture_end(&c);
+    corio_log_set_format(CORIO_LOG_TEXT);
+    corio__log_request_id = NULL;
+    assert_one_log_line(text, "INFO ", "handled req=r-1\\x22x");
+    assert_one_json_line(json, "info", "handled", ",\"request_id\":\"r-1\\\"x\"");
+    free(text);
+    free(json);
 }
 
 /* A real misuse: the line comes from the library's own report, formatted as
@@ -270,6 +355,9 @@ int main(void) {
         cmocka_unit_test(test_report_raw_has_the_same_shape),
         cmocka_unit_test(test_library_misuse_is_reported_in_the_log_format),
         cmocka_unit_test(test_timefmt_agrees_with_gmtime),
+        cmocka_unit_test(test_json_escape_makes_valid_json_of_hostile_bytes),
+        cmocka_unit_test(test_json_lines_have_the_fields_as_keys),
+        cmocka_unit_test(test_a_request_id_ends_the_line),
         cmocka_unit_test(test_access_log_date_is_english_whatever_the_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,10 +238,12 @@ static corio_strv joined(corio_req *req, const char *name) {
 }
 
 static int build_request(corio_req *req, const upstream *u, corio_http_req *out) {
-    static const char *const ours[] = {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
-                                       "Via", NULL};
+    /* X-Request-Id: the request's own id goes upstream (the client's when
+     * it was sane, else the one the server gave it), once. */
+    static const char *const ours[] = {
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via", "X-Request-Id", NULL};
     size_t n = corio_req_header_count(req), k = 0;
-    corio_http_header *h = corio_req_alloc(req, (n + 4) * sizeof *h);
+    corio_http_header *h = corio_req_alloc(req, (n + 5) * sizeof *h);
     corio_strv target = corio_req_target(req), method = corio_req_method(req), name, value,
                conn = joined(req, "Connection"), prev;
     const char *addr = corio_req_peer_addr(req); /* "127.0.0.1", "::1" */
@@ -268,6 +270,7 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
     if (host)
         h[k++] = (corio_http_header){"X-Forwarded-Host", host};
     h[k++] = (corio_http_header){"Via", via ? via : "1.1 corio"};
+    h[k++] = (corio_http_header){"X-Request-Id", corio_req_id(req)};
     int64_t len = body_length(req);
     *out = (corio_http_req){.method = dup_strv(req, method),
                             .url = url,

@@ -113,6 +113,7 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         return 0;
     }
     corio_log_set_level(o.log_level);
+    corio_log_set_format(o.log_format);
     if (o.access_log) { /* before any fork: a file is opened once, shared by the workers */
         int rc = corio_http_access_log_set(o.access_log);
         if (rc) {

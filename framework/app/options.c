@@ -29,6 +29,7 @@ enum kind {
     K_COUNT,
     K_DURATION,
     K_LEVEL,
+    K_LOG_FORMAT,
     K_BOOL, /* a flag without a value; its variable holds 1/0, true/false, yes/no, on/off */
     K_FLAG, /* --help, --version: no variable */
 };
@@ -69,8 +70,9 @@ static const option options[] = {
      "a duration such as 500ms, 10s, 2m", "graceful drain on SIGTERM before cancelling", "25s"},
     {"log-level", "CORIO_LOG_LEVEL", K_LEVEL, OFF(log_level), "error, warn, info or debug",
      "log verbosity", "info"},
-    {"access-log", "CORIO_ACCESS_LOG", K_TEXT, OFF(access_log),
-     "off, on (stderr) or a file path",
+    {"log-format", "CORIO_LOG_FORMAT", K_LOG_FORMAT, OFF(log_format), "text or json",
+     "log lines (and access log lines) as text or as JSON objects", "text"},
+    {"access-log", "CORIO_ACCESS_LOG", K_TEXT, OFF(access_log), "off, on (stderr) or a file path",
      "HTTP access log, one line per response (overrides the application's setting)", NULL},
     {"reuse-port", "CORIO_REUSE_PORT", K_BOOL, OFF(reuse_port),
      "1 or 0 (true/false, yes/no, on/off)",
@@ -186,6 +188,8 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
         return corio__parse_duration(v, (uint64_t *)field);
     case K_LEVEL:
         return corio_log_level_parse(v, (corio_log_level *)field);
+    case K_LOG_FORMAT:
+        return corio_log_format_parse(v, (corio_log_format *)field);
     case K_BOOL:
         return parse_bool(v, (bool *)field);
     case K_FLAG:
@@ -436,6 +440,7 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
     o->workers = 1;
     o->drain_timeout_ms = 25000;
     o->log_level = CORIO_LOG_INFO;
+    o->log_format = CORIO_LOG_TEXT;
     int rc = check_app_flags(app, err, errlen);
     if (rc)
         return rc;

@@ -22,4 +22,16 @@ void corio__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * write(2)), for a fault handler such as the stack-overflow report. */
 void corio__report_raw(const char *msg);
 
+/* The id of the HTTP request the task running on this thread serves (or
+ * inherited from the task that spawned it), NUL-terminated, or NULL: set by
+ * the runtime as it switches tasks (corio__task_set_request_id), read by
+ * every log line (which ends with it) and by the HTTP client (which sends
+ * it upstream as X-Request-Id).  Borrowed from the task: valid while the
+ * task runs. */
+extern __thread const char *corio__log_request_id;
+
+/* The longest request id kept (corio_req_id): a client's longer one is
+ * replaced. */
+#define CORIO__REQUEST_ID_MAX 128
+
 #endif

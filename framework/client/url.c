@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/fmt.h"
+#include "base/report.h"
 #include "base/tchar.h"
 #include "client_internal.h"
 
@@ -253,23 +254,33 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
         (!rq->body && !rq->body_stream && rq->body_length != 0))
         return CORIO_EINVAL;
     size_t sl = strlen(method) + 1;
+    /* Called from a task serving a request (or spawned by one): its id
+     * goes upstream, unless the caller sends one itself. */
+    const char *rid = corio__log_request_id;
     for (size_t i = 0; i < rq->nheaders; i++) {
         const corio_http_header *h = &rq->headers[i];
         if (!h->name || !h->value || !clean(h->name, true) || !clean(h->value, false) ||
             owned_by_client(h->name))
             return CORIO_EINVAL;
         sl += strlen(h->name) + strlen(h->value) + 2;
+        if (strcasecmp(h->name, "X-Request-Id") == 0)
+            rid = NULL;
     }
+    if (rid && !clean(rid, false))
+        rid = NULL;
+    size_t nh = rq->nheaders + (rid != NULL);
+    if (rid)
+        sl += strlen(rid) + 1;
     int rc = corio__url_parse(rq->url, NULL, &q->url);
     if (rc)
         return rc;
     /* One block: the header array, then the strings. */
-    q->headers = malloc(rq->nheaders * sizeof *q->headers + sl);
+    q->headers = malloc(nh * sizeof *q->headers + sl);
     if (!q->headers) {
         corio__req_release(q);
         return CORIO_ENOMEM;
     }
-    q->strings = (char *)(q->headers + rq->nheaders);
+    q->strings = (char *)(q->headers + nh);
     char *at = q->strings;
     q->method = at;
     at = stpcpy(at, method) + 1;
@@ -279,7 +290,12 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
         q->headers[i].value = at;
         at = stpcpy(at, rq->headers[i].value) + 1;
     }
-    q->nheaders = rq->nheaders;
+    if (rid) {
+        q->headers[rq->nheaders].name = "X-Request-Id";
+        q->headers[rq->nheaders].value = at;
+        at = stpcpy(at, rid) + 1;
+    }
+    q->nheaders = nh;
     q->idempotent = is_idempotent(q->method);
     q->head = strcmp(q->method, "HEAD") == 0;
     q->max_redirects = rq->max_redirects;

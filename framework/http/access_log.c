@@ -5,7 +5,11 @@
  * complete to its response being complete (handed to the stream, or queued
  * with the batch it leaves in):
  *
- *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /q?x=1 HTTP/1.1" 200 13 87
+ *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /q?x=1 HTTP/1.1" 200 13 87 "3f2a..."
+ *
+ * (the last field the request's id, corio_req_id), or with JSON log lines
+ * (corio_log_get_format) one object per response with those fields under
+ * keys (see corio_http_opts.access_log).
  *
  * Lines gather in a per-thread (so per-loop) buffer, written to stderr once
  * it passes 16 KiB, a second after the first line waiting at the latest (a
@@ -38,8 +42,9 @@
 #include "runtime/internal.h"
 
 #define ALOG_FLUSH_AT (16 * 1024)
-#define ALOG_TARGET_MAX 2048                      /* longer targets are cut */
-#define ALOG_LINE_MAX (4 * ALOG_TARGET_MAX + 512) /* every target byte may need \xHH */
+#define ALOG_TARGET_MAX 2048 /* longer targets are cut */
+/* every target byte may need \xHH, or in JSON \u00HH */
+#define ALOG_LINE_MAX (6 * ALOG_TARGET_MAX + 1024)
 #define ALOG_INTERVAL_MS 1000
 
 typedef struct alog {
@@ -176,17 +181,47 @@ void corio__access_log_conn_end(void) {
     l->buf = NULL;
 }
 
-void corio__access_log(corio__hconn *c) {
-    alog *l = &alog_tls;
-    if (!l->buf)
-        return; /* no memory for the buffer when the connections began */
+/* The JSON object for the response into line (ALOG_LINE_MAX bytes).
+ * Returns its length, the newline included. */
+static size_t json_line(corio__hconn *c, char *line) {
+    const corio_req *r = &c->req;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char when[CORIO__TIMEFMT_ISO_MS_SIZE];
+    corio__timefmt_iso_ms(when, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    size_t n = (size_t)snprintf(line, ALOG_LINE_MAX, "{\"time\":\"%s\",\"remote\":\"", when);
+    n += corio_log_json_escape(line + n, ALOG_LINE_MAX - n, c->peer, strlen(c->peer));
+    if (r->version.len) {
+        corio_strv target = corio_req_target(r), m = corio_req_method(r);
+        if (target.len > ALOG_TARGET_MAX)
+            target.len = ALOG_TARGET_MAX;
+        n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\",\"method\":\"");
+        n += corio_log_json_escape(line + n, ALOG_LINE_MAX - n, m.ptr, m.len);
+        n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\",\"target\":\"");
+        n += corio_log_json_escape(line + n, ALOG_LINE_MAX - n, target.ptr, target.len);
+        n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\",\"protocol\":\"HTTP/1.%d\"",
+                              llhttp_get_http_minor(&c->parser));
+    } else {
+        n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n,
+                              "\",\"method\":null,\"target\":null,\"protocol\":null");
+    }
+    n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n,
+                          ",\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"request_id\":\"",
+                          c->res.status, (unsigned long long)c->res.body_bytes,
+                          (unsigned long long)((uv_hrtime() - c->started_ns) / 1000));
+    n += corio_log_json_escape(line + n, ALOG_LINE_MAX - n, c->req_id, c->req_id_len);
+    n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\"}\n");
+    return n;
+}
+
+/* The common log format line, then the duration and the id. */
+static size_t text_line(alog *l, corio__hconn *c, char *line) {
     time_t now = time(NULL);
     if (now != l->date_at) { /* English month names, whatever LC_TIME says */
         corio__timefmt_clf(l->date, now);
         l->date_at = now;
     }
     const corio_req *r = &c->req;
-    char *line = l->buf + l->len;
     size_t n = (size_t)snprintf(line, ALOG_LINE_MAX, "%s - - [%s] \"", c->peer, l->date);
     if (r->version.len) { /* the request line was read whole */
         corio_strv target = corio_req_target(r);
@@ -204,9 +239,20 @@ void corio__access_log(corio__hconn *c) {
     char bytes[24] = "-";
     if (c->res.body_bytes)
         snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)c->res.body_bytes);
-    n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\" %d %s %llu\n", c->res.status, bytes,
+    n += (size_t)snprintf(line + n, ALOG_LINE_MAX - n, "\" %d %s %llu \"", c->res.status, bytes,
                           (unsigned long long)((uv_hrtime() - c->started_ns) / 1000));
-    l->len += n;
+    n += corio_log_escape(line + n, ALOG_LINE_MAX - n, c->req_id, c->req_id_len);
+    line[n++] = '"';
+    line[n++] = '\n';
+    return n;
+}
+
+void corio__access_log(corio__hconn *c) {
+    alog *l = &alog_tls;
+    if (!l->buf)
+        return; /* no memory for the buffer when the connections began */
+    char *line = l->buf + l->len;
+    l->len += corio_log_get_format() == CORIO_LOG_JSON ? json_line(c, line) : text_line(l, c, line);
     if (l->len >= ALOG_FLUSH_AT)
         alog_write(l);
     else if (!corio__timer_armed(&l->timer))

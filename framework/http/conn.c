@@ -209,6 +209,15 @@ static void reset_request(corio__hconn *c) {
     c->last_chunk = false;
     c->body_waited = 0;
     c->metrics_route = CORIO__ROUTE_REJECTED; /* until routed */
+    c->req_id_len = 0;
+    c->req_id[0] = '\0';
+}
+
+/* The request is over: the connection's task serves none until the next
+ * one's id is set. */
+static void end_request_id(corio__hconn *c) {
+    if (c->task && c->req_id_len)
+        corio__task_set_request_id(c->task, NULL);
 }
 
 /* Whether the client may still be sending when we close: then closing at
@@ -262,6 +271,7 @@ static int final_flush(corio__hconn *c) {
 
 /* What the connection's task holds, given back when it ends or parks. */
 static void conn_release(corio__hconn *c) {
+    end_request_id(c);
     corio__hconn_arena_reset(c);
     free(c->hdrs_heap);
     c->hdrs_heap = NULL;
@@ -292,6 +302,7 @@ static void apply_defaults(corio_http_opts *o) {
  * next one, or a negative code (socket errors: the connection is done). */
 static int serve_request(corio__hconn *c) {
     int st = corio__hconn_prepare(c);
+    corio__hconn_set_request_id(c, st == 0);
     if (st) {
         c->reject = st;
         return corio__http_send_error(c, st, true);
@@ -372,6 +383,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
             c.started_ns = uv_hrtime();
         if (st) {
             c.reject = st;
+            corio__hconn_set_request_id(&c, false);
             rc = corio__http_send_error(&c, st, true);
         } else {
             rc = serve_request(&c);
@@ -382,6 +394,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
         }
         if (corio__metrics_on)
             corio__metrics_request(&c);
+        end_request_id(&c);
         /* A cancelled task serves no next request, and its flush before the
          * next read would fail: what is queued goes out below. */
         if (rc < 0 || c.close || corio_cancelled())

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "base/arena.h"
+#include "base/report.h"
 #include "corio/http.h"
 #include "corio/server.h"
 #include "http/router.h"
@@ -52,6 +53,7 @@ struct corio_req {
     bool keep_alive, head_method, finish_on_disconnect;
     bool body_buffered; /* corio_req_body ran: `body` holds the whole body */
     uint8_t minor;
+    uint32_t id_hdr; /* 1 + the index of the first X-Request-Id field, or 0 */
     size_t body_read;
     corio_strv body;
     /* body delivery during llhttp_execute */
@@ -74,6 +76,7 @@ struct corio_res {
      * of the Content-Length): the connection closes after what was sent,
      * and no answer of the server's follows (dispatch.c settles it). */
     bool cut;
+    bool own_request_id; /* the handler set X-Request-Id: the server adds none */
 };
 
 typedef struct corio__hconn {
@@ -110,6 +113,11 @@ typedef struct corio__hconn {
      * CORIO__ROUTE_UNMATCHED / CORIO__ROUTE_REJECTED (metrics_internal.h) */
     uint16_t metrics_route;
     char peer[48]; /* the client's address ("" until asked: corio__hconn_peer) */
+    /* The current request's id (corio_req_id), NUL-terminated: the
+     * client's X-Request-Id when it is sane, else generated; "" between
+     * requests. */
+    uint8_t req_id_len;
+    char req_id[CORIO__REQUEST_ID_MAX + 1];
     /* Header fields live here, not in the arena, so that the arena can be
      * reset while a head is only partly read (see read_head): the first
      * ones inline, more in hdrs_heap (up to max_headers, freed with the
@@ -192,6 +200,13 @@ static inline const char *corio__req_head(const corio_req *r) {
 /* Sets the request's head base again from the stream (after awaits with the
  * read buffer unpinned: it may have moved). */
 void corio__req_track_head(corio__hconn *c);
+
+/* Gives the current request its id (see corio_req_id): the client's
+ * X-Request-Id when `use_header` and it has a sane one (c->req.id_hdr, set
+ * by corio__hconn_prepare), else a new one; and makes it the connection
+ * task's (its log lines, its backend calls).  No allocation, no system
+ * call (but once per thread, to seed the generator). */
+void corio__hconn_set_request_id(corio__hconn *c, bool use_header);
 
 /* A reason phrase for a status code. */
 const char *corio__http_reason(int status);

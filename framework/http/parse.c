@@ -344,6 +344,8 @@ int corio__hconn_prepare(corio__hconn *c) {
             tes++;
             if (!span_ieq(r, r->hdrs[i].value, "chunked"))
                 return 501;
+        } else if (!r->id_hdr && span_ieq(r, r->hdrs[i].name, "x-request-id")) {
+            r->id_hdr = (uint32_t)i + 1;
         } else if (span_ieq(r, r->hdrs[i].name, "expect")) {
             if (!span_ieq(r, r->hdrs[i].value, "100-continue"))
                 return 417;

@@ -9,14 +9,101 @@
  * body, a stall, a disconnect): it is recorded in c->reject, which the
  * server then answers (400, 408, 413) if the handler gives up without a
  * response, and the connection closes. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "corio/tls.h"
 #include "http/http_internal.h"
 #include "net/proto.h"
 #include "runtime/internal.h"
+
+/* ---- request ids ----------------------------------------------------------------------------- */
+
+/* Generated ids: 128 bits of a per-thread splitmix64 stream (Steele, Lea
+ * and Flood), as 32 hex digits.  The stream's start is drawn from
+ * getrandom once per thread, and again in a child after fork (workers
+ * forked from one parent must not share it); splitmix64 is a bijection of
+ * its counter, so a thread repeats no id for 2^64 of them, and two streams
+ * from independent random starts overlap with negligible probability. */
+static __thread struct {
+    bool seeded;
+    uint64_t state;
+} idgen;
+static pthread_once_t idgen_once = PTHREAD_ONCE_INIT;
+
+static void idgen_after_fork(void) {
+    idgen.seeded = false; /* the forking thread is the child's only one */
+}
+
+static void idgen_register(void) {
+    pthread_atfork(NULL, NULL, idgen_after_fork);
+}
+
+static uint64_t splitmix64(void) {
+    uint64_t z = (idgen.state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void idgen_seed(void) {
+    pthread_once(&idgen_once, idgen_register);
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        struct timespec ts; /* no entropy yet (early boot): time, pid, address */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec ^
+               ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&idgen;
+    }
+    idgen.state = seed;
+    idgen.seeded = true;
+}
+
+/* A sane id from a client: 1..CORIO__REQUEST_ID_MAX bytes of printable
+ * ASCII, no space. */
+static bool sane_id(corio_strv v) {
+    if (v.len == 0 || v.len > CORIO__REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.ptr[i] <= 0x20 || (unsigned char)v.ptr[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+void corio__hconn_set_request_id(corio__hconn *c, bool use_header) {
+    corio_req *r = &c->req;
+    corio_strv v = {0};
+    if (use_header && r->id_hdr) {
+        const corio__hdr *h = &r->hdrs[r->id_hdr - 1];
+        v = (corio_strv){corio__req_head(r) + h->value.off, h->value.len};
+    }
+    if (sane_id(v)) {
+        memcpy(c->req_id, v.ptr, v.len);
+        c->req_id_len = (uint8_t)v.len;
+    } else {
+        static const char hex[] = "0123456789abcdef";
+        if (!idgen.seeded)
+            idgen_seed();
+        for (int half = 0; half < 2; half++) {
+            uint64_t x = splitmix64();
+            for (int i = 0; i < 16; i++, x >>= 4)
+                c->req_id[half * 16 + i] = hex[x & 15];
+        }
+        c->req_id_len = 32;
+    }
+    c->req_id[c->req_id_len] = '\0';
+    if (c->task)
+        corio__task_set_request_id(c->task, c->req_id);
+}
+
+const char *corio_req_id(const corio_req *req) {
+    return req ? req->c->req_id : "";
+}
 
 void corio__req_track_head(corio__hconn *c) {
     size_t len;

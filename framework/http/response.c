@@ -121,6 +121,8 @@ int corio_res_header(corio_res *res, const char *name, const char *value) {
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (strcasecmp(name, reserved[i]) == 0)
             return CORIO_EPERM;
+    if (nlen == 12 && strcasecmp(name, "x-request-id") == 0)
+        res->own_request_id = true;
     size_t need = res->extra_len + nlen + vlen + 4;
     if (need > res->extra_cap) {
         size_t cap = res->extra_cap ? res->extra_cap * 2 : 256;
@@ -208,7 +210,7 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     const char *reason = corio__http_reason(status);
     size_t rlen = strlen(reason), clen = ctype ? strlen(ctype) : 0;
     size_t flen = framing ? strlen(framing) : 0;
-    size_t cap = 128 + rlen + clen + flen + res->extra_len;
+    size_t cap = 128 + rlen + clen + flen + res->extra_len + 16 + c->req_id_len;
     char *h = corio__arena_alloc(&c->arena, cap);
     if (!h)
         return CORIO_ENOMEM;
@@ -230,6 +232,11 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     }
     p = append(p, framing, flen);
     p = append(p, res->extra, res->extra_len);
+    if (c->req_id_len && !res->own_request_id) {
+        p = append(p, "X-Request-Id: ", 14);
+        p = append(p, c->req_id, c->req_id_len);
+        p = append(p, "\r\n", 2);
+    }
     if (!keep)
         p = append(p, "Connection: close\r\n", 19);
     else if (c->req.minor == 0)
@@ -394,6 +401,7 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
     if (res->started || res->cut)
         return 0;
     res->extra_len = 0;
+    res->own_request_id = false;
     char body[64];
     snprintf(body, sizeof body, "%s\n", corio__http_reason(status));
     return corio_res_text(res, status, body);

@@ -171,6 +171,13 @@ struct corio_task {
     uint8_t state;
     uint8_t cancel_reason;
     bool run_if_cancelled; /* corio_spawn_opts.run_if_cancelled */
+    /* The id of the HTTP request the task serves, for its log lines and
+     * its backend calls (corio__log_request_id while it runs), or NULL.
+     * Set by the HTTP connection task around each request (pointing into
+     * its connection); a task spawned from a task with one gets a copy,
+     * kept after its struct in the same allocation (it may outlive the
+     * request). */
+    const char *request_id;
     char name[48];
 };
 
@@ -259,7 +266,6 @@ static inline corio_task *corio__await_begin(const char *what, int *rc) {
  * CORIO_CANCEL_TIMEOUT for an expired deadline, or CORIO_CANCEL_NONE. */
 corio_cancel_reason corio__cancel_in_effect(corio_task *t);
 
-
 /* Parks the current task until woken, its deadline passes (ETIMEDOUT), it
  * is cancelled (ECANCELED), or, with wake_at != CORIO__NO_DEADLINE, loop time
  * reaches wake_at (0).  `what` shows in task dumps.  Call only after
@@ -292,6 +298,14 @@ static inline bool corio__scope_visible(corio_task *t, corio_scope *target) {
             return false;
     }
     return false;
+}
+
+/* Sets t's request id (see corio_task.request_id; borrowed: it must stay
+ * valid while set), and the log's if t runs now. */
+static inline void corio__task_set_request_id(corio_task *t, const char *id) {
+    t->request_id = id;
+    if (corio__tls_loop && corio__tls_loop->current == t)
+        corio__log_request_id = id;
 }
 
 static inline corio_task *corio__current(void) {

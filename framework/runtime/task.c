@@ -141,7 +141,9 @@ void corio__task_resume(corio_loop *L, corio_task *t) {
     t->state = CORIO__RUNNING;
     L->current = t;
     corio__overflow_current = &t->ovf;
+    corio__log_request_id = t->request_id;
     corio__coro_switch(&L->main_coro, &t->coro, false);
+    corio__log_request_id = NULL;
     corio__overflow_current = NULL;
     L->current = NULL;
     if (t->state != CORIO__DONE)
@@ -217,9 +219,14 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
         return CORIO_EINVAL;
     if (L->closed)
         return CORIO_ECLOSED; /* corio_run is tearing down: it would never run */
-    corio_task *t = malloc(sizeof *t);
+    /* A request id is inherited, as asyncio's tasks copy the context they
+     * are created in: copied, since the request may end first. */
+    const char *rid = L->current ? L->current->request_id : NULL;
+    size_t rlen = rid ? strlen(rid) + 1 : 0;
+    corio_task *t = malloc(sizeof *t + rlen);
     if (!t)
         return CORIO_ENOMEM;
+    t->request_id = rid ? memcpy((char *)(t + 1), rid, rlen) : NULL;
     size_t want = opts && opts->stack_size ? opts->stack_size : 0;
     t->stack = corio__stack_get(&L->pool, want);
     if (!t->stack) {
@@ -337,7 +344,6 @@ corio_cancel_reason corio_cancelled_reason(void) {
     corio_task *t = corio__current();
     return t ? corio__cancel_in_effect(t) : CORIO_CANCEL_NONE;
 }
-
 
 const char *corio_cancel_reason_name(corio_cancel_reason reason) {
     switch (reason) {

@@ -15,6 +15,7 @@
  *   --write-timeout T    per write without progress        CORIO_WRITE_TIMEOUT (0: none)
  *   --drain-timeout T    graceful drain on SIGTERM         CORIO_DRAIN_TIMEOUT (25s)
  *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
+ *   --log-format F       text or json                      CORIO_LOG_FORMAT (text)
  *   --reuse-port         share a port another server holds CORIO_REUSE_PORT (off)
  *   --help (-h), --version
  *
@@ -124,17 +125,17 @@ typedef struct corio_app_flag {
     const char *name; /* without the dashes: "root" is --root; not one of the
                          runner's, nor "h" */
     corio_app_flag_type type;
-    void *target;      /* borrowed, written as the type says; its value before
-                          corio_app_main is the default */
-    const char *help;  /* one line for --help */
-    const char *env;   /* variable read when the flag is not given; NULL: none */
-    const char *accepts; /* what a value may be, for --help and errors ("a
-                            directory"); NULL: said from the type and range */
+    void *target;             /* borrowed, written as the type says; its value before
+                                 corio_app_main is the default */
+    const char *help;         /* one line for --help */
+    const char *env;          /* variable read when the flag is not given; NULL: none */
+    const char *accepts;      /* what a value may be, for --help and errors ("a
+                                 directory"); NULL: said from the type and range */
     const char *default_text; /* the default --help shows; NULL: the target's
                                  value (none for FUNC, a NULL or "" string) */
-    int64_t min, max;  /* INT, DURATION: the range; both 0: any (a duration
-                          is never negative) */
-    corio_app_flag_fn parse; /* FUNC: the parser; NULL otherwise */
+    int64_t min, max;         /* INT, DURATION: the range; both 0: any (a duration
+                                 is never negative) */
+    corio_app_flag_fn parse;  /* FUNC: the parser; NULL otherwise */
 } corio_app_flag;
 
 /* After the command line is parsed (every target set), before the runner
@@ -157,8 +158,8 @@ typedef struct corio_app {
     const char *tls_alpn;
     const corio_app_flag *flags; /* the program's flags (see above); borrowed */
     size_t nflags;
-    corio_app_setup_fn setup;    /* NULL: none */
-    void *setup_arg;             /* passed to setup; borrowed */
+    corio_app_setup_fn setup; /* NULL: none */
+    void *setup_arg;          /* passed to setup; borrowed */
 } corio_app;
 
 /* Parses the command line and environment (the runner's flags and

@@ -121,6 +121,20 @@ int corio_req_peer(const corio_req *req, char *buf, size_t len);
  * proxy's X-Forwarded-For).  Borrowed: valid while the connection lasts. */
 const char *corio_req_peer_addr(const corio_req *req);
 
+/* The request's id: the client's X-Request-Id field when it is sane (1 to
+ * 128 bytes of printable ASCII without spaces; the first such field), else
+ * one generated for it (32 lowercase hex digits, unique per process and
+ * across the workers: 128 bits of a per-thread random stream), the
+ * client's insane one ignored.  Every request has one, those the server
+ * refuses too.  The response carries it as "X-Request-Id: <id>" unless the
+ * handler sets that field itself (corio_res_header); the access log and
+ * every corio_log line from the request's task (and from tasks spawned
+ * there, which copy it) carry it, and the HTTP client sends it upstream as
+ * X-Request-Id from those tasks (see corio_http_request).  Borrowed,
+ * NUL-terminated: valid until the handler returns (copy it to keep it).
+ * "" for a NULL req. */
+const char *corio_req_id(const corio_req *req);
+
 /* Whether the request came over TLS (a proxy's "X-Forwarded-Proto: https"):
  * the connection's stream is a TLS stream (corio_stream_is_tls).  False for
  * a NULL req. */
@@ -254,13 +268,13 @@ int corio_route_use(corio_router *r, const char *method, const char *pattern, co
 
 /* Limits and timeouts; 0 in a field means its default. */
 typedef struct corio_http_opts {
-    size_t max_request_line;       /* 8 KiB; beyond: 414 and close */
-    size_t max_header_bytes;       /* 16 KiB; beyond: 431 and close */
-    size_t max_headers;            /* 100 fields; beyond: 431 and close */
-    size_t max_body;               /* 1 MiB; beyond: 413 and close */
-    size_t max_requests;           /* per connection; 0: no cap */
-    uint64_t header_timeout_ms;    /* 10 s for the whole head: 408 */
-    uint64_t body_timeout_ms;      /* 15 s without progress: 408 */
+    size_t max_request_line;    /* 8 KiB; beyond: 414 and close */
+    size_t max_header_bytes;    /* 16 KiB; beyond: 431 and close */
+    size_t max_headers;         /* 100 fields; beyond: 431 and close */
+    size_t max_body;            /* 1 MiB; beyond: 413 and close */
+    size_t max_requests;        /* per connection; 0: no cap */
+    uint64_t header_timeout_ms; /* 10 s for the whole head: 408 */
+    uint64_t body_timeout_ms;   /* 15 s without progress: 408 */
     /* A body must also come at this average rate (bytes/s, 500 by default):
      * the time the body's reads spend waiting for the client may total
      * body_timeout_ms plus one second per body_min_rate bytes received
@@ -282,9 +296,17 @@ typedef struct corio_http_opts {
     uint64_t park_after_ms;
     /* Access log: one line per response on stderr, in the common log format
      * followed by the request's duration in microseconds (from its head
-     * complete to its response complete):
-     *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /a?b=1 HTTP/1.1" 200 13 87
+     * complete to its response complete) and its id (corio_req_id), quoted:
+     *   127.0.0.1 - - [25/Nov/2026:14:17:21 +0000] "GET /a?b=1 HTTP/1.1" 200 13 87 "3f2a..."
      * (the date in UTC with English month names, whatever the locale).
+     * With JSON log lines (corio_log_set_format, --log-format json), one
+     * object per response instead, on one line:
+     *   {"time":"2026-11-25T14:17:21.123Z","remote":"127.0.0.1","method":"GET",
+     *    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
+     *    "duration_us":87,"request_id":"3f2a..."}
+     * (method, target and protocol null when the request line was not read
+     * whole; bytes 0 for no body; strings escaped as corio_log_json_escape
+     * says, so a hostile target stays inside its string).
      * Lines are buffered per thread and written as whole lines when 16 KiB
      * have gathered, within a second, and when the thread's last connection
      * ends.  Off by default.  The process-wide setting overrides it: the

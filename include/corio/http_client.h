@@ -181,7 +181,9 @@ void corio_http_client_free(corio_http_client *c);
  *            added (Host unless present).  Connection, Content-Length,
  *            Transfer-Encoding, Keep-Alive, Upgrade, TE and Trailer are the
  *            client's (it frames the body and keeps the connection):
- *            CORIO_EINVAL.
+ *            CORIO_EINVAL.  Called from a task serving an HTTP request (or
+ *            spawned by one), "X-Request-Id: <corio_req_id>" is added
+ *            unless a field of that name is given (corio_http_open too).
  *   body     len bytes (copied), or NULL with len 0.
  * On success *out is a new future (release it with corio_future_release)
  * that completes with:
