@@ -16,6 +16,7 @@
  *   --drain-timeout T    graceful drain on SIGTERM         CORIO_DRAIN_TIMEOUT (25s)
  *   --log-level L        error, warn, info, debug          CORIO_LOG_LEVEL (info)
  *   --log-format F       text or json                      CORIO_LOG_FORMAT (text)
+ *   --access-log A       off, on (stderr) or a file        CORIO_ACCESS_LOG (the app's)
  *   --reuse-port         share a port another server holds CORIO_REUSE_PORT (off)
  *   --help (-h), --version
  *
