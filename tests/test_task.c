@@ -396,8 +396,43 @@ static void test_task_retain_keeps_an_ended_task_until_released(void **state) {
     assert_int_equal(st.ran_unreferenced, 1);
 }
 
+/* ---- the request id: inherited by spawned tasks, unless no_context ------------------- */
+
+static int rid_child(void *arg) {
+    const char **seen = arg;
+    *seen = corio_current()->request_id;
+    return 0;
+}
+
+static int rid_main(void *arg) {
+    (void)arg;
+    char id[] = "req-7";
+    corio__task_set_request_id(corio_current(), id);
+    const char *inherited = NULL, *background = "unset";
+    corio_task *a = NULL, *b = NULL;
+    assert_int_equal(corio_spawn(&a, "child", rid_child, &inherited), 0);
+    corio_spawn_opts so = {.name = "keeper", .no_context = true};
+    assert_int_equal(corio_spawn_ex(&b, &so, rid_child, &background), 0);
+    id[0] = 'X'; /* the request's own buffer changes, or goes: the child has a copy */
+    corio_await(a);
+    corio_await(b);
+    assert_non_null(inherited);
+    assert_string_equal(inherited, "req-7");
+    assert_null(background);
+    corio_task_release(a);
+    corio_task_release(b);
+    corio__task_set_request_id(corio_current(), NULL);
+    return 0;
+}
+
+static void test_request_id_inherited_unless_no_context(void **state) {
+    (void)state;
+    assert_int_equal(corio_run(rid_main, NULL), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_id_inherited_unless_no_context),
         cmocka_unit_test(test_spawn_is_fifo_and_runs_nothing_until_scheduled),
         cmocka_unit_test(test_run_returns_main_result),
         cmocka_unit_test(test_task_result_name_and_id),

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corio/scope.h"
 #include "base/report.h"
+#include "corio/scope.h"
 #include "pg_internal.h"
 
 struct corio_pg_pool {
@@ -237,7 +237,7 @@ static void checkout_exit(void *self, int how) {
         p->idle = c;
         p->nidle++;
         corio_event_set(&p->pooled);
-        corio_spawn_opts so = {.name = "pg-pool", .run_if_cancelled = true};
+        corio_spawn_opts so = {.name = "pg-pool", .run_if_cancelled = true, .no_context = true};
         if (!p->keeper && corio_spawn_ex(&p->keeper, &so, keeper_task, p) == 0)
             p->refs++;
     } else {

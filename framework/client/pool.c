@@ -263,7 +263,7 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio__p
     }
     while (c->open >= c->o.max_conns && close_lru_idle(c)) {
     }
-    c->open++; /* counted from now: a concurrent opener sees it */
+    c->open++;                             /* counted from now: a concurrent opener sees it */
     corio__pconn *pc = malloc(sizeof *pc); /* the connection's record, for its life */
     rc = pc ? dial(c, o, &pc->s) : CORIO_ENOMEM;
     if (rc < 0) {
@@ -286,7 +286,8 @@ void corio__checkin(corio_http_client *c, corio__origin *o, corio__pconn *pc, bo
         pc->next = o->idle;
         o->idle = pc;
         corio_event_set(&c->pooled);
-        corio_spawn_opts so = {.name = "http-client-pool", .run_if_cancelled = true};
+        corio_spawn_opts so = {
+            .name = "http-client-pool", .run_if_cancelled = true, .no_context = true};
         if (!c->keeper && corio_spawn_ex(&c->keeper, &so, keeper_task, c) == 0)
             corio__client_ref(c);
     } else {

@@ -528,7 +528,8 @@ int corio__redis_dial(corio__redis_conn *c, const corio__redis_target *t, uint64
 
 int corio__redis_spawn_keeper(corio_task **out, const char *name, corio_task_fn fn, void *arg) {
     /* Run even if cancelled before its first turn (a shutdown right after
-     * the connect): it is what drops the connection. */
-    corio_spawn_opts so = {.name = name, .run_if_cancelled = true};
+     * the connect): it is what drops the connection.  It outlives the
+     * request that made the client: no request id of its. */
+    corio_spawn_opts so = {.name = name, .run_if_cancelled = true, .no_context = true};
     return corio_spawn_ex(out, &so, fn, arg);
 }

@@ -221,7 +221,7 @@ int corio_spawn_ex(corio_task **out, const corio_spawn_opts *opts, corio_task_fn
         return CORIO_ECLOSED; /* corio_run is tearing down: it would never run */
     /* A request id is inherited, as asyncio's tasks copy the context they
      * are created in: copied, since the request may end first. */
-    const char *rid = L->current ? L->current->request_id : NULL;
+    const char *rid = L->current && !(opts && opts->no_context) ? L->current->request_id : NULL;
     size_t rlen = rid ? strlen(rid) + 1 : 0;
     corio_task *t = malloc(sizeof *t + rlen);
     if (!t)

@@ -95,6 +95,12 @@ typedef struct corio_spawn_opts {
     /* Run fn even if the task is cancelled before it first runs (its awaits
      * then fail at once): for a fn that owns `arg` and must release it. */
     bool run_if_cancelled;
+    /* A background task that outlives its spawner's request (a pool's
+     * keeper): it does not inherit the spawner's request id (a task does
+     * otherwise, as asyncio's tasks copy their creator's context;
+     * corio_req_id, http.h), so its log lines and backend calls carry
+     * none. */
+    bool no_context;
 } corio_spawn_opts;
 
 /* Creates a task running fn(arg) and puts it on the ready queue
