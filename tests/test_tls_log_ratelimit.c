@@ -24,46 +24,7 @@ void corio__tls_hs_log_flush(void);
 #define FULL 5 /* HS_LOG_FULL */
 #define HOUR_MS (3600 * 1000)
 
-typedef struct capture {
-    int saved, rd;
-} capture;
-
-static void capture_begin(capture *c) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-    fflush(stderr);
-    c->saved = dup(STDERR_FILENO);
-    assert_true(c->saved >= 0);
-    assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-    close(p[1]);
-    c->rd = p[0];
-}
-
-/* Restores stderr; returns what was written (malloc'd, NUL-terminated). */
-static char *capture_end(capture *c) {
-    fflush(stderr);
-    assert_int_equal(dup2(c->saved, STDERR_FILENO), STDERR_FILENO);
-    close(c->saved);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (;;) {
-        if (len + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-        ssize_t n = read(c->rd, buf + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(c->rd);
-    buf[len] = '\0';
-    return buf;
-}
+#include "stderr_capture.h"
 
 /* What the log says about handshakes: lines written in full, summary lines
  * and the sum of their counts, and the last summary line. */
