@@ -51,7 +51,10 @@
  * replaced; one that a server listens on is refused ("address already in
  * use"), as is a file that is not a socket (left alone), and a missing
  * directory is named ("no such directory: DIR").  The file is removed at a
- * graceful exit.
+ * graceful exit.  Like the TCP check, the claim is not atomic: a server
+ * that has bound the path but not yet listens also refuses connect(), so
+ * two servers started on one path within microseconds of each other can
+ * both come up, one of them on a file the other replaced.
  *
  * Processes.  With --workers 1 the program is the worker.  With more, a
  * supervisor process opens one SO_REUSEPORT listening socket per worker
