@@ -91,14 +91,14 @@ test-asan: deps
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(ASAN_DIR) --output-on-failure --no-tests=error -j2
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure --no-tests=error -j$(JOBS)
 
 # The test suite on the portable ucontext backend (what non-x86-64/aarch64 targets use).
 test-ucontext: deps
 	cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=ucontext \
 	  -DCORIO_WERROR=$(WERROR) -DCORIO_BUILD_BENCH=OFF
 	cmake --build build-ucontext -j$(JOBS)
-	ctest --test-dir build-ucontext --output-on-failure --no-tests=error -j2
+	ctest --test-dir build-ucontext --output-on-failure --no-tests=error -j$(JOBS)
 
 # Every build/tests/test_* binary under valgrind memcheck (logs in build/valgrind/).
 # CORIO_TEST_UNDER_VALGRIND=1 makes the tests skip what valgrind cannot run (stack overflow).

@@ -203,11 +203,13 @@ def check_wrk(readme, build, source):
 
 
 def check_make_jobs(source):
-    r = subprocess.run(["make", "-n", "-C", source, "test", "JOBS=7"], capture_output=True,
-                       text=True, timeout=60)
-    ctest = [l for l in r.stdout.splitlines() if "ctest --test-dir" in l]
-    check(ctest and re.search(r"\s-j7(\s|$)", ctest[0]),
-          f"make test JOBS=7 runs ctest -j7 ({ctest[0].strip() if ctest else r.stderr.strip()})")
+    for target in ("test", "test-asan", "test-ucontext"):
+        r = subprocess.run(["make", "-n", "-C", source, target, "JOBS=7"], capture_output=True,
+                           text=True, timeout=60)
+        ctest = [l for l in r.stdout.splitlines() if "ctest --test-dir" in l]
+        check(ctest and re.search(r"\s-j7(\s|$)", ctest[0]),
+              f"make {target} JOBS=7 runs ctest -j7 "
+              f"({ctest[0].strip() if ctest else r.stderr.strip()})")
 
 
 def main():
