@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/report.h"
 #include "corio/loop.h"
 #include "corio/scope.h"
 #include "corio/task.h"
-#include "base/report.h"
 #include "pg_internal.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -297,8 +297,8 @@ void corio_pg_close(corio_pg_conn *c) {
     }
     /* A task is inside a call: fail its wait; the call frees c on its way out. */
     c->closing = true;
-    if (c->on_close)
-        c->on_close(c);
+    if (c->cancel_wait) /* the call waits on its cancel job: it ends now */
+        corio_future_complete(c->cancel_wait, CORIO_ECLOSED, NULL);
     corio__pg_watch *w = c->watch;
     if (w && w->f) {
         corio_future *f = w->f;

@@ -44,9 +44,8 @@ struct corio_pg_conn {
     /* Prepared statements (pg_batch.c): SQL text -> name "corio_<id>",
      * at most CORIO__PG_STMTS_MAX; next_stmt numbers the next one. */
     /* A call's await of a cancel job (pg_query.c), which corio_pg_close
-     * ends at once through on_close; NULL otherwise. */
+     * completes with CORIO_ECLOSED; NULL otherwise. */
     corio_future *cancel_wait;
-    void (*on_close)(struct corio_pg_conn *c);
     struct corio__pg_stmt *stmts;
     size_t nstmts, cap_stmts;
     unsigned next_stmt;

@@ -156,13 +156,6 @@ static void cancel_job_done(corio_future *f, void *data) {
     free(j);
 }
 
-/* The close of c while its call awaits a cancel job: the await ends at
- * once (the job finishes on its own). */
-static void on_cancel_wait_close(corio_pg_conn *c) {
-    if (c->cancel_wait)
-        corio_future_complete(c->cancel_wait, CORIO_ECLOSED, NULL);
-}
-
 int corio__pg_send_cancel(corio_pg_conn *c) {
     if (cancels_running >= MAX_CANCELS)
         return CORIO_EBUSY;
@@ -200,13 +193,9 @@ int corio__pg_send_cancel(corio_pg_conn *c) {
     /* j belongs to its done callback now; wake has two references: the
      * job's and this await's. */
     corio_future *wake = corio_future_retain(j->wake);
-    c->cancel_wait = wake;
-    c->on_close = on_cancel_wait_close;
+    c->cancel_wait = wake; /* corio_pg_close completes it */
     rc = corio_future_await(wake);
-    if (!c->closing) {
-        c->cancel_wait = NULL;
-        c->on_close = NULL;
-    }
+    c->cancel_wait = NULL; /* c lives on until the call ends, closed or not */
     corio_future_release(wake);
     return rc;
 }
