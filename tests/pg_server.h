@@ -16,6 +16,8 @@
 #define CORIO_PG_SERVER_H
 
 #include "free_port.h"
+#include <corio/pg.h>
+#include <corio/task.h>
 #include <glob.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -196,6 +198,32 @@ static inline int pg_server_start(void) {
     fprintf(stderr, "pg_server: the server did not start\n");
     pg_server_dump_log();
     return -1;
+}
+
+/* Await: polls pg_stat_activity from a connection of its own (every 5 ms,
+ * up to 10 s) until a session runs `sql`: the way a test knows another
+ * task's query has reached the server before it cancels or closes it.
+ * Returns 0, CORIO_ETIMEDOUT, or a connect or query error. */
+static inline int pg_server_wait_running(const char *sql) {
+    corio_pg_conn *db = NULL;
+    int rc = corio_pg_connect(&db, pg_srv.conninfo);
+    const char *params[] = {sql};
+    for (int i = 0; rc == 0; i++) {
+        corio_pg_result *r = NULL;
+        int64_t n = 0;
+        rc = corio_pg_query(db, &r,
+                            "select count(*) from pg_stat_activity where state = 'active' "
+                            "and query = $1",
+                            1, params);
+        bool running = rc == 0 && corio_pg_int64(r, 0, 0, &n) == 0 && n > 0;
+        corio_pg_result_free(r);
+        if (running)
+            break;
+        if (rc == 0)
+            rc = i < 2000 ? corio_sleep(5) : CORIO_ETIMEDOUT;
+    }
+    corio_pg_close(db);
+    return rc;
 }
 
 /* cmocka's group setup and teardown for a test file on this server (the

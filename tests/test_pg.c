@@ -194,7 +194,7 @@ static int cancel_main(void *arg) {
     if (!s.db)
         return 0;
     corio_task *t = corio_test_spawn("sleeper", sleeper_task, &s);
-    SOFT(corio_sleep(100) == 0);
+    SOFT(pg_server_wait_running("select pg_sleep(10)") == 0);
     /* one call at a time */
     corio_pg_result *r = NULL;
     SOFT(corio_pg_query(s.db, &r, "select 1", 0, NULL) == CORIO_EBUSY);
@@ -207,7 +207,7 @@ static int cancel_main(void *arg) {
     /* closed by another task mid-query: that call fails with ECLOSED */
     s.rc = 0;
     t = corio_test_spawn("sleeper", sleeper_task, &s);
-    SOFT(corio_sleep(50) == 0);
+    SOFT(pg_server_wait_running("select pg_sleep(10)") == 0);
     corio_pg_close(s.db);
     corio_test_join(t);
     SOFT(s.rc == CORIO_ECLOSED);

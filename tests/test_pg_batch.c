@@ -292,7 +292,7 @@ static int cut_main(void *arg) {
     s.independent = true;
     s.rc = 0;
     corio_task *t = corio_test_spawn("batch", cut_task, &s);
-    SOFT(corio_sleep(100) == 0);
+    SOFT(pg_server_wait_running("select pg_sleep(30)") == 0);
     SOFT(corio_pg_query(s.db, &(corio_pg_result *){NULL}, "select 1", 0, NULL) == CORIO_EBUSY);
     SOFT(corio_cancel(t) == 0);
     corio_test_join(t);
@@ -306,7 +306,7 @@ static int cut_main(void *arg) {
     /* closed by another task during a run: that run fails with ECLOSED */
     s.rc = 0;
     t = corio_test_spawn("batch", cut_task, &s);
-    SOFT(corio_sleep(50) == 0);
+    SOFT(pg_server_wait_running("select pg_sleep(30)") == 0);
     corio_pg_close(s.db);
     corio_test_join(t);
     SOFT(s.rc == CORIO_ECLOSED);

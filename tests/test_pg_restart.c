@@ -78,38 +78,6 @@ static int sleeper_task(void *arg) {
     return 0;
 }
 
-/* Waits (polling pg_stat_activity from a connection of its own, up to
- * 10 s) until the sleeper's query runs on the server. */
-static int wait_for_sleeper(void) {
-    corio_pg_conn *db = NULL;
-    int rc = corio_pg_connect(&db, pg_srv.conninfo);
-    for (int i = 0; rc == 0 && i < 2000; i++) {
-        corio_pg_result *r = NULL;
-        int64_t n = 0;
-        rc = corio_pg_query(db, &r,
-                            "select count(*) from pg_stat_activity where state = 'active' "
-                            "and query = 'select pg_sleep(60)'",
-                            0, NULL);
-        if (rc == 0 && corio_pg_int64(r, 0, 0, &n) == 0 && n == 1) {
-            corio_pg_result_free(r);
-            break;
-        }
-        corio_pg_result_free(r);
-        rc = rc ? rc : corio_sleep(5);
-        if (i == 1999)
-            rc = CORIO_ETIMEDOUT;
-    }
-    corio_pg_close(db);
-    return rc;
-}
-
-/* A code that says the server went away: the connection lost (a FATAL
- * "terminating connection" that came first is reported so too). */
-static bool gone(int rc, const char *sqlstate) {
-    (void)sqlstate;
-    return rc == CORIO_ECONNRESET;
-}
-
 static int restart_main(void *arg) {
     (void)arg;
     corio_pg_pool *pool = NULL;
@@ -125,11 +93,11 @@ static int restart_main(void *arg) {
      * clear code, and its connection is not pooled again. */
     sleeper s = {.pool = pool};
     corio_task *t = corio_test_spawn("sleeper", sleeper_task, &s);
-    SOFT(wait_for_sleeper() == 0);
+    SOFT(pg_server_wait_running("select pg_sleep(60)") == 0);
     SOFT(off_loop(halt_job) == 0);
     corio_test_join(t);
     SOFT(s.done);
-    SOFT(gone(s.rc, s.sqlstate));
+    SOFT(s.rc == CORIO_ECONNRESET); /* a FATAL that came first is reported so too */
     fprintf(stderr, "test_pg_restart: in flight: %s [%s]\n", corio_err_name(s.rc), s.sqlstate);
     SOFT(corio_pg_pool_in_use(pool) == 0);
     SOFT(corio_pg_pool_idle(pool) == 0); /* neither connection was kept */
@@ -163,7 +131,7 @@ static int restart_main(void *arg) {
         corio_pg_result_free(r);
     }
     SOFT(rc == 0);
-    SOFT(gone(qrc, state));
+    SOFT(qrc == CORIO_ECONNRESET);
     SOFT(corio_pg_pool_idle(pool) == 0);
     SOFT(pooled_select(pool, 5, &v) == 0 && v == 5);
     SOFT(corio_pg_pool_free(pool) == 0);
