@@ -54,6 +54,9 @@
  *                            logs "backend handler"; body "<status>,<status>"
  *   every response         "X-Mw: 1" (global middleware)
  *
+ * With --admin, its admin router (corio_app.admin_router) answers GET
+ * /healthz, /readyz and /admin/hello ("admin"), and has no /metrics.
+ *
  * Besides the runner's flags and CORIO_* variables, HTTP limits come from the
  * environment (unset or 0: the server's default): HTTP_TEST_HEADER_TIMEOUT_MS,
  * HTTP_TEST_BODY_TIMEOUT_MS, HTTP_TEST_BODY_MIN_RATE (bytes/s), HTTP_TEST_KEEPALIVE_MS,
@@ -61,6 +64,7 @@
  * access log on.  Not a cmocka test: an executable the Python tests drive.
  */
 #include <corio/corio.h>
+#include <corio/metrics.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,6 +475,13 @@ static const route_def routes[] = {
     {"GET", "/backend", backend},
 };
 
+/* GET /admin/hello on the admin listener (--admin) only. */
+static int admin_hello(corio_req *req, corio_res *res, void *arg) {
+    (void)req;
+    (void)arg;
+    return corio_res_text(res, 200, "admin\n");
+}
+
 int main(int argc, char **argv) {
     crc32_init();
     for (size_t i = 0; i < sizeof pattern; i++)
@@ -505,14 +516,31 @@ int main(int argc, char **argv) {
                 .max_requests = (size_t)env_num("HTTP_TEST_MAX_REQUESTS"),
             },
     };
+    /* Its own admin routes (served with --admin): the probes and one of
+     * its own, and no /metrics. */
+    corio_router *admin = NULL;
+    rc = corio_router_new(&admin);
+    if (rc == 0)
+        rc = corio_health_mount(admin, NULL, NULL);
+    if (rc == 0)
+        rc = corio_router_add(admin, "GET", "/admin/hello", admin_hello, NULL);
+    if (rc) {
+        fprintf(stderr, "http_test_server: cannot build the admin router: %s\n",
+                corio_strerror(rc));
+        corio_router_free(router);
+        corio_router_free(admin);
+        return 1;
+    }
     corio_app app = {
         .name = "http_test_server",
         .description = "the HTTP/1.1 server under test (tests/test_http.py)",
         .handler = corio_http_serve,
         .arg = &http,
         .default_port = 8080,
+        .admin_router = admin,
     };
     int code = corio_app_main(&app, argc, argv);
     corio_router_free(router);
+    corio_router_free(admin);
     return code;
 }

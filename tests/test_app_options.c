@@ -576,6 +576,78 @@ static void test_reuse_port_flag_and_variable(void **state) {
     assert_true(o.reuse_port);
 }
 
+/* ---- --admin ------------------------------------------------------------------------- */
+
+static void test_admin_addresses(void **state) {
+    (void)state;
+    corio__app_opts o;
+    assert_int_equal(PARSE0(&o), 0);
+    assert_false(o.admin); /* off unless asked */
+    assert_int_equal(PARSE(&o, "--admin", "9090"), 0);
+    assert_true(o.admin);
+    assert_string_equal(o.admin_host, "127.0.0.1"); /* loopback unless a host is given */
+    assert_int_equal(o.admin_port, 9090);
+    assert_int_equal(PARSE(&o, "--admin=0.0.0.0:1"), 0);
+    assert_string_equal(o.admin_host, "0.0.0.0");
+    assert_int_equal(o.admin_port, 1);
+    assert_int_equal(PARSE(&o, "--admin", "[::1]:0"), 0);
+    assert_string_equal(o.admin_host, "::1");
+    assert_int_equal(o.admin_port, 0);
+    assert_int_equal(PARSE(&o, "--admin", "[fe80::1:2:3:4]:65535"), 0);
+    assert_string_equal(o.admin_host, "fe80::1:2:3:4");
+    assert_int_equal(o.admin_port, 65535);
+    assert_int_equal(PARSE(&o, "--admin", "9090", "--admin", "off"), 0); /* the last wins */
+    assert_false(o.admin);
+    static const char *const bad[] = {"",
+                                      "off2",
+                                      "foo",
+                                      "-1",
+                                      "65536",
+                                      "1.2.3:80",
+                                      "::1:80",
+                                      "[::1]",
+                                      "[127.0.0.1]:80",
+                                      ":80",
+                                      "127.0.0.1:",
+                                      "[::1]:",
+                                      "[]:80",
+                                      "1.2.3.4:+80",
+                                      "localhost:80",
+                                      "9090 ",
+                                      " 9090",
+                                      "[::1:80",
+                                      "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (PARSE(&o, "--admin", bad[i]) == 0)
+            fail_msg("--admin '%s' accepted", bad[i]);
+        if (!strstr(err, "--admin: expected [HOST:]PORT"))
+            fail_msg("--admin '%s': %s", bad[i], err);
+    }
+}
+
+static void test_admin_variable_and_port_clash(void **state) {
+    (void)state;
+    corio__app_opts o;
+    env_set("CORIO_ADMIN", "127.0.0.2:9100");
+    assert_int_equal(PARSE0(&o), 0);
+    assert_true(o.admin);
+    assert_string_equal(o.admin_host, "127.0.0.2");
+    assert_int_equal(o.admin_port, 9100);
+    assert_int_equal(PARSE(&o, "--admin", "off"), 0); /* the flag wins */
+    assert_false(o.admin);
+    env_set("CORIO_ADMIN", "nope");
+    expect_rejected(PARSE0(&o), "CORIO_ADMIN", "got 'nope'");
+    assert_int_equal(PARSE(&o, "--admin", "9101"), 0); /* the flag wins over a bad variable */
+    assert_int_equal(o.admin_port, 9101);
+    env_set("CORIO_ADMIN", "off");
+    /* One port for both would be one SO_REUSEPORT group, whatever the hosts. */
+    expect_rejected(PARSE(&o, "--port", "9200", "--admin", "0.0.0.0:9200"), "--admin and --port",
+                    "a port of its own");
+    expect_rejected(PARSE(&o, "--admin", "7000"), "--admin and --port", NULL);  /* the default */
+    assert_int_equal(PARSE(&o, "--port", "0", "--admin", "0"), 0);              /* two free ports */
+    assert_int_equal(PARSE(&o, "--unix", "/tmp/x.sock", "--admin", "7000"), 0); /* no port */
+}
+
 /* ---- --help -------------------------------------------------------------------------- */
 
 static void test_usage_lists_every_flag_and_variable(void **state) {
@@ -592,14 +664,21 @@ static void test_usage_lists_every_flag_and_variable(void **state) {
     text[n] = '\0';
     fclose(f);
     unlink(path);
-    static const char *const want[] = {
-        "usage: myapp",    "does things",         "--host",          "CORIO_HOST",
-        "--port",          "CORIO_PORT",          "--unix",          "CORIO_UNIX",
-        "--workers",       "CORIO_WORKERS",       "--tls-cert",      "CORIO_TLS_CERT",
-        "--tls-key",       "CORIO_TLS_KEY",       "--max-conns",     "CORIO_MAX_CONNS",
-        "--read-timeout",  "CORIO_READ_TIMEOUT",  "--write-timeout", "CORIO_WRITE_TIMEOUT",
-        "--drain-timeout", "CORIO_DRAIN_TIMEOUT", "--log-level",     "CORIO_LOG_LEVEL",
-        "--reuse-port",    "CORIO_REUSE_PORT",    "--help",          "--version"};
+    static const char *const want[] = {"usage: myapp",    "does things",
+                                       "--host",          "CORIO_HOST",
+                                       "--port",          "CORIO_PORT",
+                                       "--unix",          "CORIO_UNIX",
+                                       "--workers",       "CORIO_WORKERS",
+                                       "--tls-cert",      "CORIO_TLS_CERT",
+                                       "--tls-key",       "CORIO_TLS_KEY",
+                                       "--max-conns",     "CORIO_MAX_CONNS",
+                                       "--read-timeout",  "CORIO_READ_TIMEOUT",
+                                       "--write-timeout", "CORIO_WRITE_TIMEOUT",
+                                       "--drain-timeout", "CORIO_DRAIN_TIMEOUT",
+                                       "--log-level",     "CORIO_LOG_LEVEL",
+                                       "--reuse-port",    "CORIO_REUSE_PORT",
+                                       "--admin",         "CORIO_ADMIN",
+                                       "--help",          "--version"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(text, want[i]))
             fail_msg("--help lacks '%s':\n%s", want[i], text);
@@ -845,6 +924,8 @@ int main(void) {
         T(test_bad_durations_rejected),
         T(test_unix_and_port_exclusive),
         T(test_reuse_port_flag_and_variable),
+        T(test_admin_addresses),
+        T(test_admin_variable_and_port_clash),
         T(test_usage_lists_every_flag_and_variable),
         T(test_app_flags_parsed_with_the_runners),
         T(test_app_flag_variables),

@@ -17,6 +17,7 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "corio/metrics.h"
 #include "http/metrics_internal.h"
 #include "net/listen.h"
 
@@ -26,6 +27,16 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout) {
     if (o->unix_path)
         return corio__unix_listen_socket(o->unix_path, LISTEN_BACKLOG);
     return corio__tcp_listen_socket(o->host, *port_inout, true, LISTEN_BACKLOG, port_inout);
+}
+
+int corio__admin_socket(const corio__app_opts *o, uint16_t *port_inout) {
+    return corio__tcp_listen_socket(o->admin_host, *port_inout, true, LISTEN_BACKLOG, port_inout);
+}
+
+int corio__admin_check(const corio__app_opts *o) {
+    if (!o->admin || o->admin_port == 0 || o->reuse_port)
+        return 0;
+    return corio__tcp_port_free(o->admin_host, o->admin_port);
 }
 
 /* TCP: every listener of the runner has SO_REUSEPORT (a supervisor's
@@ -141,10 +152,27 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
     corio_app a = *app;
     if (!a.tls_alpn && a.handler == corio_http_serve)
         a.tls_alpn = "http/1.1";
+    /* The runner's own admin routes, made before the metrics are
+     * prepared: mounting /metrics is what starts the counting. */
+    corio_router *own_admin = NULL;
+    if (o.admin && !a.admin_router) {
+        int rc = corio_router_new(&own_admin);
+        if (rc == 0)
+            rc = corio_health_mount(own_admin, NULL, NULL);
+        if (rc == 0)
+            rc = corio_metrics_mount(own_admin, NULL);
+        if (rc) {
+            corio_log(CORIO_LOG_ERROR, "%s: cannot make the admin routes: %s", name,
+                      corio_strerror(rc));
+            corio_router_free(own_admin);
+            return 1;
+        }
+        a.admin_router = own_admin;
+    }
     corio__metrics_prepare(o.workers); /* before any fork: the shared segment */
-    if (o.workers > 1)
-        return corio__supervise(&a, &o);
-    return corio__worker_run(&a, &o, -1, -1);
+    int code = o.workers > 1 ? corio__supervise(&a, &o) : corio__worker_run(&a, &o, -1, -1, -1);
+    corio_router_free(own_admin);
+    return code;
 }
 
 int corio_http_app_main(const corio_app *app, corio_router *router, const corio_http_opts *opts,

@@ -30,8 +30,9 @@ enum kind {
     K_DURATION,
     K_LEVEL,
     K_LOG_FORMAT,
-    K_BOOL, /* a flag without a value; its variable holds 1/0, true/false, yes/no, on/off */
-    K_FLAG, /* --help, --version: no variable */
+    K_ADMIN, /* [HOST:]PORT or off: corio__app_opts.admin, admin_host, admin_port */
+    K_BOOL,  /* a flag without a value; its variable holds 1/0, true/false, yes/no, on/off */
+    K_FLAG,  /* --help, --version: no variable */
 };
 
 typedef struct option {
@@ -78,6 +79,11 @@ static const option options[] = {
      "1 or 0 (true/false, yes/no, on/off)",
      "share the TCP port with a server already listening on it, for a rolling replacement of "
      "one instance by another",
+     "off"},
+    {"admin", "CORIO_ADMIN", K_ADMIN, OFF(admin),
+     "[HOST:]PORT (HOST an IPv4 address or [IPv6]; 127.0.0.1 if left out) or off",
+     "serve /healthz, /readyz and /metrics (or the app's admin routes) on a separate plain HTTP "
+     "listener",
      "off"},
     {"help", NULL, K_FLAG, OFF(help), NULL, "show this help (also -h)", NULL},
     {"version", NULL, K_FLAG, OFF(version), NULL, "show the version", NULL},
@@ -133,6 +139,43 @@ static int parse_bool(const char *s, bool *out) {
             return *out = false, 0;
     }
     return CORIO_EINVAL;
+}
+
+/* --admin's value: "off", "PORT", "HOST:PORT" or "[IPV6]:PORT", into
+ * o->admin, admin_host and admin_port. */
+static int parse_admin(corio__app_opts *o, const char *v) {
+    if (strcmp(v, "off") == 0) {
+        o->admin = false;
+        return 0;
+    }
+    const char *colon = strrchr(v, ':'), *port = colon ? colon + 1 : v;
+    char host[sizeof o->admin_host] = "127.0.0.1";
+    if (colon) {
+        const char *h = v;
+        size_t hlen = (size_t)(colon - v);
+        bool v6 = hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']';
+        if (v6) {
+            h++;
+            hlen -= 2;
+        } else if (memchr(h, ':', hlen)) {
+            return CORIO_EINVAL; /* an IPv6 address needs its brackets */
+        }
+        if (hlen == 0 || hlen >= sizeof host)
+            return CORIO_EINVAL;
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        unsigned char buf[sizeof(struct in6_addr)];
+        int family = v6 ? AF_INET6 : AF_INET;
+        if (uv_inet_pton(family, host, buf) != 0)
+            return CORIO_EINVAL;
+    }
+    unsigned long long n;
+    if (parse_uint(port, 65535, &n))
+        return CORIO_EINVAL;
+    o->admin = true;
+    memcpy(o->admin_host, host, sizeof host);
+    o->admin_port = (uint16_t)n;
+    return 0;
 }
 
 static int set_value(corio__app_opts *o, const option *opt, const char *v) {
@@ -192,6 +235,8 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
         return corio_log_format_parse(v, (corio_log_format *)field);
     case K_BOOL:
         return parse_bool(v, (bool *)field);
+    case K_ADMIN:
+        return parse_admin(o, v);
     case K_FLAG:
         *(bool *)field = true;
         return 0;
@@ -485,6 +530,11 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
                     options[iunix].env, options[iport].env);
     if ((!o->tls_cert) != (!o->tls_key))
         return fail(err, errlen, "--tls-cert and --tls-key: give both or neither");
+    /* Both on one port would join one SO_REUSEPORT group, whatever the
+     * hosts: the kernel would hand the server's clients to the admin
+     * listener and the probes to the server. */
+    if (o->admin && !o->unix_path && o->admin_port && o->admin_port == o->port)
+        return fail(err, errlen, "--admin and --port: the admin listener needs a port of its own");
     return apply_app_flags(app, argc, argv, get_env, err, errlen);
 }
 

@@ -23,6 +23,11 @@ typedef struct corio__app_opts {
     corio_log_format log_format;
     bool reuse_port;        /* --reuse-port: join a port another server listens on */
     const char *access_log; /* --access-log; NULL: the application's opts.access_log */
+    /* --admin: the admin listener (health, metrics), plain HTTP on
+     * admin_host:admin_port; off unless admin is true */
+    bool admin;
+    char admin_host[48];
+    uint16_t admin_port;
     bool help, version;
 } corio__app_opts;
 

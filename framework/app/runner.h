@@ -7,11 +7,16 @@
 #include "app/options.h"
 
 /* Runs one worker until a graceful shutdown.  listen_fd >= 0: serve that
- * inherited listening socket; -1: open our own from the options.  ready_fd
- * >= 0 (a pipe from the supervisor) gets 'r' once the worker accepts
- * connections, or, if it fails before, 'e' and the reason in one write; then
- * it is closed.  Returns the process exit code. */
-int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int ready_fd);
+ * inherited listening socket; -1: open our own from the options.  admin_fd
+ * likewise for the admin listener (used only with o->admin, serving
+ * app->admin_router).  ready_fd >= 0 (a pipe from the supervisor) gets 'r'
+ * once the worker accepts connections, or, if it fails before, 'e' and the
+ * reason in one write; then it is closed; such a worker also takes SIGUSR2
+ * as "retire" (drain as SIGTERM, but the server is not stopping: the admin
+ * listener closes at once and /readyz does not turn 503).  Returns the
+ * process exit code. */
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int admin_fd,
+                      int ready_fd);
 
 /* Runs the supervisor of o->workers workers.  Returns the exit code: 0
  * after SIGTERM/SIGINT and a clean drain; 1 if it could not listen, if
@@ -32,6 +37,14 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
  * is removed).  Inherited sockets are not checked.  Returns 0 or a
  * negative code (corio__listen_error describes it). */
 int corio__listen_check(const corio__app_opts *o);
+
+/* The admin listener's socket (o->admin): TCP on admin_host with
+ * SO_REUSEPORT; port_inout as for corio__listen_socket. */
+int corio__admin_socket(const corio__app_opts *o, uint16_t *port_inout);
+
+/* corio__listen_check for the admin port: 0 without --admin, for port 0
+ * and with --reuse-port; else corio__tcp_port_free. */
+int corio__admin_check(const corio__app_opts *o);
 
 /* What follows "cannot listen on ADDRESS: " for error rc, in buf (len
  * bytes): the missing directory of a Unix socket, a hint at --reuse-port

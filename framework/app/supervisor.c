@@ -11,7 +11,9 @@
  * Each slot is a small state machine (slot_state below) that holds at most
  * one worker, plus a replacement only during a SIGHUP roll, so no child is
  * ever forgotten; every child, retiring ones included, is also kept in one
- * list that SIGTERM, SIGUSR1 and the final SIGKILL go to.  Every worker
+ * list that SIGTERM, SIGUSR1 and the final SIGKILL go to (a worker that a
+ * SIGHUP roll replaced gets SIGUSR2 instead of SIGTERM: it drains as for
+ * SIGTERM, but leaves the admin listener to its replacement at once).  Every worker
  * reports on a pipe whether it serves; a slot whose workers die before
  * serving START_FAILURES_MAX times in a row makes the supervisor give up.
  */
@@ -62,6 +64,7 @@ typedef enum slot_state {
 typedef struct slot {
     slot_state state;
     int fd;                  /* listening socket, kept open by the supervisor */
+    int admin_fd;            /* --admin: the admin listener's socket, likewise; or -1 */
     pid_t pid;               /* STARTING, SERVING, REPLACING: the worker; else 0 */
     pid_t next_pid;          /* REPLACING: the replacement; else 0 */
     int ready_fd;            /* ready pipe of the child not serving yet, until it reports; or -1 */
@@ -149,7 +152,7 @@ static void block_signals(bool block) {
 /* In a new worker (signals blocked since before the fork, so none reaches the
  * supervisor's handler, which would write into the supervisor's pipe): undo
  * the supervisor's signal set-up and close what belongs to other slots.
- * SIGHUP and SIGUSR1 are ignored, not defaulted, until the worker's loop
+ * SIGHUP, SIGUSR1 and SIGUSR2 are ignored, not defaulted, until the worker's loop
  * watches them: their default action would kill a worker that the supervisor
  * forwards a SIGUSR1 to while it starts.  A worker whose supervisor dies gets
  * SIGTERM and drains, rather than serving on unsupervised. */
@@ -161,6 +164,7 @@ static void child_reset(supervisor *sv, slot *mine, pid_t parent) {
         sa.sa_handler = handled[i] == SIGHUP || handled[i] == SIGUSR1 ? SIG_IGN : SIG_DFL;
         sigaction(handled[i], &sa, NULL);
     }
+    signal(SIGUSR2, SIG_IGN); /* "retire", once the worker's loop watches it */
     block_signals(false);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() != parent)
         raise(SIGTERM); /* the supervisor died before prctl() */
@@ -170,6 +174,8 @@ static void child_reset(supervisor *sv, slot *mine, pid_t parent) {
         slot *s = &sv->slots[i];
         if (s->fd >= 0 && s->fd != mine->fd)
             close(s->fd);
+        if (s->admin_fd >= 0 && s->admin_fd != mine->admin_fd)
+            close(s->admin_fd);
         if (s->ready_fd >= 0)
             close(s->ready_fd);
     }
@@ -229,7 +235,7 @@ static pid_t fork_worker(supervisor *sv, slot *s, int *ready_fd) {
         corio__notify_forget(); /* the supervisor speaks for the service */
         corio__metrics_worker(slot_index(sv, s));
         close(rp[0]);
-        _exit(corio__worker_run(sv->app, sv->opts, s->fd, rp[1]));
+        _exit(corio__worker_run(sv->app, sv->opts, s->fd, s->admin_fd, rp[1]));
     }
     block_signals(false);
     close(rp[1]);
@@ -288,6 +294,9 @@ static void close_listeners(supervisor *sv) {
                 sv->slots[k].fd = -1;
         if (fd >= 0)
             close(fd);
+        if (sv->slots[i].admin_fd >= 0)
+            close(sv->slots[i].admin_fd);
+        sv->slots[i].admin_fd = -1;
     }
 }
 
@@ -342,7 +351,7 @@ static int read_ready(slot *s) {
  * finish while the new one accepts). */
 static void became_ready(supervisor *sv, slot *s) {
     if (s->state == SLOT_REPLACING) {
-        kill(s->pid, SIGTERM);
+        kill(s->pid, SIGUSR2); /* retire: drain, the server is not stopping */
         s->pid = s->next_pid;
         s->next_pid = 0;
         s->started_ms = now_ms();
@@ -634,24 +643,52 @@ static int open_listeners(supervisor *sv, uint16_t *port) {
     return 0;
 }
 
+/* --admin: one admin socket per slot, all on one port, as for TCP above.
+ * Returns 0 or a negative code; *port gets the port bound. */
+static int open_admin_listeners(supervisor *sv, uint16_t *port) {
+    const corio__app_opts *o = sv->opts;
+    *port = o->admin_port;
+    int rc = o->admin ? corio__admin_check(o) : 0;
+    for (unsigned i = 0; rc == 0 && o->admin && i < sv->n; i++) {
+        int fd = corio__admin_socket(o, port);
+        if (fd < 0)
+            return fd;
+        sv->slots[i].admin_fd = fd;
+    }
+    return rc;
+}
+
 int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     supervisor sv = {.app = app, .opts = o, .n = o->workers, .rolling = -1};
     sv.slots = calloc(sv.n, sizeof *sv.slots);
     if (!sv.slots)
         return 1;
     for (unsigned i = 0; i < sv.n; i++)
-        sv.slots[i] = (slot){.state = SLOT_EMPTY, .fd = -1, .ready_fd = -1};
+        sv.slots[i] = (slot){.state = SLOT_EMPTY, .fd = -1, .admin_fd = -1, .ready_fd = -1};
     uint16_t port = o->port;
     int rc = install_signals();
     if (rc == 0)
         rc = open_listeners(&sv, &port);
+    char why[160];
     if (rc) {
-        char why[160];
         corio__listen_error(o, rc, why, sizeof why);
         if (o->unix_path)
             corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path, why);
         else
             corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s", o->host, o->port, why);
+    }
+    uint16_t admin_port = 0;
+    if (rc == 0 && (rc = open_admin_listeners(&sv, &admin_port)) != 0) {
+        corio__app_opts tcp = *o; /* the main listener's words for a TCP port */
+        tcp.unix_path = NULL;
+        tcp.inherited_fd = -1;
+        corio__listen_error(&tcp, rc, why, sizeof why);
+        corio_log(CORIO_LOG_ERROR,
+                  strchr(o->admin_host, ':') ? "cannot listen on [%s]:%u (admin): %s"
+                                             : "cannot listen on %s:%u (admin): %s",
+                  o->admin_host, o->admin_port, why);
+    }
+    if (rc) {
         close_listeners(&sv);
         free(sv.slots);
         return 1;
@@ -663,6 +700,11 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
         corio_log(CORIO_LOG_INFO, "listening on unix:%s with %u workers", o->unix_path, sv.n);
     else
         corio_log(CORIO_LOG_INFO, "listening on %s:%u with %u workers", o->host, port, sv.n);
+    if (o->admin)
+        corio_log(CORIO_LOG_INFO,
+                  strchr(o->admin_host, ':') ? "admin listener on [%s]:%u"
+                                             : "admin listener on %s:%u",
+                  o->admin_host, admin_port);
     for (unsigned i = 0; i < sv.n; i++)
         start_worker(&sv, &sv.slots[i]);
     int code = loop(&sv);

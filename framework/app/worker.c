@@ -11,17 +11,27 @@
 #include "app/runner.h"
 #include "corio/corio.h"
 #include "corio/log.h"
+#include "http/metrics_internal.h"
 #include "runtime/internal.h"
+
+/* The admin listener: a few operators' connections per worker, and what is
+ * left of a drain for the requests on them once the main listener's
+ * connections are done. */
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_DRAIN_MS 1000
 
 typedef struct worker {
     const corio_app *app;
     const corio__app_opts *opts;
     int listen_fd;
+    int admin_fd;
     int ready_fd;
+    bool supervised; /* forked by a supervisor: SIGUSR2 retires it */
     corio_event stop;
     corio_tls_ctx *tls;
-    int stop_signal;
-    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
+    corio_http_server admin_http;
+    int stop_signal; /* SIGTERM, SIGINT, or SIGUSR2 (retired by a SIGHUP roll) */
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
     char error[240]; /* why it cannot serve: the first failure, for the supervisor */
 } worker;
 
@@ -74,6 +84,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     switch (signum) {
     case SIGTERM:
     case SIGINT:
+    case SIGUSR2:
         if (!w->stop_signal)
             w->stop_signal = signum;
         corio_event_set(&w->stop);
@@ -100,6 +111,44 @@ static void unwatch(uv_signal_t *h) {
         uv_close((uv_handle_t *)h, NULL);
 }
 
+/* host:port as an address is written: IPv6 in brackets. */
+static void admin_address(const char *host, int port, char *buf, size_t len) {
+    snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* The admin listener (--admin): the supervisor's socket for this slot, or
+ * one of our own; plain HTTP serving app->admin_router. */
+static int start_admin(worker *w, corio_server **out) {
+    const corio__app_opts *o = w->opts;
+    uint16_t port = o->admin_port;
+    int fd = w->admin_fd, rc = 0;
+    if (fd < 0) {
+        rc = corio__admin_check(o);
+        if (rc == 0 && (fd = corio__admin_socket(o, &port)) < 0)
+            rc = fd;
+    }
+    if (rc == 0) {
+        w->admin_http = (corio_http_server){.router = w->app->admin_router};
+        corio_server_opts so = {
+            .inherited_fd = fd, .reuseport = true, .max_conns = ADMIN_MAX_CONNS};
+        rc = corio_server_start(out, &so, corio_http_serve, &w->admin_http);
+    }
+    char addr[80];
+    if (rc) {
+        corio__app_opts tcp = *o; /* the main listener's words for a TCP port */
+        tcp.unix_path = NULL;
+        tcp.inherited_fd = -1;
+        char why[160];
+        admin_address(o->admin_host, o->admin_port, addr, sizeof addr);
+        fail(w, "cannot listen on %s (admin): %s", addr,
+             corio__listen_error(&tcp, rc, why, sizeof why));
+    } else if (w->admin_fd < 0) {
+        admin_address(o->admin_host, corio_server_port(*out), addr, sizeof addr);
+        corio_log(CORIO_LOG_INFO, "admin listener on %s", addr);
+    }
+    return rc;
+}
+
 static int worker_main(void *arg) {
     worker *w = arg;
     const corio__app_opts *o = w->opts;
@@ -111,6 +160,8 @@ static int worker_main(void *arg) {
         rc = watch(w, &w->sig_hup, SIGHUP);
     if (rc == 0)
         rc = watch(w, &w->sig_usr1, SIGUSR1);
+    if (rc == 0 && w->supervised)
+        rc = watch(w, &w->sig_usr2, SIGUSR2);
     if (rc)
         fail(w, "cannot watch signals: %s", corio_strerror(rc));
     if (rc == 0 && o->tls_cert) {
@@ -121,7 +172,7 @@ static int worker_main(void *arg) {
             fail(w, "cannot load the TLS certificate %s / key %s: %s", o->tls_cert, o->tls_key,
                  corio_strerror(rc));
     }
-    corio_server *srv = NULL;
+    corio_server *srv = NULL, *admin = NULL;
     if (rc == 0) {
         corio_server_opts so = {
             .tls = w->tls,
@@ -145,6 +196,10 @@ static int worker_main(void *arg) {
             fail(w, "cannot listen on %s:%u: %s", o->host, o->port,
                  corio__listen_error(o, rc, why, sizeof why));
     }
+    if (rc == 0 && o->admin && (rc = start_admin(w, &admin)) != 0) {
+        corio_server_shutdown(srv, 0);
+        srv = NULL;
+    }
     if (rc == 0) {
         if (w->listen_fd < 0 && o->inherited_fd >= 0) {
             corio_log(CORIO_LOG_INFO, "listening on inherited fd %d (port %d)", o->inherited_fd,
@@ -163,13 +218,25 @@ static int worker_main(void *arg) {
         }
         corio__notify("READY=1"); /* a worker under a supervisor has no NOTIFY_SOCKET */
         rc = corio_event_wait(&w->stop);
+        /* Retired by a roll, the admin listener is its replacement's at
+         * once (the server is not stopping); stopping, it answers on
+         * through the drain, /readyz with 503. */
+        bool retired = w->stop_signal == SIGUSR2;
+        if (retired && admin)
+            corio_server_stop(admin);
+        if (!retired)
+            corio__health_stopping();
         corio__notify("STOPPING=1");
         corio_log(CORIO_LOG_INFO, "%s: draining %zu connection(s), up to %llu ms",
-                  w->stop_signal == SIGINT ? "SIGINT" : "SIGTERM", corio_server_conns(srv),
-                  (unsigned long long)o->drain_timeout_ms);
+                  retired                    ? "replaced by a new worker"
+                  : w->stop_signal == SIGINT ? "SIGINT"
+                                             : "SIGTERM",
+                  corio_server_conns(srv), (unsigned long long)o->drain_timeout_ms);
         int drc = corio_server_shutdown(srv, o->drain_timeout_ms);
         if (drc == CORIO_ETIMEDOUT)
             corio_log(CORIO_LOG_WARN, "drain deadline passed: remaining connections cancelled");
+        if (admin)
+            corio_server_shutdown(admin, ADMIN_DRAIN_MS);
         rc = rc == CORIO_ECANCELED ? 0 : rc;
     }
     corio_tls_ctx_free(w->tls); /* refcounted: connections keep theirs */
@@ -177,20 +244,26 @@ static int worker_main(void *arg) {
      * not kill it mid-teardown (its default action) and spoil the exit code. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    if (w->supervised)
+        signal(SIGUSR2, SIG_IGN);
     unwatch(&w->sig_term);
     unwatch(&w->sig_int);
     unwatch(&w->sig_hup);
     unwatch(&w->sig_usr1);
+    unwatch(&w->sig_usr2);
     return rc;
 }
 
-int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int ready_fd) {
+int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int admin_fd,
+                      int ready_fd) {
     worker w;
     memset(&w, 0, sizeof w);
     w.app = app;
     w.opts = o;
     w.listen_fd = listen_fd;
+    w.admin_fd = admin_fd;
     w.ready_fd = ready_fd;
+    w.supervised = ready_fd >= 0;
     /* The connection stack size is the loop's default: only the default
      * size is pooled, and connections come and go (and resume) often. */
     corio_run_opts ro = {.stack_size = app->conn_stack_size};

@@ -2,9 +2,15 @@
 /* Health probes (see corio/metrics.h): /healthz answers from the loop, so
  * only a loop that turns answers it; /readyz says whether to send traffic. */
 #include "corio/metrics.h"
+#include "http/metrics_internal.h"
 
 static bool (*health_ready)(void *arg);
 static void *health_ready_arg;
+static bool health_stopping; /* corio__health_stopping: the whole server drains */
+
+void corio__health_stopping(void) {
+    health_stopping = true;
+}
 
 void corio_health_set_ready(bool (*ready)(void *arg), void *arg) {
     health_ready = ready;
@@ -19,7 +25,7 @@ static int health_live(corio_req *req, corio_res *res, void *arg) {
 
 static int health_readiness(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    if (corio_req_draining(req))
+    if (health_stopping || corio_req_draining(req))
         return corio_res_text(res, 503, "draining\n");
     if (health_ready && !health_ready(health_ready_arg))
         return corio_res_text(res, 503, "not ready\n");

@@ -56,4 +56,9 @@ void corio__metrics_reaped(pid_t pid);
  * continues), else any other free one.  Gauges of the slot start at 0. */
 void corio__metrics_worker(size_t hint);
 
+/* The server (this process, or the supervisor of this worker) has begun
+ * its graceful shutdown: /readyz answers 503 "draining" from now on,
+ * whichever listener asks (the admin listener outlives the drain). */
+void corio__health_stopping(void);
+
 #endif

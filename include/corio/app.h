@@ -18,6 +18,7 @@
  *   --log-format F       text or json                      CORIO_LOG_FORMAT (text)
  *   --access-log A       off, on (stderr) or a file        CORIO_ACCESS_LOG (the app's)
  *   --reuse-port         share a port another server holds CORIO_REUSE_PORT (off)
+ *   --admin [HOST:]PORT  the admin listener (see below)    CORIO_ADMIN (off)
  *   --help (-h), --version
  *
  * plus the program's own flags (corio_app.flags below), listed by --help
@@ -80,6 +81,30 @@
  * process, reload the TLS certificates in place (a failed load keeps the old
  * ones and is logged).  SIGUSR1: every worker
  * prints its live tasks to stderr.
+ *
+ * The admin listener.  --admin PORT (or HOST:PORT, [IPV6]:PORT; the host
+ * is 127.0.0.1 when left out, so nothing outside the machine reaches it
+ * unless asked) serves the operator's endpoints on a port of their own,
+ * in plain HTTP/1.1 whatever the main listener speaks: the app's
+ * admin_router (corio_app below) if it has one, else the runner's own,
+ * GET /healthz, /readyz and /metrics (corio/metrics.h; mounting /metrics
+ * starts the counting, for the main listener's requests too).  Any corio
+ * program has it, an HTTP server or not (examples/echo).  "--admin off"
+ * overrides CORIO_ADMIN; port 0 takes any free port (logged: "admin
+ * listener on HOST:PORT").  Its port is checked, shared by the workers and
+ * kept across worker restarts like the main one's, and a port equal to
+ * --port is refused (exit 2).  Each worker serves it on its own loop (so
+ * /healthz still shows whether that loop turns), at most 64 connections
+ * per worker, with corio_http_opts' defaults.  Its requests are counted in
+ * the metrics like any others, under their routes.
+ *
+ * It outlives the drain: on SIGTERM the main listener stops accepting
+ * while the admin one goes on answering, /readyz with 503 "draining" (so
+ * a load balancer or Kubernetes sees the drain instead of a refused
+ * connection) and /metrics as ever, until the open connections are done;
+ * then it closes.  A worker replaced by a SIGHUP roll stops taking admin
+ * connections at once (its replacement, which shares the socket, answers:
+ * the server stays ready through a roll).
  *
  * --read-timeout and --write-timeout bound every socket read and write
  * without progress.  Under corio_http_serve they apply as well as the HTTP
@@ -164,6 +189,10 @@ typedef struct corio_app {
     size_t nflags;
     corio_app_setup_fn setup; /* NULL: none */
     void *setup_arg;          /* passed to setup; borrowed */
+    /* The routes of the admin listener (see above), served only with
+     * --admin; borrowed: free it after corio_app_main returns.  setup may
+     * still add routes.  NULL: /healthz, /readyz and /metrics. */
+    corio_router *admin_router;
 } corio_app;
 
 /* Parses the command line and environment (the runner's flags and
