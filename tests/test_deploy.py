@@ -5,10 +5,13 @@ when they drift apart.
 
 - every Kubernetes manifest parses (python3-yaml; yamllint too when it is
   installed), and kustomization.yaml lists every one of them;
-- the probe paths answer on the server (examples/hello started here):
-  the liveness path 200, the readiness path 200, the container's port is
-  the one the server is told to listen on, and the Service targets that
-  port by name;
+- the probe paths answer on the server (examples/hello started here with
+  the ConfigMap's settings): the liveness path 200, the readiness path
+  200, on the admin listener; the container's ports are the ones the
+  server is told to listen on (CORIO_PORT, CORIO_ADMIN), the probes use
+  the admin port, the Service targets the main port by name and does not
+  expose the admin port, and the Prometheus annotations name the admin
+  port and /metrics, which answers there;
 - terminationGracePeriodSeconds exceeds the preStop pause plus the drain
   deadline (CORIO_DRAIN_TIMEOUT of the ConfigMap), and CORIO_WORKERS equals
   the CPU limit (one worker per CPU);
@@ -107,17 +110,26 @@ def test_cross_file_facts():
     svc = by_kind(docs, "Service")
     # the port: the ConfigMap tells the server, the container declares it,
     # the Service targets it by name
-    port = c["ports"][0]
+    ports = {p["name"]: p for p in c["ports"]}
+    port, admin = ports["http"], ports["admin"]
     check(str(port["containerPort"]) == cm["CORIO_PORT"],
           "containerPort %s, CORIO_PORT %s" % (port["containerPort"], cm["CORIO_PORT"]))
     check(cm["CORIO_HOST"] in ("0.0.0.0", "::"), "the server listens on every interface")
+    admin_host, admin_port = cm["CORIO_ADMIN"].rsplit(":", 1)
+    check(admin_host in ("0.0.0.0", "[::]"), "the admin listener is reachable by the kubelet")
+    check(str(admin["containerPort"]) == admin_port,
+          "admin containerPort %s, CORIO_ADMIN %s" % (admin["containerPort"], cm["CORIO_ADMIN"]))
+    check(len(svc["spec"]["ports"]) == 1, "the Service exposes one port")
     check(svc["spec"]["ports"][0]["targetPort"] in (port["name"], port["containerPort"]),
-          "the Service targets the container's port")
+          "the Service targets the container's main port")
     check(svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"],
           "the Service selects the Deployment's pods")
     for probe in ("readinessProbe", "livenessProbe"):
-        check(c[probe]["httpGet"]["port"] in (port["name"], port["containerPort"]),
-              "%s on the container's port" % probe)
+        check(c[probe]["httpGet"]["port"] in (admin["name"], admin["containerPort"]),
+              "%s on the admin port" % probe)
+    ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+    check(ann.get("prometheus.io/port") == admin_port and ann.get("prometheus.io/path"),
+          "Prometheus scrapes the admin port: %r" % ann)
     # the shutdown budget
     pre = c["lifecycle"]["preStop"]["exec"]["command"]
     check(pre[0].endswith("sleep"), "preStop is a pause: %s" % pre)
@@ -151,14 +163,20 @@ def test_probes_answer():
     docs = load_all()
     _dep, _pod, c = container(docs)
     cm = by_kind(docs, "ConfigMap")["data"]
-    env = {k: v for k, v in cm.items() if k not in ("CORIO_HOST", "CORIO_PORT")}
+    dep = by_kind(docs, "Deployment")
+    env = {k: v for k, v in cm.items() if k not in ("CORIO_HOST", "CORIO_PORT", "CORIO_ADMIN")}
     env["CORIO_WORKERS"] = "1"
-    srv = harness.Server(ARGS.hello, "--host", "127.0.0.1", env=env, env_drop=())
+    srv = harness.Server(ARGS.hello, "--host", "127.0.0.1", "--admin", "0", env=env,
+                         env_drop=())
     try:
+        admin = int(srv.wait_log(r"admin listener on 127\.0\.0\.1:(\d+)").group(1))
         for probe in ("livenessProbe", "readinessProbe"):
             path = c[probe]["httpGet"]["path"]
-            st, body = get(srv.port, path)
+            st, body = get(admin, path)
             check(st == 200, "%s %s: %d %r" % (probe, path, st, body))
+        path = dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+        st, body = get(admin, path)
+        check(st == 200 and b"corio_http_requests_total" in body, "%s: %d" % (path, st))
         check(harness.stop_cleanly(srv), "stopped cleanly")
     finally:
         srv.kill()

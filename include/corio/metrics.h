@@ -13,7 +13,11 @@
  * so.  During a drain the listening socket is closed and idle keep-alive
  * connections are closed too, so the 503 is what a request arriving behind
  * one in progress on its connection gets; a new probe is refused (which a
- * readiness probe counts as not ready, as it should).
+ * readiness probe counts as not ready, as it should).  Mounted on the
+ * runner's admin listener (--admin, corio/app.h: where the runner mounts
+ * all three when the app brings no admin router), they answer through the
+ * drain instead: /readyz 503 "draining" from its start (also under a
+ * supervisor, whichever worker answers) until the last request is done.
  *
  * Metrics.  /metrics answers in the Prometheus text exposition format
  * (version 0.0.4):
