@@ -125,7 +125,7 @@ static int lowest_free_fd(void) {
 static void assert_claim(const char *path, int expect) {
     int lock_fd = 12345;
     int before = lowest_free_fd();
-    int rc = corio__unix_path_claim_locked(path, &lock_fd);
+    int rc = corio__unix_path_claim(path, &lock_fd);
     if (rc != expect)
         fail_msg("claim %s: got %d (%s), expected %d", path, rc, strerror(-rc), expect);
     if (expect == 0) {
@@ -150,7 +150,7 @@ static void make_stale_socket(const char *path) {
 static void test_unix_claim_fresh_path_creates_lock_file(void **state) {
     (void)state;
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     assert_true(lock_fd >= 0);
     struct stat st;
     assert_int_equal(lstat(lock_path, &st), 0);
@@ -173,7 +173,7 @@ static void test_unix_claim_fresh_path_creates_lock_file(void **state) {
 static void test_unix_second_claim_refused_while_held(void **state) {
     (void)state;
     int a = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &a), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &a), 0);
     /* A second open file description, even in this process, is refused. */
     assert_claim(sock_path, -EADDRINUSE);
     assert_true(exists(lock_path)); /* the refused claim left the holder's file */
@@ -182,7 +182,7 @@ static void test_unix_second_claim_refused_while_held(void **state) {
     assert_false(exists(lock_path));
 
     int b = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &b), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &b), 0);
     assert_true(exists(lock_path));
     corio__unix_path_release(sock_path, b);
     assert_false(exists(lock_path));
@@ -201,7 +201,7 @@ static void test_unix_stale_socket_replaced(void **state) {
     (void)state;
     make_stale_socket(sock_path);
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     assert_false(exists(sock_path));
     int sfd = corio__unix_listen_socket(sock_path, 0);
     assert_true(sfd >= 0);
@@ -267,7 +267,7 @@ static void test_unix_path_too_long_refused(void **state) {
     snprintf(lock, sizeof lock, "%s.lock", path);
     assert_true(strlen(lock) >= sizeof sun.sun_path);
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(path, &lock_fd), 0);
     assert_true(exists(lock));
     corio__unix_path_release(path, lock_fd);
     assert_false(exists(lock));
@@ -284,7 +284,7 @@ static void test_unix_stale_lock_file_reused(void **state) {
     ino_t ino = inode_of(lock_path);
 
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     assert_int_equal(fd_inode(lock_fd), ino);
     assert_false(exists(sock_path));
     corio__unix_path_release(sock_path, lock_fd);
@@ -299,7 +299,7 @@ static void assert_claim_in_child(int expect) {
     assert_true(pid >= 0);
     if (pid == 0) {
         int lock_fd = -1;
-        int rc = corio__unix_path_claim_locked(sock_path, &lock_fd);
+        int rc = corio__unix_path_claim(sock_path, &lock_fd);
         if (rc == 0)
             corio__unix_path_release(sock_path, lock_fd);
         _exit(rc == expect ? 0 : 1);
@@ -313,7 +313,7 @@ static void assert_claim_in_child(int expect) {
 static void test_unix_claim_in_child_refused_while_parent_holds(void **state) {
     (void)state;
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     assert_claim_in_child(-EADDRINUSE);
     assert_true(exists(lock_path));
     corio__unix_path_release(sock_path, lock_fd);
@@ -324,7 +324,7 @@ static void test_unix_claim_in_child_refused_while_parent_holds(void **state) {
 static void test_unix_lock_held_while_a_forked_child_keeps_the_fd(void **state) {
     (void)state;
     int lock_fd = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     int pipefd[2];
     assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
     fflush(NULL);
@@ -349,9 +349,9 @@ static void test_unix_lock_held_while_a_forked_child_keeps_the_fd(void **state) 
 static void test_unix_release_leaves_a_lock_file_it_does_not_hold(void **state) {
     (void)state;
     int a = -1, b = -1;
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &a), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &a), 0);
     unlink(lock_path); /* behind the holder's back */
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &b), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &b), 0);
     ino_t b_ino = inode_of(lock_path);
     assert_int_equal(fd_inode(b), b_ino);
     assert_true(fd_inode(a) != b_ino);
@@ -370,7 +370,7 @@ static void test_unix_claim_retries_when_lock_file_unlinked_before_flock(void **
     flock_unlink_times = 1;
     int lock_fd = -1;
     int before = lowest_free_fd();
-    assert_int_equal(corio__unix_path_claim_locked(sock_path, &lock_fd), 0);
+    assert_int_equal(corio__unix_path_claim(sock_path, &lock_fd), 0);
     assert_int_equal(flock_calls, 2);
     assert_int_equal(fd_inode(lock_fd), inode_of(lock_path)); /* the file now there */
     corio__unix_path_release(sock_path, lock_fd);

@@ -546,6 +546,95 @@ def case_unix_stale_socket_replaced_live_refused():
             check(f.read() == "not a socket\n", "the regular file was changed")
 
 
+def free_port():
+    """A TCP port nothing listens on now (another process may take it
+    later: the case below holds either way)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_together(argvs, timeout=10):
+    """Starts one echo server per argument list at once and waits until
+    each serves ("listening on" logged) or exits.  Returns (procs, serving,
+    logs): the Popen objects (each in its own process group), whether each
+    serves, and what each printed."""
+    procs = [subprocess.Popen([ARGS.echo, *a], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=clean_env(None), start_new_session=True) for a in argvs]
+    logs = [b""] * len(procs)
+    settled = [False] * len(procs)
+    sel = selectors.DefaultSelector()
+    for i, p in enumerate(procs):
+        sel.register(p.stderr, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + timeout
+    try:
+        while not all(settled):
+            left = deadline - time.monotonic()
+            check(left > 0, "servers neither serving nor gone: %r" % logs)
+            for key, _ in sel.select(left):
+                i = key.data
+                chunk = os.read(key.fileobj.fileno(), 4096)
+                logs[i] += chunk
+                if not chunk or b"listening on" in logs[i]:
+                    settled[i] = True
+                    sel.unregister(key.fileobj)
+    finally:
+        sel.close()
+    serving = [b"listening on" in log for log in logs]
+    return procs, serving, [log.decode(errors="replace") for log in logs]
+
+
+def stop_together(procs, sig):
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, sig)
+    for p in procs:
+        p.wait(timeout=30)
+        p.stderr.close()
+
+
+def case_started_together_one_serves():
+    """Two servers started at the same moment on one Unix socket path, or
+    one TCP port, never both serve (the path's claim is held under a lock
+    on "<path>.lock"; a TCP server checks once it listens that nobody else
+    does): on the path exactly one serves, the other exits 1 with "address
+    already in use"; on a port at most one serves, and a refusal says why.
+    Rounds alternate a graceful stop (socket and lock file removed) and
+    SIGKILL (both left behind: the next round reuses the lock file and
+    replaces the socket)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="corio-runner-race-") as d:
+        path = os.path.join(d, "s.sock")
+        for rnd in range(12):
+            workers = ["--workers", "2"] if rnd % 3 == 2 else []
+            procs, serving, logs = start_together([["--unix", path, *workers]] * 2)
+            check(serving.count(True) == 1, "round %d: %d serve: %r" % (rnd, serving.count(True),
+                                                                        logs))
+            loser = procs[serving.index(False)]
+            check(loser.wait(timeout=10) == 1 and "address already in use" in
+                  logs[serving.index(False)], "round %d: loser %r" % (rnd, logs))
+            unix_echo(path, b"round %d\n" % rnd)
+            check(os.path.exists(path + ".lock"), "no lock file while serving")
+            graceful = rnd % 2 == 0
+            stop_together(procs, signal.SIGTERM if graceful else signal.SIGKILL)
+            if graceful:
+                check(not os.path.exists(path) and not os.path.exists(path + ".lock"),
+                      "round %d: left %r" % (rnd, os.listdir(d)))
+        port = free_port()
+        for rnd in range(12):
+            workers = ["--workers", "2"] if rnd % 3 == 2 else []
+            procs, serving, logs = start_together([["--port", str(port), *workers]] * 2)
+            check(serving.count(True) <= 1, "round %d: both serve: %r" % (rnd, logs))
+            for i, s in enumerate(serving):
+                if not s:
+                    check(procs[i].wait(timeout=10) == 1 and "address already in use" in logs[i],
+                          "round %d: %r" % (rnd, logs[i]))
+            if True in serving:
+                echo_once(port, b"round %d\n" % rnd)
+            stop_together(procs, signal.SIGTERM)
+
+
 # ---- cases: echo -----------------------------------------------------------------------
 
 def case_echo_round_trip_and_half_close():
@@ -1340,6 +1429,7 @@ CASES = [
     case_unix_and_port_refused_together,
     case_unix_socket_missing_directory_named,
     case_unix_stale_socket_replaced_live_refused,
+    case_started_together_one_serves,
     case_echo_round_trip_and_half_close,
     case_reset_mid_write_spares_others,
     case_never_reading_client_bounded_rss,

@@ -39,20 +39,38 @@ int corio__admin_check(const corio__app_opts *o) {
     return corio__tcp_port_free(o->admin_host, o->admin_port);
 }
 
+/* The lock on "<unix_path>.lock" this process holds from its claim of the
+ * path until corio__listen_release (its workers inherit it). */
+static int unix_lock = -1;
+
 /* TCP: every listener of the runner has SO_REUSEPORT (a supervisor's
  * workers share the port so, and a --reuse-port instance can take over from
  * a running one); without --reuse-port, a port that some socket listens on
  * is refused rather than silently shared.  Port 0 needs no check: the
  * kernel never picks a port another socket holds.  Unix: a stale socket
- * file is replaced, a live one refused (corio__unix_path_claim). */
+ * file is replaced, a live one refused, under a lock held while serving
+ * (corio__unix_path_claim). */
 int corio__listen_check(const corio__app_opts *o) {
     if (o->inherited_fd >= 0)
         return 0;
     if (o->unix_path)
-        return corio__unix_path_claim(o->unix_path);
+        return unix_lock >= 0 ? 0 : corio__unix_path_claim(o->unix_path, &unix_lock);
     if (o->port == 0 || o->reuse_port)
         return 0;
     return corio__tcp_port_free(o->host, o->port);
+}
+
+int corio__listen_exclusive(const corio__app_opts *o, const char *host, uint16_t port,
+                            const int *fds, size_t n) {
+    if (port == 0 || o->reuse_port)
+        return 0;
+    return corio__tcp_port_exclusive(host, port, fds, n);
+}
+
+void corio__listen_release(const corio__app_opts *o) {
+    if (unix_lock >= 0)
+        corio__unix_path_release(o->unix_path, unix_lock);
+    unix_lock = -1;
 }
 
 const char *corio__listen_error(const corio__app_opts *o, int rc, char *buf, size_t len) {
@@ -63,7 +81,7 @@ const char *corio__listen_error(const corio__app_opts *o, int rc, char *buf, siz
     } else if (o->unix_path && rc == -ENOTSOCK) {
         snprintf(buf, len, "the path exists and is not a socket (left alone)");
     } else if (o->unix_path && rc == CORIO_EADDRINUSE) {
-        snprintf(buf, len, "address already in use (a server listens on it)");
+        snprintf(buf, len, "address already in use (a server listens on it, or is starting to)");
     } else if (rc == CORIO_EADDRINUSE && o->inherited_fd < 0 && !o->reuse_port) {
         snprintf(buf, len,
                  "address already in use (another server listens on that port; --reuse-port "
@@ -171,6 +189,7 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
     }
     corio__metrics_prepare(o.workers); /* before any fork: the shared segment */
     int code = o.workers > 1 ? corio__supervise(&a, &o) : corio__worker_run(&a, &o, -1, -1, -1);
+    corio__listen_release(&o); /* the socket file is gone: the next server may claim it */
     corio_router_free(own_admin);
     return code;
 }

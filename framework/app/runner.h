@@ -32,11 +32,26 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
 
 /* Checks, just before the first listener of the process is made, that
  * its address is free: a TCP port that some socket listens on is refused
- * unless --reuse-port (corio__tcp_port_free; port 0 is not checked); a
- * Unix socket path is claimed (corio__unix_path_claim: a stale socket file
- * is removed).  Inherited sockets are not checked.  Returns 0 or a
+ * unless --reuse-port (corio__tcp_port_free; port 0 is not checked; the
+ * race-free check, corio__listen_exclusive, follows once the listeners
+ * listen); a Unix socket path is claimed (corio__unix_path_claim: a stale
+ * socket file is removed, and the path's lock is held until
+ * corio__listen_release).  Inherited sockets are not checked.  Returns 0 or a
  * negative code (corio__listen_error describes it). */
 int corio__listen_check(const corio__app_opts *o);
+
+/* The race-free half of the TCP check, once the process's own listeners
+ * fds[0..n) listen on host:port (the configured port: nothing is checked
+ * for 0, nor with --reuse-port): -EADDRINUSE if another socket listens
+ * there too (corio__tcp_port_exclusive; of two servers started at once,
+ * at least one sees the other).  Returns 0 or a negative code. */
+int corio__listen_exclusive(const corio__app_opts *o, const char *host, uint16_t port,
+                            const int *fds, size_t n);
+
+/* At the end of corio_app_main, in the process that made the check (its
+ * workers have exited, the socket file is removed): gives up the lock of
+ * a Unix socket path's claim, so the next server may claim it. */
+void corio__listen_release(const corio__app_opts *o);
 
 /* The admin listener's socket (o->admin): TCP on admin_host with
  * SO_REUSEPORT; port_inout as for corio__listen_socket. */

@@ -621,6 +621,19 @@ static int loop(supervisor *sv) {
     return sv->live == 0 ? sv->code : 1;
 }
 
+/* Once every slot's TCP socket (admin: its admin socket) listens: no other
+ * server's may (corio__listen_exclusive). */
+static int check_exclusive(supervisor *sv, const char *host, uint16_t port, bool admin) {
+    int *fds = malloc(sv->n * sizeof *fds);
+    if (!fds)
+        return CORIO_ENOMEM;
+    for (unsigned i = 0; i < sv->n; i++)
+        fds[i] = admin ? sv->slots[i].admin_fd : sv->slots[i].fd;
+    int rc = corio__listen_exclusive(sv->opts, host, port, fds, sv->n);
+    free(fds);
+    return rc;
+}
+
 /* One listening socket per slot.  Unix sockets cannot share a path, and an
  * inherited socket is one: every slot serves the same socket then.  Returns
  * 0 or a negative code; *port gets the port bound. */
@@ -640,7 +653,7 @@ static int open_listeners(supervisor *sv, uint16_t *port) {
             *port = (uint16_t)corio__socket_port(fd);
         sv->slots[i].fd = fd;
     }
-    return 0;
+    return shared ? 0 : check_exclusive(sv, o->host, o->port, false);
 }
 
 /* --admin: one admin socket per slot, all on one port, as for TCP above.
@@ -655,7 +668,7 @@ static int open_admin_listeners(supervisor *sv, uint16_t *port) {
             return fd;
         sv->slots[i].admin_fd = fd;
     }
-    return rc;
+    return rc == 0 && o->admin ? check_exclusive(sv, o->admin_host, o->admin_port, true) : rc;
 }
 
 int corio__supervise(const corio_app *app, const corio__app_opts *o) {

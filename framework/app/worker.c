@@ -126,6 +126,8 @@ static int start_admin(worker *w, corio_server **out) {
         rc = corio__admin_check(o);
         if (rc == 0 && (fd = corio__admin_socket(o, &port)) < 0)
             rc = fd;
+        if (rc == 0 && (rc = corio__listen_exclusive(o, o->admin_host, o->admin_port, &fd, 1)))
+            close(fd);
     }
     if (rc == 0) {
         w->admin_http = (corio_http_server){.router = w->app->admin_router};
@@ -186,6 +188,16 @@ static int worker_main(void *arg) {
                        .write_timeout_ms = o->write_timeout_ms},
         };
         rc = w->listen_fd < 0 ? corio__listen_check(o) : 0;
+        /* A TCP socket of our own rather than the server's, to check once
+         * it listens that no other server does (corio__listen_exclusive). */
+        if (rc == 0 && so.inherited_fd < 0 && !o->unix_path) {
+            uint16_t port = o->port;
+            int fd = corio__listen_socket(o, &port);
+            rc = fd < 0 ? fd : corio__listen_exclusive(o, o->host, o->port, &fd, 1);
+            if (rc && fd >= 0)
+                close(fd);
+            so.inherited_fd = rc ? -1 : fd;
+        }
         if (rc == 0)
             rc = corio_server_start(&srv, &so, w->app->handler, w->app->arg);
         char why[160];

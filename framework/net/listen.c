@@ -307,14 +307,6 @@ static int unix_path_clear(const struct sockaddr_un *sun) {
     return unlink(sun->sun_path) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
-int corio__unix_path_claim(const char *path) {
-    struct sockaddr_un sun;
-    if (unix_address(path, &sun) != 0)
-        return CORIO_EINVAL;
-    int rc = unix_dir_check(path);
-    return rc != 0 ? rc : unix_path_clear(&sun);
-}
-
 /* "<path>.lock" into buf, of LOCK_PATH_SIZE bytes: enough for any path
  * that fits sun_path, a longer one is cut (and its lock never found). */
 static void lock_path_of(char *buf, const char *path) {
@@ -360,7 +352,7 @@ static int lock_take(const char *lockpath) {
  * seeing a bound socket that does not listen yet (connect() refused, as for
  * a stale one).  The socket checks remain for a socket file left by a
  * killed server, or made by a program that does not take the lock. */
-int corio__unix_path_claim_locked(const char *path, int *lock_fd) {
+int corio__unix_path_claim(const char *path, int *lock_fd) {
     *lock_fd = -1;
     struct sockaddr_un sun;
     if (unix_address(path, &sun) != 0)

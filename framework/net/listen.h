@@ -49,21 +49,13 @@ int corio__tcp_port_free(const char *host, uint16_t port);
  * fstat's errno for a bad fd (EBADF). */
 int corio__tcp_port_exclusive(const char *host, uint16_t port, const int *fds, size_t nfds);
 
-/* Makes `path` free for a Unix listening socket: a socket file there that
- * nothing listens on (connect() refused: its server died without removing
- * it) is removed.  Returns 0 (nothing there now), -EADDRINUSE (a server
- * listens there), -ENOTSOCK (a file that is not a socket: left alone),
- * -ENOENT or -ENOTDIR (the directory is missing, or not a directory),
- * CORIO_EINVAL (longer than sun_path), else the failing call's errno.  Not
- * atomic: a server binding the path meanwhile is not seen.  Superseded by
- * corio__unix_path_claim_locked; kept until its callers move. */
-int corio__unix_path_claim(const char *path);
-
-/* corio__unix_path_claim made atomic by a lock: first takes an exclusive
- * flock() (non-blocking) on the regular file "<path>.lock", created if
- * missing (mode 0600, close-on-exec; it is never bound, so it may be longer
- * than sun_path), then, holding it, makes `path` free as
- * corio__unix_path_claim does.  A server holds the lock from the claim
+/* Makes `path` free for a Unix listening socket, atomically: first takes
+ * an exclusive flock() (non-blocking) on the regular file "<path>.lock",
+ * created if missing (mode 0600, close-on-exec; it is never bound, so it
+ * may be longer than sun_path), then, holding it, removes a socket file at
+ * `path` that nothing listens on (connect() refused: its server died
+ * without removing it), and refuses one that a server listens on, or a
+ * file that is not a socket (left alone).  A server holds the lock from the claim
  * until it stops serving, so a second claimer is refused at once instead of
  * taking the first one's bound-but-not-yet-listening socket for a stale
  * one.  The lock belongs to the open file: a forked child that inherits
@@ -76,12 +68,12 @@ int corio__unix_path_claim(const char *path);
  * -EADDRINUSE (another server holds the lock or listens on path, or the
  * lock file was replaced under us 8 times in a row: other claimers are
  * busy on the path), -ENOTSOCK, -ENOENT, -ENOTDIR,
- * CORIO_EINVAL as corio__unix_path_claim, -ELOOP (the lock path is a
+ * CORIO_EINVAL (longer than sun_path), -ELOOP (the lock path is a
  * symbolic link: not followed), else the failing call's errno (EACCES: a
  * lock file or directory we may not open or write). */
-int corio__unix_path_claim_locked(const char *path, int *lock_fd);
+int corio__unix_path_claim(const char *path, int *lock_fd);
 
-/* Gives up a claim of corio__unix_path_claim_locked: unlinks "<path>.lock"
+/* Gives up a claim of corio__unix_path_claim: unlinks "<path>.lock"
  * while still holding its lock, then closes lock_fd (transferred).  The
  * lock file is unlinked only if it is still the one lock_fd holds (same
  * device and inode): if it was removed and another server has claimed the
