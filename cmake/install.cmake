@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # corio's install rules, included by CMakeLists.txt with CORIO_INSTALL:
-#   <libdir>/libcorio.a, libcorio.so.0.1.0 (+ the libcorio.so.0 and .so links)
+#   <libdir>/libcorio.a, libcorio.so.0.2.0 (+ the libcorio.so.0.2 and .so links)
 #   <includedir>/corio/*.h
 #   <libdir>/cmake/corio/    the CMake package: find_package(corio CONFIG) gives
 #                            corio::corio (shared; static with CORIO_USE_STATIC_LIBS),

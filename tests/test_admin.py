@@ -37,7 +37,7 @@ import subprocess
 import sys
 
 import harness
-from harness import HOST, Conn, check, kill_all, pick, run_case, summary, wait_until
+from harness import HOST, CaseFailure, Conn, check, kill_all, pick, run_case, summary, wait_until
 
 ARGS = None
 Server = harness.Server
@@ -243,7 +243,11 @@ def case_bad_values_refused():
         check(code == 2 and "--admin: expected [HOST:]PORT" in err,
               "--admin %r (%s): %d %r" % (value, why, code, err))
     code, err = run_quiet(ARGS.hello, "--port", "18099", "--admin", "18099")
-    check(code == 2 and "--admin and --port" in err, "same port: %d %r" % (code, err))
+    check(code == 2 and "--admin: port 18099 is the server's" in err,
+          "same port: %d %r" % (code, err))
+    code, err = run_quiet(ARGS.hello, "--admin", "8080")  # hello's default port
+    check(code == 2 and "--admin: port 8080 is the server's" in err,
+          "the default port: %d %r" % (code, err))
 
 
 def run_help():
@@ -309,10 +313,141 @@ def case_admin_port_in_use():
         holder.close()
 
 
+def case_sigterm_during_roll_keeps_answering_503():
+    """SIGTERM while workers retired by a SIGHUP roll still drain: the new
+    workers (nothing to drain) exit at once, and the retired ones, which
+    hold the last admin sockets, answer /readyz 503 on fresh connections
+    (not refused) until their requests are done; keep-alive admin
+    connections never answer 200 after the SIGTERM."""
+    with Server(ARGS.hello, "--admin", "0", "--workers", "2", "--drain-timeout", "20s") as srv:
+        aport = admin_port(srv)
+        srv.wait_log(r"worker \d+ \(pid \d+\) serves", count=2)
+        held = []
+        for _ in range(6):
+            c = Conn(srv.port)
+            c.send(b"POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            held.append(c)
+        wait_until(lambda: metric(exchange(aport, "/metrics")[2], "corio_connections_open") >= 7,
+                   harness.DEADLINE, "the held connections accepted")
+        mark = srv.mark()
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_log(r"SIGHUP: every worker restarted", start=mark)
+        srv.wait_log(r"replaced by a new worker: draining [1-9]", start=mark)
+        kept = []
+        for _ in range(6):
+            c = Conn(aport)
+            c.send(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body, _ = c.response()
+            check(status == 200, "readyz during the roll: %d %r" % (status, body))
+            kept.append(c)
+        mark = srv.mark()
+        os.kill(srv.pid, signal.SIGTERM)
+        srv.wait_log(r"SIGTERM: stopping", start=mark)
+        wait_until(lambda: refused(srv.port), harness.DEADLINE, "the main listener closed")
+        for _ in range(20):
+            status, _, body = exchange(aport, "/readyz")
+            check(status == 503 and body == b"draining\n", "fresh readyz: %d %r" % (status, body))
+        for c in kept:
+            try:
+                c.send(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, _, body, _ = c.response()
+            except (OSError, CaseFailure, EOFError):
+                continue  # its worker had nothing to drain and is gone
+            check(status == 503, "kept-alive readyz after SIGTERM: %d %r" % (status, body))
+        for c in held:
+            c.send(b"1234567")
+            check(c.response()[0] == 405, "held request")
+            c.close()
+        check(srv.wait_exit() == 0, "exit code")
+
+
+def case_admin_port_not_shared_by_reuse_port():
+    """--reuse-port shares the main port with a running instance, never the
+    admin port: a replacement given the running one's admin port exits 1
+    saying each instance needs its own; given another, it serves beside."""
+    with Server(ARGS.hello, "--admin", "0") as first:
+        aport = admin_port(first)
+        code, err = run_quiet(ARGS.hello, "--port", str(first.port), "--reuse-port",
+                              "--admin", str(aport))
+        check(code == 1 and "needs an admin port of its own" in err, "%d %r" % (code, err))
+        code, err = run_quiet(ARGS.hello, "--port", "0", "--reuse-port", "--admin",
+                              str(first.port))
+        check(code == 1 and "needs an admin port of its own" in err,
+              "--admin on another server's main port: %d %r" % (code, err))
+        with Server(ARGS.hello, "--port", str(first.port), "--reuse-port", "--admin", "0") as second:
+            check(admin_port(second) != aport, "two admin ports")
+            second.stop()
+        first.stop()
+
+
+def case_idle_admin_connections_do_not_lock_probes_out():
+    with Server(ARGS.hello, "--admin", "0") as srv:
+        aport = admin_port(srv)
+        idle = [socket.create_connection((HOST, aport), timeout=harness.DEADLINE)
+                for _ in range(200)]
+        try:
+            status, _, body = exchange(aport, "/healthz")
+            check(status == 200 and body == b"ok\n", "healthz behind 200 idle: %d" % status)
+        finally:
+            for c in idle:
+                c.close()
+        srv.stop()
+
+
+def case_socket_activation_port_is_the_servers():
+    """Under socket activation the server's port is the inherited
+    socket's: --admin on it is refused (exit 2), on hello's default port
+    (unused here) it serves."""
+    ls = socket.socket()
+    try:
+        ls.bind((HOST, 0))
+        ls.listen(64)
+        port = ls.getsockname()[1]
+        with socket.socket() as probe:  # hello's default port, unused by this server
+            try:
+                probe.bind((HOST, 8080))
+                cases = ((str(port), 2), ("8080", None))
+            except OSError:
+                print("SKIP part of case_socket_activation_port_is_the_servers: 8080 is taken",
+                      flush=True)
+                cases = ((str(port), 2),)
+        for admin, want in cases:
+            argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&%d'
+                    % ls.fileno(), ARGS.hello, "--admin", admin]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, pass_fds=(ls.fileno(),),
+                                    start_new_session=True)
+            try:
+                if want == 2:
+                    _, err = proc.communicate(timeout=harness.DEADLINE)
+                    check(proc.returncode == 2 and "port %d is the server's" % port in
+                          err.decode(), "%d %r" % (proc.returncode, err))
+                    continue
+                lines = b""
+                while b"admin listener on" not in lines:
+                    line = proc.stderr.readline()
+                    check(line, "exited: %r" % lines)
+                    lines += line
+                check(exchange(8080, "/healthz")[0] == 200, "admin on 8080")
+                check(exchange(port, "/plaintext")[0] == 200, "main on the inherited socket")
+                proc.send_signal(signal.SIGTERM)
+                check(proc.wait(timeout=harness.DEADLINE) == 0, "exit code")
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                proc.stderr.close()
+    finally:
+        ls.close()
+
+
 CASES = [case_echo_gets_probes_and_metrics, case_hello_main_requests_counted_on_admin,
          case_app_admin_router_served, case_drain_keeps_admin_one_process,
          case_drain_keeps_admin_two_workers, case_roll_stays_ready, case_bad_values_refused,
-         case_env_and_off, case_ipv6_admin, case_admin_port_in_use]
+         case_env_and_off, case_ipv6_admin, case_admin_port_in_use,
+         case_sigterm_during_roll_keeps_answering_503, case_admin_port_not_shared_by_reuse_port,
+         case_idle_admin_connections_do_not_lock_probes_out,
+         case_socket_activation_port_is_the_servers]
 
 
 def main():

@@ -6,11 +6,11 @@
 #   1. CMake, find_package(corio CONFIG): corio::corio, the shared library
 #   2. CMake with -DCORIO_USE_STATIC_LIBS=ON: libcorio.a
 #   3. cc main.c $(pkg-config --cflags --libs corio): the shared library, found
-#      through LD_LIBRARY_PATH (ldd must resolve libcorio.so.0 in the prefix)
+#      through LD_LIBRARY_PATH (ldd must resolve libcorio.so.0.MINOR in the prefix)
 #   4. pkg-config --static: libcorio.a (-l:libcorio.a) with Libs.private and
 #      Requires.private
-# and before that, what was installed: libcorio.a, libcorio.so -> .so.0 ->
-# .so.<version> with SONAME libcorio.so.0, the headers, the CMake package,
+# and before that, what was installed: libcorio.a, libcorio.so -> .so.0.MINOR ->
+# .so.<version> with SONAME libcorio.so.0.MINOR (before 1.0), the headers, the CMake package,
 # corio.pc, and the symbols libcorio.so exports (the public API only); and a
 # DESTDIR install (staged under DESTDIR, corio.pc naming the real prefix).
 #
@@ -70,6 +70,10 @@ run() {
 
 version=$(sed -nE 's/^#define CORIO_VERSION_STRING "([^"]*)".*/\1/p' "$src/include/corio/corio.h")
 major=${version%%.*}
+# the SONAME's number (CMakeLists.txt): the major version, major.minor before 1.0
+if [[ $major == 0 ]]; then
+  major=$(cut -d. -f1,2 <<<"$version")
+fi
 [[ -n $version ]] || fail "no CORIO_VERSION_STRING in include/corio/corio.h"
 
 # ---- install -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A program built outside corio's tree, against an installed corio:
  *
- *     GET /  ->  Hello from outside corio's tree (corio 0.1.0: postgresql redis)
+ *     GET /  ->  Hello from outside corio's tree (corio 0.2.0: postgresql redis)
  *
  * The features named are the clients the installed corio was built with
  * (CORIO_HAVE_PG, CORIO_HAVE_REDIS, passed on by its CMake package and by

@@ -34,9 +34,16 @@ int corio__admin_socket(const corio__app_opts *o, uint16_t *port_inout) {
 }
 
 int corio__admin_check(const corio__app_opts *o) {
-    if (!o->admin || o->admin_port == 0 || o->reuse_port)
+    if (!o->admin || o->admin_port == 0)
         return 0;
     return corio__tcp_port_free(o->admin_host, o->admin_port);
+}
+
+const char *corio__admin_error(int rc) {
+    if (rc == CORIO_EADDRINUSE)
+        return "address already in use (another server listens on that port; every instance, "
+               "a --reuse-port replacement too, needs an admin port of its own)";
+    return corio_strerror(rc);
 }
 
 /* The lock on "<unix_path>.lock" this process holds from its claim of the
@@ -60,11 +67,8 @@ int corio__listen_check(const corio__app_opts *o) {
     return corio__tcp_port_free(o->host, o->port);
 }
 
-int corio__listen_exclusive(const corio__app_opts *o, const char *host, uint16_t port,
-                            const int *fds, size_t n) {
-    if (port == 0 || o->reuse_port)
-        return 0;
-    return corio__tcp_port_exclusive(host, port, fds, n);
+int corio__listen_exclusive(const char *host, uint16_t port, const int *fds, size_t n) {
+    return port == 0 ? 0 : corio__tcp_port_exclusive(host, port, fds, n);
 }
 
 void corio__listen_release(const corio__app_opts *o) {
@@ -150,6 +154,20 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
             return 2;
         }
     }
+    o.inherited_fd = activated_fd();
+    /* Both on one port would join one SO_REUSEPORT group, whatever the
+     * hosts: the kernel would hand the server's clients to the admin
+     * listener and the probes to the server. */
+    int main_port = o.inherited_fd >= 0 ? corio__socket_port(o.inherited_fd)
+                    : o.unix_path       ? 0
+                                        : o.port;
+    if (o.admin && o.admin_port && o.admin_port == main_port) {
+        fprintf(stderr,
+                "%s: --admin: port %u is the server's; the admin listener needs a port of "
+                "its own\n",
+                name, (unsigned)o.admin_port);
+        return 2;
+    }
     if (app->setup) {
         int rc = app->setup(app->setup_arg);
         if (rc < 0)
@@ -157,13 +175,14 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         if (rc)
             return rc < 0 ? 1 : rc;
     }
-    o.inherited_fd = activated_fd();
     signal(SIGPIPE, SIG_IGN);
     /* Until the worker's loop watches them, SIGHUP and SIGUSR1 must not
      * kill the process (their default action): a SIGUSR1 for a task dump
-     * during startup would. */
+     * during startup would.  SIGUSR2 is the supervisor's word to a worker
+     * it replaced (worker.c), ignored everywhere else. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     /* An HTTP server offers ALPN "http/1.1" unless the app chose a list
      * ("" for none): a client offering "h2,http/1.1" then knows what it
      * speaks rather than negotiating nothing. */

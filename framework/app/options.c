@@ -168,6 +168,10 @@ static int parse_admin(corio__app_opts *o, const char *v) {
         int family = v6 ? AF_INET6 : AF_INET;
         if (uv_inet_pton(family, host, buf) != 0)
             return CORIO_EINVAL;
+        /* ::ffff:a.b.c.d: an IPv4 address, which an IPv6-only socket
+         * cannot bind; say it as a.b.c.d. */
+        if (v6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)buf))
+            return CORIO_EINVAL;
     }
     unsigned long long n;
     if (parse_uint(port, 65535, &n))
@@ -530,11 +534,6 @@ int corio__app_parse(corio__app_opts *o, const corio_app *app, int argc, char **
                     options[iunix].env, options[iport].env);
     if ((!o->tls_cert) != (!o->tls_key))
         return fail(err, errlen, "--tls-cert and --tls-key: give both or neither");
-    /* Both on one port would join one SO_REUSEPORT group, whatever the
-     * hosts: the kernel would hand the server's clients to the admin
-     * listener and the probes to the server. */
-    if (o->admin && !o->unix_path && o->admin_port && o->admin_port == o->port)
-        return fail(err, errlen, "--admin and --port: the admin listener needs a port of its own");
     return apply_app_flags(app, argc, argv, get_env, err, errlen);
 }
 

@@ -41,12 +41,12 @@ int corio__listen_socket(const corio__app_opts *o, uint16_t *port_inout);
 int corio__listen_check(const corio__app_opts *o);
 
 /* The race-free half of the TCP check, once the process's own listeners
- * fds[0..n) listen on host:port (the configured port: nothing is checked
- * for 0, nor with --reuse-port): -EADDRINUSE if another socket listens
- * there too (corio__tcp_port_exclusive; of two servers started at once,
- * at least one sees the other).  Returns 0 or a negative code. */
-int corio__listen_exclusive(const corio__app_opts *o, const char *host, uint16_t port,
-                            const int *fds, size_t n);
+ * fds[0..n) listen on host:port (the configured port; 0: nothing to check,
+ * which is what the main listener passes with --reuse-port): -EADDRINUSE
+ * if another socket listens there too (corio__tcp_port_exclusive; of two
+ * servers started at once, at least one sees the other).  Returns 0 or a
+ * negative code. */
+int corio__listen_exclusive(const char *host, uint16_t port, const int *fds, size_t n);
 
 /* At the end of corio_app_main, in the process that made the check (its
  * workers have exited, the socket file is removed): gives up the lock of
@@ -57,9 +57,14 @@ void corio__listen_release(const corio__app_opts *o);
  * SO_REUSEPORT; port_inout as for corio__listen_socket. */
 int corio__admin_socket(const corio__app_opts *o, uint16_t *port_inout);
 
-/* corio__listen_check for the admin port: 0 without --admin, for port 0
- * and with --reuse-port; else corio__tcp_port_free. */
+/* corio__listen_check for the admin port: 0 without --admin and for port
+ * 0; else corio__tcp_port_free, --reuse-port or not (an admin port is one
+ * instance's: two sharing one would answer each other's probes and
+ * scrapes). */
 int corio__admin_check(const corio__app_opts *o);
+
+/* What follows "cannot listen on ADDRESS (admin): " for error rc. */
+const char *corio__admin_error(int rc);
 
 /* What follows "cannot listen on ADDRESS: " for error rc, in buf (len
  * bytes): the missing directory of a Unix socket, a hint at --reuse-port

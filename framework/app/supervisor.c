@@ -629,7 +629,7 @@ static int check_exclusive(supervisor *sv, const char *host, uint16_t port, bool
         return CORIO_ENOMEM;
     for (unsigned i = 0; i < sv->n; i++)
         fds[i] = admin ? sv->slots[i].admin_fd : sv->slots[i].fd;
-    int rc = corio__listen_exclusive(sv->opts, host, port, fds, sv->n);
+    int rc = corio__listen_exclusive(host, port, fds, sv->n);
     free(fds);
     return rc;
 }
@@ -653,7 +653,7 @@ static int open_listeners(supervisor *sv, uint16_t *port) {
             *port = (uint16_t)corio__socket_port(fd);
         sv->slots[i].fd = fd;
     }
-    return shared ? 0 : check_exclusive(sv, o->host, o->port, false);
+    return shared ? 0 : check_exclusive(sv, o->host, o->reuse_port ? 0 : o->port, false);
 }
 
 /* --admin: one admin socket per slot, all on one port, as for TCP above.
@@ -692,14 +692,10 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     }
     uint16_t admin_port = 0;
     if (rc == 0 && (rc = open_admin_listeners(&sv, &admin_port)) != 0) {
-        corio__app_opts tcp = *o; /* the main listener's words for a TCP port */
-        tcp.unix_path = NULL;
-        tcp.inherited_fd = -1;
-        corio__listen_error(&tcp, rc, why, sizeof why);
         corio_log(CORIO_LOG_ERROR,
                   strchr(o->admin_host, ':') ? "cannot listen on [%s]:%u (admin): %s"
                                              : "cannot listen on %s:%u (admin): %s",
-                  o->admin_host, o->admin_port, why);
+                  o->admin_host, o->admin_port, corio__admin_error(rc));
     }
     if (rc) {
         close_listeners(&sv);

@@ -14,10 +14,11 @@
 #include "http/metrics_internal.h"
 #include "runtime/internal.h"
 
-/* The admin listener: a few operators' connections per worker, and what is
- * left of a drain for the requests on them once the main listener's
- * connections are done. */
-#define ADMIN_MAX_CONNS 64
+/* The admin listener: no cap on its connections (a cap would let idle ones
+ * lock the probes out) but short timeouts for a head and between requests;
+ * and what is left of a drain for the requests on it once the main
+ * listener's connections are done. */
+#define ADMIN_HEADER_TIMEOUT_MS 5000
 #define ADMIN_DRAIN_MS 1000
 
 typedef struct worker {
@@ -84,6 +85,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     switch (signum) {
     case SIGTERM:
     case SIGINT:
+        /* The server stops, even if this worker was retired first: its
+         * admin listener, maybe the last one open, says so from now on. */
+        corio__health_stopping();
+        /* fall through */
     case SIGUSR2:
         if (!w->stop_signal)
             w->stop_signal = signum;
@@ -126,24 +131,21 @@ static int start_admin(worker *w, corio_server **out) {
         rc = corio__admin_check(o);
         if (rc == 0 && (fd = corio__admin_socket(o, &port)) < 0)
             rc = fd;
-        if (rc == 0 && (rc = corio__listen_exclusive(o, o->admin_host, o->admin_port, &fd, 1)))
+        if (rc == 0 && (rc = corio__listen_exclusive(o->admin_host, o->admin_port, &fd, 1)))
             close(fd);
     }
     if (rc == 0) {
-        w->admin_http = (corio_http_server){.router = w->app->admin_router};
-        corio_server_opts so = {
-            .inherited_fd = fd, .reuseport = true, .max_conns = ADMIN_MAX_CONNS};
+        w->admin_http = (corio_http_server){
+            .router = w->app->admin_router,
+            .opts = {.header_timeout_ms = ADMIN_HEADER_TIMEOUT_MS},
+        };
+        corio_server_opts so = {.inherited_fd = fd, .reuseport = true};
         rc = corio_server_start(out, &so, corio_http_serve, &w->admin_http);
     }
     char addr[80];
     if (rc) {
-        corio__app_opts tcp = *o; /* the main listener's words for a TCP port */
-        tcp.unix_path = NULL;
-        tcp.inherited_fd = -1;
-        char why[160];
         admin_address(o->admin_host, o->admin_port, addr, sizeof addr);
-        fail(w, "cannot listen on %s (admin): %s", addr,
-             corio__listen_error(&tcp, rc, why, sizeof why));
+        fail(w, "cannot listen on %s (admin): %s", addr, corio__admin_error(rc));
     } else if (w->admin_fd < 0) {
         admin_address(o->admin_host, corio_server_port(*out), addr, sizeof addr);
         corio_log(CORIO_LOG_INFO, "admin listener on %s", addr);
@@ -193,7 +195,8 @@ static int worker_main(void *arg) {
         if (rc == 0 && so.inherited_fd < 0 && !o->unix_path) {
             uint16_t port = o->port;
             int fd = corio__listen_socket(o, &port);
-            rc = fd < 0 ? fd : corio__listen_exclusive(o, o->host, o->port, &fd, 1);
+            rc =
+                fd < 0 ? fd : corio__listen_exclusive(o->host, o->reuse_port ? 0 : o->port, &fd, 1);
             if (rc && fd >= 0)
                 close(fd);
             so.inherited_fd = rc ? -1 : fd;
@@ -230,14 +233,10 @@ static int worker_main(void *arg) {
         }
         corio__notify("READY=1"); /* a worker under a supervisor has no NOTIFY_SOCKET */
         rc = corio_event_wait(&w->stop);
-        /* Retired by a roll, the admin listener is its replacement's at
-         * once (the server is not stopping); stopping, it answers on
-         * through the drain, /readyz with 503. */
+        /* The admin listener answers on through the drain: /readyz 503 if
+         * the server is stopping, 200 if this worker was only retired by a
+         * roll (its replacement serves beside it on the same socket). */
         bool retired = w->stop_signal == SIGUSR2;
-        if (retired && admin)
-            corio_server_stop(admin);
-        if (!retired)
-            corio__health_stopping();
         corio__notify("STOPPING=1");
         corio_log(CORIO_LOG_INFO, "%s: draining %zu connection(s), up to %llu ms",
                   retired                    ? "replaced by a new worker"

@@ -80,7 +80,9 @@
  * instead; a replacement that fails leaves its predecessor serving); with one
  * process, reload the TLS certificates in place (a failed load keeps the old
  * ones and is logged).  SIGUSR1: every worker
- * prints its live tasks to stderr.
+ * prints its live tasks to stderr.  SIGUSR2 is ignored: it is how the
+ * supervisor tells a worker that a SIGHUP roll replaced to drain (the
+ * server is not stopping, unlike SIGTERM).
  *
  * The admin listener.  --admin PORT (or HOST:PORT, [IPV6]:PORT; the host
  * is 127.0.0.1 when left out, so nothing outside the machine reaches it
@@ -92,19 +94,23 @@
  * program has it, an HTTP server or not (examples/echo).  "--admin off"
  * overrides CORIO_ADMIN; port 0 takes any free port (logged: "admin
  * listener on HOST:PORT").  Its port is checked, shared by the workers and
- * kept across worker restarts like the main one's, and a port equal to
- * --port is refused (exit 2).  Each worker serves it on its own loop (so
- * /healthz still shows whether that loop turns), at most 64 connections
- * per worker, with corio_http_opts' defaults.  Its requests are counted in
+ * kept across worker restarts like the main one's; it is one instance's,
+ * so it is checked with --reuse-port too (a replacement needs an admin
+ * port of its own); a port equal to the server's (--port, or an
+ * inherited socket's) is refused (exit 2).  Each worker serves it on its own loop (so
+ * /healthz still shows whether that loop turns), with corio_http_opts'
+ * defaults but a 5 s header timeout, and no connection cap (idle
+ * connections must not lock the probes out).  Its requests are counted in
  * the metrics like any others, under their routes.
  *
  * It outlives the drain: on SIGTERM the main listener stops accepting
  * while the admin one goes on answering, /readyz with 503 "draining" (so
  * a load balancer or Kubernetes sees the drain instead of a refused
  * connection) and /metrics as ever, until the open connections are done;
- * then it closes.  A worker replaced by a SIGHUP roll stops taking admin
- * connections at once (its replacement, which shares the socket, answers:
- * the server stays ready through a roll).
+ * then it closes.  A worker replaced by a SIGHUP roll drains beside its
+ * replacement and both answer /readyz with 200 (the server stays ready
+ * through a roll); a SIGTERM meanwhile turns every worker's answer to
+ * 503.
  *
  * --read-timeout and --write-timeout bound every socket read and write
  * without progress.  Under corio_http_serve they apply as well as the HTTP

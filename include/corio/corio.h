@@ -10,9 +10,9 @@
 #define CORIO_H
 
 #define CORIO_VERSION_MAJOR 0
-#define CORIO_VERSION_MINOR 1
+#define CORIO_VERSION_MINOR 2
 #define CORIO_VERSION_PATCH 0
-#define CORIO_VERSION_STRING "0.1.0"
+#define CORIO_VERSION_STRING "0.2.0"
 
 #include "app.h"
 #include "error.h"
