@@ -90,6 +90,8 @@ static void on_signal(uv_signal_t *h, int signum) {
         corio__health_stopping();
         /* fall through */
     case SIGUSR2:
+        if (signum == SIGUSR2)
+            corio__health_retired();
         if (!w->stop_signal)
             w->stop_signal = signum;
         corio_event_set(&w->stop);

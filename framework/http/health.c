@@ -7,9 +7,14 @@
 static bool (*health_ready)(void *arg);
 static void *health_ready_arg;
 static bool health_stopping; /* corio__health_stopping: the whole server drains */
+static bool health_retired;  /* corio__health_retired: this process drains, not the server */
 
 void corio__health_stopping(void) {
     health_stopping = true;
+}
+
+void corio__health_retired(void) {
+    health_retired = true;
 }
 
 void corio_health_set_ready(bool (*ready)(void *arg), void *arg) {
@@ -25,7 +30,7 @@ static int health_live(corio_req *req, corio_res *res, void *arg) {
 
 static int health_readiness(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
-    if (health_stopping || corio_req_draining(req))
+    if (health_stopping || (!health_retired && corio_req_draining(req)))
         return corio_res_text(res, 503, "draining\n");
     if (health_ready && !health_ready(health_ready_arg))
         return corio_res_text(res, 503, "not ready\n");

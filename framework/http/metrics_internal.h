@@ -61,4 +61,9 @@ void corio__metrics_worker(size_t hint);
  * whichever listener asks (the admin listener outlives the drain). */
 void corio__health_stopping(void);
 
+/* This worker was replaced by a SIGHUP roll and drains, but the server
+ * does not: /readyz answers 200 on its listeners as they close (unless
+ * corio__health_stopping follows). */
+void corio__health_retired(void);
+
 #endif
