@@ -574,6 +574,35 @@ def run_with_servers(cases, start_servers):
     return summary(len(cases) - failed, failed, started)
 
 
+def run_cases(cases, k=None):
+    """The main loop of a script whose cases start their own servers: runs
+    the cases pick() chooses (-k), each with run_case(), kills what they
+    left running, and returns summary()'s exit code."""
+    started = time.monotonic()
+    passed, names = 0, []
+    try:
+        for case in pick(cases, k):
+            if run_case(case.__name__, case):
+                passed += 1
+            else:
+                names.append(case.__name__)
+    finally:
+        kill_all()
+    return summary(passed, len(names), started, names)
+
+
+def start_activated(binary, listener, *args):
+    """Starts binary with args the way systemd's socket activation does:
+    the listening socket `listener` as fd 3, LISTEN_PID naming the process
+    and LISTEN_FDS=1; in its own process group, stderr piped.  Returns the
+    Popen."""
+    argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&%d'
+            % listener.fileno(), binary, *args]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, pass_fds=(listener.fileno(),),
+                            start_new_session=True)
+
+
 def summary(passed, failed, started, failed_names=()):
     """Prints the totals (after a FAIL line for any sanitizer report no case
     claimed: it fails the run); returns the exit code."""

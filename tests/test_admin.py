@@ -37,7 +37,7 @@ import subprocess
 import sys
 
 import harness
-from harness import HOST, CaseFailure, Conn, check, kill_all, pick, run_case, summary, wait_until
+from harness import HOST, CaseFailure, Conn, check, wait_until
 
 ARGS = None
 Server = harness.Server
@@ -143,10 +143,8 @@ def case_hello_main_requests_counted_on_admin():
     with Server(ARGS.hello, "--admin", "0") as srv:
         aport = admin_port(srv)
         for _ in range(5):
-            status, _, body = exchange(srv.port, "/plaintext")
-            check(status == 200 and body == b"Hello, World!", "plaintext")
-        status, _, body = exchange(aport, "/metrics")
-        check(status == 200, "metrics: %d" % status)
+            check(exchange(srv.port, "/plaintext")[2] == b"Hello, World!", "plaintext")
+        body = exchange(aport, "/metrics")[2]
         check(requests_of_route(body, "/plaintext") == 5,
               "plaintext counted %s times" % requests_of_route(body, "/plaintext"))
         status, _, _ = exchange(aport, "/plaintext")
@@ -412,11 +410,7 @@ def case_socket_activation_port_is_the_servers():
                       flush=True)
                 cases = ((str(port), 2),)
         for admin, want in cases:
-            argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&%d'
-                    % ls.fileno(), ARGS.hello, "--admin", admin]
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, pass_fds=(ls.fileno(),),
-                                    start_new_session=True)
+            proc = harness.start_activated(ARGS.hello, ls, "--admin", admin)
             try:
                 if want == 2:
                     _, err = proc.communicate(timeout=harness.DEADLINE)
@@ -457,19 +451,7 @@ def main():
     ap.add_argument("--echo", required=True)
     ap.add_argument("--server", required=True)
     ARGS = harness.parse_args(ap)
-    started = harness.time.monotonic()
-    passed = failed = 0
-    names = []
-    try:
-        for case in pick(CASES, ARGS.k):
-            if run_case(case.__name__, case):
-                passed += 1
-            else:
-                failed += 1
-                names.append(case.__name__)
-    finally:
-        kill_all()
-    return summary(passed, failed, started, names)
+    return harness.run_cases(CASES, ARGS.k)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,10 @@ import os
 import re
 import signal
 import subprocess
-import socket
 import sys
 
 import harness
-from harness import HOST, CaseFailure, Conn, check, kill_all, pick, run_case, summary, wait_until
+from harness import CaseFailure, Conn, check, wait_until
 
 ARGS = None
 Server = harness.Server
@@ -413,19 +412,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hello", required=True)
     ARGS = harness.parse_args(ap)
-    started = harness.time.monotonic()
-    passed = failed = 0
-    names = []
-    try:
-        for case in pick(CASES, ARGS.k):
-            if run_case(case.__name__, case):
-                passed += 1
-            else:
-                failed += 1
-                names.append(case.__name__)
-    finally:
-        kill_all()
-    return summary(passed, failed, started, names)
+    return harness.run_cases(CASES, ARGS.k)
 
 
 if __name__ == "__main__":

@@ -1346,12 +1346,7 @@ def case_socket_activation_serves_fd_3():
         ls.listen(64)
         port = ls.getsockname()[1]
         for workers in ("1", "2"):
-            argv = ["/bin/sh", "-c",
-                    'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&%d' % ls.fileno(),
-                    ARGS.echo, "--workers", workers]
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, pass_fds=(ls.fileno(),),
-                                    start_new_session=True)
+            proc = harness.start_activated(ARGS.echo, ls, "--workers", workers)
             try:
                 line = proc.stderr.readline().decode(errors="replace")
                 check("listening on inherited fd 3 (port %d)" % port in line,

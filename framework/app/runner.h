@@ -12,8 +12,9 @@
  * app->admin_router).  ready_fd >= 0 (a pipe from the supervisor) gets 'r'
  * once the worker accepts connections, or, if it fails before, 'e' and the
  * reason in one write; then it is closed; such a worker also takes SIGUSR2
- * as "retire" (drain as SIGTERM, but the server is not stopping: the admin
- * listener closes at once and /readyz does not turn 503).  Returns the
+ * as "retire" (drain as for SIGTERM, but the server is not stopping: the
+ * admin listener answers to the end of the drain and /readyz does not turn
+ * 503).  Returns the
  * process exit code. */
 int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int admin_fd,
                       int ready_fd);

@@ -13,7 +13,7 @@
  * ever forgotten; every child, retiring ones included, is also kept in one
  * list that SIGTERM, SIGUSR1 and the final SIGKILL go to (a worker that a
  * SIGHUP roll replaced gets SIGUSR2 instead of SIGTERM: it drains as for
- * SIGTERM, but leaves the admin listener to its replacement at once).  Every worker
+ * SIGTERM, but /readyz on it still says ready).  Every worker
  * reports on a pipe whether it serves; a slot whose workers die before
  * serving START_FAILURES_MAX times in a row makes the supervisor give up.
  */

@@ -15,9 +15,9 @@
 #include "runtime/internal.h"
 
 /* The admin listener: no cap on its connections (a cap would let idle ones
- * lock the probes out) but short timeouts for a head and between requests;
- * and what is left of a drain for the requests on it once the main
- * listener's connections are done. */
+ * lock the probes out) but a short timeout for a request head; and what is
+ * left of a drain for the requests on it once the main listener's
+ * connections are done. */
 #define ADMIN_HEADER_TIMEOUT_MS 5000
 #define ADMIN_DRAIN_MS 1000
 

@@ -37,11 +37,14 @@
  * but a port that another socket already listens on is refused: the program
  * exits 1 with "cannot listen on HOST:PORT: address already in use" instead
  * of silently splitting the connections with a server it knows nothing of.
- * The check binds a socket without SO_REUSEPORT just before the listeners
- * are made (nothing is checked for port 0, which the kernel picks free, nor
- * for Unix or inherited sockets).  It is not atomic: two servers started on
- * one port within the same few microseconds could both pass it.  --reuse-port
- * (CORIO_REUSE_PORT=1) skips it, on purpose: for a rolling replacement of one
+ * The port is checked twice: a socket without SO_REUSEPORT is bound there
+ * just before the listeners are made, and once they listen the kernel's
+ * table of listening sockets (/proc/net/tcp) must show no other on the
+ * port, so of two servers started on one port at the same moment at most
+ * one serves (each sees the other; both may refuse, which is safe).
+ * Nothing is checked for port 0, which the kernel picks free, nor for Unix
+ * (below) or inherited sockets.  --reuse-port (CORIO_REUSE_PORT=1) skips
+ * both checks of the main port (not the admin port's), on purpose: for a rolling replacement of one
  * instance by another, the new one starts with --reuse-port beside the old
  * (any corio server, one process or supervised), both serve, then the old
  * one gets SIGTERM and drains.
@@ -51,11 +54,13 @@
  * file that a server left behind (nothing listens: connect() is refused) is
  * replaced; one that a server listens on is refused ("address already in
  * use"), as is a file that is not a socket (left alone), and a missing
- * directory is named ("no such directory: DIR").  The file is removed at a
- * graceful exit.  Like the TCP check, the claim is not atomic: a server
- * that has bound the path but not yet listens also refuses connect(), so
- * two servers started on one path within microseconds of each other can
- * both come up, one of them on a file the other replaced.
+ * directory is named ("no such directory: DIR").  The path is claimed
+ * under an exclusive lock on the file "PATH.lock" (made beside it: the
+ * directory must be writable, as it must be for the socket), held while
+ * the server serves, so of two servers started on one path at the same
+ * moment exactly one serves.  At a graceful exit the socket file and then
+ * the lock file are removed; a killed server leaves both, and the next
+ * one reuses the lock file and replaces the socket.
  *
  * Processes.  With --workers 1 the program is the worker.  With more, a
  * supervisor process opens one SO_REUSEPORT listening socket per worker
@@ -80,9 +85,11 @@
  * instead; a replacement that fails leaves its predecessor serving); with one
  * process, reload the TLS certificates in place (a failed load keeps the old
  * ones and is logged).  SIGUSR1: every worker
- * prints its live tasks to stderr.  SIGUSR2 is ignored: it is how the
- * supervisor tells a worker that a SIGHUP roll replaced to drain (the
- * server is not stopping, unlike SIGTERM).
+ * prints its live tasks to stderr.  SIGUSR2 is the supervisor's own word
+ * to a worker that a SIGHUP roll replaced ("retire": drain as for SIGTERM,
+ * but the server is not stopping); a supervisor or a single process
+ * ignores it.  Do not send it: a worker that gets it drains, exits and is
+ * replaced.
  *
  * The admin listener.  --admin PORT (or HOST:PORT, [IPV6]:PORT; the host
  * is 127.0.0.1 when left out, so nothing outside the machine reaches it
