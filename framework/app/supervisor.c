@@ -682,8 +682,8 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     int rc = install_signals();
     if (rc == 0)
         rc = open_listeners(&sv, &port);
-    char why[160];
     if (rc) {
+        char why[160];
         corio__listen_error(o, rc, why, sizeof why);
         if (o->unix_path)
             corio_log(CORIO_LOG_ERROR, "cannot listen on unix:%s: %s", o->unix_path, why);

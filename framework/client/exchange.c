@@ -165,6 +165,7 @@ static int send_request(corio_http_exchange *x, bool fresh) {
 /* Await: parses on to the next event (CORIO__PARSE_HEAD, _BODY with the
  * piece in x->p.span, _DONE).  Errors are sticky. */
 static int step(corio_http_exchange *x, int *ev) {
+    *ev = CORIO__PARSE_MORE;
     if (x->failed)
         return x->failed;
     corio_stream *s = x->s;
@@ -186,7 +187,6 @@ static int step(corio_http_exchange *x, int *ev) {
                     return 0;
                 }
             } else if (rc > 0) {
-                rc = 0;
                 if (!x->got_any) {
                     x->got_any = true;
                     if (x->c->o.read_timeout_ms != x->c->o.first_byte_timeout_ms)
@@ -252,7 +252,7 @@ static int follow(corio_http_exchange *x) {
     /* The 3xx's body: read away if small, so the connection can be reused. */
     size_t drained = 0;
     int ev = CORIO__PARSE_HEAD;
-    while (!x->p.done && drained < 65536 && (rc = step(x, &ev)) == 0 && ev == CORIO__PARSE_BODY)
+    while (!x->p.done && drained < 65536 && step(x, &ev) == 0 && ev == CORIO__PARSE_BODY)
         drained += x->p.span_len;
     x->body_done = x->p.done && !x->failed;
     release_conn(x);
@@ -262,8 +262,8 @@ static int follow(corio_http_exchange *x) {
         size_t k = 0;
         for (size_t i = 0; i < x->q.nheaders; i++) {
             const char *n = x->q.headers[i].name;
-            if (strcasecmp(n, "Authorization") && strcasecmp(n, "Cookie") &&
-                strcasecmp(n, "Proxy-Authorization") && strcasecmp(n, "Host"))
+            if (strcasecmp(n, "Authorization") != 0 && strcasecmp(n, "Cookie") != 0 &&
+                strcasecmp(n, "Proxy-Authorization") != 0 && strcasecmp(n, "Host") != 0)
                 x->q.headers[k++] = x->q.headers[i];
         }
         x->q.nheaders = k;
@@ -271,7 +271,7 @@ static int follow(corio_http_exchange *x) {
     if (to_get) {
         size_t k = 0;
         for (size_t i = 0; i < x->q.nheaders; i++)
-            if (strcasecmp(x->q.headers[i].name, "Content-Type"))
+            if (strcasecmp(x->q.headers[i].name, "Content-Type") != 0)
                 x->q.headers[k++] = x->q.headers[i];
         x->q.nheaders = k;
         if (strcmp(x->q.method, "HEAD") != 0)

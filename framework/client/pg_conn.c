@@ -180,10 +180,11 @@ static int connect_failure(corio_pg_conn *c) {
     if (strncmp(m, "connection to server", 20) == 0 || !PQhost(c->pg) || !*PQhost(c->pg)) {
         corio__pg_set_error(NULL, NULL, m, NULL);
     } else {
-        char *full = malloc(strlen(m) + 600);
+        size_t cap = strlen(m) + 600;
+        char *full = malloc(cap);
         if (full)
-            sprintf(full, "connection to server at \"%.256s\", port %.16s failed: %s",
-                    PQhost(c->pg), PQport(c->pg) ? PQport(c->pg) : "", m);
+            snprintf(full, cap, "connection to server at \"%.256s\", port %.16s failed: %s",
+                     PQhost(c->pg), PQport(c->pg) ? PQport(c->pg) : "", m);
         corio__pg_set_error(NULL, NULL, full ? full : m, NULL);
         free(full);
     }

@@ -258,7 +258,7 @@ static int run(corio_redis *r, corio_redis_reply **out, char *cmd, int len) {
     return rc;
 }
 
-static int check(corio_redis *r, corio_redis_reply **out, const char *call) {
+static int check(const corio_redis *r, corio_redis_reply **out, const char *call) {
     if (out)
         *out = NULL;
     if (!r || !out)
@@ -316,7 +316,8 @@ static int simple(corio_redis *r, const char *call, size_t argc, const char *con
         rc = corio_redis_command_argv(r, &rep, argc, argv, argvlen);
     if (rc == 0 && corio_redis_reply_type(rep) != want)
         rc = CORIO_EBADMSG; /* not what the command answers */
-    if (rc == 0 && want == CORIO_REDIS_STATUS && strcmp(corio_redis_reply_str(rep, NULL), "OK"))
+    if (rc == 0 && want == CORIO_REDIS_STATUS &&
+        strcmp(corio_redis_reply_str(rep, NULL), "OK") != 0)
         rc = CORIO_EBADMSG; /* stored only on +OK */
     if (rc == 0 && value)
         corio_redis_reply_integer(rep, value);

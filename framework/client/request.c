@@ -119,7 +119,7 @@ static bool good(corio_future *f) {
 }
 
 /* Cancels every pending future of fs but `keep`. */
-static void cancel_others(corio_future *const *fs, size_t n, corio_future *keep) {
+static void cancel_others(corio_future *const *fs, size_t n, const corio_future *keep) {
     for (size_t i = 0; i < n; i++)
         if (fs[i] != keep)
             corio_future_cancel(fs[i]); /* CORIO_EALREADY when done: fine */
@@ -128,7 +128,7 @@ static void cancel_others(corio_future *const *fs, size_t n, corio_future *keep)
 int corio_http_first(corio_future *const *fs, size_t n, size_t *winner) {
     if (!fs || !n || !winner)
         return CORIO_EINVAL;
-    corio_future **pending = malloc(n * sizeof *pending);
+    corio_future **pending = malloc(n * sizeof(corio_future *));
     size_t *index = malloc(n * sizeof *index);
     if (!pending || !index) {
         free(pending);
@@ -178,8 +178,8 @@ int corio_http_hedged(corio_http_client *c, corio_future **out, const corio_http
     if (!c || !out || !rq || !urls || !n)
         return CORIO_EINVAL;
     /* started[0..m) are the requests; started[m] the hedge timer while one runs */
-    corio_future **started = calloc(n + 1, sizeof *started);
-    corio_future **wait = calloc(n + 1, sizeof *wait);
+    corio_future **started = calloc(n + 1, sizeof(corio_future *));
+    corio_future **wait = calloc(n + 1, sizeof(corio_future *));
     size_t *map = calloc(n + 1, sizeof *map);
     bool *seen = calloc(n, sizeof *seen); /* its answer has been looked at */
     if (!started || !wait || !map || !seen) {

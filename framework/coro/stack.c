@@ -144,13 +144,16 @@ void corio__stack_put(corio__stack_pool *p, corio__stack *s) {
     p->ncold++;
 }
 
-void corio__stack_pool_release(corio__stack_pool *p) {
-    for (corio__stack **list = &p->hot; list; list = list == &p->hot ? &p->cold : NULL) {
-        while (*list) {
-            corio__stack *s = *list;
-            *list = s->next;
-            stack_unmap(s);
-        }
+static void unmap_all(corio__stack **list) {
+    while (*list) {
+        corio__stack *s = *list;
+        *list = s->next;
+        stack_unmap(s);
     }
+}
+
+void corio__stack_pool_release(corio__stack_pool *p) {
+    unmap_all(&p->hot);
+    unmap_all(&p->cold);
     p->nhot = p->ncold = 0;
 }

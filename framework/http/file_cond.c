@@ -94,7 +94,7 @@ static bool parse_http_date(corio_strv v, time_t *out) {
     struct tm tm = {0};
     int year;
     if (take_char(&p, end, ',')) {
-        char sep = end - p > 3 ? p[3] : 0; /* ' ' IMF-fixdate, '-' RFC 850 */
+        char sep = (char)(end - p > 3 ? p[3] : 0); /* ' ' IMF-fixdate, '-' RFC 850 */
         if (!take_char(&p, end, ' ') || !take_digits(&p, end, 2, &tm.tm_mday) ||
             (sep != ' ' && sep != '-') || !take_char(&p, end, sep) ||
             !take_month(&p, end, &tm.tm_mon) || !take_char(&p, end, sep))

@@ -538,7 +538,7 @@ static void mt_escaped(mt_out *o, const char *s, bool quote) {
     for (; *s; s++) {
         if (*s == '\\' || (*s == '"' && quote) || *s == '\n') {
             o->p[o->len++] = '\\';
-            o->p[o->len++] = *s == '\n' ? 'n' : *s;
+            o->p[o->len++] = (char)(*s == '\n' ? 'n' : *s);
         } else {
             o->p[o->len++] = *s;
         }

@@ -346,7 +346,7 @@ static int open_listener(corio_server *srv) {
     const corio_server_opts *o = &srv->opts;
     int rc;
     if (o->inherited_fd >= 3) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0}; /* filled by getsockname */
         socklen_t len = sizeof ss;
         if (getsockname(o->inherited_fd, (struct sockaddr *)&ss, &len) != 0)
             return -errno;

@@ -290,7 +290,7 @@ void corio__task_abandon(corio_loop *L, corio_task *t);
 
 /* Whether scope `target` of t is seen by an await at t's innermost scope:
  * entered, and not behind a shield. */
-static inline bool corio__scope_visible(corio_task *t, corio_scope *target) {
+static inline bool corio__scope_visible(corio_task *t, const corio_scope *target) {
     for (corio_scope *s = t->scopes; s; s = s->outer) {
         if (s == target)
             return true;

@@ -87,7 +87,7 @@ int corio__timer_start(corio_loop *L, corio__timer *t, uint64_t when) {
         heap_remove(h, t);
     if (h->len == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        corio__timer **items = realloc(h->items, cap * sizeof *items);
+        corio__timer **items = realloc(h->items, cap * sizeof(corio__timer *));
         if (!items)
             return CORIO_ENOMEM;
         h->items = items;
