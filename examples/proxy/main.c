@@ -7,10 +7,11 @@
  *
  * The three flags are declared to the runner (corio_app.flags): --help
  * lists them with the runner's, a bad value is refused (exit 2). *
- * The request target goes to the upstream as it came (prefix included),
- * after the upstream URL's own path if it has one.  Hop-by-hop fields
- * (Connection and the fields it names, Keep-Alive, TE, Trailer,
- * Transfer-Encoding, Upgrade, Proxy-*) are not forwarded either way;
+ * The request target goes to the upstream as it came (prefix included; an
+ * absolute-form one in origin-form), after the upstream URL's own path if it
+ * has one.  Hop-by-hop fields (Connection and the fields it names,
+ * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*, and these
+ * spelt with '_' for '-') are not forwarded either way;
  * X-Forwarded-For, -Proto and -Host and Via are added.  Bodies of any size
  * pass in bounded memory: the handler reads the client's body only as fast
  * as the upstream takes it, and the upstream's only as fast as the client
@@ -191,11 +192,22 @@ static bool listed(const char *list, size_t list_len, const char *name, size_t n
     return false;
 }
 
-/* Whether name (len bytes) is one of the NULL-terminated names. */
+/* Whether name (len bytes) is one of the NULL-terminated names, ignoring
+ * case and reading '_' as '-': servers that turn field names into variables
+ * (CGI's HTTP_TRANSFER_ENCODING) take "Transfer_Encoding" for
+ * "Transfer-Encoding", so it is dropped with it, or it would reach them
+ * beside the framing the proxy chose (and "X_Forwarded_For" beside ours). */
 static bool one_of(const char *name, size_t len, const char *const *names) {
-    for (; *names; names++)
-        if (strncasecmp(*names, name, len) == 0 && (*names)[len] == '\0') /* [len]: in bounds */
+    for (; *names; names++) {
+        size_t i = 0;
+        for (; i < len && (*names)[i]; i++) {
+            char a = name[i] == '_' ? '-' : name[i], b = (*names)[i];
+            if ((a >= 'A' && a <= 'Z' ? a + 32 : a) != (b >= 'A' && b <= 'Z' ? b + 32 : b))
+                break;
+        }
+        if (i == len && (*names)[len] == '\0') /* [len]: in bounds, as i == len */
             return true;
+    }
     return false;
 }
 
@@ -207,7 +219,7 @@ static bool dropped(const char *name, size_t len, const char *connection, size_t
         "Connection", "Keep-Alive",     "TE", "Trailer", "Transfer-Encoding",
         "Upgrade",    "Content-Length", NULL};
     return one_of(name, len, hop) || one_of(name, len, also) ||
-           (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0) ||
+           (len >= 6 && strncasecmp(name, "Proxy", 5) == 0 && (name[5] == '-' || name[5] == '_')) ||
            (connection && listed(connection, clen, name, len));
 }
 
@@ -237,6 +249,20 @@ static corio_strv joined(corio_req *req, const char *name) {
     return all;
 }
 
+/* The target in origin-form: an absolute-form one ("http://a/p?q", which a
+ * server must accept, RFC 9112 3.2.2) goes upstream as its path and query
+ * ("/" without a path); its authority is the Host field already (the server
+ * made it so).  The server refused any other form but OPTIONS's "*", which
+ * no route matches. */
+static corio_strv origin_form(corio_strv t) {
+    if (t.len == 0 || t.ptr[0] == '/')
+        return t;
+    const char *end = t.ptr + t.len, *p = memchr(t.ptr, ':', t.len);
+    for (p = p ? p + 3 : end; p < end && *p != '/';) /* after "scheme://authority" */
+        p++;
+    return p < end ? (corio_strv){p, (size_t)(end - p)} : (corio_strv){"/", 1};
+}
+
 static int build_request(corio_req *req, const upstream *u, corio_http_req *out) {
     /* X-Request-Id: the request's own id goes upstream (the client's when
      * it was sane, else the one the server gave it), once. */
@@ -244,8 +270,8 @@ static int build_request(corio_req *req, const upstream *u, corio_http_req *out)
         "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via", "X-Request-Id", NULL};
     size_t n = corio_req_header_count(req), k = 0;
     corio_http_header *h = corio_req_alloc(req, (n + 5) * sizeof *h);
-    corio_strv target = corio_req_target(req), method = corio_req_method(req), name, value,
-               conn = joined(req, "Connection"), prev;
+    corio_strv target = origin_form(corio_req_target(req)), method = corio_req_method(req), name,
+               value, conn = joined(req, "Connection"), prev;
     const char *addr = corio_req_peer_addr(req); /* "127.0.0.1", "::1" */
     char *url = corio_req_alloc(req, strlen(u->base) + target.len + 1);
     if (!h || !url)

@@ -175,6 +175,13 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
  * follows.  Pauses (see corio__hconn_feed_body): the line ends here. */
 static int on_chunk_header(llhttp_t *p) {
     corio__hconn *c = conn_of(p);
+    /* A chunk that cannot fit in max_body is refused at once, as a
+     * Content-Length that big is (corio__hconn_prepare), not once max_body
+     * of its bytes have been read (or the body timeout has passed). */
+    if (p->content_length > c->opts.max_body - c->req.body_read) {
+        c->reject = 413;
+        return -1;
+    }
     c->chunk_ext_bytes = 0;
     c->in_chunk_line = false;
     c->last_chunk = p->content_length == 0;
@@ -210,6 +217,7 @@ static bool chunk_line_add(corio__hconn *c, const char *from, const char *to) {
  * chunk callbacks resumed here: HPE_PAUSED means the message is complete. */
 llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t len) {
     const char *p = data, *end = data + len;
+    bool ends_cr = len && end[-1] == '\r';
     for (;;) {
         const char *line = c->in_chunk_line ? p : NULL; /* the size line's bytes from here */
         c->chunk_pause = false;
@@ -220,14 +228,31 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
             if (line && !c->in_chunk_line && !chunk_line_add(c, line, at))
                 break; /* the line ended, too long */
             p = at;
-            if (p == end)
+            if (p == end) {
+                c->fed_cr = ends_cr;
                 return HPE_OK;
+            }
             continue;
         }
         /* Still in a size line: it began before this execute (a line
          * beginning inside it pauses, and is looped round with `line` set). */
         if (err == HPE_OK && c->in_chunk_line && !chunk_line_add(c, line, end))
             break;
+        if (err == HPE_OK)
+            c->fed_cr = ends_cr;
+        /* The message is complete.  The empty line ending a chunked body's
+         * trailer section must be CRLF, as every line of a head must be
+         * (corio__hconn_prepare): llhttp's strict mode takes a bare LF
+         * there, so "0\r\n\nGET /x ..." would end the body where a front
+         * end that reads "\nGET /x ..." as a trailer line does not.  The
+         * byte before the final LF is this feed's, or ended the last one. */
+        if (err == HPE_PAUSED && c->req.chunked) {
+            const char *at = llhttp_get_error_pos(&c->parser);
+            if (at - data >= 2 ? at[-2] != '\r' : !c->fed_cr) {
+                c->req.body_done = false; /* not complete: a later read fails too */
+                break;
+            }
+        }
         return err;
     }
     c->reject = 400;
@@ -252,6 +277,10 @@ static const llhttp_settings_t settings = {
 void corio__hconn_parser_init(corio__hconn *c) {
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
+    /* Any version number, not only 1.0, 1.1 and 2.0: RFC 9110 2.5 has
+     * HTTP/1.2 served as 1.1 (corio__hconn_prepare refuses every other
+     * major version with 505).  llhttp 8 has no setter for this flag. */
+    c->parser.lenient_flags |= LENIENT_VERSION;
 }
 
 /* The status to answer a head llhttp refused with. */
@@ -279,6 +308,52 @@ int corio__hconn_status_for(corio__hconn *c, llhttp_errno_t err) {
 }
 
 /* ---- checking a head ------------------------------------------------------------------------ */
+
+/* RFC 9112 2.2 and 5.2: every line of the head ends in CRLF, and no field
+ * line begins with whitespace (obs-fold).  llhttp's strict mode refuses a
+ * bare LF after a field value, but takes one after the request line and as
+ * the empty line that ends the head, and skips a fold that comes before a
+ * field's value ("Transfer-Encoding:\r\n chunked"): a front end reading
+ * these bytes as RFC 9112 lets it would frame the message otherwise.  The
+ * head from the request line on (empty lines before it are skipped, RFC
+ * 9112 2.2) up to `end`; fields hold no CR or LF, so each LF ends a line. */
+static bool lines_ok(const char *head, size_t from, size_t end) {
+    const char *p = head + from, *e = head + end;
+    while ((p = memchr(p, '\n', (size_t)(e - p)))) {
+        if (p == head + from || p[-1] != '\r')
+            return false;
+        if (++p < e && (*p == ' ' || *p == '\t'))
+            return false;
+    }
+    return true;
+}
+
+/* Whether s is a uri-host with an optional port (RFC 9112 3.2, RFC 3986
+ * 3.2.2): a reg-name or IPv4 address (unreserved, pct-encoded and sub-delims
+ * characters) or an IP literal in brackets, then ":" and digits.  No
+ * userinfo, path, whitespace or control: RFC 9112 3.2 has a Host that is not
+ * one refused with 400, and the authority of an absolute target stands for
+ * Host (RFC 9112 3.2.2), so it must be one too.  Bytes, not the locale's
+ * classes. */
+static bool host_ok(const char *s, size_t n) {
+    static const char reg[] = "-._~%!$&'()*+,;="; /* besides letters and digits */
+    bool literal = n && s[0] == '[';
+    size_t i = literal;
+    for (; i < n && s[i] != (literal ? ']' : ':'); i++) {
+        unsigned char ch = (unsigned char)s[i];
+        bool alnum = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z');
+        if (!alnum && !(ch && strchr(reg, ch)) && !(literal && ch == ':'))
+            return false;
+    }
+    if (literal && i++ == n)
+        return false; /* no closing bracket */
+    if (i < n && s[i++] != ':')
+        return false;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
 
 static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
     size_t n = strlen(want);
@@ -325,12 +400,21 @@ int corio__hconn_prepare(corio__hconn *c) {
     if (c->parsed - line_len > c->opts.max_header_bytes)
         return 431;
     const char *head = corio__req_head(r);
-    size_t hosts = 0, tes = 0;
+    if (!lines_ok(head, r->method.off, c->parsed))
+        return 400;
+    size_t hosts = 0, tes = 0, host = 0;
     for (size_t i = 0; i < r->nhdrs; i++) {
         corio__hdr *h = &r->hdrs[i];
+        if (h->name.len == 0)
+            return 400; /* ": value": llhttp takes an empty name */
         for (uint32_t k = 0; k < h->name.len; k++)
             if (!corio__is_tchar((unsigned char)head[h->name.off + k]))
                 return 400;
+        /* RFC 9110 5.5: whitespace after a value is not part of it
+         * (llhttp leaves it there; "chunked " is chunked). */
+        while (h->value.len && (head[h->value.off + h->value.len - 1] == ' ' ||
+                                head[h->value.off + h->value.len - 1] == '\t'))
+            h->value.len--;
         for (uint32_t k = 0; k < h->value.len; k++) {
             unsigned char ch = (unsigned char)head[h->value.off + k];
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
@@ -338,9 +422,12 @@ int corio__hconn_prepare(corio__hconn *c) {
         }
     }
     for (size_t i = 0; i < r->nhdrs; i++) {
-        if (span_ieq(r, r->hdrs[i].name, "host"))
+        if (span_ieq(r, r->hdrs[i].name, "host")) {
+            if (!host_ok(head + r->hdrs[i].value.off, r->hdrs[i].value.len))
+                return 400;
+            host = i + 1;
             hosts++;
-        else if (span_ieq(r, r->hdrs[i].name, "transfer-encoding")) {
+        } else if (span_ieq(r, r->hdrs[i].name, "transfer-encoding")) {
             tes++;
             if (!span_ieq(r, r->hdrs[i].value, "chunked"))
                 return 501;
@@ -368,10 +455,26 @@ int corio__hconn_prepare(corio__hconn *c) {
     r->head_method = llhttp_get_method(p) == HTTP_HEAD;
     r->head_len = c->parsed;
     /* Target: origin-form, absolute-form (RFC 9112 3.2.2: a server must
-     * accept it; its path is used) or "*" for OPTIONS. */
-    corio_strv target = corio__origin_target(corio_req_target(r));
-    if (target.len == 0 || (target.ptr[0] != '/' && !(target.len == 1 && target.ptr[0] == '*')))
+     * accept it; its path is used) or "*" for OPTIONS only (3.2.4). */
+    corio_strv full = corio_req_target(r), target = corio__origin_target(full);
+    bool star = target.len == 1 && target.ptr[0] == '*';
+    if (target.len == 0 || (target.ptr[0] != '/' && !star) ||
+        (star && llhttp_get_method(p) != HTTP_OPTIONS))
         return 400;
+    if (full.ptr[0] != '/' && !star) {
+        /* Absolute-form ("http://" or "https://", corio__origin_target
+         * says).  RFC 9112 3.2.2: its authority replaces Host, which is
+         * ignored: the Host field reads as the authority (both are slices
+         * of the head), for the handler and for whatever it forwards the
+         * request to. */
+        const char *auth = (const char *)memchr(full.ptr, ':', full.len) + 3, *e = auth;
+        while (e < full.ptr + full.len && *e != '/' && *e != '?')
+            e++;
+        if (!host_ok(auth, (size_t)(e - auth)))
+            return 400;
+        if (host)
+            r->hdrs[host - 1].value = (corio__span){(uint32_t)(auth - head), (uint32_t)(e - auth)};
+    }
     const char *q = memchr(target.ptr, '?', target.len);
     corio_strv raw_path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
     r->query = q ? (corio_strv){q + 1, target.len - raw_path.len - 1} : (corio_strv){"", 0};
