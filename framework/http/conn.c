@@ -23,8 +23,10 @@
 #define HEAD_FLUSH 3      /* read_head: needs more bytes; the loop flushes what is queued first */
 #define LINGER_MS 2000    /* a lingering close lasts at most this */
 /* Draining, a connection that has had no request yet waits this long (at
- * most) for its first one; see read_head. */
-#define DRAIN_FIRST_REQUEST_MS 1000
+ * most) for its first one, and a used one whose last exchange ended less
+ * than this ago waits for its next one until this long after it; see
+ * read_head. */
+#define DRAIN_GRACE_MS 1000
 
 static const corio_http_opts default_opts = {
     .max_request_line = 8 * 1024,
@@ -132,17 +134,22 @@ static int read_head(corio__hconn *c, head_wait *w) {
         if (idle && corio_stream_draining(c->s)) {
             /* Shutting down: a request whose bytes have come is one the
              * server took, and is served (and the connection closed after
-             * it).  Otherwise a used connection closes (its client retries
-             * elsewhere, RFC 9112 9.3.1), and a new one waits a moment for
-             * its first request: it may come from the accept queue the
-             * drain emptied, its request on the way. */
+             * it, with Connection: close).  Otherwise a connection waits a
+             * moment for a request that may be on its way, so that a
+             * client that retries nothing sees no failure: a new one for
+             * its first (it may come from the accept queue the drain
+             * emptied), a used one whose exchange ended a moment ago for
+             * its next (a client in a steady exchange sends it at once).
+             * A used one idle for longer closes (its client retries
+             * elsewhere, RFC 9112 9.3.1). */
             if (!corio__stream_input_pending(c->s)) {
-                if (c->requests > 0)
-                    return HEAD_ONLY_CLOSE;
+                uint64_t grace = c->opts.header_timeout_ms < DRAIN_GRACE_MS
+                                     ? c->opts.header_timeout_ms
+                                     : DRAIN_GRACE_MS;
                 if (!drain_until)
-                    drain_until = now + (c->opts.header_timeout_ms < DRAIN_FIRST_REQUEST_MS
-                                             ? c->opts.header_timeout_ms
-                                             : DRAIN_FIRST_REQUEST_MS);
+                    drain_until = c->requests > 0
+                                      ? idle_deadline - c->opts.keepalive_timeout_ms + grace
+                                      : now + grace;
                 if (drain_until <= now)
                     return HEAD_ONLY_CLOSE;
                 if (drain_until - now < wait)
