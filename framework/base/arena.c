@@ -81,3 +81,12 @@ void corio__arena_reset(corio__arena *a) {
     }
     a->ptr = a->end = NULL;
 }
+
+void corio__arena_cache_clear(void) {
+    while (cache) {
+        corio__chunk *c = cache;
+        cache = c->next;
+        free(c);
+    }
+    cached = 0;
+}

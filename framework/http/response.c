@@ -281,21 +281,32 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
 
 int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
                    size_t len) {
-    int rc = corio__res_send_head(res, status, content_type, len);
+    int rc = start_refused(res, status, content_type, true);
     if (rc)
         return rc;
     corio__hconn *c = res->c;
-    if (bodiless_status(status) || c->req.head_method || len == 0)
-        return 0;
-    res->body_bytes = len;
-    if (len <= COPY_BODY_MAX) {
-        void *copy = corio__arena_alloc(&c->arena, len);
-        if (!copy)
+    bool with_body = !bodiless_status(status) && !c->req.head_method && len > 0;
+    /* The body is copied before the head is queued: a head whose body then
+     * failed to follow would be a complete response to the server (ended)
+     * and an unfinished one to the client, which would wait for the
+     * Content-Length's bytes on a connection kept alive.  Failing here, the
+     * handler's CORIO_ENOMEM is answered 500 instead. */
+    void *copy = NULL;
+    if (with_body && len <= COPY_BODY_MAX) {
+        if (!(copy = corio__arena_alloc(&c->arena, len)))
             return CORIO_ENOMEM;
         memcpy(copy, body, len);
-        return corio__hconn_queue(c, copy, len);
     }
-    return write_borrowed(c, body, len, NULL); /* body is borrowed: write it now */
+    rc = corio__res_send_head(res, status, content_type, len);
+    if (rc || !with_body)
+        return rc;
+    res->body_bytes = len;
+    if (!copy)
+        return write_borrowed(c, body, len, NULL); /* body is borrowed: write it now */
+    rc = corio__hconn_queue(c, copy, len);
+    if (rc)
+        corio_res_abort(res); /* the head is queued without its body: close after it */
+    return rc;
 }
 
 int corio_res_text(corio_res *res, int status, const char *text) {

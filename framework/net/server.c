@@ -62,7 +62,17 @@ struct corio_server {
     corio__link conns;
     size_t nconns;
     int port;
+    /* Where a connection libuv accepted is taken and closed when no stream
+     * can be allocated for it (shed_one): embedded, so that shedding costs
+     * no allocation. */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } shed;
     corio_task *waiter; /* corio_server_shutdown, waiting */
+    bool shedding;      /* shed is closing: reusable from its close callback */
     bool open;          /* the listening handle exists and is not closing */
     bool closed;        /* its close callback ran */
     bool backlogged;    /* a connection waits for uv_accept() */
@@ -235,13 +245,44 @@ static void accept_failed(int err) {
     corio__stat_add(&corio__stats_sink->accept_errors[kind], 1);
 }
 
+static void on_shed_closed(uv_handle_t *h) {
+    corio_server *srv = h->data;
+    srv->shedding = false;
+    if (srv->backlogged && srv->open)
+        accept_one(srv); /* a connection came while shed was closing */
+    if (srv->waiter && !srv->open)
+        corio__wake(srv->waiter, 1); /* corio_server_shutdown waits for this */
+}
+
+/* No memory for a connection libuv has accepted: it is taken into the
+ * embedded shed handle and closed, so its client learns at once.  Left in
+ * the backlog it would wait for an open connection to end (libuv polls the
+ * listener again only after uv_accept), for ever when none is open, and
+ * every later client with it.  While shed is closing (a second failure in
+ * the same turn of the loop), the connection waits, backlogged: shed's close
+ * callback takes it. */
+static void shed_one(corio_server *srv) {
+    srv->backlogged = true;
+    if (srv->shedding)
+        return;
+    int rc = srv->kind == CORIO__STREAM_TCP ? uv_tcp_init(&srv->loop->uv, &srv->shed.tcp)
+                                            : uv_pipe_init(&srv->loop->uv, &srv->shed.pipe, 0);
+    if (rc)
+        return; /* cannot happen (no socket is created): wait for a connection to end */
+    srv->backlogged = false;
+    srv->shedding = true;
+    srv->shed.handle.data = srv;
+    uv_accept(&srv->lis.stream, &srv->shed.stream); /* on failure libuv closed the socket */
+    uv_close(&srv->shed.handle, on_shed_closed);
+}
+
 static void accept_one(corio_server *srv) {
     srv->backlogged = false;
     int rc;
     corio_stream *s = corio__stream_new(srv->loop, srv->kind, &rc);
     if (!s) {
-        srv->backlogged = true; /* try again when a connection ends */
         accept_failed(UV_ENOMEM);
+        shed_one(srv);
         return;
     }
     rc = uv_accept(&srv->lis.stream, &s->h.stream);
@@ -482,7 +523,7 @@ static bool no_conns(corio_server *srv) {
 }
 
 static bool listener_closed(corio_server *srv) {
-    return srv->closed;
+    return srv->closed && !srv->shedding; /* shed's close callback points at srv too */
 }
 
 int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
@@ -523,7 +564,7 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
         }
         wait_for(srv, t, listener_closed, CORIO__NO_DEADLINE);
     }
-    if (srv->nconns == 0 && srv->closed)
+    if (srv->nconns == 0 && listener_closed(srv))
         free(srv);
     /* else: leaked on purpose; tasks that refuse to end still point at it */
     return result;

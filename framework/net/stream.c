@@ -109,6 +109,11 @@ static void rbuf_free(char *p, size_t size) {
         free(p);
 }
 
+void corio__stream_rbuf_cache_clear(void) {
+    while (rbuf_cached > 0)
+        free(rbuf_cache[--rbuf_cached]);
+}
+
 static void release_rbuf(corio_stream *s) {
     rbuf_free(s->rbuf, s->rcap);
     s->rbuf = NULL;
@@ -406,8 +411,7 @@ bool corio__stream_write_stalled(const corio_stream *s) {
 }
 
 int corio__stream_park_reader(corio_stream *s, corio_task *t) {
-    return park_on(s, t, &s->reader, &s->reader_closed, s->rtimeout, abandon_reader,
-                   "stream read");
+    return park_on(s, t, &s->reader, &s->reader_closed, s->rtimeout, abandon_reader, "stream read");
 }
 
 /* Waits until the stream has something new for the reader: bytes, an error,

@@ -126,6 +126,10 @@ void corio__stream_input_ended(corio_stream *s, int err);
 /* Frees the read buffer if it holds nothing. */
 void corio__stream_rbuf_trim(corio_stream *s);
 
+/* Frees the calling thread's cached read buffers (for a test's leak
+ * accounting, as corio__arena_cache_clear). */
+void corio__stream_rbuf_cache_clear(void);
+
 /* Hands bufs to the socket without waiting: uv_try_write when nothing is
  * queued, the rest copied into a queued request.  Returns 0, or a socket
  * error (kept in s->werr) or CORIO_ENOMEM. */
