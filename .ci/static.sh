@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 dir=${STATIC_BUILD_DIR:-build-static}
+case $dir in /*) ;; *) dir=$root/$dir ;; esac # cppcheck finds no file through a relative --project
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 tidy=${CLANG_TIDY:-$(command -v clang-tidy-14 || command -v clang-tidy || true)}
 cppcheck=${CPPCHECK:-$(command -v cppcheck || true)}
