@@ -14,6 +14,8 @@
 #   make install     install into PREFIX (/usr/local), under DESTDIR if given
 #   make clean       remove the build directories
 #   make format      clang-format the sources
+#   make static      clang-tidy + cppcheck over framework/, fails on any finding
+#   make fuzz        libFuzzer over every tests/fuzz harness (FUZZ_SECONDS each)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,7 +28,7 @@ JOBS      := $(shell nproc 2>/dev/null || echo 2)
 # Debian packages needed to build and test (override to install others: make deps PKGS=...).
 PKGS := build-essential cmake pkg-config libuv1-dev libssl-dev libcmocka-dev node-llhttp \
         libjansson-dev valgrind python3 curl clang openssl wrk netcat-openbsd libpq-dev postgresql \
-        libhiredis-dev redis-server doxygen yamllint
+        libhiredis-dev redis-server doxygen yamllint clang-tidy cppcheck libfuzzer-14-dev
 
 # -Werror in CI only; explicit OFF otherwise so a CI run does not stick in the CMake cache.
 WERROR := $(if $(filter true,$(CI)),ON,OFF)
@@ -36,7 +38,8 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench clean format
+.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench clean format \
+        static
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
 deps:
@@ -155,6 +158,11 @@ PREFIX ?= /usr/local
 .PHONY: install
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
+
+# clang-tidy (.clang-tidy) and cppcheck (.ci/cppcheck-suppressions.txt) over framework/;
+# a configure-only tree in build-static/; about 1.5-3 min on 2 CPUs.
+static: deps
+	JOBS=$(JOBS) STATIC_BUILD_DIR=build-static .ci/static.sh
 
 # Micro-benchmarks (built with the project, never run by ctest).
 bench: build
