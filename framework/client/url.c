@@ -201,7 +201,9 @@ int corio__url_parse(const char *s, const corio__url *base, corio__url *u) {
     }
     const char *end = s + strcspn(s, "/?#");
     int rc = parse_authority(s, end, u);
-    return rc ? rc : set_target(u, end);
+    if (rc == 0 && (rc = set_target(u, end)) == 0 && base)
+        remove_dot_segments(u->target); /* a Location's path, resolved (RFC 3986 5.2.2) */
+    return rc;
 }
 
 void corio__url_release(corio__url *u) {
