@@ -8,7 +8,6 @@
  * segment at a time, each segment decoded on its own: an encoded slash
  * ("/users/a%2Fb") stays inside its segment, as the client meant, instead of
  * becoming a separator as it would if the whole path were decoded first. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,16 +236,37 @@ static const route *find_method(const route *list, corio_strv method) {
     return corio_strv_eq(method, "HEAD") ? get : NULL;
 }
 
+/* Whether the Allow list names method: as a whole entry, not inside one
+ * ("UNLOCK" does not name LOCK). */
+static bool allows(const char *allow, const char *method) {
+    size_t n = strlen(method);
+    for (const char *a = allow; *a;) {
+        size_t l = strcspn(a, ",");
+        if (l == n && memcmp(a, method, n) == 0)
+            return true;
+        a += l;
+        a += strspn(a, ", ");
+    }
+    return false;
+}
+
+/* Appends method to the Allow list, once, and whole or not at all. */
+static void allow_add(corio__match *m, const char *method) {
+    size_t used = strlen(m->allow), n = strlen(method);
+    if (allows(m->allow, method) || used + 2 + n >= sizeof m->allow)
+        return;
+    if (used) {
+        memcpy(m->allow + used, ", ", 2);
+        used += 2;
+    }
+    memcpy(m->allow + used, method, n + 1);
+}
+
 static void add_allow(corio__match *m, const route *list) {
     for (const route *e = list; e; e = e->next) {
-        size_t used = strlen(m->allow);
-        if (strstr(m->allow, e->method))
-            continue;
-        snprintf(m->allow + used, sizeof m->allow - used, "%s%s", used ? ", " : "", e->method);
-        if (strcmp(e->method, "GET") == 0 && !strstr(m->allow, "HEAD")) {
-            used = strlen(m->allow);
-            snprintf(m->allow + used, sizeof m->allow - used, ", HEAD");
-        }
+        allow_add(m, e->method);
+        if (strcmp(e->method, "GET") == 0)
+            allow_add(m, "HEAD");
     }
 }
 
