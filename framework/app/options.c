@@ -248,11 +248,47 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
     return CORIO_EINVAL;
 }
 
+/* msg into err (len bytes) as one line, whatever the values it quotes
+ * hold: a control byte (a newline, an escape sequence) as \xNN; cut short
+ * to fit, never inside an escape. */
+static void one_line(char *err, size_t len, const char *msg) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)msg; *c; c++) {
+        bool ctl = *c < 0x20 || *c == 0x7f;
+        if (o + (ctl ? 4 : 1) >= len)
+            break;
+        if (ctl) {
+            err[o++] = '\\';
+            err[o++] = 'x';
+            err[o++] = hex[*c >> 4];
+            err[o++] = hex[*c & 15];
+        } else {
+            err[o++] = (char)*c;
+        }
+    }
+    err[o] = '\0';
+}
+
 static int fail(char *err, size_t len, const char *fmt, ...) {
+    if (!err || !len)
+        return CORIO_EINVAL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    char *msg = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    va_start(ap, fmt);
+    vsnprintf(msg ? msg : err, msg ? (size_t)n + 1 : len, fmt, ap);
+    va_end(ap);
+    if (msg) {
+        one_line(err, len, msg);
+        free(msg);
+    } else { /* out of memory: the controls blanked in place */
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+    }
     return CORIO_EINVAL;
 }
 
