@@ -84,8 +84,15 @@ static int on_value_end(llhttp_t *h) {
     return on_field_end(h);
 }
 
-/* An empty value never calls on_header_value: give it its NUL anyway. */
+/* An empty value never calls on_header_value: give it its NUL anyway.
+ * An empty name is refused: llhttp takes ": value" as a field, but a name
+ * is a token (RFC 9110 5.1), and a proxy would pass on a broken line.  The
+ * name is empty when nothing was appended since the last separator. */
 static int on_name_end(llhttp_t *h) {
+    corio__client_parse *p = of(h);
+    const corio_http_response *r = p->resp;
+    if (!p->head_done && (r->hlen == 0 || r->hbuf[r->hlen - 1] == '\0'))
+        return stop(p, CORIO_EBADMSG);
     return on_field_end(h);
 }
 
@@ -109,8 +116,14 @@ static int on_headers_complete(llhttp_t *h) {
     corio__client_parse *p = of(h);
     corio_http_response *r = p->resp;
     r->status = h->status_code;
+    if (h->status_code < 100 || h->status_code > 599) /* llhttp takes any three digits */
+        return stop(p, CORIO_EBADMSG);                /* RFC 9110 15: 1xx to 5xx */
+    /* Informational: on_message_complete forgets it.  It ends with its
+     * head (RFC 9110 15.2), whatever framing it names: 1 tells llhttp,
+     * which would read a 103's Content-Length body and hand it out as the
+     * final response's. */
     if (h->status_code >= 100 && h->status_code < 200 && h->status_code != 101)
-        return 0; /* informational: on_message_complete forgets it */
+        return 1;
     if (index_fields(r))
         return stop(p, CORIO_ENOMEM);
     p->head_done = true;
