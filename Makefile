@@ -15,7 +15,9 @@
 #   make clean       remove the build directories
 #   make format      clang-format the sources
 #   make static      clang-tidy + cppcheck over framework/, fails on any finding
-#   make fuzz        libFuzzer over every tests/fuzz harness (FUZZ_SECONDS each)
+#   make fuzz        libFuzzer over every tests/fuzz harness (FUZZ_SECONDS each), in build-fuzz/
+#   make fuzz-test   the fuzz regression and a short fuzz: ctest -L fuzz on a clang
+#                    CORIO_FUZZ=ON tree in build-fuzz-ci/ (FUZZ_TEST_SECONDS per harness)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -164,13 +166,36 @@ install: build
 static: deps
 	JOBS=$(JOBS) STATIC_BUILD_DIR=build-static .ci/static.sh
 
+# Fuzzing with Clang's libFuzzer (tests/fuzz/README.md).  The gcc builds above replay every
+# harness's corpus already (ctest test_fuzz_<name>, and make valgrind).
+#   make fuzz: tests/fuzz/run.sh over every harness (or the names in FUZZ_ARGS), FUZZ_SECONDS
+#     each, one at a time, in build-fuzz/; FUZZ_ARGS="--merge" adds the inputs that bring new
+#     coverage to the committed corpora, "--jobs 2" fuzzes with two processes.
+#   make fuzz-test (CI): the corpora replayed under libFuzzer, then each harness fuzzed for
+#     FUZZ_TEST_SECONDS (ctest -L fuzz; new inputs stay in build-fuzz-ci/).
+FUZZ_SECONDS      := 60
+FUZZ_ARGS         :=
+FUZZ_TEST_SECONDS := 20
+FUZZ_CC           := clang-14
+
+.PHONY: fuzz fuzz-test
+fuzz: deps
+	BUILD_DIR=build-fuzz CC=$(FUZZ_CC) WERROR=$(WERROR) tests/fuzz/run.sh $(FUZZ_ARGS) $(FUZZ_SECONDS)
+
+fuzz-test: deps
+	cmake -S . -B build-fuzz-ci -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=Release \
+	  -DCORIO_FUZZ=ON -DCORIO_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) -DCORIO_WERROR=$(WERROR) \
+	  -DCORIO_BUILD_TESTS=OFF -DCORIO_BUILD_EXAMPLES=OFF -DCORIO_BUILD_BENCH=OFF -DCORIO_INSTALL=OFF
+	cmake --build build-fuzz-ci -j$(JOBS) --target fuzzers
+	ctest --test-dir build-fuzz-ci -L fuzz --output-on-failure --no-tests=error -j$(JOBS)
+
 # Micro-benchmarks (built with the project, never run by ctest).
 bench: build
 	bash bench/run_micro.sh $(BUILD_DIR)
 
 # Remove the build directories.
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-ucontext
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-ucontext build-fuzz build-fuzz-ci
 
 # Reformat every C source and header with .clang-format (installs clang-format if needed).
 format:

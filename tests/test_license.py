@@ -5,7 +5,8 @@ file says so in an SPDX line (SPDX-License-Identifier: MIT) among its first
 three lines (after a shebang).  Left out: prose (*.md, LICENSE itself),
 images (*.svg, drawn by bench/chart.sh) and
 docs/snippets/*.c, which docs/guide.md shows as they are (the repository's
-licence covers them).  Prints each file without the line and exits 1, or
+licence covers them), and the fuzz corpora (tests/fuzz/corpus/: inputs, byte
+for byte).  Prints each file without the line and exits 1, or
 the count and 0.  `--fix` adds the line where it is missing, in the
 comment syntax of the file's kind."""
 import os
@@ -18,7 +19,7 @@ TAG = "SPDX-License-Identifier: MIT"
 # The comment each kind of file takes, by suffix or by name.
 C_STYLE = (".c", ".h", ".S", ".map")
 HASH_STYLE = (".py", ".sh", ".txt", ".cmake", ".in", ".yaml", ".yml", ".socket", ".service",
-              ".gitignore", ".clang-format", ".clang-tidy", ".dat")
+              ".gitignore", ".clang-format", ".clang-tidy", ".dat", ".dict")
 HASH_NAMES = ("Dockerfile", "Makefile", "Doxyfile", "run")
 
 
@@ -37,7 +38,8 @@ def comment(path):
 
 def exempt(path):
     return (path.endswith((".md", ".svg")) or path == "LICENSE"
-            or path.startswith("docs/snippets/") and path.endswith(".c"))
+            or path.startswith("docs/snippets/") and path.endswith(".c")
+            or path.startswith("tests/fuzz/corpus/"))
 
 
 def main():

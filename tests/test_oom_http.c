@@ -38,9 +38,6 @@
  * Under ASan and valgrind the same runs prove nothing leaks or is touched
  * after free on those paths.
  *
- * KNOWN DEFECT tolerated (router.c, see scenario()): corio_router_add
- * answers CORIO_EINVAL when a route's tree node cannot be allocated.
- *
  * Time: about 190 allocations, so some 380 runs: under a second in Release,
  * about 2 s under ASan, 5 s under valgrind; no stride is needed.
  * CORIO_OOM_HTTP_STRIDE=K and CORIO_OOM_HTTP_FROM_STRIDE=K set one anyway.
@@ -574,8 +571,6 @@ static void client_sequence(oom_run *run, corio_http_client *c) {
 
 #define REQUESTS 12 /* client_sequence's */
 
-static long router_einval;
-
 /* The scenario: every call's failure recorded, every object released on
  * every path. */
 static int scenario(void *arg) {
@@ -595,15 +590,6 @@ static int scenario(void *arg) {
         }                                                                                          \
     } while (0)
     rc = router_setup(&router, run);
-    if (rc == CORIO_EINVAL && !run->reported) {
-        /* KNOWN DEFECT, reported (framework/http/router.c, not fixed here):
-         * route_list() returns NULL both for a bad pattern and for a node
-         * it could not allocate, and corio_router_add turns both into
-         * CORIO_EINVAL.  Counted, so that the fix shows. */
-        router_einval++;
-        run->reported++;
-        goto out;
-    }
     SETUP(rc, out);
     run->http = (corio_http_server){.router = router, .opts = {.access_log = true}};
     corio_server_opts so = {.host = "127.0.0.1"};
@@ -757,11 +743,6 @@ static void test_every_allocation_failure_in_http_server_and_client(void **state
             "(stride %ld), from-N-on sweep: %ld runs (stride %ld); %ld failures no call "
             "reported\n",
             clean, runs, stride, from_runs, from_stride, silent);
-    if (router_einval)
-        fprintf(stderr,
-                "test_oom_http: %ld run(s) where corio_router_add answered CORIO_EINVAL for an "
-                "allocation failure (known router.c defect)\n",
-                router_einval);
 }
 
 int main(void) {

@@ -596,7 +596,7 @@ void corio__app_usage(const corio_app *app, int fd) {
         dprintf(fd, "%s\n", app->description);
     dprintf(fd, "\noptions (environment variable in brackets):\n");
     char port[8];
-    snprintf(port, sizeof port, "%u", app && app->default_port ? app->default_port : 8080);
+    snprintf(port, sizeof port, "%d", app && app->default_port ? app->default_port : 8080);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option *opt = &options[i];
         bool bare = opt->kind == K_FLAG || opt->kind == K_BOOL;

@@ -23,7 +23,7 @@ static corio__client_parse *of(llhttp_t *h) {
 
 /* Appends n bytes to *buf (len, cap); 0 or CORIO_ENOMEM. */
 static int grow_append(char **buf, size_t *len, size_t *cap, const char *at, size_t n) {
-    if (*len + n + 1 > *cap) {
+    if (!*buf || *len + n + 1 > *cap) {
         size_t want = *cap ? *cap : 512; /* most response heads fit at once */
         while (want < *len + n + 1)
             want *= 2;

@@ -295,7 +295,7 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
     if (rid) {
         q->headers[rq->nheaders].name = "X-Request-Id";
         q->headers[rq->nheaders].value = at;
-        at = stpcpy(at, rid) + 1;
+        stpcpy(at, rid); /* the last string */
     }
     q->nheaders = nh;
     q->idempotent = is_idempotent(q->method);
@@ -317,7 +317,7 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
         }
     } else if (rq->body_file) {
         q->body_kind = CORIO__BODY_FILE;
-        struct stat st;
+        struct stat st = {0}; /* read only when fstat succeeded */
         q->body_fd = open(rq->body_file, O_RDONLY | O_CLOEXEC);
         rc = q->body_fd < 0 || fstat(q->body_fd, &st) != 0 ? -errno
              : !S_ISREG(st.st_mode)                        ? CORIO_EINVAL

@@ -127,7 +127,10 @@ static node *find_child(node *parent, const char *seg, size_t len, bool param) {
     return NULL;
 }
 
-static node *child(node *parent, const char *seg, size_t len, bool param) {
+/* The child for a segment, made if need be.  NULL with *err: CORIO_EINVAL
+ * for a second parameter name at one position, CORIO_ENOMEM. */
+static node *child(node *parent, const char *seg, size_t len, bool param, int *err) {
+    *err = CORIO_EINVAL;
     if (param) {
         if (parent->param) {
             if (strlen(parent->param->segment) != len ||
@@ -140,6 +143,7 @@ static node *child(node *parent, const char *seg, size_t len, bool param) {
             if (strlen(c->segment) == len && memcmp(c->segment, seg, len) == 0)
                 return c;
     }
+    *err = CORIO_ENOMEM;
     node *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -158,9 +162,10 @@ static node *child(node *parent, const char *seg, size_t len, bool param) {
 }
 
 /* Walks (and with `create`, builds) the tree for a pattern.  Returns the
- * route list the pattern ends in, or NULL for a bad pattern (or, without
- * `create`, an unknown one). */
-static route **route_list(corio_router *r, const char *pattern, bool create) {
+ * route list the pattern ends in, or NULL with *err: CORIO_EINVAL for a bad
+ * pattern (or, without `create`, an unknown one), CORIO_ENOMEM. */
+static route **route_list(corio_router *r, const char *pattern, bool create, int *err) {
+    *err = CORIO_EINVAL;
     if (!r || !pattern || pattern[0] != '/')
         return NULL;
     node *n = &r->root;
@@ -180,9 +185,10 @@ static route **route_list(corio_router *r, const char *pattern, bool create) {
         }
         if (len == 0 || memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '*', len))
             return NULL;
-        n = create ? child(n, p, len, param) : find_child(n, p, len, param);
+        n = create ? child(n, p, len, param, err) : find_child(n, p, len, param);
         if (!n)
             return NULL;
+        *err = CORIO_EINVAL; /* what a later NULL means, unless child says */
         p += len + (param ? 1 : 0);
         if (*p == '/')
             p++;
@@ -196,9 +202,10 @@ int corio_router_add(corio_router *r, const char *method, const char *pattern,
                      corio_http_handler fn, void *arg) {
     if (!method || !fn || !valid_method(method))
         return CORIO_EINVAL;
-    route **list = route_list(r, pattern, true);
+    int err;
+    route **list = route_list(r, pattern, true, &err);
     if (!list)
-        return CORIO_EINVAL;
+        return err; /* CORIO_EINVAL, or CORIO_ENOMEM for a node */
     for (route *e = *list; e; e = e->next)
         if (strcmp(e->method, method) == 0)
             return CORIO_EALREADY;
@@ -218,7 +225,8 @@ int corio_route_use(corio_router *r, const char *method, const char *pattern, co
                     void *arg) {
     if (!method)
         return CORIO_EINVAL;
-    route **list = route_list(r, pattern, false);
+    int err;
+    route **list = route_list(r, pattern, false, &err);
     for (route *e = list ? *list : NULL; e; e = e->next)
         if (strcmp(e->method, method) == 0)
             return append_mw(&e->mws, &e->nmws, mw, arg);

@@ -80,7 +80,11 @@ bool corio_req_header_at(const corio_req *req, size_t i, corio_strv *name, corio
 
 /* A path parameter of the route ("/users/{id}" → "id"), percent-decoded.
  * Routes match the path segments as sent, each decoded on its own, so an
- * encoded slash stays in its parameter ("/users/a%2Fb": id "a/b"). */
+ * encoded slash stays in its parameter ("/users/a%2Fb": id "a/b").  Dot
+ * segments are not resolved: a parameter may be ".." (sent as ".." or
+ * "%2e%2e") and a trailing `*` may hold "../x", so a handler that makes a
+ * file path of one must refuse such values first (corio_http_file_path
+ * checks one; corio_res_file_under serves only what lies under its root). */
 bool corio_req_param(const corio_req *req, const char *name, corio_strv *value);
 /* A query parameter, percent-decoded ('+' is a space).  The first one named
  * `name`.  Returns false if absent or not decodable. */
