@@ -122,7 +122,7 @@ static int on_headers_complete(llhttp_t *h) {
      * head (RFC 9110 15.2), whatever framing it names: 1 tells llhttp,
      * which would read a 103's Content-Length body and hand it out as the
      * final response's. */
-    if (h->status_code >= 100 && h->status_code < 200 && h->status_code != 101)
+    if (h->status_code < 200 && h->status_code != 101) /* 100..199, checked above */
         return 1;
     if (index_fields(r))
         return stop(p, CORIO_ENOMEM);
