@@ -885,6 +885,10 @@ def own_runner_read_and_write_timeouts_reach_http(t):
 
 
 def own_graceful_drain(t):
+    """SIGTERM: an idle keep-alive connection is closed (after the drain's
+    grace of up to 1 s for a next request, its last exchange being recent)
+    while a request in flight, longer than that, runs to its end and is
+    answered with Connection: close."""
     srv = Server(ARGS.server, "--drain-timeout", "10s")
     idle = busy = None
     try:
@@ -892,8 +896,8 @@ def own_graceful_drain(t):
         idle.send(req("GET", "/plaintext"))
         check(idle.response()[0] == 200, "idle connection's request")
         busy = Conn(srv.port)
-        busy.send(req("GET", "/sleep?ms=1000"))
-        srv.wait_log(r"sleep start ms=1000")
+        busy.send(req("GET", "/sleep?ms=3000"))
+        srv.wait_log(r"sleep start ms=3000")
         srv.proc.send_signal(signal.SIGTERM)
         idle.expect_eof()
         check(not busy.readable(), "the in-flight request ended before the idle connection")
