@@ -39,6 +39,11 @@ int corio__admin_check(const corio__app_opts *o) {
     return corio__tcp_port_free(o->admin_host, o->admin_port);
 }
 
+const char *corio__address(const char *host, int port, char *buf, size_t len) {
+    snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    return buf;
+}
+
 const char *corio__admin_error(int rc) {
     if (rc == CORIO_EADDRINUSE)
         return "address already in use (another server listens on that port; every instance, "

@@ -64,6 +64,10 @@ int corio__admin_socket(const corio__app_opts *o, uint16_t *port_inout);
  * scrapes). */
 int corio__admin_check(const corio__app_opts *o);
 
+/* host:port as an address is written (an IPv6 host in brackets), in buf
+ * (len bytes).  Returns buf. */
+const char *corio__address(const char *host, int port, char *buf, size_t len);
+
 /* What follows "cannot listen on ADDRESS (admin): " for error rc. */
 const char *corio__admin_error(int rc);
 

@@ -661,14 +661,16 @@ static int open_listeners(supervisor *sv, uint16_t *port) {
 static int open_admin_listeners(supervisor *sv, uint16_t *port) {
     const corio__app_opts *o = sv->opts;
     *port = o->admin_port;
-    int rc = o->admin ? corio__admin_check(o) : 0;
-    for (unsigned i = 0; rc == 0 && o->admin && i < sv->n; i++) {
+    if (!o->admin)
+        return 0;
+    int rc = corio__admin_check(o);
+    for (unsigned i = 0; rc == 0 && i < sv->n; i++) {
         int fd = corio__admin_socket(o, port);
         if (fd < 0)
             return fd;
         sv->slots[i].admin_fd = fd;
     }
-    return rc == 0 && o->admin ? check_exclusive(sv, o->admin_host, o->admin_port, true) : rc;
+    return rc ? rc : check_exclusive(sv, o->admin_host, o->admin_port, true);
 }
 
 int corio__supervise(const corio_app *app, const corio__app_opts *o) {
@@ -691,12 +693,11 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
             corio_log(CORIO_LOG_ERROR, "cannot listen on %s:%u: %s", o->host, o->port, why);
     }
     uint16_t admin_port = 0;
-    if (rc == 0 && (rc = open_admin_listeners(&sv, &admin_port)) != 0) {
-        corio_log(CORIO_LOG_ERROR,
-                  strchr(o->admin_host, ':') ? "cannot listen on [%s]:%u (admin): %s"
-                                             : "cannot listen on %s:%u (admin): %s",
-                  o->admin_host, o->admin_port, corio__admin_error(rc));
-    }
+    char addr[80];
+    if (rc == 0 && (rc = open_admin_listeners(&sv, &admin_port)) != 0)
+        corio_log(CORIO_LOG_ERROR, "cannot listen on %s (admin): %s",
+                  corio__address(o->admin_host, o->admin_port, addr, sizeof addr),
+                  corio__admin_error(rc));
     if (rc) {
         close_listeners(&sv);
         free(sv.slots);
@@ -710,10 +711,8 @@ int corio__supervise(const corio_app *app, const corio__app_opts *o) {
     else
         corio_log(CORIO_LOG_INFO, "listening on %s:%u with %u workers", o->host, port, sv.n);
     if (o->admin)
-        corio_log(CORIO_LOG_INFO,
-                  strchr(o->admin_host, ':') ? "admin listener on [%s]:%u"
-                                             : "admin listener on %s:%u",
-                  o->admin_host, admin_port);
+        corio_log(CORIO_LOG_INFO, "admin listener on %s",
+                  corio__address(o->admin_host, admin_port, addr, sizeof addr));
     for (unsigned i = 0; i < sv.n; i++)
         start_worker(&sv, &sv.slots[i]);
     int code = loop(&sv);

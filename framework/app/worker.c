@@ -80,6 +80,13 @@ static void reload_tls(worker *w) {
         corio_log(CORIO_LOG_INFO, "SIGHUP: TLS certificate reloaded from %s", w->opts->tls_cert);
 }
 
+/* Starts the drain; the first signal names it. */
+static void stop(worker *w, int signum) {
+    if (!w->stop_signal)
+        w->stop_signal = signum;
+    corio_event_set(&w->stop);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     worker *w = h->data;
     switch (signum) {
@@ -88,13 +95,11 @@ static void on_signal(uv_signal_t *h, int signum) {
         /* The server stops, even if this worker was retired first: its
          * admin listener, maybe the last one open, says so from now on. */
         corio__health_stopping();
-        /* fall through */
-    case SIGUSR2:
-        if (signum == SIGUSR2)
-            corio__health_retired();
-        if (!w->stop_signal)
-            w->stop_signal = signum;
-        corio_event_set(&w->stop);
+        stop(w, signum);
+        break;
+    case SIGUSR2: /* retired by a roll: this worker drains, the server does not */
+        corio__health_retired();
+        stop(w, signum);
         break;
     case SIGHUP:
         reload_tls(w);
@@ -116,11 +121,6 @@ static int watch(worker *w, uv_signal_t *h, int signum) {
 static void unwatch(uv_signal_t *h) {
     if (h->data)
         uv_close((uv_handle_t *)h, NULL);
-}
-
-/* host:port as an address is written: IPv6 in brackets. */
-static void admin_address(const char *host, int port, char *buf, size_t len) {
-    snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
 /* The admin listener (--admin): the supervisor's socket for this slot, or
@@ -146,10 +146,10 @@ static int start_admin(worker *w, corio_server **out) {
     }
     char addr[80];
     if (rc) {
-        admin_address(o->admin_host, o->admin_port, addr, sizeof addr);
+        corio__address(o->admin_host, o->admin_port, addr, sizeof addr);
         fail(w, "cannot listen on %s (admin): %s", addr, corio__admin_error(rc));
     } else if (w->admin_fd < 0) {
-        admin_address(o->admin_host, corio_server_port(*out), addr, sizeof addr);
+        corio__address(o->admin_host, corio_server_port(*out), addr, sizeof addr);
         corio_log(CORIO_LOG_INFO, "admin listener on %s", addr);
     }
     return rc;
