@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker process: one corio loop, one server, signal handling through
  * libuv (see corio/app.h for what each signal does). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -254,16 +255,27 @@ static int worker_main(void *arg) {
     }
     corio_tls_ctx_free(w->tls); /* refcounted: connections keep theirs */
     /* From here the process is on its way out: a second SIGTERM/SIGINT must
-     * not kill it mid-teardown (its default action) and spoil the exit code. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
+     * not kill it mid-teardown (its default action) and spoil the exit code.
+     * Closing the last watcher of a signal makes libuv restore SIG_DFL, so
+     * the signals stay blocked across the closes and are ignored before they
+     * are unblocked (a pending ignored signal is discarded). */
+    sigset_t quiet, old;
+    sigemptyset(&quiet);
+    sigaddset(&quiet, SIGTERM);
+    sigaddset(&quiet, SIGINT);
     if (w->supervised)
-        signal(SIGUSR2, SIG_IGN);
+        sigaddset(&quiet, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &quiet, &old);
     unwatch(&w->sig_term);
     unwatch(&w->sig_int);
     unwatch(&w->sig_hup);
     unwatch(&w->sig_usr1);
     unwatch(&w->sig_usr2);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    if (w->supervised)
+        signal(SIGUSR2, SIG_IGN);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
