@@ -158,7 +158,7 @@ static void http_fail(const char *file, int line, const char *cond, const char *
  *                    read_head's refusals) gets the error's body;
  *   split-414        a request line of max_request_line bytes (or one less) is refused with
  *                    414 when a read ends just after its CR or CRLF (read_head counts them). */
-#define FUZZ_HTTP_KNOWN_DEFAULT "head-error-body,split-414"
+#define FUZZ_HTTP_KNOWN_DEFAULT ""
 
 static bool known(const char *id) {
     const char *k = getenv("FUZZ_HTTP_KNOWN");
@@ -1419,7 +1419,7 @@ static void ref_parse(const uint8_t *data, size_t len, const ref_limits *lim, re
         const uint8_t *t = p; /* empty lines before a request line are skipped */
         while (t < end && (*t == '\r' || *t == '\n'))
             t++;
-        const uint8_t *sp = memchr(t, ' ', (size_t)(end - t));
+        const uint8_t *sp = t < end ? memchr(t, ' ', (size_t)(end - t)) : NULL;
         out->tail_head = sp && bytes_eq(t, (size_t)(sp - t), "HEAD");
         if (p == end) {
             out->stop = REF_END;
