@@ -88,8 +88,18 @@
 #define FUZZ_HAVE_ASAN 1
 #endif
 #endif
+/* GCC's sanitizer headers have no allocator_interface.h: its one function
+ * is declared here (the runtime has it with either compiler). */
 #ifdef FUZZ_HAVE_ASAN
+#if defined(__has_include)
+#if __has_include(<sanitizer/allocator_interface.h>)
 #include <sanitizer/allocator_interface.h>
+#define FUZZ_HAVE_ALLOC_INTERFACE 1
+#endif
+#endif
+#ifndef FUZZ_HAVE_ALLOC_INTERFACE
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #endif
 
 /* ---- failing loudly ------------------------------------------------------------------------- */
