@@ -417,9 +417,10 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
      * has not set head_method yet: a HEAD request's answer has no body
      * either way (the span, not llhttp's method: that may still be the
      * previous request's). */
-    if (!c->req.head_method && c->req.method.len == 4) {
+    if (!c->req.head_method && c->req.method.len == 4 && c->req.method.off + 4 < c->parsed) {
         corio__req_track_head(c);
-        c->req.head_method = memcmp(corio__req_head(&c->req) + c->req.method.off, "HEAD", 4) == 0;
+        const char *m = corio__req_head(&c->req) + c->req.method.off;
+        c->req.head_method = memcmp(m, "HEAD", 4) == 0 && m[4] == ' '; /* not "HEAD0" */
     }
     char body[64];
     snprintf(body, sizeof body, "%s\n", corio__http_reason(status));
