@@ -100,7 +100,10 @@ static int read_head(corio__hconn *c, head_wait *w) {
                 return corio__hconn_status_for(c, err);
             c->parsed = len;
         }
-        if (c->line_end == 0 && c->parsed > c->opts.max_request_line)
+        /* + 2: the line's CRLF, which max_request_line does not count
+         * (corio__hconn_prepare does not either), so that where a read
+         * ends does not decide a 414. */
+        if (c->line_end == 0 && c->parsed > c->opts.max_request_line + 2)
             return 414;
         if (c->line_end && c->parsed - c->line_end > c->opts.max_header_bytes)
             return 431;

@@ -413,6 +413,15 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
         return 0;
     res->extra_len = 0;
     res->own_request_id = false;
+    /* A refusal before the head was prepared (a bad field, 414, 431, 505)
+     * has not set head_method yet: a HEAD request's answer has no body
+     * either way (the span, not llhttp's method: that may still be the
+     * previous request's). */
+    if (!c->req.head_method && c->req.method.len == 4 && c->req.method.off + 4 < c->parsed) {
+        corio__req_track_head(c);
+        const char *m = corio__req_head(&c->req) + c->req.method.off;
+        c->req.head_method = memcmp(m, "HEAD", 4) == 0 && m[4] == ' '; /* not "HEAD0" */
+    }
     char body[64];
     snprintf(body, sizeof body, "%s\n", corio__http_reason(status));
     return corio_res_text(res, status, body);
