@@ -96,8 +96,14 @@ static int read_head(corio__hconn *c, head_wait *w) {
                 llhttp_resume(&c->parser);
                 return c->reject ? c->reject : 0;
             }
-            if (err != HPE_OK)
+            if (err != HPE_OK) {
+                /* What was parsed before the fault (the error answer's
+                 * HEAD test and the bytes counted in) */
+                const char *at = llhttp_get_error_pos(&c->parser);
+                if (at && at >= buf + c->parsed && at <= buf + len)
+                    c->parsed = (size_t)(at - buf);
                 return corio__hconn_status_for(c, err);
+            }
             c->parsed = len;
         }
         /* + 2: the line's CRLF, which max_request_line does not count
