@@ -864,10 +864,33 @@ def trailer_control_byte(s):
     return post(CHUNKED, body=b"3\r\nabc\r\n0\r\nX: a\x01b\r\n\r\n") + s
 
 
-@vector(accepted(b"abc"))
+# Regression: served before the fix (llhttp joins the fold to the line before).
+@vector(refused(400))
 def trailer_obs_fold(s):
-    """RFC 9112 5.2: a fold may be unfolded; dropped trailers end at the same CRLF either way."""
+    """RFC 9112 5.2: a fold is refused or unfolded; corio refuses it, as in the head: 400."""
     return post(CHUNKED, body=b"3\r\nabc\r\n0\r\nX: a\r\n b\r\n\r\n") + s
+
+
+# Regression: served before the fix.
+@vector(refused(400))
+def trailer_obs_fold_first_line(s):
+    """RFC 9112 5.2: a trailer section that begins with whitespace: 400."""
+    return post(CHUNKED, body=b"3\r\nabc\r\n0\r\n\tX: a\r\n\r\n") + s
+
+
+# Regression: served before the fix (llhttp takes an empty name).
+@vector(refused(400))
+def trailer_empty_name(s):
+    """RFC 9110 5.1: a field name is a token, never empty: ": v" is refused, 400."""
+    return post(CHUNKED, body=b"3\r\nabc\r\n0\r\n: v\r\n\r\n") + s
+
+
+# Regression: the next request was refused with 400 (llhttp took the close,
+# corio did not).
+@vector(accepted(b"abc", closes=True))
+def trailer_connection_close(s):
+    """RFC 9112 9.6: "Connection: close", even as a trailer: this answer is the last."""
+    return post(CHUNKED, body=b"3\r\nabc\r\n0\r\nConnection: close\r\n\r\n") + s
 
 
 # -- line endings, CR, NUL and controls in the head (RFC 9112 2.2, 3, 5) --
@@ -1438,6 +1461,18 @@ def chunk_trailer_end_split_after_cr(c, kind, smug):
 def chunk_trailer_end_split_bare_lf(c, kind, smug):
     """RFC 9112 7.1: "0" CRLF | LF: a bare LF in a read of its own is refused too (400)."""
     return split_trailer_end(c, kind, smug, b"0\r\n", b"\n", False)
+
+
+@custom
+def chunk_trailer_fold_split(c, kind, smug):
+    """RFC 9112 5.2: "X: a" CRLF | SP "b": a fold in a read of its own is refused too (400)."""
+    return split_trailer_end(c, kind, smug, b"0\r\nX: a\r\n", b" b\r\n\r\n", False)
+
+
+@custom
+def chunk_trailer_value_split(c, kind, smug):
+    """RFC 9112 7.1.2: "X: a" | " b" CRLF: a value split between reads is one value, served."""
+    return split_trailer_end(c, kind, smug, b"0\r\nX: a", b" b\r\n\r\n", True)
 
 
 @custom

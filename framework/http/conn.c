@@ -224,6 +224,7 @@ static void reset_request(corio__hconn *c) {
     c->chunk_line_bytes = 0;
     c->last_chunk = false;
     c->fed_cr = false;
+    c->trailer_mid_line = false;
     c->body_waited = 0;
     c->metrics_route = CORIO__ROUTE_REJECTED; /* until routed */
     c->req_id_len = 0;

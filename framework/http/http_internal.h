@@ -103,6 +103,7 @@ typedef struct corio__hconn {
     bool last_chunk;         /* the size line of the last chunk (0) has been read */
     bool chunk_pause;        /* a chunk callback paused llhttp (not the message's end) */
     bool fed_cr;             /* the last body byte fed to llhttp was CR (corio__hconn_feed_body) */
+    bool trailer_mid_line;   /* the trailer bytes fed so far end inside a line */
     uint64_t body_waited;    /* ms the body's reads have waited for the client */
     /* responses waiting for one write; `out` lives in the arena and is kept
      * across flushes until the arena is reset */

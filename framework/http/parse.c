@@ -159,7 +159,13 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_message_complete(llhttp_t *p) {
-    conn_of(p)->req.body_done = true;
+    corio__hconn *c = conn_of(p);
+    c->req.body_done = true;
+    /* "Connection: close" among a chunked body's trailers: llhttp takes it
+     * and would refuse whatever follows as data after a close, so the
+     * connection closes after this response, as the client asked. */
+    if (c->req.keep_alive && !llhttp_should_keep_alive(p))
+        c->close = true;
     return HPE_PAUSED;
 }
 
@@ -208,6 +214,20 @@ static bool chunk_line_add(corio__hconn *c, const char *from, const char *to) {
     return c->chunk_line_bytes <= CHUNK_LINE_MAX;
 }
 
+/* RFC 9112 5.2 and 5.1: no trailer line begins with whitespace (obs-fold,
+ * which llhttp joins to the line before) or with the colon of an empty
+ * field name (which llhttp takes); as in the head (lines_ok), both are
+ * refused.  The trailer section's bytes from `from` to `to`, in order
+ * across feeds. */
+static bool trailer_lines_ok(corio__hconn *c, const char *from, const char *to) {
+    for (const char *q = from; q < to; q++) {
+        if (!c->trailer_mid_line && (*q == ' ' || *q == '\t' || *q == ':'))
+            return false;
+        c->trailer_mid_line = *q != '\n';
+    }
+    return true;
+}
+
 /* llhttp has no callback for a chunk's size digits, and counts leading
  * zeros without end: without a bound, a client could send megabytes of
  * "000..." and hold the request open far below max_body.  llhttp pauses
@@ -220,6 +240,7 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
     bool ends_cr = len && end[-1] == '\r';
     for (;;) {
         const char *line = c->in_chunk_line ? p : NULL; /* the size line's bytes from here */
+        const char *trailers = c->last_chunk ? p : NULL; /* the trailer section's from here */
         c->chunk_pause = false;
         llhttp_errno_t err = llhttp_execute(&c->parser, p, (size_t)(end - p));
         if (err == HPE_PAUSED && c->chunk_pause) {
@@ -240,6 +261,11 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
             break;
         if (err == HPE_OK)
             c->fed_cr = ends_cr;
+        if (trailers && (err == HPE_OK || err == HPE_PAUSED) &&
+            !trailer_lines_ok(c, trailers, err == HPE_OK ? end : llhttp_get_error_pos(&c->parser))) {
+            c->req.body_done = false; /* refused, not complete */
+            break;
+        }
         /* The message is complete.  The empty line ending a chunked body's
          * trailer section must be CRLF, as every line of a head must be
          * (corio__hconn_prepare): llhttp's strict mode takes a bare LF

@@ -1507,7 +1507,11 @@ static void check_against_ref(const ref *rf, const uint8_t *data, size_t len) {
     if (rf->stop == REF_PARTIAL && nresps == rf->n + 1) {
         const resp *r = &resps[rf->n];
         const ref_req *q = &rf->req[rf->n];
-        CHECK(r->close, "the response to an incomplete request keeps the connection");
+        /* Kept open only by a handler that answered without reading the body: the server
+         * then drains it, and meets the close (it cannot know the body will not come). */
+        bool unread = q->head_done && rf->n < H.nlog && rf->n < LOG_MAX &&
+                      H.log[rf->n].body_rc == 1 && r->status < 400;
+        CHECK(r->close || unread, "the response to an incomplete request keeps the connection");
         if (!q->head_done || rf->n + 1 > H.nlog) {
             CHECK(r->status >= 400, "the response to an incomplete head is %d", r->status);
         } else if (rf->n < LOG_MAX) {
