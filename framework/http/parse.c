@@ -239,7 +239,7 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
     const char *p = data, *end = data + len;
     bool ends_cr = len && end[-1] == '\r';
     for (;;) {
-        const char *line = c->in_chunk_line ? p : NULL; /* the size line's bytes from here */
+        const char *line = c->in_chunk_line ? p : NULL;  /* the size line's bytes from here */
         const char *trailers = c->last_chunk ? p : NULL; /* the trailer section's from here */
         c->chunk_pause = false;
         llhttp_errno_t err = llhttp_execute(&c->parser, p, (size_t)(end - p));
@@ -262,7 +262,8 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
         if (err == HPE_OK)
             c->fed_cr = ends_cr;
         if (trailers && (err == HPE_OK || err == HPE_PAUSED) &&
-            !trailer_lines_ok(c, trailers, err == HPE_OK ? end : llhttp_get_error_pos(&c->parser))) {
+            !trailer_lines_ok(c, trailers,
+                              err == HPE_OK ? end : llhttp_get_error_pos(&c->parser))) {
             c->req.body_done = false; /* refused, not complete */
             break;
         }
