@@ -392,6 +392,38 @@ def own_drain_tls_request_with_the_finished_message(t):
             srv.kill()
 
 
+# ---- 3. a body cut short --------------------------------------------------------------------
+
+def half_closed_mid_body(port, headers, body):
+    """POST /echo with part of its body, then the client's FIN: the request
+    is incomplete (RFC 9112 8), a client fault: 400 and the close, never a
+    500 (nor an ERROR line in the log)."""
+    c = Conn(port)
+    try:
+        c.send(req("POST", "/echo", headers) + body)
+        c.s.shutdown(socket.SHUT_WR)
+        got, hdrs, _, head = c.response()
+        check(got == 400, "expected 400, got %r" % head)
+        check(hdrs.get("connection") == "close", head)
+        c.expect_eof()
+    finally:
+        c.close()
+
+
+# Regression: answered 500 before the fix.
+def case_content_length_body_cut_by_half_close_is_400(t):
+    mark = t.srv.mark()
+    half_closed_mid_body(t.srv.port, ["Content-Length: 10"], b"abc")
+    check(t.srv.count_log("ERROR", start=mark) == 0, t.srv.tail(5))
+
+
+# Regression: answered 500 before the fix.
+def case_chunked_body_cut_by_half_close_is_400(t):
+    mark = t.srv.mark()
+    half_closed_mid_body(t.srv.port, ["Transfer-Encoding: chunked"], b"5\r\nab")
+    check(t.srv.count_log("ERROR", start=mark) == 0, t.srv.tail(5))
+
+
 # ---- main ------------------------------------------------------------------------------------
 
 class Servers:

@@ -420,6 +420,11 @@ int corio_req_read(corio_req *r, void *buf, size_t len) {
         c->body_waited += corio__now(corio__tls_loop) - waited_from;
         if (rc == CORIO_ETIMEDOUT && !corio_cancelled())
             return body_failed(c, 408, rc);
+        /* The client ended its side before the body: an incomplete request
+         * (RFC 9112 8), answered 400 should the handler give up; it may
+         * still be reading. */
+        if (rc == CORIO_EOF)
+            return body_failed(c, 400, rc);
         if (rc < 0) {
             c->close = true; /* gone, reset, cancelled: nobody to answer */
             return rc;

@@ -1504,7 +1504,7 @@ static void check_against_ref(const ref *rf, const uint8_t *data, size_t len) {
     /* Past the reference's complete requests, only an error that closes (stop END/CLOSED:
      * nothing at all); or, for a head complete and a body cut short, whatever its handler
      * answers without the body (the connection closing: the body never ends). */
-    if (rf->stop == REF_PARTIAL && nresps == rf->n + 1) {
+    if (rf->stop == REF_PARTIAL && nresps == rf->n + 1 && rf->n < RESP_MAX) {
         const resp *r = &resps[rf->n];
         const ref_req *q = &rf->req[rf->n];
         /* Kept open only by a handler that answered without reading the body: the server
