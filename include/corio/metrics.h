@@ -46,7 +46,11 @@
  *   corio_connections_max_conns_waits_total          counter: times a server at
  *       --max-conns left a connection waiting in the kernel's backlog
  *   corio_accept_errors_total{kind}                  counter: fd_limit
- *       (EMFILE/ENFILE), no_memory, other
+ *       (EMFILE/ENFILE), no_memory, other.  Out of descriptors, libuv
+ *       sheds waiting connections itself (it frees a reserve descriptor,
+ *       accepts and closes them) and tells corio nothing: fd_limit counts
+ *       only what that could not shed.  Watch the process's descriptors
+ *       (node exporter, /proc/PID/fd) against its limit as well.
  *   corio_tasks_live                                 gauge: live tasks
  *   corio_loop_lag_seconds                           histogram: how late a
  *       100 ms timer fires on each worker's loop
