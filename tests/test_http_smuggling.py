@@ -772,6 +772,20 @@ def chunk_ext_empty(s):
     return post(CHUNKED, body=b"3;\r\nabc\r\n0\r\n\r\n") + s
 
 
+# Regression: served before the fix (llhttp 8.1 takes an empty name there).
+@vector(refused(400))
+def chunk_ext_empty_name_with_value(s):
+    """RFC 9112 7.1.1: ";=v", a value without a name: 400."""
+    return post(CHUNKED, body=b"3;=v\r\nabc\r\n0\r\n\r\n") + s
+
+
+# Regression: served before the fix.
+@vector(refused(400))
+def chunk_ext_empty_name_then_another(s):
+    """RFC 9112 7.1.1: ";;a", an empty extension before another: 400."""
+    return post(CHUNKED, body=b"3;;a\r\nabc\r\n0\r\n\r\n") + s
+
+
 @vector(refused(400))
 def chunk_ext_crlf_in_quotes(s):
     """RFC 9110 5.6.4: no CR or LF in a quoted-string: 400."""

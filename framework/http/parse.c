@@ -177,6 +177,23 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
     return count_within(c, &c->chunk_ext_bytes, len, CHUNK_EXT_MAX, 400);
 }
 
+static int on_chunk_extension_name(llhttp_t *p, const char *at, size_t len) {
+    conn_of(p)->chunk_ext_name += len;
+    return on_chunk_extension(p, at, len);
+}
+
+/* RFC 9112 7.1.1: an extension's name is a token; llhttp 8.1 takes an
+ * empty one (";=v", ";;a"), corio refuses it (400). */
+static int on_chunk_extension_name_complete(llhttp_t *p) {
+    corio__hconn *c = conn_of(p);
+    if (c->chunk_ext_name == 0) {
+        c->reject = 400;
+        return -1;
+    }
+    c->chunk_ext_name = 0;
+    return 0;
+}
+
 /* The size line is over: chunk data (or, for the last chunk, trailers)
  * follows.  Pauses (see corio__hconn_feed_body): the line ends here. */
 static int on_chunk_header(llhttp_t *p) {
@@ -287,7 +304,8 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
 }
 
 static const llhttp_settings_t settings = {
-    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_name = on_chunk_extension_name,
+    .on_chunk_extension_name_complete = on_chunk_extension_name_complete,
     .on_chunk_extension_value = on_chunk_extension,
     .on_chunk_header = on_chunk_header,
     .on_chunk_complete = on_chunk_complete,

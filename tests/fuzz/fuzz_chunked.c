@@ -280,11 +280,9 @@ static int dec_exts(dec *d, const uint8_t *p, size_t n, size_t *i, size_t *bytes
         while (*i < n && is_tchar(p[*i]))
             (*i)++;
         /* An empty name: llhttp 8.1 refuses one before the CRLF ("5;"), takes one before
-         * '=' or ';' (";=v", ";;a"); not vouched for. */
-        if (*i == t && *i < n && p[*i] != '=' && p[*i] != ';')
+         * '=' or ';' (";=v", ";;a"), which corio refuses. */
+        if (*i == t && *i < n)
             return -1;
-        if (*i == t)
-            dec_unsure(d, ST_400, "llhttp 8.1 takes an empty extension name");
         *bytes += *i - t;
         if (*i < n && p[*i] == '=') {
             (*i)++;
