@@ -128,7 +128,7 @@ valgrind: build
 # SIGTERM exit, which must be 0: --error-exitcode) fails its case, and any failure fails the
 # target.  Cases that mean nothing under valgrind (load) say SKIP.  Logs in build/valgrind/.
 VALGRIND_IT_SCRIPTS := test_http test_http_examples test_http_hostile test_http_static test_proxy \
-                       test_techempower test_todo test_admin test_http_smuggling
+                       test_techempower test_todo test_admin test_http_smuggling test_hostile_load
 valgrind-integration: build
 	@mkdir -p $(BUILD_DIR)/valgrind; fail=0; b=$(abspath $(BUILD_DIR)); \
 	rest=""; [ -x "$$b/examples/rest/rest" ] && rest="--rest $$b/examples/rest/rest"; \
@@ -143,6 +143,7 @@ valgrind-integration: build
 	    test_todo) args="--server $$b/examples/todo/todo";; \
 	    test_http_smuggling) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server --proxy $$b/examples/proxy/proxy";; \
 	    test_admin) args="--hello $$b/examples/hello/hello --echo $$b/examples/echo/echo --server $$b/tests/http_test_server";; \
+	    test_hostile_load) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server --flood $$b/tests/flood_client";; \
 	  esac; \
 	  log=$$b/valgrind/$$s.py.log; \
 	  if timeout 900 python3 tests/$$s.py $$args --wrap "$(VALGRIND)" >"$$log" 2>&1; then \

@@ -72,28 +72,20 @@ RSS_MARGIN = POOLS + HEAP_SLACK
 
 GET = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
 
-# Known defect (reported with issue 21 §2): after a burst of connections the
-# server's heap in use goes back to its baseline, but its RSS does not: glibc
-# keeps the freed heap below the allocations still live at its top.  5,000
-# slow connections each held a 16 KiB read buffer for their few bytes: RSS
-# 4 -> 47 MiB after the wave, 88 MiB after a few waves, with 5.4 MiB of heap
-# in use (malloc_trim(0) in the server brings it back to 12 MiB); 300 slow
-# readers each held their write queue: 4 -> 35 MiB.  Until the server gives
-# that memory back, the check after such a burst also allows what the
-# burst's buffers can explain, and says so; set this to False to hold every
-# case to RSS_MARGIN.
-HEAP_RETAINED = True
+# After a burst of connections the heap they held is free, but glibc kept it
+# resident (5,000 slow connections: RSS 4 -> 47 MiB, and more after each
+# wave, with 5.4 MiB in use).  The server now trims the heap a second after
+# its connections fall to a quarter of a peak of 256 or more
+# (framework/net/server.c), so every case is held to RSS_MARGIN after a
+# burst too.
 
 
 def burst_margin(n, heap_per_conn):
     """The RSS margin after a burst of n connections that each held
-    heap_per_conn bytes of heap: RSS_MARGIN, plus what glibc retains of
-    the burst while HEAP_RETAINED."""
-    if not HEAP_RETAINED:
-        return RSS_MARGIN
-    print("    KNOWN DEFECT: freed heap stays resident after the burst; allowed: margin + "
-          "%d x %d KiB (HEAP_RETAINED)" % (n, heap_per_conn // KIB), flush=True)
-    return RSS_MARGIN + n * heap_per_conn
+    heap_per_conn bytes of heap: RSS_MARGIN (the server gives the burst's
+    heap back)."""
+    del n, heap_per_conn
+    return RSS_MARGIN
 
 
 def fd_count(pid):

@@ -19,6 +19,9 @@
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,12 +74,14 @@ struct corio_server {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } shed;
-    corio_task *waiter; /* corio_server_shutdown, waiting */
-    bool shedding;      /* shed is closing: reusable from its close callback */
-    bool open;          /* the listening handle exists and is not closing */
-    bool closed;        /* its close callback ran */
-    bool backlogged;    /* a connection waits for uv_accept() */
-    bool draining;      /* corio_server_shutdown has begun */
+    corio_task *waiter;      /* corio_server_shutdown, waiting */
+    bool shedding;           /* shed is closing: reusable from its close callback */
+    bool open;               /* the listening handle exists and is not closing */
+    bool closed;             /* its close callback ran */
+    bool backlogged;         /* a connection waits for uv_accept() */
+    bool draining;           /* corio_server_shutdown has begun */
+    size_t peak;             /* connections at most since the last trim */
+    corio__timer trim_timer; /* armed: the heap is trimmed when it fires */
 };
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -110,11 +115,33 @@ static void end_idle(conn *c) {
 
 static void accept_one(corio_server *srv);
 
+/* After a burst of connections (a flood, a slowloris wave, a peak of
+ * clients), the memory they held is free but glibc keeps it: thousands of
+ * read buffers scattered over the heap leave RSS tens of MiB above what is
+ * in use, for good.  Once the connections fall to a quarter of a peak of at
+ * least TRIM_PEAK_MIN, the heap is trimmed a second later (the closes of a
+ * burst come over several turns of the loop, and their buffers are freed
+ * in close callbacks): one malloc_trim per burst, never per connection. */
+#define TRIM_PEAK_MIN 256
+#define TRIM_DELAY_MS 1000
+
+static void on_trim(corio__timer *t) {
+    corio_server *srv = corio__container_of(t, corio_server, trim_timer);
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+    srv->peak = srv->nconns;
+}
+
 /* A connection is gone: its accounting, and the backlog it may unblock. */
 static void conn_gone(conn *c) {
     corio_server *srv = c->srv;
     corio__list_remove(&c->link);
     srv->nconns--;
+    if (srv->peak >= TRIM_PEAK_MIN && srv->nconns <= srv->peak / 4 &&
+        !corio__timer_armed(&srv->trim_timer))
+        (void)corio__timer_start(srv->loop, &srv->trim_timer,
+                                 corio__deadline_after(srv->loop, TRIM_DELAY_MS));
     corio__stat_sub(&corio__stats_sink->conns_open, 1);
     if (srv->backlogged && srv->open)
         accept_one(srv);
@@ -360,7 +387,8 @@ static void adopt(corio_server *srv, corio_stream *s) {
         return;
     }
     corio__list_push_back(&srv->conns, &c->link);
-    srv->nconns++;
+    if (++srv->nconns > srv->peak)
+        srv->peak = srv->nconns;
     corio__stat_add(&corio__stats_sink->conns_open, 1);
     corio__stat_add(&corio__stats_sink->conns_accepted, 1);
 }
@@ -474,6 +502,7 @@ int corio_server_start(corio_server **out, const corio_server_opts *opts, corio_
     srv->fn = handler;
     srv->arg = arg;
     corio__list_init(&srv->conns);
+    corio__timer_init(&srv->trim_timer, on_trim);
     srv->lis.handle.data = srv;
     int rc = open_listener(srv);
     srv->lis.handle.data = srv;
@@ -564,8 +593,10 @@ int corio_server_shutdown(corio_server *srv, uint64_t drain_ms) {
         }
         wait_for(srv, t, listener_closed, CORIO__NO_DEADLINE);
     }
-    if (srv->nconns == 0 && listener_closed(srv))
+    if (srv->nconns == 0 && listener_closed(srv)) {
+        corio__timer_stop(srv->loop, &srv->trim_timer);
         free(srv);
+    }
     /* else: leaked on purpose; tasks that refuse to end still point at it */
     return result;
 }
