@@ -11,6 +11,8 @@
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
+#   make soak        hello (plain, TLS), sse and upload under a mixed load for SOAK_SECONDS
+#                    (1800); fails on growth, request errors or an unclean stop
 #   make install     install into PREFIX (/usr/local), under DESTDIR if given
 #   make clean       remove the build directories
 #   make format      clang-format the sources
@@ -41,7 +43,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 SOURCE_DIRS := framework include tests examples bench
 
 .PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench clean format \
-        static
+        static soak
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
 deps:
@@ -193,6 +195,13 @@ fuzz-test: deps
 # Micro-benchmarks (built with the project, never run by ctest).
 bench: build
 	bash bench/run_micro.sh $(BUILD_DIR)
+
+# The soak (bench/soak.py): the example servers under a mixed load for SOAK_SECONDS; fails on
+# RSS/fd/task growth, any unexpected request failure, counts not back at baseline, or an unclean
+# stop.  Writes the samples to $(BUILD_DIR)/soak.csv.
+SOAK_SECONDS ?= 1800
+soak: build
+	python3 bench/soak.py --build $(BUILD_DIR) --seconds $(SOAK_SECONDS) --csv $(BUILD_DIR)/soak.csv
 
 # Remove the build directories.
 clean:
