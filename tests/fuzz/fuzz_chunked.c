@@ -439,8 +439,11 @@ static void decode(dec *d, const uint8_t *p, size_t n, size_t max_body, size_t m
             d->outcome = DEC_INCOMPLETE;
             return;
         }
+        /* llhttp 8.1 may end the line early (after a token value and ';', see dec_exts) and
+         * refuse a chunk too large before what follows is found malformed */
         if (r < 0)
-            return dec_bad(d, ST_400, "a malformed size line");
+            return dec_bad(d, ST_400 | (d->unsure && size > max_body - d->out_len ? ST_413 : 0),
+                           "a malformed size line");
         if (size == 0)
             return dec_trailers(d, p, n, i, max_hdr);
         if (size > max_body - d->out_len) /* refused once its size is known */
