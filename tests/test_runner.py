@@ -40,11 +40,14 @@ class Server(harness.Server):
     collected; a context manager), with its supervisor's children."""
 
     def __init__(self, binary, *args, env=None, nofile=None):
+        """nofile: the fd limit, soft and hard, or a (soft, hard) pair."""
         wrap = ()
         if nofile is not None:
             # A shell sets the fd limit and execs the binary (same pid): safer
             # than preexec_fn in a process that runs threads.
-            wrap = ("/bin/sh", "-c", 'ulimit -n %d && exec "$0" "$@"' % nofile)
+            soft, hard = nofile if isinstance(nofile, tuple) else (nofile, nofile)
+            wrap = ("/bin/sh", "-c",
+                    'ulimit -Sn %d && ulimit -Hn %d && exec "$0" "$@"' % (soft, hard))
         super().__init__(binary, *args, env=env, wrap=wrap, start_timeout=5)
         CASE_SERVERS.append(self)
 
@@ -404,6 +407,18 @@ def case_bad_flag_values_exit_2_naming_the_flag():
     # A flag wins over a bad variable: the server starts.
     with Server(ARGS.echo, env={"CORIO_PORT": "x"}) as srv:
         echo_once(srv.port)
+
+
+def case_soft_fd_limit_raised_to_the_hard_limit():
+    """The runner raises the soft RLIMIT_NOFILE to the hard one at start
+    (app.h, "Descriptors"): started with 256 soft, 512 hard, it runs with
+    512 and says so at debug level."""
+    with Server(ARGS.echo, "--log-level", "debug", nofile=(256, 512)) as srv:
+        with open("/proc/%d/limits" % srv.pid) as f:
+            line = next(x for x in f if x.startswith("Max open files"))
+        check(line.split()[3:5] == ["512", "512"], line)
+        srv.wait_log(r"descriptors: soft limit raised from 256 to 512")
+        harness.stop_cleanly(srv)
 
 
 def case_help_and_version_exit_0():
@@ -1421,6 +1436,7 @@ def case_tls_flags_serve_tls_and_sighup_reloads():
 CASES = [
     case_bad_flag_values_exit_2_naming_the_flag,
     case_help_and_version_exit_0,
+    case_soft_fd_limit_raised_to_the_hard_limit,
     case_unix_and_port_refused_together,
     case_unix_socket_missing_directory_named,
     case_unix_stale_socket_replaced_live_refused,

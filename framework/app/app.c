@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -129,6 +130,18 @@ static const char *real_getenv(const char *name) {
     return getenv(name);
 }
 
+/* The soft RLIMIT_NOFILE up to the hard limit (app.h, "Descriptors"). */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        corio_log(CORIO_LOG_DEBUG, "descriptors: soft limit raised from %llu to %llu",
+                  (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 int corio_app_main(const corio_app *app, int argc, char **argv) {
     if (!app || !app->handler) {
         fprintf(stderr, "corio_app_main: the app needs a handler\n");
@@ -180,6 +193,7 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         if (rc)
             return rc < 0 ? 1 : rc;
     }
+    raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     /* Until the worker's loop watches them, SIGHUP and SIGUSR1 must not
      * kill the process (their default action): a SIGUSR1 for a task dump

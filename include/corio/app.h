@@ -28,6 +28,13 @@
  * (systemd), the socket on fd 3 is served and --host/--port/--unix are
  * ignored.
  *
+ * Descriptors.  Each connection takes one, and Linux's default soft limit
+ * (1024) would cap a server near a thousand clients: the runner raises the
+ * soft RLIMIT_NOFILE to the hard limit at start, as Go's runtime does, and
+ * says so at debug level.  Lower the hard limit (ulimit -Hn, systemd's
+ * LimitNOFILE=) to keep a server below it.  Out of descriptors, a server
+ * refuses new connections and goes on serving the ones it has.
+ *
  * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.
  * Flags win over environment variables.  A bad value is one line on stderr
  * naming the flag (or variable) and what it accepts, and exit code 2.
