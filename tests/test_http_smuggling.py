@@ -786,6 +786,28 @@ def chunk_ext_empty_name_then_another(s):
     return post(CHUNKED, body=b"3;;a\r\nabc\r\n0\r\n\r\n") + s
 
 
+# Regression: served before the fix (llhttp 8.1 takes ";;" after a token value
+# without a callback; found by fuzz_chunked).
+@vector(refused(400))
+def chunk_ext_empty_after_token_value(s):
+    """RFC 9112 7.1.1: ";a=1;;b", an empty extension after a valued one: 400."""
+    return post(CHUNKED, body=b"3;a=1;;b\r\nabc\r\n0\r\n\r\n") + s
+
+
+# Regression: served before the fix.
+@vector(refused(400))
+def chunk_ext_trailing_semicolon(s):
+    """RFC 9112 7.1.1: ";a=1;" then CRLF, a ';' with no extension after it: 400."""
+    return post(CHUNKED, body=b"3;a=1;\r\nabc\r\n0\r\n\r\n") + s
+
+
+# The same ';;' inside a quoted value is data.
+@vector(accepted(b"abc"))
+def chunk_ext_semicolons_quoted(s):
+    """RFC 9112 7.1.1: ';' inside a quoted-string value is no separator: served."""
+    return post(CHUNKED, body=b'3;a=";;";b\r\nabc\r\n0\r\n\r\n') + s
+
+
 @vector(refused(400))
 def chunk_ext_crlf_in_quotes(s):
     """RFC 9110 5.6.4: no CR or LF in a quoted-string: 400."""

@@ -223,6 +223,7 @@ static void reset_request(corio__hconn *c) {
     c->chunk_ext_name = 0;
     c->in_chunk_line = false;
     c->chunk_line_bytes = 0;
+    c->chunk_line_ext = 0;
     c->last_chunk = false;
     c->fed_cr = false;
     c->trailer_mid_line = false;

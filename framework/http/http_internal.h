@@ -101,6 +101,7 @@ typedef struct corio__hconn {
     size_t chunk_ext_name;   /* bytes of the chunk extension name being read */
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */
+    uint8_t chunk_line_ext;  /* ... where in its extensions (parse.c, chunk_exts_ok) */
     bool last_chunk;         /* the size line of the last chunk (0) has been read */
     bool chunk_pause;        /* a chunk callback paused llhttp (not the message's end) */
     bool fed_cr;             /* the last body byte fed to llhttp was CR (corio__hconn_feed_body) */

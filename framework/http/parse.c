@@ -221,14 +221,45 @@ static int on_chunk_complete(llhttp_t *p) {
         return 0;
     c->in_chunk_line = true;
     c->chunk_line_bytes = 0;
+    c->chunk_line_ext = 0;
     c->chunk_pause = true;
     return HPE_PAUSED;
 }
 
-/* Counts the size line's bytes from `from` to `to`; false past the bound. */
+/* RFC 9112 7.1.1: every ';' of a size line starts an extension whose name
+ * is a token.  llhttp 8.1 takes a ';' with no name after a token value
+ * (";a=1;;b", "5;a=1;" CRLF) without a callback, so the line's bytes are
+ * looked at here, across feeds: after a ';' (and BWS) a tchar must come,
+ * ';' inside a quoted value excepted.  llhttp checks the rest. */
+enum { EXT_AFTER_SEMI = 1, EXT_QUOTED = 2, EXT_ESCAPED = 4 };
+
+static bool chunk_exts_ok(corio__hconn *c, const char *from, const char *to) {
+    unsigned st = c->chunk_line_ext;
+    for (const unsigned char *q = (const unsigned char *)from; q < (const unsigned char *)to; q++) {
+        if (st & EXT_ESCAPED)
+            st &= ~(unsigned)EXT_ESCAPED;
+        else if (st & EXT_QUOTED)
+            st = *q == '\\' ? st | EXT_ESCAPED : *q == '"' ? st & ~(unsigned)EXT_QUOTED : st;
+        else if (st & EXT_AFTER_SEMI) {
+            if (*q == ' ' || *q == '\t')
+                continue;
+            if (!corio__is_tchar(*q))
+                return false;
+            st &= ~(unsigned)EXT_AFTER_SEMI;
+        } else if (*q == ';')
+            st |= EXT_AFTER_SEMI;
+        else if (*q == '"')
+            st |= EXT_QUOTED;
+    }
+    c->chunk_line_ext = (uint8_t)st;
+    return true;
+}
+
+/* Counts the size line's bytes from `from` to `to` and checks its
+ * extensions' names; false past the bound or for a name missing. */
 static bool chunk_line_add(corio__hconn *c, const char *from, const char *to) {
     c->chunk_line_bytes += (size_t)(to - from);
-    return c->chunk_line_bytes <= CHUNK_LINE_MAX;
+    return c->chunk_line_bytes <= CHUNK_LINE_MAX && chunk_exts_ok(c, from, to);
 }
 
 /* RFC 9112 5.2 and 5.1: no trailer line begins with whitespace (obs-fold,

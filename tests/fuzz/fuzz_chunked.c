@@ -220,6 +220,7 @@ typedef struct dec {
     unsigned statuses; /* BAD (and unsure): the statuses the server may answer */
     bool odd_trailer;  /* a trailer named for framing or the connection: the next request is
                         * not vouched for */
+    bool line_may_413; /* a malformed size line llhttp takes: its size may be refused first */
     uint8_t out[REQ_MAX];
     size_t out_len;
     size_t end;
@@ -267,13 +268,13 @@ static int dec_exts(dec *d, const uint8_t *p, size_t n, size_t *i, size_t *bytes
     bool token_valued = false;
     while (*i < n && p[*i] == ';') {
         (*i)++;
-        /* llhttp 8.1, after a token value and ';': a CRLF ends the line (a bare ';', which RFC
-         * 9112 does not allow), anything else is refused (another extension, which it
-         * does).  Neither is vouched for; the decoder goes on as if accepted. */
+        /* After a token value and ';', llhttp 8.1 refuses a name (";a=1;b", which RFC 9112
+         * allows) and takes a CRLF or another ';' (";a=1;" CRLF, ";a=1;;b", which it does not);
+         * corio refuses those at the line's end, once llhttp has seen the size (413 first for
+         * a chunk too large). */
         if (token_valued) {
-            dec_unsure(d, ST_400, "llhttp 8.1 and what follows a token-valued extension");
-            if (*i < n && p[*i] == '\r')
-                return 1;
+            d->line_may_413 = true;
+            return -1;
         }
         token_valued = false;
         size_t t = *i;
@@ -439,10 +440,11 @@ static void decode(dec *d, const uint8_t *p, size_t n, size_t max_body, size_t m
             d->outcome = DEC_INCOMPLETE;
             return;
         }
-        /* llhttp 8.1 may end the line early (after a token value and ';', see dec_exts) and
-         * refuse a chunk too large before what follows is found malformed */
+        /* llhttp 8.1 may take the line and refuse a chunk too large before corio finds it
+         * malformed (after a token value and ';', see dec_exts) */
         if (r < 0)
-            return dec_bad(d, ST_400 | (d->unsure && size > max_body - d->out_len ? ST_413 : 0),
+            return dec_bad(d,
+                           ST_400 | (d->line_may_413 && size > max_body - d->out_len ? ST_413 : 0),
                            "a malformed size line");
         if (size == 0)
             return dec_trailers(d, p, n, i, max_hdr);
