@@ -61,18 +61,13 @@
  * asynchronous lookup: with 127.0.0.1 nothing changes (with a host name
  * libpq would resolve it itself, blocking: worth an ENOMEM instead).
  *
- * THE KNOWN DEFECT, tolerated and counted ("outcomes of the known
- * defect"): when corio_pg_query (pg_query.c run_query) fails with
- * CORIO_ENOMEM after its statement was sent (corio__pg_wait could not
- * make its future or watcher), the statement's results are left unread
- * and the connection is neither drained nor marked broken: the next call
- * on it fails with CORIO_EFAILED and no SQLSTATE (libpq's "another
- * command is already in progress"), which the header reserves for the
- * server's refusals.  The pool closes such a connection at check-in (its
- * transaction status is "active"), so it goes no further.  Accepted here:
- * that CORIO_EFAILED, or CORIO_ECONNABORTED (the connection marked broken:
- * the proposed fix), on a connection after a call on it said
- * CORIO_ENOMEM.
+ * Found by this sweep and fixed: when corio_pg_query (pg_query.c
+ * run_query) failed with CORIO_ENOMEM after its statement was sent, the
+ * results were left unread and the connection neither drained nor marked
+ * broken: the next call failed with CORIO_EFAILED and no SQLSTATE (libpq's
+ * "another command is already in progress").  The connection is now marked
+ * broken: after a call on it said CORIO_ENOMEM, later calls may fail with
+ * CORIO_ECONNABORTED (accepted), never CORIO_EFAILED without a SQLSTATE.
  * Degraded but documented outcomes are accepted and counted too: after a
  * subscriber's message could not be copied the subscriber is over
  * (corio_redis_next_message returns CORIO_ENOMEM from then on).
@@ -269,7 +264,6 @@ char *__wrap_strdup(const char *s) {
 typedef struct oom_run {
     int reported;     /* calls that reported a failure (CORIO_ENOMEM ...) */
     int checks;       /* values checked and found right */
-    int known;        /* outcomes of the known defect (PostgreSQL, see the top) */
     void *tainted[4]; /* connections a call left mid-statement on CORIO_ENOMEM */
     char bad[256];    /* the first result no documented failure explains */
 } oom_run;
@@ -343,22 +337,15 @@ static void pg_taint(oom_run *run, corio_pg_conn *db, bool on) {
         }
 }
 
-/* The result of a call on db: as call_ok, plus THE KNOWN DEFECT (see the
- * top of this file): after a call on db returned CORIO_ENOMEM, db may be
- * left with its statement's results unread, and later calls then fail
- * with CORIO_EFAILED and no SQLSTATE (libpq: "another command is already
- * in progress"), or, once it is fixed as proposed, CORIO_ECONNABORTED. */
+/* The result of a call on db: as call_ok; after a call on db returned
+ * CORIO_ENOMEM, db may be broken: later calls fail with CORIO_ECONNABORTED
+ * (see the top of this file). */
 static bool pg_ok(oom_run *run, int line, const char *what, corio_pg_conn *db, int rc) {
     if (rc == CORIO_ENOMEM)
         pg_taint(run, db, true);
     if (rc != 0 && pg_tainted(run, db)) {
         if (rc == CORIO_ECONNABORTED) {
             run->reported++;
-            return false;
-        }
-        if (rc == CORIO_EFAILED && !corio_pg_sqlstate(db)[0]) {
-            run->reported++;
-            run->known++;
             return false;
         }
     }
@@ -832,7 +819,6 @@ static void print_fail_stack(void) {
 /* Runs the scenario once with allocation #n failing (and, with from, every
  * later one); returns the number of allocations attempted, and fails the
  * test on a wrong result or a leak. */
-static long known_total; /* the known defect's outcomes, over the sweeps */
 
 static long run_once(const char *name, corio_task_fn scenario, long n, bool from, size_t baseline,
                      long *silent) {
@@ -853,11 +839,6 @@ static long run_once(const char *name, corio_task_fn scenario, long n, bool from
     const char *mode = from ? "from" : "only";
     if (made <= n)
         return made; /* nothing failed: past the last allocation */
-    known_total += run.known;
-    if (run.known && verbose()) {
-        fprintf(stderr, "%s: allocation #%ld (%s) failing: the known defect, at\n", name, n, mode);
-        print_fail_stack();
-    }
     size_t after = live_now();
     bool wrong = (rc != 0 && rc != CORIO_ENOMEM) || run.bad[0] || after != baseline;
     if (wrong) {
@@ -914,7 +895,6 @@ static void sweep(const char *name, corio_task_fn scenario) {
     long stride = env_long("CORIO_OOM_BACKENDS_STRIDE", 1);
     long from_stride = env_long("CORIO_OOM_BACKENDS_FROM_STRIDE", 1);
     long silent = 0, runs = 0, from_runs = 0;
-    known_total = 0;
     struct timespec ts0, ts1;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     /* A run's allocation count varies a little with timing (a wait on the
@@ -940,8 +920,8 @@ static void sweep(const char *name, corio_task_fn scenario) {
     fprintf(stderr,
             "%s: %ld allocations and %d checked values in a clean run; single-failure sweep: "
             "%ld runs (stride %ld), from-N-on sweep: %ld runs (stride %ld); %ld failures no "
-            "call reported; %ld outcomes of the known defect; %.1f s\n",
-            name, clean, checks, runs, stride, from_runs, from_stride, silent, known_total,
+            "call reported; %.1f s\n",
+            name, clean, checks, runs, stride, from_runs, from_stride, silent,
             (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e9);
 }
 

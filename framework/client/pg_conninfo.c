@@ -220,8 +220,14 @@ int corio__pg_params(const char *conninfo, char ***keys, char ***vals) {
         port = getenv("PGPORT");
     bool lookup = false;
     if (host && !(hostaddr && *hostaddr)) {
+        /* Without the copy, whether a name needs corio's lookup is unknown:
+         * libpq would resolve it itself, blocking the loop. */
         char *copy = strdup(host), *h[MAX_HOSTS + 1];
-        size_t nh = copy ? split(copy, h, MAX_HOSTS) : 0;
+        if (!copy) {
+            PQconninfoFree(opts);
+            return CORIO_ENOMEM;
+        }
+        size_t nh = split(copy, h, MAX_HOSTS);
         for (size_t i = 0; i < nh && i < MAX_HOSTS; i++)
             lookup |= needs_lookup(h[i]);
         free(copy);

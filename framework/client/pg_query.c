@@ -260,6 +260,13 @@ static int run_query(corio_pg_conn *c, corio_pg_result **out, const char *sql, s
     if (rc == CORIO_ETIMEDOUT || rc == CORIO_ECANCELED) {
         corio__pg_recover(c, drain_query, NULL);
         corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
+    } else if (rc < 0) {
+        /* Sent, its results unread (no memory to wait for them, or the
+         * socket failed): the connection is mid-statement, and draining
+         * would need what just failed.  Later calls get ECONNABORTED. */
+        c->broken = true;
+        if (rc == CORIO_ENOMEM)
+            corio__pg_set_error(c, NULL, corio_strerror(rc), NULL);
     }
     if (rc == 0 && copy) {
         corio__pg_set_error(c, NULL, "COPY is not supported by corio_pg_query", NULL);

@@ -331,6 +331,8 @@ int corio_redis_psubscribe(corio_redis_sub *sub, size_t n, const char *const *pa
  * Returns:
  *   0                   *out holds the next message
  *   CORIO_ERANGE        the queue overflowed (above): the subscriber is over
+ *   CORIO_ENOMEM        a message could not be copied: the subscriber is
+ *                       over (nothing is dropped silently), as above
  *   CORIO_ECONNRESET    the connection was lost (after the messages queued
  *                       before): the subscriber is over; messages published
  *                       from then on are missed.  Close it and connect a
