@@ -421,6 +421,26 @@ def case_soft_fd_limit_raised_to_the_hard_limit():
         harness.stop_cleanly(srv)
 
 
+def case_signal_during_teardown_does_not_kill():
+    """A second SIGTERM, a SIGINT or the supervisor's SIGUSR1 or SIGHUP that
+    comes while a worker closes its signal watchers (libuv then puts their
+    default action back, which is to end the process) does not kill it:
+    the process exits 0.  tests/signal_shim.c sends the signal at that very
+    moment (the worker's signal(SIGTERM, SIG_IGN) at teardown); the thread
+    pool's threads never take one.  Before the fix: exit 143, 138, 129."""
+    if not ARGS.signal_shim:
+        print("    SKIP: no --signal-shim")
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+        env = {"LD_PRELOAD": ARGS.signal_shim, "CORIO_SHIM_SIGNAL": str(int(sig)),
+               # a sanitized build: its runtime need not come first for this
+               "ASAN_OPTIONS": "verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", "")}
+        with Server(ARGS.echo, env=env) as srv:
+            srv.proc.send_signal(signal.SIGTERM)
+            code = srv.wait_exit(what="after SIGTERM, then %s at teardown" % sig.name)
+            check(code == 0, "exit %r with %s at teardown:\n%s" % (code, sig.name, srv.tail()))
+
+
 def case_help_and_version_exit_0():
     """--help (or -h) lists every flag with its default and exits 0 (even
     with a bad environment); --version exits 0 and names the version."""
@@ -1437,6 +1457,7 @@ CASES = [
     case_bad_flag_values_exit_2_naming_the_flag,
     case_help_and_version_exit_0,
     case_soft_fd_limit_raised_to_the_hard_limit,
+    case_signal_during_teardown_does_not_kill,
     case_unix_and_port_refused_together,
     case_unix_socket_missing_directory_named,
     case_unix_stale_socket_replaced_live_refused,
@@ -1471,6 +1492,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--echo", required=True)
     p.add_argument("--chat", required=True)
+    p.add_argument("--signal-shim", help="tests/signal_shim.c's library (a teardown case)")
     p.add_argument("-k", action="append", default=[], help="run only cases containing this")
     p.add_argument("-v", action="store_true", help="print server logs of failed cases")
     ARGS = p.parse_args()

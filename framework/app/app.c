@@ -130,16 +130,29 @@ static const char *real_getenv(const char *name) {
     return getenv(name);
 }
 
-/* The soft RLIMIT_NOFILE up to the hard limit (app.h, "Descriptors"). */
+/* The soft RLIMIT_NOFILE up to the hard limit (app.h, "Descriptors"); an
+ * unlimited hard limit means the kernel's fs.nr_open. */
 static void raise_fd_limit(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
         return;
-    rlim_t was = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    rlim_t was = rl.rlim_cur, to = rl.rlim_max;
+    if (to == RLIM_INFINITY) {
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long n = 0;
+        if (!f || fscanf(f, "%llu", &n) != 1 || n <= was)
+            n = was;
+        if (f)
+            fclose(f);
+        to = (rlim_t)n;
+    }
+    rl.rlim_cur = to;
+    if (to > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
         corio_log(CORIO_LOG_DEBUG, "descriptors: soft limit raised from %llu to %llu",
-                  (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+                  (unsigned long long)was, (unsigned long long)to);
+    else if (to > was)
+        corio_log(CORIO_LOG_DEBUG, "descriptors: soft limit %llu not raised to %llu: %s",
+                  (unsigned long long)was, (unsigned long long)to, strerror(errno));
 }
 
 int corio_app_main(const corio_app *app, int argc, char **argv) {

@@ -88,6 +88,15 @@ static void stop(worker *w, int signum) {
     corio_event_set(&w->stop);
 }
 
+/* The signals the runner's worker watches. */
+static const int RUNNER_SIGNALS[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+
+static void runner_signals(sigset_t *set) {
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof RUNNER_SIGNALS / sizeof *RUNNER_SIGNALS; i++)
+        sigaddset(set, RUNNER_SIGNALS[i]);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     worker *w = h->data;
     switch (signum) {
@@ -254,29 +263,51 @@ static int worker_main(void *arg) {
         rc = rc == CORIO_ECANCELED ? 0 : rc;
     }
     corio_tls_ctx_free(w->tls); /* refcounted: connections keep theirs */
-    /* From here the process is on its way out: a second SIGTERM/SIGINT must
-     * not kill it mid-teardown (its default action) and spoil the exit code.
-     * Closing the last watcher of a signal makes libuv restore SIG_DFL, so
-     * the signals stay blocked across the closes and are ignored before they
-     * are unblocked (a pending ignored signal is discarded). */
+    /* From here the process is on its way out: a second SIGTERM, or the
+     * supervisor's SIGUSR1 to every child, must not kill it mid-teardown
+     * (their default action) and spoil the exit code.  Closing the last
+     * watcher of a signal makes libuv restore SIG_DFL, so the signals stay
+     * blocked across the closes (in this thread; the pool's threads block
+     * them for good, see start_thread_pool) and are ignored before they are
+     * unblocked (a pending ignored signal is discarded). */
     sigset_t quiet, old;
-    sigemptyset(&quiet);
-    sigaddset(&quiet, SIGTERM);
-    sigaddset(&quiet, SIGINT);
-    if (w->supervised)
-        sigaddset(&quiet, SIGUSR2);
+    runner_signals(&quiet);
     pthread_sigmask(SIG_BLOCK, &quiet, &old);
     unwatch(&w->sig_term);
     unwatch(&w->sig_int);
     unwatch(&w->sig_hup);
     unwatch(&w->sig_usr1);
     unwatch(&w->sig_usr2);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    if (w->supervised)
-        signal(SIGUSR2, SIG_IGN);
+    for (size_t i = 0; i < sizeof RUNNER_SIGNALS / sizeof *RUNNER_SIGNALS; i++)
+        signal(RUNNER_SIGNALS[i], SIG_IGN);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
+}
+
+static void no_work(uv_work_t *req) {
+    (void)req;
+}
+
+/* libuv's thread pool (name lookups, file reads, corio_run_blocking) is
+ * the process's, its threads made on first use with the signal mask of the
+ * thread that makes them.  Made here, with the runner's signals blocked,
+ * they never take one: a watched signal goes to the loop's thread (libuv's
+ * handler only writes to the loop, from any thread), and at teardown, once
+ * libuv has restored a signal's default action, no pool thread can be the
+ * one it kills.  (Threads the application starts itself should block them
+ * too; a pool its setup already started is not changed.) */
+static void start_thread_pool(void) {
+    sigset_t quiet, old;
+    runner_signals(&quiet);
+    pthread_sigmask(SIG_BLOCK, &quiet, &old);
+    uv_loop_t loop;
+    uv_work_t req;
+    if (uv_loop_init(&loop) == 0) {
+        if (uv_queue_work(&loop, &req, no_work, NULL) == 0)
+            uv_run(&loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&loop);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen_fd, int admin_fd,
@@ -292,6 +323,7 @@ int corio__worker_run(const corio_app *app, const corio__app_opts *o, int listen
     /* The connection stack size is the loop's default: only the default
      * size is pooled, and connections come and go (and resume) often. */
     corio_run_opts ro = {.stack_size = app->conn_stack_size};
+    start_thread_pool();
     int rc = corio_run_ex(&ro, worker_main, &w);
     if (w.ready_fd >= 0)
         report_not_ready(&w, rc);

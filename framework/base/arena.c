@@ -46,6 +46,7 @@ static __thread bool cache_armed;
 static void cache_at_thread_exit(void *unused) {
     (void)unused;
     corio__arena_cache_clear();
+    cache_armed = false; /* a later free (another destructor) arms it again */
 }
 
 static void cache_key_create(void) {

@@ -115,6 +115,7 @@ static __thread bool rbuf_armed;
 static void rbuf_at_thread_exit(void *unused) {
     (void)unused;
     corio__stream_rbuf_cache_clear();
+    rbuf_armed = false; /* a later free (another destructor) arms it again */
 }
 
 static void rbuf_key_create(void) {

@@ -31,8 +31,9 @@
  * Descriptors.  Each connection takes one, and Linux's default soft limit
  * (1024) would cap a server near a thousand clients: the runner raises the
  * soft RLIMIT_NOFILE to the hard limit at start, as Go's runtime does, and
- * says so at debug level.  Lower the hard limit (ulimit -Hn, systemd's
- * LimitNOFILE=) to keep a server below it.  Out of descriptors, a server
+ * says so at debug level (an unlimited hard limit: fs.nr_open).  Lower the
+ * hard limit (ulimit -Hn, systemd's LimitNOFILE=) to keep a server below
+ * it; processes the server starts inherit the raised limit.  Out of descriptors, a server
  * refuses new connections and goes on serving the ones it has.
  *
  * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.

@@ -94,11 +94,12 @@ bool corio_req_query(corio_req *req, const char *name, corio_strv *value);
  * the read buffer when it is already there).  A second call returns the same
  * body (middleware may read it before the handler).  Returns 0, CORIO_ERANGE
  * when it exceeds the body limit, CORIO_EINVAL for a malformed chunked body,
- * CORIO_ETIMEDOUT when the client stalls longer than body_timeout_ms — a
- * handler that returns these without responding gets the server's 413, 400
- * or 408, and the connection closes — CORIO_EOF if the client went away,
- * CORIO_ECANCELED, CORIO_EALREADY if corio_req_read already consumed some
- * of the body. */
+ * CORIO_ETIMEDOUT when the client stalls longer than body_timeout_ms,
+ * CORIO_EOF when the client ended its side before the body's end — a
+ * handler that returns these without responding gets the server's 413,
+ * 400, 408 or 400 (an incomplete request), and the connection closes —
+ * CORIO_ECONNRESET if the client went away, CORIO_ECANCELED, CORIO_EALREADY
+ * if corio_req_read already consumed some of the body. */
 int corio_req_body(corio_req *req, corio_strv *body);
 
 /* Await: reads the next piece of a streamed body into buf.  Returns the
