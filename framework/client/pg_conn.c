@@ -9,6 +9,7 @@
  * close and replace the socket between waits (it does while connecting, one
  * socket per address) without libuv watching a dead descriptor.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,9 +227,11 @@ static uint64_t connect_timeout_ms(PGconn *pg) {
     uint64_t ms = 0;
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) {
-            long s = strtol(o->val, NULL, 10);
+            /* libpq's reading: whole seconds, at least 2, at most INT_MAX
+             * (a bigger one must not wrap round to a short timeout) */
+            long long s = strtoll(o->val, NULL, 10);
             if (s > 0)
-                ms = (uint64_t)(s < 2 ? 2 : s) * 1000;
+                ms = (uint64_t)(s < 2 ? 2 : s > INT_MAX ? INT_MAX : s) * 1000;
         }
     }
     PQconninfoFree(opts);

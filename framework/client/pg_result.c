@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Results of PostgreSQL queries (corio/pg.h): a PGresult behind accessors
  * that read PostgreSQL's text output as the common C types. */
+#define _GNU_SOURCE /* strtod_l */
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +36,8 @@ uint64_t corio_pg_result_affected(const corio_pg_result *r) {
 }
 
 static bool in_range(const corio_pg_result *r, size_t row, size_t col) {
-    return r && row < (size_t)PQntuples(corio__pg_res(r)) && col < (size_t)PQnfields(corio__pg_res(r));
+    return r && row < (size_t)PQntuples(corio__pg_res(r)) &&
+           col < (size_t)PQnfields(corio__pg_res(r));
 }
 
 bool corio_pg_is_null(const corio_pg_result *r, size_t row, size_t col) {
@@ -67,6 +72,9 @@ int corio_pg_int64(const corio_pg_result *r, size_t row, size_t col, int64_t *ou
     int rc = typed_text(r, row, col, out, &s);
     if (rc < 0)
         return rc;
+    /* PostgreSQL's text: -?[0-9]+ (strtoll would also take blanks and '+') */
+    if (*s != '-' && !(*s >= '0' && *s <= '9'))
+        return CORIO_EINVAL;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -88,13 +96,41 @@ int corio_pg_int64(const corio_pg_result *r, size_t row, size_t col, int64_t *ou
     return 0;
 }
 
+/* The C locale's numbers, made once (newlocale is not free). */
+static locale_t c_numeric_locale;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void c_numeric_make(void) {
+    c_numeric_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static locale_t c_numeric(void) {
+    pthread_once(&c_numeric_once, c_numeric_make);
+    return c_numeric_locale;
+}
+
 int corio_pg_double(const corio_pg_result *r, size_t row, size_t col, double *out) {
     const char *s;
     int rc = typed_text(r, row, col, out, &s);
     if (rc < 0)
         return rc;
+    /* What PostgreSQL writes: -?digits[.digits][e[+-]digits], "NaN",
+     * "Infinity", "-Infinity", read in the C locale whatever the
+     * application's setlocale (a decimal comma would refuse "1.5");
+     * strtod's blanks, '+', hex floats and "inf" are refused. */
+    const char *t = s + (*s == '-');
+    bool word = strcmp(t, "Infinity") == 0 || (t == s && strcmp(s, "NaN") == 0);
+    if (!word) {
+        for (const char *q = t; *q; q++)
+            if (!((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
+                  ((*q == '-' || *q == '+') && q > t && (q[-1] == 'e' || q[-1] == 'E'))))
+                return CORIO_EINVAL;
+        if (!((*t >= '0' && *t <= '9') || (*t == '.' && t[1] >= '0' && t[1] <= '9')))
+            return CORIO_EINVAL;
+    }
     char *end;
-    double v = strtod(s, &end); /* "NaN", "Infinity", "-Infinity" included */
+    locale_t c = c_numeric();
+    double v = c ? strtod_l(s, &end, c) : strtod(s, &end);
     if (end == s || *end)
         return CORIO_EINVAL;
     *out = v; /* a numeric beyond double's range: ±HUGE_VAL, as PostgreSQL's cast */

@@ -170,7 +170,7 @@ int corio_redis_reply_integer(const corio_redis_reply *rep, int64_t *out) {
     }
     if (rep->type == CORIO_REDIS_NIL)
         return CORIO_ENOENT;
-    if (rep->type != CORIO_REDIS_STRING || rep->len == 0 || rep->len > 20)
+    if (rep->type != CORIO_REDIS_STRING || rep->len == 0)
         return CORIO_EINVAL;
     const char *s = rep->str;
     size_t i = (s[0] == '-');

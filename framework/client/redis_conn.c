@@ -82,7 +82,12 @@ static char *decode(const char *s, size_t n, bool *bad) {
             break;
         }
         char hex[3] = {s[i + 1], s[i + 2], 0};
-        *o++ = (char)strtol(hex, NULL, 16);
+        char c = (char)strtol(hex, NULL, 16);
+        if (c == '\0') { /* %00 would cut the name or password short */
+            *bad = true;
+            break;
+        }
+        *o++ = c;
         i += 2;
     }
     if (*bad) {
@@ -176,11 +181,14 @@ static int parse_url(corio__redis_target *t, const char *s, char *msg, size_t ms
         return rc;
     s += n;
     if (*s == '/' && s[1] && s[1] != '?' && s[1] != '#') {
-        char *end;
-        long db = strtol(s + 1, &end, 10);
-        if (end == s + 1 || (*end && *end != '?' && *end != '#') || db < 0 || db > 1000000)
+        long db = 0;
+        const char *d = s + 1;
+        while (*d >= '0' && *d <= '9' && db <= 1000000) /* digits only: no blank, no sign */
+            db = db * 10 + (*d++ - '0');
+        if (d == s + 1 || (*d && *d != '?' && *d != '#') || db > 1000000)
             return set_msg(msg, msgsz, CORIO_EINVAL, "bad database number in", where);
         t->db = (int)db;
+        t->db_given = true;
     }
     return 0;
 }
@@ -194,12 +202,12 @@ int corio__redis_target_parse(corio__redis_target *t, const char *where, const c
     int rc;
     if (strncmp(where, "redis://", 8) == 0) {
         rc = parse_url(t, where + 8, msg, msgsz, where);
-    } else if (strstr(where, "://")) {
-        rc = set_msg(msg, msgsz, CORIO_EINVAL, "unsupported scheme (redis:// only)", where);
-    } else if (where[0] == '/' || strncmp(where, "unix:", 5) == 0) {
+    } else if (where[0] == '/' || strncmp(where, "unix:", 5) == 0) { /* "://" may be in a path */
         const char *p = where[0] == '/' ? where : where + 5;
         rc = *p ? ((t->path = strdup(p)) ? 0 : CORIO_ENOMEM)
                 : set_msg(msg, msgsz, CORIO_EINVAL, "no socket path in", where);
+    } else if (strstr(where, "://")) {
+        rc = set_msg(msg, msgsz, CORIO_EINVAL, "unsupported scheme (redis:// only)", where);
     } else {
         rc = parse_hostport(t, where, strlen(where), msg, msgsz, where);
     }
@@ -214,7 +222,7 @@ int corio__redis_target_parse(corio__redis_target *t, const char *where, const c
             if (!t->user && o->username && !(t->user = strdup(o->username)))
                 return CORIO_ENOMEM;
         }
-        if (t->db == 0)
+        if (!t->db_given) /* the URL's /db wins, /0 too */
             t->db = o->db;
     }
     return 0;

@@ -24,6 +24,7 @@ typedef struct corio__redis_target {
     char *user;     /* AUTH's username, or NULL */
     char *password; /* AUTH's password, or NULL: no AUTH */
     int db;         /* SELECT db when > 0 */
+    bool db_given;  /* the URL gave db (opts.db is then not used) */
 } corio__redis_target;
 
 /* Parses `where` (redis.h's ADDRESSES) with o's username, password and db
