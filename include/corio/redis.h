@@ -79,7 +79,10 @@
  * atomic); a bound on a reply's size (a huge reply is held whole, twice
  * while it is copied); noticing a server that stops answering without
  * closing (TCP keepalive finds a dead peer; commands meanwhile end at
- * their deadlines).
+ * their deadlines); a server that breaks the protocol's reply order (a
+ * reply to no command, or a malformed message to a subscriber: never a real
+ * Redis) makes hiredis 0.14 abort the process on an assert, not fail the
+ * connection.
  */
 #ifndef CORIO_REDIS_H
 #define CORIO_REDIS_H
