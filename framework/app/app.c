@@ -138,13 +138,17 @@ static void raise_fd_limit(void) {
         return;
     rlim_t was = rl.rlim_cur, to = rl.rlim_max;
     if (to == RLIM_INFINITY) {
+        char buf[32] = "";
         FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-        unsigned long long n = 0;
-        if (!f || fscanf(f, "%llu", &n) != 1 || n <= was)
-            n = was;
-        if (f)
-            fclose(f);
-        to = (rlim_t)n;
+        if (f) {
+            if (!fgets(buf, sizeof buf, f))
+                buf[0] = '\0';
+            (void)fclose(f);
+        }
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(buf, &end, 10);
+        to = end != buf && errno == 0 && n > was ? (rlim_t)n : was;
     }
     rl.rlim_cur = to;
     if (to > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)

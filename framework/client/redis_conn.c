@@ -243,7 +243,83 @@ typedef struct watch {
     uv_poll_t poll;
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     int events;
+    /* the reader's object functions, wrapped (see reply_ok) */
+    redisReplyObjectFunctions fns;
+    const redisReplyObjectFunctions *hiredis_fns;
+    bool push; /* the reply being read is a push to a subscriber */
 } watch;
+
+/* ---- replies no Redis server sends ------------------------------------------------------------
+ *
+ * hiredis 0.14 asserts, aborting the process, on replies a Redis server
+ * never sends: a reply other than an error with no command waiting on a
+ * connection that is not subscribed; on a subscribed one, a push that is
+ * an array of fewer than two elements or whose kind or channel is not a
+ * string.  The reader's object functions are wrapped to look at each reply
+ * as it is built: such a reply makes them fail, and hiredis drops the
+ * connection (what is in flight fails with CORIO_ECONNRESET) instead of
+ * aborting.  Not covered: an unsubscribe of a subscribed channel whose
+ * count is not an integer (telling needs hiredis's channel table). */
+
+static bool violation(watch *w, const char *what) {
+    corio__redis_conn *c = w->ac->data;
+    if (c)
+        c->violation = what;
+    return false;
+}
+
+/* type: the object's (a nil bulk string is REDIS_REPLY_NIL, not the task's type). */
+static bool reply_ok(watch *w, const redisReadTask *t, int type, int elements) {
+    redisAsyncContext *ac = w->ac;
+    if (!ac)
+        return true;
+    if (!t->parent) { /* a reply's top */
+        w->push = false;
+        if (ac->replies.head || (ac->c.flags & REDIS_MONITORING))
+            return true; /* a command waits for it */
+        if (!(ac->c.flags & REDIS_SUBSCRIBED))
+            return type == REDIS_REPLY_ERROR || violation(w, "a reply to no command");
+        if (type != REDIS_REPLY_ARRAY)
+            return true; /* hiredis takes it as the answer to a refused command */
+        if (elements < 2)
+            return violation(w, "a message of fewer than two elements");
+        w->push = true;
+        return true;
+    }
+    if (!w->push || t->parent->parent || t->idx > 1)
+        return true;
+    return type == REDIS_REPLY_STRING ||
+           violation(w, "a message whose kind or channel is not a string");
+}
+
+static void *checked_string(const redisReadTask *t, char *s, size_t n) {
+    watch *w = t->privdata;
+    return reply_ok(w, t, t->type, 0) ? w->hiredis_fns->createString(t, s, n) : NULL;
+}
+
+static void *checked_array(const redisReadTask *t, int elements) {
+    watch *w = t->privdata;
+    return reply_ok(w, t, REDIS_REPLY_ARRAY, elements) ? w->hiredis_fns->createArray(t, elements)
+                                                       : NULL;
+}
+
+static void *checked_integer(const redisReadTask *t, long long v) {
+    watch *w = t->privdata;
+    return reply_ok(w, t, REDIS_REPLY_INTEGER, 0) ? w->hiredis_fns->createInteger(t, v) : NULL;
+}
+
+static void *checked_nil(const redisReadTask *t) {
+    watch *w = t->privdata;
+    return reply_ok(w, t, REDIS_REPLY_NIL, 0) ? w->hiredis_fns->createNil(t) : NULL;
+}
+
+static void check_replies(watch *w, redisReader *r) {
+    w->hiredis_fns = r->fn;
+    w->fns = (redisReplyObjectFunctions){checked_string, checked_array, checked_integer,
+                                         checked_nil, r->fn->freeObject};
+    r->fn = &w->fns;
+    r->privdata = w;
+}
 
 static void on_poll(uv_poll_t *h, int status, int events) {
     watch *w = h->data;
@@ -323,6 +399,8 @@ static int attach(redisAsyncContext *ac) {
     ac->ev.addWrite = add_write;
     ac->ev.delWrite = del_write;
     ac->ev.cleanup = cleanup;
+    if (ac->c.reader && ac->c.reader->fn)
+        check_replies(w, ac->c.reader);
     return 0;
 }
 
@@ -382,9 +460,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
         return; /* freed on purpose (drop, close): nothing was lost */
     c->ac = NULL;
     c->ready = false;
-    snprintf(c->error, sizeof c->error, "connection lost: %s",
-             status != REDIS_OK && ac->errstr && ac->errstr[0] ? ac->errstr
-                                                               : "closed by the server");
+    if (c->violation) /* the reader's error says "Out of memory" */
+        snprintf(c->error, sizeof c->error, "connection lost: protocol violation: %s",
+                 c->violation);
+    else
+        snprintf(c->error, sizeof c->error, "connection lost: %s",
+                 status != REDIS_OK && ac->errstr && ac->errstr[0] ? ac->errstr
+                                                                   : "closed by the server");
     if (c->on_lost)
         c->on_lost(c);
 }
@@ -419,6 +501,7 @@ static int connect_one(corio__redis_conn *c, const char *ip, uint16_t port, cons
         return rc;
     }
     ac->data = c;
+    c->violation = NULL;
     corio_future *f;
     if ((rc = corio_future_new(&f)) < 0) {
         redisAsyncFree(ac);

@@ -52,7 +52,8 @@ typedef struct corio__redis_conn {
     corio_future *connect_f; /* a connect attempt awaits this, or NULL */
     /* Called when hiredis reports ac lost (from inside its free). */
     void (*on_lost)(struct corio__redis_conn *c);
-    char error[256]; /* why the connection was last lost or not made */
+    char error[256];       /* why the connection was last lost or not made */
+    const char *violation; /* the server broke the protocol: how (redis_conn.c) */
 } corio__redis_conn;
 
 /* Await: opens a connection to t for c (a host name resolved off the

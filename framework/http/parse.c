@@ -258,6 +258,8 @@ static bool chunk_exts_ok(corio__hconn *c, const char *from, const char *to) {
 /* Counts the size line's bytes from `from` to `to` and checks its
  * extensions' names; false past the bound or for a name missing. */
 static bool chunk_line_add(corio__hconn *c, const char *from, const char *to) {
+    if (!from)
+        return false; /* cannot happen: a size line begins where llhttp pauses */
     c->chunk_line_bytes += (size_t)(to - from);
     return c->chunk_line_bytes <= CHUNK_LINE_MAX && chunk_exts_ok(c, from, to);
 }

@@ -79,10 +79,12 @@
  * atomic); a bound on a reply's size (a huge reply is held whole, twice
  * while it is copied); noticing a server that stops answering without
  * closing (TCP keepalive finds a dead peer; commands meanwhile end at
- * their deadlines); a server that breaks the protocol's reply order (a
- * reply to no command, or a malformed message to a subscriber: never a real
- * Redis) makes hiredis 0.14 abort the process on an assert, not fail the
- * connection.
+ * their deadlines); an unsubscribe of a subscribed channel whose count is
+ * not an integer (never sent by a real Redis) makes hiredis 0.14 abort the
+ * process on an assert.  Other replies no Redis sends (a reply to no
+ * command, a push of fewer than two elements or whose kind or channel is
+ * not a string) end the connection: CORIO_ECONNRESET, and
+ * corio_redis_error() says "protocol violation".
  */
 #ifndef CORIO_REDIS_H
 #define CORIO_REDIS_H

@@ -34,7 +34,9 @@
  * third element (and leaving subscribe mode, after which any reply without
  * a command asserts too).  Inputs holding such an array are skipped (the
  * reference finds them first), unless FUZZ_REDIS_HIREDIS_ASSERTS=1, which
- * shows that a server can crash a corio subscriber this way.  An input
+ * replays them: corio now catches those replies as they are read and drops
+ * the connection instead (redis_conn.c; test_fuzz_redis_sub_no_abort runs
+ * the regression inputs so).  An input
  * announcing an array of more than 65536 elements is skipped too
  * (huge_array). */
 #define _GNU_SOURCE
