@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Arena for per-request memory (see arena.h). */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/thread_exit.h"
 
 #define CHUNK_SIZE 4096
 #define CACHE_MAX 256
@@ -35,34 +35,13 @@ static corio__chunk *chunk_get(size_t need) {
     return c;
 }
 
-/* A thread that ends (a loop run on a thread of its own) frees its cache:
- * the first chunk it keeps arms a key whose destructor runs at its exit.
- * Without the key (pthread_key_create failed) nothing is kept. */
-static pthread_key_t cache_key;
-static bool cache_key_ok;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+/* A thread that ends (a loop run on a thread of its own) frees its cache
+ * (base/thread_exit.h); without that, nothing is kept. */
 static __thread bool cache_armed;
 
-static void cache_at_thread_exit(void *unused) {
-    (void)unused;
-    corio__arena_cache_clear();
-    cache_armed = false; /* a later free (another destructor) arms it again */
-}
-
-static void cache_key_create(void) {
-    cache_key_ok = pthread_key_create(&cache_key, cache_at_thread_exit) == 0;
-}
-
-static bool cache_arm(void) {
-    if (!cache_armed) {
-        pthread_once(&cache_once, cache_key_create);
-        cache_armed = cache_key_ok && pthread_setspecific(cache_key, &cache_armed) == 0;
-    }
-    return cache_armed;
-}
-
 static void chunk_put(corio__chunk *c) {
-    if (c->size == CHUNK_SIZE - sizeof(corio__chunk) && cached < CACHE_MAX && cache_arm()) {
+    if (c->size == CHUNK_SIZE - sizeof(corio__chunk) && cached < CACHE_MAX &&
+        corio__thread_exit_arm(corio__arena_cache_clear, &cache_armed)) {
         c->next = cache;
         cache = c;
         cached++;

@@ -19,12 +19,12 @@
  * before handing them to the same raw write path (corio__stream_raw_write).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/thread_exit.h"
 #include "net/stream_internal.h"
 
 #define READ_CHUNK (16 * 1024)
@@ -104,34 +104,13 @@ static char *rbuf_alloc(size_t size) {
     return malloc(size);
 }
 
-/* A thread that ends (a loop run on a thread of its own) frees its cache:
- * the first buffer it keeps arms a key whose destructor runs at its exit.
- * Without the key (pthread_key_create failed) nothing is kept. */
-static pthread_key_t rbuf_key;
-static bool rbuf_key_ok;
-static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+/* A thread that ends (a loop run on a thread of its own) frees its cache
+ * (base/thread_exit.h); without that, nothing is kept. */
 static __thread bool rbuf_armed;
 
-static void rbuf_at_thread_exit(void *unused) {
-    (void)unused;
-    corio__stream_rbuf_cache_clear();
-    rbuf_armed = false; /* a later free (another destructor) arms it again */
-}
-
-static void rbuf_key_create(void) {
-    rbuf_key_ok = pthread_key_create(&rbuf_key, rbuf_at_thread_exit) == 0;
-}
-
-static bool rbuf_arm(void) {
-    if (!rbuf_armed) {
-        pthread_once(&rbuf_once, rbuf_key_create);
-        rbuf_armed = rbuf_key_ok && pthread_setspecific(rbuf_key, &rbuf_armed) == 0;
-    }
-    return rbuf_armed;
-}
-
 static void rbuf_free(char *p, size_t size) {
-    if (p && size == READ_CHUNK && rbuf_cached < RBUF_CACHE_MAX && rbuf_arm())
+    if (p && size == READ_CHUNK && rbuf_cached < RBUF_CACHE_MAX &&
+        corio__thread_exit_arm(corio__stream_rbuf_cache_clear, &rbuf_armed))
         rbuf_cache[rbuf_cached++] = p;
     else
         free(p);
