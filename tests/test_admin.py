@@ -96,6 +96,8 @@ def refused(port):
         return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False  # the listener closed as this connect was queued: ask again
     finally:
         s.close()
 
