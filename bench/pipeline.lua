@@ -85,15 +85,15 @@ done = function(summary, latency, requests)
   end
   -- wrk: interval = runtime_us / (complete / connections), integer division.
   local expected = math.floor(summary.duration / math.floor(summary.requests / conns))
-  -- latency(i) walks wrk's histogram from its minimum each time, and the
-  -- walk below takes max / expected steps per value: with a long tail (a
-  -- batch waiting for its timeout) both run to billions of steps and wrk
-  -- hangs in done().  Past a bound, no percentiles rather than no end.
-  local LIMIT = 2e8
+  -- latency(i) walks wrk's histogram (in C) from its minimum each time, and
+  -- the walk below (in Lua) takes max / expected steps per value: with a
+  -- long tail (a batch waiting for its timeout) they run to hundreds of
+  -- billions of steps and wrk hangs in done().  Past a few seconds' worth,
+  -- no percentiles rather than no end.
   local distinct = #latency
   local range = latency.max - latency.min + 1
   local walk = expected > 0 and distinct * (latency.max / expected) or 0
-  if distinct * range > LIMIT or walk > LIMIT then
+  if distinct * range > 5e9 or walk > 1e8 then
     io.stderr:write(string.format("batch_latency_us: not computed (%d distinct latencies "
       .. "over %d us: too long a walk)\n", distinct, range))
     return
