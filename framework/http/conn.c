@@ -220,7 +220,6 @@ static void reset_request(corio__hconn *c) {
     c->head_done = false;
     c->trailer_bytes = 0;
     c->chunk_ext_bytes = 0;
-    c->chunk_ext_name = 0;
     c->in_chunk_line = false;
     c->chunk_line_bytes = 0;
     c->chunk_line_ext = 0;

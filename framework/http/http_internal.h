@@ -98,7 +98,6 @@ typedef struct corio__hconn {
     bool peer_failed; /* ... and it was the client's doing: gone, or stopped reading */
     bool head_done;   /* llhttp is past the head: header callbacks are trailers */
     size_t trailer_bytes, chunk_ext_bytes;
-    size_t chunk_ext_name;   /* bytes of the chunk extension name being read */
     bool in_chunk_line;      /* llhttp is inside a chunk's size line */
     size_t chunk_line_bytes; /* ... and has had this many bytes of it */
     uint8_t chunk_line_ext;  /* ... where in its extensions (parse.c, chunk_exts_ok) */

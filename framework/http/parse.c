@@ -177,23 +177,6 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
     return count_within(c, &c->chunk_ext_bytes, len, CHUNK_EXT_MAX, 400);
 }
 
-static int on_chunk_extension_name(llhttp_t *p, const char *at, size_t len) {
-    conn_of(p)->chunk_ext_name += len;
-    return on_chunk_extension(p, at, len);
-}
-
-/* RFC 9112 7.1.1: an extension's name is a token; llhttp 8.1 takes an
- * empty one (";=v", ";;a"), corio refuses it (400). */
-static int on_chunk_extension_name_complete(llhttp_t *p) {
-    corio__hconn *c = conn_of(p);
-    if (c->chunk_ext_name == 0) {
-        c->reject = 400;
-        return -1;
-    }
-    c->chunk_ext_name = 0;
-    return 0;
-}
-
 /* The size line is over: chunk data (or, for the last chunk, trailers)
  * follows.  Pauses (see corio__hconn_feed_body): the line ends here. */
 static int on_chunk_header(llhttp_t *p) {
@@ -227,10 +210,11 @@ static int on_chunk_complete(llhttp_t *p) {
 }
 
 /* RFC 9112 7.1.1: every ';' of a size line starts an extension whose name
- * is a token.  llhttp 8.1 takes a ';' with no name after a token value
- * (";a=1;;b", "5;a=1;" CRLF) without a callback, so the line's bytes are
- * looked at here, across feeds: after a ';' (and BWS) a tchar must come,
- * ';' inside a quoted value excepted.  llhttp checks the rest. */
+ * is a token.  llhttp 8.1 takes an empty one (";=v", ";;a", and after a
+ * token value ";a=1;;b" and "5;a=1;" CRLF, those without a callback), so
+ * the line's bytes are looked at here, across feeds: after a ';' (and BWS)
+ * a tchar must come, ';' inside a quoted value excepted.  llhttp checks the
+ * rest. */
 enum { EXT_AFTER_SEMI = 1, EXT_QUOTED = 2, EXT_ESCAPED = 4 };
 
 static bool chunk_exts_ok(corio__hconn *c, const char *from, const char *to) {
@@ -337,8 +321,7 @@ llhttp_errno_t corio__hconn_feed_body(corio__hconn *c, const char *data, size_t 
 }
 
 static const llhttp_settings_t settings = {
-    .on_chunk_extension_name = on_chunk_extension_name,
-    .on_chunk_extension_name_complete = on_chunk_extension_name_complete,
+    .on_chunk_extension_name = on_chunk_extension,
     .on_chunk_extension_value = on_chunk_extension,
     .on_chunk_header = on_chunk_header,
     .on_chunk_complete = on_chunk_complete,

@@ -281,9 +281,12 @@ static int dec_exts(dec *d, const uint8_t *p, size_t n, size_t *i, size_t *bytes
         while (*i < n && is_tchar(p[*i]))
             (*i)++;
         /* An empty name: llhttp 8.1 refuses one before the CRLF ("5;"), takes one before
-         * '=' or ';' (";=v", ";;a"), which corio refuses. */
-        if (*i == t && *i < n)
+         * '=' or ';' (";=v", ";;a"), which corio refuses once llhttp has the line (413
+         * first for a chunk too large). */
+        if (*i == t && *i < n) {
+            d->line_may_413 = true;
             return -1;
+        }
         *bytes += *i - t;
         if (*i < n && p[*i] == '=') {
             (*i)++;
