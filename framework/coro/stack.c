@@ -2,10 +2,12 @@
 /* Coroutine stacks and their per-loop pool (see stack.h).
  *
  * The stack descriptor lives in the top bytes of its own mapping, so getting
- * a pooled stack costs no allocation; that top page is never given back while
- * pooled.
+ * a pooled stack costs no allocation.  A cold stack gives back that page too:
+ * the pool remembers its mapping (and valgrind id) in an array, and the
+ * descriptor is written again when the stack is reused.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -46,11 +48,27 @@ size_t corio__stack_round(size_t size) {
 }
 
 void corio__stack_pool_init(corio__stack_pool *p, size_t stack_size, size_t max, size_t hot_max) {
-    p->hot = p->cold = NULL;
-    p->nhot = p->ncold = 0;
+    p->hot = NULL;
+    p->cold = NULL;
+    p->nhot = p->ncold = p->hot_low = 0;
     p->stack_size = corio__stack_round(stack_size);
     p->max = max;
     p->hot_max = hot_max < max ? hot_max : max;
+}
+
+/* Writes the descriptor of the stack mapped at map (map_size bytes, the
+ * guard first) at its very top, 16-byte aligned; the usable stack ends
+ * below it. */
+static corio__stack *stack_describe(void *map, size_t map_size, unsigned vg_id) {
+    uintptr_t top = (uintptr_t)map + map_size;
+    corio__stack *s = (corio__stack *)((top - sizeof(corio__stack)) & ~(uintptr_t)15);
+    s->map = map;
+    s->map_size = map_size;
+    s->lo = (char *)map + corio__guard_size();
+    s->size = (size_t)((uintptr_t)s - (uintptr_t)s->lo);
+    s->next = NULL;
+    s->vg_id = vg_id;
+    return s;
 }
 
 static corio__stack *stack_map(size_t size) {
@@ -69,20 +87,9 @@ static corio__stack *stack_map(size_t size) {
         munmap(map, map_size);
         return NULL;
     }
-    /* Descriptor at the very top, 16-byte aligned; the usable stack ends
-     * below it. */
-    uintptr_t top = (uintptr_t)map + map_size;
-    corio__stack *s = (corio__stack *)((top - sizeof(corio__stack)) & ~(uintptr_t)15);
-    s->map = map;
-    s->map_size = map_size;
-    s->lo = (char *)map + guard;
-    s->size = (size_t)((uintptr_t)s - (uintptr_t)s->lo);
-    s->next = NULL;
-    s->cold = false;
+    corio__stack *s = stack_describe(map, map_size, 0);
 #if defined(CORIO_HAVE_VALGRIND)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + s->size);
-#else
-    s->vg_id = 0;
 #endif
     return s;
 }
@@ -101,21 +108,32 @@ static void stack_unmap(corio__stack *s) {
 corio__stack *corio__stack_get(corio__stack_pool *p, size_t size) {
     size = size ? corio__stack_round(size) : p->stack_size;
     if (size == p->stack_size) {
-        corio__stack *s = p->hot ? p->hot : p->cold;
-        if (s) {
-            if (s == p->hot) {
-                p->hot = s->next;
-                p->nhot--;
-            } else {
-                p->cold = s->next;
-                p->ncold--;
-            }
+        if (p->hot) {
+            corio__stack *s = p->hot;
+            p->hot = s->next;
+            if (--p->nhot < p->hot_low)
+                p->hot_low = p->nhot;
             s->next = NULL;
-            s->cold = false;
             return s;
+        }
+        if (p->ncold) {
+            corio__cold_stack c = p->cold[--p->ncold];
+            return stack_describe(c.map, p->stack_size + corio__guard_size(), c.vg_id);
         }
     }
     return stack_map(size);
+}
+
+/* Gives every page of s back, descriptor included, and files it as cold;
+ * unmaps it when the pool cannot hold it. */
+static void put_cold(corio__stack_pool *p, corio__stack *s) {
+    if (!p->cold && !(p->cold = malloc(p->max * sizeof *p->cold))) {
+        stack_unmap(s);
+        return;
+    }
+    corio__cold_stack c = {s->map, s->vg_id};
+    madvise(s->lo, s->map_size - corio__guard_size(), MADV_DONTNEED); /* s is gone now */
+    p->cold[p->ncold++] = c;
 }
 
 void corio__stack_put(corio__stack_pool *p, corio__stack *s) {
@@ -133,27 +151,48 @@ void corio__stack_put(corio__stack_pool *p, corio__stack *s) {
         p->nhot++;
         return;
     }
-    /* Give back every page but the top one, which holds the descriptor. */
-    size_t page = corio__page_size();
-    size_t release = usable_map - page;
-    if (release)
-        madvise(s->lo, release, MADV_DONTNEED);
-    s->cold = true;
-    s->next = p->cold;
-    p->cold = s;
-    p->ncold++;
+    put_cold(p, s);
 }
 
-static void unmap_all(corio__stack **list) {
-    while (*list) {
-        corio__stack *s = *list;
-        *list = s->next;
+size_t corio__stack_pool_decay(corio__stack_pool *p, size_t keep) {
+    size_t idle = p->hot_low;
+    if (p->nhot < keep + idle)
+        idle = p->nhot > keep ? p->nhot - keep : 0;
+    /* The stacks to turn cold are the least recently used: the hot list is
+     * a stack (LIFO), so they are at its end. */
+    if (idle) {
+        corio__stack **tail = &p->hot;
+        for (size_t i = p->nhot - idle; i; i--)
+            tail = &(*tail)->next;
+        corio__stack *s = *tail;
+        *tail = NULL;
+        p->nhot -= idle;
+        while (s) {
+            corio__stack *next = s->next;
+            put_cold(p, s);
+            s = next;
+        }
+    }
+    p->hot_low = p->nhot;
+    return p->nhot;
+}
+
+static void unmap_hot(corio__stack_pool *p) {
+    while (p->hot) {
+        corio__stack *s = p->hot;
+        p->hot = s->next;
         stack_unmap(s);
     }
 }
 
 void corio__stack_pool_release(corio__stack_pool *p) {
-    unmap_all(&p->hot);
-    unmap_all(&p->cold);
-    p->nhot = p->ncold = 0;
+    unmap_hot(p);
+    size_t map_size = p->stack_size + corio__guard_size();
+    while (p->ncold) {
+        corio__cold_stack c = p->cold[--p->ncold];
+        stack_unmap(stack_describe(c.map, map_size, c.vg_id));
+    }
+    free(p->cold);
+    p->cold = NULL;
+    p->nhot = p->hot_low = 0;
 }

@@ -178,10 +178,31 @@ static int spawn_conn(conn *c) {
     return corio_spawn_ex(&c->task, &so, conn_main, c);
 }
 
+static void close_parked(conn *c);
+
+/* Whether all that came for a parked connection is the end of its input (or
+ * a socket error): no byte to give a handler. */
+static bool only_input_end(const corio_stream *s) {
+    if (s->rlen)
+        return false;
+    if (!s->tls)
+        return s->rerr != 0;
+    /* TLS: no ciphertext waiting, and the socket's input closed (with the
+     * ciphertext buffer empty, that is what a closed input means) */
+    return corio__tls_buffered(s) == 0 && !corio__tls_input_open(s);
+}
+
 /* Bytes (or the end of input) arrived for a parked connection: give it a
- * task again.  Runs on the loop's stack, from the stream's read callback. */
+ * task again.  Runs on the loop's stack, from the stream's read callback.
+ * A peer that closed without sending anything gets no task: the connection
+ * is closed here, as at its idle timeout.  (A burst of clients leaving
+ * would otherwise spawn a task, and map a stack, for each.) */
 static void on_parked_input(corio_stream *s, void *data) {
     conn *c = data;
+    if (only_input_end(s)) {
+        close_parked(c);
+        return;
+    }
     s->on_input = NULL;
     s->idle = false;
     corio__timer_stop(c->srv->loop, &c->idle_timer);

@@ -711,6 +711,7 @@ size_t corio_stream_write_queued(const corio_stream *s) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
     corio_stream *s = req->data;
+    free(req);
     s->pending--;
     corio__req_wait_done(s->shutdown_wait, status);
     s->shutdown_wait = NULL;
@@ -725,10 +726,17 @@ int corio_stream_shutdown(corio_stream *s) {
         return 0;
     if (s->tls && !s->reset_on_close)
         corio__tls_close_notify(s, NULL); /* queued ahead of the FIN */
-    s->sreq.data = s;
-    rc = uv_shutdown(&s->sreq, &s->h.stream, on_shutdown);
-    if (rc)
+    /* Allocated for the occasion: a stream is shut down once at most, and
+     * an idle stream is smaller without it. */
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req)
+        return CORIO_ENOMEM;
+    req->data = s;
+    rc = uv_shutdown(req, &s->h.stream, on_shutdown);
+    if (rc) {
+        free(req);
         return rc;
+    }
     s->shut = true;
     s->pending++;
     corio__req_wait w = {.task = t};

@@ -60,7 +60,6 @@ struct corio_stream {
     corio_task *writer;
     bool *writer_closed;
     unsigned pending; /* write and shutdown requests in flight */
-    uv_shutdown_t sreq;
     corio__req_wait *shutdown_wait;
     uint64_t rtimeout, wtimeout;
     /* close */

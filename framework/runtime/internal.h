@@ -197,7 +197,8 @@ struct corio_loop {
     corio__timer_heap heap;
     uint64_t timer_armed_at;
     corio__stack_pool pool;
-    corio__coro main_coro; /* the loop's own stack */
+    corio__timer pool_timer; /* armed while stacks are hot: their decay */
+    corio__coro main_coro;   /* the loop's own stack */
     corio_task *current;
     corio_task *main_task;
     size_t stack_size;
@@ -216,6 +217,10 @@ extern __thread corio_loop *corio__tls_loop;
 
 /* Makes the loop poll without blocking while tasks or callbacks are due. */
 void corio__loop_kick(corio_loop *L);
+
+/* Gives a task's stack back to the loop's pool, and makes sure that hot
+ * stacks left unused turn cold in time (loop.c). */
+void corio__loop_stack_put(corio_loop *L, corio__stack *s);
 
 /* Runs ready tasks and due callbacks (bounded per call). */
 void corio__loop_run_ready(corio_loop *L);

@@ -98,6 +98,26 @@ static void on_async(uv_async_t *h) {
     corio__run_threadsafe(h->data);
 }
 
+/* The pool's decay: every POOL_DECAY_MS while stacks are hot, the hot
+ * stacks that none of that period's tasks needed give their pages back
+ * (corio__stack_pool_decay), down to POOL_KEEP_HOT.  A burst of tasks (a
+ * wave of connections) leaves its stacks resident for a second at most
+ * after it ends, while a steady load keeps as many hot as it uses. */
+#define POOL_DECAY_MS 500
+#define POOL_KEEP_HOT 16
+
+static void on_pool_decay(corio__timer *t) {
+    corio_loop *L = corio__container_of(t, corio_loop, pool_timer);
+    if (corio__stack_pool_decay(&L->pool, POOL_KEEP_HOT) > POOL_KEEP_HOT)
+        (void)corio__timer_start(L, t, corio__deadline_after(L, POOL_DECAY_MS));
+}
+
+void corio__loop_stack_put(corio_loop *L, corio__stack *s) {
+    corio__stack_put(&L->pool, s);
+    if (L->pool.nhot > POOL_KEEP_HOT && !corio__timer_armed(&L->pool_timer))
+        (void)corio__timer_start(L, &L->pool_timer, corio__deadline_after(L, POOL_DECAY_MS));
+}
+
 static int loop_open(corio_loop *L, const corio_run_opts *opts) {
     int rc = uv_loop_init(&L->uv);
     if (rc)
@@ -112,6 +132,7 @@ static int loop_open(corio_loop *L, const corio_run_opts *opts) {
     corio__stack_pool_init(&L->pool, L->stack_size,
                            opts && opts->stack_pool_max ? opts->stack_pool_max : 1024,
                            opts && opts->stack_pool_hot ? opts->stack_pool_hot : 256);
+    corio__timer_init(&L->pool_timer, on_pool_decay);
     uv_prepare_init(&L->uv, &L->prepare);
     uv_check_init(&L->uv, &L->check);
     uv_idle_init(&L->uv, &L->idle);

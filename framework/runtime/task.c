@@ -149,7 +149,7 @@ void corio__task_resume(corio_loop *L, corio_task *t) {
     if (t->state != CORIO__DONE)
         return;
     /* The task's function returned: its stack is free to reuse. */
-    corio__stack_put(&L->pool, t->stack);
+    corio__loop_stack_put(L, t->stack);
     t->stack = NULL;
     corio__list_remove(&t->all_link);
     corio_task_release(t); /* the loop's reference */
@@ -420,7 +420,7 @@ void corio__task_detach(corio_loop *L, corio_task *t) {
 
 void corio__task_abandon(corio_loop *L, corio_task *t) {
     corio__list_remove(&t->all_link);
-    corio__stack_put(&L->pool, t->stack);
+    corio__loop_stack_put(L, t->stack);
     t->stack = NULL;
     t->state = CORIO__DONE;
     L->live_tasks--;

@@ -33,8 +33,10 @@ typedef struct corio_run_opts {
      * cancelled, in ms; 0 means 5000. */
     uint64_t shutdown_grace_ms;
     /* Stacks kept mapped in the per-loop pool for reuse; 0 means 1024.
-     * Of those, the first `stack_pool_hot` keep their pages; the rest give
-     * their pages back to the OS (madvise) while pooled.  0 means 256. */
+     * Of those, up to `stack_pool_hot` keep their pages; the rest give all
+     * their pages back to the OS (madvise) while pooled.  0 means 256.
+     * Pooled stacks that no task needed for half a second give their pages
+     * back too (all but 16), so a burst of tasks leaves no memory behind. */
     size_t stack_pool_max;
     size_t stack_pool_hot;
 } corio_run_opts;

@@ -98,7 +98,7 @@ int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n);
 int corio_stream_drain(corio_stream *s);
 
 /* Await: half-close: sends FIN after the queued bytes; reading goes on.
- * Returns 0 or a socket error. */
+ * Returns 0, a socket error or CORIO_ENOMEM. */
 int corio_stream_shutdown(corio_stream *s);
 
 /* Await: closes the stream and frees it, after libuv's close callback and
