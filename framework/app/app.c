@@ -210,6 +210,17 @@ int corio_app_main(const corio_app *app, int argc, char **argv) {
         if (rc)
             return rc < 0 ? 1 : rc;
     }
+    if (o.tls_cert && o.tls_resumption == CORIO_TLS_RESUME_TICKETS) {
+        /* One ticket key for every worker, made before they are forked: a
+         * client resumes whichever worker the kernel hands it to. */
+        int rc = corio_tls_ticket_key_new(o.tls_ticket_key);
+        if (rc) {
+            fprintf(stderr, "%s: cannot make a TLS session ticket key: %s\n", name,
+                    corio_strerror(rc));
+            return 1;
+        }
+        o.tls_ticket_key_set = true;
+    }
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     /* Until the worker's loop watches them, SIGHUP and SIGUSR1 must not

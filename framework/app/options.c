@@ -30,6 +30,7 @@ enum kind {
     K_DURATION,
     K_LEVEL,
     K_LOG_FORMAT,
+    K_RESUMPTION, /* tickets, cache or off: corio_tls_resumption */
     K_ADMIN, /* [HOST:]PORT or off: corio__app_opts.admin, admin_host, admin_port */
     K_BOOL,  /* a flag without a value; its variable holds 1/0, true/false, yes/no, on/off */
     K_FLAG,  /* --help, --version: no variable */
@@ -59,6 +60,11 @@ static const option options[] = {
      "TLS certificate chain", NULL},
     {"tls-key", "CORIO_TLS_KEY", K_FILE, OFF(tls_key), "a readable PEM file", "TLS private key",
      NULL},
+    {"tls-resumption", "CORIO_TLS_RESUMPTION", K_RESUMPTION, OFF(tls_resumption),
+     "tickets, cache or off",
+     "TLS session resumption: tickets (shared by the workers), a session cache per worker, or "
+     "none",
+     "tickets"},
     {"max-conns", "CORIO_MAX_CONNS", K_COUNT, OFF(max_conns), "an integer 0..10000000",
      "open connections per worker (0: no cap)", "0"},
     {"read-timeout", "CORIO_READ_TIMEOUT", K_DURATION, OFF(read_timeout_ms),
@@ -237,6 +243,17 @@ static int set_value(corio__app_opts *o, const option *opt, const char *v) {
         return corio_log_level_parse(v, (corio_log_level *)field);
     case K_LOG_FORMAT:
         return corio_log_format_parse(v, (corio_log_format *)field);
+    case K_RESUMPTION: {
+        static const char *const names[] = {[CORIO_TLS_RESUME_TICKETS] = "tickets",
+                                            [CORIO_TLS_RESUME_CACHE] = "cache",
+                                            [CORIO_TLS_RESUME_OFF] = "off"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strcmp(v, names[i]) == 0) {
+                *(corio_tls_resumption *)field = (corio_tls_resumption)i;
+                return 0;
+            }
+        return CORIO_EINVAL;
+    }
     case K_BOOL:
         return parse_bool(v, (bool *)field);
     case K_ADMIN:

@@ -9,6 +9,7 @@
 
 #include "corio/app.h"
 #include "corio/log.h"
+#include "corio/tls.h"
 
 typedef struct corio__app_opts {
     const char *host;
@@ -17,6 +18,11 @@ typedef struct corio__app_opts {
     int inherited_fd; /* systemd socket activation (LISTEN_FDS): 3; else -1 */
     unsigned workers;
     const char *tls_cert, *tls_key;
+    corio_tls_resumption tls_resumption;
+    /* made once before any worker starts, so that every worker seals and
+     * opens the same session tickets (app.c) */
+    unsigned char tls_ticket_key[CORIO_TLS_TICKET_KEY_SIZE];
+    bool tls_ticket_key_set;
     size_t max_conns;
     uint64_t read_timeout_ms, write_timeout_ms, drain_timeout_ms;
     corio_log_level log_level;

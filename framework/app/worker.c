@@ -181,8 +181,12 @@ static int worker_main(void *arg) {
     if (rc)
         fail(w, "cannot watch signals: %s", corio_strerror(rc));
     if (rc == 0 && o->tls_cert) {
-        corio_tls_server_opts to = {
-            .cert_file = o->tls_cert, .key_file = o->tls_key, .alpn = w->app->tls_alpn};
+        corio_tls_server_opts to = {.cert_file = o->tls_cert,
+                                    .key_file = o->tls_key,
+                                    .alpn = w->app->tls_alpn,
+                                    .resumption = o->tls_resumption,
+                                    .ticket_key =
+                                        o->tls_ticket_key_set ? o->tls_ticket_key : NULL};
         rc = corio_tls_ctx_new_server(&w->tls, &to);
         if (rc)
             fail(w, "cannot load the TLS certificate %s / key %s: %s", o->tls_cert, o->tls_key,

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 #include "net/tls_internal.h"
 
@@ -155,6 +156,43 @@ static int check_ciphers(SSL_CTX *sc, const char *list) {
 }
 
 /* Builds an SSL_CTX from c's settings (and, for servers, cert and key). */
+/* The session cache of CORIO_TLS_RESUME_CACHE (per SSL_CTX). */
+#define SESSION_CACHE_SIZE 20000
+#define SESSION_CACHE_SECONDS 300
+
+/* A server's session resumption (corio_tls_resumption).  OpenSSL's default,
+ * an unbounded-by-default server cache beside tickets, is never kept: each
+ * mode has one mechanism.  Returns 0 or CORIO_EINVAL (reported). */
+static int set_resumption(const corio_tls_ctx *c, SSL_CTX *sc) {
+    static const unsigned char sid_ctx[] = "corio";
+    switch (c->resumption) {
+    case CORIO_TLS_RESUME_TICKETS:
+        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+        if (SSL_CTX_ctrl(sc, SSL_CTRL_SET_TLSEXT_TICKET_KEYS, sizeof c->ticket_key,
+                         (void *)c->ticket_key) != 1) {
+            corio__tls_report("cannot set the session ticket key");
+            return CORIO_EINVAL;
+        }
+        return 0;
+    case CORIO_TLS_RESUME_CACHE:
+        SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(sc, SESSION_CACHE_SIZE);
+        SSL_CTX_set_timeout(sc, SESSION_CACHE_SECONDS);
+        if (!SSL_CTX_set_session_id_context(sc, sid_ctx, sizeof sid_ctx - 1)) {
+            corio__tls_report("cannot set the session id context");
+            return CORIO_EINVAL;
+        }
+        return 0;
+    case CORIO_TLS_RESUME_OFF:
+        SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(sc, 0);
+        return 0;
+    }
+    return CORIO_EINVAL;
+}
+
 static int build_ssl_ctx(const corio_tls_ctx *c, const char *cert, const char *key, SSL_CTX **out) {
     *out = NULL;
     if (c->server) {
@@ -204,6 +242,8 @@ static int build_ssl_ctx(const corio_tls_ctx *c, const char *cert, const char *k
         }
         if (c->alpn_len)
             SSL_CTX_set_alpn_select_cb(sc, alpn_select, (void *)c);
+        if (set_resumption(c, sc))
+            goto out_free;
     } else {
         if (c->verify) {
             SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
@@ -233,6 +273,7 @@ out_free:
 
 static void ctx_destroy(corio_tls_ctx *c) {
     SSL_CTX_free(c->current);
+    OPENSSL_cleanse(c->ticket_key, sizeof c->ticket_key);
     uv_mutex_destroy(&c->lock);
     free(c->ciphers);
     free(c->ca_file);
@@ -288,14 +329,34 @@ static int ctx_alloc(corio_tls_ctx **out, bool server, const char *alpn, const c
     return 0;
 }
 
+int corio_tls_ticket_key_new(unsigned char key[CORIO_TLS_TICKET_KEY_SIZE]) {
+    if (!key)
+        return CORIO_EINVAL;
+    if (RAND_bytes(key, CORIO_TLS_TICKET_KEY_SIZE) != 1) {
+        corio__tls_report("cannot make a session ticket key");
+        return CORIO_ENOMEM;
+    }
+    return 0;
+}
+
 int corio_tls_ctx_new_server(corio_tls_ctx **out, const corio_tls_server_opts *o) {
     if (!out || !o)
         return CORIO_EINVAL;
     *out = NULL;
     corio_tls_ctx *c;
+    if ((unsigned)o->resumption > CORIO_TLS_RESUME_OFF)
+        return CORIO_EINVAL;
     int rc = ctx_alloc(&c, true, o->alpn, o->ciphers, o->min_version, o->handshake_timeout_ms);
     if (rc)
         return rc;
+    c->resumption = o->resumption;
+    if (o->ticket_key)
+        memcpy(c->ticket_key, o->ticket_key, sizeof c->ticket_key);
+    else if (c->resumption == CORIO_TLS_RESUME_TICKETS &&
+             (rc = corio_tls_ticket_key_new(c->ticket_key)) != 0) {
+        ctx_destroy(c);
+        return rc;
+    }
     rc = build_ssl_ctx(c, o->cert_file, o->key_file, &c->current);
     if (rc) {
         ctx_destroy(c);

@@ -23,6 +23,10 @@ struct corio_tls_ctx {
     unsigned char *alpn_wire; /* length-prefixed, as TLS sends it */
     char *alpn_names;         /* the same protocols, each NUL-terminated */
     size_t alpn_len;          /* bytes in each of the two */
+    corio_tls_resumption resumption; /* servers */
+    /* CORIO_TLS_RESUME_TICKETS: the ticket key, given or made once, so that
+     * a reload (a new SSL_CTX) keeps accepting the tickets issued before */
+    unsigned char ticket_key[CORIO_TLS_TICKET_KEY_SIZE];
 };
 
 /* Formats this thread's OpenSSL error queue into buf, "; "-separated, and

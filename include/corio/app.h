@@ -10,6 +10,7 @@
  *   --workers N|auto     worker processes, 1..256          CORIO_WORKERS (1)
  *   --tls-cert FILE      PEM certificate chain             CORIO_TLS_CERT
  *   --tls-key FILE       PEM private key                   CORIO_TLS_KEY
+ *   --tls-resumption R   tickets, cache or off             CORIO_TLS_RESUMPTION (tickets)
  *   --max-conns N        open connections per worker       CORIO_MAX_CONNS (0: no cap)
  *   --read-timeout T     per read without progress         CORIO_READ_TIMEOUT (0: none)
  *   --write-timeout T    per write without progress        CORIO_WRITE_TIMEOUT (0: none)
@@ -23,6 +24,12 @@
  *
  * plus the program's own flags (corio_app.flags below), listed by --help
  * after these, each with its variable and its default.
+ *
+ * TLS session resumption (corio_tls_resumption in corio/tls.h): with
+ * tickets, the runner makes one ticket key before starting the workers, so a
+ * client resumes on whichever worker it reaches; the key lives until the
+ * server stops (restart the server to rotate it).  With cache, each worker
+ * keeps its own cache, and a client resumes only on the worker it met.
  *
  * Socket activation: when LISTEN_PID names the process and LISTEN_FDS >= 1
  * (systemd), the socket on fd 3 is served and --host/--port/--unix are

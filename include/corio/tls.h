@@ -78,6 +78,26 @@ typedef enum corio_tls_version {
     CORIO_TLS_1_3,
 } corio_tls_version;
 
+/* How a returning client skips the full handshake (session resumption). */
+typedef enum corio_tls_resumption {
+    /* Session tickets (the default): the server stores nothing; the client
+     * brings its session back sealed with the context's ticket key
+     * (`ticket_key`, else random per context; corio_app gives every worker
+     * of a server the same one, so a client resumes on any of them).  No
+     * server-side session cache: memory does not grow with clients. */
+    CORIO_TLS_RESUME_TICKETS = 0,
+    /* A server-side session cache (at most 20,000 sessions of a few KiB,
+     * 5 minutes each, per context) and no tickets in the TLS 1.2 sense
+     * (TLS 1.3 tickets then carry only the cache's id).  Per process: a
+     * client resumes only on the worker that made its session. */
+    CORIO_TLS_RESUME_CACHE,
+    /* None: every connection makes a full handshake; no ticket is sent. */
+    CORIO_TLS_RESUME_OFF,
+} corio_tls_resumption;
+
+/* The size of a session ticket key (corio_tls_server_opts.ticket_key). */
+#define CORIO_TLS_TICKET_KEY_SIZE 80
+
 typedef struct corio_tls_server_opts {
     const char *cert_file; /* PEM certificate chain, leaf first; required */
     const char *key_file;  /* PEM private key, not encrypted; required */
@@ -92,6 +112,13 @@ typedef struct corio_tls_server_opts {
      * exchange and an AEAD cipher is refused (CORIO_EINVAL). */
     const char *ciphers;
     uint64_t handshake_timeout_ms; /* 0: 10000 */
+    corio_tls_resumption resumption;
+    /* With CORIO_TLS_RESUME_TICKETS: the key that seals tickets,
+     * CORIO_TLS_TICKET_KEY_SIZE secret random bytes (copied), the same for
+     * every server that should accept another's tickets; NULL: a random key
+     * made with the context (kept across corio_tls_ctx_reload).  Ignored
+     * otherwise. */
+    const unsigned char *ticket_key;
 } corio_tls_server_opts;
 
 typedef struct corio_tls_client_opts {
@@ -106,9 +133,16 @@ typedef struct corio_tls_client_opts {
     uint64_t handshake_timeout_ms; /* 0: 10000 */
 } corio_tls_client_opts;
 
+/* Fills key with a fresh random session ticket key (OpenSSL's CSPRNG), for
+ * corio_tls_server_opts.ticket_key: made once and given to several
+ * contexts (servers in one process, or processes forked after the call),
+ * they accept each other's tickets.  Returns 0, or CORIO_EINVAL (key NULL)
+ * or CORIO_ENOMEM when the generator fails. */
+int corio_tls_ticket_key_new(unsigned char key[CORIO_TLS_TICKET_KEY_SIZE]);
+
 /* Creates a server context from opts (read during the call only).  Returns
  * 0 and *out (free with corio_tls_ctx_free), or: CORIO_EINVAL for a missing
- * file name, a bad ALPN list or cipher list, a PEM file that does not parse,
+ * file name, a bad ALPN list or cipher list, an unknown resumption mode, a PEM file that does not parse,
  * a key that does not match the certificate; -errno (CORIO_ENOENT,
  * -EACCES ...) when a file cannot be read; CORIO_ENOMEM.  Details of a
  * failure are logged on stderr. */
