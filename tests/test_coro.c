@@ -21,6 +21,7 @@
 
 #include "coro/coro.h"
 #include "coro/stack.h"
+#include "runtime/internal.h" /* corio__tls_loop: the loop's stack pool */
 
 #define KiB ((size_t)1024)
 
@@ -402,6 +403,314 @@ static void test_stack_pool_unmaps_beyond_bound(void **state) {
     assert_false(mapped(maps[1], sizes[1]));
 }
 
+/* How many of the pages in [addr, addr + len) are resident (mincore); addr
+ * page-aligned. */
+static size_t resident_pages(void *addr, size_t len) {
+    static unsigned char vec[1024];
+    size_t pages = (len + corio__page_size() - 1) / corio__page_size();
+    assert_true(pages <= sizeof vec);
+    assert_int_equal(mincore(addr, len, vec), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+/* How many of a stack's pages above its guard (the usable stack, and the top
+ * page, which holds the descriptor) are resident. */
+static size_t resident_above_guard(void *map, size_t map_size) {
+    return resident_pages((char *)map + corio__guard_size(), map_size - corio__guard_size());
+}
+
+/* A cold stack gives back every page, the top one (its descriptor) included;
+ * reused, it gets a descriptor again, the same as a fresh stack's. */
+static void test_stack_pool_cold_stack_gives_back_its_top_page(void **state) {
+    (void)state;
+    size_t page = corio__page_size();
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 2, 1); /* two pooled, one of them hot */
+    corio__stack *s[2];
+    corio__stack saved[2]; /* the descriptors as they were: s[i] may not be read while cold */
+    for (int i = 0; i < 2; i++) {
+        s[i] = corio__stack_get(&pool, 0);
+        assert_non_null(s[i]);
+        memset(s[i]->lo, 0x77, s[i]->size); /* every page resident, up to the descriptor */
+        saved[i] = *s[i];
+        assert_int_equal(resident_above_guard(s[i]->map, s[i]->map_size),
+                         (s[i]->map_size - corio__guard_size()) / page);
+    }
+    corio__stack_put(&pool, s[0]); /* hot */
+    corio__stack_put(&pool, s[1]); /* cold */
+    assert_int_equal(pool.nhot, 1);
+    assert_int_equal(pool.ncold, 1);
+    char *top1 = (char *)saved[1].map + saved[1].map_size - page;
+    assert_true(mapped(saved[1].map, saved[1].map_size)); /* still mapped, */
+    assert_int_equal(resident_pages(top1, page), 0);      /* the descriptor's page given back */
+    assert_int_equal(resident_above_guard(saved[1].map, saved[1].map_size), 0);
+    /* The hot one keeps all its pages. */
+    assert_int_equal(resident_above_guard(saved[0].map, saved[0].map_size),
+                     (saved[0].map_size - corio__guard_size()) / page);
+
+    corio__stack *hot = corio__stack_get(&pool, 0);
+    corio__stack *cold = corio__stack_get(&pool, 0);
+    assert_ptr_equal(hot, s[0]);
+    assert_ptr_equal(cold, s[1]); /* the descriptor is written at the same place again */
+    assert_ptr_equal(cold->map, saved[1].map);
+    assert_int_equal(cold->map_size, saved[1].map_size);
+    assert_ptr_equal(cold->lo, saved[1].lo);
+    assert_int_equal(cold->size, saved[1].size);
+    assert_null(cold->next);
+    /* The same as a fresh stack's (the pool is empty: this one is mapped). */
+    corio__stack *fresh = corio__stack_get(&pool, 0);
+    assert_non_null(fresh);
+    assert_int_equal(cold->map_size, fresh->map_size);
+    assert_int_equal(cold->size, fresh->size);
+    assert_int_equal((char *)cold->lo - (char *)cold->map, (long)corio__guard_size());
+    assert_int_equal((char *)fresh->lo - (char *)fresh->map, (long)corio__guard_size());
+    assert_int_equal((char *)cold->map + cold->map_size - (char *)cold,
+                     (char *)fresh->map + fresh->map_size - (char *)fresh);
+    /* Usable: its pages read zero, and all of it is writable below the descriptor. */
+    assert_int_equal(((unsigned char *)cold->lo)[0], 0);
+    assert_int_equal(((unsigned char *)cold->lo)[cold->size - 1], 0);
+    memset(cold->lo, 0x3c, cold->size);
+    assert_ptr_equal(cold->map, saved[1].map); /* the descriptor above it survived */
+    assert_int_equal(cold->size, saved[1].size);
+    assert_int_equal(((unsigned char *)hot->lo)[hot->size - 1], 0x77);
+
+    /* Cold again and reused again: the same once more. */
+    corio__stack_put(&pool, hot);
+    corio__stack_put(&pool, cold);
+    assert_int_equal(resident_pages(top1, page), 0);
+    void *fresh_map = fresh->map;
+    corio__stack_put(&pool, fresh); /* beyond the bound: unmapped */
+    assert_false(mapped(fresh_map, page));
+    hot = corio__stack_get(&pool, 0);
+    cold = corio__stack_get(&pool, 0);
+    assert_ptr_equal(cold, s[1]);
+    assert_int_equal(cold->size, saved[1].size);
+    memset(cold->lo, 0x11, cold->size);
+    corio__stack_put(&pool, cold);
+    corio__stack_put(&pool, hot);
+    corio__stack_pool_release(&pool);
+    assert_false(mapped(saved[0].map, saved[0].map_size));
+    assert_false(mapped(saved[1].map, saved[1].map_size));
+}
+
+#define DECAY_N 8
+
+/* Hot stacks no corio__stack_get needed since the last decay turn cold,
+ * least recently used first, down to `keep`. */
+static void test_stack_pool_decay_turns_unused_hot_stacks_cold(void **state) {
+    (void)state;
+    size_t page = corio__page_size();
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 16, 16);
+    corio__stack *s[DECAY_N];
+    void *maps[DECAY_N];
+    size_t sizes[DECAY_N];
+    for (int i = 0; i < DECAY_N; i++) {
+        s[i] = corio__stack_get(&pool, 0);
+        assert_non_null(s[i]);
+        maps[i] = s[i]->map;
+        sizes[i] = s[i]->map_size;
+        memset(s[i]->lo, 0x10 + i, s[i]->size);
+    }
+    for (int i = 0; i < DECAY_N; i++)
+        corio__stack_put(&pool, s[i]); /* hot, s[7] on top */
+    assert_int_equal(pool.nhot, DECAY_N);
+    assert_int_equal(pool.ncold, 0);
+
+    /* Since the pool began it held none: every hot stack was needed. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 2), DECAY_N);
+    assert_int_equal(pool.nhot, DECAY_N);
+    assert_int_equal(pool.ncold, 0);
+
+    /* Three are needed (the most recently used: s[7], s[6], s[5]) and come
+     * back: the fewest hot since the last decay is 5, and those 5 turn cold. */
+    corio__stack *got[3];
+    for (int i = 0; i < 3; i++) {
+        got[i] = corio__stack_get(&pool, 0);
+        assert_ptr_equal(got[i], s[DECAY_N - 1 - i]);
+    }
+    for (int i = 2; i >= 0; i--)
+        corio__stack_put(&pool, got[i]); /* s[7] on top again */
+    assert_int_equal(corio__stack_pool_decay(&pool, 2), 3);
+    assert_int_equal(pool.nhot, 3);
+    assert_int_equal(pool.ncold, DECAY_N - 3);
+    /* The least recently used gave every page back (and stay mapped); the
+     * ones reused are hot, their pages kept. */
+    for (int i = 0; i < DECAY_N; i++) {
+        size_t above = sizes[i] - corio__guard_size();
+        assert_true(mapped(maps[i], sizes[i]));
+        assert_int_equal(resident_above_guard(maps[i], sizes[i]),
+                         i < DECAY_N - 3 ? 0 : above / page);
+    }
+    for (int i = DECAY_N - 3; i < DECAY_N; i++) {
+        assert_ptr_equal(s[i]->map, maps[i]);
+        assert_int_equal(((unsigned char *)s[i]->lo)[0], 0x10 + i);
+        assert_int_equal(((unsigned char *)s[i]->lo)[s[i]->size - 1], 0x10 + i);
+    }
+
+    /* No get since: all 3 went unused, but 2 are kept; the least recently
+     * used of the 3 (s[5], at the bottom) turns cold. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 2), 2);
+    assert_int_equal(pool.nhot, 2);
+    assert_int_equal(pool.ncold, DECAY_N - 2);
+    assert_int_equal(resident_above_guard(maps[5], sizes[5]), 0);
+    assert_int_equal(resident_above_guard(maps[6], sizes[6]),
+                     (sizes[6] - corio__guard_size()) / page);
+    assert_int_equal(resident_above_guard(maps[7], sizes[7]),
+                     (sizes[7] - corio__guard_size()) / page);
+    /* keep is honoured: nothing more turns cold. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 2), 2);
+    assert_int_equal(pool.nhot, 2);
+    assert_int_equal(pool.ncold, DECAY_N - 2);
+
+    /* Hot first (their bytes kept), then the cold, each with a valid
+     * descriptor; the last turned cold comes first. */
+    corio__stack *h7 = corio__stack_get(&pool, 0);
+    corio__stack *h6 = corio__stack_get(&pool, 0);
+    corio__stack *c5 = corio__stack_get(&pool, 0);
+    assert_ptr_equal(h7, s[7]);
+    assert_ptr_equal(h6, s[6]);
+    assert_ptr_equal(c5, s[5]);
+    assert_int_equal(((unsigned char *)h6->lo)[0], 0x16);
+    assert_ptr_equal(c5->map, maps[5]);
+    assert_int_equal(c5->map_size, sizes[5]);
+    assert_int_equal(c5->size, h6->size);
+    assert_ptr_equal(c5->lo, (char *)maps[5] + corio__guard_size());
+    assert_int_equal(((unsigned char *)c5->lo)[0], 0);
+    memset(c5->lo, 0x55, c5->size);
+    corio__stack_put(&pool, c5);
+    corio__stack_put(&pool, h6);
+    corio__stack_put(&pool, h7);
+    assert_int_equal(pool.nhot, 3);
+    assert_int_equal(pool.ncold, DECAY_N - 3);
+
+    /* All three were needed since the last decay (the hot ones ran out):
+     * none turns cold; with no get before the next, all of them do (keep 0). */
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), 3);
+    assert_int_equal(pool.nhot, 3);
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), 0);
+    assert_int_equal(pool.nhot, 0);
+    assert_int_equal(pool.ncold, DECAY_N);
+    for (int i = 0; i < DECAY_N; i++)
+        assert_int_equal(resident_above_guard(maps[i], sizes[i]), 0);
+
+    /* Release unmaps every stack, cold ones included. */
+    corio__stack_pool_release(&pool);
+    assert_int_equal(pool.nhot + pool.ncold, 0);
+    for (int i = 0; i < DECAY_N; i++)
+        assert_false(mapped(maps[i], sizes[i]));
+}
+
+/* keep bounds the decay from below whatever went unused; an empty pool, or
+ * one whose stacks are all out, has nothing to decay. */
+static void test_stack_pool_decay_keeps_keep_and_ignores_an_empty_pool(void **state) {
+    (void)state;
+    corio__stack_pool pool;
+    corio__stack_pool_init(&pool, 64 * KiB, 16, 16);
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), 0);
+    assert_int_equal(corio__stack_pool_decay(&pool, 16), 0);
+    assert_int_equal(pool.nhot + pool.ncold, 0);
+
+    corio__stack *s[DECAY_N];
+    void *maps[DECAY_N];
+    size_t sizes[DECAY_N];
+    for (int i = 0; i < DECAY_N; i++) {
+        s[i] = corio__stack_get(&pool, 0);
+        assert_non_null(s[i]);
+        maps[i] = s[i]->map;
+        sizes[i] = s[i]->map_size;
+        memset(s[i]->lo, 0x20 + i, 4096);
+    }
+    /* All out: nothing pooled, nothing to decay. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), 0);
+    assert_int_equal(pool.nhot + pool.ncold, 0);
+    for (int i = 0; i < DECAY_N; i++)
+        corio__stack_put(&pool, s[i]); /* hot, s[7] on top */
+    assert_int_equal(pool.nhot, DECAY_N);
+    /* The pool held none since the last decay: every one was needed. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), DECAY_N);
+    /* All unused now, but more kept than are hot: all stay. */
+    assert_int_equal(corio__stack_pool_decay(&pool, DECAY_N + 1), DECAY_N);
+    assert_int_equal(corio__stack_pool_decay(&pool, DECAY_N), DECAY_N);
+    assert_int_equal(pool.nhot, DECAY_N);
+    assert_int_equal(pool.ncold, 0);
+    /* Down to keep, not below. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 6), 6);
+    assert_int_equal(pool.nhot, 6);
+    assert_int_equal(pool.ncold, DECAY_N - 6);
+    assert_int_equal(corio__stack_pool_decay(&pool, 6), 6);
+    assert_int_equal(pool.nhot, 6);
+    assert_int_equal(pool.ncold, DECAY_N - 6);
+    /* The 6 kept are the most recently used, with their bytes. */
+    for (int i = DECAY_N - 1; i >= DECAY_N - 6; i--) {
+        corio__stack *h = corio__stack_get(&pool, 0);
+        assert_ptr_equal(h, s[i]);
+        assert_int_equal(((unsigned char *)h->lo)[0], 0x20 + i);
+    }
+    for (int i = DECAY_N - 6; i < DECAY_N; i++)
+        corio__stack_put(&pool, s[i]);
+    corio__stack_pool_release(&pool);
+    for (int i = 0; i < DECAY_N; i++)
+        assert_false(mapped(maps[i], sizes[i]));
+    /* Released, the pool decays as an empty one. */
+    assert_int_equal(corio__stack_pool_decay(&pool, 0), 0);
+    corio__stack_pool_release(&pool);
+}
+
+/* ---- the loop's pool decay ----------------------------------------------------------------- */
+
+#define BURST 200
+#define POOL_KEEP_HOT 16 /* runtime/loop.c */
+
+static int burst_task(void *arg) {
+    (void)arg;
+    volatile char buf[8192]; /* a few KiB of the stack touched */
+    memset((char *)buf, 0x42, sizeof buf);
+    corio_yield();
+    return buf[100] == 0x42 ? 0 : -1;
+}
+
+typedef struct burst_state {
+    size_t hot_after_burst, hot_at_end;
+    uint64_t waited_ms;
+} burst_state;
+
+static int burst_main(void *arg) {
+    burst_state *st = arg;
+    corio_task *t[BURST];
+    int rc = 0;
+    for (int i = 0; i < BURST; i++)
+        if (corio_spawn(&t[i], "burst", burst_task, NULL) != 0)
+            return CORIO_EFAILED;
+    for (int i = 0; i < BURST; i++) {
+        if (corio_await(t[i]) != 0)
+            rc = CORIO_EFAILED;
+        corio_task_release(t[i]);
+    }
+    corio__stack_pool *pool = &corio__tls_loop->pool;
+    st->hot_after_burst = pool->nhot;
+    /* No task needs a stack now: the hot ones turn cold, down to 16. */
+    uint64_t t0 = corio_now();
+    while (pool->nhot > POOL_KEEP_HOT && corio_now() - t0 < 5000)
+        corio_sleep(50);
+    st->waited_ms = corio_now() - t0;
+    st->hot_at_end = pool->nhot;
+    return rc;
+}
+
+static void test_loop_pool_hot_stacks_turn_cold_after_a_burst(void **state) {
+    (void)state;
+    burst_state st = {0};
+    corio_test_run(burst_main, &st);
+    print_message("hot stacks: %zu after the burst, %zu after %llu ms\n", st.hot_after_burst,
+                  st.hot_at_end, (unsigned long long)st.waited_ms);
+    assert_true(st.hot_after_burst >= BURST);
+    assert_true(st.hot_at_end <= POOL_KEEP_HOT);
+}
+
 /* ---- guard page and overflow report ------------------------------------------------------ */
 
 /* Forks; the child runs fn(arg) with its stderr going into a pipe whose
@@ -620,10 +929,17 @@ int main(void) {
         cmocka_unit_test(test_million_switches_keep_count),
         cmocka_unit_test(test_stack_pool_reuses_stacks),
         cmocka_unit_test(test_stack_pool_unmaps_beyond_bound),
+        cmocka_unit_test(test_stack_pool_cold_stack_gives_back_its_top_page),
+        cmocka_unit_test(test_stack_pool_decay_turns_unused_hot_stacks_cold),
+        cmocka_unit_test(test_stack_pool_decay_keeps_keep_and_ignores_an_empty_pool),
         cmocka_unit_test(test_stack_guard_page_is_prot_none),
         cmocka_unit_test(test_stack_overflow_is_reported_and_aborts),
         cmocka_unit_test(test_frame_larger_than_a_page_is_caught_by_the_guard),
         cmocka_unit_test(test_absurd_stack_sizes_fail_with_enomem),
+        /* After the overflow tests: a loop run in this process installs corio's fault
+         * handler once, and their children (which reset SIGSEGV for cmocka) would not
+         * install it again. */
+        cmocka_unit_test(test_loop_pool_hot_stacks_turn_cold_after_a_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -488,6 +488,132 @@ static void test_parked_connection_resumes_with_its_state(void **state) {
     corio_test_run(park_state_main, NULL);
 }
 
+/* A parked connection whose peer leaves without sending a byte (a FIN, or a
+ * reset) is closed by the server with no task: its handler does not run
+ * again.  Bytes resume it as before.  The handler counts its runs, echoes a
+ * line and parks (for longer than the test waits: the idle timeout is not
+ * what closes it). */
+typedef struct park_count {
+    int runs, resumed;
+} park_count;
+
+static int count_and_park(corio_stream *s, void *arg) {
+    park_count *pc = arg;
+    pc->runs++;
+    if (corio_conn_resumed(s))
+        pc->resumed++;
+    char line[64];
+    size_t n;
+    int rc = corio_stream_read_until(s, "\n", 1, line, sizeof line, &n);
+    if (rc)
+        return rc == CORIO_EOF || rc == CORIO_ECONNRESET ? 0 : rc;
+    rc = corio_stream_write(s, line, n);
+    if (rc == 0)
+        rc = corio_conn_park(s, corio_now() + 10000);
+    return rc;
+}
+
+enum peer_leaves { LEAVE_AFTER_BYTES, LEAVE_WITH_FIN, LEAVE_WITH_RESET };
+
+typedef struct leave_result {
+    enum peer_leaves how;
+    park_count pc;
+    int parked_runs, parked_resumed; /* the counts while parked, before the peer left */
+    int step;                        /* the first check that failed, 0 for none */
+    int conns_left;                  /* the server's connections once the wait ended */
+    uint64_t close_ms;               /* how long the server took to close it */
+} leave_result;
+
+/* A line echoed, then parked: open, with no task. */
+static int line_and_parked(corio_stream *c, corio_server *srv, const char *line) {
+    char buf[64];
+    size_t n;
+    size_t len = strlen(line);
+    int rc = corio_stream_write(c, line, len);
+    if (rc == 0)
+        rc = corio_stream_read_until(c, "\n", 1, buf, sizeof buf, &n);
+    if (rc == 0 && (n != len || memcmp(buf, line, n) != 0))
+        rc = CORIO_EFAILED;
+    for (int k = 0; rc == 0 && k < 100 && conn_tasks() != 0; k++)
+        corio_yield();
+    if (rc == 0 && (conn_tasks() != 0 || corio_server_conns(srv) != 1))
+        rc = CORIO_EFAILED;
+    return rc;
+}
+
+static int peer_leaves_main(void *arg) {
+    leave_result *r = arg;
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(count_and_park, &r->pc, &srv, &c);
+    if (rc)
+        return rc;
+    if (line_and_parked(c, srv, "a\n") != 0)
+        r->step = 1;
+    if (!r->step && r->how == LEAVE_AFTER_BYTES) {
+        /* Bytes for a parked connection: the handler runs again, resumed. */
+        if (line_and_parked(c, srv, "b\n") != 0)
+            r->step = 2;
+    }
+    r->parked_runs = r->pc.runs;
+    r->parked_resumed = r->pc.resumed;
+    uint64_t t0 = corio_now();
+    if (!r->step && r->how == LEAVE_WITH_RESET) {
+        corio_stream_set_reset_on_close(c);
+        corio_stream_close(c);
+        c = NULL;
+    } else if (!r->step) {
+        /* A FIN (half-close): the server's close then shows as EOF here. */
+        char b;
+        if (corio_stream_shutdown(c) != 0)
+            r->step = 3;
+        else if (corio_stream_read(c, &b, 1) != CORIO_EOF)
+            r->step = 4;
+    }
+    while (!r->step && corio_server_conns(srv) != 0 && corio_now() - t0 < 5000)
+        corio_sleep(5);
+    r->close_ms = corio_now() - t0;
+    r->conns_left = (int)corio_server_conns(srv);
+    if (c)
+        corio_stream_close(c);
+    return corio_server_shutdown(srv, 2000);
+}
+
+static void check_peer_leaves(enum peer_leaves how) {
+    leave_result r = {.how = how};
+    corio_test_run(peer_leaves_main, &r);
+    print_message("peer leaves (%s): step %d, runs %d (parked: %d), resumed %d, %d conns left "
+                  "after %llu ms\n",
+                  how == LEAVE_WITH_FIN     ? "FIN"
+                  : how == LEAVE_WITH_RESET ? "reset"
+                                            : "after bytes",
+                  r.step, r.pc.runs, r.parked_runs, r.pc.resumed, r.conns_left,
+                  (unsigned long long)r.close_ms);
+    assert_int_equal(r.step, 0);
+    int runs = how == LEAVE_AFTER_BYTES ? 2 : 1;
+    assert_int_equal(r.parked_runs, runs);
+    assert_int_equal(r.parked_resumed, runs - 1);
+    /* Closed by the server (well before the idle timeout), with no run. */
+    assert_int_equal(r.conns_left, 0);
+    assert_int_equal(r.pc.runs, runs);
+    assert_int_equal(r.pc.resumed, runs - 1);
+}
+
+static void test_parked_connection_closed_by_peer_fin_runs_no_handler(void **state) {
+    (void)state;
+    check_peer_leaves(LEAVE_WITH_FIN);
+}
+
+static void test_parked_connection_reset_by_peer_runs_no_handler(void **state) {
+    (void)state;
+    check_peer_leaves(LEAVE_WITH_RESET);
+}
+
+static void test_parked_connection_resumed_by_bytes_then_closed_by_peer(void **state) {
+    (void)state;
+    check_peer_leaves(LEAVE_AFTER_BYTES);
+}
+
 /* ---- addresses; the contract's error codes --------------------------------------------------- */
 
 /* Records the server side's view of the connection's two ends, then waits
@@ -766,6 +892,9 @@ int main(void) {
         cmocka_unit_test(test_shutdown_cancels_connections_after_drain_deadline),
         cmocka_unit_test(test_idle_connection_parks_without_a_task),
         cmocka_unit_test(test_parked_connection_resumes_with_its_state),
+        cmocka_unit_test(test_parked_connection_closed_by_peer_fin_runs_no_handler),
+        cmocka_unit_test(test_parked_connection_reset_by_peer_runs_no_handler),
+        cmocka_unit_test(test_parked_connection_resumed_by_bytes_then_closed_by_peer),
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
         cmocka_unit_test(test_local_and_peer_names_of_both_ends),
         cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),
