@@ -6,6 +6,7 @@
  * header count and order, the raw query string, the minor version, route
  * middleware (corio_route_use) and corio_req_body after corio_req_read. */
 #include "corio_test.h"
+#include "base/tchar.h"
 
 #include <string.h>
 
@@ -130,6 +131,17 @@ static int accessors_main(void *arg) {
                         st->resp11, sizeof st->resp11, st->local11, sizeof st->local11);
     st->rc10 = exchange(&f, "GET /v10 HTTP/1.0\r\n\r\n", st->resp10, sizeof st->resp10, NULL, 0);
     return fixture_stop(&f);
+}
+
+/* The tchar bitmap (base/tchar.h) against RFC 9110's definition, every
+ * byte value. */
+static void test_tchar_bits_match_the_definition(void **state) {
+    (void)state;
+    for (int ch = 0; ch < 256; ch++) {
+        bool want = ch > 32 && ch < 127 && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+        if (corio__is_tchar((unsigned char)ch) != want)
+            fail_msg("byte 0x%02x: tchar %d, RFC 9110 says %d", ch, !want, want);
+    }
 }
 
 static void test_request_accessors_report_what_the_client_sent(void **state) {
@@ -376,6 +388,7 @@ static void test_req_body_after_streaming_read_is_ealready(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tchar_bits_match_the_definition),
         cmocka_unit_test(test_request_accessors_report_what_the_client_sent),
         cmocka_unit_test(test_route_middleware_runs_for_its_route_only_in_order),
         cmocka_unit_test(test_req_body_after_streaming_read_is_ealready),

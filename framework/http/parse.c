@@ -397,13 +397,14 @@ static bool lines_ok(const char *head, size_t from, size_t end) {
  * Host (RFC 9112 3.2.2), so it must be one too.  Bytes, not the locale's
  * classes. */
 static bool host_ok(const char *s, size_t n) {
-    static const char reg[] = "-._~%!$&'()*+,;="; /* besides letters and digits */
+    /* Letters, digits and -._~%!$&'()*+,;= : a bit per ASCII character */
+    static const uint64_t reg[2] = {0x2bff7ff200000000u, 0x47fffffe87fffffeu};
     bool literal = n && s[0] == '[';
     size_t i = literal;
     for (; i < n && s[i] != (literal ? ']' : ':'); i++) {
         unsigned char ch = (unsigned char)s[i];
-        bool alnum = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z');
-        if (!alnum && !(ch && strchr(reg, ch)) && !(literal && ch == ':'))
+        bool ok = ch < 128 && (reg[ch >> 6] >> (ch & 63)) & 1;
+        if (!ok && !(literal && ch == ':'))
             return false;
     }
     if (literal && i++ == n)
@@ -416,15 +417,27 @@ static bool host_ok(const char *s, size_t n) {
     return true;
 }
 
-static bool span_ieq(const corio_req *r, corio__span s, const char *want) {
+/* Whether the span is `want` (lower case) in any case: ASCII only, inline
+ * (every field name of every request goes through here). */
+static inline bool span_ieq(const corio_req *r, corio__span s, const char *want) {
     size_t n = strlen(want);
-    return s.len == n && strncasecmp(corio__req_head(r) + s.off, want, n) == 0;
+    if (s.len != n)
+        return false;
+    const char *p = corio__req_head(r) + s.off;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if ((ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch) != (unsigned char)want[i])
+            return false;
+    }
+    return true;
 }
 
 /* The origin-form part of a target: "/p?q" as is; for the absolute form
  * "http://host:port/p?q" the part from the path on ("/" when it has none).
  * Anything else is returned unchanged (and refused by the caller). */
 corio_strv corio__origin_target(corio_strv t) {
+    if (t.len && t.ptr[0] == '/')
+        return t; /* origin-form, nearly every request */
     size_t skip = t.len >= 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
                   : t.len >= 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
                                                                          : 0;
