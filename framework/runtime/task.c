@@ -85,11 +85,24 @@ bool corio__wake(corio_task *t, int result) {
     return true;
 }
 
+/* A task's timer is armed lazily (see corio__park): it may fire for a task
+ * that is no longer parked, or before the deadline of the park it is in. */
 static void on_task_timer(corio__timer *timer) {
     corio_task *t = corio__container_of(timer, corio_task, timer);
+    if (t->state != CORIO__PARKED)
+        return; /* left armed by an earlier park: nothing waits on it */
     int status = corio__await_status(t);
-    if (status == 0 && t->wake_at > corio__now(t->fut.loop))
-        return; /* spurious: neither the deadline nor the sleep is due */
+    corio_loop *L = t->fut.loop;
+    if (status == 0 && t->wake_at > corio__now(L)) {
+        /* Early: armed for an earlier park's deadline.  Again for this
+         * one's (it is later than now, or the status would say so). */
+        uint64_t when = visible_deadline(t);
+        if (t->wake_at < when)
+            when = t->wake_at;
+        if (when != CORIO__NO_DEADLINE && corio__timer_start(L, timer, when) != 0)
+            corio__wake(t, CORIO_ENOMEM);
+        return;
+    }
     corio__wake(t, status);
 }
 
@@ -105,7 +118,13 @@ int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
     if (wake_at < when)
         when = wake_at;
     t->wake_at = wake_at;
-    if (when != CORIO__NO_DEADLINE) {
+    /* The timer is left armed when the task wakes, and armed again here
+     * only if it would fire too late: a connection waiting for request
+     * after request with a deadline seconds ahead then moves no heap entry
+     * per request (the timer fires once, early, and is armed again for the
+     * wait of the moment; see on_task_timer). */
+    if (when != CORIO__NO_DEADLINE &&
+        (!corio__timer_armed(&t->timer) || t->timer.when > when)) {
         int rc = corio__timer_start(L, &t->timer, when);
         if (rc < 0)
             return rc;
@@ -114,8 +133,8 @@ int corio__park(corio_task *t, uint64_t wake_at, const char *what) {
     t->waiting_on = what;
     t->parked_since = corio__now(L);
     corio__coro_switch(&t->coro, &L->main_coro, false);
-    /* Running again, switched in by corio__task_resume(). */
-    corio__timer_stop(L, &t->timer);
+    /* Running again, switched in by corio__task_resume(); the timer may
+     * still be armed. */
     t->waiting_on = NULL;
     int rc = t->wake_result;
     if (rc == CORIO_ETIMEDOUT && corio__await_status(t) == CORIO_ECANCELED)
@@ -148,7 +167,9 @@ void corio__task_resume(corio_loop *L, corio_task *t) {
     L->current = NULL;
     if (t->state != CORIO__DONE)
         return;
-    /* The task's function returned: its stack is free to reuse. */
+    /* The task's function returned: its stack is free to reuse, and its
+     * timer (armed lazily, see corio__park) is done. */
+    corio__timer_stop(L, &t->timer);
     corio__loop_stack_put(L, t->stack);
     t->stack = NULL;
     corio__list_remove(&t->all_link);
@@ -419,6 +440,7 @@ void corio__task_detach(corio_loop *L, corio_task *t) {
 }
 
 void corio__task_abandon(corio_loop *L, corio_task *t) {
+    corio__timer_stop(L, &t->timer);
     corio__list_remove(&t->all_link);
     corio__loop_stack_put(L, t->stack);
     t->stack = NULL;
