@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Layer 2: tasks (task.h, loop.h): spawning order, results, names and
- * ids, references, misuse outside tasks, dumps and stack sizes.  The loop's
+ * ids, references, misuse outside tasks, dumps, stack sizes, and a task's lazily
+ * armed deadline timer (stale fires, the timers of ended tasks).  The loop's
  * timing (sleep, yield, timers, a loop per thread) is in test_loop.c,
  * cancellation and the end of corio_run in test_task_cancel.c.
  *
@@ -430,6 +431,407 @@ static void test_request_id_inherited_unless_no_context(void **state) {
     assert_int_equal(corio_run(rid_main, NULL), 0);
 }
 
+/* ---- the lazy deadline timer (12667a1) ------------------------------------------------------
+ *
+ * A task's timer is left armed when a park ends early; the next park moves
+ * it only if it would fire too late; an early fire for a parked task arms it
+ * again for that park's deadline (the visible scope deadline or the sleep's
+ * wake time, whichever is first); a fire for a task that is not parked does
+ * nothing; the timer is stopped when the task ends.  Each case runs in a
+ * task of its own under a watchdog (a timeout scope around the main task's
+ * await of it, on the main task's own timer): a lost wake-up cancels the
+ * case instead of hanging.  Times are loop time (corio_now()); only lower
+ * bounds are checked, and the watchdogs are generous. */
+
+/* The heap entries that are neither the stack pool's timer nor the timer of
+ * a live task: timers left behind by tasks that have ended.  Compares
+ * addresses only (a stray entry points into freed memory). */
+static size_t stray_timers(void) {
+    corio_loop *L = corio__tls_loop;
+    size_t n = 0;
+    for (size_t i = 0; i < L->heap.len; i++) {
+        const corio__timer *tm = L->heap.items[i];
+        bool live = tm == &L->pool_timer;
+        for (corio__link *k = L->tasks.next; !live && k != &L->tasks; k = k->next)
+            live = tm == &corio__container_of(k, corio_task, all_link)->timer;
+        n += !live;
+    }
+    return n;
+}
+
+static bool timer_in_heap(const corio__timer *tm) {
+    corio_loop *L = corio__tls_loop;
+    for (size_t i = 0; i < L->heap.len; i++)
+        if (L->heap.items[i] == tm)
+            return true;
+    return false;
+}
+
+static bool own_timer_armed(void) {
+    return corio__timer_armed(&corio_current()->timer);
+}
+
+static int set_event_task(void *arg) {
+    corio_event_set(arg);
+    return 0;
+}
+
+/* Parks the current task under corio_timeout_scope(ms) on an event that a
+ * task spawned just before sets as soon as it runs: the park ends early,
+ * and the task's timer is left armed for the scope's deadline.  True if it
+ * went so (the setup every case below relies on). */
+static bool park_woken_early(corio_event *e, uint64_t ms) {
+    corio_event_init(e);
+    if (corio_spawn(NULL, "lazy-setter", set_event_task, e) != 0)
+        return false;
+    int rc = -1;
+    CORIO_WITH(corio_timeout_scope(ms)) {
+        rc = corio_event_wait(e);
+    }
+    return rc == 0 && own_timer_armed();
+}
+
+typedef struct watched {
+    corio_task_fn fn;
+    void *arg;
+    uint64_t ms;
+    int rc;     /* the case task's result */
+    bool fired; /* the watchdog cancelled it */
+} watched;
+
+static int watchdog_main(void *arg) {
+    watched *w = arg;
+    corio_task *t = spawn("lazy-case", w->fn, w->arg);
+    if (!t)
+        return -1;
+    int rc = -1;
+    CORIO_WITH(corio_timeout_scope(w->ms)) {
+        rc = corio_await(t); /* cut short: t is cancelled (nobody else awaits it) */
+    }
+    w->fired = !corio_task_done(t);
+    if (w->fired)
+        rc = corio_await(t);
+    w->rc = rc;
+    corio_task_release(t);
+    return 0;
+}
+
+static void watchdog_check(const watched *w) {
+    if (w->fired)
+        fail_msg("watchdog: the case was still running after %llu ms (a lost wake-up)",
+                 (unsigned long long)w->ms);
+    assert_int_equal(w->rc, 0);
+}
+
+/* Runs fn(arg) under a watchdog of ms; the caller checks what it recorded,
+ * then watchdog_check(). */
+static watched run_watched(corio_task_fn fn, void *arg, uint64_t ms) {
+    watched w = {fn, arg, ms, -1, false};
+    corio_test_run(watchdog_main, &w);
+    return w;
+}
+
+/* 1. A stale timer, armed for an earlier park's deadline, fires while the
+ * task waits for a later one: armed again, it neither cuts that wait short
+ * nor loses it, whether the wait ends at a scope's deadline, at a sleep's
+ * wake time, or at the earlier of the two.  And the other way round: an armed
+ * timer that would fire too late is moved earlier by the next park. */
+typedef struct stale_state {
+    corio_event e, never;
+    bool armed[4];
+    int rc[4];
+    uint64_t took[4];
+} stale_state;
+
+static int stale_case(void *arg) {
+    stale_state *st = arg;
+    corio_event_init(&st->never);
+    uint64_t t0;
+    /* a: armed at +20 ms; the event wait's deadline is at +150 ms */
+    st->armed[0] = park_woken_early(&st->e, 20);
+    t0 = corio_now();
+    st->rc[0] = -1;
+    CORIO_WITH(corio_timeout_scope(150)) {
+        st->rc[0] = corio_event_wait(&st->never);
+    }
+    st->took[0] = corio_now() - t0;
+    /* b: armed at +20 ms; a sleep of 100 ms, no deadline */
+    st->armed[1] = park_woken_early(&st->e, 20);
+    t0 = corio_now();
+    st->rc[1] = corio_sleep(100);
+    st->took[1] = corio_now() - t0;
+    /* c: armed at +20 ms; a long sleep under a 120 ms deadline: the deadline first */
+    st->armed[2] = park_woken_early(&st->e, 20);
+    t0 = corio_now();
+    st->rc[2] = -1;
+    CORIO_WITH(corio_timeout_scope(120)) {
+        st->rc[2] = corio_sleep(100000);
+    }
+    st->took[2] = corio_now() - t0;
+    /* d: armed at +100 s; a sleep of 30 ms must not wait for it (the watchdog would end it) */
+    st->armed[3] = park_woken_early(&st->e, 100000);
+    t0 = corio_now();
+    st->rc[3] = corio_sleep(30);
+    st->took[3] = corio_now() - t0;
+    return 0;
+}
+
+static void test_lazy_timer_stale_deadline_does_not_end_a_later_wait(void **state) {
+    (void)state;
+    stale_state st;
+    memset(&st, 0, sizeof st);
+    watched w = run_watched(stale_case, &st, 5000);
+    static const int expect_rc[4] = {CORIO_ETIMEDOUT, 0, CORIO_ETIMEDOUT, 0};
+    static const uint64_t at_least[4] = {150, 100, 120, 30};
+    for (int i = 0; i < 4; i++) {
+        if (!st.armed[i])
+            fail_msg("phase %c: the early-woken park left no timer armed", 'a' + i);
+        if (st.rc[i] != expect_rc[i] || st.took[i] < at_least[i])
+            fail_msg("phase %c: %s after %llu ms, expected %s after %llu ms at least", 'a' + i,
+                     corio_err_name(st.rc[i]), (unsigned long long)st.took[i],
+                     corio_err_name(expect_rc[i]), (unsigned long long)at_least[i]);
+    }
+    watchdog_check(&w);
+}
+
+/* 2. A stale timer fires while the task waits with no deadline at all: the
+ * wait goes on until what it waits for happens. */
+typedef struct nodeadline_state {
+    corio_event e, later;
+    bool armed, fired_while_parked;
+    int rc;
+    uint64_t took;
+} nodeadline_state;
+
+static int set_later_task(void *arg) {
+    nodeadline_state *st = arg;
+    int rc = corio_sleep(150);
+    corio_event_set(&st->later);
+    return rc;
+}
+
+static int nodeadline_case(void *arg) {
+    nodeadline_state *st = arg;
+    corio_event_init(&st->later);
+    st->armed = park_woken_early(&st->e, 20);
+    uint64_t t0 = corio_now();
+    corio_task *setter = spawn("lazy-later", set_later_task, st);
+    st->rc = corio_event_wait(&st->later);
+    st->took = corio_now() - t0;
+    st->fired_while_parked = !own_timer_armed(); /* it fired at +20 ms and was not armed again */
+    return join(setter);
+}
+
+static void test_lazy_timer_stale_deadline_does_not_wake_a_wait_without_one(void **state) {
+    (void)state;
+    nodeadline_state st;
+    memset(&st, 0, sizeof st);
+    watched w = run_watched(nodeadline_case, &st, 5000);
+    assert_true(st.armed);
+    if (st.rc != 0 || st.took < 150)
+        fail_msg("the wait ended with %s after %llu ms, expected 0 after 150 ms at least",
+                 corio_err_name(st.rc), (unsigned long long)st.took);
+    assert_true(st.fired_while_parked);
+    watchdog_check(&w);
+}
+
+/* 3. A stale timer fires while its task is ready (yielding round the loop):
+ * nothing happens to the task, which goes on and ends normally, and its
+ * next wait with a deadline times out as it should. */
+typedef struct ready_state {
+    corio_event e, never;
+    bool armed, fired_while_ready;
+    int yield_rc, wait_rc;
+    long yields;
+    uint64_t took;
+} ready_state;
+
+static int ready_case(void *arg) {
+    ready_state *st = arg;
+    corio_event_init(&st->never);
+    st->armed = park_woken_early(&st->e, 5);
+    uint64_t t0 = corio_now();
+    while (corio_now() - t0 < 30) {
+        st->yield_rc = corio_yield();
+        if (st->yield_rc)
+            break;
+        st->yields++;
+    }
+    st->fired_while_ready = !own_timer_armed();
+    t0 = corio_now();
+    st->wait_rc = -1;
+    CORIO_WITH(corio_timeout_scope(40)) {
+        st->wait_rc = corio_event_wait(&st->never);
+    }
+    st->took = corio_now() - t0;
+    return 42;
+}
+
+static int ready_main(void *arg) {
+    ready_state *st = arg;
+    int rc = join(spawn("lazy-ready", ready_case, st));
+    return rc == 42 ? 0 : -1;
+}
+
+static void test_lazy_timer_firing_while_task_is_ready_does_nothing(void **state) {
+    (void)state;
+    ready_state st;
+    memset(&st, 0, sizeof st);
+    watched w = run_watched(ready_main, &st, 5000);
+    watchdog_check(&w); /* and the task returned 42 */
+    assert_true(st.armed);
+    assert_int_equal(st.yield_rc, 0);
+    assert_true(st.yields > 0);
+    assert_true(st.fired_while_ready);
+    assert_int_equal(st.wait_rc, CORIO_ETIMEDOUT);
+    assert_true(st.took >= 40);
+}
+
+/* 4. Many tasks wait again and again under a deadline well ahead (their
+ * timers stay armed across the waits), then end with their timers still
+ * armed: every one ends, and none leaves its timer in the loop's heap. */
+#define LAZY_TASKS 200
+#define LAZY_ROUNDS 50
+
+typedef struct many_state {
+    corio_event ev[LAZY_TASKS];
+    int done[LAZY_TASKS];
+    int errors, finished, armed_at_end;
+    size_t stray, heap_len, heap_expect, heap_peak;
+} many_state;
+
+typedef struct many_arg {
+    many_state *st;
+    int i;
+} many_arg;
+
+static many_arg many_args[LAZY_TASKS];
+
+static int many_worker(void *arg) {
+    many_arg *a = arg;
+    many_state *st = a->st;
+    for (int r = 0; r < LAZY_ROUNDS; r++) {
+        int rc = -1;
+        CORIO_WITH(corio_timeout_scope(1000)) {
+            rc = corio_event_wait(&st->ev[a->i]);
+        }
+        st->errors += rc != 0;
+        corio_event_clear(&st->ev[a->i]);
+        st->done[a->i]++;
+    }
+    st->armed_at_end += own_timer_armed();
+    st->finished++;
+    return 0;
+}
+
+static int many_case(void *arg) {
+    many_state *st = arg;
+    corio_loop *L = corio__tls_loop;
+    static corio_task *workers[LAZY_TASKS];
+    int rc = 0;
+    for (int i = 0; i < LAZY_TASKS; i++) {
+        corio_event_init(&st->ev[i]);
+        many_args[i] = (many_arg){st, i};
+        workers[i] = spawn("lazy-worker", many_worker, &many_args[i]);
+        if (!workers[i])
+            return -1;
+    }
+    for (int r = 0; r < LAZY_ROUNDS; r++) {
+        for (int i = 0; i < LAZY_TASKS; i++)
+            corio_event_set(&st->ev[i]);
+        for (;;) { /* until every worker has had round r */
+            int behind = 0;
+            for (int i = 0; i < LAZY_TASKS; i++)
+                behind += st->done[i] <= r;
+            if (!behind || (rc = corio_yield()) != 0)
+                break;
+        }
+        if (rc)
+            break;
+        if (L->heap.len > st->heap_peak)
+            st->heap_peak = L->heap.len;
+    }
+    for (int i = 0; i < LAZY_TASKS; i++)
+        rc |= join(workers[i]);
+    st->stray = stray_timers();
+    st->heap_len = L->heap.len;
+    st->heap_expect = corio__timer_armed(&L->pool_timer) + own_timer_armed() +
+                      corio__timer_armed(&L->main_task->timer);
+    return rc;
+}
+
+static void test_lazy_timers_of_many_ended_tasks_leave_the_heap(void **state) {
+    (void)state;
+    static many_state st;
+    memset(&st, 0, sizeof st);
+    watched w = run_watched(many_case, &st, 60000);
+    watchdog_check(&w);
+    assert_int_equal(st.finished, LAZY_TASKS);
+    assert_int_equal(st.errors, 0);
+    assert_true(st.armed_at_end > 0); /* they did end with their timers armed */
+    assert_true(st.heap_peak >= LAZY_TASKS);
+    assert_int_equal(st.stray, 0);
+    assert_int_equal(st.heap_len, st.heap_expect); /* the pool's and the watchdog's at most */
+}
+
+/* 5. A task cancelled while parked with no deadline, its timer still armed
+ * from an earlier park that ended early: it ends with ECANCELED, and its
+ * timer leaves the heap. */
+typedef struct cancel_state {
+    corio_event e, never;
+    bool armed, parked, armed_when_cancelled, armed_after, in_heap_after;
+    int rc;
+    size_t heap_before, heap_after, stray;
+} cancel_state;
+
+static int cancelled_task(void *arg) {
+    cancel_state *st = arg;
+    corio_event_init(&st->never);
+    st->armed = park_woken_early(&st->e, 100000);
+    st->parked = true;
+    return corio_event_wait(&st->never);
+}
+
+static size_t heap_len_but_pool(void) {
+    corio_loop *L = corio__tls_loop;
+    return L->heap.len - corio__timer_armed(&L->pool_timer);
+}
+
+static int cancel_case(void *arg) {
+    cancel_state *st = arg;
+    st->heap_before = heap_len_but_pool();
+    corio_task *t = spawn("lazy-cancelled", cancelled_task, st);
+    if (!t)
+        return -1;
+    for (int i = 0; i < 100 && !(st->parked && t->state == CORIO__PARKED); i++)
+        corio_yield();
+    st->armed_when_cancelled = corio__timer_armed(&t->timer);
+    corio_cancel(t);
+    st->rc = corio_await(t);
+    st->armed_after = corio__timer_armed(&t->timer); /* our reference keeps t */
+    st->in_heap_after = timer_in_heap(&t->timer);
+    st->heap_after = heap_len_but_pool();
+    st->stray = stray_timers();
+    corio_task_release(t);
+    return 0;
+}
+
+static void test_lazy_timer_of_cancelled_task_leaves_the_heap(void **state) {
+    (void)state;
+    cancel_state st;
+    memset(&st, 0, sizeof st);
+    watched w = run_watched(cancel_case, &st, 5000);
+    watchdog_check(&w);
+    assert_true(st.armed);
+    assert_true(st.parked);
+    assert_true(st.armed_when_cancelled);
+    assert_int_equal(st.rc, CORIO_ECANCELED);
+    assert_false(st.armed_after);
+    assert_false(st.in_heap_after);
+    assert_int_equal(st.heap_after, st.heap_before);
+    assert_int_equal(st.stray, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_id_inherited_unless_no_context),
@@ -441,6 +843,11 @@ int main(void) {
         cmocka_unit_test(test_tasks_dump_lists_live_tasks),
         cmocka_unit_test(test_spawn_stack_size_is_honoured),
         cmocka_unit_test(test_task_retain_keeps_an_ended_task_until_released),
+        cmocka_unit_test(test_lazy_timer_stale_deadline_does_not_end_a_later_wait),
+        cmocka_unit_test(test_lazy_timer_stale_deadline_does_not_wake_a_wait_without_one),
+        cmocka_unit_test(test_lazy_timer_firing_while_task_is_ready_does_nothing),
+        cmocka_unit_test(test_lazy_timers_of_many_ended_tasks_leave_the_heap),
+        cmocka_unit_test(test_lazy_timer_of_cancelled_task_leaves_the_heap),
         cmocka_unit_test_teardown(test_stack_size_set_default_rejects_bad_sizes,
                                   restore_default_stack_size),
     };
