@@ -27,6 +27,12 @@
 #include "base/thread_exit.h"
 #include "net/stream_internal.h"
 
+/* A stream's read buffer starts at READ_FIRST, enough for nearly every
+ * request head (a waiting connection holds it while its task is queued, so
+ * thousands of busy connections hold thousands); it doubles when a read
+ * fills it, and a stream whose reads filled one starts at READ_CHUNK from
+ * then on (a body streaming in, a pipelining client). */
+#define READ_FIRST (4 * 1024)
 #define READ_CHUNK (16 * 1024)
 #define DEFAULT_READ_MAX (64 * 1024)
 #define DEFAULT_WRITE_HIGH (64 * 1024)
@@ -94,12 +100,12 @@ void corio_stream_configure(corio_stream *s, const corio_stream_opts *o) {
 /* Read buffers come and go with every burst of input (an idle stream holds
  * none): keep a few of the common size per thread (one loop per thread) so
  * a request costs no malloc. */
-#define RBUF_CACHE_MAX 256 /* 4 MiB of 16 KiB buffers */
+#define RBUF_CACHE_MAX 256 /* 1 MiB of READ_FIRST buffers */
 static __thread char *rbuf_cache[RBUF_CACHE_MAX];
 static __thread int rbuf_cached;
 
 static char *rbuf_alloc(size_t size) {
-    if (size == READ_CHUNK && rbuf_cached > 0)
+    if (size == READ_FIRST && rbuf_cached > 0)
         return rbuf_cache[--rbuf_cached];
     return malloc(size);
 }
@@ -109,7 +115,7 @@ static char *rbuf_alloc(size_t size) {
 static __thread bool rbuf_armed;
 
 static void rbuf_free(char *p, size_t size) {
-    if (p && size == READ_CHUNK && rbuf_cached < RBUF_CACHE_MAX &&
+    if (p && size == READ_FIRST && rbuf_cached < RBUF_CACHE_MAX &&
         corio__thread_exit_arm(corio__stream_rbuf_cache_clear, &rbuf_armed))
         rbuf_cache[rbuf_cached++] = p;
     else
@@ -214,7 +220,8 @@ int corio_stream_close(corio_stream *s) {
 char *corio__stream_rbuf_room(corio_stream *s, size_t *room) {
     *room = 0;
     if (!s->rbuf) {
-        s->rcap = s->rmax < READ_CHUNK ? s->rmax : READ_CHUNK;
+        size_t first = s->rbig ? READ_CHUNK : READ_FIRST;
+        s->rcap = s->rmax < first ? s->rmax : first;
         s->rbuf = rbuf_alloc(s->rcap);
         s->rpos = 0;
         if (!s->rbuf) {
@@ -320,6 +327,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
             s->direct_buf = NULL;
         } else {
             s->rlen += (size_t)nread;
+            if (s->rpos + s->rlen == s->rcap)
+                s->rbig = true; /* it filled the buffer: start larger next time */
             if (s->rlen >= s->rmax)
                 corio__stream_stop_reading(s);
         }

@@ -83,6 +83,7 @@ struct corio_stream {
     struct corio_scope *idle_scope;
     bool reset_on_close; /* corio_stream_set_reset_on_close */
     bool write_stalled;  /* a writer's own write timeout expired (the peer stopped reading) */
+    bool rbig;           /* a read filled the read buffer: start it at the larger size */
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.
