@@ -87,8 +87,9 @@ struct corio_server {
 /* ---- connections ---------------------------------------------------------------------- */
 
 bool corio_stream_draining(const corio_stream *s) {
-    const conn *c = s ? s->owner : NULL; /* set for streams a server accepted */
-    return c && c->srv->draining;
+    /* Set for streams a server accepted: the server's flag itself, read
+     * per request without touching the connection's own record. */
+    return s && s->server_draining && *s->server_draining;
 }
 
 /* Whether scope sc is entered by t (a scope recorded by set_idle may have
@@ -254,6 +255,7 @@ static void conn_exit(void *self, int how) {
     corio_stream *s = c->stream;
     c->stream = NULL;      /* freed during the close below: nobody may look at it */
     s->owner = NULL;       /* the server's own close, not a handler's */
+    s->server_draining = NULL;
     corio_stream_close(s); /* shielded, bounded: we are an exit hook */
     conn_gone(c);
 }
@@ -385,6 +387,7 @@ static void accept_queued(corio_server *srv) {
 /* Makes an accepted stream a connection with a task of its own. */
 static void adopt(corio_server *srv, corio_stream *s) {
     corio_stream_configure(s, &srv->opts.stream);
+    s->server_draining = &srv->draining;
     if (srv->kind == CORIO__STREAM_TCP)
         uv_tcp_nodelay(&s->h.tcp, 1);
     conn *c = malloc(sizeof *c);

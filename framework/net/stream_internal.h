@@ -67,6 +67,7 @@ struct corio_stream {
     struct corio__tls *tls;           /* TLS state (tls.c); NULL for a plain stream */
     void (*on_free)(corio_stream *s); /* owner's hook, run before the free */
     void *owner;
+    const bool *server_draining; /* the accepting server's draining flag, or NULL */
     /* corio__stream_on_input_end (net/proto.h) */
     corio__stream_input_end_cb *on_input_end;
     void *on_input_end_data;
