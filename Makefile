@@ -11,6 +11,9 @@
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
+#   make bench-http  the HTTP benchmark (bench/http_bench.py: corio against nginx, h2o, Kore and
+#                    the libuv+llhttp and epoll floors; installs its peers, builds build-bench/,
+#                    writes bench/results/ and docs/bench.svg; ROUNDS, default 3; ~15 minutes)
 #   make soak        hello (plain, TLS), sse and upload under a mixed load for SOAK_SECONDS
 #                    (1800); fails on growth, request errors or an unclean stop
 #   make install     install into PREFIX (/usr/local), under DESTDIR if given
@@ -42,7 +45,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench clean format \
+.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench bench-http clean format \
         static soak
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
@@ -196,6 +199,16 @@ fuzz-test: deps
 bench: build
 	bash bench/run_micro.sh $(BUILD_DIR)
 
+# The HTTP benchmark's peers and tools, installed by bench-http only (not by make deps).
+BENCH_PKGS := wrk nginx-light h2o kore gnuplot-nox strace
+ROUNDS := 3
+
+bench-http:
+	$(MAKE) deps PKGS="$(PKGS) $(BENCH_PKGS)"
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-bench -j$(JOBS)
+	bash bench/http_bench.sh build-bench $(ROUNDS)
+
 # The soak (bench/soak.py): the example servers under a mixed load for SOAK_SECONDS; fails on
 # RSS/fd/task growth, any unexpected request failure, counts not back at baseline, or an unclean
 # stop.  Writes the samples to $(BUILD_DIR)/soak.csv.
@@ -205,7 +218,7 @@ soak: build
 
 # Remove the build directories.
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-ucontext build-fuzz build-fuzz-ci
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-ucontext build-fuzz build-fuzz-ci build-bench
 
 # Reformat every C source and header with .clang-format (installs clang-format if needed).
 format:
