@@ -427,18 +427,23 @@ static bool value_ok(const char *v, size_t n) {
 static bool host_ok(const char *s, size_t n) {
     /* Letters, digits and -._~%!$&'()*+,;= : a bit per ASCII character */
     static const uint64_t reg[2] = {0x2bff7ff200000000u, 0x47fffffe87fffffeu};
-    bool literal = n && s[0] == '[';
-    size_t i = literal;
-    for (; i < n && s[i] != (literal ? ']' : ':'); i++) {
-        unsigned char ch = (unsigned char)s[i];
-        bool ok = ch < 128 && (reg[ch >> 6] >> (ch & 63)) & 1;
-        if (!ok && !(literal && ch == ':'))
-            return false;
+#define REG_NAME_CHAR(ch) ((ch) < 128 && (reg[(ch) >> 6] >> ((ch)&63)) & 1)
+    size_t i = 0;
+    if (n && s[0] == '[') { /* an IP literal: colons inside */
+        for (i = 1; i < n && s[i] != ']'; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch != ':' && !REG_NAME_CHAR(ch))
+                return false;
+        }
+        if (i++ == n)
+            return false; /* no closing bracket */
+    } else {
+        while (i < n && REG_NAME_CHAR((unsigned char)s[i]))
+            i++;
     }
-    if (literal && i++ == n)
-        return false; /* no closing bracket */
+#undef REG_NAME_CHAR
     if (i < n && s[i++] != ':')
-        return false;
+        return false; /* a byte that is neither the host's nor the port's colon */
     for (; i < n; i++)
         if (s[i] < '0' || s[i] > '9')
             return false;
