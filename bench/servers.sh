@@ -44,9 +44,10 @@
 # CORIO_BENCH_SESSION_CACHE=on|off (a server-side session cache, default
 # off; in TLS 1.3 it resumes with stateful tickets).  Both off: no resumption.
 #
-# /json: examples/hello and nginx send a constant string; h2o (mruby's
-# JSON.generate) and Kore (kore_json) serialize an object on every request,
-# unless CORIO_BENCH_JSON=const, which makes them send the constant too.
+# /json: nginx sends a constant string; examples/hello (its JSON string
+# escaper), the floors, h2o (mruby's JSON.generate) and Kore (kore_json)
+# serialize on every request; CORIO_BENCH_JSON=const makes h2o and Kore send
+# the constant instead.
 #
 # Also: servers_available [BUILD] (the servers that can run here),
 # server_version NAME [BUILD] (one line for the results' machine

@@ -19,7 +19,7 @@ TAG = "SPDX-License-Identifier: MIT"
 # The comment each kind of file takes, by suffix or by name.
 C_STYLE = (".c", ".h", ".S", ".map")
 HASH_STYLE = (".py", ".sh", ".txt", ".cmake", ".in", ".yaml", ".yml", ".socket", ".service",
-              ".gitignore", ".clang-format", ".clang-tidy", ".dat", ".dict")
+              ".gitignore", ".clang-format", ".clang-tidy", ".dat", ".dict", ".tsv")
 HASH_NAMES = ("Dockerfile", "Makefile", "Doxyfile", "run")
 
 
