@@ -43,6 +43,13 @@
  * it; processes the server starts inherit the raised limit.  Out of descriptors, a server
  * refuses new connections and goes on serving the ones it has.
  *
+ * Memory.  The runner sets glibc's M_TRIM_THRESHOLD to 16 MiB and M_TOP_PAD
+ * to 1 MiB (mallopt) before the workers start: with glibc's defaults the
+ * top of the heap went back to the kernel and was faulted in again
+ * thousands of times a second under load.  A server trims the heap itself
+ * (malloc_trim) a second after its connections fall to a quarter of a peak
+ * of at least 256, so what a burst of clients held goes back.
+ *
  * T is a duration: "250ms", "10s", "2m", or a bare number of milliseconds.
  * Flags win over environment variables.  A bad value is one line on stderr
  * naming the flag (or variable) and what it accepts, and exit code 2.
