@@ -332,8 +332,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
             if (s->rlen >= s->rmax)
                 corio__stream_stop_reading(s);
         }
+        /* The reader runs now, with its bytes in the cache (s may be gone
+         * when it parks again: nothing here touches it after). */
         if (s->reader)
-            corio__wake(s->reader, WOKEN);
+            corio__wake_now(s->reader, WOKEN);
         else
             corio__stream_input_arrived(s);
         return;

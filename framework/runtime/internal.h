@@ -229,6 +229,13 @@ void corio__loop_run_ready(corio_loop *L);
  * task. */
 corio_task *corio__task_require(const char *what);
 
+/* corio__wake, then, from a callback on the loop's own stack (no task
+ * running), runs the task at once until it parks again rather than after
+ * the other ready tasks: for I/O that only this task waits for, so that it
+ * handles its bytes while they are in the cache.  The caller must not touch
+ * what the task may free (its stream) afterwards. */
+bool corio__wake_now(corio_task *t, int result);
+
 /* Puts a parked task on the ready queue with `result`; false if it was not
  * parked (already woken, running, done). */
 bool corio__wake(corio_task *t, int result);

@@ -156,6 +156,15 @@ int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, cons
     return rc;
 }
 
+bool corio__wake_now(corio_task *t, int result) {
+    corio_loop *L = t->fut.loop;
+    if (L->current || t->state != CORIO__PARKED)
+        return corio__wake(t, result); /* inside a task: from the ready queue */
+    t->wake_result = result;
+    corio__task_resume(L, t);
+    return true;
+}
+
 void corio__task_resume(corio_loop *L, corio_task *t) {
     t->state = CORIO__RUNNING;
     L->current = t;
