@@ -2,6 +2,7 @@
 /* Streams, server and client on loopback: corio server, corio client. */
 #define _GNU_SOURCE /* memfd_create */
 #include "corio_test.h"
+#include "runtime/internal.h"
 #include "stream_helpers.h"
 
 #include <stdio.h>
@@ -614,6 +615,68 @@ static void test_parked_connection_resumed_by_bytes_then_closed_by_peer(void **s
     check_peer_leaves(LEAVE_AFTER_BYTES);
 }
 
+/* ---- a flooding peer's reader: run at once at most once per poll -------------------------------- */
+
+/* A reader woken by its input runs inside the read callback (corio__wake_now),
+ * but libuv reads a socket up to 32 times per poll while each read fills its
+ * buffer: a flooding peer's task must not run on every one of those reads,
+ * ahead of everything else.  At most once at once per poll, plus once from
+ * the ready queue. */
+typedef struct flood_rx {
+    size_t got;
+    uint32_t poll;
+    unsigned runs, max_runs;
+} flood_rx;
+
+static int count_runs_per_poll(corio_stream *s, void *arg) {
+    flood_rx *f = arg;
+    corio_stream_opts o = {.read_buffer_max = 1 << 20};
+    corio_stream_configure(s, &o);
+    for (;;) {
+        if (corio_stream_fill(s) < 0)
+            return 0;
+        uint32_t poll = corio__tls_loop->polls;
+        if (poll != f->poll) {
+            f->poll = poll;
+            f->runs = 0;
+        }
+        if (++f->runs > f->max_runs)
+            f->max_runs = f->runs;
+        size_t len;
+        corio_stream_buffered(s, &len);
+        f->got += len;
+        corio_stream_consume(s, len);
+    }
+}
+
+#define FLOOD_BYTES (16u << 20)
+
+static int flood_main(void *arg) {
+    flood_rx *f = arg;
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(count_runs_per_poll, f, &srv, &c);
+    if (rc)
+        return rc;
+    static char chunk[256 * 1024];
+    for (size_t sent = 0; rc == 0 && sent < FLOOD_BYTES; sent += sizeof chunk)
+        rc = corio_stream_write(c, chunk, sizeof chunk);
+    corio_stream_close(c);
+    for (int i = 0; rc == 0 && f->got < FLOOD_BYTES && i < 10000; i++)
+        corio_sleep(1);
+    corio_server_shutdown(srv, 1000);
+    return rc;
+}
+
+static void test_flooding_peer_runs_its_reader_at_most_twice_per_poll(void **state) {
+    (void)state;
+    flood_rx f = {0};
+    assert_int_equal(corio_run(flood_main, &f), 0);
+    assert_int_equal(f.got, FLOOD_BYTES);
+    if (f.max_runs > 2)
+        fail_msg("the reader ran %u times in one poll", f.max_runs);
+}
+
 /* ---- addresses; the contract's error codes --------------------------------------------------- */
 
 /* Records the server side's view of the connection's two ends, then waits
@@ -895,6 +958,7 @@ int main(void) {
         cmocka_unit_test(test_parked_connection_closed_by_peer_fin_runs_no_handler),
         cmocka_unit_test(test_parked_connection_reset_by_peer_runs_no_handler),
         cmocka_unit_test(test_parked_connection_resumed_by_bytes_then_closed_by_peer),
+        cmocka_unit_test(test_flooding_peer_runs_its_reader_at_most_twice_per_poll),
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
         cmocka_unit_test(test_local_and_peer_names_of_both_ends),
         cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),

@@ -133,6 +133,9 @@ static void release_rbuf(corio_stream *s) {
     s->rcap = s->rpos = 0;
 }
 
+/* The only place a stream is freed: libuv calls it after every other
+ * callback of the handle, so a task run from within on_read (which may close
+ * the stream) never frees the stream under libuv's read loop. */
 static void on_close(uv_handle_t *h) {
     corio_stream *s = h->data;
     if (s->on_free)
@@ -335,7 +338,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         /* The reader runs now, with its bytes in the cache (s may be gone
          * when it parks again: nothing here touches it after). */
         if (s->reader)
-            corio__wake_now(s->reader, WOKEN);
+            corio__wake_now(s->reader, WOKEN, &s->eager_poll);
         else
             corio__stream_input_arrived(s);
         return;

@@ -208,6 +208,7 @@ struct corio_loop {
     corio_future *ts_head;
     uint64_t ts_id;                  /* never reused, unlike the address */
     struct corio_loop *ts_open_next; /* threadsafe.c's registry */
+    uint32_t polls; /* libuv polls so far (wrapping): one per turn of the loop */
     bool idle_active;
     bool stopping;
     bool closed; /* tasks are gone: corio_spawn refuses (CORIO_ECLOSED) */
@@ -232,9 +233,13 @@ corio_task *corio__task_require(const char *what);
 /* corio__wake, then, from a callback on the loop's own stack (no task
  * running), runs the task at once until it parks again rather than after
  * the other ready tasks: for I/O that only this task waits for, so that it
- * handles its bytes while they are in the cache.  The caller must not touch
- * what the task may free (its stream) afterwards. */
-bool corio__wake_now(corio_task *t, int result);
+ * handles its bytes while they are in the cache.  At most once per poll for
+ * one `*last_poll` (the caller's, e.g. per stream): libuv reads a socket up
+ * to 32 times per poll, and a flooding peer must not have its task run that
+ * often while the others wait; beyond that the wake queues, as
+ * corio__wake does.  The caller must not free what the task may close (a
+ * stream is freed in its close callback, never during a read callback). */
+bool corio__wake_now(corio_task *t, int result, uint32_t *last_poll);
 
 /* Puts a parked task on the ready queue with `result`; false if it was not
  * parked (already woken, running, done). */

@@ -87,7 +87,9 @@ void corio__loop_run_ready(corio_loop *L) {
 }
 
 static void on_prepare(uv_prepare_t *h) {
-    corio__loop_run_ready(h->data);
+    corio_loop *L = h->data;
+    corio__loop_run_ready(L);
+    L->polls++; /* the poll about to run (corio__wake_now's fairness) */
 }
 
 static void on_check(uv_check_t *h) {

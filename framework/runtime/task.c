@@ -156,10 +156,11 @@ int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, cons
     return rc;
 }
 
-bool corio__wake_now(corio_task *t, int result) {
+bool corio__wake_now(corio_task *t, int result, uint32_t *last_poll) {
     corio_loop *L = t->fut.loop;
-    if (L->current || t->state != CORIO__PARKED)
-        return corio__wake(t, result); /* inside a task: from the ready queue */
+    if (L->current || t->state != CORIO__PARKED || *last_poll == L->polls)
+        return corio__wake(t, result); /* inside a task, or again this poll: queued */
+    *last_poll = L->polls;
     t->wake_result = result;
     corio__task_resume(L, t);
     return true;
