@@ -397,10 +397,9 @@ static bool lines_ok(const char *head, size_t from, size_t end) {
  * Host (RFC 9112 3.2.2), so it must be one too.  Bytes, not the locale's
  * classes. */
 /* Whether a field value holds no control byte but HTAB (RFC 9110 5.5: no
- * CR, LF, NUL, DEL...).  Eight bytes at a time: a word with no byte below
- * 0x20 and none equal to 0x7f passes at once; only a word with one (a tab,
- * most likely) is looked at byte by byte.  Bytes from 0x80 up (obs-text)
- * pass. */
+ * CR, LF, NUL, DEL...).  Eight bytes at a time while each word has no byte
+ * below 0x20 and none equal to 0x7f; from the first word with one (a tab,
+ * most likely) on, byte by byte.  Bytes from 0x80 up (obs-text) pass. */
 static bool value_ok(const char *v, size_t n) {
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     size_t i = 0;
@@ -408,13 +407,8 @@ static bool value_ok(const char *v, size_t n) {
         uint64_t x;
         memcpy(&x, v + i, 8);
         uint64_t del = x ^ (ones * 0x7f);
-        if (!(((x - ones * 0x20) & ~x & highs) | ((del - ones) & ~del & highs)))
-            continue;
-        for (size_t k = i; k < i + 8; k++) {
-            unsigned char ch = (unsigned char)v[k];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return false;
-        }
+        if (((x - ones * 0x20) & ~x & highs) | ((del - ones) & ~del & highs))
+            break;
     }
     for (; i < n; i++) {
         unsigned char ch = (unsigned char)v[i];
@@ -427,21 +421,17 @@ static bool value_ok(const char *v, size_t n) {
 static bool host_ok(const char *s, size_t n) {
     /* Letters, digits and -._~%!$&'()*+,;= : a bit per ASCII character */
     static const uint64_t reg[2] = {0x2bff7ff200000000u, 0x47fffffe87fffffeu};
-#define REG_NAME_CHAR(ch) ((ch) < 128 && (reg[(ch) >> 6] >> ((ch)&63)) & 1)
     size_t i = 0;
     if (n && s[0] == '[') { /* an IP literal: colons inside */
-        for (i = 1; i < n && s[i] != ']'; i++) {
-            unsigned char ch = (unsigned char)s[i];
-            if (ch != ':' && !REG_NAME_CHAR(ch))
+        for (i = 1; i < n && s[i] != ']'; i++)
+            if (s[i] != ':' && !corio__ascii_in(reg, (unsigned char)s[i]))
                 return false;
-        }
         if (i++ == n)
             return false; /* no closing bracket */
     } else {
-        while (i < n && REG_NAME_CHAR((unsigned char)s[i]))
+        while (i < n && corio__ascii_in(reg, (unsigned char)s[i]))
             i++;
     }
-#undef REG_NAME_CHAR
     if (i < n && s[i++] != ':')
         return false; /* a byte that is neither the host's nor the port's colon */
     for (; i < n; i++)

@@ -335,8 +335,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
             if (s->rlen >= s->rmax)
                 corio__stream_stop_reading(s);
         }
-        /* The reader runs now, with its bytes in the cache (s may be gone
-         * when it parks again: nothing here touches it after). */
+        /* The reader runs now, with its bytes in the cache.  It may close s;
+         * s is freed only in its close callback (on_close), later. */
         if (s->reader)
             corio__wake_now(s->reader, WOKEN, &s->eager_poll);
         else
@@ -644,8 +644,7 @@ int corio__stream_raw_write(corio_stream *s, const struct iovec *iov, size_t n) 
         n = 1;
     }
     /* On Unix uv_buf_t is laid out as struct iovec (libuv documents it), so
-     * the caller's array goes to the kernel as it is: a batch of pipelined
-     * responses (two pieces each) stays on this fast path. */
+     * an array too large to gather goes to the kernel as it is. */
     _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec), "uv_buf_t is not an iovec");
     if (s->wqueued == 0 && n <= 1024) {
         int w = uv_try_write(&s->h.stream, (const uv_buf_t *)(const void *)iov, (unsigned)n);

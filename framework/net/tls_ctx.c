@@ -155,13 +155,12 @@ static int check_ciphers(SSL_CTX *sc, const char *list) {
     return 0;
 }
 
-/* Builds an SSL_CTX from c's settings (and, for servers, cert and key). */
 /* The session cache of CORIO_TLS_RESUME_CACHE (per SSL_CTX). */
 #define SESSION_CACHE_SIZE 20000
 #define SESSION_CACHE_SECONDS 300
 
 /* A server's session resumption (corio_tls_resumption).  OpenSSL's default,
- * an unbounded-by-default server cache beside tickets, is never kept: each
+ * a server cache of 20,480 sessions beside the tickets, is never kept: each
  * mode has one mechanism.  Returns 0 or CORIO_EINVAL (reported). */
 static int set_resumption(const corio_tls_ctx *c, SSL_CTX *sc) {
     static const unsigned char sid_ctx[] = "corio";
@@ -193,6 +192,7 @@ static int set_resumption(const corio_tls_ctx *c, SSL_CTX *sc) {
     return CORIO_EINVAL;
 }
 
+/* Builds an SSL_CTX from c's settings (and, for servers, cert and key). */
 static int build_ssl_ctx(const corio_tls_ctx *c, const char *cert, const char *key, SSL_CTX **out) {
     *out = NULL;
     if (c->server) {
