@@ -832,6 +832,94 @@ static void test_lazy_timer_of_cancelled_task_leaves_the_heap(void **state) {
     assert_int_equal(st.stray, 0);
 }
 
+/* ---- tasks run at once from a callback: fairness (corio__wake_now) --------------------------- */
+
+/* A callback on the loop's stack runs parked tasks at once, one per source
+ * (as a stream's read callback does for its reader).  Not twice in a row
+ * for one source in one poll; again once another source ran in between;
+ * and a task queued meanwhile runs after every EAGER_DRAIN (64) of them,
+ * inside the callback, not only after it (one libuv poll can serve tens of
+ * thousands of events). */
+#define EAGER_N 200
+
+typedef struct eager_case {
+    corio_task *t[EAGER_N], *queued, *a, *b, *c;
+    unsigned runs;              /* tasks run so far (after their park) */
+    unsigned ran_at[EAGER_N];   /* runs when each ran, 0: not yet */
+    unsigned queued_at, a_at, b_at, c_at;
+    bool queued_in_cb, b_in_cb;
+    bool all_at_once, a_at_once, c_at_once;
+    bool in_cb;
+    uv_timer_t timer;
+} eager_case;
+
+static eager_case *eager_st;
+
+static int eager_parker(void *arg) {
+    unsigned *at = arg;
+    int rc = corio__park(corio_current(), CORIO__NO_DEADLINE, "eager test");
+    *at = ++eager_st->runs;
+    if (at == &eager_st->queued_at)
+        eager_st->queued_in_cb = eager_st->in_cb;
+    if (at == &eager_st->b_at)
+        eager_st->b_in_cb = eager_st->in_cb;
+    return rc;
+}
+
+static void on_eager_timer(uv_timer_t *h) {
+    eager_case *st = h->data;
+    int src[EAGER_N], x, y;
+    st->in_cb = true;
+    corio__wake(st->queued, 0); /* queued: runs only from the ready queue */
+    st->all_at_once = true;
+    for (int i = 0; i < EAGER_N; i++) {
+        corio__wake_now(st->t[i], 0, &src[i]);
+        if (!st->ran_at[i])
+            st->all_at_once = false;
+    }
+    corio__wake_now(st->a, 0, &x);
+    st->a_at_once = st->a_at != 0;
+    corio__wake_now(st->b, 0, &x); /* x again, in a row: queued */
+    corio__wake_now(st->c, 0, &y);
+    st->c_at_once = st->c_at != 0;
+    st->in_cb = false;
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static int eager_main(void *arg) {
+    eager_case *st = arg;
+    eager_st = st;
+    for (int i = 0; i < EAGER_N; i++)
+        st->t[i] = spawn("eager", eager_parker, &st->ran_at[i]);
+    st->queued = spawn("eager-queued", eager_parker, &st->queued_at);
+    st->a = spawn("eager-a", eager_parker, &st->a_at);
+    st->b = spawn("eager-b", eager_parker, &st->b_at);
+    st->c = spawn("eager-c", eager_parker, &st->c_at);
+    corio_yield(); /* every one of them has parked */
+    uv_timer_init(corio_uv_loop(), &st->timer);
+    st->timer.data = st;
+    uv_timer_start(&st->timer, on_eager_timer, 0, 0);
+    int rc = 0;
+    for (int i = 0; i < EAGER_N; i++)
+        rc |= join(st->t[i]);
+    rc |= join(st->queued) | join(st->a) | join(st->b) | join(st->c);
+    return rc;
+}
+
+static void test_wake_now_is_fair_to_queued_tasks_and_other_sources(void **state) {
+    (void)state;
+    eager_case st;
+    memset(&st, 0, sizeof st);
+    assert_int_equal(corio_run(eager_main, &st), 0);
+    assert_true(st.all_at_once); /* 200 sources, each ran inside its wake */
+    assert_true(st.queued_in_cb); /* ... and the queued one did not wait for them all */
+    assert_true(st.queued_at < 2 * 64 + 1);
+    assert_true(st.a_at_once);
+    assert_false(st.b_in_cb); /* the same source in a row: queued, after the callback */
+    assert_true(st.c_at_once);
+    assert_true(st.b_at > st.c_at);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_id_inherited_unless_no_context),
@@ -848,6 +936,7 @@ int main(void) {
         cmocka_unit_test(test_lazy_timer_firing_while_task_is_ready_does_nothing),
         cmocka_unit_test(test_lazy_timers_of_many_ended_tasks_leave_the_heap),
         cmocka_unit_test(test_lazy_timer_of_cancelled_task_leaves_the_heap),
+        cmocka_unit_test(test_wake_now_is_fair_to_queued_tasks_and_other_sources),
         cmocka_unit_test_teardown(test_stack_size_set_default_rejects_bad_sizes,
                                   restore_default_stack_size),
     };

@@ -338,7 +338,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         /* The reader runs now, with its bytes in the cache.  It may close s;
          * s is freed only in its close callback (on_close), later. */
         if (s->reader)
-            corio__wake_now(s->reader, WOKEN, &s->eager_poll);
+            corio__wake_now(s->reader, WOKEN, s);
         else
             corio__stream_input_arrived(s);
         return;

@@ -85,7 +85,6 @@ struct corio_stream {
     bool reset_on_close; /* corio_stream_set_reset_on_close */
     bool write_stalled;  /* a writer's own write timeout expired (the peer stopped reading) */
     bool rbig;           /* a read filled the read buffer: start it at the larger size */
-    uint32_t eager_poll; /* the poll in which a read last ran the reader at once */
 };
 
 /* Allocates a stream of `kind` with its libuv handle initialised on L.

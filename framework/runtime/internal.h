@@ -209,6 +209,11 @@ struct corio_loop {
     uint64_t ts_id;                  /* never reused, unlike the address */
     struct corio_loop *ts_open_next; /* threadsafe.c's registry */
     uint32_t polls; /* libuv polls so far (wrapping): one per turn of the loop */
+    /* corio__wake_now's fairness: the source of the last task run at once,
+     * and in which poll */
+    const void *eager_source;
+    uint32_t eager_poll;
+    uint32_t eager_runs; /* tasks run at once so far (wrapping) */
     bool idle_active;
     bool stopping;
     bool closed; /* tasks are gone: corio_spawn refuses (CORIO_ECLOSED) */
@@ -233,13 +238,18 @@ corio_task *corio__task_require(const char *what);
 /* corio__wake, then, from a callback on the loop's own stack (no task
  * running), runs the task at once until it parks again rather than after
  * the other ready tasks: for I/O that only this task waits for, so that it
- * handles its bytes while they are in the cache.  At most once per poll for
- * one `*last_poll` (the caller's, e.g. per stream): libuv reads a socket up
- * to 32 times per poll, and a flooding peer must not have its task run that
- * often while the others wait; beyond that the wake queues, as
- * corio__wake does.  The caller must not free what the task may close (a
- * stream is freed in its close callback, never during a read callback). */
-bool corio__wake_now(corio_task *t, int result, uint32_t *last_poll);
+ * handles its bytes while they are in the cache.  Not twice in a row for
+ * one `source` (e.g. a stream) within one poll: libuv reads a socket up to
+ * 32 times in a row while each read fills the buffer, and a flooding peer
+ * must not have its task run that often while the others wait; that wake
+ * queues, as corio__wake does.  Only in a row: one poll may serve tens of
+ * thousands of events (libuv polls again at once while epoll fills its
+ * array), and a source that comes round again after others ran at once
+ * runs at once again, rather than waiting behind all of them for the
+ * poll's end; for the same reason the tasks that are queued meanwhile run
+ * after every EAGER_DRAIN tasks run at once.  The caller must not free what the task may close (a stream
+ * is freed in its close callback, never during a read callback). */
+bool corio__wake_now(corio_task *t, int result, const void *source);
 
 /* Puts a parked task on the ready queue with `result`; false if it was not
  * parked (already woken, running, done). */

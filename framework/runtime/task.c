@@ -156,13 +156,21 @@ int corio__park_in_slot(corio_task *t, corio_task **slot, uint64_t wake_at, cons
     return rc;
 }
 
-bool corio__wake_now(corio_task *t, int result, uint32_t *last_poll) {
+/* corio__wake_now: after this many tasks run at once, the ready queue runs
+ * (from the same callback): a poll may last tens of thousands of events. */
+#define EAGER_DRAIN 64
+
+bool corio__wake_now(corio_task *t, int result, const void *source) {
     corio_loop *L = t->fut.loop;
-    if (L->current || t->state != CORIO__PARKED || *last_poll == L->polls)
-        return corio__wake(t, result); /* inside a task, or again this poll: queued */
-    *last_poll = L->polls;
+    if (L->current || t->state != CORIO__PARKED ||
+        (L->eager_source == source && L->eager_poll == L->polls))
+        return corio__wake(t, result); /* inside a task, or again in a row: queued */
+    L->eager_source = source;
+    L->eager_poll = L->polls;
     t->wake_result = result;
     corio__task_resume(L, t);
+    if (++L->eager_runs % EAGER_DRAIN == 0)
+        corio__loop_run_ready(L); /* what was queued meanwhile */
     return true;
 }
 
