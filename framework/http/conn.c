@@ -439,7 +439,7 @@ int corio_http_serve(corio_stream *s, void *arg) {
             break;
     }
     int frc = final_flush(&c);
-    if (rc >= 0 && frc == 0 && c.close && may_still_send(&c))
+    if (rc >= 0 && frc == 0 && c.close && !c.upgraded && may_still_send(&c))
         linger(&c);
     conn_release(&c);
     return rc < 0 ? rc : frc;

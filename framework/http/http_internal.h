@@ -51,6 +51,7 @@ struct corio_req {
     uint64_t content_length; /* when not chunked */
     bool chunked, has_body, body_done, expect_continue, continue_sent;
     bool keep_alive, head_method, finish_on_disconnect;
+    bool upgrade; /* asked to switch protocols: Connection: upgrade, Upgrade (not CONNECT) */
     bool body_buffered; /* corio_req_body ran: `body` holds the whole body */
     uint8_t minor;
     uint32_t id_hdr; /* 1 + the index of the first X-Request-Id field, or 0 */
@@ -94,6 +95,7 @@ typedef struct corio__hconn {
     bool in_value;    /* llhttp callbacks: last data was a header value */
     bool close;       /* close after the current response */
     bool can_park;    /* from a server: may wait between requests with no task */
+    bool upgraded;    /* corio_res_upgrade: the stream is the handler's protocol's */
     int send_failed;  /* 0, or the error that cut a response short (nothing more is sent) */
     bool peer_failed; /* ... and it was the client's doing: gone, or stopped reading */
     bool head_done;   /* llhttp is past the head: header callbacks are trailers */
@@ -129,6 +131,11 @@ typedef struct corio__hconn {
     size_t hdrs_heap_cap;
     corio__hdr hdrs_inline[CORIO__HDRS_INLINE];
 } corio__hconn;
+
+/* Moves the request's head out of the read buffer into the arena (its
+ * slices follow) and consumes it there, so that the buffer holds only what
+ * came after it (request.c). */
+int corio__req_own_head(corio__hconn *c);
 
 /* Fills c->peer: the client's address without the port ("127.0.0.1",
  * "::1"), or "-" when it has none (a Unix socket) or is gone (request.c). */

@@ -546,6 +546,7 @@ int corio__hconn_prepare(corio__hconn *c) {
     if (!r->chunked && r->content_length > c->opts.max_body)
         return 413;
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    r->upgrade = p->upgrade && llhttp_get_method(p) != HTTP_CONNECT;
     r->head_method = llhttp_get_method(p) == HTTP_HEAD;
     r->head_len = c->parsed;
     /* Target: origin-form, absolute-form (RFC 9112 3.2.2: a server must

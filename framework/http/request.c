@@ -290,7 +290,8 @@ void *corio_req_alloc(corio_req *req, size_t n) {
 /* ---- bodies ------------------------------------------------------------------------------ */
 
 /* Moves the head into the arena so the read buffer can be consumed from the
- * front while the body streams. */
+ * front while the body streams (or, upgraded, while the new protocol reads
+ * it: corio__req_own_head). */
 static int relocate_head(corio__hconn *c) {
     corio_req *r = &c->req;
     if (r->head_copy)
@@ -317,6 +318,10 @@ static int relocate_head(corio__hconn *c) {
     corio_stream_consume(c->s, r->head_len);
     c->parsed = 0;
     return 0;
+}
+
+int corio__req_own_head(corio__hconn *c) {
+    return relocate_head(c);
 }
 
 /* The client's failure while its body is read: close after answering, and

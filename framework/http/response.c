@@ -43,6 +43,8 @@ const char *corio__http_reason(int status) {
     switch (status) {
     case 100:
         return "Continue";
+    case 101:
+        return "Switching Protocols";
     case 200:
         return "OK";
     case 201:
@@ -197,8 +199,11 @@ static void content_length_line(char *buf, uint64_t n) {
     memcpy(p, "\r\n", 3);
 }
 
-/* Serializes the head into the arena and queues it. */
-static int queue_head(corio_res *res, int status, const char *ctype, const char *framing) {
+/* Serializes the head into the arena and queues it.  `conn_lines`: the
+ * Connection field (and what goes with it) in place of the server's own
+ * (corio_res_upgrade), or NULL. */
+static int queue_head(corio_res *res, int status, const char *ctype, const char *framing,
+                      const char *conn_lines) {
     corio__hconn *c = res->c;
     if (corio_stream_draining(c->s))
         c->close = true; /* the server is shutting down: this is the last response */
@@ -209,8 +214,8 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
      * snprintf was a fifth of the server's CPU under pipelined load. */
     const char *reason = corio__http_reason(status);
     size_t rlen = strlen(reason), clen = ctype ? strlen(ctype) : 0;
-    size_t flen = framing ? strlen(framing) : 0;
-    size_t cap = 128 + rlen + clen + flen + res->extra_len + 16 + c->req_id_len;
+    size_t flen = framing ? strlen(framing) : 0, conn_len = conn_lines ? strlen(conn_lines) : 0;
+    size_t cap = 128 + rlen + clen + flen + res->extra_len + 16 + c->req_id_len + conn_len;
     char *h = corio__arena_alloc(&c->arena, cap);
     if (!h)
         return CORIO_ENOMEM;
@@ -237,7 +242,9 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
         p = append(p, c->req_id, c->req_id_len);
         p = append(p, "\r\n", 2);
     }
-    if (!keep)
+    if (conn_lines)
+        p = append(p, conn_lines, conn_len);
+    else if (!keep)
         p = append(p, "Connection: close\r\n", 19);
     else if (c->req.minor == 0)
         p = append(p, "Connection: keep-alive\r\n", 24);
@@ -273,7 +280,7 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
         framing[0] = '\0';
     else
         content_length_line(framing, len);
-    rc = queue_head(res, status, no_body ? NULL : content_type, framing);
+    rc = queue_head(res, status, no_body ? NULL : content_type, framing, NULL);
     if (rc == 0)
         res->ended = true;
     return rc;
@@ -330,7 +337,7 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
         res->close_delimited = true;
         c->close = true;
     }
-    rc = queue_head(res, status, content_type, framing);
+    rc = queue_head(res, status, content_type, framing, NULL);
     return rc ? rc : corio__hconn_flush(c);
 }
 
@@ -342,7 +349,7 @@ int corio_res_start_length(corio_res *res, int status, const char *content_type,
     content_length_line(framing, length);
     res->length_framed = true;
     res->length_left = length;
-    rc = queue_head(res, status, content_type, framing);
+    rc = queue_head(res, status, content_type, framing, NULL);
     return rc ? rc : corio__hconn_flush(res->c);
 }
 
@@ -395,6 +402,51 @@ void corio_res_abort(corio_res *res) {
         return; /* complete already: it stays so, and the connection ends after it */
     res->cut = true;
     res->ended = res->started;
+}
+
+/* An Upgrade field's protocol: a token, or token/token (RFC 9110 §7.8). */
+static bool protocol_ok(const char *p) {
+    size_t i = 0, n = strlen(p), slash = 0;
+    for (; i < n; i++) {
+        if (p[i] == '/' && i > 0 && !slash)
+            slash = i;
+        else if (!corio__is_tchar((unsigned char)p[i]))
+            return false;
+    }
+    return n > 0 && slash + 1 < n;
+}
+
+int corio_res_upgrade(corio_res *res, const char *protocol, corio_stream **out) {
+    if (out)
+        *out = NULL;
+    if (!res || !protocol || !out || !protocol_ok(protocol))
+        return CORIO_EINVAL;
+    if (res->started || res->cut)
+        return CORIO_EALREADY;
+    corio__hconn *c = res->c;
+    if (!c->req.upgrade || c->req.minor < 1 || c->req.has_body)
+        return CORIO_EINVAL;
+    if (c->send_failed)
+        return c->send_failed;
+    size_t plen = strlen(protocol);
+    char *lines = corio__arena_alloc(&c->arena, plen + 40);
+    if (!lines)
+        return CORIO_ENOMEM;
+    memcpy(lines, "Connection: Upgrade\r\nUpgrade: ", 30);
+    memcpy(lines + 30, protocol, plen);
+    memcpy(lines + 30 + plen, "\r\n", 3);
+    c->close = true; /* no next request: the connection is the protocol's */
+    c->upgraded = true;
+    int rc = queue_head(res, 101, NULL, NULL, lines);
+    res->ended = true;
+    if (rc == 0)
+        rc = corio__hconn_flush(c);
+    if (rc == 0)
+        rc = corio__req_own_head(c);
+    if (rc)
+        return rc;
+    *out = c->s;
+    return 0;
 }
 
 int corio_res_status(const corio_res *res) {

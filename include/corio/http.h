@@ -221,6 +221,23 @@ int corio_res_start_length(corio_res *res, int status, const char *content_type,
  * corio_res_abort is the explicit way.  NULL: nothing. */
 void corio_res_abort(corio_res *res);
 
+/* Switches the connection to another protocol (RFC 9110 §7.8; what
+ * corio_ws_accept stands on).  Await: sends "101 Switching Protocols" with
+ * the fields set by corio_res_header and "Connection: Upgrade" and
+ * "Upgrade: <protocol>", after any responses still queued, and sets *out to
+ * the connection's stream: the handler's, borrowed until it returns, to
+ * read and write the new protocol on (what the client sent after the
+ * request's head is already buffered on it).  The request's strings stay
+ * valid (its head moves into its arena).  When the handler returns, the
+ * server closes the connection and sends nothing more of its own (no 500,
+ * no next request).  The access log and the metrics count a 101, the whole
+ * session as its duration.  Returns 0; CORIO_EINVAL for a NULL argument, a
+ * protocol that is not a token (or token/token), or a request that did not
+ * ask for an upgrade (Connection: upgrade and Upgrade fields, HTTP/1.1), or
+ * has a body; CORIO_EALREADY if a response was started; write errors
+ * (*out is then NULL, and the connection ends when the handler returns). */
+int corio_res_upgrade(corio_res *res, const char *protocol, corio_stream **out);
+
 /* Whether a response has been started. */
 bool corio_res_started(const corio_res *res);
 
