@@ -35,7 +35,7 @@ JOBS      := $(shell nproc 2>/dev/null || echo 2)
 # Debian packages needed to build and test (override to install others: make deps PKGS=...).
 PKGS := build-essential cmake pkg-config libuv1-dev libssl-dev libcmocka-dev node-llhttp \
         libjansson-dev valgrind python3 curl clang openssl wrk netcat-openbsd libpq-dev postgresql \
-        libhiredis-dev redis-server doxygen yamllint clang-tidy cppcheck libfuzzer-14-dev
+        libhiredis-dev zlib1g-dev python3-websockets node-ws redis-server doxygen yamllint clang-tidy cppcheck libfuzzer-14-dev
 
 # -Werror in CI only; explicit OFF otherwise so a CI run does not stick in the CMake cache.
 WERROR := $(if $(filter true,$(CI)),ON,OFF)
@@ -133,11 +133,13 @@ valgrind: build
 # SIGTERM exit, which must be 0: --error-exitcode) fails its case, and any failure fails the
 # target.  Cases that mean nothing under valgrind (load) say SKIP.  Logs in build/valgrind/.
 VALGRIND_IT_SCRIPTS := test_http test_http_examples test_http_hostile test_http_static test_proxy \
-                       test_techempower test_todo test_admin test_http_smuggling test_hostile_load
+                       test_techempower test_todo test_admin test_http_smuggling test_hostile_load \
+                       test_websocket
 valgrind-integration: build
 	@mkdir -p $(BUILD_DIR)/valgrind; fail=0; b=$(abspath $(BUILD_DIR)); \
 	rest=""; [ -x "$$b/examples/rest/rest" ] && rest="--rest $$b/examples/rest/rest"; \
 	for s in $(VALGRIND_IT_SCRIPTS); do \
+	  py=python3; \
 	  case $$s in \
 	    test_http) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server";; \
 	    test_http_examples) args="$$rest --sse $$b/examples/sse/sse --upload $$b/examples/upload/upload";; \
@@ -149,9 +151,10 @@ valgrind-integration: build
 	    test_http_smuggling) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server --proxy $$b/examples/proxy/proxy";; \
 	    test_admin) args="--hello $$b/examples/hello/hello --echo $$b/examples/echo/echo --server $$b/tests/http_test_server";; \
 	    test_hostile_load) args="--hello $$b/examples/hello/hello --server $$b/tests/http_test_server --flood $$b/tests/flood_client";; \
+	    test_websocket) py=/usr/bin/python3; args="--chat-ws $$b/examples/chat-ws/chat-ws";; \
 	  esac; \
 	  log=$$b/valgrind/$$s.py.log; \
-	  if timeout 900 python3 tests/$$s.py $$args --wrap "$(VALGRIND)" >"$$log" 2>&1; then \
+	  if timeout 900 $$py tests/$$s.py $$args --wrap "$(VALGRIND)" >"$$log" 2>&1; then \
 	    echo "valgrind-integration: PASS $$s.py ($$(tail -n 1 "$$log"))"; \
 	    grep -E '^ *SKIP' "$$log" | sed "s/^ */valgrind-integration:   $$s.py: /" || true; \
 	  else \

@@ -23,8 +23,9 @@ import sys
 # app may include http; http never includes app.  client (DESIGN.md's
 # layer 8, the backend clients) sits beside http on net: it parses with
 # llhttp itself and includes no http header, and neither includes the
-# other; app may include both.
-ORDER = ["base", "coro", "runtime", "sync", "scope", "net", "http", "client", "app"]
+# other; app may include both.  ws (WebSocket) stands on both: the server's
+# handshake on http's upgrade, the client's on the HTTP client.
+ORDER = ["base", "coro", "runtime", "sync", "scope", "net", "http", "client", "ws", "app"]
 ALLOWED = {
     "base": {"base"},
     "coro": {"base", "coro"},
@@ -34,7 +35,8 @@ ALLOWED = {
     "net": {"base", "coro", "runtime", "sync", "scope", "net"},
     "http": {"base", "coro", "runtime", "sync", "scope", "net", "http"},
     "client": {"base", "coro", "runtime", "sync", "scope", "net", "client"},
-    "app": {"base", "coro", "runtime", "sync", "scope", "net", "http", "client", "app"},
+    "ws": {"base", "coro", "runtime", "sync", "scope", "net", "http", "client", "ws"},
+    "app": {"base", "coro", "runtime", "sync", "scope", "net", "http", "client", "ws", "app"},
 }
 
 # The layer of each public header (include/corio/<name>).
@@ -57,6 +59,7 @@ PUBLIC = {
     "http_client.h": "client",
     "pg.h": "client",
     "redis.h": "client",
+    "websocket.h": "ws",
     "app.h": "app",
     "http_test.h": "app",  # a router on loopback with a client: sees http and client
     "corio.h": "app",  # the umbrella: everything, so only the top may use it

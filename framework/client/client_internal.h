@@ -106,6 +106,7 @@ typedef struct corio__req {
     int body_fd;         /* FILE */
     int64_t body_length; /* BYTES, FILE, STREAM (CORIO_HTTP_CHUNKED) */
     unsigned max_redirects;
+    const char *upgrade; /* in `strings`, or NULL */
     bool idempotent, head;
 } corio__req;
 
@@ -165,6 +166,11 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio__p
 /* Await: gives a checked-out connection back (pooled if reusable, else
  * closed) and its permits. */
 void corio__checkin(corio_http_client *c, corio__origin *o, corio__pconn *pc, bool reusable);
+
+/* Takes a checked-out connection out of the client for good (an upgraded
+ * one: corio_http_exchange_detach): it no longer counts against the
+ * client's limits, and its stream is the caller's to close. */
+void corio__detach(corio_http_client *c, corio__origin *o, corio__pconn *pc);
 
 /* ---- exchanges (exchange.c) ------------------------------------------------------------------ */
 

@@ -491,6 +491,20 @@ corio_resource corio__http_open_req(corio_http_client *c, corio__req *q,
     return open_exchange(c, NULL, q, out);
 }
 
+int corio_http_exchange_detach(corio_http_exchange *x, corio_stream **out) {
+    if (out)
+        *out = NULL;
+    if (!x || !out || !x->s || !x->head || !x->q.upgrade || !x->p.resp ||
+        corio_http_response_status(x->p.resp) != 101)
+        return CORIO_EINVAL;
+    let_go(x);
+    *out = x->s;
+    corio__detach(x->c, x->org, x->pc);
+    x->pc = NULL;
+    x->s = NULL; /* release_conn: nothing to give back */
+    return 0;
+}
+
 corio_http_response *corio__exchange_take(corio_http_exchange *x) {
     return corio__client_parse_take(&x->p);
 }

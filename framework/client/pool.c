@@ -278,6 +278,13 @@ int corio__checkout(corio_http_client *c, corio__origin *o, bool fresh, corio__p
     return 0;
 }
 
+void corio__detach(corio_http_client *c, corio__origin *o, corio__pconn *pc) {
+    c->open--;
+    free(pc);
+    corio_semaphore_release(&c->permits);
+    corio_semaphore_release(&o->permits);
+}
+
 void corio__checkin(corio_http_client *c, corio__origin *o, corio__pconn *pc, bool reusable) {
     /* Buffered bytes past the response: junk.  Bytes still in the kernel
      * are the checkout's to find (its peek), not a second recv here. */

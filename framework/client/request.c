@@ -64,8 +64,8 @@ static void on_cancel(corio_future *f, void *data) {
 }
 
 int corio_http_request_ex(corio_http_client *c, corio_future **out, const corio_http_req *rq) {
-    if (!c || !out || !rq || rq->body_stream)
-        return CORIO_EINVAL;
+    if (!c || !out || !rq || rq->body_stream || rq->upgrade)
+        return CORIO_EINVAL; /* a stream or an upgrade needs an exchange */
     if (c->closed)
         return CORIO_ECLOSED;
     request *r = calloc(1, sizeof *r);

@@ -236,6 +236,20 @@ static bool owned_by_client(const char *name) {
     return false;
 }
 
+/* An Upgrade protocol: a token, or token/token. */
+static bool upgrade_ok(const char *p) {
+    const char *slash = strchr(p, '/');
+    if (!slash)
+        return clean(p, true);
+    size_t n = (size_t)(slash - p);
+    if (n == 0 || !slash[1] || strchr(slash + 1, '/'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!corio__is_tchar((unsigned char)p[i]))
+            return false;
+    return clean(slash + 1, true);
+}
+
 static bool is_idempotent(const char *m) {
     static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
@@ -255,7 +269,9 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
         (rq->body_stream && rq->body_length < 0 && rq->body_length != CORIO_HTTP_CHUNKED) ||
         (!rq->body && !rq->body_stream && rq->body_length != 0))
         return CORIO_EINVAL;
-    size_t sl = strlen(method) + 1;
+    if (rq->upgrade && (kinds || rq->max_redirects || !upgrade_ok(rq->upgrade)))
+        return CORIO_EINVAL;
+    size_t sl = strlen(method) + 1 + (rq->upgrade ? strlen(rq->upgrade) + 1 : 0);
     /* Called from a task serving a request (or spawned by one): its id
      * goes upstream, unless the caller sends one itself. */
     const char *rid = corio__log_request_id;
@@ -291,6 +307,10 @@ int corio__req_init(corio__req *q, const corio_http_req *rq, bool copy_body) {
         at = stpcpy(at, rq->headers[i].name) + 1;
         q->headers[i].value = at;
         at = stpcpy(at, rq->headers[i].value) + 1;
+    }
+    if (rq->upgrade) {
+        q->upgrade = at;
+        at = stpcpy(at, rq->upgrade) + 1;
     }
     if (rid) {
         q->headers[rq->nheaders].name = "X-Request-Id";
@@ -384,6 +404,8 @@ char *corio__req_head(const corio__req *q, size_t *len) {
     size_t fields = 0;
     for (size_t i = 0; i < q->nheaders; i++)
         fields += strlen(q->headers[i].name) + strlen(q->headers[i].value) + 4;
+    if (q->upgrade)
+        fields += strlen(q->upgrade) + 32;
     buf b = {.cap = strlen(q->method) + strlen(q->url.target) + strlen(q->url.host) + fields + 128};
     if (!(b.b = malloc(b.cap)))
         return NULL;
@@ -414,6 +436,11 @@ char *corio__req_head(const corio__req *q, size_t *len) {
         put(&b, q->headers[i].name);
         put(&b, ": ");
         put(&b, q->headers[i].value);
+        put(&b, "\r\n");
+    }
+    if (q->upgrade) {
+        put(&b, "Connection: Upgrade\r\nUpgrade: ");
+        put(&b, q->upgrade);
         put(&b, "\r\n");
     }
     bool wants_length = q->body_kind != CORIO__BODY_NONE || !strcmp(q->method, "POST") ||

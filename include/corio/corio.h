@@ -34,5 +34,6 @@
 #include "sync.h"
 #include "task.h"
 #include "tls.h"
+#include "websocket.h"
 
 #endif /* CORIO_H */

@@ -155,6 +155,11 @@ typedef struct corio_http_req {
     int64_t body_length;    /* bytes of `body`, or of the streamed body
                              * (CORIO_HTTP_CHUNKED: unknown, sent chunked) */
     unsigned max_redirects; /* 0: a 3xx is the response; else follow up to this many */
+    /* A protocol to switch to (a token, or token/token, e.g. "websocket"):
+     * the head carries "Connection: Upgrade" and "Upgrade: <protocol>"; no
+     * body (CORIO_EINVAL), no redirects followed.  Exchanges only: a 101
+     * answer hands the connection over (corio_http_exchange_detach). */
+    const char *upgrade;
 } corio_http_req;
 
 /* Creates a client (opts NULL: the defaults; opts is copied).  Returns 0
@@ -251,6 +256,17 @@ int corio_http_response_head(corio_http_exchange *x, const corio_http_response *
  * CORIO_ECONNRESET, CORIO_ECANCELED.  Calls corio_http_response_head first
  * if it was not called. */
 int corio_http_read(corio_http_exchange *x, const char **data);
+
+/* Takes the connection out of an exchange whose request asked for an
+ * upgrade (corio_http_req.upgrade) and whose final response, read with
+ * corio_http_response_head, is a 101: *out is the caller's to use for the
+ * new protocol and to close (corio_stream_close), with the bytes the
+ * server sent after the 101's head buffered on it; it no longer counts
+ * against the client's limits, and the exchange's scope ends without
+ * touching it.  The response head stays readable until the scope ends.
+ * Returns 0; CORIO_EINVAL for NULL arguments, no head read yet, a status
+ * other than 101, or a request without .upgrade. */
+int corio_http_exchange_detach(corio_http_exchange *x, corio_stream **out);
 
 /* ---- several requests --------------------------------------------------------------------- */
 

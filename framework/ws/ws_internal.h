@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/* The WebSocket connection (corio/websocket.h): its record, shared by
+ * conn.c (messages, control frames, the close handshake, keep-alive) and
+ * server.c (the opening handshake, the scope).  The wire format is
+ * frame.h's, compression deflate.h's, the handshake's pure parts
+ * handshake.h's.
+ */
+#ifndef CORIO_WS_INTERNAL_H
+#define CORIO_WS_INTERNAL_H
+
+#include "corio/stream.h"
+#include "corio/sync.h"
+#include "corio/websocket.h"
+#include "ws/deflate.h"
+#include "ws/frame.h"
+#include "ws/utf8.h"
+
+/* Inflated bytes handed out per piece of a compressed message. */
+#define CORIO__WS_ZOUT 16384
+/* The read buffer's limit: payloads are read through it in pieces. */
+#define CORIO__WS_READ_MAX (64 * 1024)
+
+struct corio_ws {
+    corio_stream *s;
+    corio__ws_role role;
+    corio_ws_opts o; /* defaults applied; subprotocols borrowed */
+    const char *subprotocol;
+    bool pmd_on;
+    corio__ws_pmd pmd;
+    corio__ws_rules rules;
+    corio_lock send_lock;
+    uint64_t saved_read_timeout; /* the stream's, put back at the end */
+    /* receiving */
+    corio_task *receiver;   /* the task inside a receive call, or NULL */
+    bool in_message;        /* frame order: inside a fragmented message */
+    bool in_frame;          /* h is the frame whose payload is being read */
+    bool part_mid;          /* corio_ws_receive_part is inside a message */
+    corio__ws_header h;
+    uint64_t got;           /* payload bytes of h taken so far */
+    size_t unconsumed;      /* read-buffer bytes handed out by the last piece */
+    corio_ws_type msg_type;
+    bool msg_compressed;    /* RSV1 on the message's first frame */
+    bool msg_first;         /* the next piece is the message's first */
+    uint64_t msg_wire;      /* payload bytes of the message on the wire */
+    uint64_t msg_len;       /* ... and after decompression */
+    corio__ws_utf8 utf8;
+    uint8_t ctl[CORIO__WS_CONTROL_MAX];
+    corio__ws_buf msg;      /* corio_ws_receive's message */
+    uint8_t *zout;          /* inflated bytes, CORIO__WS_ZOUT */
+    bool zfeeding;          /* payload bytes fed to the inflater, not all taken */
+    bool zlast;             /* ... and they end the message */
+    size_t zfed;            /* how many (consumed once taken) */
+    /* keep-alive */
+    uint64_t last_rx; /* corio_now() when bytes last came */
+    uint64_t pong_due; /* a keep-alive ping's deadline, 0: none outstanding */
+    /* control frames waiting for the send lock's holder */
+    bool pong_pending, ping_pending;
+    uint8_t pong_len;
+    uint8_t pong[CORIO__WS_CONTROL_MAX];
+    /* closing */
+    bool close_sent, close_received, closed;
+    bool failed_peer; /* we closed it for breaking the protocol */
+    int close_code;
+    uint64_t close_deadline;
+    int fail; /* sticky: what every call returns once the WebSocket failed */
+    uint8_t *sbuf; /* send scratch: compressed pieces */
+    size_t sbuf_cap;
+};
+
+/* Readies ws (zeroed, s and role set) with options o (NULL: defaults;
+ * copied).  Returns 0 or CORIO_EINVAL for options out of range. */
+int corio__ws_init(corio_ws *ws, const corio_ws_opts *o);
+
+/* Starts permessage-deflate with what the handshake agreed. */
+int corio__ws_start_deflate(corio_ws *ws, bool server_no_ctx, bool client_no_ctx,
+                            uint8_t server_bits, uint8_t client_bits);
+
+/* The connection starts: the stream's options for WebSocket reads. */
+void corio__ws_open(corio_ws *ws);
+
+/* Await: the end of a WebSocket's life on its stream: a close (`code`)
+ * unless one was sent or the connection failed, the bounded wait for the
+ * peer's, and every buffer and compression state freed (ws itself is the
+ * caller's).  The stream stays open. */
+void corio__ws_finish(corio_ws *ws, int code);
+
+#endif

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/* WebSocket end to end inside one loop: corio's client (corio_ws_connect)
+ * against corio's server (corio_ws_accept behind corio_http_test), and the
+ * client against Python's `websockets` server (Debian python3-websockets,
+ * started on 127.0.0.1 port 0 and stopped after).  Messages both ways, in
+ * pieces, compressed or not; subprotocols; close codes both ways; a drain;
+ * a refused handshake.  The protocol's edge cases against real clients are
+ * tests/test_websocket.py's. */
+#include <setjmp.h> /* cmocka needs these first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <corio/corio.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "corio_test.h"
+
+#ifdef CORIO_HAVE_WS
+
+/* ---- the server's handlers ------------------------------------------------------------------ */
+
+static const char *const server_protocols[] = {"v2", "v1"};
+
+static int echo(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws_opts o = {.subprotocols = server_protocols,
+                       .nsubprotocols = 2,
+                       .max_message = 32u << 20,
+                       .deflate = true};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, &o)) {
+        corio_ws_msg m;
+        while ((rc = corio_ws_receive(ws, &m)) == 0) {
+            if (m.type == CORIO_WS_TEXT && strcmp(m.data, "close 4000") == 0) {
+                rc = corio_ws_close(ws, 4000, "asked to");
+                break;
+            }
+            if ((rc = corio_ws_send(ws, m.type, m.data, m.len)) != 0)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Keep-alive: pings every 50 ms, a pong due within 100 ms.  Records what
+ * its receive returned; after 400 ms alive it sends "alive". */
+static int keepalive_rc;
+
+static int keepalive(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws_opts o = {.ping_interval_ms = 50, .ping_timeout_ms = 100};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, &o)) {
+        corio_ws_msg m;
+        uint64_t t0 = corio_now();
+        CORIO_WITH(corio_timeout_scope(400)) {
+            rc = corio_ws_receive(ws, &m);
+        }
+        keepalive_rc = rc;
+        if (rc == CORIO_ETIMEDOUT && corio_now() - t0 >= 400) /* our 400 ms, not a dead peer */
+            rc = corio_ws_send_text(ws, "alive");
+        while (rc == 0)
+            rc = corio_ws_receive(ws, &m);
+    }
+    return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+typedef struct ctx {
+    corio_router *router;
+    corio_http_test *t;
+    char url[128];
+    int port; /* another server's (Python's), when set */
+} ctx;
+
+static void ws_url(ctx *c, const char *path) {
+    int port = c->port ? c->port : corio_http_test_port(c->t);
+    snprintf(c->url, sizeof c->url, "ws://127.0.0.1:%d%s", port, path);
+}
+
+/* Sends len bytes of a pattern and checks the echo; returns 0 or an error. */
+static int round_trip(corio_ws *ws, corio_ws_type type, size_t len, bool random) {
+    unsigned char *buf = malloc(len + 1);
+    if (!buf)
+        return CORIO_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = random ? (unsigned char)rand() : (unsigned char)('a' + i % 23);
+    int rc = corio_ws_send(ws, type, buf, len);
+    corio_ws_msg m;
+    if (rc == 0)
+        rc = corio_ws_receive(ws, &m);
+    if (rc == 0 && (m.type != type || m.len != len || memcmp(m.data, buf, len) != 0))
+        rc = CORIO_EFAILED;
+    free(buf);
+    return rc;
+}
+
+/* ---- corio against corio -------------------------------------------------------------------- */
+
+static int echo_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/echo");
+    static const char *const offered[] = {"v1", "v2"};
+    for (int deflate = 0; deflate <= 1; deflate++) {
+        corio_ws_opts o = {.subprotocols = offered, .nsubprotocols = 2,
+                           .max_message = 32u << 20, .deflate = deflate};
+        corio_ws *ws;
+        int rc;
+        CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, &o)) {
+            SOFT(corio_ws_compressed(ws) == (deflate != 0));
+            SOFT(corio_ws_subprotocol(ws) && strcmp(corio_ws_subprotocol(ws), "v2") == 0);
+            SOFT(corio_ws_send_text(ws, "héllo") == 0);
+            corio_ws_msg m;
+            SOFT(corio_ws_receive(ws, &m) == 0 && m.type == CORIO_WS_TEXT && m.len == 6 &&
+                 strcmp(m.data, "héllo") == 0);
+            SOFT(round_trip(ws, CORIO_WS_BINARY, 0, false) == 0);
+            SOFT(round_trip(ws, CORIO_WS_BINARY, 1000, true) == 0);
+            SOFT(round_trip(ws, CORIO_WS_TEXT, 3u << 20, false) == 0); /* fragmented, compressible */
+            SOFT(round_trip(ws, CORIO_WS_BINARY, 1u << 20, true) == 0);
+            SOFT(corio_ws_ping(ws, "p", 1) == 0);
+            /* invalid UTF-8 as text: refused before anything is sent */
+            SOFT(corio_ws_send(ws, CORIO_WS_TEXT, "\xc3\x28", 2) == CORIO_EINVAL);
+            SOFT(corio_ws_close(ws, 999, NULL) == CORIO_EINVAL);
+        }
+        SOFT(rc == 0);
+    }
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_client_and_server_echo_with_and_without_deflate(void **state) {
+    corio_test_run_checked(echo_main, *state);
+}
+
+/* Pieces: a 300 KiB message read with corio_ws_receive_part arrives in
+ * pieces of at most the read buffer, first and last marked. */
+static int parts_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/echo");
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, NULL)) {
+        size_t len = 300 * 1024, got = 0, pieces = 0;
+        char *buf = malloc(len);
+        SOFT(buf != NULL);
+        if (!buf)
+            break;
+        memset(buf, 'x', len);
+        SOFT(corio_ws_send_binary(ws, buf, len) == 0);
+        corio_ws_part p;
+        bool first_ok = true;
+        do {
+            rc = corio_ws_receive_part(ws, &p);
+            if (rc)
+                break;
+            first_ok = first_ok && p.first == (pieces == 0);
+            got += p.len;
+            pieces++;
+        } while (!p.last);
+        SOFT(rc == 0 && got == len && first_ok && pieces >= 5);
+        free(buf);
+        /* The server closes with its own code: the client learns it. */
+        SOFT(corio_ws_send_text(ws, "close 4000") == 0);
+        corio_ws_msg m;
+        SOFT(corio_ws_receive(ws, &m) == CORIO_ECLOSED);
+        SOFT(corio_ws_close_code(ws) == 4000);
+        SOFT(corio_ws_send_text(ws, "late") == CORIO_ECLOSED);
+        rc = 0;
+    }
+    SOFT(rc == 0);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_client_reads_a_message_in_pieces_and_learns_the_close_code(void **state) {
+    corio_test_run_checked(parts_main, *state);
+}
+
+/* A drain (the test server's stop) sends 1001 to a WebSocket waiting in
+ * receive; a route that is no WebSocket refuses the handshake. */
+typedef struct drain_state {
+    ctx *c;
+    int rc, code;
+    bool connected;
+} drain_state;
+
+static int drain_client(void *arg) {
+    drain_state *d = arg;
+    corio_ws *ws;
+    CORIO_WITH_RC(d->rc, corio_ws_connect(corio_http_test_client(d->c->t), d->c->url, &ws,
+                                          NULL)) {
+        d->connected = true;
+        corio_ws_msg m;
+        d->rc = corio_ws_receive(ws, &m);
+        d->code = corio_ws_close_code(ws);
+    }
+    return 0;
+}
+
+static int drain_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/nothing-here");
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, NULL)) {
+        SOFT(!"a 404 is no WebSocket");
+    }
+    SOFT(rc == CORIO_EBADMSG);
+    ws_url(c, "/echo");
+    drain_state d = {.c = c};
+    corio_task *t = corio_test_spawn("drain-client", drain_client, &d);
+    for (int i = 0; i < 1000 && !d.connected; i++)
+        corio_sleep(1);
+    SOFT(d.connected);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    corio_test_join(t);
+    SOFT(d.rc == CORIO_ECLOSED && d.code == 1001);
+    return 0;
+}
+
+static void test_drain_closes_websockets_with_1001(void **state) {
+    corio_test_run_checked(drain_main, *state);
+}
+
+/* A client that keeps receiving answers the server's pings: alive after
+ * 400 ms.  One that does not receive (so answers nothing) is a dead peer
+ * to the server within ping_interval + ping_timeout. */
+static int keepalive_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/keepalive");
+    corio_ws *ws;
+    int rc;
+    keepalive_rc = 1;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, NULL)) {
+        corio_ws_msg m;
+        SOFT(corio_ws_receive(ws, &m) == 0 && strcmp(m.data, "alive") == 0);
+        SOFT(keepalive_rc == CORIO_ETIMEDOUT);
+    }
+    SOFT(rc == 0);
+    keepalive_rc = 1;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, NULL)) {
+        for (int i = 0; i < 1000 && keepalive_rc == 1; i++)
+            corio_sleep(1); /* not receiving: its pings go unanswered */
+        SOFT(keepalive_rc == CORIO_ETIMEDOUT);
+        corio_ws_msg m;
+        rc = corio_ws_receive(ws, &m); /* the server gave up on us: reset */
+        SOFT(rc == CORIO_EOF || rc == CORIO_ECLOSED || rc == CORIO_ECONNRESET);
+        rc = 0;
+    }
+    SOFT(rc == 0);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_keepalive_pings_find_a_dead_peer_and_spare_a_live_one(void **state) {
+    corio_test_run_checked(keepalive_main, *state);
+}
+
+/* ---- corio's client against Python's websockets server -------------------------------------- */
+
+static const char py_server[] =
+    "import asyncio, sys, websockets\n"
+    "async def echo(ws, path=None):\n"
+    "    async for m in ws:\n"
+    "        await ws.send(m)\n"
+    "async def main():\n"
+    "    async with websockets.serve(echo, '127.0.0.1', 0, max_size=None) as s:\n"
+    "        print(s.sockets[0].getsockname()[1], flush=True)\n"
+    "        await asyncio.Future()\n"
+    "asyncio.run(main())\n";
+
+static pid_t start_python(int *port) {
+    if (access("/usr/bin/python3", X_OK) != 0 ||
+        system("/usr/bin/python3 -c 'import websockets' 2>/dev/null") != 0)
+        return 0;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/usr/bin/python3", "python3", "-c", py_server, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* Its first line: the port, once it listens (whatever the reads cut). */
+    char line[32] = {0};
+    size_t n = 0;
+    while (pid > 0 && n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n')) {
+        ssize_t r = read(fds[0], line + n, 1);
+        if (r <= 0)
+            break;
+        n++;
+    }
+    close(fds[0]);
+    *port = n > 0 && line[n - 1] == '\n' ? atoi(line) : 0;
+    return *port > 0 ? pid : -1;
+}
+
+static int python_main(void *arg) {
+    ctx *c = arg;
+    ws_url(c, "/");
+    for (int deflate = 0; deflate <= 1; deflate++) {
+        corio_ws_opts o = {.max_message = 16u << 20, .deflate = deflate};
+        corio_ws *ws;
+        int rc;
+        CORIO_WITH_RC(rc, corio_ws_connect(NULL, c->url, &ws, &o)) {
+            SOFT(corio_ws_compressed(ws) == (deflate != 0));
+            SOFT(round_trip(ws, CORIO_WS_TEXT, 100, false) == 0);
+            SOFT(round_trip(ws, CORIO_WS_BINARY, 5u << 20, true) == 0);
+            SOFT(round_trip(ws, CORIO_WS_TEXT, 2u << 20, false) == 0);
+            SOFT(corio_ws_close(ws, 1000, "done") == 0);
+            SOFT(corio_ws_close_code(ws) == 1000); /* Python echoed it */
+        }
+        SOFT(rc == 0);
+    }
+    return 0;
+}
+
+static void test_client_against_python_websockets_server(void **state) {
+    ctx *c = *state;
+    pid_t pid = start_python(&c->port);
+    if (pid == 0) {
+        printf("    python3-websockets is not installed: skipped\n");
+        skip();
+    }
+    assert_true(pid > 0);
+    corio_test_run_checked(python_main, c);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    c->port = 0;
+}
+
+static int setup(void **state) {
+    static ctx c;
+    assert_int_equal(corio_router_new(&c.router), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/echo", echo, NULL), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/keepalive", keepalive, NULL), 0);
+    *state = &c;
+    return 0;
+}
+
+static int teardown(void **state) {
+    ctx *c = *state;
+    corio_router_free(c->router);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_and_server_echo_with_and_without_deflate),
+        cmocka_unit_test(test_client_reads_a_message_in_pieces_and_learns_the_close_code),
+        cmocka_unit_test(test_drain_closes_websockets_with_1001),
+        cmocka_unit_test(test_keepalive_pings_find_a_dead_peer_and_spare_a_live_one),
+        cmocka_unit_test(test_client_against_python_websockets_server),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+
+#else
+
+static void test_skipped_without_zlib(void **state) {
+    (void)state;
+    printf("    corio was built without zlib (no WebSocket): skipped\n");
+    skip();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_skipped_without_zlib)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
