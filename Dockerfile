@@ -23,11 +23,12 @@
 # not digests: pin a digest (debian:12@sha256:...) for byte-for-byte rebuilds.
 FROM debian:12 AS builder
 # libpq-dev and libhiredis-dev: the PostgreSQL and Redis clients, for
-# examples/techempower and examples/todo (libpq5 and libhiredis0.14 below).
+# examples/techempower and examples/todo (libpq5 and libhiredis0.14 below);
+# zlib1g-dev: WebSocket with permessage-deflate, for examples/chat-ws (zlib1g).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libuv1-dev libssl-dev node-llhttp libjansson-dev \
-      libpq-dev libhiredis-dev \
+      libpq-dev libhiredis-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build needs (tests and benchmarks are off), so a local build/ never gets in:
@@ -54,7 +55,7 @@ FROM debian:12-slim AS runtime
 # for https:// upstreams (examples/proxy, the HTTP client).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libssl3 libjansson4 libpq5 libhiredis0.14 ca-certificates \
+      libuv1 libssl3 libjansson4 libpq5 libhiredis0.14 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin corio
 COPY --from=builder /out/bin/ /usr/local/bin/

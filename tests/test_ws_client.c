@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "corio_test.h"
+#include "tls_helpers.h"
 
 #ifdef CORIO_HAVE_WS
 
@@ -270,6 +271,60 @@ static void test_keepalive_pings_find_a_dead_peer_and_spare_a_live_one(void **st
     corio_test_run_checked(keepalive_main, *state);
 }
 
+/* wss://: the server on TLS (a test CA's certificate for localhost), the
+ * client trusting that CA through the HTTP client's options; the
+ * WebSocket outlives the client its handshake used. */
+static tls_pki pki;
+
+static int wss_main(void *arg) {
+    ctx *c = arg;
+    corio_tls_ctx *tls = NULL;
+    corio_tls_server_opts to = {.cert_file = pki.a_cert, .key_file = pki.a_key,
+                                .alpn = "http/1.1"};
+    SOFT(corio_tls_ctx_new_server(&tls, &to) == 0);
+    corio_http_server hs = {.router = c->router};
+    corio_server_opts so = {.host = "127.0.0.1", .tls = tls};
+    corio_server *srv = NULL;
+    SOFT(corio_server_start(&srv, &so, corio_http_serve, &hs) == 0);
+    if (!srv) {
+        corio_tls_ctx_free(tls);
+        return 0;
+    }
+    snprintf(c->url, sizeof c->url, "wss://localhost:%d/echo", corio_server_port(srv));
+    corio_http_client_opts co = {.tls_ca_file = pki.ca};
+    corio_http_client *client = NULL;
+    SOFT(corio_http_client_new(&client, &co) == 0);
+    corio_ws_opts o = {.deflate = true, .max_message = 8u << 20};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_connect(client, c->url, &ws, &o)) {
+        corio_http_client_free(client); /* the WebSocket keeps its own connection */
+        client = NULL;
+        SOFT(corio_ws_compressed(ws));
+        SOFT(round_trip(ws, CORIO_WS_TEXT, 100, false) == 0);
+        SOFT(round_trip(ws, CORIO_WS_BINARY, 3u << 20, true) == 0);
+    }
+    SOFT(rc == 0);
+    corio_http_client_free(client);
+    /* A certificate the client does not trust: the handshake fails. */
+    CORIO_WITH_RC(rc, corio_ws_connect(NULL, c->url, &ws, NULL)) {
+        SOFT(!"an untrusted certificate was accepted");
+    }
+    SOFT(rc == CORIO_ETLS_VERIFY);
+    SOFT(corio_server_shutdown(srv, 1000) == 0);
+    corio_tls_ctx_free(tls);
+    return 0;
+}
+
+static void test_wss_with_a_trusted_ca_and_refused_without(void **state) {
+    if (pki_make(&pki) != 0) {
+        pki_remove(&pki);
+        fail_msg("cannot make the test PKI (openssl)");
+    }
+    corio_test_run_checked(wss_main, *state);
+    pki_remove(&pki);
+}
+
 /* ---- corio's client against Python's websockets server -------------------------------------- */
 
 static const char py_server[] =
@@ -368,6 +423,7 @@ int main(void) {
         cmocka_unit_test(test_client_reads_a_message_in_pieces_and_learns_the_close_code),
         cmocka_unit_test(test_drain_closes_websockets_with_1001),
         cmocka_unit_test(test_keepalive_pings_find_a_dead_peer_and_spare_a_live_one),
+        cmocka_unit_test(test_wss_with_a_trusted_ca_and_refused_without),
         cmocka_unit_test(test_client_against_python_websockets_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
