@@ -11,6 +11,8 @@
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
+#   make bench-ws    the WebSocket benchmark (bench/ws_bench.sh: corio against Node's ws and
+#                    uvicorn + websockets; ~5 minutes)
 #   make bench-http  the HTTP benchmark (bench/http_bench.py: corio against nginx, h2o, Kore and
 #                    the libuv+llhttp and epoll floors; installs its peers, builds build-bench/,
 #                    writes bench/results/ and docs/bench.svg; ROUNDS, default 3; ~15 minutes)
@@ -45,7 +47,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench bench-http clean format \
+.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench bench-http bench-ws clean format \
         static soak
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
@@ -211,6 +213,14 @@ bench-http:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-bench -j$(JOBS)
 	bash bench/http_bench.sh build-bench $(ROUNDS)
+
+# The WebSocket benchmark (bench/ws_bench.sh): corio's chat-ws /echo against Node's ws and
+# uvicorn + websockets, 64 connections, closed loop; memory per idle WebSocket (~5 minutes).
+bench-ws:
+	$(MAKE) deps PKGS="$(PKGS) python3-uvicorn"
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-bench -j$(JOBS) --target chat-ws ws_load
+	bash bench/ws_bench.sh build-bench $(ROUNDS)
 
 # The soak (bench/soak.py): the example servers under a mixed load for SOAK_SECONDS; fails on
 # RSS/fd/task growth, any unexpected request failure, counts not back at baseline, or an unclean

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import random
 import shutil
 import signal
@@ -987,10 +988,12 @@ def case_drain_peer_not_answering_close_dropped_after_close_timeout(t):
 # ---- memory -------------------------------------------------------------------------------------
 
 def case_mem_idle_websockets(t):
-    if harness.skip_under_wrap("1,000 idle WebSockets' RSS"):
+    if harness.skip_under_wrap("10,000 idle WebSockets' RSS"):
         return
-    n = 1000
     harness.raise_fd_limit()
+    # 10,000 (issue 23), or what this process's descriptor limit allows.
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(10000, soft - 300)
     srv = Server(ARGS.chat_ws)
     conns = []
     try:
@@ -1006,7 +1009,7 @@ def case_mem_idle_websockets(t):
         print("    VmRSS %d KiB with 20, %d KiB with %d more idle WebSockets: %.1f KiB each"
               % (before, after, n, per), flush=True)
         if not srv.sanitized():
-            check(per < 16, "%.1f KiB per idle WebSocket" % per)
+            check(per < 24, "%.1f KiB per idle WebSocket" % per)
         for i, c in enumerate(conns):
             c.send_frame(TEXT, b"still there %d" % i)
         for i, c in enumerate(conns):
@@ -1016,8 +1019,8 @@ def case_mem_idle_websockets(t):
         print("    after one echo each: %d KiB (%.1f KiB each)" % (after2, (after2 - before) / n),
               flush=True)
         # With permessage-deflate (context takeover both ways, the example's
-        # choice) once a compressed message went each way: the zlib state
-        # stays, "~300 KiB" per connection says corio/websocket.h.
+        # choice, 12-bit windows) once a compressed message went each way:
+        # the zlib state stays, about 50 KiB says corio/websocket.h.
         m = 100
         for _ in range(m):
             c = WsConn(srv.port, deflate=True)
@@ -1029,7 +1032,7 @@ def case_mem_idle_websockets(t):
         print("    %d more after a compressed echo each: %d KiB, %.1f KiB each"
               % (m, after3, per_z), flush=True)
         if not srv.sanitized():
-            check(per_z < 400, "%.1f KiB per WebSocket with permessage-deflate" % per_z)
+            check(per_z < 120, "%.1f KiB per WebSocket with permessage-deflate" % per_z)
         for c in conns:
             c.close()
         conns = []
