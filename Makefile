@@ -11,6 +11,7 @@
 #   make valgrind-integration  the HTTP integration scripts with their servers under memcheck
 #   make test-ucontext  the tests again on the portable ucontext context switch
 #   make bench       micro-benchmarks
+#   make bench-compress  gzip's benchmark (bench/compress_bench.sh: corio against nginx's gzip)
 #   make bench-ws    the WebSocket benchmark (bench/ws_bench.sh: corio against Node's ws and
 #                    uvicorn + websockets; ~5 minutes)
 #   make bench-http  the HTTP benchmark (bench/http_bench.py: corio against nginx, h2o, Kore and
@@ -47,7 +48,7 @@ VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 
 SOURCE_DIRS := framework include tests examples bench
 
-.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench bench-http bench-ws clean format \
+.PHONY: deps build run run-todo test test-asan test-ucontext valgrind valgrind-integration bench bench-http bench-ws bench-compress clean format \
         static soak
 
 # Install whichever of $(PKGS) is not installed yet; apt-get update only if something is.
@@ -213,6 +214,14 @@ bench-http:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-bench -j$(JOBS)
 	bash bench/http_bench.sh build-bench $(ROUNDS)
+
+# gzip compression's benchmark (bench/compress_bench.sh): a 10 KiB JSON body, identity and gzip
+# levels 1 and 6, corio's compress example against nginx's gzip (~3 minutes).
+bench-compress:
+	$(MAKE) deps PKGS="$(PKGS) $(BENCH_PKGS)"
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-bench -j$(JOBS) --target compress
+	bash bench/compress_bench.sh build-bench $(ROUNDS)
 
 # The WebSocket benchmark (bench/ws_bench.sh): corio's chat-ws /echo against Node's ws and
 # uvicorn + websockets, 64 connections, closed loop; memory per idle WebSocket (~5 minutes).

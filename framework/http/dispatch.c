@@ -120,7 +120,9 @@ static int route(corio__hconn *c, corio__match *m) {
     return found;
 }
 
-int corio__hconn_dispatch(corio__hconn *c) {
+/* corio__hconn_dispatch's work, inlined into it (its only caller): the
+ * compressed stream's release after it costs one test, not a call. */
+static inline __attribute__((always_inline)) int dispatch(corio__hconn *c) {
     corio_res *res = &c->res;
     corio__match m;
     int found = route(c, &m);
@@ -170,4 +172,13 @@ int corio__hconn_dispatch(corio__hconn *c) {
      * the handler returned (one that ignored the error would have the next
      * response follow a truncated body). */
     return c->send_failed ? c->send_failed : erc;
+}
+
+int corio__hconn_dispatch(corio__hconn *c) {
+    int rc = dispatch(c);
+    /* A compressed stream the response did not end (cut short, given up)
+     * holds its deflate memory until here, and no longer. */
+    if (c->res.gzs)
+        corio__gz_release(&c->res);
+    return rc;
 }

@@ -78,6 +78,13 @@ struct corio_res {
      * and no answer of the server's follows (dispatch.c settles it). */
     bool cut;
     bool own_request_id; /* the handler set X-Request-Id: the server adds none */
+    bool offers_upgrade; /* the handler set Upgrade: Connection names it */
+    /* Compression (compress.c): the compressor of the middleware wrapping
+     * this response, or NULL, the one test the response path makes when
+     * compression is off; and the deflate stream of a compressed streamed
+     * response, from its start to its end. */
+    const struct corio_http_compress *gz;
+    struct corio__gz *gzs;
 };
 
 typedef struct corio__hconn {
@@ -157,6 +164,63 @@ static inline void corio__hconn_arena_reset(corio__hconn *c) {
     c->out = NULL;
     c->cap_out = 0;
 }
+
+/* ---- compress.c (compress_none.c without zlib) ---- */
+
+/* What corio__gz_send made of a whole body. */
+typedef enum corio__gz_how {
+    CORIO__GZ_PLAIN, /* send it as it is (a Vary field may have been added) */
+    CORIO__GZ_BODY,  /* send the compressed body of corio__gz_out, with its Content-Length */
+    CORIO__GZ_HEAD,  /* HEAD: the head of a compressed answer, without Content-Length */
+} corio__gz_how;
+
+/* A compressed body: slices of the arena, `len` bytes in all. */
+typedef struct corio__gz_out {
+    struct iovec *iov;
+    size_t n;
+    uint64_t len;
+} corio__gz_out;
+
+/* corio_res_send's decision, when res->gz is set and the head is about to
+ * be queued: adds Vary, Content-Encoding (and weakens the ETag) as the
+ * rules of corio/http.h say, and compresses the body into the arena.
+ * Never fails the response: anything short of a whole compressed body is
+ * CORIO__GZ_PLAIN.  body is borrowed for the call. */
+corio__gz_how corio__gz_send(corio_res *res, int status, const char *ctype, const void *body,
+                             size_t len, corio__gz_out *out);
+
+/* corio_res_start's and corio_res_start_length's decision (`length` when
+ * length_known), when res->gz is set: adds the fields as corio__gz_send,
+ * and returns true when the body is to be compressed; then, but for HEAD,
+ * res->gzs holds the deflate stream that corio__gz_write feeds.  A
+ * declared length is compressed only on HTTP/1.1 (the caller frames it
+ * chunked). */
+bool corio__gz_start(corio_res *res, int status, const char *ctype, bool length_known,
+                     uint64_t length);
+
+/* Await: compresses len > 0 bytes (borrowed) into res->gzs and writes what
+ * deflate gives, flushed (Z_SYNC_FLUSH), through corio__res_emit.  Returns
+ * 0 or a write error. */
+int corio__gz_write(corio_res *res, const void *data, size_t len);
+
+/* Finishes res->gzs's gzip stream, queues its last bytes (framed) and frees
+ * the stream.  Returns 0, a write error, CORIO_ENOMEM. */
+int corio__gz_finish(corio_res *res);
+
+/* Frees res->gzs, if any (a response cut short; the handler returned). */
+void corio__gz_release(corio_res *res);
+
+/* Bytes of deflate memory the calling thread holds (the tests' check that
+ * streams are freed). */
+size_t corio__gz_live_bytes(void);
+
+/* ---- response.c ---- */
+
+/* Writes len > 0 body bytes (borrowed) of a started response, framed as it
+ * is (a chunk, or the bytes as they are), now: what corio_res_write does
+ * once a response is known to be neither HEAD's nor compressed.  Counts
+ * them as sent.  Returns 0 or a write error. */
+int corio__res_emit(corio_res *res, const void *data, size_t len);
 
 /* ---- dispatch.c ---- */
 

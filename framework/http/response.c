@@ -4,7 +4,11 @@
  * bodies and streamed chunks are written straight from the caller's memory.
  * A response that cannot be completed (corio_res_abort, an end short of its
  * Content-Length) is marked cut, and dispatch.c ends the connection after
- * it.  The access log, which records responses, is access_log.c. */
+ * it.  The access log, which records responses, is access_log.c.
+ * Compression (compress.c) hooks in where a head is about to be queued and
+ * where body bytes are written, behind one test of res->gz (res->gzs once
+ * a stream is compressed): a response no compressor wraps pays nothing
+ * more. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +129,8 @@ int corio_res_header(corio_res *res, const char *name, const char *value) {
             return CORIO_EPERM;
     if (nlen == 12 && strcasecmp(name, "x-request-id") == 0)
         res->own_request_id = true;
+    if (nlen == 7 && strcasecmp(name, "upgrade") == 0)
+        res->offers_upgrade = true; /* Connection then names it (RFC 9110 7.8) */
     size_t need = res->extra_len + nlen + vlen + 4;
     if (need > res->extra_cap) {
         size_t cap = res->extra_cap ? res->extra_cap * 2 : 256;
@@ -244,6 +250,10 @@ static int queue_head(corio_res *res, int status, const char *ctype, const char 
     }
     if (conn_lines)
         p = append(p, conn_lines, conn_len);
+    else if (res->offers_upgrade) /* a 426, say: Upgrade is a connection option */
+        p = !keep               ? append(p, "Connection: Upgrade, close\r\n", 28)
+            : c->req.minor == 0 ? append(p, "Connection: Upgrade, keep-alive\r\n", 33)
+                                : append(p, "Connection: Upgrade\r\n", 21);
     else if (!keep)
         p = append(p, "Connection: close\r\n", 19);
     else if (c->req.minor == 0)
@@ -286,10 +296,49 @@ int corio__res_send_head(corio_res *res, int status, const char *content_type, u
     return rc;
 }
 
+/* corio_res_send when a compressor wraps the response: the body
+ * compressed (CORIO__GZ_BODY), or for HEAD the head alone
+ * (CORIO__GZ_HEAD: no Content-Length, since only compressing would tell
+ * it).  The compressed body is in the arena: queued, with a flush every
+ * WRITE_SLICE bytes as write_borrowed does for a large body.  Returns 1
+ * when the body is to go as it is (compress.c decided against), else as
+ * corio_res_send.  Not inlined: corio_res_send's own frame stays small
+ * (no array, no stack protector) for the responses no compressor wraps. */
+static __attribute__((noinline)) int send_compressed(corio_res *res, int status, const char *ctype,
+                                                     const void *body, size_t len) {
+    corio__gz_out z;
+    corio__gz_how how = corio__gz_send(res, status, ctype, body, len, &z);
+    if (how == CORIO__GZ_PLAIN)
+        return 1;
+    corio__hconn *c = res->c;
+    char framing[48];
+    if (how == CORIO__GZ_HEAD)
+        framing[0] = '\0';
+    else
+        content_length_line(framing, z.len);
+    int rc = queue_head(res, status, ctype, framing, NULL);
+    if (rc)
+        return rc;
+    res->ended = true;
+    res->body_bytes = how == CORIO__GZ_BODY ? z.len : 0;
+    for (size_t i = 0; how == CORIO__GZ_BODY && i < z.n; i++) {
+        rc = corio__hconn_queue(c, z.iov[i].iov_base, z.iov[i].iov_len);
+        if (rc) {
+            corio_res_abort(res); /* the head is queued without all its body */
+            return rc;
+        }
+        if (c->out_bytes >= WRITE_SLICE && (rc = corio__hconn_flush(c)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int corio_res_send(corio_res *res, int status, const char *content_type, const void *body,
                    size_t len) {
     int rc = start_refused(res, status, content_type, true);
     if (rc)
+        return rc;
+    if (res->gz && (rc = send_compressed(res, status, content_type, body, len)) <= 0)
         return rc;
     corio__hconn *c = res->c;
     bool with_body = !bodiless_status(status) && !c->req.head_method && len > 0;
@@ -328,6 +377,8 @@ int corio_res_start(corio_res *res, int status, const char *content_type) {
     int rc = start_refused(res, status, content_type, false);
     if (rc)
         return rc;
+    if (res->gz)
+        corio__gz_start(res, status, content_type, false, 0); /* the framing stays */
     corio__hconn *c = res->c;
     const char *framing = NULL;
     if (c->req.minor >= 1) {
@@ -349,6 +400,11 @@ int corio_res_start_length(corio_res *res, int status, const char *content_type,
     content_length_line(framing, length);
     res->length_framed = true;
     res->length_left = length;
+    if (res->gz && corio__gz_start(res, status, content_type, true, length)) {
+        /* Compressed (HTTP/1.1 only): chunked, the length still counted. */
+        res->chunked = true;
+        memcpy(framing, "Transfer-Encoding: chunked\r\n", 29);
+    }
     rc = queue_head(res, status, content_type, framing, NULL);
     return rc ? rc : corio__hconn_flush(res->c);
 }
@@ -361,9 +417,15 @@ int corio_res_write(corio_res *res, const void *data, size_t len) {
             return CORIO_EINVAL; /* past the Content-Length: the next response would start inside */
         res->length_left -= len;
     }
-    corio__hconn *c = res->c;
-    if (len == 0 || c->req.head_method)
+    if (len == 0 || res->c->req.head_method)
         return 0;
+    if (res->gzs)
+        return corio__gz_write(res, data, len);
+    return corio__res_emit(res, data, len);
+}
+
+int corio__res_emit(corio_res *res, const void *data, size_t len) {
+    corio__hconn *c = res->c;
     res->body_bytes += len;
     if (!res->chunked) /* Content-Length or close-delimited: the bytes as they are */
         return write_borrowed(c, data, len, NULL);
@@ -388,6 +450,14 @@ int corio_res_end(corio_res *res) {
         res->cut = true;
         c->close = true;
         return CORIO_EINVAL;
+    }
+    if (res->gzs) { /* the gzip stream's last bytes, queued before the last chunk */
+        int rc = corio__gz_finish(res);
+        if (rc) {
+            res->cut = true; /* the stream cannot end whole: close after what was sent */
+            c->close = true;
+            return rc;
+        }
     }
     if (res->chunked && !c->req.head_method)
         return corio__hconn_queue(c, "0\r\n\r\n", 5);
@@ -465,6 +535,7 @@ int corio__http_send_error(corio__hconn *c, int status, bool close) {
         return 0;
     res->extra_len = 0;
     res->own_request_id = false;
+    res->offers_upgrade = false;
     /* A refusal before the head was prepared (a bad field, 414, 431, 505)
      * has not set head_method yet: a HEAD request's answer has no body
      * either way (the span, not llhttp's method: that may still be the

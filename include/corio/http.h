@@ -286,6 +286,141 @@ int corio_router_use(corio_router *r, corio_middleware mw, void *arg);
 int corio_route_use(corio_router *r, const char *method, const char *pattern, corio_middleware mw,
                     void *arg);
 
+/* ---- compression --------------------------------------------------------------------- */
+
+/* gzip response compression (RFC 9110 8.4.1.3), as middleware:
+ *
+ *     corio_router_use(router, corio_http_compress_middleware, NULL);  // defaults
+ *
+ *     corio_http_compress *gz;                                         // or options
+ *     corio_http_compress_opts o = {.level = 6, .min_size = 256};
+ *     if (corio_http_compress_new(&gz, &o) == 0)
+ *         corio_route_use(router, "GET", "/events", corio_http_compress_middleware, gz);
+ *
+ * A response that the middleware wraps is compressed when the head is about
+ * to go out and everything below holds; its body then goes through deflate:
+ *   - the client accepts gzip: an Accept-Encoding field lists gzip (or
+ *     x-gzip), or "*", with a q-value above 0, and not below the q-value it
+ *     gives identity (explicitly or through "*"); no Accept-Encoding field, or
+ *     an empty one, means no compression (what browsers and curl expect);
+ *   - its Content-Type (the content_type argument, else a Content-Type set
+ *     with corio_res_header) matches the compressor's types;
+ *   - a whole body (corio_res_send) or a declared length
+ *     (corio_res_start_length) is at least min_size bytes; a chunked stream
+ *     (corio_res_start) of unknown length always qualifies;
+ *   - no Content-Encoding field was set by the handler (the body is already
+ *     encoded), nor Content-Range, nor "Cache-Control: no-transform", and
+ *     corio_res_no_compress was not called;
+ *   - the status is not 204, 206 or 304.
+ * A compressed response carries "Content-Encoding: gzip", and its ETag, if
+ * the handler set a strong one, is made weak (W/"...": the bytes differ from
+ * the identity representation's).  "Vary: Accept-Encoding" is added to every
+ * response that qualified by everything but the client's Accept-Encoding,
+ * compressed or not (unless a Vary field already names Accept-Encoding or
+ * "*"), and to a 304 whose content_type (not sent on a 304) qualifies.
+ *
+ * Framing.  corio_res_send: the body is compressed whole and sent with the
+ * compressed Content-Length (HTTP/1.0 keeps its connection too).  For HEAD
+ * the head GET would get, with Content-Encoding and Vary but no
+ * Content-Length (RFC 9110 8.6 allows leaving it out; computing it would
+ * mean compressing a body that is never sent).  corio_res_start: chunked,
+ * or close-delimited on HTTP/1.0, as uncompressed; each corio_res_write is
+ * compressed and flushed (Z_SYNC_FLUSH), so what it wrote reaches the
+ * client whole at once (a server-sent event is readable when written) and
+ * corio_res_end finishes the gzip stream.  corio_res_start_length on
+ * HTTP/1.1: compressed and chunked instead of the Content-Length (the
+ * length still bounds and completes what the handler writes, counted in
+ * uncompressed bytes); on HTTP/1.0, where that would cost the connection
+ * (no chunks), sent uncompressed with its Content-Length.  File responses
+ * (corio/http_file.h: sendfile, ranges) and corio_res_upgrade are never
+ * compressed.  The access log counts the bytes sent: compressed.
+ *
+ * Memory.  A deflate stream exists only while a compressed response is
+ * written: corio_res_send compresses and frees it within the call (its
+ * window shrunk to the body's size; the compressed body goes to the
+ * request's arena, in slices), a streamed response holds one from
+ * corio_res_start until corio_res_end (or the handler's return), about
+ * 2^(window_bits+2) + 2^(mem_level+9) bytes plus up to 16 KiB of output
+ * buffer (278 KiB at the defaults; 16 KiB at window_bits 10, mem_level 2).
+ * Nothing is held per connection.  When a worker thread's deflate streams
+ * would pass max_memory, or malloc fails, the response goes uncompressed:
+ * compression never fails a request.
+ *
+ * Security.  Compressing a response that carries a secret (a CSRF token)
+ * next to text an attacker controls (a reflected query parameter) over TLS
+ * leaks the secret byte by byte (BREACH): call corio_res_no_compress for
+ * such responses. */
+
+/* Options of a compressor; a zeroed struct (or NULL) gives the defaults. */
+typedef struct corio_http_compress_opts {
+    /* zlib level 1 (fastest) .. 9 (smallest); 0: 1, as nginx's
+     * gzip_comp_level.  On a 10 KiB JSON body (bench/compress_bench.sh)
+     * level 1 makes it 4.5x smaller for about 31 us of CPU, level 6 5.2x
+     * for 61 us: 14% fewer bytes for twice the CPU. */
+    int level;
+    /* Bodies (or declared lengths) shorter than this go as they are; 0:
+     * 1024.  A body under about a kilobyte leaves in one packet with its
+     * head either way, and gzip's framing (18 bytes) eats part of the
+     * gain. */
+    size_t min_size;
+    /* The media types to compress, a NULL-terminated list of patterns
+     * matched case-insensitively against the Content-Type's type/subtype
+     * (parameters ignored), each with at most one '*' standing for any
+     * run of characters (written "\*" here only because a comment cannot
+     * hold a slash and a star): "text/\*", "application/json",
+     * "application/\*+json".  NULL: text/\*, application/json,
+     * application/\*+json, application/javascript, application/xml,
+     * application/\*+xml, image/svg+xml, application/x-ndjson,
+     * application/wasm, font/ttf, font/otf, image/x-icon, image/bmp
+     * (text/event-stream included: server-sent events compress well).
+     * Copied by corio_http_compress_new. */
+    const char *const *types;
+    /* deflate's window, 9..15 (a 512 B .. 32 KiB history); 0: 15.  A whole
+     * body (corio_res_send) uses the smallest window that holds it. */
+    int window_bits;
+    /* deflate's hash memory, 1..9; 0: 8 (zlib's default). */
+    int mem_level;
+    /* The most deflate memory one worker thread holds at once for
+     * responses of this compressor; past it, responses go uncompressed.
+     * 0: 64 MiB (about 235 concurrent compressed streams at the defaults). */
+    size_t max_memory;
+} corio_http_compress_opts;
+
+/* A compressor: validated options, shared read-only by every request and
+ * worker thread that uses it. */
+typedef struct corio_http_compress corio_http_compress;
+
+/* Creates a compressor from opts (NULL: the defaults; borrowed for the
+ * call: the strings of opts->types are copied).  Returns 0 and *out (free
+ * it with corio_http_compress_free once no router or server uses it);
+ * CORIO_EINVAL for a NULL out, a level, window_bits or mem_level out of
+ * range, an empty type list, or a pattern that is empty, holds two '*' or
+ * a character that is neither a token's nor '/';
+ * CORIO_ENOMEM; CORIO_ENOTSUP when corio was built without zlib.  *out is
+ * untouched on error. */
+int corio_http_compress_new(corio_http_compress **out, const corio_http_compress_opts *opts);
+
+/* Frees a compressor (NULL: nothing).  No request may be using it: free it
+ * after the servers that route through it have stopped. */
+void corio_http_compress_free(corio_http_compress *gz);
+
+/* The middleware (corio_middleware) that compresses the responses of the
+ * rest of the chain as described above; `arg` is a corio_http_compress
+ * (borrowed: it must outlive the router's use), or NULL for the defaults.
+ * Register it with corio_router_use (every route, 404 and 405 answers
+ * included) or corio_route_use (one route); when both wrap a route, the
+ * route's compressor applies.  Returns what the rest of the chain returns;
+ * CORIO_EINVAL for a NULL res or next, or an arg that is not a compressor
+ * (reported once, as a programming error; the request is answered 500).
+ * Without zlib it only runs the rest of the chain. */
+int corio_http_compress_middleware(corio_req *req, corio_res *res, corio_next *next, void *arg);
+
+/* Sends this response uncompressed, whatever middleware wraps it (a
+ * response mixing a secret with reflected input, see Security above).
+ * Call it before the response starts; afterwards, and for a NULL res, it
+ * does nothing. */
+void corio_res_no_compress(corio_res *res);
+
 /* ---- serving ------------------------------------------------------------------------- */
 
 /* Limits and timeouts; 0 in a field means its default. */
