@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -131,6 +133,16 @@ static bool has(const corio_http_response *r, const char *name, const char *valu
 }
 
 /* ---- handlers ------------------------------------------------------------------------------- */
+
+/* Files: corio_res_file on a compressed route (the router's middleware). */
+static char file_dir[64];
+
+static int h_file(corio_req *req, corio_res *res, void *arg) {
+    (void)req;
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", file_dir, (const char *)arg);
+    return corio_res_file(res, path, NULL);
+}
 
 static int h_json(corio_req *req, corio_res *res, void *arg) {
     (void)req, (void)arg;
@@ -303,6 +315,9 @@ static int build_router(env *e) {
         {"/tiny/json", h_json, NULL},
         {"/tiny/stream", h_stream, NULL},
         {"/bogus", h_json, NULL},
+        {"/file/small.json", h_file, "small.json"},
+        {"/file/big.json", h_file, "big.json"},
+        {"/file/pic.png", h_file, "pic.png"},
     };
     for (size_t i = 0; rc == 0 && i < sizeof routes / sizeof routes[0]; i++)
         rc = corio_router_add(r, "GET", routes[i].path, routes[i].fn, (void *)routes[i].arg);
@@ -943,6 +958,93 @@ static void test_level_and_custom_types(void **state) {
     assert_true(o.best_len <= o.fast_len);
 }
 
+/* ---- files ---------------------------------------------------------------------------------- */
+
+#define BIG_FILE (300 * 1024)
+
+static int write_file(const char *name, size_t len) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", file_dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < len; i += JSON_SIZE)
+        fwrite(json, 1, len - i < JSON_SIZE ? len - i : JSON_SIZE, f);
+    return fclose(f);
+}
+
+/* What a file of len bytes holds: json repeated. */
+static char *file_bytes(size_t len) {
+    char *b = malloc(len);
+    for (size_t i = 0; b && i < len; i++)
+        b[i] = json[i % JSON_SIZE];
+    return b;
+}
+
+static int files_body(env *e) {
+    corio_http_response *r;
+    char *big = file_bytes(BIG_FILE);
+    REQUIRE(big != NULL);
+    bool ok = true;
+    /* A compressible file, small and large: gzip, decodes to the file. */
+    REQUIRE_RC(get_ae(e, &r, "/file/small.json", "gzip"), 0);
+    ok = ok && CHECK(corio_http_response_status(r) == 200) &&
+         CHECK(has(r, "Content-Encoding", "gzip")) && CHECK(has(r, "Vary", "Accept-Encoding")) &&
+         CHECK(gunzips_to(r, json, JSON_SIZE));
+    corio_http_response_free(r);
+    REQUIRE_RC(get_ae(e, &r, "/file/big.json", "gzip"), 0);
+    ok = ok && CHECK(has(r, "Content-Encoding", "gzip")) && CHECK(gunzips_to(r, big, BIG_FILE));
+    const char *etag = corio_http_response_header(r, "ETag");
+    ok = ok && CHECK(etag && strncmp(etag, "W/", 2) == 0); /* not the file's bytes */
+    corio_http_response_free(r);
+    /* Not accepted: the file as it is, with its length and Vary. */
+    REQUIRE_RC(get_ae(e, &r, "/file/big.json", NULL), 0);
+    size_t len;
+    const char *b = corio_http_response_body(r, &len);
+    uint64_t clen = 0;
+    ok = ok && CHECK(corio_http_response_header(r, "Content-Encoding") == NULL) &&
+         CHECK(has(r, "Vary", "Accept-Encoding")) && CHECK(len == BIG_FILE) &&
+         CHECK(memcmp(b, big, len) == 0) && CHECK(corio_http_response_length(r, &clen)) &&
+         CHECK(clen == BIG_FILE);
+    corio_http_response_free(r);
+    /* A range: the bytes asked for, uncompressed. */
+    corio_http_header h[] = {{"Accept-Encoding", "gzip"}, {"Range", "bytes=100-199"}};
+    REQUIRE_RC(corio_http_test_call(e->t, &r, "GET", "/file/big.json", h, 2, NULL, 0), 0);
+    b = corio_http_response_body(r, &len);
+    ok = ok && CHECK(corio_http_response_status(r) == 206) &&
+         CHECK(corio_http_response_header(r, "Content-Encoding") == NULL) && CHECK(len == 100) &&
+         CHECK(memcmp(b, big + 100, 100) == 0);
+    corio_http_response_free(r);
+    /* HEAD: the fields of the compressed GET, no Content-Length. */
+    REQUIRE_RC(corio_http_test_call(e->t, &r, "HEAD", "/file/big.json", h, 1, NULL, 0), 0);
+    ok = ok && CHECK(corio_http_response_status(r) == 200) &&
+         CHECK(has(r, "Content-Encoding", "gzip")) &&
+         CHECK(corio_http_response_header(r, "Content-Length") == NULL);
+    corio_http_response_free(r);
+    /* A type not compressed: sent as it is (sendfile), no Vary. */
+    REQUIRE_RC(get_ae(e, &r, "/file/pic.png", "gzip"), 0);
+    b = corio_http_response_body(r, &len);
+    ok = ok && CHECK(corio_http_response_header(r, "Content-Encoding") == NULL) &&
+         CHECK(corio_http_response_header(r, "Vary") == NULL) && CHECK(len == BIG_FILE) &&
+         CHECK(memcmp(b, big, len) == 0);
+    corio_http_response_free(r);
+    free(big);
+    return ok ? 0 : CORIO_EFAILED;
+}
+
+static void test_files_compressed_whole_never_in_ranges_and_types_kept(void **state) {
+    (void)state;
+    snprintf(file_dir, sizeof file_dir, "/tmp/corio-gzfiles-XXXXXX");
+    assert_non_null(mkdtemp(file_dir));
+    assert_int_equal(write_file("small.json", JSON_SIZE), 0);
+    assert_int_equal(write_file("big.json", BIG_FILE), 0);
+    assert_int_equal(write_file("pic.png", BIG_FILE), 0);
+    run(files_body);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", file_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     make_bodies();
     const struct CMUnitTest tests[] = {
@@ -962,6 +1064,7 @@ int main(void) {
         cmocka_unit_test(test_http10_whole_bodies_and_streams_compressed_lengths_not),
         cmocka_unit_test(test_options_validated_and_types_copied),
         cmocka_unit_test(test_level_and_custom_types),
+        cmocka_unit_test(test_files_compressed_whole_never_in_ranges_and_types_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -420,6 +420,10 @@ static verdict judge(const corio_res *res, int status, const char *ctype, bool l
     return accepts_gzip(res->c) ? COMPRESS : VARY;
 }
 
+bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length) {
+    return res->gz && judge(res, status, ctype, true, length, true) != NEVER;
+}
+
 /* Adds "Vary: Accept-Encoding" unless a Vary field covers it already. */
 static int add_vary(corio_res *res) {
     if (field_has(res, "vary", "accept-encoding") || field_has(res, "vary", "*"))

@@ -37,6 +37,14 @@ corio__gz_how corio__gz_send(corio_res *res, int status, const char *ctype, cons
     return CORIO__GZ_PLAIN;
 }
 
+bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length) {
+    (void)res;
+    (void)status;
+    (void)ctype;
+    (void)length;
+    return false;
+}
+
 bool corio__gz_start(corio_res *res, int status, const char *ctype, bool length_known,
                      uint64_t length) {
     (void)res, (void)status, (void)ctype, (void)length_known, (void)length;

@@ -262,6 +262,41 @@ static int send_body(corio_res *res, int fd, int status, const char *ctype, uint
     return rc;
 }
 
+/* Await: a whole 200 body through the public response calls, so that the
+ * compression middleware (compress.c) sees it as any handler's: read
+ * into the arena and corio_res_send when small, else
+ * corio_res_start_length and writes a chunk at a time (which the
+ * middleware turns into a compressed chunked stream, or leaves as it is:
+ * a type it does not compress, a client that does not accept gzip).  No
+ * sendfile on this path: compressed bytes are not the file's. */
+static int send_through(corio_res *res, int fd, const char *ctype, uint64_t len) {
+    corio__hconn *c = res->c;
+    corio__fread in;
+    corio__fread_init(&in, fd);
+    if (len <= SMALL_BODY) {
+        char *buf = len ? corio__arena_alloc(&c->arena, (size_t)len) : NULL;
+        if (len && !buf)
+            return CORIO_ENOMEM;
+        int rc = len ? corio__fread_all(&in, buf, (size_t)len, 0) : 0;
+        return rc ? rc : corio_res_send(res, 200, ctype, buf, (size_t)len);
+    }
+    char *buf = malloc(CHUNK);
+    if (!buf)
+        return CORIO_ENOMEM;
+    int rc = corio_res_start_length(res, 200, ctype, len);
+    for (uint64_t off = 0; rc == 0 && off < len;) {
+        size_t n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
+        rc = corio__fread_all(&in, buf, n, off);
+        if (rc == CORIO_EOF) /* the file shrank: the response cannot be completed */
+            rc = CORIO_EINVAL;
+        if (rc == 0)
+            rc = corio_res_write(res, buf, n);
+        off += n;
+    }
+    free(buf);
+    return rc ? rc : corio_res_end(res);
+}
+
 /* Await: answers with the open regular file fd.  `name` picks the type. */
 static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name,
                   const corio_file_opts *o) {
@@ -303,6 +338,16 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
     if (rc)
         return rc;
     const char *ctype = o->content_type ? o->content_type : corio_http_mime_type(name);
+    /* A route with compression, and a body it would compress (or mark
+     * Vary): a whole body goes through the response calls (ranges never
+     * do).  Anything else keeps sendfile. */
+    bool through = status == 200 && corio__gz_wanted(res, 200, ctype, len);
+    if (through && !req->head_method)
+        return send_through(res, fd, ctype, len);
+    if (through) { /* HEAD: the fields a GET would get */
+        int rc = corio_res_start_length(res, 200, ctype, len);
+        return rc ? rc : corio_res_end(res);
+    }
     if (req->head_method)
         return corio__res_send_head(res, status, ctype, len);
     return send_body(res, fd, status, ctype, off, len);

@@ -189,6 +189,12 @@ typedef struct corio__gz_out {
 corio__gz_how corio__gz_send(corio_res *res, int status, const char *ctype, const void *body,
                              size_t len, corio__gz_out *out);
 
+/* Whether a response of this status, type and length would go through the
+ * compression middleware's hands (compressed, or marked Vary) on this
+ * route: a file answer then takes the response calls rather than
+ * sendfile (file.c).  No side effect. */
+bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length);
+
 /* corio_res_start's and corio_res_start_length's decision (`length` when
  * length_known), when res->gz is set: adds the fields as corio__gz_send,
  * and returns true when the body is to be compressed; then, but for HEAD,
