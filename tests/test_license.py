@@ -27,7 +27,7 @@ def comment(path):
     name = os.path.basename(path)
     if name.endswith(C_STYLE):
         return "/* %s */" % TAG
-    if name.endswith(".go"):
+    if name.endswith((".go", ".js")):
         return "// %s" % TAG
     if name.endswith(".lua"):
         return "-- %s" % TAG

@@ -22,6 +22,7 @@
 
 #include "corio_test.h"
 #include "tls_helpers.h"
+#include "ws/frame.h"
 
 #ifdef CORIO_HAVE_WS
 
@@ -71,6 +72,86 @@ static int keepalive(corio_req *req, corio_res *res, void *arg) {
             rc = corio_ws_send_text(ws, "alive");
         while (rc == 0)
             rc = corio_ws_receive(ws, &m);
+    }
+    return 0;
+}
+
+/* Reads each message in pieces with an await between two pieces (the
+ * socket keeps delivering meanwhile), then echoes what it assembled:
+ * pieces handed out must stay put while the caller awaits. */
+static int slow_parts(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws_opts o = {.max_message = 8u << 20, .deflate = true};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, &o)) {
+        char *all = malloc(8u << 20);
+        size_t len = 0;
+        corio_ws_part p;
+        while (all && (rc = corio_ws_receive_part(ws, &p)) == 0) {
+            if (corio_sleep(1) != 0) /* the piece is held across an await */
+                break;
+            memcpy(all + len, p.data, p.len);
+            len += p.len;
+            if (p.last) {
+                if ((rc = corio_ws_send(ws, p.type, all, len)) != 0)
+                    break;
+                len = 0;
+            }
+        }
+        free(all);
+    }
+    return 0;
+}
+
+/* A receive under a short deadline of the caller's, again and again: a
+ * message whose fragments come slower than that still arrives whole. */
+static int deadline_rx(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, NULL)) {
+        for (;;) {
+            corio_ws_msg m;
+            CORIO_WITH(corio_timeout_scope(20)) {
+                rc = corio_ws_receive(ws, &m);
+            }
+            if (rc == CORIO_ETIMEDOUT && !corio_cancelled())
+                continue;
+            if (rc || (rc = corio_ws_send(ws, m.type, m.data, m.len)) != 0)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Another task closes while the handler waits in receive, with no
+ * keep-alive: the receiver must still give up after close_timeout when
+ * the peer never answers.  Records how long its receive took after the
+ * close. */
+static int64_t closer_waited_ms = -1;
+
+static int close_later(void *arg) {
+    corio_ws *ws = arg;
+    corio_sleep(50);
+    return corio_ws_close(ws, 4001, "from another task");
+}
+
+static int closed_by_other(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws_opts o = {.ping_interval_ms = CORIO_WS_NO_PING, .close_timeout_ms = 200};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, &o)) {
+        corio_task *t = NULL;
+        if (corio_spawn(&t, "ws-closer", close_later, ws) != 0)
+            break;
+        corio_ws_msg m;
+        rc = corio_ws_receive(ws, &m);
+        uint64_t t1 = corio_now();
+        (void)corio_await(t);
+        corio_task_release(t);
+        closer_waited_ms = rc == CORIO_ECLOSED ? (int64_t)t1 : -2;
     }
     return 0;
 }
@@ -325,6 +406,111 @@ static void test_wss_with_a_trusted_ca_and_refused_without(void **state) {
     pki_remove(&pki);
 }
 
+/* ---- pieces across awaits; a caller's deadline mid-message; a close from another task ---------- */
+
+static int pieces_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/slow-parts");
+    for (int deflate = 0; deflate <= 1; deflate++) {
+        corio_ws_opts o = {.max_message = 8u << 20, .deflate = deflate};
+        corio_ws *ws;
+        int rc;
+        CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, &o)) {
+            SOFT(round_trip(ws, CORIO_WS_BINARY, 700 * 1024, true) == 0);
+            SOFT(round_trip(ws, CORIO_WS_TEXT, 2u << 20, false) == 0);
+        }
+        SOFT(rc == 0);
+    }
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_pieces_stay_put_while_the_caller_awaits(void **state) {
+    corio_test_run_checked(pieces_main, *state);
+}
+
+/* A raw client: the handshake by hand (the server does not check the key
+ * against anything but its form), then frames built with frame.h. */
+static int raw_open(ctx *c, const char *path, corio_stream **out) {
+    int rc = corio_connect(out, "127.0.0.1", (uint16_t)corio_http_test_port(c->t), 2000);
+    if (rc)
+        return rc;
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     path);
+    if ((rc = corio_stream_write(*out, req, (size_t)n)) != 0)
+        return rc;
+    char head[512];
+    size_t got;
+    rc = corio_stream_read_until(*out, "\r\n\r\n", 4, head, sizeof head, &got);
+    return rc ? rc : strncmp(head, "HTTP/1.1 101", 12) == 0 ? 0 : CORIO_EBADMSG;
+}
+
+static int raw_frame(corio_stream *s, unsigned flags, unsigned opcode, const char *data, size_t n) {
+    uint8_t head[CORIO__WS_HEADER_MAX], mask[4] = {1, 2, 3, 4}, body[256];
+    int h = corio__ws_header_encode(head, flags, opcode, n, mask);
+    if (h < 0 || n > sizeof body)
+        return CORIO_EINVAL;
+    corio__ws_mask_copy(body, (const uint8_t *)data, n, mask, 0);
+    int rc = corio_stream_write(s, head, (size_t)h);
+    return rc ? rc : corio_stream_write(s, body, n);
+}
+
+static int slow_fragments_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    corio_stream *s = NULL;
+    SOFT(raw_open(c, "/deadline", &s) == 0);
+    if (s) {
+        /* "hello " now, "world" 100 ms later: five of the server's 20 ms
+         * deadlines pass in the middle of the message. */
+        SOFT(raw_frame(s, 0, CORIO__WS_TEXT, "hello ", 6) == 0);
+        corio_sleep(100);
+        SOFT(raw_frame(s, CORIO__WS_FIN, CORIO__WS_CONT, "world", 5) == 0);
+        uint8_t echo[2 + 11];
+        SOFT(corio_stream_read_exactly(s, echo, sizeof echo) == 0);
+        SOFT(echo[0] == 0x81 && echo[1] == 11 && memcmp(echo + 2, "hello world", 11) == 0);
+        corio_stream_close(s);
+    }
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_a_callers_deadline_mid_message_loses_nothing(void **state) {
+    corio_test_run_checked(slow_fragments_main, *state);
+}
+
+static int other_closer_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    corio_stream *s = NULL;
+    closer_waited_ms = -1;
+    SOFT(raw_open(c, "/closed-by-other", &s) == 0);
+    uint64_t t0 = corio_now();
+    if (s) {
+        /* Read the server's close, never answer it. */
+        uint8_t close[2 + 2 + 17];
+        SOFT(corio_stream_read_exactly(s, close, sizeof close) == 0);
+        SOFT(close[0] == 0x88 && close[2] == 4001 >> 8 && close[3] == (4001 & 0xff));
+        for (int i = 0; i < 3000 && closer_waited_ms == -1; i++)
+            corio_sleep(1);
+        /* It gave up close_timeout (200 ms) after its close, not at a
+         * keep-alive deadline (there is none) or never. */
+        SOFT(closer_waited_ms > 0 && (uint64_t)closer_waited_ms - t0 < 1500);
+        corio_stream_close(s);
+    }
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_a_close_from_another_task_bounds_the_receivers_wait(void **state) {
+    corio_test_run_checked(other_closer_main, *state);
+}
+
 /* ---- corio's client against Python's websockets server -------------------------------------- */
 
 static const char py_server[] =
@@ -407,6 +593,10 @@ static int setup(void **state) {
     assert_int_equal(corio_router_new(&c.router), 0);
     assert_int_equal(corio_router_add(c.router, "GET", "/echo", echo, NULL), 0);
     assert_int_equal(corio_router_add(c.router, "GET", "/keepalive", keepalive, NULL), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/slow-parts", slow_parts, NULL), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/deadline", deadline_rx, NULL), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/closed-by-other", closed_by_other, NULL),
+                     0);
     *state = &c;
     return 0;
 }
@@ -424,6 +614,9 @@ int main(void) {
         cmocka_unit_test(test_drain_closes_websockets_with_1001),
         cmocka_unit_test(test_keepalive_pings_find_a_dead_peer_and_spare_a_live_one),
         cmocka_unit_test(test_wss_with_a_trusted_ca_and_refused_without),
+        cmocka_unit_test(test_pieces_stay_put_while_the_caller_awaits),
+        cmocka_unit_test(test_a_callers_deadline_mid_message_loses_nothing),
+        cmocka_unit_test(test_a_close_from_another_task_bounds_the_receivers_wait),
         cmocka_unit_test(test_client_against_python_websockets_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -19,6 +19,7 @@
 #include "base/fmt.h"
 #include "base/tchar.h"
 #include "http/http_internal.h"
+#include "net/proto.h"
 
 #define COPY_BODY_MAX (16 * 1024)
 #define WRITE_SLICE (256 * 1024)
@@ -507,6 +508,9 @@ int corio_res_upgrade(corio_res *res, const char *protocol, corio_stream **out) 
     memcpy(lines + 30 + plen, "\r\n", 3);
     c->close = true; /* no next request: the connection is the protocol's */
     c->upgraded = true;
+    /* The new protocol reads the peer's end itself (a WebSocket's close
+     * then FIN must not cancel the handler before it answers). */
+    corio__stream_on_input_end(c->s, NULL, NULL);
     int rc = queue_head(res, 101, NULL, NULL, lines);
     res->ended = true;
     if (rc == 0)

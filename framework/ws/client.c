@@ -61,10 +61,26 @@ static bool response_has_token(const corio_http_response *r, const char *name, c
     return false;
 }
 
-/* Checks the server's 101 against what was asked, and takes what it chose. */
+/* How many lines of header `name` the response has. */
+static size_t response_lines(const corio_http_response *r, const char *name) {
+    const char *n, *v;
+    size_t k = 0;
+    for (size_t i = 0, count = corio_http_response_header_count(r); i < count; i++)
+        if (corio_http_response_header_at(r, i, &n, &v) == 0 && strcasecmp(n, name) == 0)
+            k++;
+    return k;
+}
+
+/* Checks the server's 101 against what was asked, and takes what it chose.
+ * Each of the handshake's fields once at most: a second Accept, Protocol
+ * or Extensions line is something the client did not ask for (RFC 6455
+ * 4.1). */
 static int check_answer(corio_ws *ws, const corio_http_response *r, const char *key) {
     if (corio_http_response_status(r) != 101 || !response_has_token(r, "Upgrade", "websocket") ||
-        !response_has_token(r, "Connection", "upgrade"))
+        !response_has_token(r, "Connection", "upgrade") ||
+        response_lines(r, "Sec-WebSocket-Accept") != 1 ||
+        response_lines(r, "Sec-WebSocket-Protocol") > 1 ||
+        response_lines(r, "Sec-WebSocket-Extensions") > 1)
         return CORIO_EBADMSG;
     const char *accept = corio_http_response_header(r, "Sec-WebSocket-Accept");
     if (!accept || corio__ws_accept_check(key, strlen(key), accept, strlen(accept)) != 0)
@@ -166,6 +182,10 @@ static int connect_enter(void *self, uint64_t arg) {
 /* Await: after the close handshake, the server closes the TCP connection
  * first (RFC 6455 7.1.1): wait for that, bounded, then close ours. */
 static void await_server_close(corio_ws *ws) {
+    if (ws->reset) { /* given up on (a dead peer, a close never answered) */
+        corio_stream_close(ws->s);
+        return;
+    }
     CORIO_WITH(corio_timeout_scope(ws->o.close_timeout_ms)) {
         size_t len;
         while (corio_stream_buffered(ws->s, &len), corio_stream_consume(ws->s, len),

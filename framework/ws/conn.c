@@ -36,9 +36,13 @@
 #include "corio/server.h"
 #include "corio/task.h"
 #include "net/proto.h"
+#include "runtime/internal.h"
+#include "scope/scope_internal.h"
 #include "ws/ws_internal.h"
 
 #define WAIT_FOREVER_MS (24ull * 3600 * 1000) /* a wait with no deadline, renewed */
+#define MAX_PING_MS WAIT_FOREVER_MS           /* ping_interval_ms, ping_timeout_ms at most */
+#define MAX_FRAGMENT (1u << 30)               /* fragment_size at most (a writev's limit) */
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -61,6 +65,8 @@ int corio__ws_init(corio_ws *ws, const corio_ws_opts *o) {
     if (!p->deflate_window_bits)
         p->deflate_window_bits = 12; /* Python websockets' default: ~50 KiB a connection */
     if (p->close_timeout_ms > 30000 || p->deflate_window_bits < 9 || p->deflate_window_bits > 15 ||
+        (p->ping_interval_ms > MAX_PING_MS && p->ping_interval_ms != CORIO_WS_NO_PING) ||
+        p->ping_timeout_ms > MAX_PING_MS || p->fragment_size > MAX_FRAGMENT ||
         p->deflate_level < 0 || p->deflate_level > 9 || p->max_message > (SIZE_MAX >> 2) ||
         (p->nsubprotocols && !p->subprotocols))
         return CORIO_EINVAL;
@@ -153,6 +159,8 @@ static int write_frame(corio_ws *ws, unsigned flags, unsigned opcode, const void
 
 /* Await, the lock held: the control frames left in the slot. */
 static int flush_pending(corio_ws *ws) {
+    if (ws->fail)
+        return CORIO_ECLOSED; /* a frame may be cut: nothing may follow it */
     int rc = 0;
     while (rc == 0 && (ws->pong_pending || ws->ping_pending)) {
         if (ws->pong_pending) {
@@ -176,6 +184,14 @@ static int unlock_send(corio_ws *ws) {
     return rc;
 }
 
+/* Another task changed what the receiver waits for (a close sent, the
+ * connection broken): its wait's own scope is cancelled, so that it looks
+ * again (wait_input) rather than sleeping until its old deadline. */
+static void wake_receiver(corio_ws *ws) {
+    if (ws->wait_scope && ws->wait_task != corio__tls_loop->current)
+        corio__scope_cancel(ws->wait_task, ws->wait_scope, CORIO_CANCEL_USER);
+}
+
 /* A failure that leaves the connection unusable (a write error, a message
  * cut short): every later call gets CORIO_ECLOSED. */
 static int broken(corio_ws *ws, int rc) {
@@ -184,12 +200,15 @@ static int broken(corio_ws *ws, int rc) {
     ws->closed = true;
     if (!ws->close_code)
         ws->close_code = CORIO__WS_CLOSE_ABNORMAL;
+    wake_receiver(ws);
     return rc;
 }
 
 /* A control frame from the receiver (pong, keep-alive ping): at once if the
  * lock is free, else through the slot. */
 static int send_control(corio_ws *ws, unsigned opcode, const uint8_t *data, size_t len) {
+    if (ws->fail)
+        return 0;
     if (opcode == CORIO__WS_PONG) {
         memcpy(ws->pong, data, len);
         ws->pong_len = (uint8_t)len;
@@ -215,12 +234,16 @@ static int send_close(corio_ws *ws, unsigned code, const char *reason) {
     CORIO_WITH(corio_timeout_scope(ws->o.close_timeout_ms)) {
         rc = corio_lock_acquire(&ws->send_lock);
         if (rc == 0) {
-            rc = flush_pending(ws);
+            rc = flush_pending(ws); /* CORIO_ECLOSED after a failure: no frame follows */
             if (rc == 0)
                 rc = write_frame(ws, CORIO__WS_FIN, CORIO__WS_CLOSE, payload, (size_t)n);
             corio_lock_release(&ws->send_lock);
         }
     }
+    /* The peer's time to answer starts when the frame is out (a sender
+     * may have held the lock a while). */
+    ws->close_deadline = corio_now() + ws->o.close_timeout_ms;
+    wake_receiver(ws); /* its wait's deadline is the close's now */
     return rc ? broken(ws, rc) : 0;
 }
 
@@ -246,12 +269,14 @@ static int on_deadline(corio_ws *ws, uint64_t now) {
         ws->closed = true; /* the peer never answered our close */
         ws->close_code = CORIO__WS_CLOSE_ABNORMAL;
         corio_stream_set_reset_on_close(ws->s);
+        ws->reset = true;
         return CORIO_ECLOSED;
     }
     if (ws->pong_due) {
         if (now < ws->pong_due)
             return 0;
         corio_stream_set_reset_on_close(ws->s); /* a dead peer is not waited for */
+        ws->reset = true;
         broken(ws, 0);
         return CORIO_ETIMEDOUT;
     }
@@ -263,6 +288,8 @@ static int on_deadline(corio_ws *ws, uint64_t now) {
  * connection's end, a deadline of the caller's, a cancel). */
 static int wait_input(corio_ws *ws) {
     for (;;) {
+        if (ws->fail)
+            return ws->fail;
         if (!ws->close_sent && corio_stream_draining(ws->s)) {
             int rc = send_close(ws, CORIO__WS_CLOSE_GOING_AWAY, "server shutting down");
             if (rc)
@@ -284,10 +311,13 @@ static int wait_input(corio_ws *ws) {
         uint64_t ms = until - now < WAIT_FOREVER_MS ? until - now : WAIT_FOREVER_MS;
         int rc = CORIO_ETIMEDOUT;
         CORIO_WITH(corio_timeout_scope(ms)) {
+            ws->wait_task = corio__tls_loop->current;
+            ws->wait_scope = ws->wait_task->scopes; /* this one: wake_receiver's */
             corio_stream_set_idle(ws->s, true);
             rc = corio_stream_fill(ws->s);
             if (rc != CORIO_ECLOSED)
                 corio_stream_set_idle(ws->s, false);
+            ws->wait_scope = NULL;
         }
         if (rc >= 0) {
             ws->last_rx = corio_now();
@@ -348,6 +378,27 @@ static int on_data_head(corio_ws *ws, const corio__ws_header *h) {
     return 0;
 }
 
+/* The piece handed out last, and the inflater's input, lie in the
+ * stream's read buffer: it is pinned (not moved, not grown) until they are
+ * let go, and read ahead into what room it has. */
+static void hold_buffer(corio_ws *ws) {
+    if (!ws->pinned) {
+        corio__stream_pin(ws->s, true);
+        ws->pinned = true;
+    }
+}
+
+static void let_go(corio_ws *ws) {
+    if (ws->unconsumed) {
+        corio_stream_consume(ws->s, ws->unconsumed);
+        ws->unconsumed = 0;
+    }
+    if (ws->pinned && !ws->zfeeding) {
+        corio__stream_pin(ws->s, false);
+        ws->pinned = false;
+    }
+}
+
 /* Fills *p with a piece of the message; `last` ends it (its text must then
  * be whole). */
 static int give_piece(corio_ws *ws, corio_ws_part *p, const uint8_t *data, size_t n, bool last) {
@@ -379,6 +430,7 @@ static int inflate_out(corio_ws *ws, corio_ws_part *p) {
     if (fin || n == 0) { /* the bytes fed are all taken */
         corio_stream_consume(ws->s, ws->zfed);
         ws->zfeeding = false;
+        let_go(ws);
     }
     if (n == 0 && !fin)
         return 0;
@@ -388,10 +440,7 @@ static int inflate_out(corio_ws *ws, corio_ws_part *p) {
 
 /* Await: the next piece of a message (see the top of the file). */
 static int next_piece(corio_ws *ws, corio_ws_part *p) {
-    if (ws->unconsumed) {
-        corio_stream_consume(ws->s, ws->unconsumed);
-        ws->unconsumed = 0;
-    }
+    let_go(ws);
     for (;;) {
         if (ws->fail)
             return ws->fail;
@@ -433,9 +482,9 @@ static int next_piece(corio_ws *ws, corio_ws_part *p) {
                 continue;
             }
             size_t n = (size_t)h->payload_len;
-            if (h->masked)
+            if (n && h->masked) /* an empty one may have no buffer at all */
                 corio__ws_mask_copy(ws->ctl, buf, n, h->mask, 0);
-            else
+            else if (n)
                 memcpy(ws->ctl, buf, n);
             corio_stream_consume(ws->s, n);
             ws->in_frame = false;
@@ -467,6 +516,7 @@ static int next_piece(corio_ws *ws, corio_ws_part *p) {
                                      "bad compressed data");
             ws->zfeeding = true;
             ws->zfed = n;
+            hold_buffer(ws); /* zlib reads these bytes where they are */
             continue;
         }
         if (n == 0 && !msg_end)
@@ -475,6 +525,8 @@ static int next_piece(corio_ws *ws, corio_ws_part *p) {
         if (rc)
             return rc;
         ws->unconsumed = n;
+        if (n)
+            hold_buffer(ws);
         return 0;
     }
 }
@@ -510,8 +562,10 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
     if (rc)
         return rc;
     /* The last message is the caller's no more: an idle WebSocket holds no
-     * buffer of its own. */
-    corio__ws_buf_release(&ws->msg);
+     * buffer of its own.  Unless a deadline of the caller's cut the last
+     * call inside a message: that goes on where it stopped. */
+    if (!ws->msg_partial)
+        corio__ws_buf_release(&ws->msg);
     corio_ws_part p;
     while ((rc = next_piece(ws, &p)) == 0) {
         size_t need = ws->msg.len + p.len + 1; /* + a NUL after text */
@@ -530,6 +584,8 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
         if (p.len)
             memcpy(ws->msg.data + ws->msg.len, p.data, p.len);
         ws->msg.len += p.len;
+        let_go(ws); /* copied: the read buffer is free to move */
+        ws->msg_partial = !p.last;
         if (p.last) {
             ws->msg.data[ws->msg.len] = 0;
             *msg = (corio_ws_msg){.type = p.type, .data = ws->msg.data, .len = ws->msg.len};
@@ -563,18 +619,20 @@ static int send_plain(corio_ws *ws, unsigned opcode, const uint8_t *data, size_t
 
 /* Await, the lock held: a message compressed, each piece the deflater gives
  * a frame.  CORIO_ENOMEM before any frame: send it plain instead. */
+#define NOT_STARTED 1 /* send_deflated: nothing fed nor sent, for want of memory */
+
 static int send_deflated(corio_ws *ws, unsigned opcode, const uint8_t *data, size_t len) {
     size_t cap = ws->o.fragment_size < 16384 ? ws->o.fragment_size : 16384;
     if (cap < CORIO__WS_DEFLATE_READ_MIN)
         cap = CORIO__WS_DEFLATE_READ_MIN;
     if (!ws->sbuf) {
         if (!(ws->sbuf = malloc(cap)))
-            return CORIO_ENOMEM;
+            return NOT_STARTED;
         ws->sbuf_cap = cap;
     }
     int rc = corio__ws_deflate_feed(&ws->pmd, data, len, true);
     if (rc)
-        return rc;
+        return rc == CORIO_ENOMEM ? NOT_STARTED : rc;
     bool first = true, fin = false;
     while (!fin) {
         size_t n;
@@ -615,15 +673,19 @@ int corio_ws_send(corio_ws *ws, corio_ws_type type, const void *data, size_t len
     rc = flush_pending(ws);
     if (rc == 0 && ws->pmd_on && corio__ws_deflate_wanted(&ws->pmd, len)) {
         rc = send_deflated(ws, opcode, data, len);
-        if (rc == CORIO_ENOMEM && !ws->fail)
+        if (rc == NOT_STARTED)
             rc = send_plain(ws, opcode, data, len);
     } else if (rc == 0) {
         rc = send_plain(ws, opcode, data, len);
     }
-    int urc = unlock_send(ws);
-    if (rc == 0)
-        rc = urc;
-    /* A message cut short cannot be resumed: its frames are half out. */
+    if (rc) {
+        /* A message cut short cannot be resumed: its frames are half out,
+         * so nothing may follow (broken before the lock goes to anyone). */
+        broken(ws, rc);
+        corio_lock_release(&ws->send_lock);
+        return rc;
+    }
+    rc = unlock_send(ws);
     return rc ? broken(ws, rc) : 0;
 }
 
@@ -643,12 +705,16 @@ int corio_ws_ping(corio_ws *ws, const void *data, size_t len) {
     int rc = corio_lock_acquire(&ws->send_lock);
     if (rc)
         return rc;
-    rc = flush_pending(ws);
+    rc = ws->close_sent ? CORIO_ECLOSED : flush_pending(ws); /* ECLOSED after a failure */
     if (rc == 0)
         rc = write_frame(ws, CORIO__WS_FIN, CORIO__WS_PING, data, len);
-    int urc = unlock_send(ws);
-    if (rc == 0)
-        rc = urc;
+    if (rc) {
+        if (rc != CORIO_ECLOSED)
+            broken(ws, rc);
+        corio_lock_release(&ws->send_lock);
+        return rc;
+    }
+    rc = unlock_send(ws);
     return rc ? broken(ws, rc) : 0;
 }
 
@@ -698,6 +764,7 @@ static void linger(corio_ws *ws) {
 }
 
 void corio__ws_finish(corio_ws *ws, int code) {
+    ws->part_mid = false; /* nobody holds pieces now: the rest of a message is dropped */
     if (!ws->close_sent && !ws->closed && !ws->fail) {
         if (corio_stream_draining(ws->s))
             code = CORIO__WS_CLOSE_GOING_AWAY;
@@ -706,12 +773,15 @@ void corio__ws_finish(corio_ws *ws, int code) {
     } else if (ws->close_sent && !ws->closed) {
         await_peer_close(ws);
     }
-    if (ws->unconsumed) {
-        corio_stream_consume(ws->s, ws->unconsumed);
-        ws->unconsumed = 0;
-    }
-    if (ws->failed_peer)
+    ws->zfeeding = false; /* a message's compressed input goes with the rest */
+    let_go(ws);
+    if (ws->failed_peer) {
         linger(ws);
+    } else if (!ws->reset) { /* what is queued (our close, its echo) goes out first */
+        CORIO_WITH(corio_timeout_scope(ws->o.close_timeout_ms)) {
+            (void)corio_stream_drain(ws->s);
+        }
+    }
     if (ws->pmd_on)
         corio__ws_pmd_release(&ws->pmd);
     corio__ws_buf_release(&ws->msg);

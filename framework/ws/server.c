@@ -123,6 +123,10 @@ static int handshake(accept_ctx *a) {
         return refuse(a->res, 426, "WebSocket version 13 expected\n");
     if (!single(req, "Sec-WebSocket-Key", &key) || !corio__ws_key_valid(key.ptr, key.len))
         return refuse(a->res, 400, "bad Sec-WebSocket-Key\n");
+    corio_strv te, cl;
+    if (corio_req_header(req, "Transfer-Encoding", &te) ||
+        (corio_req_header(req, "Content-Length", &cl) && !(cl.len == 1 && cl.ptr[0] == '0')))
+        return refuse(a->res, 400, "a WebSocket handshake has no body\n");
     char accept[CORIO__WS_ACCEPT_LEN + 1], ext[CORIO__WS_PMD_HEADER_MAX];
     int rc = corio__ws_accept_key(key.ptr, key.len, accept);
     if (rc == 0)

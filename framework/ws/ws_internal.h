@@ -60,6 +60,12 @@ struct corio_ws {
     /* closing */
     bool close_sent, close_received, closed;
     bool failed_peer; /* we closed it for breaking the protocol */
+    bool reset;       /* its close will be a reset: nothing more to wait for */
+    bool pinned;      /* the read buffer is pinned: a piece or zlib's input lies in it */
+    bool msg_partial; /* corio_ws_receive was cut inside a message: ws->msg holds its start */
+    /* the receiver's wait, while it waits: its task and own timeout scope */
+    corio_task *wait_task;
+    corio_scope *wait_scope;
     int close_code;
     uint64_t close_deadline;
     int fail; /* sticky: what every call returns once the WebSocket failed */

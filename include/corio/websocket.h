@@ -64,11 +64,16 @@ typedef enum corio_ws_type {
 /* ping_interval_ms: no keep-alive pings. */
 #define CORIO_WS_NO_PING UINT64_MAX
 
-/* Options (NULL or zeroed fields: the defaults). */
+/* Options (NULL or zeroed fields: the defaults; copied, but for the
+ * subprotocols).  Out of range (CORIO_EINVAL): ping_interval_ms or
+ * ping_timeout_ms over 24 h (but CORIO_WS_NO_PING), fragment_size over
+ * 1 GiB, close_timeout_ms over 30 s, deflate_window_bits outside 9..15,
+ * deflate_level outside 0..9. */
 typedef struct corio_ws_opts {
     /* Subprotocols the server speaks, most preferred first: the first one
      * the client offers is chosen (corio_ws_subprotocol), none if it offers
-     * none of them. */
+     * none of them; a client offers them in this order.  Borrowed (the
+     * array and its strings): they must outlive the WebSocket. */
     const char *const *subprotocols;
     size_t nsubprotocols;
     /* A message longer than this (after decompression) is refused: close
@@ -163,8 +168,9 @@ typedef struct corio_ws_part {
 } corio_ws_part;
 
 /* Await: the next piece of the current (or next) message, as its frames
- * arrive: nothing more is read from the socket until the caller asks for
- * the next piece (backpressure).  Text pieces may end inside a character
+ * arrive: at most the read buffer's worth (64 KiB) is read ahead of the
+ * caller, and nothing more until it asks for the next piece
+ * (backpressure).  Text pieces may end inside a character
  * (the message as a whole is checked).  max_message still applies to the
  * message.  Returns as corio_ws_receive. */
 int corio_ws_receive_part(corio_ws *ws, corio_ws_part *part);
