@@ -511,6 +511,77 @@ static void test_a_close_from_another_task_bounds_the_receivers_wait(void **stat
     corio_test_run_checked(other_closer_main, *state);
 }
 
+/* Two tasks send on one WebSocket at once, each message longer than a
+ * frame (fragmented), while the echoes come back: every message arrives
+ * whole, none interleaved with another (the send lock). */
+#define SENDERS 2
+#define PER_SENDER 40
+#define SENT_LEN (150 * 1024)
+
+typedef struct sender_arg {
+    corio_ws *ws;
+    int id;
+} sender_arg;
+
+static int sender_task(void *arg) {
+    sender_arg *a = arg;
+    char *buf = malloc(SENT_LEN);
+    if (!buf)
+        return CORIO_ENOMEM;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PER_SENDER; i++) {
+        memset(buf, 'a' + a->id, SENT_LEN); /* the whole message names its sender */
+        buf[0] = (char)i;
+        rc = corio_ws_send_binary(a->ws, buf, SENT_LEN);
+    }
+    free(buf);
+    return rc;
+}
+
+static int senders_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/echo");
+    corio_ws_opts o = {.max_message = 1u << 20, .fragment_size = 64 * 1024};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, &o)) {
+        sender_arg args[SENDERS];
+        corio_task *t[SENDERS];
+        for (int k = 0; k < SENDERS; k++) {
+            args[k] = (sender_arg){ws, k};
+            t[k] = corio_test_spawn("ws-sender", sender_task, &args[k]);
+        }
+        int next[SENDERS] = {0};
+        bool whole = true;
+        for (int got = 0; got < SENDERS * PER_SENDER; got++) {
+            corio_ws_msg m;
+            if (corio_ws_receive(ws, &m) != 0 || m.len != SENT_LEN) {
+                whole = false;
+                break;
+            }
+            const unsigned char *d = m.data;
+            int k = d[1] - 'a';
+            bool same = k >= 0 && k < SENDERS && d[0] == next[k];
+            for (size_t i = 1; same && i < m.len; i++)
+                same = d[i] == d[1];
+            whole = whole && same;
+            if (same)
+                next[k]++; /* each sender's messages in its order */
+        }
+        SOFT(whole);
+        for (int k = 0; k < SENDERS; k++)
+            SOFT(corio_test_join(t[k]) == 0);
+    }
+    SOFT(rc == 0);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_two_senders_messages_never_interleave(void **state) {
+    corio_test_run_checked(senders_main, *state);
+}
+
 /* ---- corio's client against Python's websockets server -------------------------------------- */
 
 static const char py_server[] =
@@ -617,6 +688,7 @@ int main(void) {
         cmocka_unit_test(test_pieces_stay_put_while_the_caller_awaits),
         cmocka_unit_test(test_a_callers_deadline_mid_message_loses_nothing),
         cmocka_unit_test(test_a_close_from_another_task_bounds_the_receivers_wait),
+        cmocka_unit_test(test_two_senders_messages_never_interleave),
         cmocka_unit_test(test_client_against_python_websockets_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
