@@ -345,8 +345,8 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
     if (through && !req->head_method)
         return send_through(res, fd, ctype, len);
     if (through) { /* HEAD: the fields a GET would get */
-        int rc = corio_res_start_length(res, 200, ctype, len);
-        return rc ? rc : corio_res_end(res);
+        int hrc = corio_res_start_length(res, 200, ctype, len);
+        return hrc ? hrc : corio_res_end(res);
     }
     if (req->head_method)
         return corio__res_send_head(res, status, ctype, len);

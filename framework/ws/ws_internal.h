@@ -21,56 +21,54 @@
 #define CORIO__WS_READ_MAX (64 * 1024)
 
 struct corio_ws {
+    /* (in this order: no padding between the fields) */
     corio_stream *s;
-    corio__ws_role role;
-    corio_ws_opts o; /* defaults applied; subprotocols borrowed */
     const char *subprotocol;
-    bool pmd_on;
-    corio__ws_pmd pmd;
+    uint64_t saved_read_timeout; /* the stream's, put back at the end */
+    corio_task *receiver;        /* the task inside a receive call, or NULL */
+    uint64_t got;                /* payload bytes of h taken so far */
+    size_t unconsumed;           /* read-buffer bytes handed out by the last piece */
+    uint64_t msg_wire;           /* payload bytes of the message on the wire */
+    uint64_t msg_len;            /* ... and after decompression */
+    uint8_t *zout;               /* inflated bytes, CORIO__WS_ZOUT */
+    size_t zfed;                 /* bytes fed to the inflater (consumed once taken) */
+    uint64_t last_rx;            /* corio_now() when bytes last came */
+    uint64_t pong_due;           /* a keep-alive ping's deadline, 0: none outstanding */
+    /* the receiver's wait, while it waits: its task and own timeout scope */
+    corio_task *wait_task;
+    corio_scope *wait_scope;
+    uint64_t close_deadline;
+    uint8_t *sbuf; /* send scratch: compressed pieces */
+    size_t sbuf_cap;
     corio__ws_rules rules;
     corio_lock send_lock;
-    uint64_t saved_read_timeout; /* the stream's, put back at the end */
-    /* receiving */
-    corio_task *receiver;   /* the task inside a receive call, or NULL */
-    bool in_message;        /* frame order: inside a fragmented message */
-    bool in_frame;          /* h is the frame whose payload is being read */
-    bool part_mid;          /* corio_ws_receive_part is inside a message */
     corio__ws_header h;
-    uint64_t got;           /* payload bytes of h taken so far */
-    size_t unconsumed;      /* read-buffer bytes handed out by the last piece */
+    corio__ws_buf msg; /* corio_ws_receive's message */
+    corio_ws_opts o;   /* defaults applied; subprotocols borrowed */
+    corio__ws_pmd pmd;
+    corio__ws_role role;
     corio_ws_type msg_type;
-    bool msg_compressed;    /* RSV1 on the message's first frame */
-    bool msg_first;         /* the next piece is the message's first */
-    uint64_t msg_wire;      /* payload bytes of the message on the wire */
-    uint64_t msg_len;       /* ... and after decompression */
+    int close_code;
+    int fail; /* sticky: what every call returns once the WebSocket failed */
+    bool pmd_on;
+    bool in_message;     /* frame order: inside a fragmented message */
+    bool in_frame;       /* h is the frame whose payload is being read */
+    bool part_mid;       /* corio_ws_receive_part is inside a message */
+    bool msg_compressed; /* RSV1 on the message's first frame */
+    bool msg_first;      /* the next piece is the message's first */
     corio__ws_utf8 utf8;
-    uint8_t ctl[CORIO__WS_CONTROL_MAX];
-    corio__ws_buf msg;      /* corio_ws_receive's message */
-    uint8_t *zout;          /* inflated bytes, CORIO__WS_ZOUT */
-    bool zfeeding;          /* payload bytes fed to the inflater, not all taken */
-    bool zlast;             /* ... and they end the message */
-    size_t zfed;            /* how many (consumed once taken) */
-    /* keep-alive */
-    uint64_t last_rx; /* corio_now() when bytes last came */
-    uint64_t pong_due; /* a keep-alive ping's deadline, 0: none outstanding */
+    bool zfeeding; /* payload bytes fed to the inflater, not all taken */
     /* control frames waiting for the send lock's holder */
     bool pong_pending, ping_pending;
     uint8_t pong_len;
-    uint8_t pong[CORIO__WS_CONTROL_MAX];
     /* closing */
     bool close_sent, close_received, closed;
     bool failed_peer; /* we closed it for breaking the protocol */
     bool reset;       /* its close will be a reset: nothing more to wait for */
     bool pinned;      /* the read buffer is pinned: a piece or zlib's input lies in it */
     bool msg_partial; /* corio_ws_receive was cut inside a message: ws->msg holds its start */
-    /* the receiver's wait, while it waits: its task and own timeout scope */
-    corio_task *wait_task;
-    corio_scope *wait_scope;
-    int close_code;
-    uint64_t close_deadline;
-    int fail; /* sticky: what every call returns once the WebSocket failed */
-    uint8_t *sbuf; /* send scratch: compressed pieces */
-    size_t sbuf_cap;
+    uint8_t ctl[CORIO__WS_CONTROL_MAX];
+    uint8_t pong[CORIO__WS_CONTROL_MAX];
 };
 
 /* Readies ws (zeroed, s and role set) with options o (NULL: defaults;
