@@ -2,6 +2,7 @@
 /* Streams, server and client on loopback: corio server, corio client. */
 #define _GNU_SOURCE /* memfd_create */
 #include "corio_test.h"
+#include "net/proto.h"
 #include "runtime/internal.h"
 #include "stream_helpers.h"
 
@@ -677,6 +678,63 @@ static void test_flooding_peer_runs_its_reader_at_most_twice_per_poll(void **sta
         fail_msg("the reader ran %u times in one poll", f.max_runs);
 }
 
+/* ---- a write that does not wait for the queue to drain (corio__stream_write_nowait) ----------- */
+
+/* The server's side never reads until told: the client's queue stays full. */
+static int hold_unread(corio_stream *s, void *arg) {
+    corio_event *go = arg;
+    corio_event_wait(go);
+    char buf[4096];
+    while (corio_stream_read(s, buf, sizeof buf) > 0) {
+    }
+    return 0;
+}
+
+static int nowait_main(void *arg) {
+    int *failed_line = arg;
+#define NW_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond) && !*failed_line)                                                              \
+            *failed_line = __LINE__;                                                               \
+    } while (0)
+    corio_event go;
+    corio_event_init(&go);
+    corio_server *srv;
+    corio_stream *c;
+    int rc = serve_and_connect(hold_unread, &go, &srv, &c);
+    if (rc)
+        return rc;
+    corio_stream_opts o = {.write_high_water = 1024};
+    corio_stream_configure(c, &o);
+    static char big[16 << 20];
+    CORIO_WITH(corio_timeout_scope(200)) {
+        rc = corio_stream_write(c, big, sizeof big); /* more than the socket takes */
+    }
+    NW_CHECK(rc == CORIO_ETIMEDOUT);
+    size_t before = corio_stream_write_queued(c);
+    NW_CHECK(before > 1024); /* above the high-water mark: a write would wait */
+    uint64_t t0 = corio_now();
+    struct iovec iov = {(void *)"pong", 4};
+    NW_CHECK(corio__stream_write_nowait(c, &iov, 1) == 0);
+    NW_CHECK(corio_stream_write_queued(c) == before + 4); /* queued behind, at once */
+    NW_CHECK(corio_now() == t0);
+    corio_event_set(&go); /* the server drains it all */
+    NW_CHECK(corio_stream_drain(c) == 0);
+    corio_stream_shutdown(c);
+    NW_CHECK(corio__stream_write_nowait(c, &iov, 1) == CORIO_EPIPE);
+    corio_stream_close(c);
+    return corio_server_shutdown(srv, 1000);
+#undef NW_CHECK
+}
+
+static void test_write_nowait_queues_above_the_high_water_mark(void **state) {
+    (void)state;
+    int failed_line = 0;
+    corio_test_run(nowait_main, &failed_line);
+    if (failed_line)
+        fail_msg("check at line %d failed", failed_line);
+}
+
 /* ---- addresses; the contract's error codes --------------------------------------------------- */
 
 /* Records the server side's view of the connection's two ends, then waits
@@ -959,6 +1017,7 @@ int main(void) {
         cmocka_unit_test(test_parked_connection_reset_by_peer_runs_no_handler),
         cmocka_unit_test(test_parked_connection_resumed_by_bytes_then_closed_by_peer),
         cmocka_unit_test(test_flooding_peer_runs_its_reader_at_most_twice_per_poll),
+        cmocka_unit_test(test_write_nowait_queues_above_the_high_water_mark),
         cmocka_unit_test(test_reset_on_close_sends_a_reset),
         cmocka_unit_test(test_local_and_peer_names_of_both_ends),
         cmocka_unit_test(test_second_reader_gets_ebusy_and_close_wakes_the_first_with_eclosed),

@@ -59,6 +59,16 @@ uint64_t corio__stream_swap_read_timeout(corio_stream *s, uint64_t ms);
  * CORIO_ECLOSED once it is closing (its descriptor may be gone). */
 int corio__stream_write_error(const corio_stream *s);
 
+/* Not an await: queues iov's bytes (a few, e.g. a WebSocket's pong) behind
+ * what is queued, without waiting for the queue to fall below the
+ * high-water mark, for a protocol that must not stop reading while its
+ * peer is slow to read.  The caller sees to it that no other write of s is
+ * half done (a frame cut in two).  Returns 0, the sticky write error,
+ * CORIO_EPIPE after a shutdown, CORIO_ECLOSED while closing, CORIO_ENOMEM,
+ * or CORIO_ENOTSUP on a TLS stream (records are sealed by a writer: use
+ * corio_stream_writev). */
+int corio__stream_write_nowait(corio_stream *s, const struct iovec *iov, size_t n);
+
 /* Whether a write on s failed because its own write timeout expired: the
  * peer stopped reading (not a deadline or cancel of the writing task). */
 bool corio__stream_write_stalled(const corio_stream *s);

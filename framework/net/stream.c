@@ -687,6 +687,18 @@ int corio__stream_raw_write(corio_stream *s, const struct iovec *iov, size_t n) 
     return 0;
 }
 
+int corio__stream_write_nowait(corio_stream *s, const struct iovec *iov, size_t n) {
+    if (s->tls)
+        return CORIO_ENOTSUP;
+    if (s->closing)
+        return CORIO_ECLOSED;
+    if (s->werr)
+        return s->werr;
+    if (s->shut)
+        return CORIO_EPIPE;
+    return corio__stream_raw_write(s, iov, n);
+}
+
 int corio_stream_writev(corio_stream *s, const struct iovec *iov, size_t n) {
     int rc;
     corio_task *t = begin_io(s, "corio_stream_write", &rc);

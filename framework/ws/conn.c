@@ -141,9 +141,23 @@ static int write_masked(corio_ws *ws, const uint8_t *head, size_t hlen, const ui
     return rc;
 }
 
-/* Await, the send lock held: one frame. */
-static int write_frame(corio_ws *ws, unsigned flags, unsigned opcode, const void *data,
-                       size_t len) {
+/* The receiver's control frames (at most 125 bytes of payload) are queued
+ * without waiting for the send queue to drain below its high-water mark
+ * (net/proto.h: not on TLS, whose records a writer seals): it must go on
+ * reading whatever the peer's reading. */
+static int write_control_nowait(corio_ws *ws, const uint8_t *head, size_t hlen,
+                                const uint8_t *mask, const void *data, size_t len) {
+    uint8_t body[CORIO__WS_CONTROL_MAX];
+    if (mask && len)
+        corio__ws_mask_copy(body, data, len, mask, 0);
+    struct iovec iov[2] = {{(void *)head, hlen}, {mask ? body : (void *)data, len}};
+    return corio__stream_write_nowait(ws->s, iov, len ? 2 : 1);
+}
+
+/* Await, the send lock held: one frame.  `nowait`: a receiver's control
+ * frame (write_control_nowait), where the stream allows it. */
+static int write_frame_ex(corio_ws *ws, unsigned flags, unsigned opcode, const void *data,
+                          size_t len, bool nowait) {
     uint8_t head[CORIO__WS_HEADER_MAX], mask[4];
     bool client = ws->role == CORIO__WS_CLIENT;
     if (client && RAND_bytes(mask, sizeof mask) != 1)
@@ -151,14 +165,25 @@ static int write_frame(corio_ws *ws, unsigned flags, unsigned opcode, const void
     int n = corio__ws_header_encode(head, flags, opcode, len, client ? mask : NULL);
     if (n < 0)
         return n;
+    if (nowait && len <= CORIO__WS_CONTROL_MAX) {
+        int rc = write_control_nowait(ws, head, (size_t)n, client ? mask : NULL, data, len);
+        if (rc != CORIO_ENOTSUP)
+            return rc;
+    }
     if (client)
         return write_masked(ws, head, (size_t)n, mask, data, len);
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)data, len}};
     return corio_stream_writev(ws->s, iov, len ? 2 : 1);
 }
 
-/* Await, the lock held: the control frames left in the slot. */
-static int flush_pending(corio_ws *ws) {
+static int write_frame(corio_ws *ws, unsigned flags, unsigned opcode, const void *data,
+                       size_t len) {
+    return write_frame_ex(ws, flags, opcode, data, len, false);
+}
+
+/* Await, the lock held: the control frames left in the slot (queued
+ * without waiting when `nowait`: the receiver's own). */
+static int flush_slot(corio_ws *ws, bool nowait) {
     if (ws->fail)
         return CORIO_ECLOSED; /* a frame may be cut: nothing may follow it */
     int rc = 0;
@@ -168,13 +193,17 @@ static int flush_pending(corio_ws *ws) {
             uint8_t copy[CORIO__WS_CONTROL_MAX];
             size_t n = ws->pong_len;
             memcpy(copy, ws->pong, n); /* a newer ping may replace it meanwhile */
-            rc = write_frame(ws, CORIO__WS_FIN, CORIO__WS_PONG, copy, n);
+            rc = write_frame_ex(ws, CORIO__WS_FIN, CORIO__WS_PONG, copy, n, nowait);
         } else {
             ws->ping_pending = false;
-            rc = write_frame(ws, CORIO__WS_FIN, CORIO__WS_PING, NULL, 0);
+            rc = write_frame_ex(ws, CORIO__WS_FIN, CORIO__WS_PING, NULL, 0, nowait);
         }
     }
     return rc;
+}
+
+static int flush_pending(corio_ws *ws) {
+    return flush_slot(ws, false);
 }
 
 /* The send lock's holder lets go: what is in the slot goes out first. */
@@ -218,7 +247,8 @@ static int send_control(corio_ws *ws, unsigned opcode, const uint8_t *data, size
     }
     if (corio_lock_try_acquire(&ws->send_lock) != 0)
         return 0; /* the holder sends it */
-    int rc = unlock_send(ws);
+    int rc = ws->close_sent ? 0 : flush_slot(ws, true);
+    corio_lock_release(&ws->send_lock);
     return rc ? broken(ws, rc) : 0;
 }
 
