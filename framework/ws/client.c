@@ -186,12 +186,7 @@ static void await_server_close(corio_ws *ws) {
         corio_stream_close(ws->s);
         return;
     }
-    CORIO_WITH(corio_timeout_scope(ws->o.close_timeout_ms)) {
-        size_t len;
-        while (corio_stream_buffered(ws->s, &len), corio_stream_consume(ws->s, len),
-               corio_stream_fill(ws->s) >= 0) {
-        }
-    }
+    corio__ws_drop_input(ws, ws->o.close_timeout_ms, false);
     corio_stream_close(ws->s);
 }
 

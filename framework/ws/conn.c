@@ -782,9 +782,9 @@ int corio_ws_close(corio_ws *ws, int code, const char *reason) {
  * close does. */
 #define LINGER_MS 1000
 
-static void linger(corio_ws *ws) {
-    CORIO_WITH(corio_timeout_scope(LINGER_MS)) {
-        if (corio_stream_shutdown(ws->s) == 0) {
+void corio__ws_drop_input(corio_ws *ws, uint64_t ms, bool shutdown) {
+    CORIO_WITH(corio_timeout_scope(ms)) {
+        if (!shutdown || corio_stream_shutdown(ws->s) == 0) {
             size_t len;
             while (corio_stream_buffered(ws->s, &len), corio_stream_consume(ws->s, len),
                    corio_stream_fill(ws->s) >= 0) {
@@ -806,7 +806,7 @@ void corio__ws_finish(corio_ws *ws, int code) {
     ws->zfeeding = false; /* a message's compressed input goes with the rest */
     let_go(ws);
     if (ws->failed_peer) {
-        linger(ws);
+        corio__ws_drop_input(ws, LINGER_MS, true);
     } else if (!ws->reset) { /* what is queued (our close, its echo) goes out first */
         CORIO_WITH(corio_timeout_scope(ws->o.close_timeout_ms)) {
             (void)corio_stream_drain(ws->s);

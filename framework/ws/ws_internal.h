@@ -82,6 +82,11 @@ int corio__ws_start_deflate(corio_ws *ws, bool server_no_ctx, bool client_no_ctx
 /* The connection starts: the stream's options for WebSocket reads. */
 void corio__ws_open(corio_ws *ws);
 
+/* Await: reads and drops what the peer sends, for at most ms, until its
+ * input ends (after half-closing ours when `shutdown`): a lingering close,
+ * or a client waiting for the server to close first. */
+void corio__ws_drop_input(corio_ws *ws, uint64_t ms, bool shutdown);
+
 /* Await: the end of a WebSocket's life on its stream: a close (`code`)
  * unless one was sent or the connection failed, the bounded wait for the
  * peer's, and every buffer and compression state freed (ws itself is the
