@@ -680,6 +680,13 @@ static void test_flooding_peer_runs_its_reader_at_most_twice_per_poll(void **sta
 
 /* ---- a write that does not wait for the queue to drain (corio__stream_write_nowait) ----------- */
 
+/* Runs only when the task that spawned it yields: a witness that a call
+ * did not wait. */
+static int note_ran(void *arg) {
+    *(int *)arg = 1;
+    return 0;
+}
+
 /* The server's side never reads until told: the client's queue stays full. */
 static int hold_unread(corio_stream *s, void *arg) {
     corio_event *go = arg;
@@ -713,11 +720,15 @@ static int nowait_main(void *arg) {
     NW_CHECK(rc == CORIO_ETIMEDOUT);
     size_t before = corio_stream_write_queued(c);
     NW_CHECK(before > 1024); /* above the high-water mark: a write would wait */
-    uint64_t t0 = corio_now();
+    int witness_ran = 0;
+    corio_task *witness;
+    NW_CHECK(corio_spawn(&witness, "witness", note_ran, &witness_ran) == 0);
     struct iovec iov = {(void *)"pong", 4};
     NW_CHECK(corio__stream_write_nowait(c, &iov, 1) == 0);
     NW_CHECK(corio_stream_write_queued(c) == before + 4); /* queued behind, at once */
-    NW_CHECK(corio_now() == t0);
+    NW_CHECK(witness_ran == 0); /* and without yielding: the witness has not run */
+    NW_CHECK(corio_await(witness) == 0 && witness_ran == 1);
+    corio_task_release(witness);
     corio_event_set(&go); /* the server drains it all */
     NW_CHECK(corio_stream_drain(c) == 0);
     corio_stream_shutdown(c);
