@@ -300,10 +300,11 @@ TICKS = 50  # the attacker's sends per interval, each to a slice of its connecti
 
 
 def slowloris_child(port, n, interval, hold):
-    """The attacker (a child process), driven by lines on stdin: "open"
-    makes n connections, each sent one more byte of a head that never ends
-    every `interval` seconds until the server closes it, and answers "ready
-    N" once all are connected and have sent a byte; "drop" resets them all
+    """The attacker (a child process), driven by lines on stdin: "open K"
+    makes K more connections (n in all, over several commands), each sent
+    one more byte of a head that never ends every `interval` seconds until
+    the server closes it, and answers "ready N" (N open in all) once they
+    are connected and have sent a byte; "drop" resets them all
     and answers "dropped"; "mark" records how many are still open, and the
     child ends when the server has closed them all or `hold` seconds later,
     printing one line of JSON (how the server closed them)."""
@@ -328,12 +329,13 @@ def slowloris_child(port, n, interval, hold):
 
     def command(line):
         nonlocal mark_at, next_round
-        if line == "open":
-            for s in connect_many(port, n):
+        if line.startswith("open "):
+            if not state:
+                outcome["waves"] += 1
+            for s in connect_many(port, int(line.split()[1])):
                 s.send(SLOW_HEAD[:1])
                 state[s] = [1, b""]
                 sel.register(s, selectors.EVENT_READ)
-            outcome["waves"] += 1
             next_round = time.monotonic() + interval / TICKS
             print("ready %d" % len(state), flush=True)
         elif line == "drop":
@@ -452,11 +454,23 @@ def own_slowloris_keeps_throughput_and_header_deadline_closes():
             got = child.stdout.readline().strip()
             check(got == answer, "the attacker answered %r to %s" % (got, cmd))
 
+        def open_wave():
+            # In slices of 400, each accepted before the next connects: a
+            # burst of 5,000 connects overflows the listen queue (511, as
+            # nginx's), the kernel drops the overflow's handshakes and
+            # retransmits them seconds later, and the first connections'
+            # header deadline could fire before the last are accepted.
+            opened = 0
+            while opened < n:
+                k = min(400, n - opened)
+                tell("open %d" % k, "ready %d" % (opened + k))
+                opened += k
+                wait_until(lambda: fd_count(srv.pid) >= base.fds + opened, bulk_deadline(srv),
+                           "the server holding %d of the %d slow connections" % (opened, n))
+
         # A first wave, not measured: the server's first 5,000 connections
         # fault in its memory (stacks, buffers) while the rounds would run.
-        tell("open", "ready %d" % n)
-        wait_until(lambda: fd_count(srv.pid) >= base.fds + n, bulk_deadline(srv),
-                   "the server holding the %d slow connections" % n)
+        open_wave()
         tell("drop", "dropped")
         wait_until(lambda: fd_count(srv.pid) == base.fds, bulk_deadline(srv),
                    "the server closing the %d reset connections" % n)
@@ -464,9 +478,7 @@ def own_slowloris_keeps_throughput_and_header_deadline_closes():
         rt = realtime([0, srv.pid, child.pid], True)
         for cycle in range(max_cycles):
             alone.extend(request_rate(srv.port, per_round) for _ in range(rounds))
-            tell("open", "ready %d" % n)
-            wait_until(lambda: fd_count(srv.pid) >= base.fds + n, bulk_deadline(srv),
-                       "the server holding the %d slow connections" % n)
+            open_wave()
             under.extend(request_rate(srv.port, per_round) for _ in range(rounds))
             held_rss = max(held_rss or 0, measure_rss(srv) or 0) or None
             if cycle + 1 >= cycles and max(under) >= 0.9 * max(alone):
