@@ -1076,7 +1076,7 @@ static int reuse_main(env *e) {
     REQUIRE_RC(head_only_closes(e, "/stall?n=0", 5, 4), 0);
 
     /* A body that stalls: read_timeout_ms bounds each read (then closed). */
-    corio_http_client_opts o = {.read_timeout_ms = 200};
+    corio_http_client_opts o = {.read_timeout_ms = 1000}; /* the head's read too */
     corio_http_client *slow;
     REQUIRE_RC(corio_http_client_new(&slow, &o), 0);
     snprintf(url, sizeof url, "%s/stall", e->up.base);

@@ -144,7 +144,7 @@ static int gather_deadline_main(void *arg) {
     for (int i = 0; i < 10; i++)
         assert_corio(start(x, &fs[i], i == 6 ? ALT : MAIN, i == 6 ? "/hold?id=1" : "/ok"), 0);
     int rc = 0;
-    CORIO_WITH(corio_timeout_scope(1000)) {
+    CORIO_WITH(corio_timeout_scope(3000)) { /* nine on new connections, under valgrind too */
         rc = corio_gather(fs, 10);
     }
     assert_corio(rc, CORIO_ETIMEDOUT);

@@ -232,10 +232,12 @@ def case_each_event_is_a_chunk_that_decodes_at_once(t):
         check(d.decompress(tail) == b"" and d.eof, "no whole gzip end")
         check(d.unused_data == b"", "bytes after the gzip stream")
         if not harness.skip_under_wrap("event timing"):
-            gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-            # Events are written INTERVAL_MS apart: each arrived when written,
-            # not all at once when the stream ended.
-            check(all(g >= INTERVAL_MS / 1000 * 0.6 for g in gaps), "gaps %r" % gaps)
+            # Events are written INTERVAL_MS apart: they arrived as written,
+            # not all at once when the stream ended.  The span, not each
+            # gap: a client late reading one event shortens the next gap.
+            span = arrivals[-1] - arrivals[0]
+            check(span >= (n - 1) * INTERVAL_MS / 1000 * 0.5,
+                  "events arrived within %.3f s" % span)
         # The connection goes on.
         c.send(req("GET", "/data.json", "gzip"))
         status, hdrs, body, raw = c.response()

@@ -321,6 +321,21 @@ static int keeper_task(void *arg) {
     return 0;
 }
 
+/* Waits until *v is no longer 0 (a field another task sets), polling:
+ * false if it stays 0 for 30 s. */
+#define until_set(v) until_set_((const void *)(v), sizeof *(v))
+
+static bool until_set_(const void *v, size_t size) {
+    static const char zero[8];
+    for (uint64_t t0 = corio_now(); corio_now() - t0 < 30000;) {
+        if (memcmp(v, zero, size) != 0)
+            return true;
+        if (corio_sleep(5) != 0)
+            return false;
+    }
+    return false;
+}
+
 static int pool_exhaustion_main(void *arg) {
     (void)arg;
     corio_pg_pool *pool = NULL;
@@ -335,23 +350,26 @@ static int pool_exhaustion_main(void *arg) {
     h[3].timeout = 150; /* a waiter with a deadline, queued between two without */
     for (int i = 0; i < 5; i++) {
         t[i] = corio_test_spawn("keeper", keeper_task, &h[i]);
-        SOFT(corio_sleep(i < 2 ? 200 : 20) == 0); /* the first two are connected */
+        if (i < 2)
+            SOFT(until_set(&h[i].pid)); /* the first two are connected */
+        else
+            SOFT(corio_sleep(20) == 0); /* queued, in this order */
     }
-    SOFT(corio_sleep(250) == 0);
-    SOFT(h[0].got_at && h[1].got_at && h[0].pid != h[1].pid);
+    SOFT(until_set(&h[3].rc));
+    SOFT(h[0].pid != h[1].pid);
     SOFT(!h[2].got_at && !h[4].got_at);
     SOFT(h[3].rc == CORIO_ETIMEDOUT && !h[3].got_at); /* timed out waiting, left the queue */
     SOFT(corio_pg_pool_in_use(pool) == 2);
     /* one comes back: the first waiter (FIFO) gets that very connection */
     corio_event_set(&h[0].go);
     corio_test_join(t[0]);
-    SOFT(corio_sleep(300) == 0);
-    SOFT(h[2].got_at && !h[4].got_at);
+    SOFT(until_set(&h[2].pid));
+    SOFT(!h[4].got_at);
     SOFT(h[2].pid == h[0].pid); /* handed over, no reconnect */
     corio_event_set(&h[1].go);
     corio_test_join(t[1]);
-    SOFT(corio_sleep(300) == 0);
-    SOFT(h[4].got_at && h[4].pid == h[1].pid);
+    SOFT(until_set(&h[4].pid));
+    SOFT(h[4].pid == h[1].pid);
     corio_event_set(&h[2].go);
     corio_event_set(&h[4].go);
     corio_test_join(t[2]);
