@@ -152,8 +152,9 @@ class WsConn(Conn):
         lines = [b"GET %s HTTP/1.1" % path.encode(), b"Host: %s:%d" % (HOST.encode(), port),
                  b"Upgrade: websocket", b"Connection: Upgrade",
                  b"Sec-WebSocket-Key: " + key, b"Sec-WebSocket-Version: 13"]
-        if deflate:
-            lines.append(b"Sec-WebSocket-Extensions: permessage-deflate")
+        if deflate:  # True, or the offer's parameters
+            lines.append(b"Sec-WebSocket-Extensions: permessage-deflate"
+                         + (b"; " + deflate.encode() if isinstance(deflate, str) else b""))
         lines += [h.encode() if isinstance(h, str) else h for h in headers]
         self.send(b"\r\n".join(lines) + b"\r\n\r\n" + after_head)
         status, self.hdrs, raw = self.read_head()
@@ -168,7 +169,7 @@ class WsConn(Conn):
         # The server's compression context, kept between messages unless
         # it said server_no_context_takeover.
         self.inflater = zlib.decompressobj(-15)
-        check(self.deflate == deflate, "offered deflate=%s, answered %r" % (deflate, ext))
+        check(self.deflate == bool(deflate), "offered deflate=%s, answered %r" % (deflate, ext))
 
     def send_frame(self, opcode, payload=b"", **kw):
         self.send(frame(opcode, payload, **kw))
@@ -656,6 +657,30 @@ def case_raw_zip_bomb_is_1009_with_bounded_memory(t):
         expect_fail_close(c, 1009, "compressed fragments inflating to 90 MiB")
     finally:
         c.close()
+
+
+def case_raw_failed_mid_compressed_message_next_connection_clean(t):
+    # A compressed text message whose first byte is not UTF-8, then 1 MiB
+    # more: the server fails it (1007) after inflating its first piece,
+    # with most of the compressed input not yet through zlib, and the
+    # connection's inflater goes back to the worker's cache.  The next
+    # connection (Python's websockets, compressing) gets that inflater: it
+    # must start clean, not read on in the failed connection's freed buffer.
+    # (The offer is websockets': the same window, so the same cached state.)
+    for i in range(3):
+        c = WsConn(t.srv.port, deflate="client_max_window_bits")
+        try:
+            c.send_frame(TEXT, deflate_raw(b"\xff" + b"a" * MIB), flags=RSV1)
+            expect_fail_close(c, 1007, "compressed text that is not UTF-8")
+        finally:
+            c.close()
+
+        async def go():
+            async with connect(t.srv.port) as ws:
+                check([e.name for e in ws.extensions] == ["permessage-deflate"],
+                      "no permessage-deflate")
+                await roundtrip(ws, "after a failed connection %d " % i * 2000)
+        run(go())
 
 
 def case_raw_server_compresses_when_negotiated(t):

@@ -902,6 +902,55 @@ static void test_memory_no_takeover_shared_per_thread(void **state) {
     assert_int_equal(corio__ws_pmd_thread_bytes(NULL), 0);
 }
 
+/* A connection that fails in the middle of a message gives its states back
+ * to the thread's cache with zlib's input half taken, and the input (the
+ * stream's read buffer, the message being sent) is then freed.  The next
+ * connection gets those states: they must start clean, not go on reading
+ * the freed input (under ASan: a use after free; else corrupt data). */
+static void test_states_given_back_mid_message_start_clean(void **state) {
+    (void)state;
+    corio__ws_pmd_cache_clear();
+    corio__ws_pmd_params p = params(15, 15, false, false);
+    pair a;
+    pair_init(&a, &p);
+    uint8_t *msg = message(256u << 10, true);
+    corio__ws_buf wire = {0};
+    send_whole(&a.server, msg, 256u << 10, &wire);
+    uint8_t *in = malloc(wire.len); /* a read buffer, freed below */
+    assert_non_null(in);
+    memcpy(in, wire.data, wire.len);
+    uint8_t out[64];
+    size_t got;
+    bool fin;
+    assert_corio(corio__ws_inflate_feed(&a.client, in, wire.len, true), 0);
+    assert_corio(corio__ws_inflate_read(&a.client, out, sizeof out, &got, &fin), 0);
+    assert_true(got > 0 && !fin); /* most of the input not taken yet */
+    uint8_t *tx = malloc(256u << 10); /* a message being sent, freed below */
+    assert_non_null(tx);
+    memcpy(tx, msg, 256u << 10);
+    assert_corio(corio__ws_deflate_feed(&a.server, tx, 256u << 10, true), 0);
+    assert_corio(corio__ws_deflate_read(&a.server, out, sizeof out, &got, &fin), 0);
+    assert_false(fin);
+    pair_release(&a); /* the connection failed: both states to the cache */
+    free(in);
+    free(tx);
+
+    pair b; /* the cache's states, both ways */
+    pair_init(&b, &p);
+    corio__ws_buf back = {0};
+    for (int k = 0; k < 2; k++) {
+        corio__ws_pmd *from = k ? &b.client : &b.server, *to = k ? &b.server : &b.client;
+        send_whole(from, msg, 4096, &wire);
+        assert_corio(recv_whole(to, wire.data, wire.len, &back), 0);
+        assert_same(&back, msg, 4096);
+    }
+    pair_release(&b);
+    corio__ws_pmd_cache_clear();
+    free(msg);
+    corio__ws_buf_release(&wire);
+    corio__ws_buf_release(&back);
+}
+
 /* ---- out of memory -------------------------------------------------------------------------- */
 
 /* Fails each allocation in turn, in turn of: the first message sent (its
@@ -1038,6 +1087,7 @@ int main(void) {
         cmocka_unit_test(test_python_bytes_decode),
         cmocka_unit_test(test_memory_lazy_and_as_documented),
         cmocka_unit_test(test_memory_no_takeover_shared_per_thread),
+        cmocka_unit_test(test_states_given_back_mid_message_start_clean),
         cmocka_unit_test(test_out_of_memory_every_allocation),
         cmocka_unit_test(test_params_checked_and_small_messages_uncompressed),
         cmocka_unit_test(test_misuse_refused),

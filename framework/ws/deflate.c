@@ -133,11 +133,18 @@ static int zctx_get(corio__ws_zctx **out, bool deflate, int bits, int level, int
 }
 
 /* Gives z back, reset: to the thread's cache while it has room (and the
- * thread's exit can free it), else to free(). */
+ * thread's exit can free it), else to free().  zlib's resets leave the
+ * caller's fields alone: a state given back in the middle of a message
+ * (its connection failed) would hand its next owner input that pointed
+ * into a freed buffer. */
 static void zctx_put(corio__ws_zctx *z) {
     bool deflate = z->key >> 16;
     zcache *c = &caches[!deflate];
     int rc = deflate ? deflateReset(&z->zs) : inflateReset(&z->zs);
+    z->zs.next_in = NULL;
+    z->zs.avail_in = 0;
+    z->zs.next_out = NULL;
+    z->zs.avail_out = 0;
     if (rc == Z_OK && c->n < CORIO__WS_PMD_CACHE_MAX &&
         corio__thread_exit_arm(corio__ws_pmd_cache_clear, &cache_armed)) {
         z->next = c->head;
