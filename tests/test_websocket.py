@@ -683,6 +683,51 @@ def case_raw_failed_mid_compressed_message_next_connection_clean(t):
         run(go())
 
 
+def case_mem_receive_budget_refuses_with_1013_and_gives_back(t):
+    # --ws-budget 2: this worker's WebSockets hold at most 2 MiB in messages
+    # being received beyond the first 64 KiB of each.  Raw clients each
+    # send the start of a compressed message: 900 KiB of zeros in a few
+    # hundred bytes, held in a 1 MiB buffer (960 KiB counted) while the
+    # message waits for its end.  Two fit, the third is refused with 1013;
+    # once the first two are done, Python's websockets sends 1.5 MiB.
+    srv = Server(ARGS.chat_ws, "--ws-budget", "2")
+    held, comps, zeros = [], [], b"\0" * (900 * 1024)
+    try:
+        for i in range(3):
+            c = WsConn(srv.port, deflate=True)
+            held.append(c)
+            # One compressor per message; a fragment that does not end it
+            # keeps its sync flush's 00 00 ff ff.
+            comps.append(zlib.compressobj(9, zlib.DEFLATED, -15))
+            start = comps[i].compress(zeros) + comps[i].flush(zlib.Z_SYNC_FLUSH)
+            c.send_frame(BINARY, start, fin=False, flags=RSV1)
+            if i < 2:
+                # A ping behind the fragment: its pong says the fragment
+                # was taken (inflated into the message's buffer).
+                c.send_frame(PING, b"%d" % i)
+                fin, _, op, data = c.read_frame()
+                check(op == PONG and data == b"%d" % i, "conn %d: %r %r" % (i, op, data[:40]))
+            else:
+                expect_fail_close(c, 1013, "a third message past the budget")
+        for c, comp in zip(held[:2], comps):  # the two end their messages: echoed whole
+            c.send_frame(CONT, (comp.compress(b"end") + comp.flush(zlib.Z_SYNC_FLUSH))[:-4])
+            op, data = c.read_message()
+            check(op == BINARY and data == zeros + b"end", "an echo of %d bytes" % len(data))
+            c.send_frame(CLOSE, close_payload(1000))
+            code, _, _ = c.read_close()
+            check(code == 1000, "close %r" % code)
+
+        async def go():
+            async with connect(srv.port, max_size=None) as ws:
+                await roundtrip(ws, b"\1" * (1536 * 1024))
+        run(go())
+        srv.stop()
+    finally:
+        for c in held:
+            c.close()
+        srv.kill()
+
+
 def case_raw_server_compresses_when_negotiated(t):
     c = WsConn(t.srv.port, deflate=True)
     try:

@@ -159,6 +159,30 @@ static int closed_by_other(corio_req *req, corio_res *res, void *arg) {
     return 0;
 }
 
+/* The receive budget: 3 MiB for this thread's messages beyond 64 KiB
+ * each.  Answers each message "ok"; after one that starts with 'h' it
+ * holds it (the caller's until the next receive) until budget_go is set. */
+static corio_event budget_go;
+static int budget_refusals; /* receives that returned CORIO_EAGAIN */
+
+static int budgeted(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws_opts o = {.max_message = 4u << 20, .receive_budget = 3u << 20, .deflate = true};
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, &o)) {
+        corio_ws_msg m;
+        while ((rc = corio_ws_receive(ws, &m)) == 0) {
+            if ((rc = corio_ws_send_text(ws, "ok")) != 0)
+                break;
+            if (m.len && *(const char *)m.data == 'h' && (rc = corio_event_wait(&budget_go)) != 0)
+                break;
+        }
+        budget_refusals += rc == CORIO_EAGAIN;
+    }
+    return 0;
+}
+
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 typedef struct ctx {
@@ -594,6 +618,89 @@ static void test_two_senders_messages_never_interleave(void **state) {
     corio_test_run_checked(senders_main, *state);
 }
 
+/* Whether the thread's receive budget comes to `want` within 10 s (a
+ * handler gives its message back when it ends, after its peer's scope may
+ * have ended). */
+static bool budget_comes_to(size_t want) {
+    for (uint64_t t0 = corio_now(); corio_now() - t0 < 10000; corio_sleep(1))
+        if (corio_ws_receive_budget_used() == want)
+            return true;
+    return false;
+}
+
+/* Sends a message of len bytes starting with `first` on a new WebSocket
+ * to the budgeted handler; returns what its answer's receive returned (0:
+ * "ok") and the close code in *code.  A message starting with 'h' is
+ * held: the WebSocket stays open until budget_go is set. */
+static int budget_send(ctx *c, char first, size_t len, int *code) {
+    char *buf = malloc(len);
+    if (!buf)
+        return CORIO_ENOMEM;
+    memset(buf, 'a', len); /* compressible: a few KiB on the wire */
+    buf[0] = first;
+    corio_ws_opts o = {.deflate = true};
+    corio_ws *ws;
+    int rc, got = CORIO_EFAILED;
+    *code = 0;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, &o)) {
+        corio_ws_msg m;
+        if ((got = corio_ws_send_binary(ws, buf, len)) == 0 &&
+            (got = corio_ws_receive(ws, &m)) == 0 && strcmp(m.data, "ok") != 0)
+            got = CORIO_EFAILED;
+        *code = corio_ws_close_code(ws);
+        if (got == 0 && first == 'h')
+            corio_event_wait(&budget_go); /* the server holds it meanwhile */
+    }
+    free(buf);
+    return rc ? rc : got;
+}
+
+typedef struct held_arg {
+    ctx *c;
+    int rc, code;
+} held_arg;
+
+static int held_sender(void *arg) {
+    held_arg *h = arg;
+    h->rc = budget_send(h->c, 'h', 1536u << 10, &h->code);
+    return 0;
+}
+
+/* A 1.5 MiB message held by one handler takes 2 MiB - 64 KiB of a 3 MiB
+ * budget (its buffer's capacity past the free 64 KiB); a second such
+ * message, compressed to a few KiB on the wire, is refused with 1013
+ * and gives back what it had taken; a small message still passes; once
+ * the first handler lets its message go, a large one passes again. */
+static int budget_main(void *arg) {
+    ctx *c = arg;
+    corio_event_init(&budget_go);
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/budget");
+    const size_t one = (2u << 20) - (64u << 10);
+    held_arg h = {c, 1, 0};
+    corio_task *holder = corio_test_spawn("ws-holder", held_sender, &h);
+    SOFT(budget_comes_to(one));
+    int code;
+    SOFT(budget_send(c, 'x', 1536u << 10, &code) == CORIO_ECLOSED && code == 1013);
+    SOFT(budget_comes_to(one));
+    SOFT(budget_refusals == 1); /* the handler's receive: CORIO_EAGAIN */
+    /* within its free 64 KiB; and its inflater, from the thread's cache,
+     * is the refused connection's, given back in the middle of a message */
+    SOFT(budget_send(c, 'x', 60u << 10, &code) == 0);
+    corio_event_set(&budget_go);
+    SOFT(corio_test_join(holder) == 0 && h.rc == 0);
+    SOFT(budget_comes_to(0));
+    SOFT(budget_send(c, 'x', 1536u << 10, &code) == 0);
+    SOFT(budget_comes_to(0));
+    SOFT(budget_refusals == 1);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_receive_budget_refuses_with_1013_and_is_given_back(void **state) {
+    corio_test_run_checked(budget_main, *state);
+}
+
 /* ---- corio's client against Python's websockets server -------------------------------------- */
 
 static const char py_server[] =
@@ -680,6 +787,7 @@ static int setup(void **state) {
     assert_int_equal(corio_router_add(c.router, "GET", "/deadline", deadline_rx, NULL), 0);
     assert_int_equal(corio_router_add(c.router, "GET", "/closed-by-other", closed_by_other, NULL),
                      0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/budget", budgeted, NULL), 0);
     *state = &c;
     return 0;
 }
@@ -701,6 +809,7 @@ int main(void) {
         cmocka_unit_test(test_a_callers_deadline_mid_message_loses_nothing),
         cmocka_unit_test(test_a_close_from_another_task_bounds_the_receivers_wait),
         cmocka_unit_test(test_two_senders_messages_never_interleave),
+        cmocka_unit_test(test_receive_budget_refuses_with_1013_and_is_given_back),
         cmocka_unit_test(test_client_against_python_websockets_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -19,6 +19,8 @@
  *    1008 ("too slow") once its last send is done.
  *  - Drain: on SIGTERM every open WebSocket is sent close 1001 (the
  *    receiving call does it) and the handlers end.
+ *  - Memory: --ws-budget caps what all of a worker's WebSockets hold at
+ *    once in messages being received; past it a message gets close 1013.
  */
 #include <corio/corio.h>
 #include <stdio.h>
@@ -26,6 +28,8 @@
 #include <string.h>
 
 enum { QUEUE_MSGS = 64, CHAT_MAX = 4096 };
+
+static int64_t budget_mib = 256; /* --ws-budget: corio_ws_opts.receive_budget, in MiB */
 
 /* A message on its way out, shared by every queue it is in. */
 typedef struct msg {
@@ -70,6 +74,7 @@ static int echo(corio_req *req, corio_res *res, void *arg) {
     corio_ws_opts o = {.subprotocols = echo_protocols,
                        .nsubprotocols = 2,
                        .max_message = 64u << 20,
+                       .receive_budget = (size_t)budget_mib << 20,
                        .deflate = true};
     corio_ws *ws;
     int rc;
@@ -145,7 +150,7 @@ static int writer_main(void *arg) {
 
 static int chat(corio_req *req, corio_res *res, void *arg) {
     room *r = arg;
-    corio_ws_opts o = {.max_message = CHAT_MAX};
+    corio_ws_opts o = {.max_message = CHAT_MAX, .receive_budget = (size_t)budget_mib << 20};
     member m = {0};
     corio_task *writer = NULL;
     int rc;
@@ -192,11 +197,23 @@ int main(int argc, char **argv) {
         corio_router_free(router);
         return 1;
     }
+    static const corio_app_flag flags[] = {
+        {.name = "ws-budget",
+         .type = CORIO_APP_FLAG_INT,
+         .target = &budget_mib,
+         .env = "CHAT_WS_BUDGET_MIB",
+         .min = 1,
+         .max = 1 << 20,
+         .accepts = "MiB, 1..1048576",
+         .help = "what all of a worker's WebSockets hold at once in messages being received"},
+    };
     corio_app app = {
         .name = "chat-ws",
         .description = "WebSocket chat room (GET /chat, page at /) and echo (GET /echo); one "
                        "room per worker",
         .default_port = 8080,
+        .flags = flags,
+        .nflags = sizeof flags / sizeof flags[0],
     };
     return corio_http_app_main(&app, router, NULL, argc, argv); /* frees router */
 }

@@ -9,7 +9,8 @@
  * corio_ws_receive joins them into one buffer.  Nothing more is read until
  * the caller asks for the next piece, so a slow consumer pushes back on the
  * socket, and memory stays bounded by the read buffer (64 KiB) plus, for
- * whole messages, max_message.
+ * whole messages, max_message; and together, over all of a thread's
+ * WebSockets, by the receive budget.
  *
  * Sending holds a lock for a whole message, so messages of several tasks
  * never interleave.  Control frames the receiver must send (a pong, a
@@ -52,6 +53,8 @@ int corio__ws_init(corio_ws *ws, const corio_ws_opts *o) {
     corio_ws_opts *p = &ws->o;
     if (!p->max_message)
         p->max_message = 1u << 20;
+    if (!p->receive_budget)
+        p->receive_budget = (size_t)256 << 20;
     if (!p->fragment_size)
         p->fragment_size = 64 * 1024;
     if (!p->ping_interval_ms)
@@ -561,6 +564,40 @@ static int next_piece(corio_ws *ws, corio_ws_part *p) {
     }
 }
 
+/* ---- the thread's receive budget ------------------------------------------------------------ */
+
+/* A message buffer's first RECEIVE_FREE bytes are not counted: small
+ * messages never meet the budget. */
+#define RECEIVE_FREE (64 * 1024)
+
+static __thread size_t budget_used;
+
+size_t corio_ws_receive_budget_used(void) {
+    return budget_used;
+}
+
+/* Counts ws's message buffer at cap bytes: false (nothing counted) if
+ * that would pass the budget. */
+static bool charge(corio_ws *ws, size_t cap) {
+    size_t over = cap > RECEIVE_FREE ? cap - RECEIVE_FREE : 0;
+    if (over > ws->charged) {
+        size_t more = over - ws->charged;
+        if (more > ws->o.receive_budget || budget_used > ws->o.receive_budget - more)
+            return false;
+        budget_used += more;
+    } else {
+        budget_used -= ws->charged - over;
+    }
+    ws->charged = over;
+    return true;
+}
+
+static void release_message(corio_ws *ws) {
+    corio__ws_buf_release(&ws->msg);
+    budget_used -= ws->charged;
+    ws->charged = 0;
+}
+
 /* Whether the calling task may receive now: 0 or the refusal. */
 static int begin_receive(corio_ws *ws) {
     corio_task *me = corio_current();
@@ -595,7 +632,7 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
      * buffer of its own.  Unless a deadline of the caller's cut the last
      * call inside a message: that goes on where it stopped. */
     if (!ws->msg_partial)
-        corio__ws_buf_release(&ws->msg);
+        release_message(ws);
     corio_ws_part p;
     while ((rc = next_piece(ws, &p)) == 0) {
         size_t need = ws->msg.len + p.len + 1; /* + a NUL after text */
@@ -603,8 +640,15 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
             size_t cap = ws->msg.cap ? ws->msg.cap : 256;
             while (cap < need)
                 cap *= 2;
+            if (cap > ws->o.max_message + 1 && need <= ws->o.max_message + 1)
+                cap = ws->o.max_message + 1; /* the most a message can take */
+            if (!charge(ws, cap)) {
+                rc = protocol_fail(ws, CORIO_EAGAIN, CORIO__WS_CLOSE_TRY_LATER, "busy");
+                break;
+            }
             uint8_t *d = realloc(ws->msg.data, cap);
             if (!d) {
+                (void)charge(ws, ws->msg.cap); /* back to what it holds: never refused */
                 rc = protocol_fail(ws, CORIO_ENOMEM, CORIO__WS_CLOSE_INTERNAL, "out of memory");
                 break;
             }
@@ -814,7 +858,7 @@ void corio__ws_finish(corio_ws *ws, int code) {
     }
     if (ws->pmd_on)
         corio__ws_pmd_release(&ws->pmd);
-    corio__ws_buf_release(&ws->msg);
+    release_message(ws);
     free(ws->zout);
     free(ws->sbuf);
     ws->zout = ws->sbuf = NULL;

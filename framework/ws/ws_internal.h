@@ -40,6 +40,7 @@ struct corio_ws {
     uint64_t close_deadline;
     uint8_t *sbuf; /* send scratch: compressed pieces */
     size_t sbuf_cap;
+    size_t charged; /* bytes of msg counted in the thread's receive budget */
     corio__ws_rules rules;
     corio_lock send_lock;
     corio__ws_header h;

@@ -79,6 +79,16 @@ typedef struct corio_ws_opts {
     /* A message longer than this (after decompression) is refused: close
      * 1009, CORIO_ERANGE.  0: 1 MiB. */
     size_t max_message;
+    /* max_message bounds one connection; this bounds what many hold
+     * together, whatever their peers send (a few KiB compressed inflate to
+     * max_message).  The bytes all of this thread's WebSockets may hold at
+     * once in corio_ws_receive's messages beyond the first 64 KiB of each
+     * (the message being received, and the last one until the next
+     * receive).  A message that would need more than is left is refused:
+     * the receive returns CORIO_EAGAIN and the peer gets close 1013 (try
+     * again later).  The connection growing its message applies its own
+     * value.  0: 256 MiB. */
+    size_t receive_budget;
     /* Messages longer than this are sent as several frames.  0: 64 KiB. */
     size_t fragment_size;
     /* A ping after this long with nothing received; 0: 20 s;
@@ -152,9 +162,11 @@ typedef struct corio_ws_msg {
  * CORIO_ERANGE (see the top); CORIO_EOF when the connection ended without
  * a close (code 1006); CORIO_ETIMEDOUT when a keep-alive ping got no answer
  * (or a deadline of the caller's passed: then ws stays usable, and the
- * next call goes on where this one stopped); CORIO_ECANCELED; CORIO_EBUSY
- * if another task is receiving; CORIO_EINVAL for NULL arguments or inside
- * a message being read with corio_ws_receive_part. */
+ * next call goes on where this one stopped); CORIO_EAGAIN when the
+ * thread's receive budget cannot hold the message (close 1013, see
+ * corio_ws_opts); CORIO_ENOMEM (close 1011); CORIO_ECANCELED;
+ * CORIO_EBUSY if another task is receiving; CORIO_EINVAL for NULL
+ * arguments or inside a message being read with corio_ws_receive_part. */
 int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg);
 
 /* A piece of a message, for messages too large to hold: part->data is
@@ -213,6 +225,10 @@ bool corio_ws_compressed(const corio_ws *ws);
 /* Bytes the WebSocket holds now beyond its stream: its own record, buffers
  * and compression state (what 10,000 idle WebSockets cost). */
 size_t corio_ws_memory(const corio_ws *ws);
+
+/* Bytes of the calling thread's receive budget in use now (see
+ * corio_ws_opts.receive_budget). */
+size_t corio_ws_receive_budget_used(void);
 
 #ifdef __cplusplus
 }
