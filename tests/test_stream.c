@@ -662,6 +662,8 @@ static int flood_main(void *arg) {
     static char chunk[256 * 1024];
     for (size_t sent = 0; rc == 0 && sent < FLOOD_BYTES; sent += sizeof chunk)
         rc = corio_stream_write(c, chunk, sizeof chunk);
+    if (rc == 0) /* a close drops what the kernel has not taken yet */
+        rc = corio_stream_drain(c);
     corio_stream_close(c);
     for (int i = 0; rc == 0 && f->got < FLOOD_BYTES && i < 10000; i++)
         corio_sleep(1);
