@@ -660,6 +660,65 @@ static void test_stack_pool_decay_keeps_keep_and_ignores_an_empty_pool(void **st
     corio__stack_pool_release(&pool);
 }
 
+/* ---- a long-waiting task's dead stack pages ------------------------------------------------ */
+
+#define DEEP (48 * KiB)
+
+/* Touches DEEP bytes of the stack below the caller; true if they read back. */
+static __attribute__((noinline)) bool go_deep(unsigned char fill) {
+    volatile unsigned char buf[DEEP];
+    memset((unsigned char *)buf, fill, sizeof buf);
+    return buf[0] == fill && buf[DEEP - 1] == fill;
+}
+
+typedef struct trim_state {
+    size_t deep_resident, trimmed_resident, given_back;
+    bool deep_again_ok;
+} trim_state;
+
+/* Resident pages of [addr, addr + len), page-aligned; SIZE_MAX if mincore
+ * fails (no cmocka assert inside a task). */
+static size_t resident_in_task(void *addr, size_t len) {
+    static unsigned char vec[1024];
+    size_t pages = len / corio__page_size(), n = 0;
+    if (pages > sizeof vec || mincore(addr, len, vec) != 0)
+        return SIZE_MAX;
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+static int trim_main(void *arg) {
+    trim_state *st = arg;
+    corio__stack *s = corio__tls_loop->current->stack;
+    uintptr_t top_page = (uintptr_t)s & ~(uintptr_t)(corio__page_size() - 1);
+    size_t usable = (size_t)(top_page - (uintptr_t)s->lo); /* below the descriptor's page */
+    if (!go_deep(0x5a))
+        return CORIO_EFAILED;
+    st->deep_resident = resident_in_task(s->lo, usable);
+    st->given_back = corio__trim_stack();
+    st->trimmed_resident = resident_in_task(s->lo, usable);
+    st->deep_again_ok = go_deep(0xa5); /* the pages come back, zeroed, on the next deep call */
+    return 0;
+}
+
+/* corio__trim_stack gives back what a task's deeper calls touched, and
+ * nothing its live frames use: the task goes on, and deep again. */
+static void test_trim_stack_gives_back_dead_pages_only(void **state) {
+    (void)state;
+    assert_int_equal(corio__trim_stack(), 0); /* outside a task: nothing */
+    trim_state st = {0};
+    corio_test_run(trim_main, &st);
+    size_t page = corio__page_size();
+    print_message("stack pages resident: %zu after a %zu KiB call, %zu after the trim\n",
+                  st.deep_resident, DEEP / KiB, st.trimmed_resident);
+    assert_true(st.deep_resident != SIZE_MAX && st.trimmed_resident != SIZE_MAX);
+    assert_true(st.deep_resident >= DEEP / page);
+    assert_true(st.given_back >= DEEP - page);
+    assert_true(st.trimmed_resident <= st.deep_resident - (DEEP / page - 1));
+    assert_true(st.deep_again_ok);
+}
+
 /* ---- the loop's pool decay ----------------------------------------------------------------- */
 
 #define BURST 200
@@ -940,6 +999,7 @@ int main(void) {
          * handler once, and their children (which reset SIGSEGV for cmocka) would not
          * install it again. */
         cmocka_unit_test(test_loop_pool_hot_stacks_turn_cold_after_a_burst),
+        cmocka_unit_test(test_trim_stack_gives_back_dead_pages_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "corio_test.h"
+#include "runtime/internal.h" /* a task's stack: what an idle receiver keeps resident */
 #include "tls_helpers.h"
 #include "ws/frame.h"
 
@@ -180,6 +182,35 @@ static int budgeted(corio_req *req, corio_res *res, void *arg) {
         }
         budget_refusals += rc == CORIO_EAGAIN;
     }
+    return 0;
+}
+
+/* Echoes, and tells which task receives (its stack is looked at).  Each
+ * message goes through a call 32 KiB deep first (a render, a parser): 8
+ * pages of its stack touched, dead once it returns. */
+static corio_task *idle_receiver;
+
+static __attribute__((noinline)) void deep_call(const void *data, size_t len) {
+    volatile unsigned char scratch[32 * 1024];
+    memset((unsigned char *)scratch, 0, sizeof scratch);
+    if (len)
+        scratch[len % sizeof scratch] = *(const unsigned char *)data;
+}
+
+static int idle_echo(corio_req *req, corio_res *res, void *arg) {
+    (void)arg;
+    corio_ws *ws;
+    int rc;
+    idle_receiver = corio_current();
+    CORIO_WITH_RC(rc, corio_ws_accept(req, res, &ws, NULL)) {
+        corio_ws_msg m;
+        while ((rc = corio_ws_receive(ws, &m)) == 0) {
+            deep_call(m.data, m.len);
+            if ((rc = corio_ws_send(ws, m.type, m.data, m.len)) != 0)
+                break;
+        }
+    }
+    idle_receiver = NULL;
     return 0;
 }
 
@@ -701,6 +732,50 @@ static void test_receive_budget_refuses_with_1013_and_is_given_back(void **state
     corio_test_run_checked(budget_main, *state);
 }
 
+/* Resident pages of t's stack below its descriptor's page; 0 on failure. */
+static size_t stack_resident(corio_task *t) {
+    corio__stack *s = t->stack;
+    uintptr_t top = (uintptr_t)s & ~(uintptr_t)(corio__page_size() - 1);
+    size_t len = (size_t)(top - (uintptr_t)s->lo), pages = len / corio__page_size(), n = 0;
+    static unsigned char vec[4096];
+    if (pages > sizeof vec || mincore(s->lo, len, vec) != 0)
+        return 0;
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+/* A receiver idle for a second gives back the stack pages its deeper calls
+ * touched, keeps what its wait needs, and goes on as before. */
+static int idle_main(void *arg) {
+    ctx *c = arg;
+    SOFT(corio_http_test_start(&c->t, c->router, NULL) == 0);
+    ws_url(c, "/idle");
+    corio_ws *ws;
+    int rc;
+    CORIO_WITH_RC(rc, corio_ws_connect(corio_http_test_client(c->t), c->url, &ws, NULL)) {
+        SOFT(round_trip(ws, CORIO_WS_BINARY, 100000, true) == 0);
+        SOFT(idle_receiver != NULL);
+        if (!idle_receiver)
+            break;
+        size_t busy = stack_resident(idle_receiver), idle = busy;
+        for (uint64_t t0 = corio_now(); idle >= busy && corio_now() - t0 < 10000; corio_sleep(20))
+            idle = stack_resident(idle_receiver);
+        print_message("an echoing receiver's stack: %zu pages resident, %zu once idle\n", busy,
+                      idle);
+        SOFT(busy >= 8 && idle + 6 <= busy); /* the deep call's pages, but what frames span */
+        SOFT(round_trip(ws, CORIO_WS_BINARY, 100000, true) == 0); /* and on it goes */
+        SOFT(round_trip(ws, CORIO_WS_TEXT, 5, false) == 0);
+    }
+    SOFT(rc == 0);
+    SOFT(corio_http_test_stop(c->t) == 0);
+    return 0;
+}
+
+static void test_an_idle_receiver_gives_back_its_dead_stack_pages(void **state) {
+    corio_test_run_checked(idle_main, *state);
+}
+
 /* ---- corio's client against Python's websockets server -------------------------------------- */
 
 static const char py_server[] =
@@ -788,6 +863,7 @@ static int setup(void **state) {
     assert_int_equal(corio_router_add(c.router, "GET", "/closed-by-other", closed_by_other, NULL),
                      0);
     assert_int_equal(corio_router_add(c.router, "GET", "/budget", budgeted, NULL), 0);
+    assert_int_equal(corio_router_add(c.router, "GET", "/idle", idle_echo, NULL), 0);
     *state = &c;
     return 0;
 }
@@ -810,6 +886,7 @@ int main(void) {
         cmocka_unit_test(test_a_close_from_another_task_bounds_the_receivers_wait),
         cmocka_unit_test(test_two_senders_messages_never_interleave),
         cmocka_unit_test(test_receive_budget_refuses_with_1013_and_is_given_back),
+        cmocka_unit_test(test_an_idle_receiver_gives_back_its_dead_stack_pages),
         cmocka_unit_test(test_client_against_python_websockets_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

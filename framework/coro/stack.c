@@ -124,6 +124,22 @@ corio__stack *corio__stack_get(corio__stack_pool *p, size_t size) {
     return stack_map(size);
 }
 
+/* Below the stack pointer, the x86-64 ABI's red zone (128 bytes) and the
+ * madvise wrapper's return address may still be written: kept. */
+#define TRIM_KEEP 256
+
+__attribute__((noinline)) size_t corio__stack_trim(corio__stack *s) {
+    volatile char here = 0; /* this frame, the deepest before the system call */
+    uintptr_t lo = (uintptr_t)s->lo, sp = (uintptr_t)&here;
+    if (sp < lo + TRIM_KEEP || sp > (uintptr_t)s)
+        return 0; /* not on s */
+    uintptr_t hi = (sp - TRIM_KEEP) & ~(uintptr_t)(corio__page_size() - 1);
+    if (hi <= lo)
+        return 0;
+    madvise(s->lo, hi - lo, MADV_DONTNEED);
+    return hi - lo;
+}
+
 /* Gives every page of s back, descriptor included, and files it as cold;
  * unmaps it when the pool cannot hold it. */
 static void put_cold(corio__stack_pool *p, corio__stack *s) {

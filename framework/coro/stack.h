@@ -61,6 +61,13 @@ void corio__stack_put(corio__stack_pool *p, corio__stack *s);
  * are hot (runtime/loop.c). */
 size_t corio__stack_pool_decay(corio__stack_pool *p, size_t keep);
 
+/* Gives back the pages of s that lie wholly below the caller's frames: the
+ * dead frames of a task that will wait long (what a handshake or another
+ * deep call once touched).  Called by the task that runs on s; its live
+ * frames are all above this call's.  Returns the bytes given back (pages
+ * that were not resident count too). */
+size_t corio__stack_trim(corio__stack *s);
+
 /* Rounds a requested size up to whole pages. */
 size_t corio__stack_round(size_t size);
 

@@ -228,6 +228,12 @@ void corio__loop_kick(corio_loop *L);
  * stacks left unused turn cold in time (loop.c). */
 void corio__loop_stack_put(corio_loop *L, corio__stack *s);
 
+/* Gives back the calling task's dead stack pages (corio__stack_trim), before
+ * a wait that will be long; the next deeper call faults them in again.  A
+ * system call: not for every wait.  Returns the bytes given back (0 outside
+ * a task). */
+size_t corio__trim_stack(void);
+
 /* Runs ready tasks and due callbacks (bounded per call). */
 void corio__loop_run_ready(corio_loop *L);
 

@@ -336,6 +336,12 @@ void corio_task_release(corio_task *t) {
         corio_future_release(&t->fut);
 }
 
+size_t corio__trim_stack(void) {
+    corio_loop *L = corio__tls_loop;
+    corio_task *t = L ? L->current : NULL;
+    return t && t->stack ? corio__stack_trim(t->stack) : 0;
+}
+
 corio_task *corio_current(void) {
     return corio__current();
 }

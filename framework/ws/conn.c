@@ -44,6 +44,10 @@
 #define WAIT_FOREVER_MS (24ull * 3600 * 1000) /* a wait with no deadline, renewed */
 #define MAX_PING_MS WAIT_FOREVER_MS           /* ping_interval_ms, ping_timeout_ms at most */
 #define MAX_FRAGMENT (1u << 30)               /* fragment_size at most (a writev's limit) */
+/* A receiver that has waited this long with nothing received gives back
+ * the stack pages its deeper calls once touched (the handshake's, a send's):
+ * most of what an idle WebSocket costs. */
+#define TRIM_AFTER_MS 1000
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -341,6 +345,15 @@ static int wait_input(corio_ws *ws) {
                 return rc;
             continue;
         }
+        if (!ws->trimmed) {
+            uint64_t trim_at = ws->last_rx + TRIM_AFTER_MS;
+            if (trim_at <= now) {
+                corio__trim_stack();
+                ws->trimmed = true;
+            } else if (trim_at < until) {
+                until = trim_at;
+            }
+        }
         uint64_t ms = until - now < WAIT_FOREVER_MS ? until - now : WAIT_FOREVER_MS;
         int rc = CORIO_ETIMEDOUT;
         CORIO_WITH(corio_timeout_scope(ms)) {
@@ -354,6 +367,7 @@ static int wait_input(corio_ws *ws) {
         }
         if (rc >= 0) {
             ws->last_rx = corio_now();
+            ws->trimmed = false;
             ws->pong_due = 0; /* anything from the peer shows it is there */
             return 0;
         }

@@ -68,6 +68,7 @@ struct corio_ws {
     bool reset;       /* its close will be a reset: nothing more to wait for */
     bool pinned;      /* the read buffer is pinned: a piece or zlib's input lies in it */
     bool msg_partial; /* corio_ws_receive was cut inside a message: ws->msg holds its start */
+    bool trimmed;     /* idle: the receiver gave back its dead stack pages */
     uint8_t ctl[CORIO__WS_CONTROL_MAX];
     uint8_t pong[CORIO__WS_CONTROL_MAX];
 };
