@@ -165,7 +165,8 @@ static int closed_by_other(corio_req *req, corio_res *res, void *arg) {
  * each.  Answers each message "ok"; after one that starts with 'h' it
  * holds it (the caller's until the next receive) until budget_go is set. */
 static corio_event budget_go;
-static int budget_refusals; /* receives that returned CORIO_EAGAIN */
+static int budget_refusals;      /* receives that returned CORIO_EAGAIN */
+static size_t used_at_refusal; /* the budget in use when the last one returned */
 
 static int budgeted(corio_req *req, corio_res *res, void *arg) {
     (void)arg;
@@ -180,7 +181,10 @@ static int budgeted(corio_req *req, corio_res *res, void *arg) {
             if (m.len && *(const char *)m.data == 'h' && (rc = corio_event_wait(&budget_go)) != 0)
                 break;
         }
-        budget_refusals += rc == CORIO_EAGAIN;
+        if (rc == CORIO_EAGAIN) {
+            budget_refusals++;
+            used_at_refusal = corio_ws_receive_budget_used(); /* its message's start gone */
+        }
     }
     return 0;
 }
@@ -700,8 +704,10 @@ static int held_sender(void *arg) {
 /* A 1.5 MiB message held by one handler takes 2 MiB - 64 KiB of a 3 MiB
  * budget (its buffer's capacity past the free 64 KiB); a second such
  * message, compressed to a few KiB on the wire, is refused with 1013
- * and gives back what it had taken; a small message still passes; once
- * the first handler lets its message go, a large one passes again. */
+ * and gives back what it had taken as its receive returns; a small
+ * message still passes, and one that fits only if its buffer stops
+ * doubling; once the first handler lets its message go, a large one
+ * passes again. */
 static int budget_main(void *arg) {
     ctx *c = arg;
     corio_event_init(&budget_go);
@@ -715,6 +721,10 @@ static int budget_main(void *arg) {
     SOFT(budget_send(c, 'x', 1536u << 10, &code) == CORIO_ECLOSED && code == 1013);
     SOFT(budget_comes_to(one));
     SOFT(budget_refusals == 1); /* the handler's receive: CORIO_EAGAIN */
+    SOFT(used_at_refusal == one);
+    /* 1,050 KiB fit in the 1,088 KiB left, though a doubled buffer would not. */
+    SOFT(budget_send(c, 'x', 1050u << 10, &code) == 0);
+    SOFT(budget_comes_to(one));
     /* within its free 64 KiB; and its inflater, from the thread's cache,
      * is the refused connection's, given back in the middle of a message */
     SOFT(budget_send(c, 'x', 60u << 10, &code) == 0);

@@ -583,6 +583,8 @@ static int next_piece(corio_ws *ws, corio_ws_part *p) {
 /* A message buffer's first RECEIVE_FREE bytes are not counted: small
  * messages never meet the budget. */
 #define RECEIVE_FREE (64 * 1024)
+/* A buffer the budget cannot double grows in steps of this much. */
+#define RECEIVE_STEP (64 * 1024)
 
 static __thread size_t budget_used;
 
@@ -624,7 +626,7 @@ static int begin_receive(corio_ws *ws) {
 }
 
 int corio_ws_receive_part(corio_ws *ws, corio_ws_part *part) {
-    if (!ws || !part)
+    if (!ws || !part || ws->msg_partial) /* corio_ws_receive holds the message's start */
         return CORIO_EINVAL;
     int rc = begin_receive(ws);
     if (rc)
@@ -656,9 +658,14 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
                 cap *= 2;
             if (cap > ws->o.max_message + 1 && need <= ws->o.max_message + 1)
                 cap = ws->o.max_message + 1; /* the most a message can take */
-            if (!charge(ws, cap)) {
-                rc = protocol_fail(ws, CORIO_EAGAIN, CORIO__WS_CLOSE_TRY_LATER, "busy");
-                break;
+            if (!charge(ws, cap)) { /* no room to double: in steps of RECEIVE_STEP */
+                cap = (need + RECEIVE_STEP - 1) / RECEIVE_STEP * RECEIVE_STEP;
+                if (cap > ws->o.max_message + 1)
+                    cap = need;
+                if (!charge(ws, cap)) {
+                    rc = protocol_fail(ws, CORIO_EAGAIN, CORIO__WS_CLOSE_TRY_LATER, "busy");
+                    break;
+                }
             }
             uint8_t *d = realloc(ws->msg.data, cap);
             if (!d) {
@@ -681,6 +688,10 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
             ws->zout = NULL;
             break;
         }
+    }
+    if (rc && ws->fail) { /* the WebSocket is done: its message's start goes now */
+        release_message(ws);
+        ws->msg_partial = false;
     }
     ws->receiver = NULL;
     return rc;

@@ -82,9 +82,10 @@ typedef struct corio_ws_opts {
     /* max_message bounds one connection; this bounds what many hold
      * together, whatever their peers send (a few KiB compressed inflate to
      * max_message).  The bytes all of this thread's WebSockets may hold at
-     * once in corio_ws_receive's messages beyond the first 64 KiB of each
-     * (the message being received, and the last one until the next
-     * receive).  A message that would need more than is left is refused:
+     * once in corio_ws_receive's message buffers beyond the first 64 KiB
+     * of each (the message being received, and the last one until the next
+     * receive; a buffer grows by doubling while the budget has room, else
+     * 64 KiB at a time).  A message that would need more than is left is refused:
      * the receive returns CORIO_EAGAIN and the peer gets close 1013 (try
      * again later).  The connection growing its message applies its own
      * value.  0: 256 MiB. */
@@ -184,7 +185,9 @@ typedef struct corio_ws_part {
  * caller, and nothing more until it asks for the next piece
  * (backpressure).  Text pieces may end inside a character
  * (the message as a whole is checked).  max_message still applies to the
- * message.  Returns as corio_ws_receive. */
+ * message.  Returns as corio_ws_receive; CORIO_EINVAL also after a
+ * corio_ws_receive cut short inside a message (it holds the message's
+ * start: finish it with corio_ws_receive). */
 int corio_ws_receive_part(corio_ws *ws, corio_ws_part *part);
 
 /* Await: sends a message (len bytes of data, borrowed until the call
