@@ -182,11 +182,8 @@ static int connect_enter(void *self, uint64_t arg) {
 /* Await: after the close handshake, the server closes the TCP connection
  * first (RFC 6455 7.1.1): wait for that, bounded, then close ours. */
 static void await_server_close(corio_ws *ws) {
-    if (ws->reset) { /* given up on (a dead peer, a close never answered) */
-        corio_stream_close(ws->s);
-        return;
-    }
-    corio__ws_drop_input(ws, ws->o.close_timeout_ms, false);
+    if (!ws->reset) /* not given up on (a dead peer, a close never answered) */
+        corio__ws_drop_input(ws, ws->o.close_timeout_ms, false);
     corio_stream_close(ws->s);
 }
 

@@ -608,6 +608,33 @@ static bool charge(corio_ws *ws, size_t cap) {
     return true;
 }
 
+/* Makes room for `need` bytes in ws's message buffer: doubling it while
+ * the budget has room (never past max_message + 1, the most a message
+ * takes), else in steps of RECEIVE_STEP.  Returns 0, or the failure, the
+ * peer told (1013 for the budget, 1011 out of memory). */
+static int grow_message(corio_ws *ws, size_t need) {
+    size_t cap = ws->msg.cap ? ws->msg.cap : 256, most = ws->o.max_message + 1;
+    while (cap < need)
+        cap *= 2;
+    if (cap > most && need <= most)
+        cap = most;
+    if (!charge(ws, cap)) {
+        cap = (need + RECEIVE_STEP - 1) / RECEIVE_STEP * RECEIVE_STEP;
+        if (cap > most)
+            cap = need;
+        if (!charge(ws, cap))
+            return protocol_fail(ws, CORIO_EAGAIN, CORIO__WS_CLOSE_TRY_LATER, "busy");
+    }
+    uint8_t *d = realloc(ws->msg.data, cap);
+    if (!d) {
+        (void)charge(ws, ws->msg.cap); /* back to what it holds: never refused */
+        return protocol_fail(ws, CORIO_ENOMEM, CORIO__WS_CLOSE_INTERNAL, "out of memory");
+    }
+    ws->msg.data = d;
+    ws->msg.cap = cap;
+    return 0;
+}
+
 static void release_message(corio_ws *ws) {
     corio__ws_buf_release(&ws->msg);
     budget_used -= ws->charged;
@@ -652,30 +679,8 @@ int corio_ws_receive(corio_ws *ws, corio_ws_msg *msg) {
     corio_ws_part p;
     while ((rc = next_piece(ws, &p)) == 0) {
         size_t need = ws->msg.len + p.len + 1; /* + a NUL after text */
-        if (need > ws->msg.cap) {
-            size_t cap = ws->msg.cap ? ws->msg.cap : 256;
-            while (cap < need)
-                cap *= 2;
-            if (cap > ws->o.max_message + 1 && need <= ws->o.max_message + 1)
-                cap = ws->o.max_message + 1; /* the most a message can take */
-            if (!charge(ws, cap)) { /* no room to double: in steps of RECEIVE_STEP */
-                cap = (need + RECEIVE_STEP - 1) / RECEIVE_STEP * RECEIVE_STEP;
-                if (cap > ws->o.max_message + 1)
-                    cap = need;
-                if (!charge(ws, cap)) {
-                    rc = protocol_fail(ws, CORIO_EAGAIN, CORIO__WS_CLOSE_TRY_LATER, "busy");
-                    break;
-                }
-            }
-            uint8_t *d = realloc(ws->msg.data, cap);
-            if (!d) {
-                (void)charge(ws, ws->msg.cap); /* back to what it holds: never refused */
-                rc = protocol_fail(ws, CORIO_ENOMEM, CORIO__WS_CLOSE_INTERNAL, "out of memory");
-                break;
-            }
-            ws->msg.data = d;
-            ws->msg.cap = cap;
-        }
+        if (need > ws->msg.cap && (rc = grow_message(ws, need)) != 0)
+            break;
         if (p.len)
             memcpy(ws->msg.data + ws->msg.len, p.data, p.len);
         ws->msg.len += p.len;

@@ -85,9 +85,9 @@ typedef struct corio_ws_opts {
      * once in corio_ws_receive's message buffers beyond the first 64 KiB
      * of each (the message being received, and the last one until the next
      * receive; a buffer grows by doubling while the budget has room, else
-     * 64 KiB at a time).  A message that would need more than is left is refused:
-     * the receive returns CORIO_EAGAIN and the peer gets close 1013 (try
-     * again later).  The connection growing its message applies its own
+     * 64 KiB at a time).  A message that would need more than is left is
+     * refused: the receive returns CORIO_EAGAIN and the peer gets close
+     * 1013 (try again later).  The connection growing its message applies its own
      * value.  0: 256 MiB. */
     size_t receive_budget;
     /* Messages longer than this are sent as several frames.  0: 64 KiB. */
