@@ -411,17 +411,13 @@ static bool compressible(const corio_res *res, const char *ctype) {
 
 static verdict judge(const corio_res *res, int status, const char *ctype, bool length_known,
                      uint64_t length, bool can_frame) {
-    if (status == 204 || status == 206 || status == 304 || !compressible(res, ctype))
-        return NEVER;
-    if (length_known && length < res->gz->min_size)
+    /* the cheap tests first: most small answers end here */
+    if (status == 204 || status == 206 || status == 304 ||
+        (length_known && length < res->gz->min_size) || !compressible(res, ctype))
         return NEVER;
     if (!can_frame)
         return VARY;
     return accepts_gzip(res->c) ? COMPRESS : VARY;
-}
-
-bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length) {
-    return res->gz && judge(res, status, ctype, true, length, true) != NEVER;
 }
 
 /* Adds "Vary: Accept-Encoding" unless a Vary field covers it already. */
@@ -429,6 +425,17 @@ static int add_vary(corio_res *res) {
     if (field_has(res, "vary", "accept-encoding") || field_has(res, "vary", "*"))
         return 0;
     return corio_res_header(res, "Vary", "Accept-Encoding");
+}
+
+int corio__gz_file(corio_res *res, const char *ctype, uint64_t length, bool *compress) {
+    *compress = false;
+    if (!res->gz)
+        return 0;
+    verdict v = judge(res, 200, ctype, true, length, true);
+    if (v == VARY)
+        return add_vary(res);
+    *compress = v == COMPRESS;
+    return 0;
 }
 
 /* A strong ETag set by the handler becomes weak: the compressed bytes are

@@ -37,12 +37,10 @@ corio__gz_how corio__gz_send(corio_res *res, int status, const char *ctype, cons
     return CORIO__GZ_PLAIN;
 }
 
-bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length) {
-    (void)res;
-    (void)status;
-    (void)ctype;
-    (void)length;
-    return false;
+int corio__gz_file(corio_res *res, const char *ctype, uint64_t length, bool *compress) {
+    (void)res, (void)ctype, (void)length;
+    *compress = false;
+    return 0;
 }
 
 bool corio__gz_start(corio_res *res, int status, const char *ctype, bool length_known,

@@ -338,10 +338,13 @@ static int answer(corio_res *res, int fd, const struct stat *st, corio_strv name
     if (rc)
         return rc;
     const char *ctype = o->content_type ? o->content_type : corio_http_mime_type(name);
-    /* A route with compression, and a body it would compress (or mark
-     * Vary): a whole body goes through the response calls (ranges never
-     * do).  Anything else keeps sendfile. */
-    bool through = status == 200 && corio__gz_wanted(res, 200, ctype, len);
+    /* A route with compression, and a body it compresses for this client:
+     * a whole body goes through the response calls (ranges never do).
+     * Anything else keeps sendfile (with Vary where another client would
+     * get it compressed). */
+    bool through = false;
+    if (status == 200 && (rc = corio__gz_file(res, ctype, len, &through)) != 0)
+        return rc;
     if (through && !req->head_method)
         return send_through(res, fd, ctype, len);
     if (through) { /* HEAD: the fields a GET would get */

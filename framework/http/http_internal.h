@@ -189,11 +189,12 @@ typedef struct corio__gz_out {
 corio__gz_how corio__gz_send(corio_res *res, int status, const char *ctype, const void *body,
                              size_t len, corio__gz_out *out);
 
-/* Whether a response of this status, type and length would go through the
- * compression middleware's hands (compressed, or marked Vary) on this
- * route: a file answer then takes the response calls rather than
- * sendfile (file.c).  No side effect. */
-bool corio__gz_wanted(const corio_res *res, int status, const char *ctype, uint64_t length);
+/* A whole file of this type and length answered 200 on this route: sets
+ * *compress when the compression middleware compresses it for this
+ * request (file.c then sends it through the response calls rather than
+ * sendfile); adds Vary when it would for another client.  Returns 0 or
+ * corio_res_header's error. */
+int corio__gz_file(corio_res *res, const char *ctype, uint64_t length, bool *compress);
 
 /* corio_res_start's and corio_res_start_length's decision (`length` when
  * length_known), when res->gz is set: adds the fields as corio__gz_send,
